@@ -1,0 +1,4 @@
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+One module per C{twistd} plugin: C{Options} and C{makeService(options)}.
+"""
