@@ -1,0 +1,35 @@
+# -*- test-case-name: txmsg.test.test_redact -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Remove secrets from URLs before they reach a log line or an error message.
+"""
+
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["redact_url"]
+
+
+def redact_url(url: str) -> str:
+    """
+    Return C{url} with any password replaced by C{***}.
+
+    C{amqp://guest:secret@host:5672/vh} becomes C{amqp://guest:***@host:5672/vh};
+    a URL without a password comes back unchanged, and text that is not a URL at all
+    is returned as it is.
+
+    @param url: a URL that may carry credentials.
+    @return: the same URL, safe to log.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = "[" + host + "]"
+    netloc = "{}:***@{}".format(parts.username or "", host)
+    if parts.port is not None:
+        netloc += ":{}".format(parts.port)
+    return urlunsplit(parts._replace(netloc=netloc))
