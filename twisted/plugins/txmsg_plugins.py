@@ -1,0 +1,17 @@
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+twistd plugins for txmsg: declarations only.
+
+Nothing from txmsg, pika or txredisapi is imported here; twistd imports the
+named tap module only when its subcommand is used.  This directory must stay
+without an C{__init__.py}.
+"""
+
+from twisted.application.service import ServiceMaker
+
+txmsg_echo = ServiceMaker(
+    "txmsg echo server",
+    "txmsg.tap.echo",
+    "Echo TCP/UNIX/TLS streams (and optionally UDP) with connection limits and backpressure.",
+    "txmsg-echo",
+)

@@ -1,0 +1,622 @@
+# -*- test-case-name: txmsg.test.test_echo -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Echo server and client.
+
+The server side is L{EchoServerFactory}: byte-exact echo, compatible with
+L{twisted.protocols.wire.Echo}, plus what a real service needs:
+
+  - a cap on concurrent connections (extra connections are closed at once,
+    with a log line and an C{echo.rejected} event);
+  - an idle timeout (a connection that sends nothing for that long is closed);
+  - backpressure: while a peer does not read its replies, the server stops
+    reading from it (the protocol registers itself as the transport's
+    streaming producer), so a peer that sends without reading cannot grow the
+    server's memory beyond the transport's buffer;
+  - connection events (C{echo.connected}, C{echo.lost}, C{echo.rejected},
+    C{echo.idle_timeout}, optionally C{echo.data}) sent to an event sink, and
+    running counters in L{EchoServerFactory.stats}.
+
+The client side is L{EchoClientProtocol} (pipelined C{echo(payload)} calls on one
+connection), L{connect_echo} and the one-shot L{echo}.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol as _TypingProtocol
+
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.error import ConnectingCancelledError, ConnectionDone
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+__all__ = [
+    "EchoClientFactory",
+    "EchoClientProtocol",
+    "EchoConnectFailed",
+    "EchoConnectionLost",
+    "EchoDatagramProtocol",
+    "EchoError",
+    "EchoServerFactory",
+    "EchoServerProtocol",
+    "EchoStats",
+    "EchoTimeout",
+    "connect_echo",
+    "echo",
+]
+
+
+class _EventSink(_TypingProtocol):
+    """
+    What the echo factory needs of an event sink: L{txmsg.events.EventRegistry}
+    provides it.
+    """
+
+    def dispatch(self, name: str, payload: Any = None, *, source: str | None = None) -> Any:
+        ...
+
+
+def _resolve_clock(clock: IReactorTime | None) -> IReactorTime:
+    if clock is None:
+        from twisted.internet import reactor
+
+        return reactor  # type: ignore[return-value]
+    return clock
+
+
+def _peer(transport: Any) -> str:
+    try:
+        peer = transport.getPeer()
+    except Exception:
+        return "?"
+    host = getattr(peer, "host", None)
+    if host is not None:
+        return "{}:{}".format(host, getattr(peer, "port", ""))
+    name = getattr(peer, "name", None)
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name or peer)
+
+
+# --------------------------------------------------------------------------- server
+
+
+@dataclass
+class EchoStats:
+    """
+    Running counters of an echo server.
+
+    @ivar connections_total: connections accepted since start.
+    @ivar connections_current: connections open now.
+    @ivar rejected: connections closed at once because of the connection cap.
+    @ivar idle_timeouts: connections closed for being idle.
+    @ivar pauses: times a connection stopped reading because its peer did not
+        read its replies (backpressure).
+    @ivar bytes_in: bytes received (closed connections plus open ones).
+    @ivar bytes_out: bytes written back.
+    """
+
+    connections_total: int = 0
+    connections_current: int = 0
+    rejected: int = 0
+    idle_timeouts: int = 0
+    pauses: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+@implementer(IPushProducer)
+class EchoServerProtocol(Protocol):
+    """
+    Echo every byte back.
+
+    The protocol is its transport's streaming producer: when the transport's
+    write buffer is full (the peer is not reading), the transport calls
+    L{pauseProducing} and the protocol stops reading from the peer until the
+    buffer drains.
+
+    @ivar bytes_in: bytes received on this connection.
+    @ivar bytes_out: bytes written back on this connection.
+    """
+
+    factory: EchoServerFactory
+    bytes_in = 0
+    bytes_out = 0
+    _last_activity = 0.0
+    _idle_call: IDelayedCall | None = None
+    _started = 0.0
+
+    def connectionMade(self) -> None:
+        """
+        Register as producer, start the idle timer and report the connection.
+        """
+        factory = self.factory
+        self.transport.registerProducer(self, True)
+        self._started = self._last_activity = factory.clock.seconds()
+        if factory.idle_timeout:
+            self._idle_call = factory.clock.callLater(factory.idle_timeout, self._check_idle)
+        factory._connection_made(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Write C{data} straight back.
+        """
+        n = len(data)
+        self.bytes_in += n
+        self.transport.write(data)
+        self.bytes_out += n
+        factory = self.factory
+        if factory.idle_timeout:
+            self._last_activity = factory.clock.seconds()
+        if factory.emit_data:
+            factory._emit("echo.data", {"peer": _peer(self.transport), "bytes": n})
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
+        """
+        Stop the idle timer and report the loss with this connection's counters.
+        """
+        if self._idle_call is not None and self._idle_call.active():
+            self._idle_call.cancel()
+        self._idle_call = None
+        self.factory._connection_lost(self, reason)
+
+    def _check_idle(self) -> None:
+        factory = self.factory
+        idle_for = factory.clock.seconds() - self._last_activity
+        remaining = factory.idle_timeout - idle_for
+        if remaining > 0:
+            self._idle_call = factory.clock.callLater(remaining, self._check_idle)
+            return
+        self._idle_call = None
+        factory._idle_timeout(self, idle_for)
+        self.transport.loseConnection()
+
+    # IPushProducer: backpressure from our own write buffer to our reads.
+
+    def pauseProducing(self) -> None:
+        """
+        The peer is not reading its replies: stop reading from it.
+        """
+        self.factory.stats.pauses += 1
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """
+        The replies drained: read from the peer again.
+        """
+        self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """
+        The transport is going away; nothing to release.
+        """
+
+
+class _RejectedProtocol(Protocol):
+    """
+    Closes the connection as soon as it is made (connection cap reached).
+    """
+
+    def connectionMade(self) -> None:
+        self.transport.loseConnection()
+
+
+class EchoServerFactory(Factory):
+    """
+    Build L{EchoServerProtocol}s, enforce the connection cap, keep the counters.
+
+    @ivar stats: the running L{EchoStats}.
+    @ivar connections: the open L{EchoServerProtocol}s.
+    """
+
+    protocol = EchoServerProtocol
+    log = Logger()
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 0,
+        idle_timeout: float = 0,
+        events: _EventSink | None = None,
+        emit_data: bool = False,
+        clock: IReactorTime | None = None,
+    ) -> None:
+        """
+        @param max_connections: close connections beyond this many open ones
+            at once; C{0} means no cap.
+        @param idle_timeout: close a connection that received nothing for
+            this many seconds; C{0} means never.
+        @param events: where to send C{echo.*} events (an
+            L{txmsg.events.EventRegistry} or anything with the same
+            C{dispatch(name, payload, source=...)}); L{None} for none.
+        @param emit_data: also send an C{echo.data} event for every chunk
+            received (off by default: it costs a dispatch per read).
+        @param clock: the reactor (or a L{Clock}) for timers; the global
+            reactor by default.
+        """
+        if max_connections < 0:
+            raise ValueError("max_connections must be >= 0, got {!r}".format(max_connections))
+        if idle_timeout < 0:
+            raise ValueError("idle_timeout must be >= 0, got {!r}".format(idle_timeout))
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        self.events = events
+        self.emit_data = emit_data and events is not None
+        self.clock = _resolve_clock(clock)
+        self.stats = EchoStats()
+        self.connections: set[EchoServerProtocol] = set()
+        self._closed_in = 0
+        self._closed_out = 0
+        self._all_closed: list[Deferred[None]] = []
+
+    def buildProtocol(self, addr: Any) -> Protocol | None:
+        """
+        Build an echo protocol, or a protocol that closes at once when the
+        connection cap is reached.
+        """
+        if self.max_connections and len(self.connections) >= self.max_connections:
+            self.stats.rejected += 1
+            peer = getattr(addr, "host", str(addr))
+            self.log.warn(
+                "Refusing connection from {peer}: {open} connections open, limit {limit}",
+                peer=peer,
+                open=len(self.connections),
+                limit=self.max_connections,
+            )
+            self._emit("echo.rejected", {"peer": str(peer), "limit": self.max_connections})
+            return _RejectedProtocol()
+        return super().buildProtocol(addr)
+
+    def snapshot(self) -> EchoStats:
+        """
+        @return: a copy of the counters with the byte counts of open
+            connections included.
+        """
+        s = self.stats
+        return EchoStats(
+            connections_total=s.connections_total,
+            connections_current=len(self.connections),
+            rejected=s.rejected,
+            idle_timeouts=s.idle_timeouts,
+            pauses=s.pauses,
+            bytes_in=self._closed_in + sum(p.bytes_in for p in self.connections),
+            bytes_out=self._closed_out + sum(p.bytes_out for p in self.connections),
+        )
+
+    def close_all(self) -> Deferred[None]:
+        """
+        Close every open connection after its pending replies are written.
+
+        @return: a L{Deferred} that fires when the last connection is gone.
+        """
+        if not self.connections:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._all_closed.append(d)
+        for proto in list(self.connections):
+            proto.transport.loseConnection()
+        return d
+
+    # Called by the protocols.
+
+    def _connection_made(self, proto: EchoServerProtocol) -> None:
+        self.connections.add(proto)
+        self.stats.connections_total += 1
+        self.stats.connections_current = len(self.connections)
+        if self.events is not None:
+            self._emit(
+                "echo.connected",
+                {"peer": _peer(proto.transport), "connections": len(self.connections)},
+            )
+
+    def _connection_lost(self, proto: EchoServerProtocol, reason: Failure) -> None:
+        self.connections.discard(proto)
+        self.stats.connections_current = len(self.connections)
+        self._closed_in += proto.bytes_in
+        self._closed_out += proto.bytes_out
+        self.stats.bytes_in = self._closed_in
+        self.stats.bytes_out = self._closed_out
+        if self.events is not None:
+            self._emit(
+                "echo.lost",
+                {
+                    "peer": _peer(proto.transport),
+                    "bytes_in": proto.bytes_in,
+                    "bytes_out": proto.bytes_out,
+                    "duration": self.clock.seconds() - proto._started,
+                    "reason": reason.getErrorMessage(),
+                    "connections": len(self.connections),
+                },
+            )
+        if not self.connections and self._all_closed:
+            waiting, self._all_closed = self._all_closed, []
+            for d in waiting:
+                d.callback(None)
+
+    def _idle_timeout(self, proto: EchoServerProtocol, idle_for: float) -> None:
+        self.stats.idle_timeouts += 1
+        peer = _peer(proto.transport)
+        self.log.info(
+            "Closing connection from {peer}: idle for {idle:.1f}s (limit {limit}s)",
+            peer=peer,
+            idle=idle_for,
+            limit=self.idle_timeout,
+        )
+        self._emit("echo.idle_timeout", {"peer": peer, "idle": idle_for})
+
+    def _emit(self, name: str, payload: dict[str, Any]) -> None:
+        if self.events is None:
+            return
+        try:
+            self.events.dispatch(name, payload, source="echo")
+        except Exception:
+            self.log.failure("Event sink failed on {name}", name=name)
+
+
+class EchoDatagramProtocol(DatagramProtocol):
+    """
+    Echo every UDP datagram back to its sender.
+
+    @ivar datagrams: datagrams echoed.
+    @ivar bytes: bytes echoed.
+    """
+
+    datagrams = 0
+    bytes = 0
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        """
+        Send C{datagram} back to C{addr}.
+        """
+        self.datagrams += 1
+        self.bytes += len(datagram)
+        self.transport.write(datagram, addr)
+
+
+# --------------------------------------------------------------------------- client
+
+
+class EchoError(Exception):
+    """
+    Base class of the echo client's errors.
+    """
+
+
+class EchoConnectFailed(EchoError):
+    """
+    The connection to the echo server could not be made.
+    """
+
+
+class EchoConnectionLost(EchoError):
+    """
+    The connection closed before the whole payload came back.
+    """
+
+
+class EchoTimeout(EchoError):
+    """
+    The connection or the echo took longer than its timeout.
+    """
+
+
+class _Request:
+    __slots__ = ("size", "deferred", "timer")
+
+    def __init__(self, size: int, deferred: Deferred[bytes]) -> None:
+        self.size = size
+        self.deferred = deferred
+        self.timer: IDelayedCall | None = None
+
+
+class EchoClientProtocol(Protocol):
+    """
+    Send payloads to an echo server and get each one back.
+
+    Calls to L{echo} may be pipelined: each returned L{Deferred} fires, in
+    order, once as many bytes as its payload came back (in however many
+    chunks).  A timeout or cancellation of one call closes the connection,
+    since the replies that follow could no longer be told apart; every other
+    pending call then fails with L{EchoConnectionLost}.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock: IReactorTime | None = None) -> None:
+        """
+        @param clock: the reactor (or a L{Clock}) for timeouts.
+        """
+        self._clock = clock
+        self._pending: deque[_Request] = deque()
+        self._buffer = bytearray()
+        self._lost: Failure | None = None
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    def echo(self, payload: bytes, timeout: float | None = None) -> Deferred[bytes]:
+        """
+        Send C{payload} and wait for it to come back.
+
+        @param payload: the bytes to send.
+        @param timeout: seconds to wait for the whole echo, or L{None}.
+        @return: a L{Deferred} firing with the echoed bytes, or failing with
+            L{EchoTimeout}, L{EchoConnectionLost} or L{CancelledError}.
+        """
+        if not isinstance(payload, bytes):
+            raise TypeError("payload must be bytes, not {}".format(type(payload).__name__))
+        if self._lost is not None:
+            return fail(
+                EchoConnectionLost(
+                    "connection already closed: " + self._lost.getErrorMessage()
+                )
+            )
+        request = _Request(len(payload), Deferred(lambda d: self._abandon(request, None)))
+        if not payload:
+            request.deferred.callback(b"")
+            return request.deferred
+        self._pending.append(request)
+        if timeout is not None:
+            request.timer = _resolve_clock(self._clock).callLater(
+                timeout, self._abandon, request, timeout
+            )
+        self.transport.write(payload)
+        self.bytes_sent += len(payload)
+        return request.deferred
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Collect echoed bytes and fire every request that is complete.
+        """
+        self.bytes_received += len(data)
+        buffer = self._buffer
+        buffer += data
+        pending = self._pending
+        while pending and len(buffer) >= pending[0].size:
+            request = pending.popleft()
+            chunk = bytes(buffer[: request.size])
+            del buffer[: request.size]
+            if request.timer is not None and request.timer.active():
+                request.timer.cancel()
+            request.deferred.callback(chunk)
+        if buffer and not pending:
+            self.log.warn(
+                "Discarding {n} unexpected bytes from the echo server", n=len(buffer)
+            )
+            buffer.clear()
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
+        """
+        Fail every pending request with L{EchoConnectionLost}.
+        """
+        self._lost = reason
+        pending, self._pending = self._pending, deque()
+        got = len(self._buffer)
+        for request in pending:
+            if request.timer is not None and request.timer.active():
+                request.timer.cancel()
+            request.deferred.errback(
+                EchoConnectionLost(
+                    "connection closed after {} of {} bytes came back: {}".format(
+                        got, request.size, reason.getErrorMessage()
+                    )
+                )
+            )
+            got = 0
+
+    def _abandon(self, request: _Request, timeout: float | None) -> None:
+        if request not in self._pending:
+            return
+        self._pending.remove(request)
+        if request.timer is not None and request.timer.active():
+            request.timer.cancel()
+        if timeout is not None:
+            request.deferred.errback(
+                EchoTimeout("no complete echo within {}s".format(timeout))
+            )
+        elif not request.deferred.called:
+            request.deferred.errback(CancelledError())
+        self.transport.abortConnection()
+
+
+class EchoClientFactory(Factory):
+    """
+    Build L{EchoClientProtocol}s sharing one clock.
+    """
+
+    protocol = EchoClientProtocol
+
+    def __init__(self, clock: IReactorTime | None = None) -> None:
+        """
+        @param clock: the reactor (or a L{Clock}) for timeouts.
+        """
+        self.clock = clock
+
+    def buildProtocol(self, addr: Any) -> EchoClientProtocol:
+        """
+        Build one client protocol.
+        """
+        proto = EchoClientProtocol(self.clock)
+        proto.factory = self
+        return proto
+
+
+def _endpoint(endpoint: IStreamClientEndpoint | str, reactor: Any) -> IStreamClientEndpoint:
+    if isinstance(endpoint, str):
+        from twisted.internet.endpoints import clientFromString
+
+        return clientFromString(reactor, endpoint)  # type: ignore[no-any-return]
+    return endpoint
+
+
+def connect_echo(
+    endpoint: IStreamClientEndpoint | str,
+    *,
+    timeout: float | None = 30.0,
+    reactor: Any = None,
+) -> Deferred[EchoClientProtocol]:
+    """
+    Connect to an echo server.
+
+    @param endpoint: an endpoint, or a client endpoint string such as
+        C{"tcp:host=127.0.0.1:port=8007"} or C{"unix:path=/run/echo.sock"}.
+    @param timeout: seconds to wait for the connection, or L{None}.
+    @param reactor: the reactor; the global one by default.
+    @return: a L{Deferred} firing with a connected L{EchoClientProtocol}, or
+        failing with L{EchoConnectFailed} or L{EchoTimeout}.
+    """
+    reactor = _resolve_clock(reactor)
+    ep = _endpoint(endpoint, reactor)
+    d = ep.connect(EchoClientFactory(reactor))
+    described = endpoint if isinstance(endpoint, str) else repr(endpoint)
+
+    def timed_out(result: Any, seconds: float) -> Any:
+        raise EchoTimeout("could not connect to {} within {}s".format(described, seconds))
+
+    if timeout is not None:
+        d.addTimeout(timeout, reactor, onTimeoutCancel=timed_out)
+
+    def failed(f: Failure) -> Failure:
+        if f.check(EchoTimeout, CancelledError):
+            return f
+        if f.check(ConnectingCancelledError):
+            raise CancelledError()
+        raise EchoConnectFailed(
+            "could not connect to {}: {}".format(described, f.getErrorMessage())
+        )
+
+    return d.addErrback(failed)
+
+
+def echo(
+    endpoint: IStreamClientEndpoint | str,
+    payload: bytes,
+    *,
+    timeout: float | None = 10.0,
+    reactor: Any = None,
+) -> Deferred[bytes]:
+    """
+    Connect, echo one payload, disconnect.
+
+    @param endpoint: as for L{connect_echo}.
+    @param payload: the bytes to send.
+    @param timeout: seconds for the connection and again for the echo.
+    @param reactor: the reactor; the global one by default.
+    @return: a L{Deferred} firing with the echoed bytes.
+    """
+
+    def connected(proto: EchoClientProtocol) -> Deferred[bytes]:
+        def done(result: Any) -> Any:
+            proto.transport.loseConnection()
+            return result
+
+        return proto.echo(payload, timeout).addBoth(done)
+
+    return connect_echo(endpoint, timeout=timeout, reactor=reactor).addCallback(connected)

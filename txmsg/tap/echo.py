@@ -1,0 +1,193 @@
+# -*- test-case-name: txmsg.test.test_tap_echo -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+C{twistd txmsg-echo}: Options and makeService.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.internet import StreamServerEndpointService, UDPServer
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.python import usage
+
+from txmsg.echo import EchoDatagramProtocol, EchoServerFactory
+
+__all__ = ["DEFAULT_LISTEN", "EchoService", "Options", "makeService"]
+
+DEFAULT_LISTEN = "tcp:8007:interface=127.0.0.1"
+
+_LOOPBACK = {"tcp": "127.0.0.1", "ssl": "127.0.0.1", "tcp6": r"\:\:1"}
+
+
+def loopback_by_default(description: str) -> str:
+    """
+    Add a loopback C{interface=} to a TCP, TCP6 or SSL endpoint string that
+    names none, so that nothing listens on every interface unless asked to
+    (C{interface=0.0.0.0}).
+
+    @param description: a server endpoint string.
+    @return: the same string, restricted to loopback when it named no interface.
+    """
+    kind = description.split(":", 1)[0]
+    if kind in _LOOPBACK and "interface=" not in description:
+        return "{}:interface={}".format(description, _LOOPBACK[kind])
+    return description
+
+
+def _positive_int(name: str, value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise usage.UsageError("--{} must be a whole number, not {!r}".format(name, value))
+    if n < 0:
+        raise usage.UsageError("--{} must be 0 or more, not {}".format(name, n))
+    return n
+
+
+def _positive_float(name: str, value: str) -> float:
+    try:
+        n = float(value)
+    except ValueError:
+        raise usage.UsageError("--{} must be a number of seconds, not {!r}".format(name, value))
+    if not n >= 0:
+        raise usage.UsageError("--{} must be 0 or more, not {}".format(name, value))
+    return n
+
+
+class Options(usage.Options):
+    """
+    Command-line options of C{twistd txmsg-echo}.
+    """
+
+    synopsis = "[--listen ENDPOINT]... [--max-connections N] [--idle-timeout SECONDS] [--udp [HOST:]PORT]"
+    longdesc = (
+        "Echo every byte back to its sender. ENDPOINT is a Twisted server endpoint "
+        "string: tcp:8007, unix:/run/echo.sock, ssl:8443:privateKey=key.pem:certKey=cert.pem. "
+        "TCP and SSL endpoints without interface= listen on 127.0.0.1 only; "
+        "add interface=0.0.0.0 to listen on every interface. Default: " + DEFAULT_LISTEN
+    )
+    optParameters = [
+        ["max-connections", "c", "1000", "Close connections beyond this many at once (0: no limit)."],
+        ["idle-timeout", "t", "300", "Close connections idle for this many seconds (0: never)."],
+        ["udp", "u", None, "Also echo UDP datagrams on [HOST:]PORT (HOST defaults to 127.0.0.1)."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """
+        Listen on this endpoint (repeat for several).
+        """
+        description = loopback_by_default(description)
+        try:
+            serverFromString(None, description)
+        except Exception as e:
+            raise usage.UsageError(
+                "invalid --listen endpoint {!r}: {}".format(description, e or type(e).__name__)
+            )
+        self["listen"].append(description)
+
+    opt_l = opt_listen
+
+    def postOptions(self) -> None:
+        """
+        Validate the numbers and fill in the default endpoint.
+        """
+        if not self["listen"]:
+            self["listen"] = [DEFAULT_LISTEN]
+        self["max-connections"] = _positive_int("max-connections", self["max-connections"])
+        self["idle-timeout"] = _positive_float("idle-timeout", self["idle-timeout"])
+        udp = self["udp"]
+        if udp is not None:
+            host, _, port = udp.rpartition(":")
+            self["udp"] = (host or "127.0.0.1", _positive_int("udp", port))
+
+
+class _LoggedEndpointService(StreamServerEndpointService):
+    """
+    A StreamServerEndpointService that logs the address it listens on and
+    fails twistd's start-up when it cannot listen.
+    """
+
+    log = Logger()
+    _raiseSynchronously = True
+
+    def __init__(self, endpoint: Any, factory: Any, description: str) -> None:
+        super().__init__(endpoint, factory)
+        self.description = description
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+
+        def listening(port: Any) -> Any:
+            self.log.info(
+                "txmsg-echo listening on {description} ({address})",
+                description=self.description,
+                address=port.getHost() if port is not None else None,
+            )
+            return port
+
+        self._waitingForPort.addCallback(listening)
+
+
+class EchoService(MultiService):
+    """
+    The listeners of one echo factory; stopping it stops listening and then
+    closes the open connections once their pending replies are written.
+
+    @ivar factory: the L{EchoServerFactory} shared by every listener.
+    """
+
+    log = Logger()
+
+    def __init__(self, factory: EchoServerFactory) -> None:
+        super().__init__()
+        self.factory = factory
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop listening, then close the open connections.
+        """
+        d: Deferred[Any] = super().stopService()
+
+        def close(_: Any) -> Deferred[None]:
+            open_now = len(self.factory.connections)
+            if open_now:
+                self.log.info("Closing {n} open echo connection(s)", n=open_now)
+            return self.factory.close_all()
+
+        return d.addCallback(close)
+
+
+def makeService(options: Options, reactor: Any = None) -> EchoService:
+    """
+    Build the echo service tree: one listener per C{--listen}, plus UDP if asked.
+
+    @param options: parsed L{Options}.
+    @param reactor: the reactor; the global one by default.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    factory = EchoServerFactory(
+        max_connections=options["max-connections"],
+        idle_timeout=options["idle-timeout"],
+        clock=reactor,
+    )
+    service = EchoService(factory)
+    for description in options["listen"]:
+        child = _LoggedEndpointService(serverFromString(reactor, description), factory, description)
+        child.setName("listen:" + description)
+        child.setServiceParent(service)
+    if options["udp"] is not None:
+        host, port = options["udp"]
+        udp = UDPServer(port, EchoDatagramProtocol(), interface=host, reactor=reactor)
+        udp.setName("udp:{}:{}".format(host, port))
+        udp.setServiceParent(service)
+    return service
