@@ -1,0 +1,43 @@
+# txmsg: the two commands a new user needs are `make demo` and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+export VENV PYTHON
+
+SOURCES := setup.cfg pyproject.toml requirements-dev.txt $(shell find txmsg twisted -name '*.py' 2>/dev/null)
+
+.PHONY: help venv servers demo test unit integration bench clean
+
+help:
+	@echo "make demo   set everything up and run the demo"
+	@echo "make test   set everything up and run every test (unit + integration)"
+	@echo "make venv   create $(VENV) and install txmsg into it"
+	@echo "make servers  make sure Redis and RabbitMQ run on 127.0.0.1"
+	@echo "make unit / make integration   one suite only"
+	@echo "make bench  run the benchmarks"
+
+$(VENV)/.installed: $(SOURCES)
+	scripts/setup-venv.sh
+	@touch $@
+
+venv: $(VENV)/.installed
+
+servers:
+	scripts/ensure-servers.sh
+
+demo: venv servers
+	scripts/demo.sh
+
+test: venv servers
+	scripts/run-tests.sh
+
+unit: venv
+	$(VENV)/bin/trial txmsg
+
+integration: venv servers
+	$(VENV)/bin/python -m twisted.trial tests
+
+bench: venv servers
+	@for b in benchmarks/*.py; do echo "==> $$b"; $(VENV)/bin/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info _trial_temp twisted/plugins/dropin.cache benchmarks/.build

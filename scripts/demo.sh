@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The txmsg demo: start `twistd -n txmsg-echo` and make round trips with the
+# `txmsg echo` client. Run through `make demo`, which sets up the virtualenv
+# and the servers first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PORT=${ECHO_PORT:-8007}
+say() { printf '\n==> %s\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+LOG=$(mktemp -t txmsg-echo.XXXXXX.log)
+
+say "Starting the echo server: twistd -n txmsg-echo --listen tcp:$PORT (log: $LOG)"
+"$VENV/bin/twistd" -n --pidfile= txmsg-echo --listen "tcp:$PORT" >"$LOG" 2>&1 &
+server=$!
+trap 'kill -TERM $server 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+    grep -q "listening on" "$LOG" && break
+    kill -0 $server 2>/dev/null || { cat "$LOG"; echo "the echo server did not start" >&2; exit 1; }
+    sleep 0.1
+done
+grep "listening on" "$LOG" | sed 's/^/   /'
+
+say "One message"
+run "$VENV/bin/txmsg" echo "tcp:host=127.0.0.1:port=$PORT" hello
+
+say "Each line of standard input"
+printf 'first line\nsecond line\n' | run "$VENV/bin/txmsg" echo "127.0.0.1:$PORT"
+
+say "A server that is not there: one clear line and a non-zero exit"
+if "$VENV/bin/txmsg" echo 127.0.0.1:1 hello; then exit 1; else echo "   (exit status $?)"; fi
+
+say "Stopping the echo server with SIGTERM"
+kill -TERM $server
+trap - EXIT
+# After a clean shutdown on SIGTERM, twistd re-raises the signal on itself,
+# so its status is 128+15.
+status=0; wait $server || status=$?
+if [ $status -eq 0 ] || [ $status -eq 143 ]; then
+    echo "   twistd shut down cleanly: $(grep -c 'Main loop terminated' "$LOG") main loop terminated"
+else
+    cat "$LOG"; echo "twistd exited with status $status" >&2; exit 1
+fi
+rm -f "$LOG"

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Run every txmsg test: `trial txmsg` (unit) then `trial tests` (integration,
+# against the real Redis and RabbitMQ). Fails when a suite fails, runs no
+# test, or (in CI) skips any integration test.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+status=0
+total_passed=0
+total_failed=0
+
+run_suite() { # NAME PACKAGE TRIAL-COMMAND...
+    local name=$1 package=$2 out ran passed failed skipped
+    shift 2
+    out=$(mktemp)
+    printf '\n==> %s tests: %s %s\n' "$name" "${*#$VENV/bin/}" "$package"
+    "$@" --temp-directory="_trial_temp/$package" "$package" 2>&1 | tee "$out"
+    local rc=${PIPESTATUS[0]}
+    ran=$(grep -oE '^Ran [0-9]+ test' "$out" | grep -oE '[0-9]+' | tail -1)
+    passed=$(grep -oE 'successes=[0-9]+' "$out" | grep -oE '[0-9]+' | tail -1)
+    skipped=$(grep -oE 'skips=[0-9]+' "$out" | grep -oE '[0-9]+' | tail -1)
+    failed=$(( ${ran:-0} - ${passed:-0} - ${skipped:-0} ))
+    total_passed=$(( total_passed + ${passed:-0} ))
+    total_failed=$(( total_failed + failed ))
+    rm -f "$out"
+    if [ "${ran:-0}" -eq 0 ]; then
+        echo "ERROR: trial $package ran no tests" >&2
+        status=1
+    elif [ "$rc" -ne 0 ]; then
+        echo "ERROR: trial $package failed" >&2
+        status=1
+    fi
+    if [ "$package" = tests ] && [ "${skipped:-0}" -gt 0 ] && [ "${CI:-}" = true ]; then
+        echo "ERROR: $skipped integration test(s) skipped; in CI they must run" >&2
+        status=1
+    fi
+}
+
+# The unit tests run against the installed txmsg (as a user would run them);
+# the integration tests live in the checkout's top-level tests/ package, which
+# `python -m` puts on the path (the trial script alone would not find it).
+run_suite unit txmsg "$VENV/bin/trial"
+run_suite integration tests "$VENV/bin/python" -m twisted.trial
+printf '\n'
+echo "tests: $total_passed passed, $total_failed failed"
+exit $status
