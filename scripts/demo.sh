@@ -37,8 +37,9 @@ trap - EXIT
 # After a clean shutdown on SIGTERM, twistd re-raises the signal on itself,
 # so its status is 128+15.
 status=0; wait $server || status=$?
-if [ $status -eq 0 ] || [ $status -eq 143 ]; then
-    echo "   twistd shut down cleanly: $(grep -c 'Main loop terminated' "$LOG") main loop terminated"
+if { [ $status -eq 0 ] || [ $status -eq 143 ]; } && grep -q "Server Shut Down" "$LOG"; then
+    echo "   twistd shut down cleanly (status $status):"
+    tail -n 3 "$LOG" | sed 's/^/   /'
 else
     cat "$LOG"; echo "twistd exited with status $status" >&2; exit 1
 fi

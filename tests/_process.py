@@ -70,13 +70,14 @@ class TwistdProcess:
         self.ready = ready
         self.logfile = tempfile.NamedTemporaryFile(prefix="txmsg-twistd-", suffix=".log", delete=False)
         self.process: subprocess.Popen[bytes] | None = None
+        self.twistd_options: list[str] = []
 
     def start(self, timeout: float = 20) -> "TwistdProcess":
         """
         Start it and wait until its log shows the ready line.
         """
         self.process = subprocess.Popen(
-            [script("twistd"), "-n", "--pidfile=", self.plugin] + self.args,
+            [script("twistd"), "-n", "--pidfile="] + self.twistd_options + [self.plugin] + self.args,
             stdout=self.logfile,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -122,7 +123,7 @@ class TwistdProcess:
         Fail unless C{status} and the log show twistd's clean shutdown.
         """
         log = self.log()
-        if status not in (0, -signal.SIGTERM) or "Main loop terminated." not in log:
+        if status not in (0, -signal.SIGTERM) or "Server Shut Down." not in log:
             raise AssertionError("twistd did not stop cleanly (status {}):\n{}".format(status, log))
         if "Traceback" in log:
             raise AssertionError("twistd logged a traceback:\n" + log)

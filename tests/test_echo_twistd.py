@@ -109,6 +109,21 @@ class EchoTwistdTests(SynchronousTestCase):
                     listening.append(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
         self.assertEqual(listening, ["127.0.0.1"])
 
+    def test_asyncio_reactor(self) -> None:
+        """
+        C{twistd --reactor=asyncio txmsg-echo} works: nothing installed the
+        default reactor before twistd chose one.
+        """
+        port = free_port()
+        server = TwistdProcess("txmsg-echo", ["--listen", "tcp:{}".format(port)])
+        server.twistd_options = ["--reactor=asyncio"]
+        self.addCleanup(server.cleanup)
+        server.start()
+        self.assertIn("AsyncioSelectorReactor", server.log())
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            self.assertEqual(round_trip(s, b"via asyncio"), b"via asyncio")
+        server.assert_clean_stop(server.terminate())
+
     def test_connection_cap(self) -> None:
         """
         With C{--max-connections 2} a third connection is closed at once and

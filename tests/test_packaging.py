@@ -48,6 +48,31 @@ class PluginTests(SynchronousTestCase):
         self.assertEqual(out.stdout.strip(), "[]", out.stderr)
 
 
+class ImportTests(SynchronousTestCase):
+    """
+    Importing txmsg installs no reactor.
+    """
+
+    def test_no_module_installs_the_reactor(self) -> None:
+        """
+        Importing every txmsg module (but the tests) leaves
+        C{twisted.internet.reactor} uninstalled, so C{twistd --reactor=...}
+        and users' own reactor choice keep working.
+        """
+        code = (
+            "import importlib, pkgutil, sys, txmsg\n"
+            "for m in pkgutil.walk_packages(txmsg.__path__, 'txmsg.'):\n"
+            "    if '.test' not in m.name:\n"
+            "        importlib.import_module(m.name)\n"
+            "        if 'twisted.internet.reactor' in sys.modules:\n"
+            "            print(m.name)\n"
+            "            break\n"
+            "print('ok')\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.stdout.strip(), "ok", out.stdout + out.stderr)
+
+
 class WheelTests(SynchronousTestCase):
     """
     The built wheel.

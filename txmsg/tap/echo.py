@@ -110,6 +110,16 @@ class Options(usage.Options):
             self["udp"] = (host or "127.0.0.1", _positive_int("udp", port))
 
 
+def _address(address: Any) -> str:
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if host is not None and port is not None:
+        return "[{}]:{}".format(host, port) if ":" in host else "{}:{}".format(host, port)
+    name = getattr(address, "name", None)
+    if isinstance(name, bytes):
+        return name.decode("utf-8", "replace")
+    return str(name if name is not None else address)
+
+
 class _LoggedEndpointService(StreamServerEndpointService):
     """
     A StreamServerEndpointService that logs the address it listens on and
@@ -130,7 +140,7 @@ class _LoggedEndpointService(StreamServerEndpointService):
             self.log.info(
                 "txmsg-echo listening on {description} ({address})",
                 description=self.description,
-                address=port.getHost() if port is not None else None,
+                address=_address(port.getHost()),
             )
             return port
 
