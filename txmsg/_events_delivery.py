@@ -23,9 +23,17 @@ from txmsg._events_model import (
     Event,
     HandlerFailed,
     HandlerTimeoutError,
-    Outcome,
     _frozen_metadata,
     _make_event,
+    _make_result,
+    _new,
+    _next_id,
+    _set_id,
+    _set_metadata,
+    _set_name,
+    _set_payload,
+    _set_source,
+    _set_timestamp,
 )
 from txmsg._events_registration import Registration, _Gather, _to_timeout
 
@@ -74,14 +82,24 @@ class _Delivery:
         regs = self._cache.get(name)
         if regs is None:
             regs = self._resolve(name)
-        event = _make_event(
-            name,
-            payload,
-            source,
-            self._get_reactor().seconds(),
-            _frozen_metadata(metadata),
+        reactor = self._reactor or self._get_reactor()
+        d: Deferred[DispatchResult] = Deferred()
+        self._queue.append(
+            (
+                _make_event(
+                    name,
+                    payload,
+                    source,
+                    reactor.seconds(),
+                    _frozen_metadata(metadata) if metadata else _EMPTY,
+                ),
+                regs,
+                d,
+            )
         )
-        return self._enqueue(event, regs)
+        if self._drain_call is None:
+            self._drain_call = reactor.callLater(0, self._drain)
+        return d
 
     def dispatch_event(self, event: Event) -> Deferred[DispatchResult]:
         """Like L{dispatch}, for an L{Event} you built yourself."""
@@ -119,19 +137,15 @@ class _Delivery:
             regs = self._resolve(name)
         if regs:
             reactor = self._reactor or self._get_reactor()
-            self._queue.append(
-                (
-                    _make_event(
-                        name,
-                        payload,
-                        source,
-                        reactor.seconds(),
-                        _frozen_metadata(metadata) if metadata else _EMPTY,
-                    ),
-                    regs,
-                    None,
-                )
-            )
+            # _make_event() inlined: this is the hottest line of the registry.
+            event = _new(Event)
+            _set_name(event, name)
+            _set_payload(event, payload)
+            _set_source(event, source)
+            _set_id(event, _next_id())
+            _set_timestamp(event, reactor.seconds())
+            _set_metadata(event, _frozen_metadata(metadata) if metadata else _EMPTY)
+            self._queue.append((event, regs, None))
             if self._drain_call is None:
                 self._drain_call = reactor.callLater(0, self._drain)
 
@@ -177,8 +191,8 @@ class _Delivery:
         deferred: Deferred[DispatchResult],
     ) -> None:
         """Deliver one event and gather the outcomes for its Deferred."""
-        gather = _Gather(deferred, event)
-        outcomes = gather.outcomes
+        outcomes: list[Any] = []
+        gather = None  # made only when a handler returns something asynchronous
         for reg in regs:
             if not reg.active:
                 continue
@@ -188,15 +202,20 @@ class _Delivery:
                 failure = Failure()
                 timed_out = self._report(failure, reg, event)
                 if not reg._internal:
-                    outcomes.append(Outcome(reg.handler, None, failure, timed_out))
+                    outcomes.append((reg.handler, None, failure, timed_out))
                 continue
             if result is not None and isinstance(result, _ASYNC):
+                if gather is None:
+                    gather = _Gather(deferred, event, outcomes)
                 outcomes.append(None)
                 gather.pending += 1
                 self._follow(reg, event, result, gather, len(outcomes) - 1)
             elif not reg._internal:
-                outcomes.append(Outcome(reg.handler, result))
-        gather.settle()
+                outcomes.append((reg.handler, result, None, False))
+        if gather is None:
+            deferred.callback(_make_result(event, outcomes))
+        else:
+            gather.settle()
 
     def _follow(
         self,
@@ -223,7 +242,7 @@ class _Delivery:
         self, value: Any, reg: Registration, gather: _Gather | None, index: int
     ) -> None:
         if gather is not None:
-            gather.outcomes[index] = Outcome(reg.handler, value)
+            gather.outcomes[index] = (reg.handler, value, None, False)
             gather.settle()
 
     def _failed(
@@ -237,7 +256,7 @@ class _Delivery:
         """Errback of an asynchronous handler result: report and record it."""
         timed_out = self._report(failure, reg, event)
         if gather is not None:
-            gather.outcomes[index] = Outcome(reg.handler, None, failure, timed_out)
+            gather.outcomes[index] = (reg.handler, None, failure, timed_out)
             gather.settle()
 
     def _report(self, failure: Failure, reg: Registration, event: Event) -> bool:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import FrozenInstanceError, dataclass, field
 from itertools import count
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from twisted.python.failure import Failure
 from zope.interface import Interface
@@ -126,10 +126,10 @@ class HandlerTimeoutError(Exception):
     """
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """
-    What one handler did with one event.
+    What one handler did with one event (an immutable named tuple: cheap to
+    build on the dispatch path).
 
     @ivar handler: the handler as it was registered (function, class, instance
         or bound method).
@@ -152,18 +152,69 @@ class Outcome:
         return self.failure is None
 
 
-@dataclass(frozen=True, slots=True)
+_tuple_new = tuple.__new__
+
+
 class DispatchResult:
     """
     The outcomes of one dispatched event, one per handler that ran, in the
-    order the handlers were started.
+    order the handlers were started.  Immutable.
+
+    The registry records each outcome as a plain tuple and builds the
+    L{Outcome}s the first time they are asked for: most callers of
+    C{dispatch()} never look, and that saves the dispatch path a named tuple
+    per handler.
 
     @ivar event: the event that was dispatched.
     @ivar outcomes: one L{Outcome} per handler that ran.
     """
 
-    event: Event
-    outcomes: tuple[Outcome, ...] = ()
+    __slots__ = ("_event", "_raw", "_outcomes")
+    _event: Event
+    _raw: list[tuple[Any, Any, Any, bool]] | None
+    _outcomes: tuple[Outcome, ...] | None
+
+    def __init__(self, event: Event, outcomes: Iterable[Outcome] = ()) -> None:
+        _set_result_event(self, event)
+        _set_result_raw(self, None)
+        _set_result_outcomes(self, tuple(outcomes))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    @property
+    def event(self) -> Event:
+        """The event that was dispatched."""
+        return self._event
+
+    @property
+    def outcomes(self) -> tuple[Outcome, ...]:
+        """One L{Outcome} per handler that ran, in start order."""
+        outcomes = self._outcomes
+        if outcomes is None:
+            raw = self._raw or ()
+            outcomes = tuple([_tuple_new(Outcome, item) for item in raw])
+            _set_result_outcomes(self, outcomes)
+        return outcomes
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DispatchResult):
+            return NotImplemented
+        return (self.event, self.outcomes) == (other.event, other.outcomes)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"DispatchResult(event={self.event!r}, outcomes={self.outcomes!r})"
+
+    def raise_first_failure(self) -> None:
+        """
+        Raise the exception of the first failed handler, if any: handy
+        when a caller wants C{dispatch()} to fail like a plain call would.
+        """
+        for outcome in self.outcomes:
+            if outcome.failure is not None:
+                outcome.failure.raiseException()
 
     @property
     def values(self) -> list[Any]:
@@ -184,6 +235,23 @@ class DispatchResult:
     def succeeded(self) -> bool:
         """C{True} when no handler failed (also when no handler ran)."""
         return all(o.failure is None for o in self.outcomes)
+
+
+_set_result_event = DispatchResult.__dict__["_event"].__set__
+_set_result_raw = DispatchResult.__dict__["_raw"].__set__
+_set_result_outcomes = DispatchResult.__dict__["_outcomes"].__set__
+
+
+def _make_result(event: Event, raw: list[tuple[Any, Any, Any, bool]]) -> DispatchResult:
+    """
+    Build a L{DispatchResult} from C{(handler, value, failure, timed_out)}
+    tuples, which must not change afterwards (hot path).
+    """
+    result = _new(DispatchResult)
+    _set_result_event(result, event)
+    _set_result_raw(result, raw)
+    _set_result_outcomes(result, None)
+    return result
 
 
 @dataclass(frozen=True, slots=True)

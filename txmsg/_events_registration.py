@@ -20,6 +20,7 @@ from txmsg._events_model import (
     DispatchResult,
     Event,
     HandlerTimeoutError,
+    _make_result,
 )
 
 if TYPE_CHECKING:
@@ -139,17 +140,19 @@ class _Gather:
 
     __slots__ = ("deferred", "event", "outcomes", "pending")
 
-    def __init__(self, deferred: Deferred[DispatchResult], event: Event) -> None:
+    def __init__(
+        self, deferred: Deferred[DispatchResult], event: Event, outcomes: list[Any]
+    ) -> None:
         self.deferred = deferred
         self.event = event
-        self.outcomes: list[Any] = []
+        self.outcomes = outcomes
         # 1 for the delivery loop itself, +1 per asynchronous handler.
         self.pending = 1
 
     def settle(self) -> None:
         self.pending -= 1
         if self.pending == 0:
-            self.deferred.callback(DispatchResult(self.event, tuple(self.outcomes)))
+            self.deferred.callback(_make_result(self.event, self.outcomes))
 
 
 def _to_timeout(result: Any, timeout: float) -> Any:

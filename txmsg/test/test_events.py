@@ -127,6 +127,22 @@ class EventTests(SynchronousTestCase):
         self.assertTrue(result.outcomes[0].succeeded)
         self.assertTrue(DispatchResult(Event("a")).succeeded)
 
+    def test_dispatch_result_value(self) -> None:
+        """
+        A L{DispatchResult} is immutable, compares by value, and can re-raise
+        the first failure.
+        """
+        event = Event("a")
+        boom = Failure(ValueError("boom"))
+        result = DispatchResult(event, [Outcome("h", 1), Outcome("g", None, boom)])
+        with self.assertRaises(dataclasses.FrozenInstanceError):
+            result.event = Event("b")  # type: ignore[misc]
+        self.assertEqual(result, DispatchResult(event, result.outcomes))
+        self.assertNotEqual(result, DispatchResult(event))
+        self.assertIn("outcomes=", repr(result))
+        self.assertRaises(ValueError, result.raise_first_failure)
+        DispatchResult(event, [Outcome("h", 1)]).raise_first_failure()
+
 
 class _Recorder:
     """A handler that records the names it saw under a label."""
