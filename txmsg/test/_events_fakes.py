@@ -15,7 +15,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogEvent, Logger
 from twisted.python.failure import Failure
 
-from txmsg.events import EventRegistry
+from txmsg.events import Event, EventRegistry
 
 
 class ThreadingClock(Clock):
@@ -68,6 +68,19 @@ class FakeThreadPool:
                 onResult(False, Failure())
             else:
                 onResult(True, result)
+
+
+class Recorder:
+    """A handler that records C{(label, event name)} in a list."""
+
+    def __init__(self, seen: list[Any], label: str, value: Any = None) -> None:
+        """Record into C{seen}, under C{label}, and return C{value}."""
+        self.seen, self.label, self.value = seen, label, value
+
+    def __call__(self, event: Event) -> Any:
+        """Record the event's name."""
+        self.seen.append((self.label, event.name))
+        return self.value
 
 
 def make_registry(
