@@ -43,7 +43,11 @@ class RedactURLTests(SynchronousTestCase):
         """
         A URL without a password is returned unchanged.
         """
-        for url in ["redis://127.0.0.1:6379/0", "amqp://guest@h/", "unix:///tmp/r.sock"]:
+        for url in [
+            "redis://127.0.0.1:6379/0",
+            "amqp://guest@h/",
+            "unix:///tmp/r.sock",
+        ]:
             self.assertEqual(redact_url(url), url)
 
     def test_secret_never_survives(self) -> None:

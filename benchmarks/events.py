@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Dispatch throughput of L{txmsg.events.EventRegistry} against a bare Python
+loop over a dict of handler lists doing the same handler calls, in one run.
+
+Run from the repository root:
+
+    PYTHONPATH=. python benchmarks/events.py           # ~1 minute
+    PYTHONPATH=. python benchmarks/events.py --quick   # a few seconds
+    PYTHONPATH=. python benchmarks/events.py --profile emit  # or dispatch
+
+The registry runs on the real reactor (under C{task.react}): events are
+emitted or dispatched in bursts of C{--batch} (default 1000, what a transport
+delivering a burst of messages does), then the benchmark yields to the
+reactor until the registry's drain has delivered them all.  Reactor turns are
+inside the timed region.  The bare loop calls the handlers directly, with no
+reactor involved.
+
+Two bare baselines are printed:
+  - C{bare}: the loop passes one prebuilt L{Event} to every call (pure loop
+    cost; the strictest baseline);
+  - C{bare+Event}: the loop also builds the L{Event} each handler receives,
+    as the registry must (the same calls with the same arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import twisted
+from twisted.internet import task
+from twisted.internet.defer import Deferred, succeed
+
+from txmsg.events import Event, EventRegistry
+
+NAME = "bench.event"
+
+
+def make_handlers(count: int, counter: list[int], deferred: bool) -> list[Any]:
+    """Build C{count} distinct handlers that bump C{counter[0]}."""
+
+    def make() -> Callable[[Event], Any]:
+        if deferred:
+
+            def handler(event: Event) -> Deferred[None]:
+                counter[0] += 1
+                return succeed(None)
+
+        else:
+
+            def handler(event: Event) -> None:
+                counter[0] += 1
+
+        return handler
+
+    return [make() for _ in range(count)]
+
+
+def _ignore(failure: Any) -> None:
+    return None
+
+
+def bare_loop(handlers: list[Any], n: int, build: bool, deferred: bool) -> float:
+    """The peer: a dict of handler lists and a for loop.  Returns seconds."""
+    table = {NAME: handlers}
+    prebuilt = Event(NAME, 0, "bench")
+    start = time.perf_counter()
+    if deferred:
+        for i in range(n):
+            event = Event(NAME, i, "bench") if build else prebuilt
+            for handler in table.get(NAME, ()):
+                result = handler(event)
+                if isinstance(result, Deferred):
+                    result.addErrback(_ignore)
+    elif build:
+        for i in range(n):
+            event = Event(NAME, i, "bench")
+            for handler in table.get(NAME, ()):
+                handler(event)
+    else:
+        for _ in range(n):
+            for handler in table.get(NAME, ()):
+                handler(prebuilt)
+    return time.perf_counter() - start
+
+
+async def registry_run(
+    reactor: Any,
+    handlers: list[Any],
+    counter: list[int],
+    n: int,
+    batch: int,
+    mode: str,
+) -> float:
+    """Send C{n} events through a registry on the real reactor.  Returns seconds."""
+    registry = EventRegistry(reactor)
+    for handler in handlers:
+        registry.add(NAME, handler)
+    send = registry.emit if mode == "emit" else registry.dispatch
+    expected = counter[0] + n * len(handlers)
+    start = time.perf_counter()
+    sent = 0
+    while sent < n:
+        for i in range(sent, min(n, sent + batch)):
+            send(NAME, i, source="bench")
+        sent = min(n, sent + batch)
+        await task.deferLater(reactor, 0, lambda: None)
+    while counter[0] < expected:
+        await task.deferLater(reactor, 0, lambda: None)
+    return time.perf_counter() - start
+
+
+SCENARIOS = [
+    # label, handlers, Deferred-returning, divisor of --events (keeps the
+    # slower scenarios' run time comparable)
+    ("1 sync handler", 1, False, 1),
+    ("10 sync handlers", 10, False, 4),
+    ("1 Deferred handler", 1, True, 4),
+    ("10 Deferred handlers", 10, True, 20),
+]
+MODES = ("emit", "dispatch")
+ROW = "{:<22}{:>11}{:>12}{:>12}{:>10}{:>8}{:>10}"
+
+
+async def run(reactor: Any, options: argparse.Namespace) -> None:
+    repeats, batch = options.repeats, options.batch
+    print(
+        f"best of {repeats}, batch {batch} events per reactor turn, "
+        f"Python {sys.version.split()[0]}, Twisted {twisted.__version__}"
+    )
+    print(
+        ROW.format(
+            "scenario",
+            "peer/mode",
+            "events/s",
+            "handler/s",
+            "us/event",
+            "ratio",
+            "ratio+Ev",
+        )
+    )
+    for label, count, deferred, divisor in SCENARIOS:
+        n = max(1000, options.events // divisor)
+        modes = MODES
+        counter = [0]
+        handlers = make_handlers(count, counter, deferred)
+        timings: dict[str, float] = {}
+        for _ in range(repeats):  # interleave to share machine noise fairly
+            for key, build in (("bare", False), ("bare+Event", True)):
+                seconds = bare_loop(handlers, n, build, deferred)
+                timings[key] = min(timings.get(key, seconds), seconds)
+            for mode in modes:
+                seconds = await registry_run(reactor, handlers, counter, n, batch, mode)
+                timings[mode] = min(timings.get(mode, seconds), seconds)
+        for key in ("bare", "bare+Event") + modes:
+            seconds = timings[key]
+            ratio = seconds / timings["bare"]
+            ratio_ev = seconds / timings["bare+Event"]
+            print(
+                ROW.format(
+                    label,
+                    key,
+                    f"{n / seconds:,.0f}",
+                    f"{n * count / seconds:,.0f}",
+                    f"{seconds / n * 1e6:.2f}",
+                    f"{ratio:.2f}",
+                    f"{ratio_ev:.2f}",
+                )
+            )
+    print(
+        "ratio = time / bare loop (prebuilt event); ratio+Ev = time / bare loop "
+        "that builds the Event"
+    )
+
+
+def profile(reactor: Any, options: argparse.Namespace) -> Deferred[None]:
+    """cProfile C{options.profile} with 1 and 10 sync handlers."""
+    profiler = cProfile.Profile()
+
+    async def body() -> None:
+        for count in (1, 10):
+            counter = [0]
+            handlers = make_handlers(count, counter, False)
+            profiler.enable()
+            await registry_run(
+                reactor,
+                handlers,
+                counter,
+                options.events,
+                options.batch,
+                options.profile,
+            )
+            profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+
+    return Deferred.fromCoroutine(body())
+
+
+def main(reactor: Any, *argv: str) -> Deferred[None]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="a few-second smoke run")
+    parser.add_argument(
+        "--profile",
+        choices=("emit", "dispatch"),
+        help="cProfile the registry's emit() or dispatch() path instead",
+    )
+    options = parser.parse_args(argv)
+    if options.quick:
+        options.events, options.repeats = 20_000, 1
+    if options.profile:
+        return profile(reactor, options)
+    return Deferred.fromCoroutine(run(reactor, options))
+
+
+if __name__ == "__main__":
+    task.react(main, sys.argv[1:])

@@ -1,0 +1,98 @@
+# -*- test-case-name: txmsg.test.test_events -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Deterministic stand-ins for the event registry's unit tests: a clock that
+also accepts C{callFromThread}, and a thread pool that runs work only when
+told to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.logger import LogEvent, Logger
+from twisted.python.failure import Failure
+
+from txmsg.events import Event, EventRegistry
+
+
+class ThreadingClock(Clock):
+    """
+    A L{Clock} that also provides C{callFromThread} (as a call on the next
+    turn, like a real reactor) and C{getThreadPool}.
+    """
+
+    def __init__(self, pool: FakeThreadPool | None = None) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """Run C{f} on the next L{advance}."""
+        self.callLater(0, f, *args, **kw)
+
+    def getThreadPool(self) -> FakeThreadPool:
+        """Return the pool given to the constructor."""
+        assert self.pool is not None
+        return self.pool
+
+
+class FakeThreadPool:
+    """
+    Records work given to C{callInThreadWithCallback}; L{run_all} runs it, as a
+    worker thread would, and reports the result to the callback.
+    """
+
+    def __init__(self) -> None:
+        self.work: list[tuple[Callable[..., Any], Callable[..., Any], tuple[Any, ...]]]
+        self.work = []
+
+    def callInThreadWithCallback(
+        self,
+        onResult: Callable[[bool, Any], None],
+        f: Callable[..., Any],
+        *args: Any,
+        **kw: Any,
+    ) -> None:
+        """Queue C{f(*args)}; nothing runs until L{run_all}."""
+        self.work.append((onResult, f, args))
+
+    def run_all(self) -> None:
+        """Run all queued work, reporting each result to its callback."""
+        work, self.work = self.work, []
+        for onResult, f, args in work:
+            try:
+                result = f(*args)
+            except Exception:
+                onResult(False, Failure())
+            else:
+                onResult(True, result)
+
+
+class Recorder:
+    """A handler that records C{(label, event name)} in a list."""
+
+    def __init__(self, seen: list[Any], label: str, value: Any = None) -> None:
+        """Record into C{seen}, under C{label}, and return C{value}."""
+        self.seen, self.label, self.value = seen, label, value
+
+    def __call__(self, event: Event) -> Any:
+        """Record the event's name."""
+        self.seen.append((self.label, event.name))
+        return self.value
+
+
+def make_registry(
+    clock: Clock | None = None, threadpool: Any = None
+) -> tuple[EventRegistry, Clock, list[LogEvent]]:
+    """
+    Build an L{EventRegistry} on a fresh clock whose log events go to a list
+    instead of the global log publisher.
+    """
+    if clock is None:
+        clock = Clock()
+    registry = EventRegistry(reactor=clock, threadpool=threadpool)
+    logged: list[LogEvent] = []
+    registry.log = Logger(namespace="txmsg.events", observer=logged.append)
+    return registry, clock, logged
