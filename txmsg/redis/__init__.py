@@ -21,7 +21,17 @@ default reactor): that happens when a service starts.
 from txmsg.redis._deadline import RedisCommandTimeout
 from txmsg.redis._delivery import Message, Subscription, SubscriptionCancelled
 from txmsg.redis.connection import RedisConnection, RedisNotRunning
+from txmsg.redis.control import (
+    ControlCommand,
+    ControlListener,
+    ControlTimeout,
+    MalformedCommand,
+    parse_command,
+    send_control,
+)
+from txmsg.redis.keyspace import ExpiredKey, KeyExpiry
 from txmsg.redis.pubsub import PubSub, publish
+from txmsg.redis.service import RedisService
 from txmsg.redis.url import InvalidRedisURL, RedisURL, parse_redis_url
 
 __all__ = [

@@ -28,8 +28,9 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from txmsg.redis._delivery import Message, Subscription, SubscriptionCancelled
 from txmsg.redis._state import ConnectionState
@@ -69,8 +70,6 @@ def publish(
     try:
         payload = encode_payload(message, encode)
     except Exception as e:
-        from twisted.internet.defer import fail
-
         return fail(e)
     return handler.publish(channel, payload)
 
@@ -280,9 +279,16 @@ class PubSub(Service):
         # txredisapi fires these with whichever confirmation comes next
         # (LIBS.md 2.4): the result is ignored, confirmations are tracked
         # from the replies themselves.
-        d.addErrback(
-            lambda f: self.log.failure("Could not {what} {names}", f, what=what, names=names)
-        )
+        d.addErrback(self._send_failed, what, names)
+
+    def _send_failed(self, failure: Failure, what: str, names: list[bytes]) -> None:
+        from txredisapi import ConnectionError
+
+        if failure.check(ConnectionError):
+            # the connection went away: its subscriptions went with it, and
+            # the next connection subscribes to the desired set anyway
+            return
+        self.log.failure("Could not {what} {names}", failure, what=what, names=names)
 
     def subscriptions(self) -> list[Subscription]:
         """
