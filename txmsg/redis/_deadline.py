@@ -116,9 +116,10 @@ class DeadlineProxy:
             result = attr(*args, **kwargs)
             if not isinstance(result, Deferred):
                 return result
-            if getattr(self.target, "pipelining", False) and name != (
-                "execute_pipeline"
-            ):
+            # (a txredisapi handler answers any attribute with a function,
+            # so look at the instance's own pipelining flag only)
+            pipelining = getattr(self.target, "__dict__", {}).get("pipelining")
+            if pipelining and name != "execute_pipeline":
                 return result
             timeout = self._timeout
             if name in _BLOCKING:
