@@ -17,6 +17,7 @@ of a L{RedisURL}: use L{RedisURL.redacted} in messages.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,7 +86,7 @@ class RedisURL:
         """
         The URL with its password replaced by C{***}: safe to log.
         """
-        return redact_url(self.url) if self.url else self._rebuild()
+        return _redacted(self.url) if self.url else self._rebuild()
 
     def _rebuild(self) -> str:
         if self.scheme == "unix":
@@ -133,16 +134,26 @@ class RedisURL:
         return endpoints.wrapClientTLS(options, inner)
 
 
+def _redacted(url: str) -> str:
+    """
+    L{redact_url}, also for URLs it cannot parse (e.g. a bad port).
+    """
+    try:
+        return redact_url(url)
+    except ValueError:
+        return re.sub(r"(//[^/@]*?:)[^/@]*@", r"\1***@", url)
+
+
 def _int(text: str, what: str, url: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise InvalidRedisURL(
-            "bad {} {!r} in Redis URL {}".format(what, text, redact_url(url))
+            "bad {} {!r} in Redis URL {}".format(what, text, _redacted(url))
         ) from None
     if value < 0:
         raise InvalidRedisURL(
-            "negative {} in Redis URL {}".format(what, redact_url(url))
+            "negative {} in Redis URL {}".format(what, _redacted(url))
         )
     return value
 
@@ -168,7 +179,7 @@ def parse_redis_url(
         port = parts.port
     except ValueError as e:
         raise InvalidRedisURL(
-            "cannot parse Redis URL {}: {}".format(redact_url(url), e)
+            "cannot parse Redis URL {}: {}".format(_redacted(url), e)
         ) from None
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     scheme = parts.scheme.lower()
@@ -179,7 +190,7 @@ def parse_redis_url(
         path = unquote(parts.path)
         if not path:
             raise InvalidRedisURL(
-                "unix Redis URL needs a socket path: {}".format(redact_url(url))
+                "unix Redis URL needs a socket path: {}".format(_redacted(url))
             )
         db = _int(query.get("db", "0"), "db", url)
         return RedisURL(
@@ -188,11 +199,11 @@ def parse_redis_url(
     if scheme not in ("redis", "rediss"):
         raise InvalidRedisURL(
             "unsupported Redis URL scheme {!r} in {} (use redis://, rediss:// "
-            "or unix://)".format(parts.scheme, redact_url(url))
+            "or unix://)".format(parts.scheme, _redacted(url))
         )
     host = parts.hostname
     if not host:
-        raise InvalidRedisURL("Redis URL has no host: {}".format(redact_url(url)))
+        raise InvalidRedisURL("Redis URL has no host: {}".format(_redacted(url)))
     db_text = parts.path.lstrip("/") or query.get("db", "0")
     db = _int(db_text, "db", url)
     return RedisURL(
