@@ -47,7 +47,11 @@ def _redis_py():
     if u.scheme == "unix":
         return redis.Redis(unix_socket_path=u.path, db=u.db, password=u.password)
     return redis.Redis(
-        host=u.host, port=u.port, db=u.db, username=u.username, password=u.password,
+        host=u.host,
+        port=u.port,
+        db=u.db,
+        username=u.username,
+        password=u.password,
         ssl=u.tls,
     )
 
@@ -181,7 +185,14 @@ def _child(role: str, channel: str, count: int) -> subprocess.Popen:
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "--role", role, channel, str(count)],
+        [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--role",
+            role,
+            channel,
+            str(count),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -194,12 +205,14 @@ def one_round(kind: str, count: int) -> dict:
     line = sub.stdout.readline().strip()
     if line != "READY":
         sub.kill()
-        raise SystemExit("{} subscriber failed to start: {!r}".format(kind, line))
+        raise SystemExit(f"{kind} subscriber failed to start: {line!r}")
     pub = _child("publish", channel, count)
     pub.wait(timeout=120)
     out, _ = sub.communicate(timeout=120)
     result = json.loads(out.strip().splitlines()[-1])
-    result["rate"] = result["received"] / result["elapsed"] if result["elapsed"] else 0.0
+    result["rate"] = (
+        result["received"] / result["elapsed"] if result["elapsed"] else 0.0
+    )
     return result
 
 
@@ -218,23 +231,25 @@ def main() -> None:
     rounds = a.rounds or (1 if a.quick else 3)
     kinds = ["txmsg", "txredisapi", "redis-py"]
     rates: dict[str, list[float]] = {k: [] for k in kinds}
-    print("{} messages of {} bytes, {} round(s)".format(count, SIZE, rounds))
+    print(f"{count} messages of {SIZE} bytes, {rounds} round(s)")
     for i in range(rounds):
-        order = kinds[i % 3:] + kinds[: i % 3]
+        order = kinds[i % 3 :] + kinds[: i % 3]
         for kind in order:
             r = one_round(kind, count)
             rates[kind].append(r["rate"])
             print(
-                "  round {} {:<10} received {:>7}/{} in {:6.3f} s: {:>9,.0f} msg/s".format(
+                "  round {} {:<10} received {:>7}/{} in {:6.3f} s: {:>9,.0f} msg/s".format(  # noqa: E501
                     i + 1, kind, r["received"], count, r["elapsed"], r["rate"]
                 ),
                 flush=True,
             )
     med = {k: statistics.median(v) for k, v in rates.items()}
-    print("median msg/s: " + ", ".join("{} {:,.0f}".format(k, med[k]) for k in kinds))
+    print("median msg/s: " + ", ".join(f"{k} {med[k]:,.0f}" for k in kinds))
     print(
         "ratio txmsg/txredisapi = {:.2f} (goal >= 0.9); txmsg/redis-py = {:.2f} "
-        "(goal > 1)".format(med["txmsg"] / med["txredisapi"], med["txmsg"] / med["redis-py"])
+        "(goal > 1)".format(
+            med["txmsg"] / med["txredisapi"], med["txmsg"] / med["redis-py"]
+        )
     )
 
 

@@ -39,17 +39,22 @@ class Orders:
         redis.on_expired(prefix + ":order:*:timeout", self.on_timeout)
 
     def key(self, order_id: str) -> str:
-        return "{}:order:{}".format(self.prefix, order_id)
+        return f"{self.prefix}:order:{order_id}"
 
     async def create(self, order_id: str) -> None:
         await self.redis.handler.hset(self.key(order_id), "status", "unpaid")
-        await self.redis.handler.set(self.key(order_id) + ":timeout", "1", expire=self.timeout)
-        print("order {} created, pay within {} s".format(order_id, self.timeout), flush=True)
+        await self.redis.handler.set(
+            self.key(order_id) + ":timeout", "1", expire=self.timeout
+        )
+        print(
+            f"order {order_id} created, pay within {self.timeout} s",
+            flush=True,
+        )
 
     async def pay(self, order_id: str) -> None:
         await self.redis.handler.delete([self.key(order_id) + ":timeout"])
         await self.redis.handler.hset(self.key(order_id), "status", "paid")
-        print("order {} paid".format(order_id), flush=True)
+        print(f"order {order_id} paid", flush=True)
 
     async def on_timeout(self, expired: ExpiredKey) -> None:
         order_key = expired.key[: -len(":timeout")]
@@ -57,7 +62,7 @@ class Orders:
         status = await self.redis.handler.hget(order_key, "status")
         if status == "unpaid":
             await self.redis.handler.hset(order_key, "status", "cancelled")
-            print("order {} not paid in time: cancelled".format(order_id), flush=True)
+            print(f"order {order_id} not paid in time: cancelled", flush=True)
             self.cancelled.append(order_id)
             self.changed.callback(order_id)
 
@@ -78,7 +83,7 @@ async def main(reactor, timeout: int) -> None:
         await orders.pay("1001")
         await orders.changed.addTimeout(timeout + 15, reactor)
         for order_id in ("1001", "1002"):
-            print("order {}: {}".format(order_id, await orders.status(order_id)))
+            print(f"order {order_id}: {await orders.status(order_id)}")
         await redis.handler.delete([orders.key("1001"), orders.key("1002")])
     finally:
         await redis.stopService()

@@ -8,7 +8,7 @@ pubsub object that a ``while True: parse_response()`` loop (or
 ``run_in_thread`` callbacks) read from.  Here the subscriber is a callback on
 the reactor, it survives Redis restarts, and the same process can publish.
 
-    python examples/redis_pubsub.py                # demo: subscribe, publish 3, print, exit
+    python examples/redis_pubsub.py             # demo: subscribe, publish 3, exit
     python examples/redis_pubsub.py sub            # print messages until Ctrl-C
     python examples/redis_pubsub.py pub hello      # publish one message
 
@@ -54,20 +54,20 @@ async def main(reactor, mode: str, channel: str, words: list) -> None:
         await redis.when_connected(timeout=10)
         if mode == "pub":
             n = await helper.public(" ".join(words) or "hello")
-            print("published to {} subscriber(s)".format(n))
+            print(f"published to {n} subscriber(s)")
             return
         got: list = []
         done = defer.Deferred()
 
         def on_message(message: Message) -> None:
-            print("received on {}: {}".format(message.channel, message.data), flush=True)
+            print(f"received on {message.channel}: {message.data}", flush=True)
             got.append(message.data)
             if mode == "demo" and len(got) == 3:
                 done.callback(None)
 
         sub = helper.subscribe(on_message)
         await sub.when_active()
-        print("subscribed to {}".format(channel), flush=True)
+        print(f"subscribed to {channel}", flush=True)
         if mode == "sub":
             await defer.Deferred()  # until Ctrl-C
         for word in ("hello", "from", "txmsg"):
@@ -84,4 +84,6 @@ if __name__ == "__main__":
     p.add_argument("words", nargs="*")
     p.add_argument("--channel", default="fm104.5")
     a = p.parse_args()
-    task.react(lambda r: defer.Deferred.fromCoroutine(main(r, a.mode, a.channel, a.words)))
+    task.react(
+        lambda r: defer.Deferred.fromCoroutine(main(r, a.mode, a.channel, a.words))
+    )

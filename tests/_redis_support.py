@@ -35,8 +35,9 @@ def redis_py(url: str = SHARED_URL) -> Any:
         client.ping()
     except Exception as e:
         raise AssertionError(
-            "Redis integration tests need a Redis server at {} ({}: {}); start "
-            "one (e.g. `redis-server`) or set TXMSG_REDIS_URL".format(url, type(e).__name__, e)
+            f"Redis integration tests need a Redis server at {url} "
+            f"({type(e).__name__}: {e}); start "
+            "one (e.g. `redis-server`) or set TXMSG_REDIS_URL"
         ) from None
     return client
 
@@ -59,12 +60,14 @@ class RedisServer:
     def __init__(self, *extra: str) -> None:
         exe = shutil.which("redis-server")
         if exe is None:
-            raise AssertionError("redis-server is not installed (apt-get install redis-server)")
+            raise AssertionError(
+                "redis-server is not installed (apt-get install redis-server)"
+            )
         self.exe = exe
         self.extra = list(extra)
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="txmsg-redis-")
-        self.url = "redis://127.0.0.1:{}/0".format(self.port)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RedisServer:
@@ -72,10 +75,21 @@ class RedisServer:
         Start the server and wait (briefly, blocking) until it answers.
         """
         args = [
-            self.exe, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", self.dir,
+            self.exe,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.dir,
         ] + self.extra
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         import redis
 
         deadline = time.monotonic() + 10
@@ -86,7 +100,9 @@ class RedisServer:
             except Exception:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise AssertionError("redis-server on port {} did not start".format(self.port)) from None
+                    raise AssertionError(
+                        f"redis-server on port {self.port} did not start"
+                    ) from None
                 time.sleep(0.05)
 
     def stop(self) -> None:
@@ -110,7 +126,9 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Deferred[Any]:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05
+) -> Deferred[Any]:
     """
     Poll C{predicate} on the reactor until it returns something true; fail
     with C{AssertionError} after C{timeout} seconds.
@@ -123,7 +141,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError("condition not met within {} s: {!r}".format(timeout, predicate))
+                raise AssertionError(
+                    f"condition not met within {timeout} s: {predicate!r}"
+                )
             await task.deferLater(reactor, interval, lambda: None)
 
     return Deferred.fromCoroutine(poll())
@@ -139,7 +159,9 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_python(args: list[str], env: dict[str, str], timeout: float = 60) -> Deferred[tuple[bytes, bytes, int]]:
+def run_python(
+    args: list[str], env: dict[str, str], timeout: float = 60
+) -> Deferred[tuple[bytes, bytes, int]]:
     """
     Run C{python ARGS} in the repository root without blocking the reactor.
     """

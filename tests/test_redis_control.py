@@ -15,7 +15,13 @@ from rq.command import send_command, send_kill_horse_command, send_shutdown_comm
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from tests._redis_support import SHARED_URL, redis_py, run_python, subprocess_env, wait_for
+from tests._redis_support import (
+    SHARED_URL,
+    redis_py,
+    run_python,
+    subprocess_env,
+    wait_for,
+)
 from txmsg.redis import RedisService
 from txmsg.redis.control_cli import Options, run
 
@@ -54,7 +60,9 @@ class ControlChannelTests(TestCase):
         send_kill_horse_command(self.peer, self.name)
         send_command(self.peer, self.name, "stop-job", job_id="job-1")
         await wait_for(lambda: len(self.seen) == 3)
-        self.assertEqual([c.command for c in self.seen], ["shutdown", "kill-horse", "stop-job"])
+        self.assertEqual(
+            [c.command for c in self.seen], ["shutdown", "kill-horse", "stop-job"]
+        )
         self.assertEqual(self.seen[2].args["job_id"], "job-1")
 
     async def test_cli_ping_in_process(self) -> None:
@@ -77,17 +85,24 @@ class ControlChannelTests(TestCase):
         """
         await self.listener.when_active()
         env = subprocess_env(TXMSG_REDIS_URL=SHARED_URL)
-        out, err, code = await run_python(["-m", "txmsg.redis.control_cli", self.name, "ping"], env)
+        out, err, code = await run_python(
+            ["-m", "txmsg.redis.control_cli", self.name, "ping"], env
+        )
         self.assertEqual(code, 0, err)
         reply = json.loads(out)
         self.assertEqual((reply["ok"], reply["result"]["name"]), (True, self.name))
-        out, err, code = await run_python(["-m", "txmsg.redis.control_cli", self.name, "status"], env)
+        out, err, code = await run_python(
+            ["-m", "txmsg.redis.control_cli", self.name, "status"], env
+        )
         self.assertEqual(json.loads(out)["result"], {"state": "idle"})
-        out, err, code = await run_python(["-m", "txmsg.redis.control_cli", self.name, "shutdown"], env)
+        out, err, code = await run_python(
+            ["-m", "txmsg.redis.control_cli", self.name, "shutdown"], env
+        )
         self.assertEqual(code, 0, err)
         await wait_for(lambda: self.seen)
         out, err, code = await run_python(
-            ["-m", "txmsg.redis.control_cli", "-t", "1", self.name + "-nobody", "ping"], env
+            ["-m", "txmsg.redis.control_cli", "-t", "1", self.name + "-nobody", "ping"],
+            env,
         )
         self.assertEqual(code, 1)
         self.assertIn(b"nobody is listening", err)

@@ -9,7 +9,13 @@ import uuid
 
 from twisted.trial.unittest import TestCase
 
-from tests._redis_support import SHARED_URL, RedisServer, redis_py, run_python, subprocess_env
+from tests._redis_support import (
+    SHARED_URL,
+    RedisServer,
+    redis_py,
+    run_python,
+    subprocess_env,
+)
 
 
 class RedisExamplesTests(TestCase):
@@ -27,7 +33,8 @@ class RedisExamplesTests(TestCase):
         redis_py()
         channel = "txmsg-test-" + uuid.uuid4().hex
         out, err, code = await run_python(
-            ["examples/redis_pubsub.py", "--channel", channel], subprocess_env(TXMSG_REDIS_URL=SHARED_URL)
+            ["examples/redis_pubsub.py", "--channel", channel],
+            subprocess_env(TXMSG_REDIS_URL=SHARED_URL),
         )
         self.assertEqual(code, 0, err)
         self.assertIn(b"done: hello from txmsg", out)
@@ -40,7 +47,8 @@ class RedisExamplesTests(TestCase):
         server = RedisServer().start()
         self.addCleanup(server.cleanup)
         out, err, code = await run_python(
-            ["examples/order_timeout.py", "--timeout", "1"], subprocess_env(TXMSG_REDIS_URL=server.url)
+            ["examples/order_timeout.py", "--timeout", "1"],
+            subprocess_env(TXMSG_REDIS_URL=server.url),
         )
         self.assertEqual(code, 0, err)
         self.assertIn(b"order 1002 not paid in time: cancelled", out)

@@ -88,11 +88,11 @@ class JSONSerializer:
         Encode C{value} as compact UTF-8 JSON.
         """
         try:
-            return json.dumps(
-                value, separators=(",", ":"), ensure_ascii=False
-            ).encode("utf-8")
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode(
+                "utf-8"
+            )
         except (TypeError, ValueError) as e:
-            raise SerializationError("cannot encode as JSON: {}".format(e)) from e
+            raise SerializationError(f"cannot encode as JSON: {e}") from e
 
     def loads(self, data: bytes) -> Any:
         """
@@ -101,7 +101,7 @@ class JSONSerializer:
         try:
             return json.loads(data)
         except (TypeError, ValueError) as e:
-            raise SerializationError("invalid JSON: {}".format(e)) from e
+            raise SerializationError(f"invalid JSON: {e}") from e
 
 
 class MsgpackSerializer:
@@ -128,7 +128,7 @@ class MsgpackSerializer:
         try:
             return bytes(self._msgpack.packb(value, use_bin_type=True))
         except (TypeError, ValueError, OverflowError) as e:
-            raise SerializationError("cannot encode as msgpack: {}".format(e)) from e
+            raise SerializationError(f"cannot encode as msgpack: {e}") from e
 
     def loads(self, data: bytes) -> Any:
         """
@@ -137,7 +137,7 @@ class MsgpackSerializer:
         try:
             return self._msgpack.unpackb(data, raw=False)
         except Exception as e:
-            raise SerializationError("invalid msgpack: {}".format(e)) from e
+            raise SerializationError(f"invalid msgpack: {e}") from e
 
 
 class BytesSerializer:
@@ -158,9 +158,7 @@ class BytesSerializer:
         if isinstance(value, str):
             return value.encode("utf-8")
         raise SerializationError(
-            "the 'bytes' serializer takes bytes or str, not {}".format(
-                type(value).__name__
-            )
+            f"the 'bytes' serializer takes bytes or str, not {type(value).__name__}"
         )
 
     def loads(self, data: bytes) -> bytes:
@@ -186,7 +184,7 @@ class TextSerializer:
         if isinstance(value, str):
             return value.encode("utf-8")
         raise SerializationError(
-            "the 'text' serializer takes str, not {}".format(type(value).__name__)
+            f"the 'text' serializer takes str, not {type(value).__name__}"
         )
 
     def loads(self, data: bytes) -> str:
@@ -196,7 +194,7 @@ class TextSerializer:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise SerializationError("not UTF-8 text: {}".format(e)) from e
+            raise SerializationError(f"not UTF-8 text: {e}") from e
 
 
 class PickleSerializer:
@@ -214,7 +212,7 @@ class PickleSerializer:
         try:
             return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError) as e:
-            raise SerializationError("cannot pickle: {}".format(e)) from e
+            raise SerializationError(f"cannot pickle: {e}") from e
 
     def loads(self, data: bytes) -> Any:
         """
@@ -223,7 +221,7 @@ class PickleSerializer:
         try:
             return pickle.loads(data)  # noqa: S301 - explicit opt-in, documented
         except Exception as e:
-            raise SerializationError("invalid pickle: {}".format(e)) from e
+            raise SerializationError(f"invalid pickle: {e}") from e
 
 
 _FACTORIES: dict[str, Any] = {
@@ -251,9 +249,7 @@ def get_serializer(spec: str | Serializer) -> Serializer:
             getattr(spec, "loads", None)
         ):
             return spec
-        raise UnknownSerializer(
-            "a serializer needs dumps() and loads(), got {!r}".format(spec)
-        )
+        raise UnknownSerializer(f"a serializer needs dumps() and loads(), got {spec!r}")
     found = _cache.get(spec)
     if found is not None:
         return found

@@ -49,9 +49,10 @@ def _check_args(name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
     for i, arg in enumerate(args):
         if arg is None or arg is True or arg is False:
             raise TypeError(
-                "refusing to send {!r} as argument {} of Redis command {}: "
-                "txredisapi would store the text {!r}; serialize it "
-                "explicitly".format(arg, i + 1, name, str(arg))
+                f"refusing to send {arg!r} as argument {i + 1} of Redis "
+                f"command {name}: "
+                f"txredisapi would store the text {str(arg)!r}; serialize it "
+                "explicitly"
             )
         if type(arg) is float:
             if out is None:
@@ -104,7 +105,7 @@ class DeadlineProxy:
         self._describe = describe
 
     def __repr__(self) -> str:
-        return "<DeadlineProxy {}s for {!r}>".format(self._timeout, self.target)
+        return f"<DeadlineProxy {self._timeout}s for {self.target!r}>"
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.target, name)
@@ -141,7 +142,7 @@ class DeadlineProxy:
         state = self._describe()
         return RedisCommandTimeout(
             "Redis command {} got no reply within {:g} s{}".format(
-                name.upper(), timeout, " ({})".format(state) if state else ""
+                name.upper(), timeout, f" ({state})" if state else ""
             )
         )
 
@@ -168,7 +169,9 @@ class DeadlineProxy:
                     out.errback(result)
                 else:
                     out.callback(
-                        DeadlineProxy(result, self._timeout, self._clock, self._describe)
+                        DeadlineProxy(
+                            result, self._timeout, self._clock, self._describe
+                        )
                     )
                 return None
             if not isinstance(result, Failure):

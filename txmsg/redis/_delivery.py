@@ -111,7 +111,7 @@ class Subscription:
         @param on_cancel: called by L{cancel} (the owning service's hook).
         """
         if not callable(callback):
-            raise TypeError("callback must be callable, not {!r}".format(callback))
+            raise TypeError(f"callback must be callable, not {callback!r}")
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.key = name if isinstance(name, bytes) else name.encode("utf-8")
@@ -154,7 +154,7 @@ class Subscription:
         if self.active:
             return succeed(self)
         if self.cancelled:
-            return fail(SubscriptionCancelled("{!r} was cancelled".format(self)))
+            return fail(SubscriptionCancelled(f"{self!r} was cancelled"))
         d: Deferred[Subscription] = Deferred(lambda d: self._waiters.remove(d))
         self._waiters.append(d)
         return d
@@ -181,7 +181,7 @@ class Subscription:
         self.cancelled = True
         self.active = False
         self._queue.clear()
-        self._fail_waiters(SubscriptionCancelled("{!r} was cancelled".format(self)))
+        self._fail_waiters(SubscriptionCancelled(f"{self!r} was cancelled"))
         if self._on_cancel is not None:
             self._on_cancel(self)
 

@@ -89,9 +89,7 @@ class ConnectionState:
         """
         self.is_connected = True
         self.connections += 1
-        self.log.info(
-            "Redis {role} connection up: {url}", role=self.role, url=self.url
-        )
+        self.log.info("Redis {role} connection up: {url}", role=self.role, url=self.url)
         payload = {"url": self.url, "role": self.role, "connections": size}
         emit(self.events, "redis.connected", payload, "txmsg.redis", self.log)
         waiters, self._waiters = self._waiters, []

@@ -106,7 +106,7 @@ class RedisConnection(Service):
 
         url = self.url
         factory = CommandFactory(
-            "{}:{}".format(url.host or url.path, url.port or 0),
+            f"{url.host or url.path}:{url.port or 0}",
             url.db,
             self.poolsize,
             True,
@@ -160,7 +160,7 @@ class RedisConnection(Service):
         """
         if self._handler is None:
             raise RedisNotRunning(
-                "RedisConnection for {} is not running".format(self.url.redacted())
+                f"RedisConnection for {self.url.redacted()} is not running"
             )
         return self._handler
 
@@ -184,9 +184,8 @@ class RedisConnection(Service):
 
             def timedOut(result: Any, _t: float) -> Any:
                 raise RedisCommandTimeout(
-                    "no Redis connection within {:g} s ({})".format(
-                        timeout, self.state.describe()
-                    )
+                    f"no Redis connection within {timeout:g} s "
+                    f"({self.state.describe()})"
                 )
 
             d.addTimeout(timeout, self.reactor, onTimeoutCancel=timedOut)

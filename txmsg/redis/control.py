@@ -108,7 +108,7 @@ def parse_command(raw: bytes | str) -> ControlCommand:
     try:
         payload = json.loads(raw)
     except (TypeError, ValueError) as e:
-        raise MalformedCommand("not JSON: {}".format(e)) from None
+        raise MalformedCommand(f"not JSON: {e}") from None
     if not isinstance(payload, dict):
         raise MalformedCommand("not a JSON object")
     command = payload.pop("command", None)
@@ -122,9 +122,7 @@ def parse_command(raw: bytes | str) -> ControlCommand:
         ident = str(ident)
     for name in _REQUIRED.get(command, ()):
         if not isinstance(payload.get(name), str) or not payload[name]:
-            raise MalformedCommand(
-                "{!r} needs a string {!r}".format(command, name)
-            )
+            raise MalformedCommand(f"{command!r} needs a string {name!r}")
     return ControlCommand(command, payload, reply_to, ident)
 
 
@@ -180,11 +178,16 @@ class ControlListener(Service):
         Handle C{command} with C{handler} (replacing any previous one).
         """
         if not callable(handler):
-            raise TypeError("handler for {!r} is not callable".format(command))
+            raise TypeError(f"handler for {command!r} is not callable")
         self._handlers[command] = handler
 
     def _ping(self, command: ControlCommand) -> dict[str, Any]:
-        return {"pong": True, "name": self.worker_name, "pid": os.getpid(), "time": time.time()}
+        return {
+            "pong": True,
+            "name": self.worker_name,
+            "pid": os.getpid(),
+            "time": time.time(),
+        }
 
     def startService(self) -> None:
         """
@@ -192,7 +195,9 @@ class ControlListener(Service):
         """
         super().startService()
         self._sub = self.pubsub.subscribe(self.channel, self.handle_message)
-        self.log.info("Listening for control commands on {channel}", channel=self.channel)
+        self.log.info(
+            "Listening for control commands on {channel}", channel=self.channel
+        )
 
     def stopService(self) -> None:
         """
@@ -237,11 +242,16 @@ class ControlListener(Service):
                 return self._reply(
                     command,
                     False,
-                    {"type": "UnknownCommand", "message": "unknown command " + repr(command.command)},
+                    {
+                        "type": "UnknownCommand",
+                        "message": "unknown command " + repr(command.command),
+                    },
                 )
             return None
         if command.command in REPLY_COMMANDS and not command.reply_to:
-            self.log.warn("Ignoring {command!r} without reply_to", command=command.command)
+            self.log.warn(
+                "Ignoring {command!r} without reply_to", command=command.command
+            )
             return None
         self.log.info("Control command {command} received", command=command.command)
         d = maybeDeferred(handler, command)
@@ -256,9 +266,14 @@ class ControlListener(Service):
 
     def _failed(self, failure: Failure, command: ControlCommand) -> Any:
         self.stats["failed"] += 1
-        self.log.failure("Control command {command} failed", failure, command=command.command)
+        self.log.failure(
+            "Control command {command} failed", failure, command=command.command
+        )
         if command.reply_to:
-            error = {"type": failure.type.__name__, "message": failure.getErrorMessage()}
+            error = {
+                "type": failure.type.__name__,
+                "message": failure.getErrorMessage(),
+            }
             return self._reply(command, False, error)
         return None
 
@@ -268,7 +283,9 @@ class ControlListener(Service):
         try:
             payload = json.dumps(body, default=repr)
         except (TypeError, ValueError) as e:  # pragma: no cover - default=repr
-            payload = json.dumps({"id": command.id, "ok": False, "error": {"message": str(e)}})
+            payload = json.dumps(
+                {"id": command.id, "ok": False, "error": {"message": str(e)}}
+            )
         assert command.reply_to is not None
         d = publish(self.connection, command.reply_to, payload)
         d.addErrback(lambda f: self.log.failure("Could not send control reply", f))
@@ -305,12 +322,12 @@ async def _send(
             await sub.when_active().addTimeout(timeout, clock)
         except defer.TimeoutError:
             raise ControlTimeout(
-                "Redis did not confirm the reply subscription within {:g} s".format(timeout)
+                f"Redis did not confirm the reply subscription within {timeout:g} s"
             ) from None
         payload.update({"reply_to": reply_channel, "id": ident})
         receivers = await publish(connection, channel, json.dumps(payload))
         if not receivers:
-            raise ControlTimeout("nobody is listening on {}".format(channel))
+            raise ControlTimeout(f"nobody is listening on {channel}")
         got.addTimeout(timeout, clock)
         try:
             return await got
@@ -318,7 +335,7 @@ async def _send(
             if isinstance(e, ControlTimeout):
                 raise
             raise ControlTimeout(
-                "no reply to {!r} from {} within {:g} s".format(command, channel, timeout)
+                f"no reply to {command!r} from {channel} within {timeout:g} s"
             ) from None
     finally:
         sub.cancel()
@@ -353,5 +370,14 @@ def send_control(
     if clock is None:
         from twisted.internet import reactor as clock
     return Deferred.fromCoroutine(
-        _send(connection, pubsub, name, command, dict(args or {}), wait_reply, timeout, clock)
+        _send(
+            connection,
+            pubsub,
+            name,
+            command,
+            dict(args or {}),
+            wait_reply,
+            timeout,
+            clock,
+        )
     )

@@ -44,7 +44,12 @@ class Options(usage.Options):
         "also takes the job id alone. ping and status print the reply."
     )
     optParameters = [
-        ["redis", "r", None, "Redis URL (default: $" + ENV_VAR + ", else redis://127.0.0.1:6379/0)."],
+        [
+            "redis",
+            "r",
+            None,
+            "Redis URL (default: $" + ENV_VAR + ", else redis://127.0.0.1:6379/0).",
+        ],
         ["timeout", "t", 5.0, "Seconds to wait for Redis and for a reply.", float],
     ]
     optFlags = [["wait", "w", "Wait for a reply to any command, not only ping/status."]]
@@ -65,7 +70,7 @@ class Options(usage.Options):
             elif command == "stop-execution" and "execution_id" not in fields:
                 fields["execution_id"] = arg
             else:
-                raise usage.UsageError("argument {!r} is not key=value".format(arg))
+                raise usage.UsageError(f"argument {arg!r} is not key=value")
         self["args"] = fields
 
     def postOptions(self) -> None:
@@ -82,7 +87,7 @@ class Options(usage.Options):
 
 async def _run(reactor: Any, options: Options) -> int:
     from txmsg.redis.connection import RedisConnection
-    from txmsg.redis.control import ControlTimeout, REPLY_COMMANDS, send_control
+    from txmsg.redis.control import REPLY_COMMANDS, ControlTimeout, send_control
     from txmsg.redis.pubsub import PubSub
 
     timeout = options["timeout"]
@@ -105,10 +110,10 @@ async def _run(reactor: Any, options: Options) -> int:
             clock=reactor,
         )
     except ControlTimeout as e:
-        sys.stderr.write("txmsg control: {}\n".format(e))
+        sys.stderr.write(f"txmsg control: {e}\n")
         return 1
     except Exception as e:
-        sys.stderr.write("txmsg control: {}: {}\n".format(type(e).__name__, e))
+        sys.stderr.write(f"txmsg control: {type(e).__name__}: {e}\n")
         return 1
     finally:
         if pubsub.running:
@@ -148,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         options.parseOptions(sys.argv[1:] if argv is None else argv)
     except usage.UsageError as e:
-        sys.stderr.write("{}\n{}\n".format(options, e))
+        sys.stderr.write(f"{options}\n{e}\n")
         raise SystemExit(2) from None
 
     def exit_with(code: int) -> None:

@@ -76,7 +76,13 @@ class _Registration:
     One C{on_expired} callback; L{cancel} removes it.
     """
 
-    def __init__(self, owner: KeyExpiry, db: int, pattern: str, callback: Callable[[ExpiredKey], Any]) -> None:
+    def __init__(
+        self,
+        owner: KeyExpiry,
+        db: int,
+        pattern: str,
+        callback: Callable[[ExpiredKey], Any],
+    ) -> None:
         self.owner = owner
         self.db = db
         self.pattern = pattern
@@ -150,7 +156,7 @@ class KeyExpiry(Service):
         regs.append(reg)
         if db not in self._subs:
             self._subs[db] = self.pubsub.subscribe(
-                "__keyevent@{}__:expired".format(db), self._receiver(db)
+                f"__keyevent@{db}__:expired", self._receiver(db)
             )
             if self.pubsub.state.is_connected:
                 self.ensure_notifications()
@@ -216,7 +222,7 @@ class KeyExpiry(Service):
         for db in self._by_db:
             if db not in self._subs:
                 self._subs[db] = self.pubsub.subscribe(
-                    "__keyevent@{}__:expired".format(db), self._receiver(db)
+                    f"__keyevent@{db}__:expired", self._receiver(db)
                 )
 
     def _connected(self) -> Any:

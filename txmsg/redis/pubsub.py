@@ -270,7 +270,9 @@ class PubSub(Service):
             send = proto.punsubscribe if sub.is_pattern else proto.unsubscribe
             self._send(send, [sub.key], "unsubscribe from")
 
-    def _send(self, method: Callable[[list[bytes]], Any], names: list[bytes], what: str) -> None:
+    def _send(
+        self, method: Callable[[list[bytes]], Any], names: list[bytes], what: str
+    ) -> None:
         try:
             d = method(names)
         except Exception:
@@ -348,7 +350,11 @@ class PubSub(Service):
         table = self._patterns if kind == b"punsubscribe" else self._channels
         if name in table and self._proto is not None:
             # re-subscribed while the unsubscribe was in flight
-            send = self._proto.psubscribe if kind == b"punsubscribe" else self._proto.subscribe
+            send = (
+                self._proto.psubscribe
+                if kind == b"punsubscribe"
+                else self._proto.subscribe
+            )
             for sub in table[name]:
                 sub.active = False
             self._send(send, [name], "subscribe to")

@@ -99,7 +99,10 @@ class RedisService(MultiService):
         return publish(self.connection, channel, message, encode)
 
     def subscribe(
-        self, channel: str | bytes, callback: Callable[[Message], Any] | None = None, **kw: Any
+        self,
+        channel: str | bytes,
+        callback: Callable[[Message], Any] | None = None,
+        **kw: Any,
     ) -> Subscription:
         """
         See L{PubSub.subscribe}.
@@ -107,7 +110,10 @@ class RedisService(MultiService):
         return self.pubsub.subscribe(channel, callback, **kw)
 
     def psubscribe(
-        self, pattern: str | bytes, callback: Callable[[Message], Any] | None = None, **kw: Any
+        self,
+        pattern: str | bytes,
+        callback: Callable[[Message], Any] | None = None,
+        **kw: Any,
     ) -> Subscription:
         """
         See L{PubSub.psubscribe}.
@@ -126,7 +132,10 @@ class RedisService(MultiService):
         return self._expiry
 
     def on_expired(
-        self, pattern: str, callback: Callable[[ExpiredKey], Any] | None = None, **kw: Any
+        self,
+        pattern: str,
+        callback: Callable[[ExpiredKey], Any] | None = None,
+        **kw: Any,
     ) -> Any:
         """
         See L{KeyExpiry.on_expired}.
@@ -143,7 +152,9 @@ class RedisService(MultiService):
         """
         Add a L{ControlListener} for worker C{name} (child C{"control:<name>"}).
         """
-        listener = ControlListener(name, self.pubsub, self.connection, handlers, status=status)
+        listener = ControlListener(
+            name, self.pubsub, self.connection, handlers, status=status
+        )
         listener.setName("control:" + name)
         listener.setServiceParent(self)
         return listener

@@ -90,13 +90,13 @@ class RedisURL:
 
     def _rebuild(self) -> str:
         if self.scheme == "unix":
-            return "unix://{}?db={}".format(self.path, self.db)
+            return f"unix://{self.path}?db={self.db}"
         cred = ""
         if self.password is not None:
             cred = "{}:***@".format(self.username or "")
         elif self.username:
-            cred = "{}@".format(self.username)
-        return "{}://{}{}:{}/{}".format(self.scheme, cred, self.host, self.port, self.db)
+            cred = f"{self.username}@"
+        return f"{self.scheme}://{cred}{self.host}:{self.port}/{self.db}"
 
     def __str__(self) -> str:
         return self.redacted()
@@ -149,12 +149,10 @@ def _int(text: str, what: str, url: str) -> int:
         value = int(text)
     except ValueError:
         raise InvalidRedisURL(
-            "bad {} {!r} in Redis URL {}".format(what, text, _redacted(url))
+            f"bad {what} {text!r} in Redis URL {_redacted(url)}"
         ) from None
     if value < 0:
-        raise InvalidRedisURL(
-            "negative {} in Redis URL {}".format(what, _redacted(url))
-        )
+        raise InvalidRedisURL(f"negative {what} in Redis URL {_redacted(url)}")
     return value
 
 
@@ -178,9 +176,7 @@ def parse_redis_url(
         parts = urlsplit(url)
         port = parts.port
     except ValueError as e:
-        raise InvalidRedisURL(
-            "cannot parse Redis URL {}: {}".format(_redacted(url), e)
-        ) from None
+        raise InvalidRedisURL(f"cannot parse Redis URL {_redacted(url)}: {e}") from None
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     scheme = parts.scheme.lower()
     username = unquote(parts.username) if parts.username else None
@@ -190,20 +186,19 @@ def parse_redis_url(
         path = unquote(parts.path)
         if not path:
             raise InvalidRedisURL(
-                "unix Redis URL needs a socket path: {}".format(_redacted(url))
+                f"unix Redis URL needs a socket path: {_redacted(url)}"
             )
         db = _int(query.get("db", "0"), "db", url)
-        return RedisURL(
-            "unix", None, None, path, db, username, password, None, url
-        )
+        return RedisURL("unix", None, None, path, db, username, password, None, url)
     if scheme not in ("redis", "rediss"):
         raise InvalidRedisURL(
-            "unsupported Redis URL scheme {!r} in {} (use redis://, rediss:// "
-            "or unix://)".format(parts.scheme, _redacted(url))
+            f"unsupported Redis URL scheme {parts.scheme!r} in {_redacted(url)} "
+            "(use redis://, rediss:// "
+            "or unix://)"
         )
     host = parts.hostname
     if not host:
-        raise InvalidRedisURL("Redis URL has no host: {}".format(_redacted(url)))
+        raise InvalidRedisURL(f"Redis URL has no host: {_redacted(url)}")
     db_text = parts.path.lstrip("/") or query.get("db", "0")
     db = _int(db_text, "db", url)
     return RedisURL(

@@ -45,7 +45,9 @@ class RecordingEvents:
     def __init__(self) -> None:
         self.dispatched: list[tuple[str, Any, str | None]] = []
 
-    def dispatch(self, name: str, payload: Any = None, *, source: str | None = None) -> Deferred[None]:
+    def dispatch(
+        self, name: str, payload: Any = None, *, source: str | None = None
+    ) -> Deferred[None]:
         self.dispatched.append((name, payload, source))
         return succeed(None)
 
@@ -71,7 +73,9 @@ class FakeFactory:
         self.error = why
 
 
-def connect_pubsub(router: Any, hiredis: bool = True, clock: Any = None) -> tuple[Any, StringTransport]:
+def connect_pubsub(
+    router: Any, hiredis: bool = True, clock: Any = None
+) -> tuple[Any, StringTransport]:
     """
     Build a L{txmsg.redis._protocol.PubSubProtocol} for C{router}, connected
     to a fresh StringTransport (a "new connection").

@@ -11,7 +11,6 @@ from typing import Any
 
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject

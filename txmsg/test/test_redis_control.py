@@ -29,7 +29,9 @@ class ParseCommandTests(SynchronousTestCase):
         """
         self.assertEqual(parse_command(b'{"command": "shutdown"}').command, "shutdown")
         c = parse_command(json.dumps({"command": "stop-job", "job_id": "j1"}))
-        self.assertEqual((c.command, dict(c.args), c.reply_to), ("stop-job", {"job_id": "j1"}, None))
+        self.assertEqual(
+            (c.command, dict(c.args), c.reply_to), ("stop-job", {"job_id": "j1"}, None)
+        )
         c = parse_command(b'{"command": "ping", "reply_to": "r", "id": 5}')
         self.assertEqual((c.reply_to, c.id, dict(c.args)), ("r", "5", {}))
 
@@ -98,7 +100,10 @@ class ControlListenerTests(SynchronousTestCase):
             "w1",
             self.pubsub,
             self.conn,
-            {"shutdown": self.seen.append, "stop-job": lambda c: self.seen.append(c.args["job_id"])},
+            {
+                "shutdown": self.seen.append,
+                "stop-job": lambda c: self.seen.append(c.args["job_id"]),
+            },
             status=lambda: {"busy": True},
         )
         self.listener.startService()
@@ -127,9 +132,14 @@ class ControlListenerTests(SynchronousTestCase):
         """
         C{ping} publishes a reply with the caller's id on C{reply_to}.
         """
-        self.listener.handle_message(msg({"command": "ping", "reply_to": "r1", "id": "a"}))
+        self.listener.handle_message(
+            msg({"command": "ping", "reply_to": "r1", "id": "a"})
+        )
         ((channel, body),) = self.conn.handler.published
-        self.assertEqual((channel, body["id"], body["ok"], body["result"]["name"]), ("r1", "a", True, "w1"))
+        self.assertEqual(
+            (channel, body["id"], body["ok"], body["result"]["name"]),
+            ("r1", "a", True, "w1"),
+        )
 
     def test_status_reply(self) -> None:
         """
@@ -160,7 +170,9 @@ class ControlListenerTests(SynchronousTestCase):
         self.listener.handle_message(msg({"command": "dance"}))
         self.listener.handle_message(msg(b"not json"))
         self.listener.handle_message(msg({"command": "ping"}))
-        self.assertEqual((self.listener.stats["unknown"], self.listener.stats["malformed"]), (1, 1))
+        self.assertEqual(
+            (self.listener.stats["unknown"], self.listener.stats["malformed"]), (1, 1)
+        )
         self.assertEqual(self.conn.handler.published, [])
         self.listener.handle_message(msg({"command": "dance", "reply_to": "r"}))
         self.assertFalse(self.conn.handler.published[0][1]["ok"])
@@ -189,7 +201,9 @@ class ControlOptionsTests(SynchronousTestCase):
         """
         o = Options()
         o.parseOptions(["--redis", "redis://h:1/2", "-t", "3", "w1", "stop-job", "abc"])
-        self.assertEqual((o["name"], o["command"], o["args"]), ("w1", "stop-job", {"job_id": "abc"}))
+        self.assertEqual(
+            (o["name"], o["command"], o["args"]), ("w1", "stop-job", {"job_id": "abc"})
+        )
         self.assertEqual((o["url"].host, o["url"].db, o["timeout"]), ("h", 2, 3.0))
 
     def test_env_default(self) -> None:
@@ -210,4 +224,8 @@ class ControlOptionsTests(SynchronousTestCase):
         """
         self.assertRaises(usage.UsageError, Options().parseOptions, ["w1"])
         self.assertRaises(usage.UsageError, Options().parseOptions, ["w1", "ping", "x"])
-        self.assertRaises(usage.UsageError, Options().parseOptions, ["--redis", "http://x", "w1", "ping"])
+        self.assertRaises(
+            usage.UsageError,
+            Options().parseOptions,
+            ["--redis", "http://x", "w1", "ping"],
+        )

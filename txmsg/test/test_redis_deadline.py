@@ -60,7 +60,9 @@ class DeadlineProxyTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.target = FakeTarget()
-        self.proxy = DeadlineProxy(self.target, 5.0, self.clock, lambda: "redis://h:1/0 not connected")
+        self.proxy = DeadlineProxy(
+            self.target, 5.0, self.clock, lambda: "redis://h:1/0 not connected"
+        )
 
     def tearDown(self) -> None:
         self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -94,7 +96,9 @@ class DeadlineProxyTests(SynchronousTestCase):
         down, reconnecting) fails after the deadline instead of waiting
         forever.
         """
-        factory = txredisapi.RedisFactory(None, None, 1, isLazy=True, convertNumbers=False)
+        factory = txredisapi.RedisFactory(
+            None, None, 1, isLazy=True, convertNumbers=False
+        )
         proxy = DeadlineProxy(factory.handler, 2.0, self.clock)
         d = proxy.get("k")
         self.clock.advance(2.0)

@@ -36,7 +36,8 @@ class ExportsTests(SynchronousTestCase):
                 sys.executable,
                 "-c",
                 "import sys, txmsg.redis, txmsg.redis.control_cli; "
-                "print('txredisapi' in sys.modules, 'twisted.internet.reactor' in sys.modules)",
+                "print('txredisapi' in sys.modules, "
+                "'twisted.internet.reactor' in sys.modules)",
             ],
             capture_output=True,
             text=True,

@@ -10,8 +10,8 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
-from twisted.logger import globalLogPublisher
 from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.redis.keyspace import ExpiredKey, KeyExpiry, merge_notify_flags
@@ -72,7 +72,9 @@ class KeyExpiryTests(SynchronousTestCase):
         self.events = RecordingEvents()
         self.pubsub = PubSub("redis://h:1/2", reactor=Clock(), events=self.events)
         self.handler = ConfigHandler("K")
-        self.expiry = KeyExpiry(self.pubsub, FakeConnection(self.handler), events=self.events)
+        self.expiry = KeyExpiry(
+            self.pubsub, FakeConnection(self.handler), events=self.events
+        )
         self.got: list[ExpiredKey] = []
 
     def test_subscribes_db_channel(self) -> None:
@@ -84,7 +86,8 @@ class KeyExpiryTests(SynchronousTestCase):
         self.expiry.on_expired("x", self.got.append, db=5)
         proto, transport = connect_pubsub(self.pubsub)
         self.assertEqual(
-            transport.value(), command("SUBSCRIBE", "__keyevent@2__:expired", "__keyevent@5__:expired")
+            transport.value(),
+            command("SUBSCRIBE", "__keyevent@2__:expired", "__keyevent@5__:expired"),
         )
 
     def test_callbacks_by_glob(self) -> None:
@@ -142,4 +145,6 @@ class KeyExpiryTests(SynchronousTestCase):
         proto, transport = connect_pubsub(self.pubsub)
         transport.clear()
         reg.cancel()
-        self.assertEqual(transport.value(), command("UNSUBSCRIBE", "__keyevent@2__:expired"))
+        self.assertEqual(
+            transport.value(), command("UNSUBSCRIBE", "__keyevent@2__:expired")
+        )

@@ -31,7 +31,9 @@ class PubSubProtocolTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.events = RecordingEvents()
-        self.pubsub = PubSub("redis://127.0.0.1:1/0", reactor=self.clock, events=self.events)
+        self.pubsub = PubSub(
+            "redis://127.0.0.1:1/0", reactor=self.clock, events=self.events
+        )
         self.received: list = []
 
     def connect(self):
@@ -55,7 +57,8 @@ class PubSubProtocolTests(SynchronousTestCase):
         self.pubsub.psubscribe("p.*", self.received.append)
         proto, transport = self.connect()
         self.assertEqual(
-            transport.value(), command("SUBSCRIBE", "a", "b") + command("PSUBSCRIBE", "p.*")
+            transport.value(),
+            command("SUBSCRIBE", "a", "b") + command("PSUBSCRIBE", "p.*"),
         )
         self.assertTrue(proto._ready)
 
@@ -79,10 +82,16 @@ class PubSubProtocolTests(SynchronousTestCase):
         """
         self.pubsub.subscribe("chan", self.received.append)
         proto, _ = self.connect()
-        self.feed(proto, array("subscribe", "chan", 1) + array("message", "chan", b"\x00\xffhi"))
+        self.feed(
+            proto,
+            array("subscribe", "chan", 1) + array("message", "chan", b"\x00\xffhi"),
+        )
         self.assertEqual(len(self.received), 1)
         m = self.received[0]
-        self.assertEqual((m.channel, m.data, m.pattern, m.raw), ("chan", b"\x00\xffhi", None, b"\x00\xffhi"))
+        self.assertEqual(
+            (m.channel, m.data, m.pattern, m.raw),
+            ("chan", b"\x00\xffhi", None, b"\x00\xffhi"),
+        )
 
     def test_numeric_payload_not_converted(self) -> None:
         """
@@ -102,9 +111,15 @@ class PubSubProtocolTests(SynchronousTestCase):
         """
         self.pubsub.psubscribe("orders.*", self.received.append, decode="json")
         proto, _ = self.connect()
-        self.feed(proto, array("psubscribe", "orders.*", 1) + array("pmessage", "orders.*", "orders.new", b'{"id": 7}'))
+        self.feed(
+            proto,
+            array("psubscribe", "orders.*", 1)
+            + array("pmessage", "orders.*", "orders.new", b'{"id": 7}'),
+        )
         m = self.received[0]
-        self.assertEqual((m.channel, m.data, m.pattern), ("orders.new", {"id": 7}, "orders.*"))
+        self.assertEqual(
+            (m.channel, m.data, m.pattern), ("orders.new", {"id": 7}, "orders.*")
+        )
 
     def test_split_chunks(self) -> None:
         """
@@ -116,7 +131,9 @@ class PubSubProtocolTests(SynchronousTestCase):
         data = b"".join(array("message", "c", str(i)) for i in range(50))
         for i in range(0, len(data), 7):
             self.feed(proto, data[i : i + 7])
-        self.assertEqual([m.data for m in self.received], [str(i).encode() for i in range(50)])
+        self.assertEqual(
+            [m.data for m in self.received], [str(i).encode() for i in range(50)]
+        )
 
     def test_confirmation_activates(self) -> None:
         """
@@ -147,7 +164,12 @@ class PubSubProtocolTests(SynchronousTestCase):
         gone = self.pubsub.subscribe("gone", self.received.append)
         self.pubsub.psubscribe("p*", self.received.append)
         proto, transport = self.connect()
-        self.feed(proto, array("subscribe", "keep", 1) + array("subscribe", "gone", 2) + array("psubscribe", "p*", 3))
+        self.feed(
+            proto,
+            array("subscribe", "keep", 1)
+            + array("subscribe", "gone", 2)
+            + array("psubscribe", "p*", 3),
+        )
         proto.connectionLost(Failure(ConnectionDone()))
         gone.cancel()
         self.pubsub.subscribe("new", self.received.append)
@@ -155,11 +177,15 @@ class PubSubProtocolTests(SynchronousTestCase):
 
         proto2, transport2 = self.connect()
         self.assertEqual(
-            transport2.value(), command("SUBSCRIBE", "keep", "new") + command("PSUBSCRIBE", "p*")
+            transport2.value(),
+            command("SUBSCRIBE", "keep", "new") + command("PSUBSCRIBE", "p*"),
         )
         self.feed(proto2, array("subscribe", "keep", 1) + array("subscribe", "new", 2))
         self.successResultOf(d)
-        self.feed(proto2, array("message", "keep", "after") + array("pmessage", "p*", "pq", "pat"))
+        self.feed(
+            proto2,
+            array("message", "keep", "after") + array("pmessage", "p*", "pq", "pat"),
+        )
         self.assertEqual([m.data for m in self.received], [b"after", b"pat"])
 
     def test_cancel_unsubscribes(self) -> None:
@@ -176,8 +202,16 @@ class PubSubProtocolTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"")
         a2.cancel()
         p.cancel()
-        self.assertEqual(transport.value(), command("UNSUBSCRIBE", "a") + command("PUNSUBSCRIBE", "p*"))
-        self.feed(proto, array("unsubscribe", "a", 1) + array("punsubscribe", "p*", 0) + array("message", "a", "late"))
+        self.assertEqual(
+            transport.value(),
+            command("UNSUBSCRIBE", "a") + command("PUNSUBSCRIBE", "p*"),
+        )
+        self.feed(
+            proto,
+            array("unsubscribe", "a", 1)
+            + array("punsubscribe", "p*", 0)
+            + array("message", "a", "late"),
+        )
         self.assertEqual(self.received, [])
         self.assertEqual(self.pubsub.stats["unrouted"], 1)
 
@@ -188,7 +222,9 @@ class PubSubProtocolTests(SynchronousTestCase):
         """
         sub = self.pubsub.subscribe("j", self.received.append, decode="json")
         proto, _ = self.connect()
-        self.feed(proto, array("message", "j", b"{not json") + array("message", "j", b"[1]"))
+        self.feed(
+            proto, array("message", "j", b"{not json") + array("message", "j", b"[1]")
+        )
         self.assertEqual([m.data for m in self.received], [[1]])
         self.assertEqual(sub.stats["decode_failures"], 1)
         self.assertEqual(len(self.flushLoggedErrors()), 1)
@@ -218,7 +254,9 @@ class PubSubProtocolTests(SynchronousTestCase):
         self.pubsub.subscribe("news", event="news.received", decode="text")
         proto, _ = self.connect()
         self.feed(proto, array("message", "news", "hello"))
-        (name, payload, source) = [e for e in self.events.dispatched if e[0] == "news.received"][0]
+        (name, payload, source) = [
+            e for e in self.events.dispatched if e[0] == "news.received"
+        ][0]
         self.assertEqual((payload.data, source), ("hello", "redis:news"))
 
     def test_event_route_needs_sink(self) -> None:
