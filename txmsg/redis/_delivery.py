@@ -1,0 +1,277 @@
+# -*- test-case-name: txmsg.test.test_redis_delivery -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+One subscription's delivery: decode, call the callback, keep order, bound
+what waits.
+
+The delivery model (also in docs/redis.md):
+
+  - Callbacks run on the reactor thread, straight from the connection's
+    C{dataReceived}; a callback that returns a plain value costs no
+    scheduling at all.
+  - A callback may return a Deferred or a coroutine.  Each subscription has
+    C{concurrency} slots (default 1): while they are all busy, further
+    messages for I{that subscription} wait in its own FIFO queue, so with the
+    default one message at a time is handled, in publish order.  Other
+    subscriptions (other channels or patterns) have their own queues and are
+    not held up by a slow callback.
+  - The queue holds at most C{max_queued} messages; beyond that new messages
+    are dropped and counted (C{stats["dropped"]}).  Redis pub/sub is
+    at-most-once anyway: the server itself drops a subscriber whose output
+    buffer overflows.
+  - A message whose payload cannot be decoded, and a callback that raises or
+    fails, are logged and counted; the subscriber carries on.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from inspect import iscoroutine
+from typing import Any, NamedTuple
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txmsg.serializers import Serializer, get_serializer
+
+__all__ = ["Message", "Subscription", "SubscriptionCancelled"]
+
+
+class SubscriptionCancelled(Exception):
+    """
+    The subscription was cancelled (or its service stopped) before Redis
+    confirmed it.
+    """
+
+
+class Message(NamedTuple):
+    """
+    One pub/sub message, as handed to callbacks.
+
+    @ivar channel: the channel it was published on (decoded UTF-8; undecodable
+        bytes are kept as surrogate escapes).
+    @ivar data: the payload, decoded as the subscription asked.
+    @ivar pattern: the matching pattern for pattern subscriptions, else C{None}.
+    @ivar raw: the payload bytes as received.
+    """
+
+    channel: str
+    data: Any
+    pattern: str | None
+    raw: bytes
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", "surrogateescape")
+
+
+def _should_log(count: int) -> bool:
+    # the first ten, then one in a thousand: a bad publisher can't flood logs
+    return count <= 10 or count % 1000 == 0
+
+
+class Subscription:
+    """
+    A callback attached to one channel or one pattern.
+
+    Made by L{txmsg.redis.PubSub.subscribe}/C{psubscribe}; cancel it with
+    L{cancel}.
+
+    @ivar name: the channel or pattern.
+    @ivar is_pattern: whether C{name} is a pattern (PSUBSCRIBE).
+    @ivar active: whether Redis has confirmed it on the current connection.
+    @ivar stats: counters: C{received}, C{decode_failures},
+        C{callback_failures}, C{dropped}.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        name: str | bytes,
+        callback: Callable[[Message], Any],
+        *,
+        is_pattern: bool = False,
+        decode: str | Serializer = "bytes",
+        concurrency: int = 1,
+        max_queued: int = 10000,
+        on_cancel: Callable[[Subscription], None] | None = None,
+    ) -> None:
+        """
+        @param name: channel or pattern.
+        @param callback: called with a L{Message}; may return a Deferred or a
+            coroutine.
+        @param decode: C{"bytes"} (no decoding), C{"text"}, C{"json"},
+            C{"msgpack"}, C{"pickle"} (trusted data only) or a serializer.
+        @param concurrency: callbacks in flight at once for this
+            subscription (1 keeps publish order).
+        @param max_queued: messages kept waiting before new ones are dropped.
+        @param on_cancel: called by L{cancel} (the owning service's hook).
+        """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {callback!r}")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.key = name if isinstance(name, bytes) else name.encode("utf-8")
+        self.name = _text(self.key)
+        self.callback = callback
+        self.is_pattern = is_pattern
+        serializer = get_serializer(decode)
+        self.serializer = serializer
+        self._loads = None if serializer.name == "bytes" else serializer.loads
+        self.concurrency = concurrency
+        self.max_queued = max_queued
+        self.active = False
+        self.cancelled = False
+        self.stats = {
+            "received": 0,
+            "decode_failures": 0,
+            "callback_failures": 0,
+            "dropped": 0,
+        }
+        self._on_cancel = on_cancel
+        self._queue: deque[Message] = deque()
+        self._in_flight = 0
+        self._draining = False
+        self._waiters: list[Deferred[Subscription]] = []
+
+    def __repr__(self) -> str:
+        return "<Subscription {} {!r} active={}>".format(
+            "pattern" if self.is_pattern else "channel", self.name, self.active
+        )
+
+    # confirmation -------------------------------------------------------
+
+    def when_active(self) -> Deferred[Subscription]:
+        """
+        Fire with this subscription once Redis has confirmed it (at once if
+        it is).  Errbacks with L{SubscriptionCancelled} when cancelled or when
+        the pub/sub service stops first.  Add your own timeout if you need
+        one: Redis may be down for a long time.
+        """
+        if self.active:
+            return succeed(self)
+        if self.cancelled:
+            return fail(SubscriptionCancelled(f"{self!r} was cancelled"))
+        d: Deferred[Subscription] = Deferred(lambda d: self._waiters.remove(d))
+        self._waiters.append(d)
+        return d
+
+    def _confirmed(self) -> None:
+        self.active = True
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(self)
+
+    def _fail_waiters(self, reason: Exception) -> None:
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.errback(reason)
+
+    def cancel(self) -> None:
+        """
+        Stop receiving: Redis is told to unsubscribe when no other
+        subscription needs the same channel/pattern; queued messages are
+        dropped.  Idempotent.
+        """
+        if self.cancelled:
+            return
+        self.cancelled = True
+        self.active = False
+        self._queue.clear()
+        self._fail_waiters(SubscriptionCancelled(f"{self!r} was cancelled"))
+        if self._on_cancel is not None:
+            self._on_cancel(self)
+
+    # delivery -----------------------------------------------------------
+
+    def deliver(self, channel: bytes | str, raw: bytes, pattern: str | None) -> None:
+        """
+        Hand one received message to the callback (or queue it).
+        """
+        stats = self.stats
+        stats["received"] += 1
+        if self._loads is None:
+            data: Any = raw
+        else:
+            try:
+                data = self._loads(raw)
+            except Exception:
+                stats["decode_failures"] += 1
+                n = stats["decode_failures"]
+                if _should_log(n):
+                    self.log.failure(
+                        "Cannot decode a message on {channel} as {codec} "
+                        "({count} so far); dropped",
+                        channel=channel,
+                        codec=self.serializer.name,
+                        count=n,
+                    )
+                return
+        if type(channel) is bytes:
+            channel = _text(channel)
+        msg = Message(channel, data, pattern, raw)
+        if self._in_flight < self.concurrency and not self._queue:
+            self._run(msg)
+        elif len(self._queue) < self.max_queued:
+            self._queue.append(msg)
+        else:
+            stats["dropped"] += 1
+            if _should_log(stats["dropped"]):
+                self.log.warn(
+                    "Subscriber of {name} is {queued} messages behind; dropped "
+                    "a message ({count} so far)",
+                    name=self.name,
+                    queued=len(self._queue),
+                    count=stats["dropped"],
+                )
+
+    def _run(self, msg: Message) -> None:
+        self._in_flight += 1
+        try:
+            result = self.callback(msg)
+        except Exception:
+            self._failed(Failure(), msg)
+            self._in_flight -= 1
+            return
+        if iscoroutine(result):
+            result = Deferred.fromCoroutine(result)
+        if isinstance(result, Deferred):
+            result.addCallbacks(self._done, self._errored, errbackArgs=(msg,))
+        else:
+            self._in_flight -= 1
+
+    def _failed(self, failure: Failure, msg: Message) -> None:
+        self.stats["callback_failures"] += 1
+        self.log.failure(
+            "Callback for {name} failed on a message from {channel}",
+            failure,
+            name=self.name,
+            channel=msg.channel,
+        )
+
+    def _errored(self, failure: Failure, msg: Message) -> None:
+        self._failed(failure, msg)
+        self._done(None)
+
+    def _done(self, _: Any) -> None:
+        self._in_flight -= 1
+        if self._queue and not self._draining and not self.cancelled:
+            self._drain()
+
+    def _drain(self) -> None:
+        self._draining = True
+        try:
+            while self._queue and self._in_flight < self.concurrency:
+                self._run(self._queue.popleft())
+        finally:
+            self._draining = False
+
+    @property
+    def queued(self) -> int:
+        """
+        Messages waiting for a free callback slot.
+        """
+        return len(self._queue)

@@ -1,0 +1,60 @@
+# -*- test-case-name: txmsg.test.test_redis_connection -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+txredisapi factories that report connection-state changes.
+
+This module imports txredisapi (which binds the global reactor at import
+time), so txmsg's services only import it from C{startService}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import txredisapi
+
+from txmsg.redis._state import ConnectionState
+
+__all__ = ["CommandFactory", "CommandProtocol", "ObservedFactoryMixin"]
+
+
+class ObservedFactoryMixin:
+    """
+    Tell a L{ConnectionState} when the pool gains its first usable connection
+    and when it loses its last one.
+    """
+
+    state: ConnectionState | None = None
+    size: int
+
+    def addConnection(self, conn: Any) -> None:
+        before = self.size
+        super().addConnection(conn)  # type: ignore[misc]
+        if self.state is not None and before == 0 and self.size > 0:
+            self.state.connected(self.size)
+
+    def delConnection(self, conn: Any) -> None:
+        before = self.size
+        super().delConnection(conn)  # type: ignore[misc]
+        if self.state is not None and before > 0 and self.size == 0:
+            self.state.lost()
+
+
+class CommandProtocol(txredisapi.RedisProtocol):  # type: ignore[misc,name-defined]
+    """
+    txredisapi's protocol, with MULTI working when replies are bytes
+    (C{charset=None} with hiredis returns C{b"OK"}, which txredisapi rejects).
+    """
+
+    def _tx_started(self, response: Any) -> Any:
+        if response == b"OK":
+            response = "OK"
+        return super()._tx_started(response)
+
+
+class CommandFactory(ObservedFactoryMixin, txredisapi.RedisFactory):  # type: ignore[misc]
+    """
+    The pooled, reconnecting factory for ordinary commands.
+    """
+
+    protocol = CommandProtocol

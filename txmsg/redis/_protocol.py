@@ -1,0 +1,139 @@
+# -*- test-case-name: txmsg.test.test_redis_protocol -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+The subscriber protocol: txredisapi's C{SubscriberProtocol}, re-subscribing
+on every connection and routing messages to a router (the L{PubSub} service).
+
+This module imports txredisapi (which binds the global reactor at import
+time); txmsg's services import it from C{startService} only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import txredisapi
+
+from txmsg.redis._factory import ObservedFactoryMixin
+
+__all__ = ["PubSubFactory", "PubSubProtocol"]
+
+_CONFIRMS = frozenset({b"subscribe", b"psubscribe"})
+_UNCONFIRMS = frozenset({b"unsubscribe", b"punsubscribe"})
+
+
+class PubSubProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
+    """
+    A subscriber connection that asks its router for the subscriptions to
+    (re-)establish each time it is connected and usable, and hands messages
+    and confirmations to it.
+
+    The router (C{factory.router}) must provide C{connection_ready(proto)},
+    C{connection_lost(proto)}, C{message(channel, data)},
+    C{pmessage(pattern, channel, data)}, C{confirmed(kind, name)} and
+    C{unconfirmed(kind, name)}; names and payloads are C{bytes}.
+    """
+
+    factory: Any
+
+    def connectionMade(self) -> Any:
+        d = super().connectionMade()
+        # AUTH (when there is a password) has to finish first; without one,
+        # this fires at once, before connectionMade returns.
+        self.whenConnected().addCallback(self._resubscribe)
+        return d
+
+    def _resubscribe(self, _: Any) -> None:
+        self.factory.router.connection_ready(self)
+
+    def connectionLost(self, why: Any) -> None:
+        try:
+            super().connectionLost(why)
+        finally:
+            self.factory.router.connection_lost(self)
+
+    def dataReceived(self, data: bytes, unpause: bool = False) -> Any:
+        """
+        Parse replies; messages go straight to the router.  With hiredis this
+        is a lean loop (no number conversion or transaction bookkeeping,
+        neither of which a subscriber connection needs).
+        """
+        reader = getattr(self, "_reader", None)
+        if reader is None:
+            return txredisapi.LineReceiver.dataReceived(self, data, unpause)
+        if data:
+            reader.feed(data)
+        gets = reader.gets
+        router = self.factory.router
+        res = gets()
+        while res is not False:
+            if type(res) is list:
+                n = len(res)
+                if n == 3 and res[0] == b"message":
+                    router.message(res[1], res[2])
+                elif n == 4 and res[0] == b"pmessage":
+                    router.pmessage(res[1], res[2], res[3])
+                else:
+                    self.replyReceived(res)
+            else:
+                self.replyReceived(res)
+            res = gets()
+        return None
+
+    def replyReceived(self, reply: Any) -> None:
+        """
+        Route messages and (un)subscribe confirmations; anything else goes to
+        txredisapi's reply queue as usual.
+        """
+        if type(reply) is list and len(reply) in (3, 4):
+            kind = reply[0]
+            if isinstance(kind, str):
+                kind = kind.encode()
+            router = self.factory.router
+            if len(reply) == 3:
+                if kind == b"message":
+                    router.message(reply[1], reply[2])
+                    return
+                if kind in _CONFIRMS:
+                    router.confirmed(kind, _bytes(reply[1]))
+                elif kind in _UNCONFIRMS:
+                    router.unconfirmed(kind, _bytes(reply[1]))
+            elif kind == b"pmessage":
+                router.pmessage(reply[1], reply[2], reply[3])
+                return
+        super().replyReceived(reply)
+
+
+def _bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8")
+
+
+class PubSubFactory(ObservedFactoryMixin, txredisapi.RedisFactory):  # type: ignore[misc]
+    """
+    A one-connection reconnecting factory for L{PubSubProtocol}: replies are
+    bytes, numbers are never converted.
+
+    @ivar router: receives connections, messages and confirmations.
+    """
+
+    protocol = PubSubProtocol
+
+    def __init__(
+        self,
+        router: Any,
+        password: str | None = None,
+        username: str | None = None,
+    ) -> None:
+        super().__init__(
+            None,
+            None,
+            1,
+            isLazy=True,
+            charset=None,
+            password=password,
+            convertNumbers=False,
+            username=username,
+        )
+        self.router = router

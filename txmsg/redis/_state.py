@@ -1,0 +1,118 @@
+# -*- test-case-name: txmsg.test.test_redis_connection -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Connection-state bookkeeping shared by the command and pub/sub connections:
+log lines, C{redis.connected}/C{redis.lost} events, and waiters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+
+__all__ = ["ConnectionState", "emit"]
+
+
+def emit(events: Any, name: str, payload: Any, source: str, log: Logger) -> None:
+    """
+    Dispatch C{name} to the C{events} sink if there is one; a failing sink is
+    logged, never raised.
+    """
+    if events is None:
+        return
+    try:
+        d = events.dispatch(name, payload, source=source)
+    except Exception:
+        log.failure("Event sink failed to take {event}", event=name)
+        return
+    if isinstance(d, Deferred):
+        d.addErrback(lambda f: log.failure("Event {event} failed", f, event=name))
+
+
+class ConnectionState:
+    """
+    Whether a txredisapi pool has a usable connection; reports transitions.
+
+    @ivar is_connected: C{True} while at least one connection is usable.
+    @ivar connections: how many times it went from none to one.
+    @ivar stopping: set by the owner while it closes the pool on purpose.
+    """
+
+    log = Logger()
+
+    def __init__(self, role: str, url: str, events: Any = None) -> None:
+        """
+        @param role: C{"commands"} or C{"pubsub"}, in payloads and logs.
+        @param url: the redacted URL.
+        @param events: the event sink (see L{emit}), or C{None}.
+        """
+        self.role = role
+        self.url = url
+        self.events = events
+        self.is_connected = False
+        self.stopping = False
+        self.connections = 0
+        self._waiters: list[Deferred[None]] = []
+
+    def describe(self) -> str:
+        """
+        A short text for error messages: where, and connected or not.
+        """
+        return "{} {}".format(
+            self.url, "connected" if self.is_connected else "not connected"
+        )
+
+    def when_connected(self) -> Deferred[None]:
+        """
+        A Deferred firing once a connection is usable (now, if one is).
+        Callers should add their own timeout; L{fail_waiters} errbacks it.
+        """
+        if self.is_connected:
+            return succeed(None)
+        d: Deferred[None] = Deferred(lambda d: self._waiters.remove(d))
+        self._waiters.append(d)
+        return d
+
+    def fail_waiters(self, reason: Exception) -> None:
+        """
+        Errback every pending L{when_connected} (the service is stopping).
+        """
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.errback(reason)
+
+    def connected(self, size: int) -> None:
+        """
+        The pool has its first usable connection.
+        """
+        self.is_connected = True
+        self.connections += 1
+        self.log.info("Redis {role} connection up: {url}", role=self.role, url=self.url)
+        payload = {"url": self.url, "role": self.role, "connections": size}
+        emit(self.events, "redis.connected", payload, "txmsg.redis", self.log)
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def lost(self) -> None:
+        """
+        The pool lost its last connection.
+        """
+        self.is_connected = False
+        if self.stopping:
+            self.log.info(
+                "Redis {role} connection closed: {url}", role=self.role, url=self.url
+            )
+        else:
+            self.log.warn(
+                "Redis {role} connection lost: {url}", role=self.role, url=self.url
+            )
+        payload = {
+            "url": self.url,
+            "role": self.role,
+            "connections": 0,
+            "reason": "stopped" if self.stopping else "lost",
+        }
+        emit(self.events, "redis.lost", payload, "txmsg.redis", self.log)

@@ -1,0 +1,214 @@
+# -*- test-case-name: txmsg.test.test_redis_url -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Where Redis is: one URL, turned into a Twisted client endpoint.
+
+Accepted forms::
+
+    redis://[[user]:password@]host[:port][/db]     (port 6379, db 0 by default)
+    rediss://[[user]:password@]host[:port][/db][?ca_certs=/path/ca.pem]   (TLS)
+    unix:///path/to/redis.sock[?db=N]              (also: redis+unix://, unix:/path)
+
+When no URL is given, C{TXMSG_REDIS_URL} from the environment is used, else
+C{redis://127.0.0.1:6379/0}.  Passwords are never part of C{str()} or C{repr()}
+of a L{RedisURL}: use L{RedisURL.redacted} in messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from twisted.internet.interfaces import IStreamClientEndpoint
+
+from txmsg._redact import redact_url
+
+__all__ = [
+    "DEFAULT_REDIS_URL",
+    "ENV_VAR",
+    "InvalidRedisURL",
+    "RedisURL",
+    "parse_redis_url",
+]
+
+#: The URL used when neither an argument nor C{TXMSG_REDIS_URL} names one.
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: The environment variable read for the default URL.
+ENV_VAR = "TXMSG_REDIS_URL"
+
+
+class InvalidRedisURL(ValueError):
+    """
+    The Redis URL could not be understood.  The message never contains the
+    password.
+    """
+
+
+@dataclass(frozen=True)
+class RedisURL:
+    """
+    A parsed Redis URL.
+
+    @ivar scheme: C{"redis"}, C{"rediss"} (TLS) or C{"unix"}.
+    @ivar host: host name or address (C{None} for unix sockets).
+    @ivar port: TCP port (C{None} for unix sockets).
+    @ivar path: unix socket path (C{None} for TCP).
+    @ivar db: database number selected after connecting.
+    @ivar username: ACL user name, or C{None}.
+    @ivar password: password, or C{None}; hidden from C{repr}.
+    @ivar ca_certs: for C{rediss}, a PEM file of trusted CAs (else the
+        platform's trust store).
+    @ivar url: the original text, for L{redacted}.
+    """
+
+    scheme: str
+    host: str | None
+    port: int | None
+    path: str | None
+    db: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_certs: str | None = None
+    url: str = field(default="", repr=False)
+
+    @property
+    def tls(self) -> bool:
+        """
+        Whether the connection uses TLS.
+        """
+        return self.scheme == "rediss"
+
+    def redacted(self) -> str:
+        """
+        The URL with its password replaced by C{***}: safe to log.
+        """
+        return _redacted(self.url) if self.url else self._rebuild()
+
+    def _rebuild(self) -> str:
+        if self.scheme == "unix":
+            return f"unix://{self.path}?db={self.db}"
+        cred = ""
+        if self.password is not None:
+            cred = "{}:***@".format(self.username or "")
+        elif self.username:
+            cred = f"{self.username}@"
+        return f"{self.scheme}://{cred}{self.host}:{self.port}/{self.db}"
+
+    def __str__(self) -> str:
+        return self.redacted()
+
+    def endpoint(
+        self, reactor: Any = None, connect_timeout: float | None = 10.0
+    ) -> IStreamClientEndpoint:
+        """
+        Build a client endpoint for this URL on C{reactor}.
+
+        @param reactor: the reactor to connect with (global one when C{None}).
+        @param connect_timeout: seconds allowed for a TCP/unix connect.
+        """
+        if reactor is None:
+            from twisted.internet import reactor
+        from twisted.internet import endpoints
+
+        timeout = 30 if connect_timeout is None else connect_timeout
+        if self.scheme == "unix":
+            assert self.path is not None
+            return endpoints.UNIXClientEndpoint(reactor, self.path, timeout=timeout)
+        assert self.host is not None and self.port is not None
+        inner: IStreamClientEndpoint = endpoints.HostnameEndpoint(
+            reactor, self.host, self.port, timeout=timeout
+        )
+        if not self.tls:
+            return inner
+        from twisted.internet import ssl
+
+        trust = None
+        if self.ca_certs:
+            with open(self.ca_certs, "rb") as f:
+                trust = ssl.Certificate.loadPEM(f.read())
+        options = ssl.optionsForClientTLS(self.host, trustRoot=trust)
+        return endpoints.wrapClientTLS(options, inner)
+
+
+def _redacted(url: str) -> str:
+    """
+    L{redact_url}, also for URLs it cannot parse (e.g. a bad port).
+    """
+    try:
+        return redact_url(url)
+    except ValueError:
+        return re.sub(r"(//[^/@]*?:)[^/@]*@", r"\1***@", url)
+
+
+def _int(text: str, what: str, url: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidRedisURL(
+            f"bad {what} {text!r} in Redis URL {_redacted(url)}"
+        ) from None
+    if value < 0:
+        raise InvalidRedisURL(f"negative {what} in Redis URL {_redacted(url)}")
+    return value
+
+
+def parse_redis_url(
+    url: str | RedisURL | None = None, environ: Mapping[str, str] | None = None
+) -> RedisURL:
+    """
+    Parse a Redis URL (see the module docstring for the accepted forms).
+
+    @param url: the URL; when C{None} or empty, C{TXMSG_REDIS_URL} from
+        C{environ} (default C{os.environ}), else L{DEFAULT_REDIS_URL}.
+        A L{RedisURL} is returned unchanged.
+    @raise InvalidRedisURL: for an unknown scheme, a bad port or db number.
+    """
+    if isinstance(url, RedisURL):
+        return url
+    if not url:
+        env = os.environ if environ is None else environ
+        url = env.get(ENV_VAR) or DEFAULT_REDIS_URL
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise InvalidRedisURL(f"cannot parse Redis URL {_redacted(url)}: {e}") from None
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    scheme = parts.scheme.lower()
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+
+    if scheme in ("unix", "redis+unix"):
+        path = unquote(parts.path)
+        if not path:
+            raise InvalidRedisURL(
+                f"unix Redis URL needs a socket path: {_redacted(url)}"
+            )
+        db = _int(query.get("db", "0"), "db", url)
+        return RedisURL("unix", None, None, path, db, username, password, None, url)
+    if scheme not in ("redis", "rediss"):
+        raise InvalidRedisURL(
+            f"unsupported Redis URL scheme {parts.scheme!r} in {_redacted(url)} "
+            "(use redis://, rediss:// "
+            "or unix://)"
+        )
+    host = parts.hostname
+    if not host:
+        raise InvalidRedisURL(f"Redis URL has no host: {_redacted(url)}")
+    db_text = parts.path.lstrip("/") or query.get("db", "0")
+    db = _int(db_text, "db", url)
+    return RedisURL(
+        scheme,
+        host,
+        port if port is not None else 6379,
+        None,
+        db,
+        username,
+        password,
+        query.get("ca_certs"),
+        url,
+    )

@@ -1,0 +1,176 @@
+# -*- test-case-name: txmsg.test.test_redis_delivery -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Tests for L{txmsg.redis._delivery.Subscription}: the delivery model.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import SynchronousTestCase
+
+from txmsg.redis._delivery import Message, Subscription, SubscriptionCancelled
+
+
+class SubscriptionTests(SynchronousTestCase):
+    """
+    Tests for L{Subscription}.
+    """
+
+    def test_sync_callback(self) -> None:
+        """
+        A plain callback is called at once with a L{Message}.
+        """
+        got = []
+        sub = Subscription("c", got.append)
+        sub.deliver(b"c", b"x", None)
+        self.assertEqual(got, [Message("c", b"x", None, b"x")])
+        self.assertEqual(sub.stats["received"], 1)
+
+    def test_deferred_keeps_order(self) -> None:
+        """
+        With the default concurrency of 1, a message waits until the
+        previous callback's Deferred fires, then runs, in publish order.
+        """
+        calls, pending = [], []
+
+        def cb(m):
+            calls.append(m.data)
+            d = Deferred()
+            pending.append(d)
+            return d
+
+        sub = Subscription("c", cb)
+        for i in range(3):
+            sub.deliver("c", str(i).encode(), None)
+        self.assertEqual(calls, [b"0"])
+        self.assertEqual(sub.queued, 2)
+        pending[0].callback(None)
+        self.assertEqual(calls, [b"0", b"1"])
+        pending[1].errback(RuntimeError("x"))
+        self.assertEqual(calls, [b"0", b"1", b"2"])
+        self.assertEqual(sub.stats["callback_failures"], 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_concurrency(self) -> None:
+        """
+        With C{concurrency=2}, two callbacks run at once and the third waits.
+        """
+        pending = []
+        sub = Subscription(
+            "c", lambda m: pending.append(Deferred()) or pending[-1], concurrency=2
+        )
+        for _ in range(3):
+            sub.deliver("c", b"m", None)
+        self.assertEqual(len(pending), 2)
+        pending[1].callback(None)
+        self.assertEqual(len(pending), 3)
+
+    def test_independent_subscriptions(self) -> None:
+        """
+        A slow callback on one subscription does not hold up another.
+        """
+        slow = Subscription("a", lambda m: Deferred())
+        got = []
+        fast = Subscription("b", got.append)
+        slow.deliver("a", b"1", None)
+        slow.deliver("a", b"2", None)
+        fast.deliver("b", b"3", None)
+        self.assertEqual([m.data for m in got], [b"3"])
+
+    def test_bounded_queue(self) -> None:
+        """
+        Beyond C{max_queued} waiting messages, new ones are dropped and
+        counted.
+        """
+        sub = Subscription("c", lambda m: Deferred(), max_queued=2)
+        for _ in range(5):
+            sub.deliver("c", b"m", None)
+        self.assertEqual((sub.queued, sub.stats["dropped"]), (2, 2))
+
+    def test_fired_deferreds_no_recursion(self) -> None:
+        """
+        Thousands of queued messages whose callbacks return already-fired
+        Deferreds drain iteratively (no RecursionError).
+        """
+        gate = Deferred()
+        got = []
+        first = [True]
+
+        def cb(m):
+            if first[0]:
+                first[0] = False
+                return gate
+            got.append(m)
+            return _fired()
+
+        sub = Subscription("c", cb, max_queued=10000)
+        for _ in range(5001):
+            sub.deliver("c", b"m", None)
+        gate.callback(None)
+        self.assertEqual(len(got), 5000)
+        self.assertEqual(sub.queued, 0)
+
+    def test_coroutine_callback(self) -> None:
+        """
+        A coroutine callback is run as a Deferred and holds the slot until
+        it finishes.
+        """
+        gate = Deferred()
+        done = []
+
+        async def cb(m):
+            await gate
+            done.append(m.data)
+
+        sub = Subscription("c", cb)
+        sub.deliver("c", b"1", None)
+        sub.deliver("c", b"2", None)
+        self.assertEqual(done, [])
+        gate.callback(None)
+        self.assertEqual(done, [b"1", b"2"])
+
+    def test_decoders(self) -> None:
+        """
+        C{decode} selects bytes, text, JSON or a custom serializer; a text
+        payload that is not UTF-8 is a counted decode failure.
+        """
+        got = []
+        Subscription("c", got.append, decode="text").deliver("c", "é".encode(), None)
+        Subscription("c", got.append, decode="json").deliver("c", b'{"a": 1}', None)
+        bad = Subscription("c", got.append, decode="text")
+        bad.deliver("c", b"\xff", None)
+        self.assertEqual([m.data for m in got], ["é", {"a": 1}])
+        self.assertEqual(bad.stats["decode_failures"], 1)
+        self.flushLoggedErrors()
+
+    def test_cancel(self) -> None:
+        """
+        Cancelling drops queued messages, fails C{when_active} waiters with
+        L{SubscriptionCancelled}, calls the owner's hook once.
+        """
+        hooks = []
+        sub = Subscription("c", lambda m: Deferred(), on_cancel=hooks.append)
+        d = sub.when_active()
+        sub.deliver("c", b"1", None)
+        sub.deliver("c", b"2", None)
+        sub.cancel()
+        sub.cancel()
+        self.failureResultOf(d, SubscriptionCancelled)
+        self.failureResultOf(sub.when_active(), SubscriptionCancelled)
+        self.assertEqual((sub.queued, hooks), (0, [sub]))
+
+    def test_rejects_bad_arguments(self) -> None:
+        """
+        A non-callable callback, a concurrency below 1 and an unknown decoder
+        are immediate errors.
+        """
+        self.assertRaises(TypeError, Subscription, "c", "nope")
+        self.assertRaises(ValueError, Subscription, "c", print, concurrency=0)
+        self.assertRaises(LookupError, Subscription, "c", print, decode="yaml")
+
+
+def _fired():
+    d = Deferred()
+    d.callback(None)
+    return d
