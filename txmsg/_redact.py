@@ -24,12 +24,8 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable url>"
-    if parts.password is None:
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = "[" + host + "]"
-    netloc = "{}:***@{}".format(parts.username or "", host)
-    if parts.port is not None:
-        netloc += ":{}".format(parts.port)
-    return urlunsplit(parts._replace(netloc=netloc))
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc="{}:***@{}".format(user, hostport)))

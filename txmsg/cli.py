@@ -23,6 +23,7 @@ __all__ = ["SUBCOMMANDS", "Options", "main"]
 #: (name, module, one-line description) of every subcommand.
 SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("echo", "txmsg.echo_cli", "Send messages to an echo server and print what comes back."),
+    ("control", "txmsg.redis.control_cli", "Send a control command to a worker over Redis."),
 ]
 
 

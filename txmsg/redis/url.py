@@ -17,7 +17,6 @@ of a L{RedisURL}: use L{RedisURL.redacted} in messages.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +85,7 @@ class RedisURL:
         """
         The URL with its password replaced by C{***}: safe to log.
         """
-        return _redacted(self.url) if self.url else self._rebuild()
+        return redact_url(self.url) if self.url else self._rebuild()
 
     def _rebuild(self) -> str:
         if self.scheme == "unix":
@@ -134,25 +133,15 @@ class RedisURL:
         return endpoints.wrapClientTLS(options, inner)
 
 
-def _redacted(url: str) -> str:
-    """
-    L{redact_url}, also for URLs it cannot parse (e.g. a bad port).
-    """
-    try:
-        return redact_url(url)
-    except ValueError:
-        return re.sub(r"(//[^/@]*?:)[^/@]*@", r"\1***@", url)
-
-
 def _int(text: str, what: str, url: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise InvalidRedisURL(
-            f"bad {what} {text!r} in Redis URL {_redacted(url)}"
+            f"bad {what} {text!r} in Redis URL {redact_url(url)}"
         ) from None
     if value < 0:
-        raise InvalidRedisURL(f"negative {what} in Redis URL {_redacted(url)}")
+        raise InvalidRedisURL(f"negative {what} in Redis URL {redact_url(url)}")
     return value
 
 
@@ -176,7 +165,7 @@ def parse_redis_url(
         parts = urlsplit(url)
         port = parts.port
     except ValueError as e:
-        raise InvalidRedisURL(f"cannot parse Redis URL {_redacted(url)}: {e}") from None
+        raise InvalidRedisURL(f"cannot parse Redis URL {redact_url(url)}: {e}") from None
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     scheme = parts.scheme.lower()
     username = unquote(parts.username) if parts.username else None
@@ -186,19 +175,19 @@ def parse_redis_url(
         path = unquote(parts.path)
         if not path:
             raise InvalidRedisURL(
-                f"unix Redis URL needs a socket path: {_redacted(url)}"
+                f"unix Redis URL needs a socket path: {redact_url(url)}"
             )
         db = _int(query.get("db", "0"), "db", url)
         return RedisURL("unix", None, None, path, db, username, password, None, url)
     if scheme not in ("redis", "rediss"):
         raise InvalidRedisURL(
-            f"unsupported Redis URL scheme {parts.scheme!r} in {_redacted(url)} "
+            f"unsupported Redis URL scheme {parts.scheme!r} in {redact_url(url)} "
             "(use redis://, rediss:// "
             "or unix://)"
         )
     host = parts.hostname
     if not host:
-        raise InvalidRedisURL(f"Redis URL has no host: {_redacted(url)}")
+        raise InvalidRedisURL(f"Redis URL has no host: {redact_url(url)}")
     db_text = parts.path.lstrip("/") or query.get("db", "0")
     db = _int(db_text, "db", url)
     return RedisURL(

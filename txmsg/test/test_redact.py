@@ -59,3 +59,15 @@ class RedactURLTests(SynchronousTestCase):
             "amqps://a:topsecret@h/%2f?heartbeat=30",
         ]:
             self.assertNotIn("topsecret", redact_url(url))
+
+    def test_bad_port(self) -> None:
+        """
+        A URL whose port is not a number is still redacted, not an error.
+        """
+        self.assertEqual(redact_url("redis://u:pw@host:notaport/0"), "redis://u:***@host:notaport/0")
+
+    def test_password_with_at_sign(self) -> None:
+        """
+        A password containing C{@} (unescaped) is removed whole.
+        """
+        self.assertNotIn("p@ss", redact_url("amqp://u:p@ss@host/"))
