@@ -1,4 +1,11 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-The task worker: the task envelope, the retry policy and the worker service.
+The task worker: declare tasks on a L{TaskRegistry}, run them with
+C{twistd -n txmsg-worker --tasks your.module}.
 """
+
+from txmsg.worker.envelope import MalformedTask, Task, TaskResult
+from txmsg.worker.retry import RetryPolicy
+from txmsg.worker.tasks import TaskContext, TaskRegistry
+
+__all__ = ["MalformedTask", "RetryPolicy", "Task", "TaskContext", "TaskRegistry", "TaskResult"]

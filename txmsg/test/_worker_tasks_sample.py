@@ -1,0 +1,19 @@
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+A task module for the worker tests.
+"""
+
+from txmsg.worker.tasks import TaskRegistry
+
+tasks = TaskRegistry()
+other = TaskRegistry()
+
+
+@tasks.task
+def add(x, y):  # type: ignore[no-untyped-def]
+    return x + y
+
+
+@other.task
+def ignored():  # type: ignore[no-untyped-def]
+    return None

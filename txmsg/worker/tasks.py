@@ -1,0 +1,295 @@
+# -*- test-case-name: txmsg.test.test_worker_tasks -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Declaring tasks: a L{TaskRegistry} of named task functions.
+
+A task module declares its tasks on a registry::
+
+    from txmsg.worker import TaskRegistry
+
+    tasks = TaskRegistry()
+
+    @tasks.task
+    def add(x, y):
+        return x + y
+
+    @tasks.task(name="fib", blocking=True, timeout=30, max_retries=5)
+    def fibonacci(n):
+        ...
+
+    @tasks.task
+    async def fetch(url, *, context):   # context: the running TaskContext
+        ...
+
+and C{twistd -n txmsg-worker --tasks mypkg.tasks} runs them.  The worker
+installs every task on its L{txmsg.events.EventRegistry} as a handler of the
+event C{task.<name>}: a task is dispatched through the registry like any other
+event, so other handlers may observe C{task.*} too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
+
+from txmsg.worker.envelope import Task
+
+__all__ = [
+    "TASK_EVENT_PREFIX",
+    "TaskContext",
+    "TaskRegistry",
+    "TaskSpec",
+    "load_tasks",
+]
+
+#: Tasks are dispatched as events named C{task.<name>}.
+TASK_EVENT_PREFIX = "task."
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """
+    One declared task.
+
+    @ivar name: the name tasks are submitted under.
+    @ivar function: the function; it may return a value, a Deferred or a
+        coroutine.
+    @ivar blocking: run it in the worker's thread pool, never on the reactor.
+    @ivar timeout: seconds before the task is cancelled and counted as timed
+        out (then retried like a failure); L{None} for no limit.
+    @ivar max_retries: retries after a failure; L{None} for the worker's
+        C{--max-retries}.
+    @ivar wants_context: whether the function takes a C{context} keyword
+        argument (the running L{TaskContext}).
+    """
+
+    name: str
+    function: Callable[..., Any]
+    blocking: bool = False
+    timeout: float | None = None
+    max_retries: int | None = None
+    wants_context: bool = False
+
+    @property
+    def event_name(self) -> str:
+        """
+        The event this task is dispatched as.
+        """
+        return TASK_EVENT_PREFIX + self.name
+
+
+@dataclass
+class TaskContext:
+    """
+    One running task, as its function and the worker see it.
+
+    @ivar task: the L{Task} (name, args, kwargs, id).
+    @ivar attempt: 1 on the first run, 2 on the first retry, ...
+    @ivar redelivered: whether the broker delivered this message before
+        (the task may already have run: make tasks idempotent).
+    @ivar queue: the queue it came from.
+    @ivar headers: the message headers.
+    @ivar cancelled_because: why the task was cancelled (C{"stop-job"},
+        C{"kill-horse"}, C{"shutdown"}), or L{None}.
+    """
+
+    task: Task
+    attempt: int = 1
+    redelivered: bool = False
+    queue: str = ""
+    headers: dict[str, Any] = field(default_factory=dict)
+    cancelled_because: str | None = None
+    _running: Deferred[Any] | None = field(default=None, repr=False)
+
+    def cancel(self, reason: str) -> bool:
+        """
+        Cancel the running task (its Deferred is cancelled; a task in a thread
+        runs on, but its result is discarded).
+
+        @return: whether there was something running to cancel.
+        """
+        if self._running is None or self._running.called:
+            return False
+        self.cancelled_because = reason
+        self._running.cancel()
+        return True
+
+
+class _TaskHandler:
+    """
+    The event handler that runs one task: called with the L{Event} whose
+    payload is the L{TaskContext}.
+    """
+
+    def __init__(self, spec: TaskSpec, run_in_thread: Callable[..., Deferred[Any]]) -> None:
+        self.spec = spec
+        self._run_in_thread = run_in_thread
+
+    def __call__(self, event: Any) -> Deferred[Any]:
+        context: TaskContext = event.payload
+        spec = self.spec
+        task = context.task
+        kwargs = dict(task.kwargs)
+        if spec.wants_context:
+            kwargs["context"] = context
+        if spec.blocking:
+            d = self._run_in_thread(spec.function, *task.args, **kwargs)
+        else:
+            d = maybeDeferred(_call_async, spec.function, task.args, kwargs)
+        context._running = d
+        return d
+
+    def __repr__(self) -> str:
+        return "<task {}>".format(self.spec.name)
+
+
+def _call_async(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    result = function(*args, **kwargs)
+    if inspect.isawaitable(result) and not isinstance(result, Deferred):
+        return ensureDeferred(result)  # type: ignore[arg-type]
+    return result
+
+
+class TaskRegistry:
+    """
+    The tasks a worker can run, by name.
+    """
+
+    def __init__(self) -> None:
+        self._specs: dict[str, TaskSpec] = {}
+
+    def task(
+        self,
+        function: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        blocking: bool = False,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Any:
+        """
+        Declare a task; usable as C{@tasks.task} or C{@tasks.task(...)}.
+
+        @param name: the task name (default: the function's name).
+        @param blocking: run it in the worker's thread pool.
+        @param timeout: cancel it after this many seconds.
+        @param max_retries: retries after failure (default: the worker's).
+        @return: the function, unchanged.
+        @raise TypeError: if C{function} is not callable.
+        @raise ValueError: if the name is taken or the limits are invalid.
+        """
+
+        def declare(f: Callable[..., Any]) -> Callable[..., Any]:
+            self.add(f, name=name, blocking=blocking, timeout=timeout, max_retries=max_retries)
+            return f
+
+        if function is not None:
+            return declare(function)
+        return declare
+
+    def add(
+        self,
+        function: Callable[..., Any],
+        *,
+        name: str | None = None,
+        blocking: bool = False,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> TaskSpec:
+        """
+        Declare C{function} as a task (see L{task}).
+
+        @return: the L{TaskSpec}.
+        """
+        if not callable(function):
+            raise TypeError("a task must be callable, not {!r}".format(function))
+        task_name = name or getattr(function, "__name__", None)
+        if not isinstance(task_name, str) or not task_name:
+            raise ValueError("the task needs a name")
+        if task_name in self._specs:
+            raise ValueError("a task named {!r} is already declared".format(task_name))
+        if timeout is not None and not timeout > 0:
+            raise ValueError("timeout must be positive")
+        if max_retries is not None and max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if blocking and inspect.iscoroutinefunction(function):
+            raise ValueError("a coroutine function cannot be a blocking task")
+        try:
+            wants_context = "context" in inspect.signature(function).parameters
+        except (TypeError, ValueError):
+            wants_context = False
+        spec = TaskSpec(task_name, function, blocking, timeout, max_retries, wants_context)
+        self._specs[task_name] = spec
+        return spec
+
+    def get(self, name: str) -> TaskSpec | None:
+        """
+        The task named C{name}, or L{None}.
+        """
+        return self._specs.get(name)
+
+    def names(self) -> list[str]:
+        """
+        The declared task names, sorted.
+        """
+        return sorted(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def install(self, events: Any, run_in_thread: Callable[..., Deferred[Any]]) -> dict[str, Any]:
+        """
+        Register every task on the event registry C{events} as the handler of
+        C{task.<name>}.
+
+        @param run_in_thread: runs a blocking task: called as
+            C{run_in_thread(function, *args, **kwargs)}, returns a Deferred.
+        @return: the handler object of each task, by task name (a dispatch
+            result's outcome for that handler is the task's outcome).
+        """
+        handlers = {}
+        for spec in self._specs.values():
+            handler = _TaskHandler(spec, run_in_thread)
+            events.add(spec.event_name, handler, timeout=spec.timeout)
+            handlers[spec.name] = handler
+        return handlers
+
+
+def load_tasks(spec: str) -> TaskRegistry:
+    """
+    Load the L{TaskRegistry} named by C{spec}: C{"package.module"} (its only
+    TaskRegistry, or the one called C{tasks}) or C{"package.module:attribute"}.
+
+    @raise ValueError: with a one-line reason when it cannot be loaded.
+    """
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:
+        raise ValueError(
+            "cannot import task module {!r}: {}: {}".format(module_name, type(e).__name__, e)
+        ) from e
+    if attribute:
+        registry = getattr(module, attribute, None)
+        if not isinstance(registry, TaskRegistry):
+            raise ValueError(
+                "{!r} is not a TaskRegistry in module {!r}".format(attribute, module_name)
+            )
+        return registry
+    found = {k: v for k, v in vars(module).items() if isinstance(v, TaskRegistry)}
+    if "tasks" in found:
+        return found["tasks"]
+    if len(found) == 1:
+        return next(iter(found.values()))
+    if not found:
+        raise ValueError("module {!r} defines no TaskRegistry".format(module_name))
+    raise ValueError(
+        "module {!r} defines several TaskRegistry objects ({}); name one as {}:NAME".format(
+            module_name, ", ".join(sorted(found)), module_name
+        )
+    )
