@@ -207,7 +207,7 @@ class Lock:
             if await self.try_acquire():
                 return self
             now = self._reactor.seconds()
-            if deadline is not None and now >= deadline:
+            if deadline is not None and now >= deadline - 1e-6:
                 raise LockNotAcquired(
                     f"{self.key} still held by another owner after {timeout:g} s"
                 )
