@@ -162,8 +162,7 @@ class DelayQueue:
         )
 
         def done(_: Any) -> str:
-            for listener in list(self._listeners):
-                listener(due)
+            self._notify(due)
             return item_id
 
         return d.addCallback(done)
@@ -225,7 +224,12 @@ class DelayQueue:
         d = scripts.RETRY(
             self._handler, [self.processing_key, self.due_key], [item_id, repr(due)]
         )
-        return d.addCallback(bool)
+
+        def done(moved: Any) -> bool:
+            self._notify(due)
+            return bool(moved)
+
+        return d.addCallback(done)
 
     def dead_letter(
         self, item_id: str, raw: bytes, attempts: int, error: str
@@ -287,6 +291,10 @@ class DelayQueue:
         A L{DelayPoller} for this queue (not started); see its parameters.
         """
         return DelayPoller(self, callback, **kw)
+
+    def _notify(self, due: float) -> None:
+        for listener in list(self._listeners):
+            listener(due)
 
     def _listen(self, listener: Callable[[float], None]) -> None:
         self._listeners.append(listener)
