@@ -201,11 +201,14 @@ class ListConsumer(Service):
             await self._drain()
             if self._beats is not None and self._beats.running:
                 self._beats.stop()
-            moved = await self.queue.recover_consumer(self.consumer_id, force=True)
+            # Heartbeat first, then the non-forced recovery: it gives back
+            # what is left and unregisters only if the list ended up empty,
+            # so an item a late pop reply moves in afterwards is still
+            # found by other consumers' sweeps.
+            await self._handler.execute_command("DEL", self.heartbeat_key)
+            moved = await self.queue.recover_consumer(self.consumer_id)
             if moved:
                 self.log.info("Gave back {n} unprocessed item(s)", n=moved)
-            await self._handler.execute_command("SREM", self.queue.consumers_key, self.consumer_id)
-            await self._handler.execute_command("DEL", self.heartbeat_key)
         except Exception:
             self.log.failure("List consumer {id} did not unregister cleanly", id=self.consumer_id)
         finally:

@@ -427,6 +427,7 @@ class FakeRedis:
             n += 1
         if not self._get(proc, list) and not force:
             self._c_srem(consumers, args[0])
+        self._serve_blocked()
         return n
 
     def _s_fail(self, keys: list[bytes], args: list[bytes]) -> int:
