@@ -39,7 +39,9 @@ def redis_py():  # type: ignore[no-untyped-def]
     from txmsg.redis.url import parse_redis_url
 
     u = parse_redis_url()
-    return redis.Redis(host=u.host, port=u.port, db=u.db, username=u.username, password=u.password)
+    return redis.Redis(
+        host=u.host, port=u.port, db=u.db, username=u.username, password=u.password
+    )
 
 
 def seed_lock(r, prefix: str, seconds: float) -> float:  # type: ignore[no-untyped-def]
@@ -59,7 +61,13 @@ def seed_delay(r, prefix: str, items: int) -> float:  # type: ignore[no-untyped-
     key = prefix + ":seed-delay"
     now = time.time()
     for i in range(0, items, 1000):
-        r.zadd(key, {f"task{j}-{uuid.uuid4().hex}": now for j in range(i, min(items, i + 1000))})
+        r.zadd(
+            key,
+            {
+                f"task{j}-{uuid.uuid4().hex}": now
+                for j in range(i, min(items, i + 1000))
+            },
+        )
     handled = 0
     start = time.perf_counter()
     while True:
@@ -108,7 +116,9 @@ async def txmsg_run(reactor, prefix: str, seconds: float, items: int) -> dict:  
         queue = DelayQueue(conn, "delay", namespace=prefix)
         sem = defer.DeferredSemaphore(500)
         now = reactor.seconds()
-        await defer.gatherResults([sem.run(queue.schedule, i, at=now) for i in range(items)])
+        await defer.gatherResults(
+            [sem.run(queue.schedule, i, at=now) for i in range(items)]
+        )
         done = defer.Deferred()
         handled = [0]
 
@@ -165,14 +175,23 @@ def main() -> None:
         keys = list(r.scan_iter(match=prefix + "*"))
         if keys:
             r.delete(*keys)
-    print(f"lock acquire+release/s  seed redis-py setnx+expire+del: {results['seed_lock']:8.0f}")
-    print(f"                        txmsg Lock, one at a time:      {results['lock_seq']:8.0f}"
-          f"   ratio {results['lock_seq'] / results['seed_lock']:.2f}")
-    print(f"                        txmsg Lock, 50 in flight:       {results['lock_50']:8.0f}"
-          f"   ratio {results['lock_50'] / results['seed_lock']:.2f}")
-    print(f"delay-queue claims/s    seed redis-py zrangebyscore+zrem: {results['seed_delay']:8.0f}")
-    print(f"                        txmsg DelayPoller (claim+ack):    {results['delay']:8.0f}"
-          f"   ratio {results['delay'] / results['seed_delay']:.2f}")
+    rows = [
+        ("lock acquire+release/s", "seed redis-py setnx+expire+del", "seed_lock", None),
+        ("", "txmsg Lock, one at a time", "lock_seq", "seed_lock"),
+        ("", "txmsg Lock, 50 in flight", "lock_50", "seed_lock"),
+        (
+            "delay-queue claims/s",
+            "seed redis-py zrangebyscore+zrem",
+            "seed_delay",
+            None,
+        ),
+        ("", "txmsg DelayPoller (claim+ack)", "delay", "seed_delay"),
+    ]
+    for what, who, key, base in rows:
+        line = f"{what:24}{who:34}{results[key]:8.0f}"
+        if base is not None:
+            line += f"   ratio {results[key] / results[base]:.2f}"
+        print(line)
 
 
 if __name__ == "__main__":

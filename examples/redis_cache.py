@@ -38,7 +38,9 @@ class UserInfoTable:
 
     def get(self, pk: int) -> defer.Deferred:
         self.queries += 1
-        return task.deferLater(self.reactor, 0.2, lambda: {"id": pk, "name": f"user{pk}"})
+        return task.deferLater(
+            self.reactor, 0.2, lambda: {"id": pk, "name": f"user{pk}"}
+        )
 
 
 async def main(reactor, namespace: str, ttl: float) -> None:

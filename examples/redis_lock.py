@@ -39,18 +39,29 @@ async def main(reactor, buyers: int, namespace: str) -> None:
             await lock.release()
             return True
 
-        results = await defer.gatherResults([defer.Deferred.fromCoroutine(buy(n)) for n in range(buyers)])
+        results = await defer.gatherResults(
+            [defer.Deferred.fromCoroutine(buy(n)) for n in range(buyers)]
+        )
         print(f"winners: {sum(results)} of {buyers}")
 
         # Waiting for a lock (retrying without blocking) and async with:
         order = []
 
         async def worker(n: int) -> None:
-            async with Lock(redis, "queue", namespace=namespace, ttl=5, timeout=10, retry_interval=0.02):
+            async with Lock(
+                redis,
+                "queue",
+                namespace=namespace,
+                ttl=5,
+                timeout=10,
+                retry_interval=0.02,
+            ):
                 order.append(n)
                 await task.deferLater(reactor, 0.05, lambda: None)
 
-        await defer.gatherResults([defer.Deferred.fromCoroutine(worker(n)) for n in range(3)])
+        await defer.gatherResults(
+            [defer.Deferred.fromCoroutine(worker(n)) for n in range(3)]
+        )
         print(f"serialized workers: {len(order)} ran one at a time")
     finally:
         await redis.stopService()

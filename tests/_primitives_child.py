@@ -37,7 +37,9 @@ async def delay_poll(reactor, conn, ns: str, name: str, outfile: str) -> None:
             raise RuntimeError("transient")
         handled.append(item.payload)
 
-    poller = queue.poller(handle, max_sleep=0.5, batch=50, concurrency=50, backoff=lambda n: 0.2)
+    poller = queue.poller(
+        handle, max_sleep=0.5, batch=50, concurrency=50, backoff=lambda n: 0.2
+    )
     poller.startService()
     print("polling", flush=True)
     idle = 0
@@ -69,7 +71,9 @@ async def cache_compute(reactor, conn, ns: str, key: str, counter: str) -> None:
         await task.deferLater(reactor, 0.5, lambda: None)
         return {"computed": True}
 
-    values = await defer.gatherResults([cache.get_or_compute(key, compute, ttl=30) for _ in range(5)])
+    values = await defer.gatherResults(
+        [cache.get_or_compute(key, compute, ttl=30) for _ in range(5)]
+    )
     print(json.dumps(values), flush=True)
 
 
@@ -92,4 +96,6 @@ async def main(reactor, mode: str, args: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    task.react(lambda r: defer.Deferred.fromCoroutine(main(r, sys.argv[1], sys.argv[2:])))
+    task.react(
+        lambda r: defer.Deferred.fromCoroutine(main(r, sys.argv[1], sys.argv[2:]))
+    )

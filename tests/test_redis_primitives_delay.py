@@ -92,14 +92,18 @@ class DelayQueueIntegrationTests(PrimitivesTestCase):
             if item.payload == "bad":
                 raise ValueError("always")
 
-        poller = queue.poller(handle, pubsub=pubsub, max_sleep=30, max_attempts=2, backoff=lambda n: 0.1)
+        poller = queue.poller(
+            handle, pubsub=pubsub, max_sleep=30, max_attempts=2, backoff=lambda n: 0.1
+        )
         poller.startService()
         self.addCleanup(poller.stopService)
         await task.deferLater(reactor, 0.3, lambda: None)  # subscribed, asleep for 30 s
         other = DelayQueue(self.conn, "dead", namespace=self.ns)  # no local wake-up
         await other.schedule("bad")
         await other.schedule("good", delay=0.2)
-        await wait_for(lambda: "good" in got and self.peer.llen(queue.dead_key) == 1, timeout=5)
+        await wait_for(
+            lambda: "good" in got and self.peer.llen(queue.dead_key) == 1, timeout=5
+        )
         envelope = json.loads(self.peer.lrange(queue.dead_key, 0, -1)[0])
         self.assertEqual((envelope["payload"], envelope["attempts"]), ('"bad"', 2))
         self.flushLoggedErrors(ValueError)

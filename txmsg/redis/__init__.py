@@ -23,11 +23,8 @@ default reactor): that happens when a service starts.
 """
 
 from txmsg.redis._deadline import RedisCommandTimeout
-from txmsg.redis.cache import Cache, CacheDecodeError
-from txmsg.redis.delay_queue import DelayedItem, DelayPoller, DelayQueue
-from txmsg.redis.list_queue import ListConsumer, ReliableQueue
-from txmsg.redis.lock import Lock, LockError, LockNotAcquired, LockNotOwned
 from txmsg.redis._delivery import Message, Subscription, SubscriptionCancelled
+from txmsg.redis.cache import Cache, CacheDecodeError
 from txmsg.redis.connection import RedisConnection, RedisNotRunning
 from txmsg.redis.control import (
     ControlCommand,
@@ -37,7 +34,10 @@ from txmsg.redis.control import (
     parse_command,
     send_control,
 )
+from txmsg.redis.delay_queue import DelayedItem, DelayPoller, DelayQueue
 from txmsg.redis.keyspace import ExpiredKey, KeyExpiry
+from txmsg.redis.list_queue import ListConsumer, ReliableQueue
+from txmsg.redis.lock import Lock, LockError, LockNotAcquired, LockNotOwned
 from txmsg.redis.pubsub import PubSub, publish
 from txmsg.redis.service import RedisService
 from txmsg.redis.url import InvalidRedisURL, RedisURL, parse_redis_url

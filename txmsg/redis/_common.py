@@ -15,7 +15,15 @@ from typing import Any
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import deferLater
 
-__all__ = ["Script", "as_bytes", "call", "handler_of", "join_key", "resolve_reactor", "sleep"]
+__all__ = [
+    "Script",
+    "as_bytes",
+    "call",
+    "handler_of",
+    "join_key",
+    "resolve_reactor",
+    "sleep",
+]
 
 
 def handler_of(redis: Any) -> Any:

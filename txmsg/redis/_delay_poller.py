@@ -206,6 +206,7 @@ class DelayPoller(Service):
             return  # a finishing handler wakes us
         self._claiming = True
         self._again = False
+        d: Deferred[Any]
         if self.target_key is not None:
             d = self.queue.move_due(self.target_key, self.batch)
             d.addCallback(self._moved)
@@ -216,7 +217,7 @@ class DelayPoller(Service):
         d.addErrback(self._claim_failed)
         d.addBoth(self._claim_done)
 
-    def _claim_done(self, delay: float) -> None:
+    def _claim_done(self, delay: Any) -> None:
         self._claiming = False
         planned, self._wake_at = self._wake_at, None
         if self._again:
@@ -270,29 +271,42 @@ class DelayPoller(Service):
 
         d.addBoth(finished)
 
-    def _handle(self, item_id: str, raw: bytes, attempts: int, due: float) -> Deferred[None]:
+    def _handle(
+        self, item_id: str, raw: bytes, attempts: int, due: float
+    ) -> Deferred[None]:
         try:
             item = self.queue.decode(item_id, raw, attempts, due)
         except Exception as e:
             return self._dead(item_id, raw, attempts, f"undecodable payload: {e}")
         if attempts > self.max_attempts:
             # claimed too often without an ack (handlers that crash the poller)
-            return self._dead(item_id, raw, attempts, "too many attempts (lease expired)")
+            return self._dead(
+                item_id, raw, attempts, "too many attempts (lease expired)"
+            )
+        d: Deferred[Any]
         if self.callback is not None:
             d = call(self.callback, item)
         else:
-            d = call(self.events.dispatch, self.event, item, source="redis-delay:" + self.queue.name)
+            d = call(
+                self.events.dispatch,
+                self.event,
+                item,
+                source="redis-delay:" + self.queue.name,
+            )
             d.addCallback(_raise_dispatch_failure, self.event)
 
-        def ok(_: Any) -> Deferred[None]:
+        def ok(_: Any) -> Any:
             self.handled += 1
             return self.queue.ack(item_id).addCallback(self._acked, item_id)
 
-        def failed(f: Failure) -> Deferred[None]:
+        def failed(f: Failure) -> Any:
             self.failed += 1
             if attempts >= self.max_attempts:
                 self.log.failure(
-                    "Delay item {id} failed {n} times: dead-lettered", f, id=item_id, n=attempts
+                    "Delay item {id} failed {n} times: dead-lettered",
+                    f,
+                    id=item_id,
+                    n=attempts,
                 )
                 return self._dead(item_id, raw, attempts, _describe(f))
             delay = self.backoff(attempts)
@@ -317,9 +331,11 @@ class DelayPoller(Service):
                 id=item_id,
             )
 
-    def _dead(self, item_id: str, raw: bytes, attempts: int, error: str) -> Deferred[None]:
+    def _dead(
+        self, item_id: str, raw: bytes, attempts: int, error: str
+    ) -> Deferred[None]:
         self.dead += 1
-        d = self.queue.dead_letter(item_id, raw, attempts, error)
+        d: Deferred[Any] = self.queue.dead_letter(item_id, raw, attempts, error)
         d.addCallback(lambda _: None)
         d.addErrback(self._bookkeeping_failed, item_id)
         return d
@@ -335,7 +351,7 @@ class DelayPoller(Service):
         )
 
 
-def _raise_dispatch_failure(result: Any, event: str) -> Any:
+def _raise_dispatch_failure(result: Any, event: str | None) -> Any:
     if not result.outcomes:
         raise NoHandler(f"no handler for event {event!r}")
     result.raise_first_failure()
@@ -344,5 +360,3 @@ def _raise_dispatch_failure(result: Any, event: str) -> Any:
 
 def _describe(f: Failure) -> str:
     return f"{f.type.__name__}: {f.getErrorMessage()}"
-
-

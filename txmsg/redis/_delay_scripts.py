@@ -39,7 +39,8 @@ return 1
 CLAIM = Script(
     "delay.claim",
     """
-local expired = redis.call('zrangebyscore', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1000)
+local expired = redis.call('zrangebyscore', KEYS[2], '-inf', ARGV[1],
+  'LIMIT', 0, 1000)
 for _, id in ipairs(expired) do
   redis.call('zrem', KEYS[2], id)
   redis.call('zadd', KEYS[1], ARGV[1], id)
@@ -47,7 +48,8 @@ end
 local out = {'', ''}
 local limit = tonumber(ARGV[2])
 if limit > 0 then
-  local due = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, limit)
+  local due = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1],
+    'WITHSCORES', 'LIMIT', 0, limit)
   for i = 1, #due, 2 do
     local id = due[i]
     redis.call('zrem', KEYS[1], id)
@@ -115,7 +117,8 @@ return 0
 MOVE = Script(
     "delay.move",
     """
-local ids = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local ids = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1],
+  'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
   redis.call('zrem', KEYS[1], id)
   local payload = redis.call('hget', KEYS[2], id)

@@ -89,7 +89,9 @@ class ListConsumer(Service):
             raise ValueError("mode must be 'block' or 'burst'")
         if on_failure not in ("dead", "requeue"):
             raise ValueError("on_failure must be 'dead' or 'requeue'")
-        if (callback is None) == (event is None) or (event is not None and events is None):
+        if (callback is None) == (event is None) or (
+            event is not None and events is None
+        ):
             raise TypeError("give a callback, or event= with events=")
         self.queue = queue
         self.callback = callback
@@ -131,7 +133,9 @@ class ListConsumer(Service):
         """
         super().startService()
         self._loop = Deferred.fromCoroutine(self._run())
-        self._loop.addErrback(lambda f: self.log.failure("List consumer loop failed", f))
+        self._loop.addErrback(
+            lambda f: self.log.failure("List consumer loop failed", f)
+        )
 
     def stopService(self) -> Deferred[None]:
         """
@@ -183,7 +187,9 @@ class ListConsumer(Service):
                     if not self.running:
                         break
                     self.log.warn(
-                        "Pop from {key} failed ({error}); retrying", key=self.queue.key, error=e
+                        "Pop from {key} failed ({error}); retrying",
+                        key=self.queue.key,
+                        error=e,
                     )
                     self._stranded = True
                     await sleep(self._clock, self.error_delay)
@@ -210,7 +216,9 @@ class ListConsumer(Service):
             if moved:
                 self.log.info("Gave back {n} unprocessed item(s)", n=moved)
         except Exception:
-            self.log.failure("List consumer {id} did not unregister cleanly", id=self.consumer_id)
+            self.log.failure(
+                "List consumer {id} did not unregister cleanly", id=self.consumer_id
+            )
         finally:
             if self._owns_blocking and self._blocking is not None:
                 await self._blocking.stopService()
@@ -272,7 +280,9 @@ class ListConsumer(Service):
 
         def timed_out(result: Any, _t: float) -> Any:
             if isinstance(result, Failure) and result.check(CancelledError):
-                raise BlockingPopTimeout(f"no reply to a {self.block_timeout:g} s pop in {limit:g} s")
+                raise BlockingPopTimeout(
+                    f"no reply to a {self.block_timeout:g} s pop in {limit:g} s"
+                )
             return result
 
         return d.addTimeout(limit, self._clock, onTimeoutCancel=timed_out)
@@ -294,7 +304,11 @@ class ListConsumer(Service):
         h = self._handler
         ms = max(1, int(self.heartbeat_ttl * 1000))
         d = h.execute_command("SET", self.heartbeat_key, "1", "PX", ms)
-        d.addCallback(lambda _: h.execute_command("SADD", self.queue.consumers_key, self.consumer_id))
+        d.addCallback(
+            lambda _: h.execute_command(
+                "SADD", self.queue.consumers_key, self.consumer_id
+            )
+        )
         return d
 
     def _tick(self) -> Deferred[None]:
@@ -302,7 +316,11 @@ class ListConsumer(Service):
         d = self._beat()
         if self._beat_count % 3 == 0:
             d.addCallback(lambda _: self._sweep(own=False))
-        d.addErrback(lambda f: self.log.warn("Heartbeat failed: {error}", error=f.getErrorMessage()))
+        d.addErrback(
+            lambda f: self.log.warn(
+                "Heartbeat failed: {error}", error=f.getErrorMessage()
+            )
+        )
         return d.addCallback(lambda _: None)
 
     def _sweep(self, own: bool) -> Deferred[None]:
@@ -310,10 +328,16 @@ class ListConsumer(Service):
             if own:
                 n = await self.queue.recover_consumer(self.consumer_id, force=True)
                 if n:
-                    self.log.info("Took back {n} item(s) left in our processing list", n=n)
+                    self.log.info(
+                        "Took back {n} item(s) left in our processing list", n=n
+                    )
             n = await self.queue.recover(exclude=self.consumer_id)
             if n:
-                self.log.warn("Recovered {n} item(s) from dead consumers of {key}", n=n, key=self.queue.key)
+                self.log.warn(
+                    "Recovered {n} item(s) from dead consumers of {key}",
+                    n=n,
+                    key=self.queue.key,
+                )
 
         return Deferred.fromCoroutine(go())
 
@@ -339,8 +363,14 @@ class ListConsumer(Service):
         try:
             payload = self.queue.serializer.loads(_bytes(raw))
         except Exception as e:
-            self.log.warn("Undecodable item on {key}: {error}; dead-lettered", key=self.queue.key, error=e)
-            await scripts.FAIL(self._handler, [self.processing_key, self.queue.dead_key], [raw])
+            self.log.warn(
+                "Undecodable item on {key}: {error}; dead-lettered",
+                key=self.queue.key,
+                error=e,
+            )
+            await scripts.FAIL(
+                self._handler, [self.processing_key, self.queue.dead_key], [raw]
+            )
             self.failed += 1
             return
         try:
@@ -348,20 +378,33 @@ class ListConsumer(Service):
                 await call(self.callback, payload)
             else:
                 result = await call(
-                    self.events.dispatch, self.event, payload, source="redis-list:" + self.queue.name
+                    self.events.dispatch,
+                    self.event,
+                    payload,
+                    source="redis-list:" + self.queue.name,
                 )
                 if not result.outcomes:
                     raise LookupError(f"no handler for event {self.event!r}")
                 result.raise_first_failure()
         except Exception:
             self.failed += 1
-            self.log.failure("Callback failed for an item of {key} ({action})", key=self.queue.key, action=self.on_failure)
+            self.log.failure(
+                "Callback failed for an item of {key} ({action})",
+                key=self.queue.key,
+                action=self.on_failure,
+            )
             if self.on_failure == "dead":
-                await scripts.FAIL(self._handler, [self.processing_key, self.queue.dead_key], [raw])
+                await scripts.FAIL(
+                    self._handler, [self.processing_key, self.queue.dead_key], [raw]
+                )
             else:
-                await scripts.REQUEUE(self._handler, [self.processing_key, self.queue.key], [raw])
+                await scripts.REQUEUE(
+                    self._handler, [self.processing_key, self.queue.key], [raw]
+                )
             return
-        removed = await self._handler.execute_command("LREM", self.processing_key, 1, raw)
+        removed = await self._handler.execute_command(
+            "LREM", self.processing_key, 1, raw
+        )
         self.handled += 1
         if not removed:
             self.log.warn(

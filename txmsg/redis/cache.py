@@ -40,11 +40,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txmsg.redis._common import as_bytes, call, handler_of, join_key, resolve_reactor, sleep
+from txmsg.redis._common import (
+    as_bytes,
+    call,
+    handler_of,
+    join_key,
+    resolve_reactor,
+    sleep,
+)
 from txmsg.redis.lock import Lock, LockNotOwned
 from txmsg.serializers import SerializationError, Serializer, get_serializer
 
@@ -136,7 +143,9 @@ class Cache:
         The decoded value, or C{_MISSING}.
         """
         d = self._handler.execute_command("GET", self.key(key))
-        return d.addCallback(lambda raw: _MISSING if raw is None else self._decode(key, raw))
+        return d.addCallback(
+            lambda raw: _MISSING if raw is None else self._decode(key, raw)
+        )
 
     def get(self, key: str, default: Any = None) -> Deferred[Any]:
         """
@@ -153,12 +162,12 @@ class Cache:
         try:
             data = self.serializer.dumps(value)
         except Exception as e:
-            return _failed(e)
+            return fail(e)
         ttl = self.default_ttl if ttl is None else ttl
         args: list[Any] = ["SET", self.key(key), data]
         if ttl is not None:
             if ttl <= 0:
-                return _failed(ValueError("ttl must be positive"))
+                return fail(ValueError("ttl must be positive"))
             args += ["PX", max(1, int(round(ttl * 1000)))]
         return self._handler.execute_command(*args).addCallback(lambda _: None)
 
@@ -200,7 +209,9 @@ class Cache:
             self.log.warn("Ignoring undecodable cache entry: {error}", error=e)
             return _MISSING
 
-    async def _get_or_compute(self, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
+    async def _get_or_compute(
+        self, key: str, compute: Callable[[], Any], ttl: float | None
+    ) -> Any:
         value = await self._cached(key)
         if value is not _MISSING:
             return value
@@ -215,7 +226,8 @@ class Cache:
         while not await lock.try_acquire():
             if self._reactor.seconds() >= deadline:
                 self.log.warn(
-                    "No value for {key} after waiting {wait} s for another process; computing",
+                    "No value for {key} after waiting {wait} s for another process; "
+                    "computing",
                     key=self.key(key),
                     wait=self.lock_wait,
                 )
@@ -234,20 +246,19 @@ class Cache:
                 await lock.release()
             except LockNotOwned:
                 self.log.warn(
-                    "Computing {key} outlived compute_timeout; others may have computed too",
+                    "Computing {key} outlived compute_timeout; others may have "
+                    "computed too",
                     key=self.key(key),
                 )
             except Exception:
-                self.log.failure("Could not release the compute lock of {key}", key=self.key(key))
+                self.log.failure(
+                    "Could not release the compute lock of {key}", key=self.key(key)
+                )
 
-    async def _compute_and_store(self, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
+    async def _compute_and_store(
+        self, key: str, compute: Callable[[], Any], ttl: float | None
+    ) -> Any:
         self.computations += 1
         value = await call(compute)
         await self.set(key, value, ttl)
         return value
-
-
-def _failed(error: Exception) -> Deferred[Any]:
-    d: Deferred[Any] = Deferred()
-    d.errback(error)
-    return d

@@ -198,7 +198,9 @@ class DelayQueue:
 
         return d.addCallback(parse)
 
-    def decode(self, item_id: str, raw: bytes, attempts: int, due: float) -> DelayedItem:
+    def decode(
+        self, item_id: str, raw: bytes, attempts: int, due: float
+    ) -> DelayedItem:
         """
         Build a L{DelayedItem}; raises the serializer's error on bad payload.
         """
@@ -257,7 +259,9 @@ class DelayQueue:
         )
         return d.addCallback(bool)
 
-    def move_due(self, list_key: str, limit: int = 100) -> Deferred[tuple[int, float | None]]:
+    def move_due(
+        self, list_key: str, limit: int = 100
+    ) -> Deferred[tuple[int, float | None]]:
         """
         Atomically move up to C{limit} due payloads to the Redis list
         C{list_key} (e.g. a L{ReliableQueue}'s C{key}); fires with C{(moved,
@@ -280,13 +284,17 @@ class DelayQueue:
         async def go() -> dict[str, int]:
             return {
                 "due": int(await h.execute_command("ZCARD", self.due_key)),
-                "processing": int(await h.execute_command("ZCARD", self.processing_key)),
+                "processing": int(
+                    await h.execute_command("ZCARD", self.processing_key)
+                ),
                 "dead": int(await h.execute_command("LLEN", self.dead_key)),
             }
 
         return Deferred.fromCoroutine(go())
 
-    def poller(self, callback: Callable[[DelayedItem], Any] | None = None, **kw: Any) -> DelayPoller:
+    def poller(
+        self, callback: Callable[[DelayedItem], Any] | None = None, **kw: Any
+    ) -> DelayPoller:
         """
         A L{DelayPoller} for this queue (not started); see its parameters.
         """

@@ -46,11 +46,18 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from txmsg.redis._common import Script, call, handler_of, join_key, resolve_reactor, sleep
+from txmsg.redis._common import (
+    Script,
+    call,
+    handler_of,
+    join_key,
+    resolve_reactor,
+    sleep,
+)
 
 __all__ = ["Lock", "LockError", "LockNotAcquired", "LockNotOwned"]
 
@@ -225,7 +232,7 @@ class Lock:
         token, self.token = self.token, None
         self.valid_until = None
         if token is None:
-            return _fail(LockNotOwned(f"{self.key} is not held by this object"))
+            return fail(LockNotOwned(f"{self.key} is not held by this object"))
         d = _RELEASE(handler_of(self._redis), [self.key], [token])
 
         def done(deleted: Any) -> None:
@@ -244,7 +251,7 @@ class Lock:
         """
         token = self.token
         if token is None:
-            return _fail(LockNotOwned(f"{self.key} is not held by this object"))
+            return fail(LockNotOwned(f"{self.key} is not held by this object"))
         ttl = self.ttl if ttl is None else ttl
         started = self._reactor.seconds()
         d = _EXTEND(handler_of(self._redis), [self.key], [token, _ms(ttl)])
@@ -338,9 +345,3 @@ class Lock:
 
 def _ms(seconds: float) -> int:
     return max(1, int(round(seconds * 1000)))
-
-
-def _fail(error: Exception) -> Deferred[Any]:
-    d: Deferred[Any] = Deferred()
-    d.errback(error)
-    return d

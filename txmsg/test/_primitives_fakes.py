@@ -238,7 +238,9 @@ class FakeRedis:
         self._put(dst, out)
         return v
 
-    def _c_blmove(self, src: bytes, dst: bytes, wf: bytes, wt: bytes, timeout: bytes) -> Any:
+    def _c_blmove(
+        self, src: bytes, dst: bytes, wf: bytes, wt: bytes, timeout: bytes
+    ) -> Any:
         if self._get(src, list):
             return succeed(_reply(self._c_lmove(src, dst, wf, wt)))
         record: list[Any] = []
@@ -295,7 +297,9 @@ class FakeRedis:
     def _c_zcard(self, key: bytes) -> int:
         return len(self._get(key, dict))
 
-    def _zrange(self, key: bytes, lo: float, hi: float, limit: int | None = None) -> list[tuple[bytes, float]]:
+    def _zrange(
+        self, key: bytes, lo: float, hi: float, limit: int | None = None
+    ) -> list[tuple[bytes, float]]:
         z = self._get(key, dict)
         items = sorted(((s, m) for m, s in z.items()), key=lambda t: (t[0], t[1]))
         out = [(m, s) for s, m in items if lo <= s <= hi]
@@ -423,7 +427,10 @@ class FakeRedis:
         if not force and self._alive(hb):
             return -1
         n = 0
-        while n < int(args[1]) and self._c_lmove(proc, queue, b"LEFT", b"RIGHT") is not None:
+        while (
+            n < int(args[1])
+            and self._c_lmove(proc, queue, b"LEFT", b"RIGHT") is not None
+        ):
             n += 1
         if not self._get(proc, list) and not force:
             self._c_srem(consumers, args[0])

@@ -56,7 +56,9 @@ class CacheTests(SynchronousTestCase):
         """
         self.successResultOf(self.cache.set("user:1", {"name": "Ada", "n": [1, 2]}))
         self.assertEqual(self.redis.raw("app:user:1"), b'{"name":"Ada","n":[1,2]}')
-        self.assertEqual(self.successResultOf(self.cache.get("user:1")), {"name": "Ada", "n": [1, 2]})
+        self.assertEqual(
+            self.successResultOf(self.cache.get("user:1")), {"name": "Ada", "n": [1, 2]}
+        )
 
     def test_ttl(self) -> None:
         """
@@ -166,7 +168,10 @@ class CacheTests(SynchronousTestCase):
 
         d = self.cache.get_or_compute("user:1", compute, ttl=3600)
         self.assertEqual(self.successResultOf(d), {"id": 1})
-        self.assertEqual(self.successResultOf(self.cache.get_or_compute("user:1", compute)), {"id": 1})
+        self.assertEqual(
+            self.successResultOf(self.cache.get_or_compute("user:1", compute)),
+            {"id": 1},
+        )
         self.assertEqual(len(calls), 1)
         self.assertIsNone(self.redis.raw("app.lock:user:1"))
 
@@ -178,7 +183,9 @@ class CacheTests(SynchronousTestCase):
         async def compute() -> int:
             return 7
 
-        self.assertEqual(self.successResultOf(self.cache.get_or_compute("k", compute)), 7)
+        self.assertEqual(
+            self.successResultOf(self.cache.get_or_compute("k", compute)), 7
+        )
 
     def test_in_process_coalescing(self) -> None:
         """
@@ -211,7 +218,9 @@ class CacheTests(SynchronousTestCase):
         self.failureResultOf(d2, KeyError)
         self.assertIsNone(self.redis.raw("app:k"))
         self.assertIsNone(self.redis.raw("app.lock:k"))
-        self.assertEqual(self.successResultOf(self.cache.get_or_compute("k", lambda: 2)), 2)
+        self.assertEqual(
+            self.successResultOf(self.cache.get_or_compute("k", lambda: 2)), 2
+        )
 
     def test_waits_for_other_process(self) -> None:
         """
@@ -232,7 +241,13 @@ class CacheTests(SynchronousTestCase):
         If the process holding the compute lock dies, its lock expires after
         C{compute_timeout} and the waiter computes.
         """
-        cache = Cache(self.redis, compute_timeout=1.0, lock_wait=10, lock_retry=0.25, reactor=self.clock)
+        cache = Cache(
+            self.redis,
+            compute_timeout=1.0,
+            lock_wait=10,
+            lock_retry=0.25,
+            reactor=self.clock,
+        )
         self.redis.execute_command("SET", "cache.lock:k", "dead", "NX", "PX", 1000)
         d = cache.get_or_compute("k", lambda: "mine")
         self.clock.pump([0.25] * 3)
@@ -257,7 +272,9 @@ class CacheTests(SynchronousTestCase):
         overwritten (the service keeps working).
         """
         self.redis.data[b"app:k"] = pickle.dumps(_Exploit())
-        self.assertEqual(self.successResultOf(self.cache.get_or_compute("k", lambda: 5)), 5)
+        self.assertEqual(
+            self.successResultOf(self.cache.get_or_compute("k", lambda: 5)), 5
+        )
         self.assertEqual(self.redis.raw("app:k"), b"5")
         self.assertEqual(_EXPLOITED, [])
 

@@ -80,7 +80,9 @@ class DelayQueueTests(SynchronousTestCase):
         item_id = self.successResultOf(self.queue.schedule({"a": 1}, delay=5))
         due = self.redis.raw("delay:jobs:due")
         self.assertEqual(due, {item_id.encode(): 1005.0})
-        self.assertEqual(self.redis.raw("delay:jobs:items")[item_id.encode()], b'{"a":1}')
+        self.assertEqual(
+            self.redis.raw("delay:jobs:items")[item_id.encode()], b'{"a":1}'
+        )
         self.successResultOf(self.queue.schedule("x", at=2000, id="fixed"))
         self.assertEqual(self.redis.raw("delay:jobs:due")[b"fixed"], 2000.0)
         self.assertRaises(TypeError, self.queue.schedule, 1, at=1, delay=1)
@@ -164,7 +166,10 @@ class DelayQueueTests(SynchronousTestCase):
         got = sorted(i.payload for i in a + b)
         self.assertEqual(got, list(range(50)))
         self.assertTrue(a and b)
-        self.assertEqual(self.successResultOf(self.queue.counts()), {"due": 0, "processing": 0, "dead": 0})
+        self.assertEqual(
+            self.successResultOf(self.queue.counts()),
+            {"due": 0, "processing": 0, "dead": 0},
+        )
 
     def test_failure_retried_with_backoff_then_dead(self) -> None:
         """
@@ -188,7 +193,10 @@ class DelayQueueTests(SynchronousTestCase):
         self.assertEqual(envelope["payload"], '{"k":1}')
         self.assertIn("ValueError: boom", envelope["error"])
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
-        self.assertEqual(self.successResultOf(self.queue.counts()), {"due": 0, "processing": 0, "dead": 1})
+        self.assertEqual(
+            self.successResultOf(self.queue.counts()),
+            {"due": 0, "processing": 0, "dead": 1},
+        )
 
     def test_async_handler_success_acks(self) -> None:
         """

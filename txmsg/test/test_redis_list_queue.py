@@ -155,7 +155,9 @@ class ReliableQueueTests(SynchronousTestCase):
         ttl/3 seconds.
         """
         c = self.consume(lambda p: None, heartbeat_ttl=3.0, block_timeout=10)
-        self.assertEqual(self.redis.raw("queue:work:consumers"), {c.consumer_id.encode()})
+        self.assertEqual(
+            self.redis.raw("queue:work:consumers"), {c.consumer_id.encode()}
+        )
         for _ in range(5):
             self.clock.advance(1.0)
             self.assertIsNotNone(self.redis.raw(c.heartbeat_key))
@@ -244,7 +246,9 @@ class ReliableQueueTests(SynchronousTestCase):
                 if args[0] == "BLMOVE":
                     err = next(errors, None)
                     if err is not None:
-                        self.redis.execute_command("LMOVE", "queue:work", args[2], "RIGHT", "LEFT")
+                        self.redis.execute_command(
+                            "LMOVE", "queue:work", args[2], "RIGHT", "LEFT"
+                        )
                         from twisted.internet.defer import fail
 
                         return fail(err)
@@ -252,7 +256,10 @@ class ReliableQueueTests(SynchronousTestCase):
 
         self.successResultOf(self.queue.push("lost-reply"))
         c2 = self.consume(
-            got.append, blocking_redis=Flaky(self.redis), block_timeout=5, error_delay=1.0
+            got.append,
+            blocking_redis=Flaky(self.redis),
+            block_timeout=5,
+            error_delay=1.0,
         )
         self.assertEqual(got, [])
         self.clock.advance(1.0)
