@@ -12,6 +12,10 @@ txmsg's Redis layer, on txredisapi 1.6.0.
   - L{ControlListener} / L{send_control}: the RQ-compatible worker control
     channel C{rq:pubsub:<name>};
   - L{RedisService}: all of the above behind one C{MultiService};
+  - L{Cache}: TTL cache with safe serializers and stampede protection;
+  - L{Lock}: distributed lock (owner token, atomic release/extend);
+  - L{DelayQueue} / L{DelayPoller}: scheduled items, claimed atomically;
+  - L{ReliableQueue} / L{ListConsumer}: at-least-once list queue;
   - L{parse_redis_url}: C{redis://}, C{rediss://}, C{unix://} URLs.
 
 Importing this package does not import txredisapi (which would install the
@@ -20,6 +24,7 @@ default reactor): that happens when a service starts.
 
 from txmsg.redis._deadline import RedisCommandTimeout
 from txmsg.redis._delivery import Message, Subscription, SubscriptionCancelled
+from txmsg.redis.cache import Cache, CacheDecodeError
 from txmsg.redis.connection import RedisConnection, RedisNotRunning
 from txmsg.redis.control import (
     ControlCommand,
@@ -29,12 +34,26 @@ from txmsg.redis.control import (
     parse_command,
     send_control,
 )
+from txmsg.redis.delay_queue import DelayedItem, DelayPoller, DelayQueue
 from txmsg.redis.keyspace import ExpiredKey, KeyExpiry
+from txmsg.redis.list_queue import ListConsumer, ReliableQueue
+from txmsg.redis.lock import Lock, LockError, LockNotAcquired, LockNotOwned
 from txmsg.redis.pubsub import PubSub, publish
 from txmsg.redis.service import RedisService
 from txmsg.redis.url import InvalidRedisURL, RedisURL, parse_redis_url
 
 __all__ = [
+    "Cache",
+    "CacheDecodeError",
+    "DelayPoller",
+    "DelayQueue",
+    "DelayedItem",
+    "ListConsumer",
+    "Lock",
+    "LockError",
+    "LockNotAcquired",
+    "LockNotOwned",
+    "ReliableQueue",
     "ControlCommand",
     "ControlListener",
     "ControlTimeout",

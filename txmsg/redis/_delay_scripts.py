@@ -1,0 +1,132 @@
+# -*- test-case-name: txmsg.test.test_redis_delay_queue -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+The delay queue's Lua scripts: every state change of an item is one of these,
+so it is atomic across processes.
+
+Keys of a queue with prefix P::
+
+    P:due         zset  id -> due time (unix seconds)
+    P:processing  zset  id -> lease deadline (claimed, not yet acked)
+    P:items       hash  id -> payload bytes
+    P:attempts    hash  id -> number of claims so far
+    P:dead        list  dead-letter envelopes (JSON)
+    P:wake        pub/sub channel: published when an item becomes the earliest
+"""
+
+from __future__ import annotations
+
+from txmsg.redis._common import Script
+
+__all__ = ["ACK", "CLAIM", "DEAD", "MOVE", "RETRY", "SCHEDULE"]
+
+# KEYS: due, items   ARGV: id, due, payload, wake channel ('' = none)
+SCHEDULE = Script(
+    "delay.schedule",
+    """
+redis.call('hset', KEYS[2], ARGV[1], ARGV[3])
+redis.call('zadd', KEYS[1], ARGV[2], ARGV[1])
+if ARGV[4] ~= '' then
+  local first = redis.call('zrange', KEYS[1], 0, 0)
+  if first[1] == ARGV[1] then redis.call('publish', ARGV[4], ARGV[2]) end
+end
+return 1
+""",
+)
+
+# KEYS: due, processing, items, attempts   ARGV: now, limit, lease deadline
+# Returns {next due or '', next lease or '', id, payload, attempts, due, ...}
+CLAIM = Script(
+    "delay.claim",
+    """
+local expired = redis.call('zrangebyscore', KEYS[2], '-inf', ARGV[1],
+  'LIMIT', 0, 1000)
+for _, id in ipairs(expired) do
+  redis.call('zrem', KEYS[2], id)
+  redis.call('zadd', KEYS[1], ARGV[1], id)
+end
+local out = {'', ''}
+local limit = tonumber(ARGV[2])
+if limit > 0 then
+  local due = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1],
+    'WITHSCORES', 'LIMIT', 0, limit)
+  for i = 1, #due, 2 do
+    local id = due[i]
+    redis.call('zrem', KEYS[1], id)
+    local payload = redis.call('hget', KEYS[3], id)
+    if payload then
+      redis.call('zadd', KEYS[2], ARGV[3], id)
+      local n = redis.call('hincrby', KEYS[4], id, 1)
+      out[#out + 1] = id
+      out[#out + 1] = payload
+      out[#out + 1] = n
+      out[#out + 1] = due[i + 1]
+    else
+      redis.call('hdel', KEYS[4], id)
+    end
+  end
+end
+local nd = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
+if nd[2] then out[1] = nd[2] end
+local nl = redis.call('zrange', KEYS[2], 0, 0, 'WITHSCORES')
+if nl[2] then out[2] = nl[2] end
+return out
+""",
+)
+
+# KEYS: processing, due, items, attempts   ARGV: id
+ACK = Script(
+    "delay.ack",
+    """
+local n = redis.call('zrem', KEYS[1], ARGV[1]) + redis.call('zrem', KEYS[2], ARGV[1])
+redis.call('hdel', KEYS[3], ARGV[1])
+redis.call('hdel', KEYS[4], ARGV[1])
+return n
+""",
+)
+
+# KEYS: processing, due   ARGV: id, new due time
+RETRY = Script(
+    "delay.retry",
+    """
+if redis.call('zrem', KEYS[1], ARGV[1]) == 1 then
+  redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
+  return 1
+end
+return 0
+""",
+)
+
+# KEYS: processing, items, attempts, dead   ARGV: id, envelope
+DEAD = Script(
+    "delay.dead",
+    """
+if redis.call('zrem', KEYS[1], ARGV[1]) == 1 then
+  redis.call('hdel', KEYS[2], ARGV[1])
+  redis.call('hdel', KEYS[3], ARGV[1])
+  redis.call('rpush', KEYS[4], ARGV[2])
+  return 1
+end
+return 0
+""",
+)
+
+# KEYS: due, items, attempts, list   ARGV: now, limit
+# Moves due payloads to a list queue (LPUSH: the list queue's tail).
+# Returns {moved, next due or ''}.
+MOVE = Script(
+    "delay.move",
+    """
+local ids = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1],
+  'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do
+  redis.call('zrem', KEYS[1], id)
+  local payload = redis.call('hget', KEYS[2], id)
+  if payload then redis.call('lpush', KEYS[4], payload) end
+  redis.call('hdel', KEYS[2], id)
+  redis.call('hdel', KEYS[3], id)
+end
+local nd = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
+return {#ids, nd[2] or ''}
+""",
+)
