@@ -1,0 +1,466 @@
+# -*- test-case-name: txmsg.test.test_amqp_publisher -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Confirmed publishing over a reconnecting L{AMQPConnection}.
+
+L{Publisher.publish} returns a Deferred that fires when the broker has
+confirmed the message (publisher confirms are on by default), and fails with
+one exception class per failure kind: L{PublishNacked}, L{PublishReturned}
+(a C{mandatory} message nobody could receive), L{PublishTimeout},
+L{PublishLost} (the channel or connection closed before the confirm; the
+message may or may not have been routed) and L{PublisherStopped}.
+
+At most C{window} publishes are unconfirmed at a time (a
+L{DeferredSemaphore}); that is also the flow control while the broker blocks
+the connection.  Publishing while disconnected waits for the reconnect until
+the publish's timeout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txmsg.amqp.connection import describe_reason
+
+__all__ = [
+    "PublishError",
+    "PublishLost",
+    "PublishNacked",
+    "PublishReturned",
+    "PublishTimeout",
+    "Publisher",
+    "PublisherStopped",
+    "make_properties",
+]
+
+_DEFAULT: Any = object()
+
+
+class PublishError(Exception):
+    """Base class: a publish did not get a positive broker confirm."""
+
+
+class PublishNacked(PublishError):
+    """The broker nacked the message (an internal error on its side)."""
+
+
+class PublishReturned(PublishError):
+    """
+    A C{mandatory} message could not be routed to any queue and came back.
+
+    @ivar reply_code: the C{Basic.Return} code (312 NO_ROUTE).
+    @ivar reply_text: the C{Basic.Return} text.
+    """
+
+    def __init__(self, message: str, reply_code: Any = None, reply_text: Any = None):
+        super().__init__(message)
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+
+
+class PublishTimeout(PublishError):
+    """
+    No confirm in time.
+
+    @ivar stage: where the time ran out: C{"window"} (too many unconfirmed
+        publishes), C{"connect"} (no connection), or C{"confirm"} (sent but not
+        confirmed; it may still be routed).
+    """
+
+    def __init__(self, message: str, stage: str):
+        super().__init__(message)
+        self.stage = stage
+
+
+class PublishLost(PublishError):
+    """
+    The channel or connection closed before the confirm; the message may or
+    may not have reached a queue.
+
+    @ivar reason: the close reason (an exception).
+    """
+
+    def __init__(self, message: str, reason: Any = None):
+        super().__init__(message)
+        self.reason = reason
+
+
+class PublisherStopped(PublishError):
+    """The publisher is stopping or stopped."""
+
+
+def make_properties(
+    properties: Any = None,
+    *,
+    headers: dict | None = None,
+    content_type: str | None = None,
+    persistent: bool = True,
+    **fields: Any,
+) -> Any:
+    """
+    Build C{pika.BasicProperties}: C{delivery_mode=2} when C{persistent}, plus
+    C{headers}, C{content_type} and any other property C{fields}
+    (C{correlation_id}, C{reply_to}, C{message_id}, C{expiration}, ...).
+
+    @param properties: existing properties to start from (not modified).
+    """
+    import pika
+
+    if properties is None:
+        props = pika.BasicProperties()
+    else:
+        props = pika.BasicProperties(**vars(properties))
+    if persistent and props.delivery_mode is None:
+        props.delivery_mode = 2
+    if headers is not None:
+        merged = dict(props.headers or {})
+        merged.update(headers)
+        props.headers = merged
+    if content_type is not None:
+        props.content_type = content_type
+    for key, value in fields.items():
+        if not hasattr(props, key):
+            raise TypeError("unknown message property {!r}".format(key))
+        setattr(props, key, value)
+    return props
+
+
+def _lost_error(reason: Any) -> PublishError:
+    info = describe_reason(reason)
+    return PublishLost(
+        "channel or connection closed before the broker confirmed: {}: {}".format(
+            info["reason_type"], info["reason"]
+        ),
+        reason.value if isinstance(reason, Failure) else reason,
+    )
+
+
+class _Publish:
+    """One publish on its way: window slot, channel, confirm."""
+
+    __slots__ = (
+        "publisher", "args", "result", "timer", "stage", "acquire", "slot",
+    )
+
+    def __init__(self, publisher: Publisher, args: tuple) -> None:
+        self.publisher = publisher
+        self.args = args
+        self.result: Deferred = Deferred(self._cancel)
+        self.timer: Any = None
+        self.stage = "window"
+        self.acquire: Any = None
+        self.slot = False
+
+    def got_slot(self, _: Any) -> None:
+        self.slot = True
+        self.acquire = None
+        if self.result.called:
+            self.release()
+            return
+        pub = self._publisher_channel_check()
+        if pub._channel is not None:
+            self.send(pub._channel)
+        else:
+            self.stage = "connect"
+            pub._channel_waiters.append(self)
+
+    def _publisher_channel_check(self) -> Publisher:
+        # A channel that just closed may still be set while pika errbacks its
+        # confirms (and user code publishes again from the errback).
+        pub = self.publisher
+        if pub._channel is not None and not pub._channel.is_open:
+            pub._channel = None
+        return pub
+
+    def send(self, channel: Any) -> None:
+        self.stage = "confirm"
+        exchange, routing_key, body, props, mandatory = self.args
+        try:
+            d = channel.basic_publish(exchange, routing_key, body, props, mandatory)
+        except Exception as e:
+            self.failed(Failure(e))
+            return
+        d.addCallbacks(self.confirmed, self.failed)
+
+    def confirmed(self, _: Any) -> None:
+        self.release()
+        if not self.result.called:
+            self._stop_timer()
+            self.result.callback(None)
+
+    def failed(self, f: Failure) -> None:
+        self.release()
+        if self.result.called:
+            return
+        self._stop_timer()
+        from pika import exceptions
+
+        if f.check(exceptions.UnroutableError):
+            msgs = f.value.messages or [None]
+            method = getattr(msgs[0], "method", None)
+            code = getattr(method, "reply_code", None)
+            text = getattr(method, "reply_text", None)
+            err: PublishError = PublishReturned(
+                "message to exchange {!r} with routing key {!r} was returned: "
+                "{} {}".format(self.args[0], self.args[1], code, text),
+                code,
+                text,
+            )
+        elif f.check(exceptions.NackError):
+            err = PublishNacked(
+                "the broker nacked the message to exchange {!r} with routing key "
+                "{!r}".format(self.args[0], self.args[1])
+            )
+        else:
+            err = _lost_error(f)
+        self.result.errback(err)
+
+    def expire(self) -> None:
+        self.timer = None
+        if self.result.called:
+            return
+        stage = self.stage
+        self.forget()
+        self.result.errback(
+            PublishTimeout(
+                "publish to exchange {!r} with routing key {!r} timed out "
+                "waiting for {}".format(
+                    self.args[0],
+                    self.args[1],
+                    {
+                        "window": "a free slot in the unconfirmed window",
+                        "connect": "a connection",
+                        "confirm": "the broker's confirm",
+                    }[stage],
+                ),
+                stage,
+            )
+        )
+
+    def fail(self, exc: Exception) -> None:
+        if not self.result.called:
+            self._stop_timer()
+            self.forget()
+            self.result.errback(exc)
+
+    def forget(self) -> None:
+        """Leave the window queue or the connection wait list."""
+        if self.acquire is not None:
+            acquire, self.acquire = self.acquire, None
+            acquire.cancel()
+        waiters = self.publisher._channel_waiters
+        if self.stage == "connect" and self in waiters:
+            waiters.remove(self)
+            self.release()
+
+    def release(self) -> None:
+        if self.slot:
+            self.slot = False
+            self.publisher._release()
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            timer, self.timer = self.timer, None
+            if timer.active():
+                timer.cancel()
+
+    def _cancel(self, _: Deferred) -> None:
+        self._stop_timer()
+        self.forget()
+
+
+class Publisher:
+    """
+    Publishes with confirms on its own channel of an L{AMQPConnection}.
+
+    The channel is recreated after a channel error and after every reconnect;
+    C{confirm_delivery()} always completes before the first publish on it.
+    """
+
+    log = Logger()
+    stop_order = 2
+
+    def __init__(
+        self,
+        connection: Any,
+        *,
+        window: int = 100,
+        confirms: bool = True,
+        timeout: float | None = 30.0,
+        clock: Any = None,
+    ) -> None:
+        """
+        @param connection: the L{txmsg.amqp.connection.AMQPConnection}.
+        @param window: maximum number of unconfirmed publishes.
+        @param confirms: use publisher confirms (strongly recommended).
+        @param timeout: default per-publish timeout in seconds, covering the
+            wait for a window slot, for a connection and for the confirm.
+        @param clock: the clock for timeouts (default: the connection's
+            reactor).
+        """
+        self._conn = connection
+        self._clock = clock if clock is not None else connection.reactor
+        self._window = window
+        self._sem = DeferredSemaphore(window)
+        self._confirms = confirms
+        self._timeout = timeout
+        self._channel: Any = None
+        self._opening: Any = None
+        self._channel_waiters: list[_Publish] = []
+        self._outstanding = 0
+        self._drained: list[Deferred] = []
+        self._stopped = False
+        connection.add_participant(self)
+
+    @property
+    def unconfirmed(self) -> int:
+        """How many publishes hold a window slot right now."""
+        return self._window - self._sem.tokens
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes | str,
+        *,
+        properties: Any = None,
+        headers: dict | None = None,
+        content_type: str | None = None,
+        persistent: bool = True,
+        mandatory: bool = True,
+        timeout: float | None = _DEFAULT,
+        **property_fields: Any,
+    ) -> Deferred:
+        """
+        Publish one message.
+
+        @param exchange: the exchange (C{""}: the default exchange, which
+            routes by queue name).
+        @param routing_key: the routing key.
+        @param body: the body; C{str} is encoded as UTF-8.
+        @param properties: C{pika.BasicProperties} to start from.
+        @param headers: message headers.
+        @param content_type: the content type, e.g. C{application/json}.
+        @param persistent: C{delivery_mode=2} unless the properties set one.
+        @param mandatory: ask the broker to return unroutable messages
+            (they then fail with L{PublishReturned}).
+        @param timeout: seconds (default: the publisher's); L{None} for none.
+        @param property_fields: other properties (C{correlation_id},
+            C{reply_to}, C{message_id}, C{expiration}, ...).
+        @return: a Deferred firing with L{None} once confirmed.
+        """
+        if self._stopped:
+            return _failed(PublisherStopped("the publisher is stopped"))
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        props = make_properties(
+            properties,
+            headers=headers,
+            content_type=content_type,
+            persistent=persistent,
+            **property_fields,
+        )
+        op = _Publish(self, (exchange, routing_key, body, props, mandatory))
+        self._outstanding += 1
+        op.result.addBoth(self._finished)
+        if timeout is _DEFAULT:
+            timeout = self._timeout
+        if timeout is not None:
+            op.timer = self._clock.callLater(timeout, op.expire)
+        acquire = self._sem.acquire()
+        if not acquire.called:
+            op.acquire = acquire
+        acquire.addCallbacks(op.got_slot, _ignore_cancel)
+        return op.result
+
+    def stop(self) -> Deferred:
+        """
+        Refuse new publishes and wait for the outstanding ones to settle
+        (each is bounded by its timeout).
+        """
+        self._stopped = True
+        waiters, self._channel_waiters = self._channel_waiters, []
+        for op in waiters:
+            op.fail(PublisherStopped("the publisher stopped before connecting"))
+        self._conn.remove_participant(self)
+        if self._outstanding == 0:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._drained.append(d)
+        return d
+
+    # -- participant ----------------------------------------------------------
+
+    def _attach(self, conn: Any) -> Deferred:
+        if self._opening is not None or self._stopped:
+            return succeed(None)
+        d = self._conn.open_channel()
+        self._opening = d
+        d.addCallback(self._opened, conn)
+        d.addBoth(self._done_opening, d)
+        return d
+
+    def _done_opening(self, result: Any, d: Deferred) -> Any:
+        if self._opening is d:
+            self._opening = None
+        return result
+
+    def _opened(self, channel: Any, conn: Any) -> Any:
+        channel.on_closed.addCallback(self._channel_closed, channel, conn)
+        if not self._confirms:
+            self._ready(channel)
+            return None
+        d = channel.confirm_delivery()
+        d.addCallback(lambda _: self._ready(channel))
+        return d
+
+    def _ready(self, channel: Any) -> None:
+        if not channel.is_open:
+            return
+        self._channel = channel
+        waiters, self._channel_waiters = self._channel_waiters, []
+        for op in waiters:
+            if not op.result.called:
+                op.send(channel)
+
+    def _channel_closed(self, reason: Any, channel: Any, conn: Any) -> None:
+        if self._channel is channel:
+            self._channel = None
+        if not self._stopped and conn is self._conn.connection and conn.is_open:
+            self.log.warn(
+                "Publisher channel closed ({reason}); reopening",
+                reason=describe_reason(reason)["reason"],
+            )
+            self._attach(conn)
+
+    def _detach(self, reason: Any) -> None:
+        self._channel = None
+
+    # -- window ---------------------------------------------------------------
+
+    def _release(self) -> None:
+        self._sem.release()
+
+    def _finished(self, result: Any) -> Any:
+        self._outstanding -= 1
+        if self._outstanding == 0 and self._drained:
+            drained, self._drained = self._drained, []
+            for d in drained:
+                d.callback(None)
+        return result
+
+
+def _ignore_cancel(f: Failure) -> None:
+    from twisted.internet.defer import CancelledError
+
+    f.trap(CancelledError)
+
+
+def _failed(exc: Exception) -> Deferred:
+    d: Deferred = Deferred()
+    d.errback(exc)
+    return d
