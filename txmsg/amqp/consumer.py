@@ -218,6 +218,7 @@ class Consumer:
         self._pumping = False
         self._stopped = False
         self._idle: list[Deferred] = []
+        self._consuming_waiters: list[Deferred] = []
         self.acked = 0
         self.nacked = 0
         if isinstance(queue, Queue):
@@ -234,6 +235,18 @@ class Consumer:
     def consuming(self) -> bool:
         """Whether a broker consumer is currently active."""
         return self._session is not None
+
+    def when_consuming(self) -> Deferred:
+        """
+        A Deferred firing with the queue name once a broker consumer is active
+        (at once if it is).
+        """
+        d: Deferred = Deferred()
+        if self._session is not None:
+            d.callback(self._session.name)
+        else:
+            self._consuming_waiters.append(d)
+        return d
 
     @property
     def queue_name(self) -> str | None:
@@ -279,6 +292,9 @@ class Consumer:
         self.log.info(
             "Consuming {queue} (prefetch {prefetch})", queue=name, prefetch=self._prefetch
         )
+        waiters, self._consuming_waiters = self._consuming_waiters, []
+        for w in waiters:
+            w.callback(name)
         self._pump()
 
     def _start_failed(self, f: Failure, conn: Any) -> None:
