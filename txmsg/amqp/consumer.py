@@ -19,10 +19,9 @@ Delivery is therefore at-least-once: handlers should be idempotent.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -89,10 +88,9 @@ class DropMessage(HandlerDecision):
     outcome = Outcome.DROP
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(NamedTuple):
     """
-    One message delivered to a consumer.
+    One message delivered to a consumer (an immutable value).
 
     @ivar body: the message body.
     @ivar properties: the C{pika.BasicProperties}.
@@ -147,13 +145,6 @@ class _Session:
         self.name = name
         self.waiting: Any = None
         self.dead = False
-
-
-def _call_handler(handler: Any, delivery: Delivery) -> Any:
-    result = handler(delivery)
-    if hasattr(result, "__await__") and not isinstance(result, Deferred):
-        return ensureDeferred(result)
-    return result
 
 
 class Consumer:
@@ -379,18 +370,29 @@ class Consumer:
     def _handle(self, session: _Session, msg: Any) -> None:
         method = msg.method
         delivery = Delivery(
-            body=msg.body,
-            queue=session.name,
-            exchange=method.exchange,
-            routing_key=method.routing_key,
-            redelivered=method.redelivered,
-            delivery_tag=method.delivery_tag,
-            consumer_tag=method.consumer_tag,
-            properties=msg.properties,
+            msg.body,
+            session.name,
+            method.exchange,
+            method.routing_key,
+            method.redelivered,
+            method.delivery_tag,
+            method.consumer_tag,
+            msg.properties,
         )
         self._inflight += 1
-        d = maybeDeferred(_call_handler, self._handler, delivery)
-        d.addBoth(self._settle, session, msg.channel, delivery)
+        try:
+            result = self._handler(delivery)
+        except BaseException:
+            result = Failure()
+        else:
+            if isinstance(result, Deferred):
+                result.addBoth(self._settle, session, msg.channel, delivery)
+                return
+            if hasattr(result, "__await__"):
+                ensureDeferred(result).addBoth(self._settle, session, msg.channel, delivery)
+                return
+        # A plain value (or a synchronous exception): settle without Deferreds.
+        self._settle(result, session, msg.channel, delivery)
 
     def _settle(self, result: Any, session: _Session, channel: Any, delivery: Delivery) -> None:
         outcome = self._outcome(result, delivery)

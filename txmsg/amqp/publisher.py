@@ -11,7 +11,7 @@ L{PublishLost} (the channel or connection closed before the confirm; the
 message may or may not have been routed) and L{PublisherStopped}.
 
 At most C{window} publishes are unconfirmed at a time (a
-L{DeferredSemaphore}); that is also the flow control while the broker blocks
+counter and a FIFO of waiting publishes); that is also the flow control while the broker blocks
 the connection.  Publishing while disconnected waits for the reconnect until
 the publish's timeout.
 """
@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
+from collections import deque
+
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -108,12 +110,14 @@ def make_properties(
 
     @param properties: existing properties to start from (not modified).
     """
-    import pika
+    from pika.spec import BasicProperties
 
+    if properties is None and not fields and headers is None and content_type is None:
+        return BasicProperties(delivery_mode=2) if persistent else BasicProperties()
     if properties is None:
-        props = pika.BasicProperties()
+        props = BasicProperties()
     else:
-        props = pika.BasicProperties(**vars(properties))
+        props = BasicProperties(**vars(properties))
     if persistent and props.delivery_mode is None:
         props.delivery_mode = 2
     if headers is not None:
@@ -142,39 +146,30 @@ def _lost_error(reason: Any) -> PublishError:
 class _Publish:
     """One publish on its way: window slot, channel, confirm."""
 
-    __slots__ = (
-        "publisher", "args", "result", "timer", "stage", "acquire", "slot",
-    )
+    __slots__ = ("publisher", "args", "result", "timer", "deadline", "stage", "slot")
 
     def __init__(self, publisher: Publisher, args: tuple) -> None:
         self.publisher = publisher
         self.args = args
         self.result: Deferred = Deferred(self._cancel)
         self.timer: Any = None
+        self.deadline: float | None = None
         self.stage = "window"
-        self.acquire: Any = None
         self.slot = False
 
-    def got_slot(self, _: Any) -> None:
+    def got_slot(self) -> None:
         self.slot = True
-        self.acquire = None
-        if self.result.called:
-            self.release()
-            return
-        pub = self._publisher_channel_check()
-        if pub._channel is not None:
-            self.send(pub._channel)
+        pub = self.publisher
+        channel = pub._channel
+        if channel is not None and not channel.is_open:
+            # A channel that just closed may still be set while pika errbacks
+            # its confirms (and user code publishes again from the errback).
+            channel = pub._channel = None
+        if channel is not None:
+            self.send(channel)
         else:
             self.stage = "connect"
             pub._channel_waiters.append(self)
-
-    def _publisher_channel_check(self) -> Publisher:
-        # A channel that just closed may still be set while pika errbacks its
-        # confirms (and user code publishes again from the errback).
-        pub = self.publisher
-        if pub._channel is not None and not pub._channel.is_open:
-            pub._channel = None
-        return pub
 
     def send(self, channel: Any) -> None:
         self.stage = "confirm"
@@ -189,14 +184,12 @@ class _Publish:
     def confirmed(self, _: Any) -> None:
         self.release()
         if not self.result.called:
-            self._stop_timer()
-            self.result.callback(None)
+            self._settle(None)
 
     def failed(self, f: Failure) -> None:
         self.release()
         if self.result.called:
             return
-        self._stop_timer()
         from pika import exceptions
 
         if f.check(exceptions.UnroutableError):
@@ -217,7 +210,7 @@ class _Publish:
             )
         else:
             err = _lost_error(f)
-        self.result.errback(err)
+        self._settle(Failure(err))
 
     def expire(self) -> None:
         self.timer = None
@@ -225,36 +218,39 @@ class _Publish:
             return
         stage = self.stage
         self.forget()
-        self.result.errback(
-            PublishTimeout(
-                "publish to exchange {!r} with routing key {!r} timed out "
-                "waiting for {}".format(
-                    self.args[0],
-                    self.args[1],
-                    {
-                        "window": "a free slot in the unconfirmed window",
-                        "connect": "a connection",
-                        "confirm": "the broker's confirm",
-                    }[stage],
-                ),
-                stage,
+        self._settle(
+            Failure(
+                PublishTimeout(
+                    "publish to exchange {!r} with routing key {!r} timed out "
+                    "waiting for {}".format(
+                        self.args[0],
+                        self.args[1],
+                        {
+                            "window": "a free slot in the unconfirmed window",
+                            "connect": "a connection",
+                            "confirm": "the broker's confirm",
+                        }[stage],
+                    ),
+                    stage,
+                )
             )
         )
 
     def fail(self, exc: Exception) -> None:
         if not self.result.called:
-            self._stop_timer()
             self.forget()
-            self.result.errback(exc)
+            self._settle(Failure(exc))
 
     def forget(self) -> None:
         """Leave the window queue or the connection wait list."""
-        if self.acquire is not None:
-            acquire, self.acquire = self.acquire, None
-            acquire.cancel()
-        waiters = self.publisher._channel_waiters
-        if self.stage == "connect" and self in waiters:
-            waiters.remove(self)
+        pub = self.publisher
+        if self.stage == "window":
+            try:
+                pub._window_waiters.remove(self)
+            except ValueError:
+                pass
+        elif self.stage == "connect" and self in pub._channel_waiters:
+            pub._channel_waiters.remove(self)
             self.release()
 
     def release(self) -> None:
@@ -262,15 +258,24 @@ class _Publish:
             self.slot = False
             self.publisher._release()
 
-    def _stop_timer(self) -> None:
+    def _settle(self, result: Any) -> None:
         if self.timer is not None:
             timer, self.timer = self.timer, None
             if timer.active():
                 timer.cancel()
+        self.deadline = None
+        self.publisher._finished()
+        self.result.callback(result) if not isinstance(result, Failure) else self.result.errback(result)
 
     def _cancel(self, _: Deferred) -> None:
-        self._stop_timer()
+        # The Deferred errbacks with CancelledError after this returns.
+        if self.timer is not None:
+            timer, self.timer = self.timer, None
+            if timer.active():
+                timer.cancel()
+        self.deadline = None
         self.forget()
+        self.publisher._finished()
 
 
 class Publisher:
@@ -305,7 +310,11 @@ class Publisher:
         self._conn = connection
         self._clock = clock if clock is not None else connection.reactor
         self._window = window
-        self._sem = DeferredSemaphore(window)
+        self._free = window
+        self._window_waiters: deque[_Publish] = deque()
+        self._releasing = False
+        self._deadlines: deque[_Publish] = deque()
+        self._sweep: Any = None
         self._confirms = confirms
         self._timeout = timeout
         self._channel: Any = None
@@ -319,7 +328,7 @@ class Publisher:
     @property
     def unconfirmed(self) -> int:
         """How many publishes hold a window slot right now."""
-        return self._window - self._sem.tokens
+        return self._window - self._free
 
     def publish(
         self,
@@ -366,15 +375,21 @@ class Publisher:
         )
         op = _Publish(self, (exchange, routing_key, body, props, mandatory))
         self._outstanding += 1
-        op.result.addBoth(self._finished)
         if timeout is _DEFAULT:
+            # Default deadlines are in FIFO order: one sweeping timer serves all.
             timeout = self._timeout
-        if timeout is not None:
+            if timeout is not None:
+                op.deadline = self._clock.seconds() + timeout
+                self._deadlines.append(op)
+                if self._sweep is None:
+                    self._sweep = self._clock.callLater(timeout, self._sweep_deadlines)
+        elif timeout is not None:
             op.timer = self._clock.callLater(timeout, op.expire)
-        acquire = self._sem.acquire()
-        if not acquire.called:
-            op.acquire = acquire
-        acquire.addCallbacks(op.got_slot, _ignore_cancel)
+        if self._free > 0 and not self._window_waiters:
+            self._free -= 1
+            op.got_slot()
+        else:
+            self._window_waiters.append(op)
         return op.result
 
     def stop(self) -> Deferred:
@@ -443,21 +458,47 @@ class Publisher:
     # -- window ---------------------------------------------------------------
 
     def _release(self) -> None:
-        self._sem.release()
+        self._free += 1
+        if self._releasing:
+            return  # the outer loop hands the slot on
+        self._releasing = True
+        try:
+            waiters = self._window_waiters
+            while self._free > 0 and waiters:
+                op = waiters.popleft()
+                self._free -= 1
+                op.got_slot()
+        finally:
+            self._releasing = False
 
-    def _finished(self, result: Any) -> Any:
+    def _sweep_deadlines(self) -> None:
+        self._sweep = None
+        now = self._clock.seconds()
+        queue = self._deadlines
+        while queue:
+            op = queue[0]
+            if op.deadline is None:  # settled or cancelled
+                queue.popleft()
+            elif op.deadline <= now:
+                queue.popleft()
+                op.deadline = None
+                op.expire()
+            else:
+                self._sweep = self._clock.callLater(op.deadline - now, self._sweep_deadlines)
+                return
+
+    def _finished(self) -> None:
         self._outstanding -= 1
-        if self._outstanding == 0 and self._drained:
-            drained, self._drained = self._drained, []
-            for d in drained:
-                d.callback(None)
-        return result
-
-
-def _ignore_cancel(f: Failure) -> None:
-    from twisted.internet.defer import CancelledError
-
-    f.trap(CancelledError)
+        if self._outstanding == 0:
+            if self._sweep is not None:
+                if self._sweep.active():
+                    self._sweep.cancel()
+                self._sweep = None
+                self._deadlines.clear()
+            if self._drained:
+                drained, self._drained = self._drained, []
+                for d in drained:
+                    d.callback(None)
 
 
 def _failed(exc: Exception) -> Deferred:

@@ -85,6 +85,20 @@ class PublisherTests(SynchronousTestCase):
         ch.ack()
         self.assertEqual(self.pub.unconfirmed, 0)
 
+    def test_default_deadlines_share_one_timer(self):
+        """Publishes with the default timeout share one sweeping timer and expire in order."""
+        conn, ch = self.connect()
+        d1 = self.pub.publish("", "q", b"1")
+        self.clock.advance(4)
+        d2 = self.pub.publish("", "q", b"2")
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(6)
+        self.failureResultOf(d1, PublishTimeout)
+        self.assertNoResult(d2)
+        ch.ack(2)
+        self.successResultOf(d2)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_connection_loss(self):
         """Unconfirmed publishes fail with L{PublishLost} carrying the close reason."""
         conn, ch = self.connect()
