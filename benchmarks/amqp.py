@@ -123,7 +123,9 @@ def blocking_publish(queue, n):
     props = pika.BasicProperties(delivery_mode=2)
     start = time.perf_counter()
     for _ in range(n):
-        ch.basic_publish("", queue, BODY, props, mandatory=True)  # waits for the confirm
+        ch.basic_publish(
+            "", queue, BODY, props, mandatory=True
+        )  # waits for the confirm
     elapsed = time.perf_counter() - start
     conn.close()
     return n / elapsed
@@ -175,11 +177,17 @@ async def main(reactor, args):
     cons = {p: {"txmsg": [], "raw": [], "blocking": []} for p in (1, 10, 100)}
     n_blocking_pub = max(200, n // 5)  # ~1.6k msgs/s: keep the run short
     for r in range(args.rounds):
-        sys.stderr.write("round {}/{}\n".format(r + 1, args.rounds))
-        pub["txmsg"].append(await with_queue(reactor, lambda q: txmsg_publish(reactor, q, n)))
-        pub["raw"].append(await with_queue(reactor, lambda q: raw_publish(reactor, q, n)))
+        sys.stderr.write(f"round {r + 1}/{args.rounds}\n")
+        pub["txmsg"].append(
+            await with_queue(reactor, lambda q: txmsg_publish(reactor, q, n))
+        )
+        pub["raw"].append(
+            await with_queue(reactor, lambda q: raw_publish(reactor, q, n))
+        )
         pub["blocking"].append(
-            await with_queue(reactor, lambda q: deferToThread(blocking_publish, q, n_blocking_pub))
+            await with_queue(
+                reactor, lambda q: deferToThread(blocking_publish, q, n_blocking_pub)
+            )
         )
         for p in (1, 10, 100):
             m = n if p > 1 else max(500, n // 2)
@@ -193,30 +201,40 @@ async def main(reactor, args):
                 return await deferToThread(blocking_consume, q, m, p)
 
             for kind in ("txmsg", "raw", "blocking"):
-                cons[p][kind].append(await with_queue(reactor, lambda q, k=kind: run(q, k)))
+                cons[p][kind].append(
+                    await with_queue(reactor, lambda q, k=kind: run(q, k))
+                )
 
     def row(label, d):
         t, raw, b = (statistics.median(d[k]) for k in ("txmsg", "raw", "blocking"))
         print(
-            "{:<28} {:>9.0f} {:>9.0f} {:>9.0f} {:>8.2f} {:>8.2f}".format(
-                label, t, raw, b, t / raw, t / b
-            )
+            f"{label:<28} {t:>9.0f} {raw:>9.0f} {b:>9.0f} {t / raw:>8.2f} {t / b:>8.2f}"
         )
 
     print()
-    print("AMQP benchmark: {} msgs x {} rounds (median msgs/s), {}".format(
-        n, args.rounds, "quick" if args.quick else "full"))
-    print("{:<28} {:>9} {:>9} {:>9} {:>8} {:>8}".format(
-        "workload", "txmsg", "pika-Tx", "Blocking", "tx/raw", "tx/blk"))
+    print(
+        "AMQP benchmark: {} msgs x {} rounds (median msgs/s), {}".format(
+            n, args.rounds, "quick" if args.quick else "full"
+        )
+    )
+    print(
+        "{:<28} {:>9} {:>9} {:>9} {:>8} {:>8}".format(
+            "workload", "txmsg", "pika-Tx", "Blocking", "tx/raw", "tx/blk"
+        )
+    )
     row("publish, confirmed (w=100)", pub)
     for p in (1, 10, 100):
-        row("consume+ack prefetch {}".format(p), cons[p])
-    print("(Blocking publish waits for each confirm, its API's only mode; "
-          "aio-pika: not installed, not measured)")
+        row(f"consume+ack prefetch {p}", cons[p])
+    print(
+        "(Blocking publish waits for each confirm, its API's only mode; "
+        "aio-pika: not installed, not measured)"
+    )
 
 
 def parse():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="a few-second smoke run")
     ap.add_argument("--messages", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=None)

@@ -33,14 +33,14 @@ def require_broker(host: str = "127.0.0.1", port: int = 5672) -> None:
         socket.create_connection((host, port), timeout=3).close()
     except OSError as e:
         raise AssertionError(
-            "RabbitMQ is not reachable at {}:{} ({}); start it before the "
-            "integration tests".format(host, port, e)
+            f"RabbitMQ is not reachable at {host}:{port} ({e}); start it before the "
+            "integration tests"
         ) from None
 
 
 def unique(prefix: str = "txmsg-test") -> str:
     """A unique queue/exchange name."""
-    return "{}-{}".format(prefix, uuid.uuid4().hex[:10])
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def env(**extra: str) -> dict:
@@ -105,7 +105,9 @@ class Proc:
             rc = self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError("timed out; output:\n" + "\n".join(self.lines)) from None
+            raise AssertionError(
+                "timed out; output:\n" + "\n".join(self.lines)
+            ) from None
         while True:
             try:
                 if self._drain(5) is None:
@@ -114,7 +116,7 @@ class Proc:
                 break
         out = "\n".join(self.lines)
         if rc != 0:
-            raise AssertionError("exit status {}; output:\n{}".format(rc, out))
+            raise AssertionError(f"exit status {rc}; output:\n{out}")
         return out
 
     def kill(self, sig: int = 9) -> None:
@@ -156,7 +158,9 @@ def free_port() -> int:
     return port
 
 
-def ctl(*args: str, node: str | None = None, home: str | None = None, timeout: float = 60) -> str:
+def ctl(
+    *args: str, node: str | None = None, home: str | None = None, timeout: float = 60
+) -> str:
     """Run rabbitmqctl (against the shared node, or C{node} with its C{home})."""
     e = dict(os.environ)
     cmd = [CTL]
@@ -165,17 +169,30 @@ def ctl(*args: str, node: str | None = None, home: str | None = None, timeout: f
         e["HOME"] = home
     else:
         cmd = ["rabbitmqctl"]
-    r = subprocess.run(cmd + list(args), env=e, capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(
+        cmd + list(args), env=e, capture_output=True, text=True, timeout=timeout
+    )
     if r.returncode != 0:
-        raise AssertionError("rabbitmqctl {} failed: {}{}".format(args, r.stdout, r.stderr))
+        raise AssertionError(
+            f"rabbitmqctl {args} failed: {r.stdout}{r.stderr}"
+        )
     return r.stdout
 
 
-def close_connections_named(name: str, reason: str = "txmsg fault test", node=None, home=None) -> int:
+def close_connections_named(
+    name: str, reason: str = "txmsg fault test", node=None, home=None
+) -> int:
     """Force-close the broker connections whose client-provided name is C{name}."""
-    out = ctl("list_connections", "pid", "client_properties", "--no-table-headers", "-q",
-              node=node, home=home)
-    marker = '{{"connection_name","{}"}}'.format(name)
+    out = ctl(
+        "list_connections",
+        "pid",
+        "client_properties",
+        "--no-table-headers",
+        "-q",
+        node=node,
+        home=home,
+    )
+    marker = f'{{"connection_name","{name}"}}'
     pids = [line.split("\t")[0] for line in out.splitlines() if marker in line]
     for pid in pids:
         ctl("close_connection", pid, reason, node=node, home=home)
@@ -190,17 +207,17 @@ class PrivateBroker:
 
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="txmsg-rmq-")
-        self.node = "txmsgtest-{}@localhost".format(secrets.token_hex(4))
+        self.node = f"txmsgtest-{secrets.token_hex(4)}@localhost"
         self.port = free_port()
         self.dist_port = free_port()
-        self.url = "amqp://guest:guest@127.0.0.1:{}/%2F".format(self.port)
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
         cookie = os.path.join(self.dir, ".erlang.cookie")
         with open(cookie, "w") as f:
             f.write(secrets.token_hex(16).upper())
         os.chmod(cookie, 0o400)
         open(os.path.join(self.dir, "enabled_plugins"), "w").write("[].\n")
         with open(os.path.join(self.dir, "rabbitmq.conf"), "w") as f:
-            f.write("listeners.tcp.1 = 127.0.0.1:{}\n".format(self.port))
+            f.write(f"listeners.tcp.1 = 127.0.0.1:{self.port}\n")
         self.env = dict(os.environ)
         self.env.update(
             HOME=self.dir,
@@ -217,7 +234,10 @@ class PrivateBroker:
     def start(self) -> None:
         """Start the node and wait until it accepts AMQP connections."""
         self.proc = subprocess.Popen(
-            [SERVER], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [SERVER],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         self.ctl("wait", self.env["RABBITMQ_PID_FILE"], "--timeout", "90", timeout=120)

@@ -44,10 +44,20 @@ class _Workload:
         policy = backoffPolicy(initialDelay=0.2, maxDelay=1.0)
         self.pub_name = unique("txmsg-fault-pub")
         self.con_name = unique("txmsg-fault-con")
-        self.pub = AMQPConnection(url, reactor=reactor, connection_name=self.pub_name,
-                                  retry_policy=policy, events=self.events)
-        self.con = AMQPConnection(url, reactor=reactor, connection_name=self.con_name,
-                                  retry_policy=policy, events=self.events)
+        self.pub = AMQPConnection(
+            url,
+            reactor=reactor,
+            connection_name=self.pub_name,
+            retry_policy=policy,
+            events=self.events,
+        )
+        self.con = AMQPConnection(
+            url,
+            reactor=reactor,
+            connection_name=self.con_name,
+            retry_policy=policy,
+            events=self.events,
+        )
         self.pub.declare(self.queue)
         self.confirmed = set()
         self.seen = []
@@ -82,8 +92,17 @@ class _Workload:
         await gatherResults(ds)
 
     async def wait_all_seen(self, timeout=60):
-        timer = reactor.callLater(timeout, lambda: self._all_seen.called or self._all_seen.errback(
-            AssertionError("only {} of {} messages consumed".format(len(set(self.seen)), self.n))))
+        timer = reactor.callLater(
+            timeout,
+            lambda: (
+                self._all_seen.called
+                or self._all_seen.errback(
+                    AssertionError(
+                        f"only {len(set(self.seen))} of {self.n} messages consumed"
+                    )
+                )
+            ),
+        )
         try:
             await self._all_seen
         finally:
@@ -100,8 +119,14 @@ class _Workload:
         sys.stderr.write(
             "\n  [{}] confirmed={} consumed={} duplicates={} lost={} publish-retries={} "
             "connects={} losses={}\n".format(
-                test, len(self.confirmed), len(set(self.seen)), dups, len(lost), self.retries,
-                len(self.events.named("amqp.connected")), len(self.events.named("amqp.lost")),
+                test,
+                len(self.confirmed),
+                len(set(self.seen)),
+                dups,
+                len(lost),
+                self.retries,
+                len(self.events.named("amqp.connected")),
+                len(self.events.named("amqp.lost")),
             )
         )
         return lost, dups
@@ -120,8 +145,12 @@ class ForcedCloseTests(TestCase):
         w.start()
         publishing = Deferred.fromCoroutine(w.publish_all())
         await deferLater(reactor, 1.0)
-        closed = await deferToThread(close_connections_named, w.pub_name, "txmsg fault test")
-        closed += await deferToThread(close_connections_named, w.con_name, "txmsg fault test")
+        closed = await deferToThread(
+            close_connections_named, w.pub_name, "txmsg fault test"
+        )
+        closed += await deferToThread(
+            close_connections_named, w.con_name, "txmsg fault test"
+        )
         self.assertEqual(closed, 2)
         await publishing
         await w.wait_all_seen()
@@ -129,11 +158,20 @@ class ForcedCloseTests(TestCase):
         lost, dups = w.report("forced close")
         self.assertEqual(lost, set())
         self.assertEqual(w.confirmed, set(range(w.n)))
-        forced = [p["connection_name"] for p in w.events.named("amqp.lost") if p["reply_code"] == 320]
-        self.assertEqual(sorted(forced), sorted([w.pub_name, w.con_name]),
-                         "the real close reason (320 CONNECTION_FORCED) is reported")
+        forced = [
+            p["connection_name"]
+            for p in w.events.named("amqp.lost")
+            if p["reply_code"] == 320
+        ]
+        self.assertEqual(
+            sorted(forced),
+            sorted([w.pub_name, w.con_name]),
+            "the real close reason (320 CONNECTION_FORCED) is reported",
+        )
         connects = [p["connection_name"] for p in w.events.named("amqp.connected")]
-        self.assertEqual((connects.count(w.pub_name), connects.count(w.con_name)), (2, 2))
+        self.assertEqual(
+            (connects.count(w.pub_name), connects.count(w.con_name)), (2, 2)
+        )
 
 
 class BrokerRestartTests(TestCase):
@@ -194,7 +232,9 @@ class KilledConsumerTests(TestCase):
                 done.callback(None)
 
         conn.consume(name, handler, prefetch=10)
-        timer = reactor.callLater(20, lambda: done.called or done.errback(AssertionError(got)))
+        timer = reactor.callLater(
+            20, lambda: done.called or done.errback(AssertionError(got))
+        )
         await done
         timer.cancel()
         self.assertEqual(sorted(b for b, _ in got), [0, 1, 2, 3, 4])

@@ -24,8 +24,8 @@ from txmsg.amqp.consumer import (
     RetryLater,
 )
 from txmsg.amqp.publisher import (
-    PublishError,
     Publisher,
+    PublishError,
     PublisherStopped,
     PublishLost,
     PublishNacked,

@@ -34,7 +34,9 @@ __all__ = [
     "fake_service",
 ]
 
-ReceivedMessage = namedtuple("ReceivedMessage", ["channel", "method", "properties", "body"])
+ReceivedMessage = namedtuple(
+    "ReceivedMessage", ["channel", "method", "properties", "body"]
+)
 
 
 class _Frame:
@@ -109,7 +111,9 @@ class FakeChannel:
         self.calls.append((name, kw))
         if self._closed is not None:
             return fail(self._closed)
-        error = self.connection.channel_errors.get((name, kw.get("queue") or kw.get("exchange")))
+        error = self.connection.channel_errors.get(
+            (name, kw.get("queue") or kw.get("exchange"))
+        )
         if error is not None:
             d: Deferred = Deferred()
             self._calls.add(d)
@@ -144,7 +148,9 @@ class FakeChannel:
 
     def queue_bind(self, queue: str, exchange: str, **kw: Any) -> Deferred:
         """Record a binding."""
-        return self._call("queue_bind", _Frame(None), queue=queue, exchange=exchange, **kw)
+        return self._call(
+            "queue_bind", _Frame(None), queue=queue, exchange=exchange, **kw
+        )
 
     def basic_qos(self, **kw: Any) -> Deferred:
         """Record QoS settings."""
@@ -162,7 +168,7 @@ class FakeChannel:
 
     def basic_consume(self, queue: str, auto_ack: bool = False, **kw: Any) -> Deferred:
         """Start a consumer; fires with C{(FakeQueue, consumer_tag)}."""
-        tag = "ctag{}.{}".format(self.channel_number, len(self.consumers) + 1)
+        tag = f"ctag{self.channel_number}.{len(self.consumers) + 1}"
         q = FakeQueue()
         d = self._call("basic_consume", (q, tag), queue=queue, auto_ack=auto_ack, **kw)
 
@@ -213,7 +219,9 @@ class FakeChannel:
         self._check_open()
         self.acks.append(delivery_tag)
 
-    def basic_nack(self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True) -> None:
+    def basic_nack(
+        self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True
+    ) -> None:
         """Record a nack (raises on a closed channel, like pika)."""
         self._check_open()
         self.nacks.append((delivery_tag, requeue))
@@ -244,7 +252,9 @@ class FakeChannel:
         seq = seq or min(self._unconfirmed)
         tags = [t for t in sorted(self._unconfirmed) if t <= seq] if multiple else [seq]
         for t in tags:
-            self._unconfirmed.pop(t).callback(spec.Basic.Ack(delivery_tag=seq, multiple=multiple))
+            self._unconfirmed.pop(t).callback(
+                spec.Basic.Ack(delivery_tag=seq, multiple=multiple)
+            )
 
     def nack(self, seq: int | None = None) -> None:
         """Nack publish C{seq} (default: the oldest)."""
@@ -278,7 +288,9 @@ class FakeChannel:
 
         tag = consumer_tag or next(iter(self.consumers))
         self._delivery_tag += 1
-        method = spec.Basic.Deliver(tag, self._delivery_tag, redelivered, exchange, routing_key)
+        method = spec.Basic.Deliver(
+            tag, self._delivery_tag, redelivered, exchange, routing_key
+        )
         props = properties if properties is not None else spec.BasicProperties()
         self.consumers[tag].put(ReceivedMessage(self, method, props, body))
         return self._delivery_tag
@@ -291,7 +303,9 @@ class FakeChannel:
         if q is not None:
             q.close(ConsumerCancelled())
 
-    def close_by_broker(self, reply_code: int = 404, reply_text: str = "NOT_FOUND") -> None:
+    def close_by_broker(
+        self, reply_code: int = 404, reply_text: str = "NOT_FOUND"
+    ) -> None:
         """A channel error: the broker closes this channel."""
         from pika.exceptions import ChannelClosedByBroker
 
@@ -361,7 +375,7 @@ class FakeConnection:
     def server_name(self) -> str:
         """A fresh broker-style server-generated queue name."""
         FakeConnection._names += 1
-        return "amq.gen-{}".format(FakeConnection._names)
+        return f"amq.gen-{FakeConnection._names}"
 
     def open(self) -> FakeConnection:
         """Become ready and tell the owner (like C{connectionReady})."""
@@ -422,7 +436,9 @@ class RecordingEvents:
     def __init__(self) -> None:
         self.events: list = []
 
-    def dispatch(self, name: str, payload: Any = None, *, source: str | None = None) -> Deferred:
+    def dispatch(
+        self, name: str, payload: Any = None, *, source: str | None = None
+    ) -> Deferred:
         """Record the event."""
         self.events.append((name, payload, source))
         return succeed(None)

@@ -57,7 +57,7 @@ def describe_reason(reason: Any) -> dict:
     cls = type(value)
     return {
         "reason": str(value) or cls.__name__,
-        "reason_type": "{}.{}".format(cls.__module__, cls.__qualname__),
+        "reason_type": f"{cls.__module__}.{cls.__qualname__}",
         "reply_code": getattr(value, "reply_code", None),
         "reply_text": getattr(value, "reply_text", None),
     }
@@ -256,9 +256,7 @@ class AMQPConnection(Service):
                     self._waiters.remove(d)
                     d.errback(
                         NotConnectedError(
-                            "no AMQP connection to {} within {}s".format(
-                                self.address.redacted, timeout
-                            )
+                            f"no AMQP connection to {self.address.redacted} within {timeout}s"
                         )
                     )
 
@@ -318,14 +316,18 @@ class AMQPConnection(Service):
             self._publisher = Publisher(self)
         return self._publisher
 
-    def publish(self, exchange: str, routing_key: str, body: Any, **kw: Any) -> Deferred:
+    def publish(
+        self, exchange: str, routing_key: str, body: Any, **kw: Any
+    ) -> Deferred:
         """
         Publish with the default publisher; see
         L{txmsg.amqp.publisher.Publisher.publish}.
         """
         return self.publisher().publish(exchange, routing_key, body, **kw)
 
-    def consume(self, queue: Any, handler: Any = None, prefetch: int = 1, **kw: Any) -> Any:
+    def consume(
+        self, queue: Any, handler: Any = None, prefetch: int = 1, **kw: Any
+    ) -> Any:
         """
         Start consuming; see L{txmsg.amqp.consumer.Consumer}.
 
@@ -347,9 +349,7 @@ class AMQPConnection(Service):
         if endpoint is None:
             endpoint = self.address.endpoint(self._reactor, self._tls_creator)
         policy = self._retry_policy or backoffPolicy(initialDelay=0.5, maxDelay=10.0)
-        self.log.info(
-            "Connecting to AMQP broker {url}", url=self.address.redacted
-        )
+        self.log.info("Connecting to AMQP broker {url}", url=self.address.redacted)
         self._client_service = ClientService(
             endpoint,
             _Factory(self),

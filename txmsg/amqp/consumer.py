@@ -194,7 +194,10 @@ class Consumer:
             if registry is None:
                 raise ValueError("a handler or an event registry is required")
             name = event_name or "amqp.delivery"
-            handler = lambda d: registry.dispatch(name, d, source="amqp:" + d.queue)
+
+            def handler(d: Delivery) -> Any:
+                return registry.dispatch(name, d, source="amqp:" + d.queue)
+
         self._handler = handler
         self._prefetch = prefetch
         self._concurrency = concurrency or prefetch
@@ -215,12 +218,14 @@ class Consumer:
         if isinstance(queue, Queue):
             # Attach only once the queue exists (and, server-named, has a name).
             d = connection.declare(queue)
-            d.addBoth(lambda _: None if self._stopped else connection.add_participant(self))
+            d.addBoth(
+                lambda _: None if self._stopped else connection.add_participant(self)
+            )
         else:
             connection.add_participant(self)
 
     def __repr__(self) -> str:
-        return "<Consumer queue={!r}>".format(self._queue)
+        return f"<Consumer queue={self._queue!r}>"
 
     @property
     def consuming(self) -> bool:
@@ -281,7 +286,9 @@ class Consumer:
         self._session = session
         channel.on_closed.addCallback(self._channel_closed, session, conn)
         self.log.info(
-            "Consuming {queue} (prefetch {prefetch})", queue=name, prefetch=self._prefetch
+            "Consuming {queue} (prefetch {prefetch})",
+            queue=name,
+            prefetch=self._prefetch,
         )
         waiters, self._consuming_waiters = self._consuming_waiters, []
         for w in waiters:
@@ -363,7 +370,9 @@ class Consumer:
             # The broker cancelled us (queue deleted, failover).  Buffered
             # deliveries are stuck unacked until the channel closes, so close
             # it; _channel_closed schedules the re-creation.
-            self.log.warn("Consumer on {queue} was cancelled by the broker", queue=session.name)
+            self.log.warn(
+                "Consumer on {queue} was cancelled by the broker", queue=session.name
+            )
             if session.channel.is_open:
                 session.channel.close()
 
@@ -389,12 +398,16 @@ class Consumer:
                 result.addBoth(self._settle, session, msg.channel, delivery)
                 return
             if hasattr(result, "__await__"):
-                ensureDeferred(result).addBoth(self._settle, session, msg.channel, delivery)
+                ensureDeferred(result).addBoth(
+                    self._settle, session, msg.channel, delivery
+                )
                 return
         # A plain value (or a synchronous exception): settle without Deferreds.
         self._settle(result, session, msg.channel, delivery)
 
-    def _settle(self, result: Any, session: _Session, channel: Any, delivery: Delivery) -> None:
+    def _settle(
+        self, result: Any, session: _Session, channel: Any, delivery: Delivery
+    ) -> None:
         outcome = self._outcome(result, delivery)
         try:
             if session is not self._session or not channel.is_open:
@@ -414,7 +427,9 @@ class Consumer:
                 )
                 self.nacked += 1
         except Exception:
-            self.log.failure("Settling delivery {tag} failed", tag=delivery.delivery_tag)
+            self.log.failure(
+                "Settling delivery {tag} failed", tag=delivery.delivery_tag
+            )
         finally:
             self._inflight -= 1
             if self._inflight == 0 and self._idle:
@@ -447,7 +462,9 @@ class Consumer:
             return outcome
         if outcome is Outcome.DROP:
             self.log.info(
-                "Dropping delivery {tag} of {queue}", tag=delivery.delivery_tag, queue=delivery.queue
+                "Dropping delivery {tag} of {queue}",
+                tag=delivery.delivery_tag,
+                queue=delivery.queue,
             )
         return outcome
 

@@ -18,9 +18,8 @@ the publish's timeout.
 
 from __future__ import annotations
 
-from typing import Any
-
 from collections import deque
+from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -128,7 +127,7 @@ def make_properties(
         props.content_type = content_type
     for key, value in fields.items():
         if not hasattr(props, key):
-            raise TypeError("unknown message property {!r}".format(key))
+            raise TypeError(f"unknown message property {key!r}")
         setattr(props, key, value)
     return props
 
@@ -198,15 +197,15 @@ class _Publish:
             code = getattr(method, "reply_code", None)
             text = getattr(method, "reply_text", None)
             err: PublishError = PublishReturned(
-                "message to exchange {!r} with routing key {!r} was returned: "
-                "{} {}".format(self.args[0], self.args[1], code, text),
+                f"message to exchange {self.args[0]!r} with routing key "
+                f"{self.args[1]!r} was returned: {code} {text}",
                 code,
                 text,
             )
         elif f.check(exceptions.NackError):
             err = PublishNacked(
-                "the broker nacked the message to exchange {!r} with routing key "
-                "{!r}".format(self.args[0], self.args[1])
+                f"the broker nacked the message to exchange {self.args[0]!r} "
+                f"with routing key {self.args[1]!r}"
             )
         else:
             err = _lost_error(f)
@@ -265,7 +264,9 @@ class _Publish:
                 timer.cancel()
         self.deadline = None
         self.publisher._finished()
-        self.result.callback(result) if not isinstance(result, Failure) else self.result.errback(result)
+        self.result.callback(result) if not isinstance(
+            result, Failure
+        ) else self.result.errback(result)
 
     def _cancel(self, _: Deferred) -> None:
         # The Deferred errbacks with CancelledError after this returns.
@@ -484,7 +485,9 @@ class Publisher:
                 op.deadline = None
                 op.expire()
             else:
-                self._sweep = self._clock.callLater(op.deadline - now, self._sweep_deadlines)
+                self._sweep = self._clock.callLater(
+                    op.deadline - now, self._sweep_deadlines
+                )
                 return
 
     def _finished(self) -> None:

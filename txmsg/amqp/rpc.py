@@ -168,7 +168,9 @@ class RPCClient:
         )
         self._pending[call.corr] = call
         channel = self._channel
-        d = maybeDeferred(channel.basic_publish, exchange, routing_key, body, props, True)
+        d = maybeDeferred(
+            channel.basic_publish, exchange, routing_key, body, props, True
+        )
         d.addErrback(self._publish_failed, call)
 
     def _publish_failed(self, f: Failure, call: _Call) -> None:
@@ -186,7 +188,7 @@ class RPCClient:
         call.timer = None
         self._finish(
             call,
-            RPCTimeout("no reply to RPC {!r} within {}s".format(call.args[1], timeout)),
+            RPCTimeout(f"no reply to RPC {call.args[1]!r} within {timeout}s"),
         )
 
     def _finish(self, call: _Call, outcome: Any) -> None:

@@ -98,7 +98,7 @@ class Exchange:
         if not self.name:
             raise ValueError("the default exchange cannot be declared")
         if self.type not in EXCHANGE_TYPES and not self.type.startswith("x-"):
-            raise ValueError("unknown exchange type {!r}".format(self.type))
+            raise ValueError(f"unknown exchange type {self.type!r}")
 
     def declare(self, channel: Any) -> Deferred:
         """Declare this exchange on C{channel} (a TwistedChannel)."""
@@ -225,7 +225,7 @@ class Topology:
         new: list = []
         for item in declarations:
             if not isinstance(item, (Exchange, Queue, Binding)):
-                raise TypeError("not a declaration: {!r}".format(item))
+                raise TypeError(f"not a declaration: {item!r}")
             if isinstance(item, Binding):
                 parts = [item.exchange, item.queue]
                 new.extend(self.add(*[p for p in parts if not isinstance(p, str)]))

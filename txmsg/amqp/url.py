@@ -164,9 +164,7 @@ def parse_amqp_url(url: str | None = None) -> AMQPAddress:
         if tls and raw:
             tls_options = dict(ast.literal_eval(raw[0]) or {})
     except (ValueError, SyntaxError, TypeError) as e:
-        raise ValueError(
-            "invalid AMQP URL {}: {}".format(redact_url(url), e)
-        ) from None
+        raise ValueError(f"invalid AMQP URL {redact_url(url)}: {e}") from None
     return AMQPAddress(
         url=url,
         host=parts.hostname or "localhost",

@@ -6,8 +6,8 @@ Tests for L{txmsg.amqp.connection}.
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -86,8 +86,12 @@ class AMQPConnectionTests(SynchronousTestCase):
         for i in range(2):
             conn = FakeConnection(self.svc).open()
             names = [name for ch in conn.channels for name, _ in ch.calls]
-            self.assertEqual(names[:3], ["exchange_declare", "queue_declare", "queue_bind"])
-            bind = [kw for ch in conn.channels for n, kw in ch.calls if n == "queue_bind"][0]
+            self.assertEqual(
+                names[:3], ["exchange_declare", "queue_declare", "queue_bind"]
+            )
+            bind = [
+                kw for ch in conn.channels for n, kw in ch.calls if n == "queue_bind"
+            ][0]
             self.assertEqual(bind["queue"], self.svc.topology.queue_name(q))
             self.assertTrue(bind["queue"].startswith("amq.gen-"))
             conn.lose(ConnectionLost())
@@ -102,7 +106,12 @@ class AMQPConnectionTests(SynchronousTestCase):
         conn = FakeConnection(self.svc).open()
         second = self.svc.topology.queue_name(q)
         self.assertNotEqual(first, second)
-        binds = [kw["queue"] for ch in conn.channels for n, kw in ch.calls if n == "queue_bind"]
+        binds = [
+            kw["queue"]
+            for ch in conn.channels
+            for n, kw in ch.calls
+            if n == "queue_bind"
+        ]
         self.assertEqual(binds, [second])
 
     def test_declare_failure_does_not_stop_others(self):
@@ -111,7 +120,12 @@ class AMQPConnectionTests(SynchronousTestCase):
         conn.channel_errors[("queue_declare", "bad")] = (406, "PRECONDITION_FAILED")
         self.svc.declare(Queue("bad"), Queue("good"))
         conn.open()
-        declared = [kw["queue"] for ch in conn.channels for n, kw in ch.calls if n == "queue_declare"]
+        declared = [
+            kw["queue"]
+            for ch in conn.channels
+            for n, kw in ch.calls
+            if n == "queue_declare"
+        ]
         self.assertEqual(declared, ["bad", "good"])
         self.assertEqual(len(self.events.named("amqp.topology_failed")), 1)
         self.assertIsNotNone(self.svc.connection)
@@ -146,7 +160,10 @@ class AMQPConnectionTests(SynchronousTestCase):
         conn = FakeConnection(self.svc).open()
         conn.hold_close = True
         d = self.svc.stopService()
-        self.assertEqual([e for e in log if e[0] == "stop"], [("stop", "consumer"), ("stop", "publisher")])
+        self.assertEqual(
+            [e for e in log if e[0] == "stop"],
+            [("stop", "consumer"), ("stop", "publisher")],
+        )
         self.assertEqual(conn.close_calls, 1)
         self.assertNoResult(d)
         conn.lose(ConnectionDone())
@@ -182,7 +199,9 @@ class AMQPConnectionTests(SynchronousTestCase):
 
         conn._impl.blocked[0](conn, Frame)
         conn._impl.unblocked[0](conn, Frame)
-        self.assertEqual(self.events.named("amqp.blocked")[0]["reason"], "low on memory")
+        self.assertEqual(
+            self.events.named("amqp.blocked")[0]["reason"], "low on memory"
+        )
         self.assertEqual(len(self.events.named("amqp.unblocked")), 1)
 
     def test_describe_reason(self):
@@ -210,7 +229,9 @@ class ClientServiceWiringTests(SynchronousTestCase):
         proto = factory.buildProtocol(None)._wrappedProtocol._protocol
         self.assertIsInstance(proto, reason_preserving_protocol())
         self.assertIs(proto.owner, svc)
-        self.assertEqual(proto._impl.params.client_properties["connection_name"], "wired")
+        self.assertEqual(
+            proto._impl.params.client_properties["connection_name"], "wired"
+        )
         svc.stopService()
 
     def test_reason_preserved(self):
@@ -223,7 +244,9 @@ class ClientServiceWiringTests(SynchronousTestCase):
 
         import pika
 
-        proto = reason_preserving_protocol()(pika.ConnectionParameters(), custom_reactor=Clock())
+        proto = reason_preserving_protocol()(
+            pika.ConnectionParameters(), custom_reactor=Clock()
+        )
         proto.owner = Owner()
         proto.makeConnection(StringTransport())
         proto.ready = None  # as after the handshake

@@ -111,14 +111,23 @@ class ConsumerTests(SynchronousTestCase):
 
     def test_policy_dead_letter(self):
         """With ErrorPolicy.DEAD_LETTER a failure nacks without requeue."""
-        consumer, conn, ch = self.start(handler=lambda d: 1 / 0, on_error=ErrorPolicy.DEAD_LETTER)
+        consumer, conn, ch = self.start(
+            handler=lambda d: 1 / 0, on_error=ErrorPolicy.DEAD_LETTER
+        )
         t = ch.deliver(b"x")
         self.assertEqual(ch.nacks, [(t, False)])
         self.flushLoggedErrors(ZeroDivisionError)
 
     def test_explicit_decisions(self):
         """Handlers decide with sentinel exceptions or L{Outcome} values."""
-        decisions = [RetryLater(), DeadLetter(), DropMessage(), Outcome.RETRY, Outcome.DEAD_LETTER, Outcome.DROP]
+        decisions = [
+            RetryLater(),
+            DeadLetter(),
+            DropMessage(),
+            Outcome.RETRY,
+            Outcome.DEAD_LETTER,
+            Outcome.DROP,
+        ]
 
         def handler(delivery):
             d = decisions.pop(0)
@@ -128,7 +137,10 @@ class ConsumerTests(SynchronousTestCase):
 
         consumer, conn, ch = self.start(handler=handler)
         tags = [ch.deliver(b"x") for _ in range(6)]
-        self.assertEqual(ch.nacks, [(tags[0], True), (tags[1], False), (tags[3], True), (tags[4], False)])
+        self.assertEqual(
+            ch.nacks,
+            [(tags[0], True), (tags[1], False), (tags[3], True), (tags[4], False)],
+        )
         self.assertEqual(ch.acks, [tags[2], tags[5]])
 
     def test_no_ack_on_stale_channel(self):
@@ -157,7 +169,10 @@ class ConsumerTests(SynchronousTestCase):
     def test_channel_error_retries_after_delay(self):
         """A channel error (e.g. missing queue) recreates the consumer after retry_delay."""
         conn = FakeConnection(self.svc)
-        conn.channel_errors[("basic_consume", "work")] = (404, "NOT_FOUND - no queue 'work'")
+        conn.channel_errors[("basic_consume", "work")] = (
+            404,
+            "NOT_FOUND - no queue 'work'",
+        )
         consumer = Consumer(self.svc, "work", self.handler, retry_delay=2)
         conn.open()
         self.assertFalse(consumer.consuming)
@@ -185,7 +200,9 @@ class ConsumerTests(SynchronousTestCase):
         q = Queue.server_named()
         Consumer(self.svc, q, self.handler)
         conn = FakeConnection(self.svc).open()
-        consume = [kw for c in conn.channels for n, kw in c.calls if n == "basic_consume"]
+        consume = [
+            kw for c in conn.channels for n, kw in c.calls if n == "basic_consume"
+        ]
         self.assertEqual(consume[0]["queue"], self.svc.topology.queue_name(q))
 
     def test_clean_stop(self):
@@ -222,7 +239,7 @@ class ConsumerTests(SynchronousTestCase):
         """Without a handler, deliveries are dispatched into the event registry."""
         events = RecordingEvents()
         self.svc.events = events
-        consumer = Consumer(self.svc, "work", None, event_name="work.item")
+        Consumer(self.svc, "work", None, event_name="work.item")
         conn = FakeConnection(self.svc).open()
         ch = conn.channels[-1]
         t = ch.deliver(b"payload")

@@ -27,7 +27,10 @@ class ExportsTests(SynchronousTestCase):
             "'twisted.internet.reactor' in sys.modules)"
         )
         out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
             env={"PYTHONPATH": ":".join(sys.path)},
         ).stdout
         self.assertEqual(out.split(), ["False", "False"])

@@ -35,11 +35,16 @@ class PublisherTests(SynchronousTestCase):
     def test_confirm_fires_publish(self):
         """publish fires only when the broker confirms; properties are persistent with headers."""
         conn, ch = self.connect()
-        d = self.pub.publish("ex", "key", "body", headers={"a": 1}, content_type="text/plain")
+        d = self.pub.publish(
+            "ex", "key", "body", headers={"a": 1}, content_type="text/plain"
+        )
         self.assertNoResult(d)
         exchange, key, body, props, mandatory = ch.published[0]
         self.assertEqual((exchange, key, body, mandatory), ("ex", "key", b"body", True))
-        self.assertEqual((props.delivery_mode, props.headers, props.content_type), (2, {"a": 1}, "text/plain"))
+        self.assertEqual(
+            (props.delivery_mode, props.headers, props.content_type),
+            (2, {"a": 1}, "text/plain"),
+        )
         ch.ack()
         self.assertIsNone(self.successResultOf(d))
         self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -194,12 +199,18 @@ class PublisherTests(SynchronousTestCase):
         """With confirms off, publish fires once the frame is written."""
         pub = Publisher(self.svc, confirms=False)
         conn, _ = self.connect()
-        ch = [c for c in conn.channels if not any(n == "confirm_delivery" for n, _ in c.calls)][0]
+        ch = [
+            c
+            for c in conn.channels
+            if not any(n == "confirm_delivery" for n, _ in c.calls)
+        ][0]
         self.successResultOf(pub.publish("", "q", b"x"))
         self.assertEqual(len(ch.published), 1)
 
     def test_make_properties(self):
         """make_properties keeps given properties, adds persistence and extra fields."""
         p = make_properties(correlation_id="c1", reply_to="r", persistent=False)
-        self.assertEqual((p.correlation_id, p.reply_to, p.delivery_mode), ("c1", "r", None))
+        self.assertEqual(
+            (p.correlation_id, p.reply_to, p.delivery_mode), ("c1", "r", None)
+        )
         self.assertRaises(TypeError, make_properties, bogus=1)

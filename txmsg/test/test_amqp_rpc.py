@@ -52,7 +52,10 @@ class RPCClientTests(SynchronousTestCase):
         d2 = self.client.call("rpc_queue", "31")
         _, key, body, props1, mandatory = ch.published[0]
         props2 = ch.published[1][3]
-        self.assertEqual((key, body, mandatory, props1.reply_to), ("rpc_queue", b"30", True, DIRECT_REPLY_TO))
+        self.assertEqual(
+            (key, body, mandatory, props1.reply_to),
+            ("rpc_queue", b"30", True, DIRECT_REPLY_TO),
+        )
         reply(ch, props2.correlation_id, b"b")
         self.assertNoResult(d1)
         self.assertEqual(self.successResultOf(d2), b"b")
@@ -132,10 +135,16 @@ class RPCServerTests(SynchronousTestCase):
         consumer_ch = [c for c in conn.channels if c.consumers][0]
         pub_ch = [c for c in conn.channels if c is not consumer_ch and c.is_open][0]
         tag = consumer_ch.deliver(
-            b"21", properties=spec.BasicProperties(reply_to="amq.rabbitmq.reply-to.abc", correlation_id="c-1")
+            b"21",
+            properties=spec.BasicProperties(
+                reply_to="amq.rabbitmq.reply-to.abc", correlation_id="c-1"
+            ),
         )
-        (exchange, key, body, props, _), = pub_ch.published
-        self.assertEqual((exchange, key, body, props.correlation_id), ("", "amq.rabbitmq.reply-to.abc", b"42", "c-1"))
+        ((exchange, key, body, props, _),) = pub_ch.published
+        self.assertEqual(
+            (exchange, key, body, props.correlation_id),
+            ("", "amq.rabbitmq.reply-to.abc", b"42", "c-1"),
+        )
         self.assertEqual(consumer_ch.acks, [])
         pub_ch.ack()
         self.assertEqual(consumer_ch.acks, [tag])
@@ -148,7 +157,9 @@ class RPCServerTests(SynchronousTestCase):
         conn = FakeConnection(svc).open()
         consumer_ch = [c for c in conn.channels if c.consumers][0]
         pub_ch = [c for c in conn.channels if c is not consumer_ch and c.is_open][0]
-        tag = consumer_ch.deliver(b"1", properties=spec.BasicProperties(reply_to="gone", correlation_id="c"))
+        tag = consumer_ch.deliver(
+            b"1", properties=spec.BasicProperties(reply_to="gone", correlation_id="c")
+        )
         result.callback(b"r")
         pub_ch.return_message()
         self.assertEqual(consumer_ch.acks, [tag])

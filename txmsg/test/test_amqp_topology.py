@@ -42,7 +42,10 @@ class TopologyTests(SynchronousTestCase):
     def test_declare_arguments(self):
         """Queue arguments (DLX, TTL, max length, quorum) and exchange types reach the channel."""
         args = queue_arguments(
-            dead_letter_exchange="dlx", message_ttl=1000, max_length=10, queue_type="quorum"
+            dead_letter_exchange="dlx",
+            message_ttl=1000,
+            max_length=10,
+            queue_type="quorum",
         )
         t = Topology([Exchange("h", "headers"), Queue("jobs", arguments=args)])
         conn, failures = self.declare(t)
@@ -51,7 +54,12 @@ class TopologyTests(SynchronousTestCase):
         self.assertEqual(calls[0][1]["exchange_type"], "headers")
         self.assertEqual(
             calls[1][1]["arguments"],
-            {"x-dead-letter-exchange": "dlx", "x-message-ttl": 1000, "x-max-length": 10, "x-queue-type": "quorum"},
+            {
+                "x-dead-letter-exchange": "dlx",
+                "x-message-ttl": 1000,
+                "x-max-length": 10,
+                "x-queue-type": "quorum",
+            },
         )
         self.assertFalse(conn.channels[0].is_open)
 
@@ -70,7 +78,9 @@ class TopologyTests(SynchronousTestCase):
         """Invalid declarations are refused."""
         self.assertRaises(ValueError, Exchange, "")
         self.assertRaises(ValueError, Exchange, "x", "bogus")
-        self.assertRaises(ValueError, Queue, "q", exclusive=True, arguments={"x-queue-type": "quorum"})
+        self.assertRaises(
+            ValueError, Queue, "q", exclusive=True, arguments={"x-queue-type": "quorum"}
+        )
         self.assertRaises(TypeError, Topology().add, "not a declaration")
 
     def test_no_channel_errbacks(self):
