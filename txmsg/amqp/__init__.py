@@ -23,6 +23,7 @@ from txmsg.amqp.consumer import (
     Outcome,
     RetryLater,
 )
+from txmsg.amqp.properties import make_properties
 from txmsg.amqp.publisher import (
     Publisher,
     PublishError,
@@ -75,6 +76,7 @@ __all__ = [
     "ServiceStopped",
     "Topology",
     "amqp_url",
+    "make_properties",
     "parse_amqp_url",
     "queue_arguments",
 ]

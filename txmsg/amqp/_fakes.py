@@ -45,7 +45,10 @@ class _Frame:
 
 
 class FakeQueue(DeferredQueue):
-    """Like pika's C{ClosableDeferredQueue}: C{close()} errbacks waiters and drops the buffer."""
+    """
+    Like pika's C{ClosableDeferredQueue}: C{close()} errbacks waiters and
+    drops the buffer.
+    """
 
     def __init__(self) -> None:
         super().__init__()

@@ -22,10 +22,11 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg.amqp._protocol import _Factory, describe_reason, reason_preserving_protocol
 from txmsg.amqp.topology import Declaration, Topology
 from txmsg.amqp.url import AMQPAddress, parse_amqp_url
 
@@ -44,93 +45,6 @@ class NotConnectedError(Exception):
 
 class ServiceStopped(NotConnectedError):
     """The connection service is stopping or stopped."""
-
-
-def describe_reason(reason: Any) -> dict:
-    """
-    Describe a close reason (exception or L{Failure}) as plain fields.
-
-    @return: C{{"reason": str, "reason_type": "module.Class",
-        "reply_code": int | None, "reply_text": str | None}}.
-    """
-    value = reason.value if isinstance(reason, Failure) else reason
-    cls = type(value)
-    return {
-        "reason": str(value) or cls.__name__,
-        "reason_type": f"{cls.__module__}.{cls.__qualname__}",
-        "reply_code": getattr(value, "reply_code", None),
-        "reply_text": getattr(value, "reply_text", None),
-    }
-
-
-_protocol_class: Any = None
-
-
-def reason_preserving_protocol() -> type:
-    """
-    Return (building it on first use) C{ReasonPreservingConnection}: a
-    C{TwistedProtocolConnection} that
-
-      - reports the close reason pika recorded (C{ConnectionClosedByBroker(320,
-        ...)}, C{ConnectionClosedByClient(200, ...)}, C{ConnectionBlockedTimeout})
-        instead of Twisted's C{ConnectionDone} (LIBS.md section 1.2);
-      - tells its C{owner} (an L{AMQPConnection}) when it is ready and when it
-        is lost.
-    """
-    global _protocol_class
-    if _protocol_class is None:
-        from pika.adapters.twisted_connection import TwistedProtocolConnection
-        from twisted.internet import error
-
-        class ReasonPreservingConnection(TwistedProtocolConnection):
-            owner: Any = None
-
-            def connectionReady(self) -> Any:
-                if self.owner is not None:
-                    try:
-                        self.owner._protocol_ready(self)
-                    except Exception:
-                        AMQPConnection.log.failure("AMQP connection setup failed")
-                return self
-
-            def connectionLost(self, reason: Any = None) -> None:
-                pending = getattr(self._impl, "_error", None)
-                if (
-                    reason is not None
-                    and reason.check(error.ConnectionDone)
-                    and pending is not None
-                ):
-                    reason = Failure(pending)
-                was_open = self.ready is None
-                super().connectionLost(reason)
-                if self.owner is not None and was_open:
-                    self.owner._protocol_lost(self, reason)
-
-        _protocol_class = ReasonPreservingConnection
-    return _protocol_class
-
-
-class _Factory:
-    """A minimal client factory building owned reason-preserving protocols."""
-
-    def __init__(self, owner: AMQPConnection) -> None:
-        self._owner = owner
-
-    def doStart(self) -> None:
-        pass
-
-    def doStop(self) -> None:
-        pass
-
-    def buildProtocol(self, addr: Any) -> Any:
-        owner = self._owner
-        proto = reason_preserving_protocol()(
-            owner.address.parameters(owner.connection_name),
-            custom_reactor=owner._reactor,
-        )
-        proto.owner = owner
-        proto.factory = self
-        return proto
 
 
 class AMQPConnection(Service):
@@ -235,7 +149,7 @@ class AMQPConnection(Service):
             L{NotConnectedError} after C{timeout} or L{ServiceStopped}.
         """
         if self._stopping:
-            return _fail(ServiceStopped("AMQP connection service is stopped"))
+            return fail(ServiceStopped("AMQP connection service is stopped"))
         if self._ready:
             return succeed(self._connection)
         timer: list = []
@@ -254,9 +168,10 @@ class AMQPConnection(Service):
             def expire() -> None:
                 if d in self._waiters:
                     self._waiters.remove(d)
+                    url = self.address.redacted
                     d.errback(
                         NotConnectedError(
-                            f"no AMQP connection to {self.address.redacted} within {timeout}s"
+                            f"no AMQP connection to {url} within {timeout}s"
                         )
                     )
 
@@ -303,7 +218,7 @@ class AMQPConnection(Service):
         """
         conn = self._connection
         if conn is None:
-            return _fail(NotConnectedError("not connected"))
+            return fail(NotConnectedError("not connected"))
         return maybeDeferred(conn.channel)
 
     # -- convenience --------------------------------------------------------
@@ -497,12 +412,6 @@ class AMQPConnection(Service):
             return
         d = maybeDeferred(self.events.dispatch, name, payload, source="txmsg.amqp")
         d.addErrback(lambda f: self.log.failure("Event {name} failed", f, name=name))
-
-
-def _fail(exc: Exception) -> Deferred:
-    d: Deferred = Deferred()
-    d.errback(exc)
-    return d
 
 
 def _cancel_timer(result: Any, timer: Any) -> Any:

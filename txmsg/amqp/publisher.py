@@ -10,9 +10,9 @@ one exception class per failure kind: L{PublishNacked}, L{PublishReturned}
 L{PublishLost} (the channel or connection closed before the confirm; the
 message may or may not have been routed) and L{PublisherStopped}.
 
-At most C{window} publishes are unconfirmed at a time (a
-counter and a FIFO of waiting publishes); that is also the flow control while the broker blocks
-the connection.  Publishing while disconnected waits for the reconnect until
+At most C{window} publishes are unconfirmed at a time (a counter and a FIFO
+of waiting publishes); that is also the flow control while the broker
+blocks the connection.  Publishing while disconnected waits for the reconnect until
 the publish's timeout.
 """
 
@@ -21,11 +21,12 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txmsg.amqp.connection import describe_reason
+from txmsg.amqp._protocol import describe_reason
+from txmsg.amqp.properties import make_properties
 
 __all__ = [
     "PublishError",
@@ -35,7 +36,6 @@ __all__ = [
     "PublishTimeout",
     "Publisher",
     "PublisherStopped",
-    "make_properties",
 ]
 
 _DEFAULT: Any = object()
@@ -92,44 +92,6 @@ class PublishLost(PublishError):
 
 class PublisherStopped(PublishError):
     """The publisher is stopping or stopped."""
-
-
-def make_properties(
-    properties: Any = None,
-    *,
-    headers: dict | None = None,
-    content_type: str | None = None,
-    persistent: bool = True,
-    **fields: Any,
-) -> Any:
-    """
-    Build C{pika.BasicProperties}: C{delivery_mode=2} when C{persistent}, plus
-    C{headers}, C{content_type} and any other property C{fields}
-    (C{correlation_id}, C{reply_to}, C{message_id}, C{expiration}, ...).
-
-    @param properties: existing properties to start from (not modified).
-    """
-    from pika.spec import BasicProperties
-
-    if properties is None and not fields and headers is None and content_type is None:
-        return BasicProperties(delivery_mode=2) if persistent else BasicProperties()
-    if properties is None:
-        props = BasicProperties()
-    else:
-        props = BasicProperties(**vars(properties))
-    if persistent and props.delivery_mode is None:
-        props.delivery_mode = 2
-    if headers is not None:
-        merged = dict(props.headers or {})
-        merged.update(headers)
-        props.headers = merged
-    if content_type is not None:
-        props.content_type = content_type
-    for key, value in fields.items():
-        if not hasattr(props, key):
-            raise TypeError(f"unknown message property {key!r}")
-        setattr(props, key, value)
-    return props
 
 
 def _lost_error(reason: Any) -> PublishError:
@@ -257,26 +219,26 @@ class _Publish:
             self.slot = False
             self.publisher._release()
 
-    def _settle(self, result: Any) -> None:
+    def _done(self) -> None:
+        """Drop the deadline and count this publish as settled."""
         if self.timer is not None:
             timer, self.timer = self.timer, None
             if timer.active():
                 timer.cancel()
         self.deadline = None
         self.publisher._finished()
-        self.result.callback(result) if not isinstance(
-            result, Failure
-        ) else self.result.errback(result)
+
+    def _settle(self, result: Any) -> None:
+        self._done()
+        if isinstance(result, Failure):
+            self.result.errback(result)
+        else:
+            self.result.callback(result)
 
     def _cancel(self, _: Deferred) -> None:
         # The Deferred errbacks with CancelledError after this returns.
-        if self.timer is not None:
-            timer, self.timer = self.timer, None
-            if timer.active():
-                timer.cancel()
-        self.deadline = None
         self.forget()
-        self.publisher._finished()
+        self._done()
 
 
 class Publisher:
@@ -364,7 +326,7 @@ class Publisher:
         @return: a Deferred firing with L{None} once confirmed.
         """
         if self._stopped:
-            return _failed(PublisherStopped("the publisher is stopped"))
+            return fail(PublisherStopped("the publisher is stopped"))
         if isinstance(body, str):
             body = body.encode("utf-8")
         props = make_properties(
@@ -502,9 +464,3 @@ class Publisher:
                 drained, self._drained = self._drained, []
                 for d in drained:
                     d.callback(None)
-
-
-def _failed(exc: Exception) -> Deferred:
-    d: Deferred = Deferred()
-    d.errback(exc)
-    return d

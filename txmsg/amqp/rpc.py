@@ -22,13 +22,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txmsg.amqp.connection import describe_reason
+from txmsg.amqp._protocol import describe_reason
 from txmsg.amqp.consumer import Consumer, Delivery, DropMessage
-from txmsg.amqp.publisher import PublishReturned, make_properties
+from txmsg.amqp.properties import make_properties
+from txmsg.amqp.publisher import PublishReturned
 from txmsg.amqp.topology import Queue
 
 __all__ = [
@@ -142,7 +143,7 @@ class RPCClient:
             forgets the call (a late reply is then discarded).
         """
         if self._stopped:
-            return _failed(RPCLost("the RPC client is stopped"))
+            return fail(RPCLost("the RPC client is stopped"))
         if isinstance(body, str):
             body = body.encode("utf-8")
         exchange = self._exchange if exchange is None else exchange
@@ -373,9 +374,3 @@ class RPCServer:
     def stop(self) -> Deferred:
         """Stop consuming (see L{Consumer.stop})."""
         return self.consumer.stop()
-
-
-def _failed(exc: Exception) -> Deferred:
-    d: Deferred = Deferred()
-    d.errback(exc)
-    return d

@@ -16,8 +16,8 @@ from txmsg.amqp.publisher import (
     PublishNacked,
     PublishReturned,
     PublishTimeout,
-    make_properties,
 )
+from txmsg.amqp.properties import make_properties
 
 
 class PublisherTests(SynchronousTestCase):
