@@ -240,7 +240,7 @@ def parse():
     ap.add_argument("--rounds", type=int, default=None)
     args = ap.parse_args()
     if args.messages is None:
-        args.messages = 1000 if args.quick else 5000
+        args.messages = 1000 if args.quick else 3000
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     return args
