@@ -62,7 +62,8 @@ class _Workload:
         self.confirmed = set()
         self.seen = []
         self.retries = 0
-        self._all_seen = Deferred()
+        self.published = 0
+        self.faults_done = False
 
     def start(self):
         self.pub.startService()
@@ -71,8 +72,6 @@ class _Workload:
 
     def _handle(self, delivery):
         self.seen.append(int(delivery.body))
-        if len(set(self.seen)) == self.n and not self._all_seen.called:
-            self._all_seen.callback(None)
 
     async def _publish_one(self, i):
         while True:
@@ -85,41 +84,42 @@ class _Workload:
                 await deferLater(reactor, 0.1)
 
     async def publish_all(self):
+        """Publish at least n messages, and go on until the faults are over."""
         ds = []
-        for i in range(self.n):
+        i = 0
+        while i < self.n or not self.faults_done:
             ds.append(Deferred.fromCoroutine(self._publish_one(i)))
+            i += 1
             await deferLater(reactor, self.interval)
+        self.published = i
         await gatherResults(ds)
 
     async def wait_all_seen(self, timeout=60):
-        timer = reactor.callLater(
-            timeout,
-            lambda: (
-                self._all_seen.called
-                or self._all_seen.errback(
-                    AssertionError(
-                        f"only {len(set(self.seen))} of {self.n} messages consumed"
+        deadline = reactor.seconds() + timeout
+        while not self.confirmed <= set(self.seen):
+            if reactor.seconds() > deadline:
+                raise AssertionError(
+                    "only {} of {} confirmed messages consumed".format(
+                        len(self.confirmed & set(self.seen)), len(self.confirmed)
                     )
                 )
-            ),
-        )
-        try:
-            await self._all_seen
-        finally:
-            if timer.active():
-                timer.cancel()
+            await deferLater(reactor, 0.1)
 
     async def stop(self):
-        await self.con.stopService()
-        await self.pub.stopService()
+        self.n, self.faults_done = 0, True  # ends publish_all's loop
+        if self.con.running:
+            await self.con.stopService()
+        if self.pub.running:
+            await self.pub.stopService()
 
     def report(self, test):
         dups = len(self.seen) - len(set(self.seen))
         lost = self.confirmed - set(self.seen)
         sys.stderr.write(
-            "\n  [{}] confirmed={} consumed={} duplicates={} lost={} publish-retries={} "
-            "connects={} losses={}\n".format(
+            "\n  [{}] published={} confirmed={} consumed={} duplicates={} lost={} "
+            "publish-retries={} connects={} losses={}\n".format(
                 test,
+                self.published,
                 len(self.confirmed),
                 len(set(self.seen)),
                 dups,
@@ -143,21 +143,26 @@ class ForcedCloseTests(TestCase):
         w = _Workload(SHARED_URL, unique("txmsg-fault-close"))
         self.addCleanup(cleanup, queues=[w.queue.name])
         w.start()
+        self.addCleanup(lambda: Deferred.fromCoroutine(w.stop()))
         publishing = Deferred.fromCoroutine(w.publish_all())
         await deferLater(reactor, 1.0)
-        closed = await deferToThread(
-            close_connections_named, w.pub_name, "txmsg fault test"
-        )
-        closed += await deferToThread(
-            close_connections_named, w.con_name, "txmsg fault test"
-        )
+        try:
+            closed = await deferToThread(
+                close_connections_named, w.pub_name, "txmsg fault test"
+            )
+            closed += await deferToThread(
+                close_connections_named, w.con_name, "txmsg fault test"
+            )
+            await deferLater(reactor, 2.0)  # publish and consume on new connections
+        finally:
+            w.faults_done = True
         self.assertEqual(closed, 2)
         await publishing
         await w.wait_all_seen()
         await w.stop()
         lost, dups = w.report("forced close")
         self.assertEqual(lost, set())
-        self.assertEqual(w.confirmed, set(range(w.n)))
+        self.assertEqual(w.confirmed, set(range(w.published)))
         forced = [
             p["connection_name"]
             for p in w.events.named("amqp.lost")
@@ -186,17 +191,22 @@ class BrokerRestartTests(TestCase):
         await deferToThread(broker.start)
         w = _Workload(broker.url, unique("txmsg-fault-restart"))
         w.start()
+        self.addCleanup(lambda: Deferred.fromCoroutine(w.stop()))
         publishing = Deferred.fromCoroutine(w.publish_all())
         await deferLater(reactor, 1.0)
-        await deferToThread(broker.ctl, "stop_app")
-        await deferLater(reactor, 1.0)
-        await deferToThread(broker.ctl, "start_app")
+        try:
+            await deferToThread(broker.ctl, "stop_app")
+            await deferLater(reactor, 1.0)
+            await deferToThread(broker.ctl, "start_app")
+            await deferLater(reactor, 2.0)  # publish and consume on new connections
+        finally:
+            w.faults_done = True
         await publishing
         await w.wait_all_seen()
         await w.stop()
         lost, dups = w.report("stop_app/start_app")
         self.assertEqual(lost, set())
-        self.assertEqual(w.confirmed, set(range(w.n)))
+        self.assertEqual(w.confirmed, set(range(w.published)))
         connects = [p["connection_name"] for p in w.events.named("amqp.connected")]
         self.assertGreaterEqual(connects.count(w.pub_name), 2)
         self.assertGreaterEqual(connects.count(w.con_name), 2)
