@@ -1,0 +1,416 @@
+# -*- test-case-name: txmsg.test.test_amqp_consumer -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Consuming with manual acks over a reconnecting L{AMQPConnection}.
+
+A L{Consumer} sets C{basic_qos(prefetch_count=N)} before C{basic_consume},
+calls its handler with a L{Delivery} and acks I{on the delivering channel}
+only after the handler's result (a value, a Deferred or a coroutine) succeeded.
+A failure is nacked (requeued or dead-lettered according to C{on_error}); a
+handler can also decide explicitly by returning an L{Outcome} or raising
+L{RetryLater}, L{DeadLetter} or L{DropMessage}.
+
+After a reconnect or a channel error the consumer is recreated; a handler
+that finishes after its channel died is I{not} acked on the new channel (its
+delivery tag means nothing there) and the broker redelivers the message.
+Delivery is therefore at-least-once: handlers should be idempotent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txmsg.amqp._protocol import describe_reason
+from txmsg.amqp.delivery import (
+    DeadLetter,
+    Delivery,
+    DropMessage,
+    ErrorPolicy,
+    HandlerDecision,
+    Outcome,
+    RetryLater,
+)
+from txmsg.amqp.topology import Queue
+
+__all__ = [
+    "Consumer",
+    "DeadLetter",
+    "Delivery",
+    "DropMessage",
+    "ErrorPolicy",
+    "HandlerDecision",
+    "Outcome",
+    "RetryLater",
+]
+
+
+class _Session:
+    """One channel with one consumer on it."""
+
+    __slots__ = ("channel", "queue", "tag", "name", "waiting", "dead")
+
+    def __init__(self, channel: Any, queue: Any, tag: str, name: str) -> None:
+        self.channel = channel
+        self.queue = queue
+        self.tag = tag
+        self.name = name
+        self.waiting: Any = None
+        self.dead = False
+
+
+class Consumer:
+    """
+    Consume one queue with manual acks, surviving reconnects and channel
+    errors.
+    """
+
+    log = Logger()
+    stop_order = 0
+
+    def __init__(
+        self,
+        connection: Any,
+        queue: Queue | str,
+        handler: Any = None,
+        *,
+        prefetch: int = 1,
+        concurrency: int | None = None,
+        on_error: ErrorPolicy = ErrorPolicy.REQUEUE_ONCE,
+        events: Any = None,
+        event_name: str | None = None,
+        exclusive: bool = False,
+        arguments: dict | None = None,
+        retry_delay: float = 1.0,
+    ) -> None:
+        """
+        @param connection: the L{txmsg.amqp.connection.AMQPConnection}.
+        @param queue: a L{Queue} (declared with the connection's topology,
+            server-named ones included) or the name of an existing queue.
+        @param handler: called with each L{Delivery}; returns a value, a
+            Deferred or a coroutine.  L{None}: dispatch every delivery into
+            the event registry C{events} (default: the connection's) as
+            C{event_name} (default C{"amqp.delivery"}).
+        @param prefetch: C{basic_qos(prefetch_count)}; 1 is fair dispatch.
+        @param concurrency: handlers running at once (default: C{prefetch}).
+        @param on_error: what a handler failure does (L{ErrorPolicy}).
+        @param retry_delay: seconds before recreating the consumer after a
+            channel error or a broker cancel.
+        """
+        if prefetch < 1:
+            raise ValueError("prefetch must be >= 1 (manual acks need a bound)")
+        self._conn = connection
+        self._queue = queue
+        if handler is None:
+            registry = events if events is not None else connection.events
+            if registry is None:
+                raise ValueError("a handler or an event registry is required")
+            name = event_name or "amqp.delivery"
+
+            def handler(d: Delivery) -> Any:
+                return registry.dispatch(name, d, source="amqp:" + d.queue)
+
+        self._handler = handler
+        self._prefetch = prefetch
+        self._concurrency = concurrency or prefetch
+        self._on_error = ErrorPolicy(on_error)
+        self._exclusive = exclusive
+        self._arguments = arguments
+        self._retry_delay = retry_delay
+        self._session: _Session | None = None
+        self._starting = False
+        self._retry_call: Any = None
+        self._inflight = 0
+        self._pumping = False
+        self._stopped = False
+        self._idle: list[Deferred] = []
+        self._consuming_waiters: list[Deferred] = []
+        self.acked = 0
+        self.nacked = 0
+        if isinstance(queue, Queue):
+            # Attach only once the queue exists (and, server-named, has a name).
+            d = connection.declare(queue)
+            d.addBoth(
+                lambda _: None if self._stopped else connection.add_participant(self)
+            )
+        else:
+            connection.add_participant(self)
+
+    def __repr__(self) -> str:
+        return f"<Consumer queue={self._queue!r}>"
+
+    @property
+    def consuming(self) -> bool:
+        """Whether a broker consumer is currently active."""
+        return self._session is not None
+
+    def when_consuming(self) -> Deferred:
+        """
+        A Deferred firing with the queue name once a broker consumer is active
+        (at once if it is).
+        """
+        d: Deferred = Deferred()
+        if self._session is not None:
+            d.callback(self._session.name)
+        else:
+            self._consuming_waiters.append(d)
+        return d
+
+    @property
+    def queue_name(self) -> str | None:
+        """The queue's name on the current connection, if consuming."""
+        return self._session.name if self._session else None
+
+    # -- participant --------------------------------------------------------
+
+    def _attach(self, conn: Any) -> Deferred | None:
+        if self._stopped or self._starting or self._session is not None:
+            return None
+        self._starting = True
+        d = Deferred.fromCoroutine(self._start(conn))
+        d.addErrback(self._start_failed, conn)
+        d.addBoth(self._not_starting)
+        return d
+
+    def _not_starting(self, result: Any) -> Any:
+        self._starting = False
+        return result
+
+    async def _start(self, conn: Any) -> None:
+        name = self._conn.topology.queue_name(self._queue)
+        channel = await self._conn.open_channel()
+        try:
+            await channel.basic_qos(prefetch_count=self._prefetch)
+            queue, tag = await channel.basic_consume(
+                name,
+                auto_ack=False,
+                exclusive=self._exclusive,
+                arguments=self._arguments,
+            )
+        except BaseException:
+            if channel.is_open:
+                channel.close()
+            raise
+        if self._stopped or conn is not self._conn.connection:
+            channel.close()
+            return
+        session = _Session(channel, queue, tag, name)
+        self._session = session
+        channel.on_closed.addCallback(self._channel_closed, session, conn)
+        self.log.info(
+            "Consuming {queue} (prefetch {prefetch})",
+            queue=name,
+            prefetch=self._prefetch,
+        )
+        waiters, self._consuming_waiters = self._consuming_waiters, []
+        for w in waiters:
+            w.callback(name)
+        self._pump()
+
+    def _start_failed(self, f: Failure, conn: Any) -> None:
+        self.log.failure("Starting consumer on {queue!r} failed", f, queue=self._queue)
+        self._retry_later(conn)
+
+    def _retry_later(self, conn: Any) -> None:
+        if self._stopped or self._retry_call is not None:
+            return
+        if conn is not self._conn.connection or not conn.is_open:
+            return  # the next connection will attach us
+
+        def retry() -> None:
+            self._retry_call = None
+            if conn is self._conn.connection and conn.is_open:
+                self._attach(conn)
+
+        self._retry_call = self._conn.reactor.callLater(self._retry_delay, retry)
+
+    def _channel_closed(self, reason: Any, session: _Session, conn: Any) -> None:
+        if self._session is session:
+            self._session = None
+        if not self._stopped:
+            self.log.info(
+                "Consumer channel for {queue} closed: {reason}",
+                queue=session.name,
+                reason=describe_reason(reason)["reason"],
+            )
+            self._retry_later(conn)
+
+    def _detach(self, reason: Any) -> None:
+        self._session = None
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None
+
+    # -- the delivery loop --------------------------------------------------
+
+    def _pump(self) -> None:
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while not self._stopped and self._inflight < self._concurrency:
+                session = self._session
+                if session is None or session.dead or session.waiting is not None:
+                    return
+                d = session.queue.get()
+                session.waiting = d
+                # Fires at once when a delivery is buffered: _got then runs
+                # inside this loop (its own _pump() call returns at once).
+                d.addBoth(self._got, session)
+        finally:
+            self._pumping = False
+
+    def _got(self, result: Any, session: _Session) -> None:
+        session.waiting = None
+        if isinstance(result, Failure):
+            self._queue_closed(result, session)
+            return
+        if self._stopped or session is not self._session:
+            # Left unacked: closing the channel makes the broker requeue it.
+            return
+        self._handle(session, result)
+        self._pump()
+
+    def _queue_closed(self, f: Failure, session: _Session) -> None:
+        f.trap(Exception)
+        session.dead = True
+        if self._session is not session:
+            return
+        from pika.exceptions import ConsumerCancelled
+
+        if f.check(ConsumerCancelled):
+            # The broker cancelled us (queue deleted, failover).  Buffered
+            # deliveries are stuck unacked until the channel closes, so close
+            # it; _channel_closed schedules the re-creation.
+            self.log.warn(
+                "Consumer on {queue} was cancelled by the broker", queue=session.name
+            )
+            if session.channel.is_open:
+                session.channel.close()
+
+    def _handle(self, session: _Session, msg: Any) -> None:
+        method = msg.method
+        delivery = Delivery(
+            msg.body,
+            session.name,
+            method.exchange,
+            method.routing_key,
+            method.redelivered,
+            method.delivery_tag,
+            method.consumer_tag,
+            msg.properties,
+        )
+        self._inflight += 1
+        try:
+            result = self._handler(delivery)
+        except BaseException:
+            result = Failure()
+        else:
+            if isinstance(result, Deferred):
+                result.addBoth(self._settle, session, msg.channel, delivery)
+                return
+            if hasattr(result, "__await__"):
+                ensureDeferred(result).addBoth(
+                    self._settle, session, msg.channel, delivery
+                )
+                return
+        # A plain value (or a synchronous exception): settle without Deferreds.
+        self._settle(result, session, msg.channel, delivery)
+
+    def _settle(
+        self, result: Any, session: _Session, channel: Any, delivery: Delivery
+    ) -> None:
+        outcome = self._outcome(result, delivery)
+        try:
+            if session is not self._session or not channel.is_open:
+                self.log.warn(
+                    "Not settling delivery {tag} of {queue} ({outcome}): its channel "
+                    "is gone; the broker will redeliver it",
+                    tag=delivery.delivery_tag,
+                    queue=delivery.queue,
+                    outcome=outcome.value,
+                )
+            elif outcome in (Outcome.ACK, Outcome.DROP):
+                channel.basic_ack(delivery.delivery_tag)
+                self.acked += 1
+            else:
+                channel.basic_nack(
+                    delivery.delivery_tag, requeue=outcome is Outcome.RETRY
+                )
+                self.nacked += 1
+        except Exception:
+            self.log.failure(
+                "Settling delivery {tag} failed", tag=delivery.delivery_tag
+            )
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0 and self._idle:
+                idle, self._idle = self._idle, []
+                for w in idle:
+                    w.callback(None)
+            self._pump()
+
+    def _outcome(self, result: Any, delivery: Delivery) -> Outcome:
+        if isinstance(result, Outcome):
+            outcome = result
+        elif not isinstance(result, Failure):
+            return Outcome.ACK
+        elif result.check(HandlerDecision):
+            outcome = result.value.outcome
+        else:
+            if self._on_error is ErrorPolicy.REQUEUE or (
+                self._on_error is ErrorPolicy.REQUEUE_ONCE and not delivery.redelivered
+            ):
+                outcome = Outcome.RETRY
+            else:
+                outcome = Outcome.DEAD_LETTER
+            self.log.failure(
+                "Handler failed on delivery {tag} of {queue}; {outcome}",
+                result,
+                tag=delivery.delivery_tag,
+                queue=delivery.queue,
+                outcome=outcome.value,
+            )
+            return outcome
+        if outcome is Outcome.DROP:
+            self.log.info(
+                "Dropping delivery {tag} of {queue}",
+                tag=delivery.delivery_tag,
+                queue=delivery.queue,
+            )
+        return outcome
+
+    # -- stopping -----------------------------------------------------------
+
+    def stop(self) -> Deferred:
+        """
+        Stop cleanly: take no more deliveries, wait for running handlers and
+        their acks, then cancel the consumer and close its channel (which
+        makes the broker requeue deliveries buffered but not handled).
+        """
+        self._stopped = True
+        self._conn.remove_participant(self)
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        if self._inflight:
+            d: Deferred = Deferred()
+            self._idle.append(d)
+            await d
+        session, self._session = self._session, None
+        if session is None:
+            return
+        channel = session.channel
+        if channel.is_open:
+            closed = channel.on_closed
+            try:
+                channel.close()
+            except Exception:
+                return
+            await closed

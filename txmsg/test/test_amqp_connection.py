@@ -1,0 +1,256 @@
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Tests for L{txmsg.amqp.connection}.
+"""
+
+from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from txmsg.amqp._fakes import FakeConnection, RecordingEvents, fake_service
+from txmsg.amqp.connection import (
+    AMQPConnection,
+    NotConnectedError,
+    ServiceStopped,
+    describe_reason,
+    reason_preserving_protocol,
+)
+from txmsg.amqp.topology import Binding, Exchange, Queue
+
+
+class _Participant:
+    def __init__(self, log, name, order=0):
+        self.log, self.name, self.stop_order = log, name, order
+
+    def _attach(self, conn):
+        self.log.append(("attach", self.name, conn))
+
+    def _detach(self, reason):
+        self.log.append(("detach", self.name, reason))
+
+    def stop(self):
+        self.log.append(("stop", self.name))
+
+
+class AMQPConnectionTests(SynchronousTestCase):
+    """Tests for L{AMQPConnection} driven by L{FakeConnection}."""
+
+    def setUp(self):
+        self.clock = Clock()
+        self.events = RecordingEvents()
+        self.svc = fake_service(self.clock, self.events, connection_name="t1")
+
+    def test_connected_event_and_ready(self):
+        """A ready connection emits C{amqp.connected} (no password) and fires when_ready."""
+        d = self.svc.when_ready()
+        self.assertNoResult(d)
+        conn = FakeConnection(self.svc).open()
+        self.assertIs(self.successResultOf(d), conn)
+        (payload,) = self.events.named("amqp.connected")
+        self.assertEqual(payload["host"], "broker.example")
+        self.assertEqual(payload["connection_name"], "t1")
+        self.assertNotIn("secret", repr(self.events.events))
+
+    def test_lost_event_carries_real_reason(self):
+        """C{amqp.lost} carries the close reason's type, code and text."""
+        conn = FakeConnection(self.svc).open()
+        conn.lose(ConnectionClosedByBroker(320, "CONNECTION_FORCED - maintenance"))
+        (payload,) = self.events.named("amqp.lost")
+        self.assertEqual(payload["reply_code"], 320)
+        self.assertIn("ConnectionClosedByBroker", payload["reason_type"])
+        self.assertIsNone(self.svc.connection)
+
+    def test_when_ready_timeout(self):
+        """when_ready fails with L{NotConnectedError} after its timeout, leaving no timer."""
+        d = self.svc.when_ready(timeout=5)
+        self.clock.advance(5)
+        self.failureResultOf(d, NotConnectedError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_when_ready_timer_cancelled_on_connect(self):
+        """A when_ready timer is cancelled when the connection becomes ready."""
+        d = self.svc.when_ready(timeout=5)
+        FakeConnection(self.svc).open()
+        self.successResultOf(d)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_topology_replayed_on_every_connection(self):
+        """Exchanges, queues and bindings are declared again after a reconnect."""
+        ex = Exchange("logs", "fanout")
+        q = Queue.server_named()
+        self.svc.declare(Binding(q, ex))
+        for i in range(2):
+            conn = FakeConnection(self.svc).open()
+            names = [name for ch in conn.channels for name, _ in ch.calls]
+            self.assertEqual(
+                names[:3], ["exchange_declare", "queue_declare", "queue_bind"]
+            )
+            bind = [
+                kw for ch in conn.channels for n, kw in ch.calls if n == "queue_bind"
+            ][0]
+            self.assertEqual(bind["queue"], self.svc.topology.queue_name(q))
+            self.assertTrue(bind["queue"].startswith("amq.gen-"))
+            conn.lose(ConnectionLost())
+
+    def test_server_named_queue_gets_new_name(self):
+        """A server-named queue's new name after a reconnect reaches its bindings."""
+        q = Queue.server_named()
+        self.svc.declare(Binding(q, "amq.fanout"))
+        conn = FakeConnection(self.svc).open()
+        first = self.svc.topology.queue_name(q)
+        conn.lose(ConnectionLost())
+        conn = FakeConnection(self.svc).open()
+        second = self.svc.topology.queue_name(q)
+        self.assertNotEqual(first, second)
+        binds = [
+            kw["queue"]
+            for ch in conn.channels
+            for n, kw in ch.calls
+            if n == "queue_bind"
+        ]
+        self.assertEqual(binds, [second])
+
+    def test_declare_failure_does_not_stop_others(self):
+        """A refused declaration is reported; later ones are declared on a new channel."""
+        conn = FakeConnection(self.svc)
+        conn.channel_errors[("queue_declare", "bad")] = (406, "PRECONDITION_FAILED")
+        self.svc.declare(Queue("bad"), Queue("good"))
+        conn.open()
+        declared = [
+            kw["queue"]
+            for ch in conn.channels
+            for n, kw in ch.calls
+            if n == "queue_declare"
+        ]
+        self.assertEqual(declared, ["bad", "good"])
+        self.assertEqual(len(self.events.named("amqp.topology_failed")), 1)
+        self.assertIsNotNone(self.svc.connection)
+        self.assertEqual(len(self.flushLoggedErrors(ChannelClosedByBroker)), 1)
+
+    def test_participants_attach_after_topology(self):
+        """Participants attach after the topology is declared, and detach on loss."""
+        log = []
+        self.svc.declare(Queue("q"))
+        self.svc.add_participant(_Participant(log, "p"))
+        conn = FakeConnection(self.svc)
+        conn.hold_channels = True
+        conn.open()
+        self.assertEqual(log, [])
+        conn.release_channels()
+        self.assertEqual(log, [("attach", "p", conn)])
+        conn.lose(ConnectionLost())
+        self.assertEqual(log[-1][:2], ("detach", "p"))
+
+    def test_participant_added_while_ready_attaches_now(self):
+        """A participant added to a ready connection attaches at once."""
+        conn = FakeConnection(self.svc).open()
+        log = []
+        self.svc.add_participant(_Participant(log, "late"))
+        self.assertEqual(log, [("attach", "late", conn)])
+
+    def test_stop_order(self):
+        """stopService stops participants by stop_order, then closes the connection."""
+        log = []
+        self.svc.add_participant(_Participant(log, "publisher", 2))
+        self.svc.add_participant(_Participant(log, "consumer", 0))
+        conn = FakeConnection(self.svc).open()
+        conn.hold_close = True
+        d = self.svc.stopService()
+        self.assertEqual(
+            [e for e in log if e[0] == "stop"],
+            [("stop", "consumer"), ("stop", "publisher")],
+        )
+        self.assertEqual(conn.close_calls, 1)
+        self.assertNoResult(d)
+        conn.lose(ConnectionDone())
+        self.successResultOf(d)
+
+    def test_stop_close_timeout(self):
+        """If the broker never answers the close, stopService still finishes after close_timeout."""
+        conn = FakeConnection(self.svc).open()
+        conn.hold_close = True
+        d = self.svc.stopService()
+        self.assertNoResult(d)
+        self.clock.advance(10)
+        self.successResultOf(d)
+
+    def test_stop_fails_waiters(self):
+        """Waiters fail with L{ServiceStopped}, and later calls fail at once."""
+        d = self.svc.when_ready()
+        self.svc.stopService()
+        self.failureResultOf(d, ServiceStopped)
+        self.failureResultOf(self.svc.when_ready(), ServiceStopped)
+
+    def test_open_channel_not_connected(self):
+        """open_channel fails (does not raise) when there is no connection."""
+        self.failureResultOf(self.svc.open_channel(), NotConnectedError)
+
+    def test_blocked_events(self):
+        """Connection.Blocked / Unblocked become amqp.blocked / amqp.unblocked events."""
+        conn = FakeConnection(self.svc).open()
+
+        class Frame:
+            class method:
+                reason = "low on memory"
+
+        conn._impl.blocked[0](conn, Frame)
+        conn._impl.unblocked[0](conn, Frame)
+        self.assertEqual(
+            self.events.named("amqp.blocked")[0]["reason"], "low on memory"
+        )
+        self.assertEqual(len(self.events.named("amqp.unblocked")), 1)
+
+    def test_describe_reason(self):
+        """describe_reason gives plain fields for pika and Twisted reasons."""
+        info = describe_reason(Failure(ConnectionClosedByBroker(320, "forced")))
+        self.assertEqual((info["reply_code"], info["reply_text"]), (320, "forced"))
+        self.assertIsNone(describe_reason(ConnectionDone())["reply_code"])
+
+
+class ClientServiceWiringTests(SynchronousTestCase):
+    """Tests for the L{ClientService} wiring and the reason-preserving protocol."""
+
+    def test_connects_through_endpoint(self):
+        """Starting the service connects to the endpoint with a reason-preserving protocol."""
+        reactor = MemoryReactorClock()
+        svc = AMQPConnection(
+            "amqp://guest:guest@127.0.0.1:5672/%2F",
+            reactor=reactor,
+            endpoint=TCP4ClientEndpoint(reactor, "127.0.0.1", 5672),
+            connection_name="wired",
+        )
+        svc.startService()
+        host, port, factory = reactor.tcpClients[0][:3]
+        self.assertEqual((host, port), ("127.0.0.1", 5672))
+        proto = factory.buildProtocol(None)._wrappedProtocol._protocol
+        self.assertIsInstance(proto, reason_preserving_protocol())
+        self.assertIs(proto.owner, svc)
+        self.assertEqual(
+            proto._impl.params.client_properties["connection_name"], "wired"
+        )
+        svc.stopService()
+
+    def test_reason_preserved(self):
+        """A ConnectionDone after a broker close is reported as the broker's reason."""
+        lost = []
+
+        class Owner:
+            def _protocol_lost(self, conn, reason):
+                lost.append(reason)
+
+        import pika
+
+        proto = reason_preserving_protocol()(
+            pika.ConnectionParameters(), custom_reactor=Clock()
+        )
+        proto.owner = Owner()
+        proto.makeConnection(StringTransport())
+        proto.ready = None  # as after the handshake
+        proto._impl._error = ConnectionClosedByBroker(320, "CONNECTION_FORCED")
+        proto.connectionLost(Failure(ConnectionDone()))
+        self.assertIsInstance(lost[0].value, ConnectionClosedByBroker)
+        self.assertEqual(lost[0].value.reply_code, 320)

@@ -1,0 +1,252 @@
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Tests for L{txmsg.amqp.consumer}.
+"""
+
+from pika.exceptions import ConnectionClosedByBroker
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ConnectionLost
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from txmsg.amqp._fakes import FakeConnection, RecordingEvents, fake_service
+from txmsg.amqp.consumer import (
+    Consumer,
+    DeadLetter,
+    DropMessage,
+    ErrorPolicy,
+    Outcome,
+    RetryLater,
+)
+from txmsg.amqp.topology import Queue
+
+
+class ConsumerTests(SynchronousTestCase):
+    """Tests for L{Consumer} on fake connections."""
+
+    def setUp(self):
+        self.clock = Clock()
+        self.svc = fake_service(self.clock)
+        self.seen = []
+        self.pending = []
+
+    def handler(self, delivery):
+        self.seen.append(delivery)
+        if self.pending is None:
+            return None
+        d = Deferred()
+        self.pending.append(d)
+        return d
+
+    def start(self, **kw):
+        consumer = Consumer(self.svc, "work", kw.pop("handler", self.handler), **kw)
+        conn = FakeConnection(self.svc).open()
+        ch = conn.channels[-1]
+        return consumer, conn, ch
+
+    def test_qos_before_consume(self):
+        """basic_qos(prefetch) is set before basic_consume, with manual acks."""
+        consumer, conn, ch = self.start(prefetch=10)
+        self.assertEqual([n for n, _ in ch.calls], ["basic_qos", "basic_consume"])
+        self.assertEqual(ch.calls[0][1]["prefetch_count"], 10)
+        self.assertFalse(ch.calls[1][1]["auto_ack"])
+        self.assertTrue(consumer.consuming)
+
+    def test_when_consuming(self):
+        """when_consuming fires with the queue name once the consumer is active."""
+        consumer = Consumer(self.svc, "work", self.handler)
+        d = consumer.when_consuming()
+        self.assertNoResult(d)
+        FakeConnection(self.svc).open()
+        self.assertEqual(self.successResultOf(d), "work")
+        self.assertEqual(self.successResultOf(consumer.when_consuming()), "work")
+
+    def test_ack_after_success(self):
+        """The ack is sent only after the handler's Deferred succeeds, on the delivering channel."""
+        consumer, conn, ch = self.start()
+        tag = ch.deliver(b"hello", routing_key="work")
+        self.assertEqual(self.seen[0].body, b"hello")
+        self.assertEqual(ch.acks, [])
+        self.pending[0].callback(None)
+        self.assertEqual(ch.acks, [tag])
+
+    def test_prefetch_one_handles_one_at_a_time(self):
+        """With concurrency 1 the next delivery waits for the previous handler."""
+        consumer, conn, ch = self.start()
+        ch.deliver(b"1")
+        ch.deliver(b"2")
+        self.assertEqual(len(self.seen), 1)
+        self.pending[0].callback(None)
+        self.assertEqual(len(self.seen), 2)
+
+    def test_coroutine_handler(self):
+        """A coroutine handler's completion acks."""
+
+        async def handler(delivery):
+            await succeed(None)
+            return None
+
+        consumer, conn, ch = self.start(handler=handler)
+        tag = ch.deliver(b"x")
+        self.assertEqual(ch.acks, [tag])
+
+    def test_sync_handler_many(self):
+        """A synchronous handler drains a buffered batch without recursion."""
+        self.pending = None
+        consumer, conn, ch = self.start(prefetch=100)
+        tags = [ch.deliver(b"x") for _ in range(3000)]
+        self.assertEqual(ch.acks, tags)
+
+    def test_failure_requeues_then_dead_letters(self):
+        """A failing handler's delivery is requeued once, then dead-lettered when redelivered."""
+
+        def handler(delivery):
+            raise ValueError("boom")
+
+        consumer, conn, ch = self.start(handler=handler)
+        t1 = ch.deliver(b"x")
+        t2 = ch.deliver(b"x", redelivered=True)
+        self.assertEqual(ch.nacks, [(t1, True), (t2, False)])
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 2)
+
+    def test_policy_dead_letter(self):
+        """With ErrorPolicy.DEAD_LETTER a failure nacks without requeue."""
+        consumer, conn, ch = self.start(
+            handler=lambda d: 1 / 0, on_error=ErrorPolicy.DEAD_LETTER
+        )
+        t = ch.deliver(b"x")
+        self.assertEqual(ch.nacks, [(t, False)])
+        self.flushLoggedErrors(ZeroDivisionError)
+
+    def test_explicit_decisions(self):
+        """Handlers decide with sentinel exceptions or L{Outcome} values."""
+        decisions = [
+            RetryLater(),
+            DeadLetter(),
+            DropMessage(),
+            Outcome.RETRY,
+            Outcome.DEAD_LETTER,
+            Outcome.DROP,
+        ]
+
+        def handler(delivery):
+            d = decisions.pop(0)
+            if isinstance(d, Exception):
+                raise d
+            return d
+
+        consumer, conn, ch = self.start(handler=handler)
+        tags = [ch.deliver(b"x") for _ in range(6)]
+        self.assertEqual(
+            ch.nacks,
+            [(tags[0], True), (tags[1], False), (tags[3], True), (tags[4], False)],
+        )
+        self.assertEqual(ch.acks, [tags[2], tags[5]])
+
+    def test_no_ack_on_stale_channel(self):
+        """A handler finishing after a reconnect does not ack on any channel."""
+        consumer, conn, ch = self.start()
+        ch.deliver(b"x")
+        conn.lose(ConnectionClosedByBroker(320, "CONNECTION_FORCED"))
+        conn2 = FakeConnection(self.svc).open()
+        ch2 = conn2.channels[-1]
+        self.pending[0].callback(None)
+        self.assertEqual((ch.acks, ch2.acks, ch2.nacks), ([], [], []))
+        self.assertTrue(consumer.consuming)
+
+    def test_recreated_after_reconnect(self):
+        """After a reconnect the consumer re-sets QoS and consumes again."""
+        consumer, conn, ch = self.start(prefetch=5)
+        conn.lose(ConnectionLost())
+        self.assertFalse(consumer.consuming)
+        conn2 = FakeConnection(self.svc).open()
+        ch2 = conn2.channels[-1]
+        self.assertEqual([n for n, _ in ch2.calls], ["basic_qos", "basic_consume"])
+        self.pending = None
+        t = ch2.deliver(b"again")
+        self.assertEqual(ch2.acks, [t])
+
+    def test_channel_error_retries_after_delay(self):
+        """A channel error (e.g. missing queue) recreates the consumer after retry_delay."""
+        conn = FakeConnection(self.svc)
+        conn.channel_errors[("basic_consume", "work")] = (
+            404,
+            "NOT_FOUND - no queue 'work'",
+        )
+        consumer = Consumer(self.svc, "work", self.handler, retry_delay=2)
+        conn.open()
+        self.assertFalse(consumer.consuming)
+        self.flushLoggedErrors()
+        del conn.channel_errors[("basic_consume", "work")]
+        self.clock.advance(2)
+        self.assertTrue(consumer.consuming)
+        self.assertEqual(len(conn.open_channels()), 1)
+
+    def test_broker_cancel_closes_channel_and_recreates(self):
+        """A broker cancel closes the channel (requeueing buffered deliveries) and re-consumes later."""
+        consumer, conn, ch = self.start()
+        ch.deliver(b"1")
+        ch.deliver(b"2")
+        ch.cancel_consumer(next(iter(ch.consumers)))
+        self.pending[0].callback(None)
+        self.assertEqual(len(ch.acks), 1)
+        self.assertFalse(ch.is_open)
+        self.clock.advance(1)
+        self.assertTrue(consumer.consuming)
+        self.assertIsNot(conn.channels[-1], ch)
+
+    def test_server_named_queue_resolved(self):
+        """A consumer of a server-named L{Queue} consumes the name the broker gave."""
+        q = Queue.server_named()
+        Consumer(self.svc, q, self.handler)
+        conn = FakeConnection(self.svc).open()
+        consume = [
+            kw for c in conn.channels for n, kw in c.calls if n == "basic_consume"
+        ]
+        self.assertEqual(consume[0]["queue"], self.svc.topology.queue_name(q))
+
+    def test_clean_stop(self):
+        """stop waits for in-flight handlers and their acks, then closes the channel."""
+        consumer, conn, ch = self.start(prefetch=2)
+        t1 = ch.deliver(b"1")
+        ch.deliver(b"2")
+        ch.deliver(b"3")
+        stopped = consumer.stop()
+        self.assertNoResult(stopped)
+        self.assertTrue(ch.is_open)
+        self.pending[0].callback(None)
+        self.assertNoResult(stopped)
+        self.pending[1].callback(None)
+        self.successResultOf(stopped)
+        self.assertEqual(len(self.seen), 2)
+        self.assertEqual(ch.acks[0], t1)
+        self.assertEqual(len(ch.acks), 2)
+        self.assertFalse(ch.is_open)
+        self.assertEqual(ch.calls[-1][0], "close")
+
+    def test_service_stop_order(self):
+        """Stopping the service acks in-flight work before closing the connection."""
+        consumer, conn, ch = self.start()
+        t = ch.deliver(b"1")
+        d = self.svc.stopService()
+        self.assertEqual(conn.close_calls, 0)
+        self.pending[0].callback(None)
+        self.assertEqual(ch.acks, [t])
+        self.assertEqual(conn.close_calls, 1)
+        self.successResultOf(d)
+
+    def test_events_dispatch(self):
+        """Without a handler, deliveries are dispatched into the event registry."""
+        events = RecordingEvents()
+        self.svc.events = events
+        Consumer(self.svc, "work", None, event_name="work.item")
+        conn = FakeConnection(self.svc).open()
+        ch = conn.channels[-1]
+        t = ch.deliver(b"payload")
+        ((name, payload, source),) = [e for e in events.events if e[0] == "work.item"]
+        self.assertEqual((payload.body, source), (b"payload", "amqp:work"))
+        self.assertEqual(ch.acks, [t])
+
+    def test_prefetch_must_be_positive(self):
+        """prefetch 0 (unbounded) is refused."""
+        self.assertRaises(ValueError, Consumer, self.svc, "q", self.handler, prefetch=0)
