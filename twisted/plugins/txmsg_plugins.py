@@ -15,3 +15,10 @@ txmsg_echo = ServiceMaker(
     "Echo TCP/UNIX/TLS streams (and optionally UDP) with connection limits and backpressure.",
     "txmsg-echo",
 )
+
+txmsg_worker = ServiceMaker(
+    "txmsg task worker",
+    "txmsg.tap.worker",
+    "Run tasks from RabbitMQ queues: acks after success, retries, dead letters, clean drain.",
+    "txmsg-worker",
+)

@@ -45,8 +45,7 @@ class FakeThreadPool:
     """
 
     def __init__(self) -> None:
-        self.work: list[tuple[Callable[..., Any], Callable[..., Any], tuple[Any, ...]]]
-        self.work = []
+        self.work: list[Any] = []
 
     def callInThreadWithCallback(
         self,
@@ -56,14 +55,14 @@ class FakeThreadPool:
         **kw: Any,
     ) -> None:
         """Queue C{f(*args)}; nothing runs until L{run_all}."""
-        self.work.append((onResult, f, args))
+        self.work.append((onResult, f, args, kw))
 
     def run_all(self) -> None:
         """Run all queued work, reporting each result to its callback."""
         work, self.work = self.work, []
-        for onResult, f, args in work:
+        for onResult, f, args, kw in work:
             try:
-                result = f(*args)
+                result = f(*args, **kw)
             except Exception:
                 onResult(False, Failure())
             else:
