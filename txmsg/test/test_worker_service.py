@@ -350,6 +350,43 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertEqual(seen, [b"hello..."])
         self.assertEqual(channel.acks, [tag])
 
+    def test_raw_handler_reply(self) -> None:
+        """
+        A raw handler's return value is the reply to a plain RPC request
+        (the seeds' C{rpc_client.py}); a raw handler failure dead-letters.
+        """
+
+        async def fib(body: bytes) -> int:
+            n = int(body)
+            if n < 0:
+                raise ValueError("negative")
+            a, b = 0, 1
+            for _ in range(n):
+                a, b = b, a + b
+            return a
+
+        self.worker = WorkerService(
+            TaskRegistry(),
+            queues=[],
+            raw_handlers={"rpc_queue": fib},
+            amqp=self.amqp,
+            events=self.events,
+            reactor=self.clock,
+            threadpool=self.pool,
+        )
+        self.worker.startService()
+        self.conn = FakeConnection(self.amqp).open()
+        [channel] = [c for c in self.conn.channels if c.consumers]
+        channel.deliver(b"10", BasicProperties(reply_to="amq.rabbitmq.reply-to", correlation_id="x"))
+        self.clock.advance(0)
+        [(key, body, props)] = self.publishes()
+        self.assertEqual((key, body, props.correlation_id), ("amq.rabbitmq.reply-to", b"55", "x"))
+        channel.deliver(b"-1", BasicProperties())
+        self.clock.advance(0)
+        [(key, _, props)] = self.publishes()
+        self.assertEqual((key, props.headers[REASON_HEADER]), ("rpc_queue.dead", "failed"))
+        self.flushLoggedErrors(ValueError)
+
     def test_status(self) -> None:
         """
         C{status()} names the worker, its queues, tasks and counters.

@@ -416,13 +416,7 @@ class WorkerService(MultiService):
         from txmsg.amqp import Outcome
 
         if queue in self.raw_handlers:
-            result = await self.events.dispatch("raw." + queue, delivery, source="amqp:" + queue)
-            if result.failures:
-                self.stats.failed += 1
-                await self._dead_letter(queue, delivery, "failed", result.failures[0])
-            else:
-                self.stats.succeeded += 1
-            return Outcome.ACK
+            return await self._on_raw_delivery(queue, delivery)
         props = delivery.properties
         try:
             task = decode_task(delivery.body, props.content_type, props.message_id)
@@ -491,6 +485,34 @@ class WorkerService(MultiService):
         await self._reply_error(delivery, task.id, error_type, outcome_failure.getErrorMessage())
         return Outcome.ACK
 
+    async def _on_raw_delivery(self, queue: str, delivery: Any) -> Any:
+        """
+        A plain message for a raw handler: the function gets the body; when
+        the message has C{reply_to}, what it returns (bytes, or anything
+        else as its C{str}) is the reply, so plain RPC clients such as the
+        seeds' C{rpc_client.py} work.  A failure is dead-lettered at once
+        (plain messages carry no attempt count to retry by).
+        """
+        from txmsg.amqp import Outcome
+
+        result = await self.events.dispatch("raw." + queue, delivery, source="amqp:" + queue)
+        if result.failures:
+            failure = result.failures[0].failure
+            self.stats.failed += 1
+            self.log.warn(
+                "Raw handler for {queue} failed: {error}; dead-lettering the message",
+                queue=queue,
+                error=failure.getErrorMessage(),
+            )
+            await self._dead_letter(queue, delivery, "failed", failure)
+            return Outcome.ACK
+        self.stats.succeeded += 1
+        value = result.values[0] if result.values else None
+        if delivery.properties.reply_to and value is not None:
+            body = value if isinstance(value, bytes) else str(value).encode("utf-8")
+            await self._reply(delivery, body, content_type="text/plain")
+        return Outcome.ACK
+
     # -- publishing outcomes --------------------------------------------------
 
     def _retry(self, queue: str, delivery: Any, policy: RetryPolicy, attempt: int) -> Deferred[None]:
@@ -550,7 +572,7 @@ class WorkerService(MultiService):
             return succeed(None)
         return self._reply(delivery, encode_error(task_id or "", error_type, message))
 
-    def _reply(self, delivery: Any, body: bytes) -> Deferred[None]:
+    def _reply(self, delivery: Any, body: bytes, content_type: str = CONTENT_TYPE) -> Deferred[None]:
         from txmsg.amqp import PublishReturned
 
         props = delivery.properties
@@ -558,7 +580,7 @@ class WorkerService(MultiService):
             "",
             props.reply_to,
             body,
-            content_type=CONTENT_TYPE,
+            content_type=content_type,
             correlation_id=props.correlation_id,
             persistent=False,
         )
