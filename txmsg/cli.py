@@ -24,6 +24,9 @@ __all__ = ["SUBCOMMANDS", "Options", "main"]
 SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("echo", "txmsg.echo_cli", "Send messages to an echo server and print what comes back."),
     ("control", "txmsg.redis.control_cli", "Send a control command to a worker over Redis."),
+    ("send", "txmsg.worker.send_cli", "Submit a task (and wait for its result)."),
+    ("workers", "txmsg.worker.workers_cli", "List the running workers."),
+    ("dead-letters", "txmsg.worker.dead_letters_cli", "Inspect, requeue or purge dead letters."),
 ]
 
 
@@ -42,6 +45,15 @@ class Options(usage.Options):
     synopsis = "txmsg COMMAND [options] [arguments]"
     longdesc = "Run 'txmsg COMMAND --help' for the options of one command."
     subCommands = [[name, None, _lazy(module), doc] for name, module, doc in SUBCOMMANDS]
+
+    def getSynopsis(self) -> str:
+        """
+        C{Usage: txmsg COMMAND ...}, or C{Usage: txmsg} as the prefix of a
+        subcommand's own synopsis.
+        """
+        if self.subCommand is None:
+            return "Usage: " + self.synopsis
+        return "Usage: txmsg"
 
     def opt_version(self) -> NoReturn:
         """

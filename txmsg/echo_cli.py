@@ -18,6 +18,8 @@ from typing import Any, Awaitable, BinaryIO, Callable
 from twisted.internet.defer import Deferred
 from twisted.python import usage
 
+from txmsg._options import GnuOptions
+
 from txmsg.echo import EchoClientProtocol, EchoError, connect_echo
 
 __all__ = ["Options", "client_endpoint", "run"]
@@ -43,7 +45,7 @@ def client_endpoint(text: str) -> str:
     return text
 
 
-class Options(usage.Options):
+class Options(GnuOptions):
     """
     Options of C{txmsg echo}.
     """

@@ -27,12 +27,14 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.python import usage
 
+from txmsg._options import GnuOptions
+
 from txmsg.redis.url import ENV_VAR, InvalidRedisURL, parse_redis_url
 
 __all__ = ["Options", "run", "main"]
 
 
-class Options(usage.Options):
+class Options(GnuOptions):
     """
     Options of C{txmsg control}.
     """

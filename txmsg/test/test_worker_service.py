@@ -232,6 +232,17 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertEqual(len(self.consumer_channel.acks), 2)
         self.assertEqual((self.worker.stats.malformed, self.worker.stats.unknown), (1, 1))
 
+    def test_bad_arguments_dead_lettered_at_once(self) -> None:
+        """
+        Arguments that do not fit the task's signature are dead-lettered at
+        once (a retry could never succeed), without running the task.
+        """
+        self.start()
+        self.deliver(encode_task(Task("add", (1,), {}, "t")))
+        [(key, _, props)] = self.publishes()
+        self.assertEqual((key, props.headers[REASON_HEADER]), ("work.dead", "bad-arguments"))
+        self.assertIn("missing a required argument", props.headers["x-txmsg-error-message"])
+
     def test_not_acked_when_handoff_fails(self) -> None:
         """
         When the retry cannot be published (the broker nacks it), the

@@ -436,6 +436,14 @@ class WorkerService(MultiService):
             await self._dead_letter(queue, delivery, "unknown-task", Failure(LookupError(message)))
             await self._reply_error(delivery, task.id, "UnknownTask", message)
             return Outcome.ACK
+        bad_arguments = spec.check_arguments(task.args, task.kwargs)
+        if bad_arguments is not None:
+            self.stats.malformed += 1
+            message = "bad arguments for task {!r}: {}".format(task.name, bad_arguments)
+            self.log.warn("Dead-lettering task {id}: {message}", id=task.id, message=message)
+            await self._dead_letter(queue, delivery, "bad-arguments", Failure(TypeError(message)))
+            await self._reply_error(delivery, task.id, "TypeError", message)
+            return Outcome.ACK
         attempt = int(delivery.headers.get(ATTEMPT_HEADER, 0)) + 1
         context = TaskContext(
             task=task,

@@ -82,6 +82,24 @@ class TaskSpec:
         """
         return TASK_EVENT_PREFIX + self.name
 
+    def check_arguments(self, args: tuple[Any, ...], kwargs: Any) -> str | None:
+        """
+        Whether the function accepts these arguments, before running it: a
+        call that cannot bind would fail on every retry.
+
+        @return: L{None} when they fit, else the reason.
+        """
+        try:
+            signature = inspect.signature(self.function)
+        except (TypeError, ValueError):
+            return None
+        extra = {"context": None} if self.wants_context else {}
+        try:
+            signature.bind(*args, **dict(kwargs), **extra)
+        except TypeError as e:
+            return str(e)
+        return None
+
 
 @dataclass
 class TaskContext:

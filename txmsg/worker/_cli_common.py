@@ -1,0 +1,68 @@
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+What the worker-side console commands share: connecting to RabbitMQ with a
+clear error, and parsing arguments given as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+__all__ = ["CommandError", "amqp_connection", "json_or_text", "say"]
+
+
+class CommandError(Exception):
+    """
+    A console command cannot go on; the message is printed as one line.
+    """
+
+
+def say(command: str, message: str) -> None:
+    """
+    Print one error line for C{command} on standard error.
+    """
+    print("txmsg {}: {}".format(command, message), file=sys.stderr)
+
+
+def json_or_text(value: str) -> Any:
+    """
+    A command-line argument as JSON (C{3}, C{"x"}, C{[1,2]}, C{true}), or as
+    the plain string when it is not JSON (C{hello}).
+    """
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def default_amqp_url(url: str | None) -> str | None:
+    """
+    C{url}, else C{$TXMSG_AMQP_URL}, else L{None} (txmsg's default).
+    """
+    return url or os.environ.get("TXMSG_AMQP_URL") or None
+
+
+@asynccontextmanager
+async def amqp_connection(reactor: Any, url: str | None, timeout: float) -> AsyncIterator[Any]:
+    """
+    A started, ready L{txmsg.amqp.AMQPConnection}, stopped cleanly on exit.
+
+    @raise CommandError: when the broker cannot be reached within C{timeout}.
+    """
+    from txmsg.amqp import AMQPConnection, NotConnectedError
+
+    conn = AMQPConnection(default_amqp_url(url), reactor=reactor, connection_name="txmsg cli")
+    conn.startService()
+    try:
+        try:
+            await conn.when_ready(timeout)
+        except NotConnectedError as e:
+            raise CommandError("cannot reach RabbitMQ: {}".format(e)) from None
+        yield conn
+    finally:
+        await conn.stopService()

@@ -1,0 +1,161 @@
+# -*- test-case-name: txmsg.test.test_worker_cli -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+C{txmsg send TASK [ARG...]}: submit tasks from the command line.
+
+Each C{ARG} is a JSON value (C{3}, C{'"text"'}, C{'[1, 2]'}) or, when it is
+not JSON, a plain string.  Without C{--wait} the task ids are printed once
+the broker confirmed the messages; with C{--wait} the results are printed
+(as JSON) and the exit status is 1 when a task failed or timed out.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
+from twisted.python import usage
+
+from txmsg._options import GnuOptions
+
+from txmsg.worker._cli_common import CommandError, amqp_connection, json_or_text, say
+
+__all__ = ["Options", "run"]
+
+
+class Options(GnuOptions):
+    """
+    Options of C{txmsg send}.
+    """
+
+    synopsis = "TASK [ARG...] [--kwargs JSON] [--queue Q] [--wait [--timeout S]] [--count N]"
+    optParameters = [
+        ["kwargs", "k", None, "Keyword arguments as a JSON object."],
+        ["queue", "q", "tasks", "The work queue."],
+        ["timeout", "t", "30", "Seconds to wait for the broker and, with --wait, for results."],
+        ["count", "n", "1", "Send the task this many times (load generation)."],
+        ["amqp", None, None, "RabbitMQ URL (default: $TXMSG_AMQP_URL)."],
+        ["in-flight", None, "100", "Tasks in flight at once with --count."],
+    ]
+    optFlags = [["wait", "w", "Wait for the results and print them."]]
+
+    def parseArgs(self, task: str, *args: str) -> None:
+        """
+        The task name and its positional arguments.
+        """
+        self["task"] = task
+        self["args"] = [json_or_text(a) for a in args]
+
+    def postOptions(self) -> None:
+        """
+        Validate.
+        """
+        try:
+            self["timeout"] = float(self["timeout"])
+            self["count"] = int(self["count"])
+            self["in-flight"] = int(self["in-flight"])
+        except ValueError as e:
+            raise usage.UsageError(str(e))
+        if self["timeout"] <= 0 or self["count"] < 1 or self["in-flight"] < 1:
+            raise usage.UsageError("--timeout, --count and --in-flight must be positive")
+        if self["kwargs"] is not None:
+            try:
+                self["kwargs"] = json.loads(self["kwargs"])
+            except ValueError as e:
+                raise usage.UsageError("--kwargs is not JSON: {}".format(e))
+            if not isinstance(self["kwargs"], dict):
+                raise usage.UsageError("--kwargs must be a JSON object")
+        try:
+            json.dumps(self["args"])
+        except (TypeError, ValueError) as e:  # pragma: no cover - parsed from JSON
+            raise usage.UsageError(str(e))
+
+
+class _Progress:
+    def __init__(self, total: int, wait: bool, reactor: Any) -> None:
+        self.total, self.wait, self.reactor = total, wait, reactor
+        self.sent = self.done = self.failed = 0
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def show(self, final: bool = False) -> None:
+        if self.total == 1:
+            return
+        now = time.monotonic()
+        interactive = sys.stderr.isatty()
+        if not final and (not interactive or now - self._last < 0.5):
+            return
+        self._last = now
+        rate = (self.done if self.wait else self.sent) / max(now - self.started, 1e-9)
+        line = "sent {}/{}".format(self.sent, self.total)
+        if self.wait:
+            line += ", done {}/{}, failed {}".format(self.done, self.total, self.failed)
+        line += " ({:.0f}/s)".format(rate)
+        if interactive:
+            print("\r" + line, end="\n" if final else "", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+async def _send(reactor: Any, options: Options) -> int:
+    from txmsg.amqp import PublishReturned, RPCUnroutable
+    from txmsg.worker.client import TaskClient
+
+    async with amqp_connection(reactor, options["amqp"], options["timeout"]) as conn:
+        client = TaskClient(conn, queue=options["queue"], timeout=options["timeout"])
+        progress = _Progress(options["count"], options["wait"], reactor)
+        limit = DeferredSemaphore(options["in-flight"])
+        status = 0
+
+        def one(_: Any) -> Deferred[Any]:
+            progress.sent += 1
+            d = client.submit(
+                options["task"], options["args"], options["kwargs"], wait=options["wait"]
+            )
+
+            def ok(value: Any) -> None:
+                progress.done += 1
+                if options["wait"]:
+                    print(json.dumps(value))
+                else:
+                    print(value)
+                progress.show()
+
+            def failed(f: Any) -> None:
+                nonlocal status
+                status = 1
+                progress.done += 1
+                progress.failed += 1
+                if f.check(PublishReturned, RPCUnroutable):
+                    say(
+                        "send",
+                        "no queue named {!r}: start a worker for it first "
+                        "(twistd -n txmsg-worker --queue {})".format(options["queue"], options["queue"]),
+                    )
+                else:
+                    say("send", str(f.value))
+                progress.show()
+
+            return d.addCallbacks(ok, failed)
+
+        await gatherResults([limit.run(one, None) for _ in range(options["count"])])
+        progress.show(final=True)
+        return status
+
+
+def run(reactor: Any, options: Options) -> Deferred[int]:
+    """
+    Run C{txmsg send}.
+    """
+
+    async def main() -> int:
+        try:
+            return await _send(reactor, options)
+        except CommandError as e:
+            say("send", str(e))
+            return 1
+
+    return Deferred.fromCoroutine(main())
