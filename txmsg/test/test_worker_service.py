@@ -398,6 +398,52 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertEqual((key, props.headers[REASON_HEADER]), ("rpc_queue.dead", "failed"))
         self.flushLoggedErrors(ValueError)
 
+    def test_idempotent_task_runs_once_per_id(self) -> None:
+        """
+        An idempotent task delivered twice with the same id runs once; after
+        a failure its id is released so that the retry runs.
+        """
+        from twisted.internet.defer import succeed
+
+        class FakeRedis:
+            parent = "someone"
+
+            def __init__(self) -> None:
+                self.keys: dict[str, str] = {}
+                self.handler = self
+
+            def control_listener(self, *a: Any, **kw: Any) -> None:
+                pass
+
+            def set(self, key: str, value: str, expire: int, only_if_not_exists: bool) -> Any:
+                if key in self.keys:
+                    return succeed(None)
+                self.keys[key] = value
+                return succeed("OK")
+
+            def delete(self, key: str) -> Any:
+                return succeed(int(self.keys.pop(key, None) is not None))
+
+        runs: list[int] = []
+        self.tasks.add(lambda n: runs.append(n), name="once", idempotent=True)
+        self.tasks.add(self.boom, name="once_fails", idempotent=True)
+        redis = FakeRedis()
+        self.start(redis=redis)
+        body = encode_task(Task("once", (1,), {}, "same-id"))
+        self.deliver(body)
+        self.publishes()
+        self.deliver(body, redelivered=True)
+        self.publishes()
+        self.assertEqual(runs, [1])
+        self.assertEqual(self.worker.stats.duplicates, 1)
+        self.assertEqual(len(self.consumer_channel.acks), 2)
+        self.assertIn("txmsg:task-ran:same-id", redis.keys)
+        self.deliver(encode_task(Task("once_fails", (), {}, "f-id")))
+        [(key, _, _)] = self.publishes()
+        self.assertEqual(key, "work.retry.1000ms")
+        self.assertNotIn("txmsg:task-ran:f-id", redis.keys)
+        self.flushLoggedErrors(ZeroDivisionError)
+
     def test_status(self) -> None:
         """
         C{status()} names the worker, its queues, tasks and counters.

@@ -30,6 +30,7 @@ class WorkerStats:
         self.requeued = 0
         self.malformed = 0
         self.unknown = 0
+        self.duplicates = 0
         self.started_at: dict[str, float] = {}
         self.max_lag = 0.0
         self._last_tick: float | None = None
@@ -79,6 +80,7 @@ class WorkerStats:
             "requeued": self.requeued,
             "malformed": self.malformed,
             "unknown": self.unknown,
+            "duplicates": self.duplicates,
             "running": len(self.started_at),
             "max_reactor_lag": round(self.max_lag, 3),
         }

@@ -190,6 +190,7 @@ class WorkerService(MultiService):
         self._timers: list[LoopingCall] = []
         self._grace_call: Any = None
         self._task_handlers: dict[str, Any] = {}
+        self.idempotency_ttl = 86400
 
         if events is None:
             from txmsg.events import EventRegistry
@@ -295,6 +296,13 @@ class WorkerService(MultiService):
         super().startService()
         for queue in self.queues:
             self._start_consumer(queue)
+        idempotent = [n for n in self.tasks.names() if self.tasks.get(n).idempotent]  # type: ignore[union-attr]
+        if idempotent and self.redis is None:
+            self.log.warn(
+                "Tasks {tasks} are declared idempotent, but this worker has no Redis "
+                "(--redis): they may run more than once per id",
+                tasks=", ".join(idempotent),
+            )
         self._start_timer(self._check_lag, 1.0)
         if self.redis is not None:
             self._start_timer(self._beat, self.heartbeat)
@@ -445,6 +453,29 @@ class WorkerService(MultiService):
             await self._reply_error(delivery, task.id, "TypeError", message)
             return Outcome.ACK
         attempt = int(delivery.headers.get(ATTEMPT_HEADER, 0)) + 1
+        if spec.idempotent and not await self._claim(task):
+            self.stats.duplicates += 1
+            self.log.info(
+                "Skipping task {id} ({name}): it already ran (idempotency key)",
+                id=task.id,
+                name=task.name,
+            )
+            return Outcome.ACK
+        try:
+            outcome = await self._run(queue, delivery, spec, task, attempt)
+        except BaseException:
+            if spec.idempotent:
+                await self._release(task)
+            raise
+        if spec.idempotent and outcome is not None:
+            await self._release(task)
+        return Outcome.ACK
+
+    async def _run(self, queue: str, delivery: Any, spec: Any, task: Task, attempt: int) -> Any:
+        """
+        Run one valid task and hand its outcome on; returns L{None} when it
+        succeeded, else the kind of failure.
+        """
         context = TaskContext(
             task=task,
             attempt=attempt,
@@ -470,7 +501,7 @@ class WorkerService(MultiService):
         if outcome_failure is None:
             self.stats.succeeded += 1
             await self._reply_ok(delivery, task.id, value)
-            return Outcome.ACK
+            return None
         if context.cancelled_because == "shutdown":
             self.stats.requeued += 1
             from txmsg.amqp import RetryLater
@@ -479,19 +510,54 @@ class WorkerService(MultiService):
         if context.cancelled_because is not None:
             self.stats.cancelled += 1
             await self._dead_letter(queue, delivery, "cancelled", outcome_failure, attempt)
-            await self._reply_error(delivery, task.id, "TaskCancelled", "cancelled by " + context.cancelled_because)
-            return Outcome.ACK
+            await self._reply_error(
+                delivery, task.id, "TaskCancelled", "cancelled by " + context.cancelled_because
+            )
+            return "cancelled"
         if timed_out:
             self.stats.timed_out += 1
         self.stats.failed += 1
         policy = self._policy(spec.max_retries)
         if policy.should_retry(attempt):
             await self._retry(queue, delivery, policy, attempt)
-            return Outcome.ACK
+            return "retried"
         await self._dead_letter(queue, delivery, "failed", outcome_failure, attempt)
-        error_type = "TaskTimeout" if timed_out else (outcome_failure.type.__name__ if outcome_failure.type else "Error")
+        error_type = (
+            "TaskTimeout"
+            if timed_out
+            else (outcome_failure.type.__name__ if outcome_failure.type else "Error")
+        )
         await self._reply_error(delivery, task.id, error_type, outcome_failure.getErrorMessage())
-        return Outcome.ACK
+        return "dead-lettered"
+
+    # -- idempotency keys -------------------------------------------------------
+
+    def _idempotency_key(self, task: Task) -> str:
+        return "txmsg:task-ran:" + task.id
+
+    async def _claim(self, task: Task) -> bool:
+        """
+        Claim the task id in Redis (C{SET NX}); without Redis, always run.
+        """
+        if self.redis is None:
+            return True
+        claimed = await self.redis.handler.set(
+            self._idempotency_key(task),
+            self.name,
+            expire=self.idempotency_ttl,
+            only_if_not_exists=True,
+        )
+        return claimed is not None
+
+    async def _release(self, task: Task) -> None:
+        """
+        Give the id back after a failure, so that the retry can run.
+        """
+        if self.redis is not None:
+            try:
+                await self.redis.handler.delete(self._idempotency_key(task))
+            except Exception:
+                self.log.failure("Releasing the idempotency key of {id} failed", id=task.id)
 
     async def _on_raw_delivery(self, queue: str, delivery: Any) -> Any:
         """

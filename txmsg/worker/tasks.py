@@ -66,6 +66,8 @@ class TaskSpec:
         C{--max-retries}.
     @ivar wants_context: whether the function takes a C{context} keyword
         argument (the running L{TaskContext}).
+    @ivar idempotent: run at most once per task id, even when the message is
+        delivered twice (needs the worker's Redis: a C{SET NX} key per id).
     """
 
     name: str
@@ -74,6 +76,7 @@ class TaskSpec:
     timeout: float | None = None
     max_retries: int | None = None
     wants_context: bool = False
+    idempotent: bool = False
 
     @property
     def event_name(self) -> str:
@@ -189,6 +192,7 @@ class TaskRegistry:
         blocking: bool = False,
         timeout: float | None = None,
         max_retries: int | None = None,
+        idempotent: bool = False,
     ) -> Any:
         """
         Declare a task; usable as C{@tasks.task} or C{@tasks.task(...)}.
@@ -197,13 +201,21 @@ class TaskRegistry:
         @param blocking: run it in the worker's thread pool.
         @param timeout: cancel it after this many seconds.
         @param max_retries: retries after failure (default: the worker's).
+        @param idempotent: run at most once per task id (needs Redis).
         @return: the function, unchanged.
         @raise TypeError: if C{function} is not callable.
         @raise ValueError: if the name is taken or the limits are invalid.
         """
 
         def declare(f: Callable[..., Any]) -> Callable[..., Any]:
-            self.add(f, name=name, blocking=blocking, timeout=timeout, max_retries=max_retries)
+            self.add(
+                f,
+                name=name,
+                blocking=blocking,
+                timeout=timeout,
+                max_retries=max_retries,
+                idempotent=idempotent,
+            )
             return f
 
         if function is not None:
@@ -218,6 +230,7 @@ class TaskRegistry:
         blocking: bool = False,
         timeout: float | None = None,
         max_retries: int | None = None,
+        idempotent: bool = False,
     ) -> TaskSpec:
         """
         Declare C{function} as a task (see L{task}).
@@ -241,7 +254,9 @@ class TaskRegistry:
             wants_context = "context" in inspect.signature(function).parameters
         except (TypeError, ValueError):
             wants_context = False
-        spec = TaskSpec(task_name, function, blocking, timeout, max_retries, wants_context)
+        spec = TaskSpec(
+            task_name, function, blocking, timeout, max_retries, wants_context, idempotent
+        )
         self._specs[task_name] = spec
         return spec
 
