@@ -299,16 +299,20 @@ def main(argv: list[str] | None = None) -> int:
     Run the benchmark; return the process exit status.
     """
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
-    p.add_argument("--duration", type=float, default=5.0, help="seconds per scenario (5)")
-    p.add_argument("--rounds", type=int, default=3, help="rounds; the tables show the median (3)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 1 s, 1 round")
+    p.add_argument("--duration", type=float, help="seconds per scenario (5; --quick: 1)")
+    p.add_argument("--rounds", type=int, help="rounds; the tables show the median (3; --quick: 1)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 s per scenario, 1 round")
     p.add_argument("--servers", help="comma-separated subset of: " + ", ".join(SERVERS))
     p.add_argument("--scenarios", help="comma-separated subset of: "
                    + ", ".join(s.key for s in SCENARIOS))
     p.add_argument("--json", metavar="FILE", help="also save the results as JSON")
     args = p.parse_args(argv)
-    if args.quick:
-        args.duration, args.rounds = 1.0, 1
+    if args.duration is None:
+        args.duration = 1.0 if args.quick else 5.0
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
+    if args.duration <= 0 or args.rounds < 1:
+        p.error("--duration must be > 0 and --rounds >= 1")
     names = args.servers.split(",") if args.servers else [n for n, v in SERVERS.items() if v[1]]
     unknown = [n for n in names if n not in SERVERS]
     if unknown:
