@@ -61,6 +61,7 @@ SERVER_CPU, GEN_CPU = 0, 1
 TXMSG = "txmsg-echo"
 BASELINE = "wire.Echo"
 GOAL = 0.95
+GEN_BOUND = 0.7  # flag rows where the generator's CPU share is this high
 BUSY = 0.15  # warn when other processes used more CPU than this during a window
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -275,7 +276,10 @@ def print_table(scenario: Scenario, medians: dict[str, dict[str, Any]], duration
             _fmt(m["cpu_share"] * 100, ".0f") + "%",
             _fmt(m["other_cpu_share"] * 100, ".0f") + "%",
             _fmt(m["steal_share"] * 100, ".0f") + "%",
-            "-" if name == TXMSG else _fmt(ratio, ".2f") + "x"))
+            "-" if ratio is None or name == TXMSG else _fmt(ratio, ".2f") + "x"))
+        if m["cpu_share"] is not None and m["cpu_share"] >= GEN_BOUND:
+            print("  * {}: the generator used {:.0f}% of its core here: this figure is close to "
+                  "the generator's own limit, a lower bound".format(name, m["cpu_share"] * 100))
         if m["errors"]:
             print("  !! {}: {} connection(s) failed".format(name, m["errors"]))
 
