@@ -44,7 +44,9 @@ def _run_twisted(port: int, factory_kind: str) -> None:
     else:
         from txmsg.echo import EchoServerFactory
 
-        factory = EchoServerFactory(max_connections=1000, idle_timeout=300, clock=reactor)
+        factory = EchoServerFactory(
+            max_connections=1000, idle_timeout=300, clock=reactor
+        )
     endpoint = serverFromString(reactor, "tcp:{}:interface={}".format(port, HOST))
     endpoint.listen(factory).addCallback(lambda _: _listening(port, reactor))
     reactor.run()

@@ -45,8 +45,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -79,9 +80,16 @@ SERVERS: dict[str, tuple[Callable[[int], list[str]], bool]] = {
     "c-epoll": (lambda port: [LOADGEN, "server", HOST, str(port)], True),
     TXMSG: (
         lambda port: [
-            TWISTD, "-n", "--pidfile=", "txmsg-echo",
-            "--listen", "tcp:{}:interface={}".format(port, HOST),
-            "--max-connections", "1000", "--idle-timeout", "300",
+            TWISTD,
+            "-n",
+            "--pidfile=",
+            "txmsg-echo",
+            "--listen",
+            "tcp:{}:interface={}".format(port, HOST),
+            "--max-connections",
+            "1000",
+            "--idle-timeout",
+            "300",
         ],
         True,
     ),
@@ -116,7 +124,9 @@ def build_loadgen() -> None:
     """
     Compile loadgen.c unless the binary is newer than the source.
     """
-    if os.path.exists(LOADGEN) and os.path.getmtime(LOADGEN) >= os.path.getmtime(LOADGEN_SRC):
+    if os.path.exists(LOADGEN) and os.path.getmtime(LOADGEN) >= os.path.getmtime(
+        LOADGEN_SRC
+    ):
         return
     os.makedirs(BUILD, exist_ok=True)
     subprocess.run(["cc", "-O2", "-Wall", "-o", LOADGEN, LOADGEN_SRC], check=True)
@@ -162,20 +172,28 @@ class Server:
         env = dict(os.environ, PYTHONPATH=ROOT)
         self.log = open(os.path.join(BUILD, name + ".log"), "wb")
         self.proc = subprocess.Popen(
-            SERVERS[name][0](self.port), cwd=BUILD, env=env, stdout=self.log,
-            stderr=subprocess.STDOUT, preexec_fn=_pinned(SERVER_CPU),
+            SERVERS[name][0](self.port),
+            cwd=BUILD,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_pinned(SERVER_CPU),
         )
         deadline = time.monotonic() + 15
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError("{} exited at start-up; see {}".format(name, self.log.name))
+                raise RuntimeError(
+                    "{} exited at start-up; see {}".format(name, self.log.name)
+                )
             try:
                 socket.create_connection((HOST, self.port), timeout=1).close()
                 return
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError("{} is not listening after 15 s".format(name))
+                    raise RuntimeError(
+                        "{} is not listening after 15 s".format(name)
+                    ) from None
                 time.sleep(0.05)
 
     def stop(self) -> None:
@@ -199,9 +217,18 @@ def measure(server: Server, scenario: Scenario, duration: float) -> dict[str, An
     """
     if server.proc.poll() is not None:
         raise RuntimeError("{} died; see {}".format(server.name, server.log.name))
-    argv = [LOADGEN, scenario.mode, HOST, str(server.port), str(scenario.conns),
-            str(duration), str(scenario.size)]
-    gen = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, preexec_fn=_pinned(GEN_CPU))
+    argv = [
+        LOADGEN,
+        scenario.mode,
+        HOST,
+        str(server.port),
+        str(scenario.conns),
+        str(duration),
+        str(scenario.size),
+    ]
+    gen = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, text=True, preexec_fn=_pinned(GEN_CPU)
+    )
     watchdog = threading.Timer(duration + 30, gen.kill)
     watchdog.start()
     try:
@@ -219,16 +246,31 @@ def measure(server: Server, scenario: Scenario, duration: float) -> dict[str, An
     server_cpu = cpu1 - cpu0
     gen_cpu = result["cpu_user_s"] + result["cpu_sys_s"]
     result["server_cpu_share"] = server_cpu / wall
-    result["server_us_per_rt"] = server_cpu * 1e6 / result["roundtrips"] if result["roundtrips"] else None
-    result["server_us_per_mb"] = server_cpu * 1e6 / (result["bytes"] / 1e6) if result["bytes"] else None
-    # CPU used by anything but this server and this generator: other work on the machine.
+    result["server_us_per_rt"] = (
+        server_cpu * 1e6 / result["roundtrips"] if result["roundtrips"] else None
+    )
+    result["server_us_per_mb"] = (
+        server_cpu * 1e6 / (result["bytes"] / 1e6) if result["bytes"] else None
+    )
+    # CPU used by anything but this server and this generator: other work.
     result["other_cpu_share"] = max(0.0, (busy1 - busy0) - server_cpu - gen_cpu) / wall
     result["steal_share"] = (steal1 - steal0) / wall
     return result
 
 
-_METRICS = ["rps", "p50_us", "p99_us", "mb_s", "server_us_per_rt", "server_us_per_mb",
-            "server_cpu_share", "cpu_share", "other_cpu_share", "steal_share", "errors"]
+_METRICS = [
+    "rps",
+    "p50_us",
+    "p99_us",
+    "mb_s",
+    "server_us_per_rt",
+    "server_us_per_mb",
+    "server_cpu_share",
+    "cpu_share",
+    "other_cpu_share",
+    "steal_share",
+    "errors",
+]
 
 
 def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -250,36 +292,61 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def print_table(scenario: Scenario, medians: dict[str, dict[str, Any]], duration: float,
-                rounds: int) -> None:
+def print_table(
+    scenario: Scenario, medians: dict[str, dict[str, Any]], duration: float, rounds: int
+) -> None:
     """
     Print one scenario's medians and the ratio of txmsg-echo to each server.
     """
     stream = scenario.mode == "stream"
-    print("\n== {} ({:g} s x {} round(s), median) ==".format(scenario.title, duration, rounds))
+    print(
+        "\n== {} ({:g} s x {} round(s), median) ==".format(
+            scenario.title, duration, rounds
+        )
+    )
     cost = "srv us/MB" if stream else "srv us/rt"
     row = "{:<14}{:>10}{:>9}{:>9}{:>9}{:>11}{:>9}{:>9}{:>7}{:>7}{:>9}"
-    print(row.format("server", "rt/s", "p50 us", "p99 us", "MB/s", cost, "srv CPU",
-                     "gen CPU", "other", "steal", "txmsg/x"))
+    print(
+        row.format(
+            "server",
+            "rt/s",
+            "p50 us",
+            "p99 us",
+            "MB/s",
+            cost,
+            "srv CPU",
+            "gen CPU",
+            "other",
+            "steal",
+            "txmsg/x",
+        )
+    )
     key = _primary(scenario)
     ours = medians.get(TXMSG, {}).get(key)
     for name, m in medians.items():
         ratio = ours / m[key] if ours and m[key] else None
-        print(row.format(
-            name,
-            "-" if stream else _fmt(m["rps"], ",.0f"),
-            "-" if stream else _fmt(m["p50_us"], ".1f"),
-            "-" if stream else _fmt(m["p99_us"], ".1f"),
-            _fmt(m["mb_s"], ",.1f" if stream else ".2f"),
-            _fmt(m["server_us_per_mb" if stream else "server_us_per_rt"], ".1f"),
-            _fmt(m["server_cpu_share"] * 100, ".0f") + "%",
-            _fmt(m["cpu_share"] * 100, ".0f") + "%",
-            _fmt(m["other_cpu_share"] * 100, ".0f") + "%",
-            _fmt(m["steal_share"] * 100, ".0f") + "%",
-            "-" if ratio is None or name == TXMSG else _fmt(ratio, ".2f") + "x"))
+        print(
+            row.format(
+                name,
+                "-" if stream else _fmt(m["rps"], ",.0f"),
+                "-" if stream else _fmt(m["p50_us"], ".1f"),
+                "-" if stream else _fmt(m["p99_us"], ".1f"),
+                _fmt(m["mb_s"], ",.1f" if stream else ".2f"),
+                _fmt(m["server_us_per_mb" if stream else "server_us_per_rt"], ".1f"),
+                _fmt(m["server_cpu_share"] * 100, ".0f") + "%",
+                _fmt(m["cpu_share"] * 100, ".0f") + "%",
+                _fmt(m["other_cpu_share"] * 100, ".0f") + "%",
+                _fmt(m["steal_share"] * 100, ".0f") + "%",
+                "-" if ratio is None or name == TXMSG else _fmt(ratio, ".2f") + "x",
+            )
+        )
         if m["cpu_share"] is not None and m["cpu_share"] >= GEN_BOUND:
-            print("  * {}: the generator used {:.0f}% of its core here: this figure is close to "
-                  "the generator's own limit, a lower bound".format(name, m["cpu_share"] * 100))
+            print(
+                "  * {}: the generator used {:.0f}% of its core here: this figure is "
+                "close to the generator's own limit, a lower bound".format(
+                    name, m["cpu_share"] * 100
+                )
+            )
         if m["errors"]:
             print("  !! {}: {} connection(s) failed".format(name, m["errors"]))
 
@@ -287,8 +354,12 @@ def print_table(scenario: Scenario, medians: dict[str, dict[str, Any]], duration
 def _versions() -> dict[str, str]:
     import twisted
 
-    out = {"python": platform.python_version(), "twisted": twisted.__version__,
-           "kernel": platform.release(), "cpus": str(os.cpu_count())}
+    out = {
+        "python": platform.python_version(),
+        "twisted": twisted.__version__,
+        "kernel": platform.release(),
+        "cpus": str(os.cpu_count()),
+    }
     try:
         import uvloop
 
@@ -303,12 +374,20 @@ def main(argv: list[str] | None = None) -> int:
     Run the benchmark; return the process exit status.
     """
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
-    p.add_argument("--duration", type=float, help="seconds per scenario (5; --quick: 1)")
-    p.add_argument("--rounds", type=int, help="rounds; the tables show the median (3; --quick: 1)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 1 s per scenario, 1 round")
+    p.add_argument(
+        "--duration", type=float, help="seconds per scenario (5; --quick: 1)"
+    )
+    p.add_argument(
+        "--rounds", type=int, help="rounds; the tables show the median (3; --quick: 1)"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: 1 s per scenario, 1 round"
+    )
     p.add_argument("--servers", help="comma-separated subset of: " + ", ".join(SERVERS))
-    p.add_argument("--scenarios", help="comma-separated subset of: "
-                   + ", ".join(s.key for s in SCENARIOS))
+    p.add_argument(
+        "--scenarios",
+        help="comma-separated subset of: " + ", ".join(s.key for s in SCENARIOS),
+    )
     p.add_argument("--json", metavar="FILE", help="also save the results as JSON")
     args = p.parse_args(argv)
     if args.duration is None:
@@ -317,31 +396,46 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds = 1 if args.quick else 3
     if args.duration <= 0 or args.rounds < 1:
         p.error("--duration must be > 0 and --rounds >= 1")
-    names = args.servers.split(",") if args.servers else [n for n, v in SERVERS.items() if v[1]]
+    names = (
+        args.servers.split(",")
+        if args.servers
+        else [n for n, v in SERVERS.items() if v[1]]
+    )
     unknown = [n for n in names if n not in SERVERS]
     if unknown:
         p.error("unknown server(s): {}".format(", ".join(unknown)))
-    scenarios = [s for s in SCENARIOS if not args.scenarios or s.key in args.scenarios.split(",")]
+    scenarios = [
+        s for s in SCENARIOS if not args.scenarios or s.key in args.scenarios.split(",")
+    ]
     if os.cpu_count() is None or os.cpu_count() < 2:  # type: ignore[operator]
         p.error("needs 2 CPUs: servers on CPU 0, the generator on CPU 1")
 
     build_loadgen()
     load_before = os.getloadavg()
-    print("echo benchmark: servers on CPU {}, C generator on CPU {}; {:g} s per scenario, "
-          "{} round(s); load average {:.2f} {:.2f} {:.2f}".format(
-              SERVER_CPU, GEN_CPU, args.duration, args.rounds, *load_before))
-    print("versions: " + ", ".join("{} {}".format(k, v) for k, v in _versions().items()))
+    print(
+        "echo benchmark: servers on CPU {}, C generator on CPU {}; "
+        "{:g} s per scenario, {} round(s); load average {:.2f} {:.2f} {:.2f}".format(
+            SERVER_CPU, GEN_CPU, args.duration, args.rounds, *load_before
+        )
+    )
+    print(
+        "versions: " + ", ".join("{} {}".format(k, v) for k, v in _versions().items())
+    )
     if not _has_uvloop():
         print("uvloop: not importable, skipped")
     results: dict[str, dict[str, list[dict[str, Any]]]] = {
-        s.key: {n: [] for n in names} for s in scenarios}
+        s.key: {n: [] for n in names} for s in scenarios
+    }
     servers: dict[str, Server] = {}
     try:
         for n in names:
             servers[n] = Server(n)
         for r in range(args.rounds):
-            order = names[r % len(names):] + names[:r % len(names)]
-            print("round {}/{}: {}".format(r + 1, args.rounds, " ".join(order)), flush=True)
+            order = names[r % len(names) :] + names[: r % len(names)]
+            print(
+                "round {}/{}: {}".format(r + 1, args.rounds, " ".join(order)),
+                flush=True,
+            )
             for s in scenarios:
                 for n in order:
                     results[s.key][n].append(measure(servers[n], s, args.duration))
@@ -350,33 +444,59 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     load_after = os.getloadavg()
 
-    medians = {s.key: {n: median_of(results[s.key][n]) for n in names} for s in scenarios}
+    medians = {
+        s.key: {n: median_of(results[s.key][n]) for n in names} for s in scenarios
+    }
     for s in scenarios:
         print_table(s, medians[s.key], args.duration, args.rounds)
-    print("\ncolumns: srv us/rt (us/MB) = server CPU per round trip (per MB echoed); srv CPU, "
-          "gen CPU = CPU share of server and generator over the window (100% = one core); "
-          "other = CPU used by other processes on the machine during the window; steal = "
-          "CPU time the hypervisor took from this VM (both summed over the 2 CPUs)")
+    print(
+        "\ncolumns: srv us/rt (us/MB) = server CPU per round trip (per MB echoed);\n"
+        "  srv CPU, gen CPU = CPU share of server and generator over the window"
+        " (100% = one core);\n"
+        "  other = CPU used by other processes during the window; steal = CPU time"
+        " the hypervisor took from this VM (both summed over the 2 CPUs)"
+    )
     print("load average after: {:.2f} {:.2f} {:.2f}".format(*load_after))
-    busiest = max(m["other_cpu_share"] or 0 for by in medians.values() for m in by.values())
+    busiest = max(
+        m["other_cpu_share"] or 0 for by in medians.values() for m in by.values()
+    )
     if busiest > BUSY:
-        print("WARNING: other processes used up to {:.0f}% CPU during the measurements: "
-              "the machine was not quiet, the figures are unreliable".format(busiest * 100))
+        print(
+            "WARNING: other processes used up to {:.0f}% CPU during the measurements: "
+            "the machine was not quiet, the figures are unreliable".format(
+                busiest * 100
+            )
+        )
 
     verdict = []
     if TXMSG in names and BASELINE in names:
-        ratios = {s.key: medians[s.key][TXMSG][_primary(s)] / medians[s.key][BASELINE][_primary(s)]
-                  for s in scenarios}
+        ratios = {
+            s.key: medians[s.key][TXMSG][_primary(s)]
+            / medians[s.key][BASELINE][_primary(s)]
+            for s in scenarios
+        }
         ok = all(v >= GOAL for v in ratios.values())
         verdict = ["{} {:.2f}x".format(k, v) for k, v in ratios.items()]
-        print("\nVERDICT: txmsg-echo / wire.Echo = {} -> goal >= {} {}".format(
-            ", ".join(verdict), GOAL, "MET" if ok else "NOT MET"))
+        print(
+            "\nVERDICT: txmsg-echo / wire.Echo = {} -> goal >= {} {}".format(
+                ", ".join(verdict), GOAL, "MET" if ok else "NOT MET"
+            )
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"duration": args.duration, "rounds": args.rounds,
-                       "load_before": load_before, "load_after": load_after,
-                       "versions": _versions(), "medians": medians, "rounds_raw": results},
-                      f, indent=2)
+            json.dump(
+                {
+                    "duration": args.duration,
+                    "rounds": args.rounds,
+                    "load_before": load_before,
+                    "load_after": load_after,
+                    "versions": _versions(),
+                    "medians": medians,
+                    "rounds_raw": results,
+                },
+                f,
+                indent=2,
+            )
     return 0
 
 

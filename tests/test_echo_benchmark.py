@@ -32,9 +32,21 @@ class EchoBenchmarkSmokeTests(TestCase):
         out = os.path.abspath(self.mktemp())
         servers = ["c-epoll", "txmsg-echo", "wire.Echo"]
         proc = subprocess.run(
-            [sys.executable, SCRIPT, "--quick", "--duration", "0.3", "--servers",
-             ",".join(servers), "--json", out],
-            cwd=ROOT, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                SCRIPT,
+                "--quick",
+                "--duration",
+                "0.3",
+                "--servers",
+                ",".join(servers),
+                "--json",
+                out,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
         self.assertIn("VERDICT: txmsg-echo / wire.Echo", proc.stdout)
