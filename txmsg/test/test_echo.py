@@ -137,6 +137,49 @@ class EchoServerProtocolTests(SynchronousTestCase):
         proto.stopProducing()
         proto.connectionLost(Failure(ConnectionDone()))
 
+    def test_pause_during_write_waits_for_next_chunk(self) -> None:
+        """
+        A pause the transport asks for from inside the protocol's own write
+        does not stop reading at once; if the transport has not resumed by the
+        time the next chunk arrives, reading stops then (and is counted once,
+        however often the transport repeats the request), and the transport's
+        resume starts it again.
+        """
+        factory = EchoServerFactory(clock=self.clock)
+        proto, transport = connect_server(factory)
+        transport.write = lambda data: proto.pauseProducing()  # type: ignore[method-assign]
+        proto.dataReceived(b"first")
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(factory.stats.pauses, 0)
+        proto.dataReceived(b"second")
+        self.assertEqual(transport.producerState, "paused")
+        self.assertEqual(factory.stats.pauses, 1)
+        # The transport asks again on every write while its buffer is full.
+        proto.pauseProducing()
+        proto.resumeProducing()
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(factory.stats.pauses, 1)
+        proto.connectionLost(Failure(ConnectionDone()))
+
+    def test_pause_during_write_cancelled_by_resume(self) -> None:
+        """
+        When the transport resumes before the next chunk arrives (its buffer
+        drained in the same reactor iteration), reading never stops and no
+        pause is counted; the next chunk is read and echoed as usual.
+        """
+        factory = EchoServerFactory(clock=self.clock)
+        proto, transport = connect_server(factory)
+        write = transport.write
+        transport.write = lambda data: proto.pauseProducing()  # type: ignore[method-assign]
+        proto.dataReceived(b"first")
+        proto.resumeProducing()
+        transport.write = write  # type: ignore[method-assign]
+        proto.dataReceived(b"second")
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(factory.stats.pauses, 0)
+        self.assertEqual(transport.value(), b"second")
+        proto.connectionLost(Failure(ConnectionDone()))
+
     def test_connection_cap(self) -> None:
         """
         Connections beyond C{max_connections} are closed as soon as they are
