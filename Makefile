@@ -37,6 +37,7 @@ integration: venv servers
 	$(VENV)/bin/python -m twisted.trial tests
 
 bench: venv servers
+	$(VENV)/bin/python -m pip install --quiet -r requirements-bench.txt
 	@for b in benchmarks/*.py; do echo "==> $$b"; $(VENV)/bin/python $$b || exit 1; done
 
 clean:
