@@ -38,7 +38,7 @@ integration: venv servers
 
 bench: venv servers
 	$(VENV)/bin/python -m pip install --quiet -r requirements-bench.txt
-	@for b in benchmarks/*.py; do echo "==> $$b"; $(VENV)/bin/python $$b || exit 1; done
+	@for b in benchmarks/[!_]*.py; do echo "==> $$b"; $(VENV)/bin/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info _trial_temp twisted/plugins/dropin.cache benchmarks/.build
