@@ -8,6 +8,8 @@ KIND is one of:
 
   - C{wire}: L{twisted.protocols.wire.Echo} on Twisted's default reactor
     (epoll on Linux), listening through C{serverFromString};
+  - C{wire-wt}: the same C{wire.Echo}, listening through
+    L{txmsg.transport.server_endpoint} (write-through transport);
   - C{txmsg-factory}: L{txmsg.echo.EchoServerFactory} with the same limits as
     C{twistd txmsg-echo}'s defaults (1000 connections, 300 s idle timeout,
     no events), on the same reactor and set-up as C{wire} (so the two differ
@@ -37,7 +39,7 @@ def _run_twisted(port: int, factory_kind: str) -> None:
     from twisted.internet.endpoints import serverFromString
     from twisted.internet.protocol import Factory
 
-    if factory_kind == "wire":
+    if factory_kind in ("wire", "wire-wt"):
         from twisted.protocols.wire import Echo
 
         factory = Factory.forProtocol(Echo)
@@ -47,7 +49,13 @@ def _run_twisted(port: int, factory_kind: str) -> None:
         factory = EchoServerFactory(
             max_connections=1000, idle_timeout=300, clock=reactor
         )
-    endpoint = serverFromString(reactor, "tcp:{}:interface={}".format(port, HOST))
+    description = "tcp:{}:interface={}".format(port, HOST)
+    if factory_kind == "wire-wt":
+        from txmsg.transport import server_endpoint
+
+        endpoint = server_endpoint(reactor, description)
+    else:
+        endpoint = serverFromString(reactor, description)
     endpoint.listen(factory).addCallback(lambda _: _listening(port, reactor))
     reactor.run()
 
@@ -77,7 +85,7 @@ def main(argv: list[str]) -> None:
     Run the server named by C{argv[0]} on port C{argv[1]}.
     """
     kind, port = argv[0], int(argv[1])
-    if kind in ("wire", "txmsg-factory"):
+    if kind in ("wire", "wire-wt", "txmsg-factory"):
         _run_twisted(port, kind)
     elif kind == "asyncio":
         asyncio.run(_serve_asyncio(port))

@@ -60,6 +60,7 @@ TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 HOST = "127.0.0.1"
 SERVER_CPU, GEN_CPU = 0, 1
 TXMSG = "txmsg-echo"
+TXMSG_STD = "txmsg-echo-std"
 BASELINE = "wire.Echo"
 GOAL = 0.95
 GEN_BOUND = 0.7  # flag rows where the generator's CPU share is this high
@@ -93,7 +94,20 @@ SERVERS: dict[str, tuple[Callable[[int], list[str]], bool]] = {
         ],
         True,
     ),
+    TXMSG_STD: (
+        lambda port: [
+            TWISTD,
+            "-n",
+            "--pidfile=",
+            "txmsg-echo",
+            "--listen",
+            "tcp:{}:interface={}".format(port, HOST),
+            "--no-write-through",
+        ],
+        True,
+    ),
     BASELINE: (lambda port: [PY, PEERS, "wire", str(port)], True),
+    "wire.Echo-wt": (lambda port: [PY, PEERS, "wire-wt", str(port)], False),
     "asyncio": (lambda port: [PY, PEERS, "asyncio", str(port)], True),
     "uvloop": (lambda port: [PY, PEERS, "uvloop", str(port)], _has_uvloop()),
     "txmsg-factory": (lambda port: [PY, PEERS, "txmsg-factory", str(port)], False),

@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from txmsg.echo import EchoDatagramProtocol, EchoServerFactory
+from txmsg.transport import server_endpoint
 
 __all__ = ["DEFAULT_LISTEN", "EchoService", "Options", "makeService"]
 
@@ -64,13 +65,25 @@ class Options(usage.Options):
     Command-line options of C{twistd txmsg-echo}.
     """
 
-    synopsis = "[--listen ENDPOINT]... [--max-connections N] [--idle-timeout SECONDS] [--udp [HOST:]PORT]"
+    synopsis = (
+        "[--listen ENDPOINT]... [--max-connections N] [--idle-timeout SECONDS] "
+        "[--udp [HOST:]PORT] [--no-write-through]"
+    )
     longdesc = (
         "Echo every byte back to its sender. ENDPOINT is a Twisted server endpoint "
         "string: tcp:8007, unix:/run/echo.sock, ssl:8443:privateKey=key.pem:certKey=cert.pem. "
         "TCP and SSL endpoints without interface= listen on 127.0.0.1 only; "
-        "add interface=0.0.0.0 to listen on every interface. Default: " + DEFAULT_LISTEN
+        "add interface=0.0.0.0 to listen on every interface. Default: " + DEFAULT_LISTEN + ". "
+        "TCP connections send replies at once when nothing is buffered (write-through); "
+        "--no-write-through restores Twisted's standard buffered writes."
     )
+    optFlags = [
+        [
+            "no-write-through",
+            None,
+            "Use Twisted's standard write path (buffer, send on the next writability event).",
+        ],
+    ]
     optParameters = [
         ["max-connections", "c", "1000", "Close connections beyond this many at once (0: no limit)."],
         ["idle-timeout", "t", "300", "Close connections idle for this many seconds (0: never)."],
@@ -191,8 +204,10 @@ def makeService(options: Options, reactor: Any = None) -> EchoService:
         clock=reactor,
     )
     service = EchoService(factory)
+    write_through = not options["no-write-through"]
     for description in options["listen"]:
-        child = _LoggedEndpointService(serverFromString(reactor, description), factory, description)
+        endpoint = server_endpoint(reactor, description, write_through=write_through)
+        child = _LoggedEndpointService(endpoint, factory, description)
         child.setName("listen:" + description)
         child.setServiceParent(service)
     if options["udp"] is not None:

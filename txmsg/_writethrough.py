@@ -1,0 +1,256 @@
+# -*- test-case-name: txmsg.test.test_writethrough -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Write-through TCP server transports: the only module of txmsg that relies on
+Twisted's private transport internals.
+
+Twisted's C{FileDescriptor.write} always appends to the write buffer and
+asks the reactor for a writability event (an C{epoll_ctl} to arm
+C{EPOLLOUT}); the bytes go out on the next reactor iteration, and a second
+C{epoll_ctl} disarms it.  For a request/response protocol that writes one
+reply per read, that is two system calls and one extra loop iteration per
+round trip.  L{WriteThroughServer} sends at once when nothing is buffered and
+buffers only what the kernel did not take; from then on (remainder queued,
+producer paused, TLS started, closing or half-closed) every call goes to
+Twisted's own code unchanged.
+
+Internals used (checked by L{internals_ok} and by
+C{txmsg.test.test_writethrough.TwistedInternalsTests}, which fail loudly when
+a Twisted upgrade changes them):
+
+  - C{tcp.Port.transport} (the class the port builds per connection) and
+    C{PosixReactorBase.listenTCP} (what we mirror);
+  - on the transport: C{socket}, C{connected}, C{disconnecting},
+    C{TLS}, C{producerPaused}, C{dataBuffer}, C{offset}, C{_tempDataLen},
+    C{_writeDisconnecting}, C{_writeDisconnected}, C{_dataReceived}; and that
+    C{FileDescriptor.write} queues into C{_tempDataBuffer}/C{_tempDataLen}.
+
+When the check fails, L{applies} is false and callers fall back to the
+standard transport: slower, never wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import abstract, main, tcp
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.logger import Logger
+from zope.interface import directlyProvides, providedBy
+
+__all__ = [
+    "WriteThroughPort",
+    "WriteThroughReactor",
+    "WriteThroughServer",
+    "applies",
+    "internals_ok",
+]
+
+_log = Logger()
+
+# Attributes of tcp.Server that the fast path reads (each has a class-level
+# default in Twisted, so a missing one means Twisted changed).
+_TRANSPORT_ATTRIBUTES = (
+    "connected",
+    "disconnecting",
+    "TLS",
+    "producerPaused",
+    "_dataReceived",
+    "dataBuffer",
+    "offset",
+    "_writeDisconnecting",
+    "_writeDisconnected",
+)
+
+
+class WriteThroughServer(tcp.Server):
+    """
+    A server-side TCP transport whose C{write} sends immediately when
+    nothing is buffered.
+
+    Exactly one C{send()} of the whole chunk is tried (the kernel takes what
+    fits; Twisted's C{SEND_LIMIT} cap exists for Windows), and only when: the data is C{bytes}; the
+    transport is connected, not closing, not half-closed, not using TLS; its
+    producer is not paused; and both of Twisted's write buffers are empty.
+    Whatever the kernel does not take (a partial send, C{EAGAIN}, any other
+    socket error) goes through Twisted's C{write} unchanged: buffered, the
+    producer paused if the buffer is full, C{EPOLLOUT} armed; a socket error
+    is then reported by the reactor's next C{doWrite}, as it would have been.
+    """
+
+    readSize = 256 * 1024
+
+    def doRead(self) -> Any:
+        """
+        Read up to L{readSize} bytes (Twisted reads C{bufferSize}, 64 KiB;
+        asyncio reads 256 KiB) and hand them to the protocol.  C{bufferSize}
+        keeps its meaning: the write-buffer size above which the producer is
+        paused.
+        """
+        try:
+            data = self.socket.recv(self.readSize)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return main.CONNECTION_LOST
+        return self._dataReceived(data)
+
+    def write(self, data: bytes) -> None:
+        """
+        Send C{data} now if nothing is queued before it; queue the rest.
+        """
+        if (
+            not self._tempDataLen
+            and type(data) is bytes
+            and self.offset == len(self.dataBuffer)
+            and self.connected
+            and not self.disconnecting
+            and not self.producerPaused
+            and not self.TLS
+            and not self._writeDisconnecting
+            and not self._writeDisconnected
+            and data
+        ):
+            try:
+                sent = self.socket.send(data)
+            except OSError:
+                # EAGAIN/ENOBUFS or an error: leave it all to doWrite, which
+                # retries and reports a lost connection the standard way.
+                sent = 0
+            if sent == len(data):
+                return
+            if sent:
+                data = data[sent:]
+        super().write(data)
+
+    def writeSequence(self, iovec: Any) -> None:
+        """
+        Like L{write} of the joined chunks when the fast path applies;
+        otherwise Twisted's C{writeSequence}.
+        """
+        if (
+            type(iovec) in (list, tuple)
+            and iovec
+            and not self._tempDataLen
+            and self.offset == len(self.dataBuffer)
+            and not self.TLS
+            and all(type(chunk) is bytes for chunk in iovec)
+        ):
+            self.write(b"".join(iovec))
+            return
+        super().writeSequence(iovec)
+
+
+class WriteThroughPort(tcp.Port):
+    """
+    A listening TCP port whose connections are L{WriteThroughServer}s.
+    """
+
+    transport = WriteThroughServer
+
+
+class WriteThroughReactor:
+    """
+    A proxy of a reactor whose C{listenTCP} listens with a
+    L{WriteThroughPort}; everything else (C{listenSSL}, C{listenUNIX},
+    timers, C{connectTCP}, ...) is the wrapped reactor's own.
+
+    Give it to C{serverFromString} so that C{tcp:}/C{tcp6:} endpoints get
+    write-through connections and every other kind stays standard.  It
+    provides the same interfaces as the reactor it wraps.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        """
+        @param reactor: the reactor to wrap; see L{applies}.
+        """
+        self._reactor = reactor
+        directlyProvides(self, providedBy(reactor))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)
+
+    def listenTCP(
+        self,
+        port: int,
+        factory: IProtocolFactory,
+        backlog: int = 50,
+        interface: str = "",
+    ) -> IListeningPort:
+        """
+        Listen like C{PosixReactorBase.listenTCP}, with a L{WriteThroughPort}.
+        """
+        p = WriteThroughPort(port, factory, backlog, interface, self._reactor)
+        p.startListening()
+        return p
+
+
+def internals_ok() -> bool:
+    """
+    @return: whether the Twisted internals this module relies on are as
+        expected (see the module docstring).
+    """
+    try:
+        from twisted.internet.posixbase import PosixReactorBase
+    except ImportError:  # pragma: no cover - Windows without posixbase
+        return False
+    if tcp.Port.transport is not tcp.Server or not hasattr(PosixReactorBase, "listenTCP"):
+        return False
+    if not all(hasattr(tcp.Server, name) for name in _TRANSPORT_ATTRIBUTES):
+        return False
+    probe = abstract.FileDescriptor.__new__(tcp.Server)
+    try:
+        abstract.FileDescriptor.__init__(probe, reactor=_NullReactor())
+        probe.connected = 1
+        abstract.FileDescriptor.write(probe, b"abc")
+        return bool(probe._tempDataLen == 3 and probe._tempDataBuffer == [b"abc"])
+    except Exception:
+        return False
+
+
+class _NullReactor:
+    """
+    Just enough of a reactor for L{internals_ok}'s probe transport.
+    """
+
+    def addWriter(self, selectable: Any) -> None:
+        pass
+
+    def removeWriter(self, selectable: Any) -> None:
+        pass
+
+
+_checked: list[bool] = []
+
+
+def applies(reactor: Any) -> bool:
+    """
+    @return: whether L{WriteThroughReactor} can serve C{reactor}: a
+        C{PosixReactorBase} (epoll, poll, select, kqueue, asyncio-selector
+        reactors) that does not override C{listenTCP}, with Twisted's
+        internals as expected.  False for IOCP and any other reactor, and
+        for test doubles such as C{MemoryReactor}.
+    """
+    try:
+        from twisted.internet.posixbase import PosixReactorBase
+    except ImportError:  # pragma: no cover
+        return False
+    if not isinstance(reactor, PosixReactorBase):
+        return False
+    if type(reactor).listenTCP is not PosixReactorBase.listenTCP:
+        return False
+    if not _checked:
+        _checked.append(internals_ok())
+        if not _checked[0]:
+            _log.warn(
+                "Twisted {version}'s transport internals are not what txmsg's "
+                "write-through path expects: using standard transports",
+                version=_twisted_version(),
+            )
+    return _checked[0]
+
+
+def _twisted_version() -> str:
+    import twisted
+
+    return str(twisted.__version__)

@@ -1,0 +1,484 @@
+# -*- test-case-name: txmsg.test.test_writethrough -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Tests for L{txmsg._writethrough} and L{txmsg.transport}: the write-through
+transport on a fake socket and a L{MemoryReactor}, and the Twisted internals
+it relies on.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+from twisted.internet import abstract, main, tcp
+from twisted.internet.endpoints import TCP4ServerEndpoint, UNIXServerEndpoint
+from twisted.internet.interfaces import IPushProducer, IReactorTCP, IReactorTime
+from twisted.internet.posixbase import PosixReactorBase
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+import txmsg.transport
+from txmsg import _writethrough
+from txmsg._writethrough import (
+    WriteThroughPort,
+    WriteThroughReactor,
+    WriteThroughServer,
+    applies,
+    internals_ok,
+)
+from txmsg.transport import server_endpoint
+
+
+class FakeSocket:
+    """
+    A non-blocking socket double: C{send} takes at most C{accept} bytes per
+    call (all when L{None}), or raises the exceptions queued in C{errors}.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.accept: int | None = None
+        self.errors: list[BaseException] = []
+        self.incoming: list[Any] = []
+        self.recv_sizes: list[int] = []
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return 42
+
+    def send(self, data: Any) -> int:
+        if self.errors:
+            raise self.errors.pop(0)
+        data = bytes(data)
+        n = len(data) if self.accept is None else min(self.accept, len(data))
+        self.sent.append(data[:n])
+        return n
+
+    def recv(self, size: int) -> bytes:
+        self.recv_sizes.append(size)
+        item = self.incoming.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        return item  # type: ignore[no-any-return]
+
+    def shutdown(self, how: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def setsockopt(self, *args: Any) -> None:
+        pass
+
+    def wire(self) -> bytes:
+        return b"".join(self.sent)
+
+
+class Recorder(Protocol):
+    """
+    Records what it receives.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+
+
+@implementer(IPushProducer)
+class Producer:
+    """
+    Records pause/resume calls.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:
+        self.calls.append("stop")
+
+
+def make_transport(
+    reactor: MemoryReactor | None = None,
+) -> tuple[WriteThroughServer, FakeSocket, MemoryReactor]:
+    """
+    A connected L{WriteThroughServer} on a L{FakeSocket}.
+    """
+    reactor = reactor or MemoryReactor()
+    sock = FakeSocket()
+    proto = Recorder()
+    transport = WriteThroughServer(
+        sock,  # type: ignore[arg-type]
+        proto,
+        ("127.0.0.1", 40000),
+        None,  # type: ignore[arg-type]
+        7,
+        reactor,  # type: ignore[arg-type]
+    )
+    proto.makeConnection(transport)
+    return transport, sock, reactor
+
+
+def buffered(transport: WriteThroughServer) -> int:
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+
+class WriteThroughServerTests(SynchronousTestCase):
+    """
+    Tests for L{WriteThroughServer}'s write and read paths.
+    """
+
+    def test_sends_at_once(self) -> None:
+        """
+        With nothing buffered, C{write} sends the whole chunk in one C{send}
+        and does not ask the reactor for a writability event.
+        """
+        transport, sock, reactor = make_transport()
+        transport.write(b"hello")
+        self.assertEqual(sock.sent, [b"hello"])
+        self.assertNotIn(transport, reactor.getWriters())
+        self.assertEqual(buffered(transport), 0)
+
+    def test_partial_send(self) -> None:
+        """
+        When the kernel takes part of the chunk, only the rest is buffered,
+        the transport waits for writability, and C{doWrite} sends the rest.
+        """
+        transport, sock, reactor = make_transport()
+        sock.accept = 3
+        transport.write(b"abcdefgh")
+        self.assertEqual(sock.sent, [b"abc"])
+        self.assertEqual(buffered(transport), 5)
+        self.assertIn(transport, reactor.getWriters())
+        sock.accept = None
+        self.assertIsNone(transport.doWrite())
+        self.assertEqual(sock.wire(), b"abcdefgh")
+        self.assertNotIn(transport, reactor.getWriters())
+
+    def test_eagain(self) -> None:
+        """
+        On C{EAGAIN} everything is buffered, and later writes queue behind it
+        without a C{send}, so the order is kept.
+        """
+        transport, sock, reactor = make_transport()
+        sock.errors.append(BlockingIOError(errno.EAGAIN, "again"))
+        transport.write(b"first")
+        transport.write(b"second")
+        self.assertEqual(sock.sent, [])
+        self.assertEqual(buffered(transport), 11)
+        self.assertIn(transport, reactor.getWriters())
+        transport.doWrite()
+        self.assertEqual(sock.wire(), b"firstsecond")
+
+    def test_send_error_reported_by_do_write(self) -> None:
+        """
+        A socket error in the immediate send buffers the data; the reactor's
+        next C{doWrite} reports the lost connection, as Twisted would.
+        """
+        transport, sock, reactor = make_transport()
+        sock.errors.append(ConnectionResetError(errno.ECONNRESET, "reset"))
+        transport.write(b"data")
+        self.assertIn(transport, reactor.getWriters())
+        sock.errors.append(BrokenPipeError(errno.EPIPE, "broken pipe"))
+        self.assertIs(transport.doWrite(), main.CONNECTION_LOST)
+
+    def test_producer_pause_resume(self) -> None:
+        """
+        A partial send leaving more than C{bufferSize} buffered pauses a
+        streaming producer; while paused nothing is sent at once; when the
+        buffer drains the producer is resumed and writes go through again.
+        """
+        transport, sock, reactor = make_transport()
+        producer = Producer()
+        transport.registerProducer(producer, True)
+        sock.accept = 10
+        transport.write(b"x" * (transport.bufferSize + 100))
+        self.assertEqual(producer.calls, ["pause"])
+        self.assertTrue(transport.producerPaused)
+        transport.write(b"y")
+        self.assertEqual(len(sock.sent), 1)
+        # Twisted's write asks the producer to pause again while full
+        self.assertEqual(producer.calls, ["pause", "pause"])
+        sock.accept = None
+        transport.doWrite()
+        self.assertEqual(producer.calls, ["pause", "pause", "resume"])
+        self.assertEqual(sock.wire(), b"x" * (transport.bufferSize + 100) + b"y")
+        transport.write(b"z")
+        self.assertEqual(sock.sent[-1], b"z")
+
+    def test_paused_flag_alone_buffers(self) -> None:
+        """
+        While the transport holds its producer paused, a write is buffered
+        even if the buffer happens to be empty.
+        """
+        transport, sock, reactor = make_transport()
+        transport.registerProducer(Producer(), True)
+        transport.producerPaused = True
+        transport.write(b"held")
+        self.assertEqual(sock.sent, [])
+        self.assertEqual(buffered(transport), 4)
+
+    def test_close_with_pending_data(self) -> None:
+        """
+        C{loseConnection} with data pending closes only once it is written;
+        a write after C{loseConnection} takes Twisted's path (buffered).
+        """
+        transport, sock, reactor = make_transport()
+        sock.accept = 2
+        transport.write(b"abcdef")
+        transport.loseConnection()
+        self.assertTrue(transport.disconnecting)
+        sock.accept = None
+        self.assertIs(transport.doWrite(), main.CONNECTION_DONE)
+        self.assertEqual(sock.wire(), b"abcdef")
+
+        transport, sock, reactor = make_transport()
+        transport.loseConnection()
+        transport.write(b"late")
+        self.assertEqual(sock.sent, [])
+        self.assertIs(transport.doWrite(), main.CONNECTION_DONE)
+        self.assertEqual(sock.wire(), b"late")
+
+    def test_half_close(self) -> None:
+        """
+        After C{loseWriteConnection} writes take Twisted's path, and once the
+        write side is shut down they are dropped.
+        """
+        transport, sock, reactor = make_transport()
+        transport.loseWriteConnection()
+        transport.write(b"before shutdown")
+        self.assertEqual(sock.sent, [])
+        transport.doWrite()
+        self.assertEqual(sock.wire(), b"before shutdown")
+        self.assertTrue(transport._writeDisconnected)
+        transport.write(b"dropped")
+        self.assertEqual(sock.wire(), b"before shutdown")
+        self.assertEqual(buffered(transport), 0)
+
+    def test_write_sequence(self) -> None:
+        """
+        C{writeSequence} with nothing buffered sends the joined chunks in one
+        C{send}; with data buffered it queues behind it.
+        """
+        transport, sock, reactor = make_transport()
+        transport.writeSequence([b"a", b"b", b"c"])
+        self.assertEqual(sock.sent, [b"abc"])
+        sock.accept = 1
+        transport.write(b"de")
+        transport.writeSequence([b"f", b"g"])
+        self.assertEqual(sock.sent, [b"abc", b"d"])
+        sock.accept = None
+        transport.doWrite()
+        self.assertEqual(sock.wire(), b"abcdefg")
+
+    def test_tls_takes_standard_path(self) -> None:
+        """
+        Once TLS is on, C{write} goes to the TLS layer, never to the socket.
+        """
+        transport, sock, reactor = make_transport()
+        written: list[bytes] = []
+
+        class FakeTLS:
+            def write(self, data: bytes) -> None:
+                written.append(data)
+
+            def writeSequence(self, iovec: list[bytes]) -> None:
+                written.extend(iovec)
+
+        transport.protocol = FakeTLS()  # type: ignore[assignment]
+        transport.TLS = True
+        transport.write(b"secret")
+        transport.writeSequence([b"more"])
+        self.assertEqual(written, [b"secret", b"more"])
+        self.assertEqual(sock.sent, [])
+
+    def test_type_errors_as_twisted(self) -> None:
+        """
+        Text is refused with C{TypeError}, like Twisted's transports;
+        empty writes send nothing.
+        """
+        transport, sock, reactor = make_transport()
+        self.assertRaises(TypeError, transport.write, "text")
+        self.assertRaises(TypeError, transport.writeSequence, ["text"])
+        transport.write(b"")
+        transport.writeSequence([])
+        self.assertEqual(sock.sent, [])
+        self.assertNotIn(transport, reactor.getWriters())
+
+    def test_not_connected(self) -> None:
+        """
+        After the connection is lost, writes are dropped silently.
+        """
+        transport, sock, reactor = make_transport()
+        transport.connected = 0
+        transport.write(b"gone")
+        self.assertEqual(sock.sent, [])
+        self.assertEqual(buffered(transport), 0)
+
+    def test_do_read(self) -> None:
+        """
+        C{doRead} reads up to C{readSize} bytes and hands them to the
+        protocol; C{EAGAIN} is ignored, an error or EOF ends the connection.
+        """
+        transport, sock, reactor = make_transport()
+        sock.incoming = [
+            b"chunk",
+            BlockingIOError(errno.EAGAIN, "again"),
+            ConnectionResetError(errno.ECONNRESET, "reset"),
+            b"",
+        ]
+        self.assertIsNone(transport.doRead())
+        self.assertEqual(transport.protocol.received, [b"chunk"])  # type: ignore[attr-defined]
+        self.assertEqual(sock.recv_sizes, [WriteThroughServer.readSize])
+        self.assertIsNone(transport.doRead())
+        self.assertIs(transport.doRead(), main.CONNECTION_LOST)
+        self.assertIs(transport.doRead(), main.CONNECTION_DONE)
+        self.assertEqual(transport.bufferSize, tcp.Server.bufferSize)
+
+
+class WriteThroughReactorTests(SynchronousTestCase):
+    """
+    Tests for L{WriteThroughReactor}, L{applies} and
+    L{txmsg.transport.server_endpoint}.
+    """
+
+    def test_proxy(self) -> None:
+        """
+        The proxy provides the wrapped reactor's interfaces and passes
+        everything but C{listenTCP} through.
+        """
+        reactor = MemoryReactorClock()
+        proxy = WriteThroughReactor(reactor)
+        self.assertTrue(IReactorTCP.providedBy(proxy))
+        self.assertTrue(IReactorTime.providedBy(proxy))
+        proxy.listenUNIX("/tmp/x.sock", Factory())
+        self.assertEqual(len(reactor.unixServers), 1)
+        self.assertEqual(proxy.seconds(), reactor.seconds())
+
+    def test_applies(self) -> None:
+        """
+        Write-through applies to Twisted's POSIX reactors only: not to a
+        test double, nor to a reactor overriding C{listenTCP}.
+        """
+        from twisted.internet.epollreactor import EPollReactor
+        from twisted.internet.selectreactor import SelectReactor
+
+        class CustomTCP(SelectReactor):
+            def listenTCP(self, *args: Any, **kwargs: Any) -> Any:
+                raise NotImplementedError()
+
+        self.assertTrue(applies(PosixReactorBase.__new__(EPollReactor)))
+        self.assertTrue(applies(PosixReactorBase.__new__(SelectReactor)))
+        self.assertFalse(applies(PosixReactorBase.__new__(CustomTCP)))
+        self.assertFalse(applies(MemoryReactor()))
+        self.assertFalse(applies(object()))
+
+    def test_server_endpoint_degrades(self) -> None:
+        """
+        On a reactor where write-through does not apply, C{server_endpoint}
+        is C{serverFromString}: the endpoint listens on the reactor itself.
+        """
+        reactor = MemoryReactor()
+        endpoint = server_endpoint(reactor, "tcp:8007:interface=127.0.0.1")
+        self.assertIsInstance(endpoint, TCP4ServerEndpoint)
+        endpoint.listen(Factory())
+        self.assertEqual(reactor.tcpServers[0][:1], (8007,))
+        unix = server_endpoint(reactor, "unix:/tmp/echo.sock")
+        self.assertIsInstance(unix, UNIXServerEndpoint)
+
+    def test_server_endpoint_wraps(self) -> None:
+        """
+        On a POSIX reactor, C{server_endpoint} hands C{serverFromString} a
+        L{WriteThroughReactor}, unless C{write_through=False}.
+        """
+        from twisted.internet.epollreactor import EPollReactor
+
+        reactor = PosixReactorBase.__new__(EPollReactor)
+        endpoint = server_endpoint(reactor, "tcp:8007")
+        self.assertIsInstance(endpoint._reactor, WriteThroughReactor)  # type: ignore[attr-defined]
+        plain = server_endpoint(reactor, "tcp:8007", write_through=False)
+        self.assertIs(plain._reactor, reactor)  # type: ignore[attr-defined]
+
+    def test_port_builds_write_through(self) -> None:
+        """
+        L{WriteThroughPort} is a C{tcp.Port} whose connections are
+        L{WriteThroughServer}s.
+        """
+        self.assertTrue(issubclass(WriteThroughPort, tcp.Port))
+        self.assertIs(WriteThroughPort.transport, WriteThroughServer)
+
+    def test_exports(self) -> None:
+        """
+        L{txmsg.transport} exports exactly its public names.
+        """
+        self.assertEqual(
+            sorted(txmsg.transport.__all__),
+            [
+                "WriteThroughPort",
+                "WriteThroughReactor",
+                "WriteThroughServer",
+                "server_endpoint",
+                "write_through_applies",
+            ],
+        )
+        for name in txmsg.transport.__all__:
+            self.assertTrue(hasattr(txmsg.transport, name), name)
+
+
+class TwistedInternalsTests(SynchronousTestCase):
+    """
+    The Twisted internals L{txmsg._writethrough} relies on.  If one of these
+    fails after a Twisted upgrade, the write-through path must be updated
+    (until then it disables itself: L{applies} is false).
+    """
+
+    def test_internals_ok(self) -> None:
+        """
+        The module's own check passes on this Twisted.
+        """
+        self.assertTrue(internals_ok())
+
+    def test_transport_attributes(self) -> None:
+        """
+        C{tcp.Server} has every attribute the fast path reads.
+        """
+        for name in _writethrough._TRANSPORT_ATTRIBUTES:
+            self.assertTrue(hasattr(tcp.Server, name), name)
+
+    def test_file_descriptor_write_buffers(self) -> None:
+        """
+        C{FileDescriptor.write} queues into C{_tempDataBuffer} and
+        C{_tempDataLen}, and C{doWrite} moves it into C{dataBuffer}/C{offset}.
+        """
+        transport, sock, reactor = make_transport()
+        sock.accept = 0
+        abstract.FileDescriptor.write(transport, b"abc")
+        self.assertEqual(transport._tempDataBuffer, [b"abc"])
+        self.assertEqual(transport._tempDataLen, 3)
+        sock.accept = 1
+        transport.doWrite()
+        self.assertEqual((transport.dataBuffer, transport.offset), (b"abc", 1))
+        self.assertEqual(transport._tempDataLen, 0)
+
+    def test_port_transport_hook(self) -> None:
+        """
+        C{tcp.Port} builds its connections from its C{transport} class
+        attribute, and C{PosixReactorBase.listenTCP} builds a C{tcp.Port}.
+        """
+        import inspect
+
+        self.assertIs(tcp.Port.transport, tcp.Server)
+        self.assertIn("self.transport(", inspect.getsource(tcp.Port.doRead))
+        self.assertIn("tcp.Port(", inspect.getsource(PosixReactorBase.listenTCP))
