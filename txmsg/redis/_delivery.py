@@ -63,6 +63,10 @@ class Message(NamedTuple):
     raw: bytes
 
 
+# Message(...) without the generated __new__'s extra Python frame
+_new_message = tuple.__new__
+
+
 def _text(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
 
@@ -212,9 +216,20 @@ class Subscription:
                 return
         if type(channel) is bytes:
             channel = _text(channel)
-        msg = Message(channel, data, pattern, raw)
+        msg = _new_message(Message, (channel, data, pattern, raw))
         if self._in_flight < self.concurrency and not self._queue:
-            self._run(msg)
+            # _run, inlined: this is the per-message hot path
+            self._in_flight += 1
+            try:
+                result = self.callback(msg)
+            except Exception:
+                self._failed(Failure(), msg)
+                self._in_flight -= 1
+                return
+            if result is None:
+                self._in_flight -= 1
+            else:
+                self._settle(result, msg)
         elif len(self._queue) < self.max_queued:
             self._queue.append(msg)
         else:
@@ -228,6 +243,30 @@ class Subscription:
                     count=stats["dropped"],
                 )
 
+    def deliver_data(self, raw: bytes) -> None:
+        """
+        L{deliver} for a channel subscription (channel = C{name}, no
+        pattern): the subscriber protocol's fast path, with the common case
+        (no decoding, nothing in flight or queued, a synchronous callback)
+        handled without any other call.
+        """
+        if self._loads is not None or self._in_flight or self._queue:
+            self.deliver(self.name, raw, None)
+            return
+        self.stats["received"] += 1
+        msg = _new_message(Message, (self.name, raw, None, raw))
+        self._in_flight = 1
+        try:
+            result = self.callback(msg)
+        except Exception:
+            self._failed(Failure(), msg)
+            self._in_flight -= 1
+            return
+        if result is None:
+            self._in_flight -= 1
+        else:
+            self._settle(result, msg)
+
     def _run(self, msg: Message) -> None:
         self._in_flight += 1
         try:
@@ -236,6 +275,11 @@ class Subscription:
             self._failed(Failure(), msg)
             self._in_flight -= 1
             return
+        self._settle(result, msg)
+
+    def _settle(self, result: Any, msg: Message) -> None:
+        # the callback (counted in _in_flight) returned: wait for its result
+        # when it is asynchronous
         if iscoroutine(result):
             result = Deferred.fromCoroutine(result)
         if isinstance(result, Deferred):

@@ -20,6 +20,7 @@ __all__ = ["PubSubFactory", "PubSubProtocol"]
 
 _CONFIRMS = frozenset({b"subscribe", b"psubscribe"})
 _UNCONFIRMS = frozenset({b"unsubscribe", b"punsubscribe"})
+_NO_ROUTES: dict[bytes, Any] = {}
 
 
 class PubSubProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
@@ -31,7 +32,11 @@ class PubSubProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
     The router (C{factory.router}) must provide C{connection_ready(proto)},
     C{connection_lost(proto)}, C{message(channel, data)},
     C{pmessage(pattern, channel, data)}, C{confirmed(kind, name)} and
-    C{unconfirmed(kind, name)}; names and payloads are C{bytes}.
+    C{unconfirmed(kind, name)}; names and payloads are C{bytes}.  It may
+    also provide C{channel_routes}, a dict of channel -> list of objects with
+    C{deliver_data(data)}: a channel with exactly one
+    entry is then delivered straight from the parse loop (the hiredis fast
+    path), without going through C{message}.
     """
 
     factory: Any
@@ -65,12 +70,20 @@ class PubSubProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
             reader.feed(data)
         gets = reader.gets
         router = self.factory.router
+        # fast path: a channel with exactly one subscription is delivered
+        # from here; the router's message() handles the rest (several
+        # subscriptions, unknown channels, routers without channel_routes)
+        channels = getattr(router, "channel_routes", None) or _NO_ROUTES
         res = gets()
         while res is not False:
             if type(res) is list:
                 n = len(res)
                 if n == 3 and res[0] == b"message":
-                    router.message(res[1], res[2])
+                    subs = channels.get(res[1])
+                    if subs is not None and len(subs) == 1:
+                        subs[0].deliver_data(res[2])
+                    else:
+                        router.message(res[1], res[2])
                 elif n == 4 and res[0] == b"pmessage":
                     router.pmessage(res[1], res[2], res[3])
                 else:

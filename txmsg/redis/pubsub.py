@@ -82,6 +82,8 @@ class PubSub(Service):
     @ivar url: the parsed L{RedisURL}.
     @ivar state: the L{ConnectionState} of the subscriber connection.
     @ivar stats: C{unrouted}: messages for which no subscription was found.
+    @ivar channel_routes: channel (bytes) -> its subscriptions; read by the
+        subscriber protocol's fast path, do not modify.
     """
 
     log = Logger()
@@ -107,6 +109,8 @@ class PubSub(Service):
         self.state = ConnectionState("pubsub", self.url.redacted(), events)
         self.stats = {"unrouted": 0}
         self._channels: dict[bytes, list[Subscription]] = {}
+        # read by PubSubProtocol's parse loop (the same dict, never replaced)
+        self.channel_routes = self._channels
         self._patterns: dict[bytes, list[Subscription]] = {}
         self._proto: Any = None
         self._factory: Any = None

@@ -174,3 +174,81 @@ def _fired():
     d = Deferred()
     d.callback(None)
     return d
+
+
+class DeliverDataTests(SynchronousTestCase):
+    """
+    Tests for L{Subscription.deliver_data}, the subscriber protocol's fast
+    path: it must behave exactly like C{deliver(name, data, None)}.
+    """
+
+    def test_same_message(self) -> None:
+        """
+        A synchronous callback gets the same L{Message} as from C{deliver},
+        and the counter moves.
+        """
+        got = []
+        sub = Subscription(b"c", got.append)
+        sub.deliver_data(b"x")
+        sub.deliver(b"c", b"x", None)
+        self.assertEqual(got, [Message("c", b"x", None, b"x")] * 2)
+        self.assertIsInstance(got[0], Message)
+        self.assertEqual(sub.stats["received"], 2)
+
+    def test_order_with_deferred(self) -> None:
+        """
+        While a callback's Deferred is pending, further messages queue and
+        run in order when it fires.
+        """
+        calls, pending = [], []
+
+        def cb(m):
+            calls.append(m.data)
+            d = Deferred()
+            pending.append(d)
+            return d
+
+        sub = Subscription("c", cb)
+        for i in range(3):
+            sub.deliver_data(str(i).encode())
+        self.assertEqual((calls, sub.queued), ([b"0"], 2))
+        while pending:
+            pending.pop(0).callback(None)
+        self.assertEqual(calls, [b"0", b"1", b"2"])
+
+    def test_decoding_and_failures(self) -> None:
+        """
+        Decoding subscriptions take the general path; a raising callback is
+        counted and logged, and the next message is delivered.
+        """
+        got = []
+        Subscription("c", got.append, decode="json").deliver_data(b'{"a": 1}')
+        self.assertEqual(got[0].data, {"a": 1})
+
+        def boom(m):
+            raise ValueError(m.data)
+
+        bad = Subscription("c", boom)
+        bad.deliver_data(b"1")
+        bad.deliver_data(b"2")
+        self.assertEqual(bad.stats["callback_failures"], 2)
+        self.assertEqual(bad._in_flight, 0)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 2)
+
+    def test_coroutine(self) -> None:
+        """
+        A coroutine callback holds the slot until it finishes.
+        """
+        gate = Deferred()
+        done = []
+
+        async def cb(m):
+            await gate
+            done.append(m.data)
+
+        sub = Subscription("c", cb)
+        sub.deliver_data(b"1")
+        sub.deliver_data(b"2")
+        self.assertEqual(done, [])
+        gate.callback(None)
+        self.assertEqual(done, [b"1", b"2"])

@@ -121,6 +121,23 @@ class PubSubProtocolTests(SynchronousTestCase):
             (m.channel, m.data, m.pattern), ("orders.new", {"id": 7}, "orders.*")
         )
 
+    def test_fast_path_and_shared_channel(self) -> None:
+        """
+        A channel with one subscription is delivered from the parse loop; a
+        second subscription on it makes both receive every message (the
+        router's path); a message for no subscription is counted unrouted.
+        """
+        first: list = []
+        self.pubsub.subscribe("c", first.append)
+        proto, _ = self.connect()
+        self.feed(proto, array("message", "c", "1"))
+        self.pubsub.subscribe("c", self.received.append)
+        self.feed(proto, array("message", "c", "2") + array("message", "other", "x"))
+        self.assertEqual([m.data for m in first], [b"1", b"2"])
+        self.assertEqual([m.data for m in self.received], [b"2"])
+        self.assertEqual(self.pubsub.stats["unrouted"], 1)
+        self.assertIs(self.pubsub.channel_routes, self.pubsub._channels)
+
     def test_split_chunks(self) -> None:
         """
         Replies split across reads, and many replies in one read, are all
