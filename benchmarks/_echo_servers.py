@@ -10,6 +10,12 @@ KIND is one of:
     (epoll on Linux), listening through C{serverFromString};
   - C{wire-wt}: the same C{wire.Echo}, listening through
     L{txmsg.transport.server_endpoint} (write-through transport);
+  - C{txmsg-wt}: like C{txmsg-factory}, listening through
+    L{txmsg.transport.server_endpoint};
+  - C{txmsg-wt-lean}: C{txmsg-wt} on L{txmsg.epollreactor} (no legacy
+    log context around each I/O event);
+  - C{txmsg-lean}: the C{txmsg-echo} tap service (its defaults) on
+    L{txmsg.epollreactor}, i.e. C{twistd -r txmsg-epoll txmsg-echo};
   - C{txmsg-factory}: L{txmsg.echo.EchoServerFactory} with the same limits as
     C{twistd txmsg-echo}'s defaults (1000 connections, 300 s idle timeout,
     no events), on the same reactor and set-up as C{wire} (so the two differ
@@ -34,7 +40,33 @@ def _listening(port: int, loop: object = None) -> None:
     sys.stdout.flush()
 
 
+def _run_tap_lean(port: int) -> None:
+    """
+    The C{txmsg-echo} service exactly as C{twistd txmsg-echo} builds it
+    (its Options with their defaults, C{makeService}), on
+    L{txmsg.epollreactor} (what C{twistd -r txmsg-epoll txmsg-echo} runs).
+    """
+    from txmsg import epollreactor
+
+    epollreactor.install()
+    from twisted.internet import reactor
+
+    from txmsg.tap.echo import Options, makeService
+
+    options = Options()
+    options.parseOptions(["--listen", "tcp:{}:interface={}".format(port, HOST)])
+    service = makeService(options, reactor)
+    service.privilegedStartService()
+    service.startService()
+    reactor.callWhenRunning(_listening, port, reactor)
+    reactor.run()
+
+
 def _run_twisted(port: int, factory_kind: str) -> None:
+    if factory_kind.endswith("-lean"):
+        from txmsg import epollreactor
+
+        epollreactor.install()
     from twisted.internet import reactor
     from twisted.internet.endpoints import serverFromString
     from twisted.internet.protocol import Factory
@@ -50,7 +82,7 @@ def _run_twisted(port: int, factory_kind: str) -> None:
             max_connections=1000, idle_timeout=300, clock=reactor
         )
     description = "tcp:{}:interface={}".format(port, HOST)
-    if factory_kind == "wire-wt":
+    if factory_kind in ("wire-wt", "txmsg-wt", "txmsg-wt-lean"):
         from txmsg.transport import server_endpoint
 
         endpoint = server_endpoint(reactor, description)
@@ -85,8 +117,10 @@ def main(argv: list[str]) -> None:
     Run the server named by C{argv[0]} on port C{argv[1]}.
     """
     kind, port = argv[0], int(argv[1])
-    if kind in ("wire", "wire-wt", "txmsg-factory"):
+    if kind in ("wire", "wire-wt", "txmsg-factory", "txmsg-wt", "txmsg-wt-lean"):
         _run_twisted(port, kind)
+    elif kind == "txmsg-lean":
+        _run_tap_lean(port)
     elif kind == "asyncio":
         asyncio.run(_serve_asyncio(port))
     elif kind == "uvloop":

@@ -61,11 +61,13 @@ HOST = "127.0.0.1"
 SERVER_CPU, GEN_CPU = 0, 1
 TXMSG = "txmsg-echo"
 TXMSG_STD = "txmsg-echo-std"
+TXMSG_LEAN = "txmsg-echo-lean"
 BASELINE = "wire.Echo"
 GOAL = 0.95
 GEN_BOUND = 0.7  # flag rows where the generator's CPU share is this high
 BUSY = 0.15  # warn when other processes used more CPU than this during a window
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+WARMUP = 0.3  # loadgen's uncounted warm-up, seconds
 
 
 def _has_uvloop() -> bool:
@@ -106,11 +108,14 @@ SERVERS: dict[str, tuple[Callable[[int], list[str]], bool]] = {
         ],
         True,
     ),
+    TXMSG_LEAN: (lambda port: [PY, PEERS, "txmsg-lean", str(port)], True),
     BASELINE: (lambda port: [PY, PEERS, "wire", str(port)], True),
     "wire.Echo-wt": (lambda port: [PY, PEERS, "wire-wt", str(port)], False),
     "asyncio": (lambda port: [PY, PEERS, "asyncio", str(port)], True),
     "uvloop": (lambda port: [PY, PEERS, "uvloop", str(port)], _has_uvloop()),
     "txmsg-factory": (lambda port: [PY, PEERS, "txmsg-factory", str(port)], False),
+    "txmsg-wt": (lambda port: [PY, PEERS, "txmsg-wt", str(port)], False),
+    "txmsg-wt-lean": (lambda port: [PY, PEERS, "txmsg-wt-lean", str(port)], False),
 }
 
 
@@ -272,6 +277,75 @@ def measure(server: Server, scenario: Scenario, duration: float) -> dict[str, An
     return result
 
 
+def syscalls_per_rt(
+    server: Server, scenario: Scenario, duration: float
+) -> dict[str, float] | None:
+    """
+    Count the server's system calls per round trip with C{strace -c -f}
+    attached for one window (strace slows the server down: these windows are
+    not part of the rates).
+
+    @return: calls per round trip by system call name (plus C{"total"}), or
+        L{None} when strace is not installed or cannot attach.
+    """
+    import shutil
+    import signal
+
+    if shutil.which("strace") is None:
+        return None
+    out = os.path.join(BUILD, "strace-{}-{}.txt".format(server.name, scenario.key))
+    tracer = subprocess.Popen(
+        ["strace", "-c", "-f", "-o", out, "-p", str(server.proc.pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    if tracer.poll() is not None:
+        return None
+    try:
+        result = measure(server, scenario, duration)
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(10)
+    if not result["roundtrips"]:
+        return None
+    # strace counted the generator's whole run, its warm-up included
+    roundtrips = result["rps"] * (result["seconds"] + WARMUP)
+    counts: dict[str, float] = {}
+    with open(out) as f:
+        for line in f:
+            parts = line.split()
+            # % time, seconds, usecs/call, calls, [errors], syscall
+            if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+                counts[parts[-1]] = int(parts[3]) / roundtrips
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def print_syscalls(table: dict[str, dict[str, dict[str, float] | None]]) -> None:
+    """
+    Print system calls per round trip by server and scenario.
+    """
+    print("\n== system calls per round trip (strace -c -f on the server) ==")
+    for key, by_server in table.items():
+        for name, counts in by_server.items():
+            if counts is None:
+                print("{:<6} {:<15} strace unavailable".format(key, name))
+                continue
+            main = sorted(
+                ((v, k) for k, v in counts.items() if k != "total" and v >= 0.01),
+                reverse=True,
+            )
+            print(
+                "{:<6} {:<15} {:5.2f}  ({})".format(
+                    key,
+                    name,
+                    counts["total"],
+                    ", ".join("{} {:.2f}".format(k, v) for v, k in main),
+                )
+            )
+
+
 _METRICS = [
     "rps",
     "p50_us",
@@ -403,6 +477,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated subset of: " + ", ".join(s.key for s in SCENARIOS),
     )
     p.add_argument("--json", metavar="FILE", help="also save the results as JSON")
+    p.add_argument(
+        "--syscalls",
+        action="store_true",
+        help="after the rounds, count each server's system calls per round trip "
+        "with strace -c -f (ping-pong scenarios, 2 s each, not timed)",
+    )
     args = p.parse_args(argv)
     if args.duration is None:
         args.duration = 1.0 if args.quick else 5.0
@@ -441,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         s.key: {n: [] for n in names} for s in scenarios
     }
     servers: dict[str, Server] = {}
+    syscalls: dict[str, dict[str, dict[str, float] | None]] = {}
     try:
         for n in names:
             servers[n] = Server(n)
@@ -453,6 +534,12 @@ def main(argv: list[str] | None = None) -> int:
             for s in scenarios:
                 for n in order:
                     results[s.key][n].append(measure(servers[n], s, args.duration))
+        if args.syscalls:
+            for s in scenarios:
+                if s.mode == "pingpong":
+                    syscalls[s.key] = {
+                        n: syscalls_per_rt(servers[n], s, 2.0) for n in names
+                    }
     finally:
         for server in servers.values():
             server.stop()
@@ -470,6 +557,8 @@ def main(argv: list[str] | None = None) -> int:
         "  other = CPU used by other processes during the window; steal = CPU time"
         " the hypervisor took from this VM (both summed over the 2 CPUs)"
     )
+    if syscalls:
+        print_syscalls(syscalls)
     print("load average after: {:.2f} {:.2f} {:.2f}".format(*load_after))
     busiest = max(
         m["other_cpu_share"] or 0 for by in medians.values() for m in by.values()
@@ -507,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
                     "versions": _versions(),
                     "medians": medians,
                     "rounds_raw": results,
+                    "syscalls_per_rt": syscalls,
                 },
                 f,
                 indent=2,

@@ -24,7 +24,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import Certificate, optionsForClientTLS
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from txmsg._writethrough import WriteThroughServer
 from txmsg.echo import EchoServerFactory, connect_echo
@@ -217,3 +217,65 @@ def _later(seconds: float) -> Deferred[None]:
     from twisted.internet.task import deferLater
 
     return deferLater(reactor, seconds, lambda: None)
+
+
+_LEAN_CHILD = """
+import sys
+from txmsg import epollreactor
+epollreactor.install()
+from twisted.internet import reactor
+from txmsg.echo import EchoServerFactory
+from txmsg.transport import server_endpoint
+
+def listening(port):
+    print("LISTENING", port.getHost().port, type(reactor).__name__, flush=True)
+
+server_endpoint(reactor, "tcp:0:interface=127.0.0.1").listen(
+    EchoServerFactory(idle_timeout=300, clock=reactor)
+).addCallback(listening)
+reactor.run()
+"""
+
+
+class LeanReactorIntegrationTests(SynchronousTestCase):
+    """
+    txmsg's echo server on L{txmsg.epollreactor}, in a child process.
+    """
+
+    def test_echo_on_lean_reactor(self) -> None:
+        """
+        The lean reactor installs (it is the C{LeanEPollReactor}, not the
+        fallback) and serves many exact echoes, small and large, over
+        concurrent connections.
+        """
+        import socket
+        import subprocess
+        import sys
+
+        from tests.test_echo_twistd import round_trip
+
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        child = subprocess.Popen(
+            [sys.executable, "-c", _LEAN_CHILD],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=root),
+        )
+        self.addCleanup(child.wait, 10)
+        self.addCleanup(child.kill)
+        assert child.stdout is not None
+        line = child.stdout.readline().split()
+        self.assertEqual((line[0], line[2]), ("LISTENING", "LeanEPollReactor"), line)
+        port = int(line[1])
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(5)]
+        for s in socks:
+            self.addCleanup(s.close)
+        for i in range(200):
+            s = socks[i % len(socks)]
+            payload = str(i).encode() * 10
+            s.sendall(payload)
+            got = b""
+            while len(got) < len(payload):
+                got += s.recv(4096)
+            self.assertEqual(got, payload)
+        self.assertEqual(round_trip(socks[0], BIG), BIG)

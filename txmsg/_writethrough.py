@@ -1,8 +1,8 @@
 # -*- test-case-name: txmsg.test.test_writethrough -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Write-through TCP server transports: the only module of txmsg that relies on
-Twisted's private transport internals.
+Write-through TCP server transports and a lean epoll reactor loop: the only
+module of txmsg that relies on Twisted's private internals.
 
 Twisted's C{FileDescriptor.write} always appends to the write buffer and
 asks the reactor for a writability event (an C{epoll_ctl} to arm
@@ -27,10 +27,19 @@ a Twisted upgrade changes them):
 
 When the check fails, L{applies} is false and callers fall back to the
 standard transport: slower, never wrong.
+
+L{LeanEPollReactor} is Twisted's C{EPollReactor} with one change: its loop
+calls C{_doReadOrWrite} for each I/O event directly instead of through
+C{twisted.python.log.callWithLogger}, which builds a legacy log context
+(C{system} = the transport's log prefix) around every event and costs more
+than a microsecond per event.  It relies on C{EPollReactor._poller},
+C{_selectables}, C{_doReadOrWrite} and on the shape of C{doPoll} (checked by
+the same tests).  It is opt-in (C{twistd -r txmsg-epoll}).
 """
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from twisted.internet import abstract, main, tcp
@@ -39,6 +48,7 @@ from twisted.logger import Logger
 from zope.interface import directlyProvides, providedBy
 
 __all__ = [
+    "LeanEPollReactor",
     "WriteThroughPort",
     "WriteThroughReactor",
     "WriteThroughServer",
@@ -254,3 +264,77 @@ def _twisted_version() -> str:
     import twisted
 
     return str(twisted.__version__)
+
+
+def _lean_reactor_class() -> type:
+    from twisted.internet.epollreactor import EPollReactor
+
+    class LeanEPollReactor(EPollReactor):  # type: ignore[misc,valid-type]
+        """
+        C{EPollReactor} whose loop dispatches I/O events without
+        C{log.callWithLogger}.  The only visible difference: legacy
+        C{twisted.python.log.msg}/C{err} calls made inside an I/O handler
+        are logged with system C{"-"} instead of the transport's log prefix
+        (C{twisted.logger.Logger} events are unaffected).  Exceptions
+        escaping an event are logged and the loop goes on, as before.
+        """
+
+        def doPoll(self, timeout: float | None) -> None:
+            """
+            Poll for events and dispatch each to C{_doReadOrWrite}.
+            """
+            if timeout is None:
+                timeout = -1
+            try:
+                events = self._poller.poll(timeout, len(self._selectables))
+            except OSError as err:
+                if err.errno == errno.EINTR:
+                    return
+                raise
+            drdw = self._doReadOrWrite
+            selectables = self._selectables
+            for fd, event in events:
+                selectable = selectables.get(fd)
+                if selectable is None:
+                    continue
+                try:
+                    drdw(selectable, fd, event)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException:
+                    _log.failure(
+                        "Unhandled error in I/O event handler of {selectable!r}",
+                        selectable=selectable,
+                    )
+
+        doIteration = doPoll
+
+    return LeanEPollReactor
+
+
+try:
+    LeanEPollReactor: Any = _lean_reactor_class()
+except ImportError:  # pragma: no cover - no epoll on this platform
+    LeanEPollReactor = None
+
+
+def lean_reactor_ok() -> bool:
+    """
+    @return: whether C{EPollReactor} still has the internals and the loop
+        shape L{LeanEPollReactor} replicates.
+    """
+    if LeanEPollReactor is None:
+        return False
+    import inspect
+
+    from twisted.internet.epollreactor import EPollReactor
+
+    try:
+        source = inspect.getsource(EPollReactor.doPoll)
+    except (OSError, TypeError):
+        return False
+    return (
+        hasattr(EPollReactor, "_doReadOrWrite")
+        and "self._poller.poll(timeout, len(self._selectables))" in source
+        and "log.callWithLogger(selectable, _drdw, selectable, fd, event)" in source
+    )

@@ -22,3 +22,11 @@ txmsg_worker = ServiceMaker(
     "Run tasks from RabbitMQ queues: acks after success, retries, dead letters, clean drain.",
     "txmsg-worker",
 )
+
+from twisted.application.reactors import Reactor  # noqa: E402
+
+txmsg_epoll = Reactor(
+    "txmsg-epoll",
+    "txmsg.epollreactor",
+    "epoll reactor without the per-event legacy log context (txmsg; Linux)",
+)
