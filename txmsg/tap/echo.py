@@ -16,11 +16,13 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from txmsg.echo import EchoDatagramProtocol, EchoServerFactory
-from txmsg.transport import server_endpoint
+from txmsg.transport import server_endpoint, write_through_applies
 
 __all__ = ["DEFAULT_LISTEN", "EchoService", "Options", "makeService"]
 
 DEFAULT_LISTEN = "tcp:8007:interface=127.0.0.1"
+
+_log = Logger()
 
 _LOOPBACK = {"tcp": "127.0.0.1", "ssl": "127.0.0.1", "tcp6": r"\:\:1"}
 
@@ -205,6 +207,14 @@ def makeService(options: Options, reactor: Any = None) -> EchoService:
     )
     service = EchoService(factory)
     write_through = not options["no-write-through"]
+    _log.info(
+        "txmsg-echo write path: {path}",
+        path="standard (--no-write-through)"
+        if not write_through
+        else "write-through for tcp: listeners"
+        if write_through_applies(reactor)
+        else "standard (write-through not available on {})".format(type(reactor).__name__),
+    )
     for description in options["listen"]:
         endpoint = server_endpoint(reactor, description, write_through=write_through)
         child = _LoggedEndpointService(endpoint, factory, description)

@@ -59,6 +59,13 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["idle-timeout"], 300.0)
         self.assertIsNone(options["udp"])
 
+    def test_write_through_flag(self) -> None:
+        """
+        Write-through is on by default; C{--no-write-through} turns it off.
+        """
+        self.assertFalse(parse()["no-write-through"])
+        self.assertTrue(parse("--no-write-through")["no-write-through"])
+
     def test_several_listen(self) -> None:
         """
         C{--listen} may be given several times, of different kinds.
@@ -173,3 +180,38 @@ class MakeServiceTests(SynchronousTestCase):
         makers = {p.tapname: p for p in getPlugins(IServiceMaker)}
         self.assertIn("txmsg-echo", makers)
         self.assertEqual(makers["txmsg-echo"].module, "txmsg.tap.echo")
+
+
+class WriteThroughServiceTests(SynchronousTestCase):
+    """
+    Tests for the write path L{makeService} picks.
+    """
+
+    def endpoints(self, reactor: Any, *args: str) -> list[Any]:
+        service = makeService(parse(*args), reactor=reactor)
+        return [child.endpoint for child in service]
+
+    def test_posix_reactor(self) -> None:
+        """
+        On a POSIX reactor, TCP listeners get the write-through reactor
+        proxy unless C{--no-write-through} is given.
+        """
+        from twisted.internet.epollreactor import EPollReactor
+        from twisted.internet.posixbase import PosixReactorBase
+
+        from txmsg.transport import WriteThroughReactor
+
+        reactor = PosixReactorBase.__new__(EPollReactor)
+        (endpoint,) = self.endpoints(reactor)
+        self.assertIsInstance(endpoint._reactor, WriteThroughReactor)
+        (endpoint,) = self.endpoints(reactor, "--no-write-through")
+        self.assertIs(endpoint._reactor, reactor)
+
+    def test_other_reactor(self) -> None:
+        """
+        On a reactor where write-through does not apply (here a memory
+        reactor), the listener is the plain endpoint on that reactor.
+        """
+        reactor = MemoryReactorClock()
+        (endpoint,) = self.endpoints(reactor)
+        self.assertIs(endpoint._reactor, reactor)
