@@ -1,22 +1,29 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Pub/sub delivery rate: txmsg vs raw txredisapi vs redis-py, in one run.
+Pub/sub delivery rate: txmsg vs raw txredisapi vs a raw-hiredis Twisted
+protocol (the ceiling) vs redis-py, in one run.
 
-An independent publisher (redis-py, pipelined, in its own process) publishes
-N 64-byte messages on a fresh channel to ONE subscriber at a time, each in
-its own process:
+An independent publisher (its own process: pre-built pipelined PUBLISH
+commands on a raw socket, so that it is not the limit) publishes N 64-byte
+messages on a fresh channel to ONE subscriber at a time, each in its own
+process:
 
   - txmsg:      txmsg.redis.PubSub, a callback counting messages;
   - txredisapi: a plain txredisapi SubscriberProtocol subclass counting in
                 messageReceived (same settings as txmsg: bytes, no number
                 conversion, hiredis parser);
+  - hiredis:    a plain Twisted Protocol that sends SUBSCRIBE itself and
+                feeds hiredis.Reader directly: no client library, the ceiling;
   - redis-py:   a get_message() loop (hiredis parser).
 
-The rate is messages received / (time of last - time of first message).
-Rounds alternate the subscribers; the median per subscriber is reported.
+The rate is messages received / (time of last - time of first message); the
+subscriber's CPU time over the same span, per message, is the steadier
+figure on a noisy machine.  Rounds rotate the subscribers; the median per
+subscriber is reported.
 
-    python benchmarks/redis_pubsub.py            # 100k messages, 3 rounds
+    python benchmarks/redis_pubsub.py            # 200k messages, 5 rounds
     python benchmarks/redis_pubsub.py --quick    # 10k messages, 1 round
+    python benchmarks/redis_pubsub.py --kinds txmsg,hiredis --rounds 9
 
 Needs Redis at $TXMSG_REDIS_URL (default redis://127.0.0.1:6379/0).
 """
@@ -254,7 +261,13 @@ async def _raw_hiredis(reactor, channel: str, on_message) -> None:
             self.reader = hiredis.Reader()
             if u.password:
                 self.transport.write(
-                    _resp([b"AUTH", (u.username or "default").encode(), u.password.encode()])
+                    _resp(
+                        [
+                            b"AUTH",
+                            (u.username or "default").encode(),
+                            u.password.encode(),
+                        ]
+                    )
                 )
             self.transport.write(_resp([b"SUBSCRIBE", channel.encode()]))
 
@@ -356,7 +369,9 @@ def main() -> None:
         for kind in order:
             r = one_round(kind, count)
             rates[kind].append(r["rate"])
-            us = r["cpu"] * 1e6 / r["received"] if r.get("cpu") and r["received"] else None
+            us = None
+            if r.get("cpu") and r["received"]:
+                us = r["cpu"] * 1e6 / r["received"]
             if us is not None:
                 costs[kind].append(us)
             print(
@@ -368,18 +383,18 @@ def main() -> None:
                     count,
                     r["elapsed"],
                     r["rate"],
-                    "-" if us is None else "{:.2f}".format(us),
+                    "-" if us is None else f"{us:.2f}",
                 ),
                 flush=True,
             )
     med = {k: statistics.median(v) for k, v in rates.items()}
     cost = {k: statistics.median(v) if v else None for k, v in costs.items()}
-    print("\nmedian of {} round(s):".format(rounds))
+    print(f"\nmedian of {rounds} round(s):")
     print("{:<12}{:>12}{:>16}".format("subscriber", "msg/s", "CPU us/msg"))
     for k in kinds:
         print(
             "{:<12}{:>12,.0f}{:>16}".format(
-                k, med[k], "-" if cost[k] is None else "{:.2f}".format(cost[k])
+                k, med[k], "-" if cost[k] is None else f"{cost[k]:.2f}"
             )
         )
     if "txmsg" in med:
@@ -388,8 +403,10 @@ def main() -> None:
                 continue
             line = "txmsg/{}: rate {:.2f}x".format(peer, med["txmsg"] / med[peer])
             if cost.get(peer) and cost.get("txmsg"):
-                line += ", CPU per message {:.2f}x less".format(cost[peer] / cost["txmsg"])
-            print(line + " (goal >= {})".format(goal))
+                line += ", CPU {:.2f}x ({} us/msg / txmsg's)".format(
+                    cost[peer] / cost["txmsg"], peer
+                )
+            print(line + f" (goal >= {goal})")
     print(
         "rates are bounded by Redis and the publisher when the subscriber keeps "
         "up; CPU per message is the subscriber's own cost (steadier on a noisy VM)"

@@ -129,7 +129,7 @@ class WriteThroughIntegrationTests(TestCase):
         self.close_all(factory)
         port = yield self.listen("tcp:0:interface=127.0.0.1", factory)
         client = yield connect_echo(
-            "tcp:host=127.0.0.1:port={}".format(port.getHost().port)
+            f"tcp:host=127.0.0.1:port={port.getHost().port}"
         )
         self.addCleanup(client.transport.loseConnection)
         (server,) = factory.connections
@@ -172,7 +172,7 @@ class WriteThroughIntegrationTests(TestCase):
         factory = EchoServerFactory(clock=reactor)
         self.close_all(factory)
         port = yield self.listen(
-            "ssl:0:interface=127.0.0.1:privateKey={0}:certKey={0}".format(pem), factory
+            f"ssl:0:interface=127.0.0.1:privateKey={pem}:certKey={pem}", factory
         )
         with open(pem, "rb") as f:
             trust = Certificate.loadPEM(f.read())
@@ -267,7 +267,9 @@ class LeanReactorIntegrationTests(SynchronousTestCase):
         line = child.stdout.readline().split()
         self.assertEqual((line[0], line[2]), ("LISTENING", "LeanEPollReactor"), line)
         port = int(line[1])
-        socks = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(5)]
+        socks = [
+            socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(5)
+        ]
         for s in socks:
             self.addCleanup(s.close)
         for i in range(200):

@@ -22,7 +22,8 @@ a Twisted upgrade changes them):
     C{PosixReactorBase.listenTCP} (what we mirror);
   - on the transport: C{socket}, C{connected}, C{disconnecting},
     C{TLS}, C{producerPaused}, C{dataBuffer}, C{offset}, C{_tempDataLen},
-    C{_writeDisconnecting}, C{_writeDisconnected}, C{_dataReceived}; and that
+    C{_writeDisconnecting}, C{_writeDisconnected}, C{_aborting},
+    C{_dataReceived}; and that
     C{FileDescriptor.write} queues into C{_tempDataBuffer}/C{_tempDataLen}.
 
 When the check fails, L{applies} is false and callers fall back to the
@@ -70,6 +71,7 @@ _TRANSPORT_ATTRIBUTES = (
     "offset",
     "_writeDisconnecting",
     "_writeDisconnected",
+    "_aborting",
 )
 
 
@@ -79,9 +81,10 @@ class WriteThroughServer(tcp.Server):
     nothing is buffered.
 
     Exactly one C{send()} of the whole chunk is tried (the kernel takes what
-    fits; Twisted's C{SEND_LIMIT} cap exists for Windows), and only when: the data is C{bytes}; the
-    transport is connected, not closing, not half-closed, not using TLS; its
-    producer is not paused; and both of Twisted's write buffers are empty.
+    fits; Twisted's C{SEND_LIMIT} cap exists for Windows), and only when: the
+    data is C{bytes}; the transport is connected, not closing, not aborting,
+    not half-closed, not using TLS; its producer is not paused; and both of
+    Twisted's write buffers are empty.
     Whatever the kernel does not take (a partial send, C{EAGAIN}, any other
     socket error) goes through Twisted's C{write} unchanged: buffered, the
     producer paused if the buffer is full, C{EPOLLOUT} armed; a socket error
@@ -119,6 +122,7 @@ class WriteThroughServer(tcp.Server):
             and not self.TLS
             and not self._writeDisconnecting
             and not self._writeDisconnected
+            and not self._aborting
             and data
         ):
             try:
@@ -192,7 +196,7 @@ class WriteThroughReactor:
         """
         p = WriteThroughPort(port, factory, backlog, interface, self._reactor)
         p.startListening()
-        return p
+        return p  # type: ignore[return-value]
 
 
 def internals_ok() -> bool:
@@ -204,13 +208,16 @@ def internals_ok() -> bool:
         from twisted.internet.posixbase import PosixReactorBase
     except ImportError:  # pragma: no cover - Windows without posixbase
         return False
-    if tcp.Port.transport is not tcp.Server or not hasattr(PosixReactorBase, "listenTCP"):
+    if tcp.Port.transport is not tcp.Server:
+        return False
+    if not hasattr(PosixReactorBase, "listenTCP"):
         return False
     if not all(hasattr(tcp.Server, name) for name in _TRANSPORT_ATTRIBUTES):
         return False
     probe = abstract.FileDescriptor.__new__(tcp.Server)
+    null: Any = _NullReactor()
     try:
-        abstract.FileDescriptor.__init__(probe, reactor=_NullReactor())
+        abstract.FileDescriptor.__init__(probe, reactor=null)
         probe.connected = 1
         abstract.FileDescriptor.write(probe, b"abc")
         return bool(probe._tempDataLen == 3 and probe._tempDataBuffer == [b"abc"])

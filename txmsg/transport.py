@@ -37,6 +37,8 @@ from txmsg._writethrough import (
     WriteThroughPort,
     WriteThroughReactor,
     WriteThroughServer,
+)
+from txmsg._writethrough import (
     applies as write_through_applies,
 )
 

@@ -75,15 +75,18 @@ class Options(usage.Options):
         "Echo every byte back to its sender. ENDPOINT is a Twisted server endpoint "
         "string: tcp:8007, unix:/run/echo.sock, ssl:8443:privateKey=key.pem:certKey=cert.pem. "
         "TCP and SSL endpoints without interface= listen on 127.0.0.1 only; "
-        "add interface=0.0.0.0 to listen on every interface. Default: " + DEFAULT_LISTEN + ". "
-        "TCP connections send replies at once when nothing is buffered (write-through); "
-        "--no-write-through restores Twisted's standard buffered writes."
+        "add interface=0.0.0.0 to listen on every interface. Default: "
+        + DEFAULT_LISTEN
+        + ". TCP connections send replies at once when nothing is buffered "
+        "(write-through); --no-write-through restores Twisted's standard "
+        "buffered writes."
     )
     optFlags = [
         [
             "no-write-through",
             None,
-            "Use Twisted's standard write path (buffer, send on the next writability event).",
+            "Use Twisted's standard write path "
+            "(buffer, send on the next writability event).",
         ],
     ]
     optParameters = [

@@ -113,12 +113,12 @@ class Producer:
 
 
 def make_transport(
-    reactor: MemoryReactor | None = None,
-) -> tuple[WriteThroughServer, FakeSocket, MemoryReactor]:
+    reactor: MemoryReactorClock | None = None,
+) -> tuple[WriteThroughServer, FakeSocket, MemoryReactorClock]:
     """
     A connected L{WriteThroughServer} on a L{FakeSocket}.
     """
-    reactor = reactor or MemoryReactor()
+    reactor = reactor or MemoryReactorClock()
     sock = FakeSocket()
     proto = Recorder()
     transport = WriteThroughServer(
@@ -252,6 +252,17 @@ class WriteThroughServerTests(SynchronousTestCase):
         self.assertEqual(sock.sent, [])
         self.assertIs(transport.doWrite(), main.CONNECTION_DONE)
         self.assertEqual(sock.wire(), b"late")
+
+    def test_abort(self) -> None:
+        """
+        After C{abortConnection}, a write is never sent, as with Twisted.
+        """
+        transport, sock, reactor = make_transport()
+        transport.abortConnection()
+        transport.write(b"too late")
+        reactor.advance(0)
+        self.assertEqual(sock.sent, [])
+        self.assertFalse(transport.connected)
 
     def test_half_close(self) -> None:
         """
@@ -547,7 +558,8 @@ class LeanEPollReactorTests(SynchronousTestCase):
         C{txmsg.epollreactor.install} installs the lean reactor, or the
         stock C{EPollReactor} when this Twisted's loop changed.
         """
-        from twisted.internet import epollreactor as twisted_epoll, main
+        from twisted.internet import epollreactor as twisted_epoll
+        from twisted.internet import main
 
         from txmsg import epollreactor
 
