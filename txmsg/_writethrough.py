@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_writethrough -*-
+# -*- test-case-name: txmsg.test.test_writethrough,txmsg.test.test_epollreactor -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 Write-through TCP server transports and a lean epoll reactor loop: the only

@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_writethrough -*-
+# -*- test-case-name: txmsg.test.test_epollreactor -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 An opt-in epoll reactor with a leaner event loop (Linux only).
