@@ -18,14 +18,25 @@ Servers (L{SERVERS}: name -> command; add one there):
   - C{c-epoll}: the C echo server in C{loadgen.c}, the ceiling, which shows
     the generator is not the bottleneck;
   - C{txmsg-echo}: C{twistd -n txmsg-echo} with its default limits (1000
-    connections, 300 s idle timeout) and no events: what a user runs;
+    connections, 300 s idle timeout), no events, and its default
+    write-through transport: what a user runs;
+  - C{txmsg-echo-lean}: the same service on L{txmsg.epollreactor}
+    (C{twistd -r txmsg-epoll txmsg-echo});
+  - C{txmsg-echo-std} (not run by default): C{txmsg-echo
+    --no-write-through}, Twisted's standard write path;
   - C{wire.Echo}: L{twisted.protocols.wire.Echo} on the same (default, epoll)
     reactor;
   - C{asyncio}, C{uvloop}: a stdlib C{asyncio.Protocol} echo, and the same on
     uvloop when C{import uvloop} works;
-  - C{txmsg-factory} (not run by default): L{txmsg.echo.EchoServerFactory}
+  - not run by default: C{txmsg-factory}, L{txmsg.echo.EchoServerFactory}
     started exactly like C{wire.Echo}, to separate twistd's set-up from the
-    protocol's cost.
+    protocol's cost; C{txmsg-wt} / C{txmsg-wt-lean}, the same on a
+    write-through endpoint (and the lean reactor); C{wire.Echo-wt}.
+
+C{--syscalls} adds, after the rounds, each server's system calls per round
+trip (C{strace -c -f} attached for an extra, untimed window).  The last
+lines check issue 10's goals (txmsg-echo vs asyncio and wire.Echo) on the
+rates and on server CPU per round trip.
 
 Besides round-trips/s, p50/p99 latency and MB/s, it prints each server's CPU
 time per round trip (from C{/proc/PID/stat}) and the generator's CPU share
@@ -78,36 +89,28 @@ def _has_uvloop() -> bool:
     return True
 
 
+def _twistd_echo(port: int, *options: str) -> list[str]:
+    return [
+        TWISTD,
+        "-n",
+        "--pidfile=",
+        "txmsg-echo",
+        "--listen",
+        "tcp:{}:interface={}".format(port, HOST),
+        *options,
+    ]
+
+
 # name -> (command for a port, run by default?)
 SERVERS: dict[str, tuple[Callable[[int], list[str]], bool]] = {
     "c-epoll": (lambda port: [LOADGEN, "server", HOST, str(port)], True),
     TXMSG: (
-        lambda port: [
-            TWISTD,
-            "-n",
-            "--pidfile=",
-            "txmsg-echo",
-            "--listen",
-            "tcp:{}:interface={}".format(port, HOST),
-            "--max-connections",
-            "1000",
-            "--idle-timeout",
-            "300",
-        ],
+        lambda port: _twistd_echo(
+            port, "--max-connections", "1000", "--idle-timeout", "300"
+        ),
         True,
     ),
-    TXMSG_STD: (
-        lambda port: [
-            TWISTD,
-            "-n",
-            "--pidfile=",
-            "txmsg-echo",
-            "--listen",
-            "tcp:{}:interface={}".format(port, HOST),
-            "--no-write-through",
-        ],
-        False,
-    ),
+    TXMSG_STD: (lambda port: _twistd_echo(port, "--no-write-through"), False),
     TXMSG_LEAN: (lambda port: [PY, PEERS, "txmsg-lean", str(port)], True),
     BASELINE: (lambda port: [PY, PEERS, "wire", str(port)], True),
     "wire.Echo-wt": (lambda port: [PY, PEERS, "wire-wt", str(port)], False),

@@ -218,18 +218,7 @@ class Subscription:
             channel = _text(channel)
         msg = _new_message(Message, (channel, data, pattern, raw))
         if self._in_flight < self.concurrency and not self._queue:
-            # _run, inlined: this is the per-message hot path
-            self._in_flight += 1
-            try:
-                result = self.callback(msg)
-            except Exception:
-                self._failed(Failure(), msg)
-                self._in_flight -= 1
-                return
-            if result is None:
-                self._in_flight -= 1
-            else:
-                self._settle(result, msg)
+            self._run(msg)
         elif len(self._queue) < self.max_queued:
             self._queue.append(msg)
         else:
@@ -246,16 +235,18 @@ class Subscription:
     def deliver_data(self, raw: bytes) -> None:
         """
         L{deliver} for a channel subscription (channel = C{name}, no
-        pattern): the subscriber protocol's fast path, with the common case
-        (no decoding, nothing in flight or queued, a synchronous callback)
-        handled without any other call.
+        pattern): the subscriber protocol's fast path, taking the common
+        case (no decoding, nothing in flight or queued) straight to the
+        callback.
         """
         if self._loads is not None or self._in_flight or self._queue:
             self.deliver(self.name, raw, None)
             return
         self.stats["received"] += 1
-        msg = _new_message(Message, (self.name, raw, None, raw))
-        self._in_flight = 1
+        self._run(_new_message(Message, (self.name, raw, None, raw)))
+
+    def _run(self, msg: Message) -> None:
+        self._in_flight += 1
         try:
             result = self.callback(msg)
         except Exception:
@@ -266,16 +257,6 @@ class Subscription:
             self._in_flight -= 1
         else:
             self._settle(result, msg)
-
-    def _run(self, msg: Message) -> None:
-        self._in_flight += 1
-        try:
-            result = self.callback(msg)
-        except Exception:
-            self._failed(Failure(), msg)
-            self._in_flight -= 1
-            return
-        self._settle(result, msg)
 
     def _settle(self, result: Any, msg: Message) -> None:
         # the callback (counted in _in_flight) returned: wait for its result
