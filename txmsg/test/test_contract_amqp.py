@@ -1,0 +1,38 @@
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+The AMQP contract suite on L{txmsg.testing.MemoryBroker}; the same suite runs
+against RabbitMQ in C{tests/test_contract_amqp.py}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from txmsg.test._contract_amqp import AMQPContract
+from txmsg.test._contract_base import MemoryRunner
+from txmsg.testing import MemoryBroker
+
+
+class MemoryAMQPContractTests(MemoryRunner, AMQPContract, SynchronousTestCase):
+    """L{AMQPContract} on the in-memory broker."""
+
+    def setUp(self) -> None:
+        MemoryRunner.setUp(self)
+        self.broker = MemoryBroker(self.clock)
+
+    def make_connection(self, **kw: Any) -> Any:
+        conn = self.broker.connection(**kw)
+        conn.startService()
+        self.on_cleanup(conn.stopService)
+        return conn
+
+    async def drop(self, conn: Any) -> None:
+        self.broker.drop_connections(only=conn)
+
+    def forget_queue(self, name: str) -> None:
+        pass
+
+    def forget_exchange(self, name: str) -> None:
+        pass
