@@ -14,12 +14,12 @@ from twisted.trial.unittest import TestCase
 
 from tests._amqp_support import SHARED_URL, cleanup, close_connections_named, require_broker
 from txmsg.amqp import AMQPConnection
-from txmsg.test._contract_amqp import AMQPContract
+from txmsg.test._contract_amqp import AMQPContract, WorkerContract
 from txmsg.test._contract_base import RealRunner
 
 
-class RealAMQPContractTests(RealRunner, AMQPContract, TestCase):
-    """L{AMQPContract} on RabbitMQ."""
+class RealAMQPContractTests(RealRunner, AMQPContract, WorkerContract, TestCase):
+    """L{AMQPContract} and L{WorkerContract} on RabbitMQ."""
 
     def setUp(self) -> None:
         require_broker()
@@ -47,3 +47,8 @@ class RealAMQPContractTests(RealRunner, AMQPContract, TestCase):
 
     def forget_exchange(self, name: str) -> None:
         self._exchanges.append(name)
+
+    def make_worker(self, tasks: Any, **kw: Any) -> Any:
+        from txmsg.worker.service import WorkerService
+
+        return WorkerService(tasks, amqp=AMQPConnection(SHARED_URL), **kw)

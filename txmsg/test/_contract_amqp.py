@@ -327,3 +327,92 @@ class AMQPContract:
         RPCServer(conn, q, lambda d: d.body.upper())
         client = RPCClient(conn, direct_reply_to=False, timeout=10)
         self.assertEqual(await self.wait(client.call(q.name, "abc")), b"ABC")
+
+
+class WorkerContract:
+    """
+    The task worker's retry and dead-letter semantics (txmsg-worker), on the
+    same hooks as L{AMQPContract}; C{make_worker(tasks, **kw)} builds a
+    L{txmsg.worker.service.WorkerService} on a connection from
+    C{make_connection(start=False)}.
+    """
+
+    async def start_worker(self) -> tuple:
+        from txmsg.worker import RetryPolicy, TaskRegistry
+        from txmsg.worker.client import TaskClient
+        from txmsg.worker.retry import dead_letter_queue_name, retry_queue_name
+
+        tasks = TaskRegistry()
+        runs: list = []
+
+        @tasks.task
+        def add(x: int, y: int) -> int:
+            return x + y
+
+        @tasks.task
+        def boom(*, context: Any) -> None:
+            runs.append((context.attempt, context.headers.get("x-txmsg-attempts")))
+            raise ValueError("always fails")
+
+        queue = self.unique("tasks")
+        for name in (queue, dead_letter_queue_name(queue), retry_queue_name(queue, 0.2)):
+            self.forget_queue(name)
+        worker = self.make_worker(
+            tasks, queues=[queue], name=self.unique("worker"),
+            retry=RetryPolicy(max_retries=1, initial_delay=0.2, jitter=0.0))
+        worker.startService()
+        self.on_cleanup(worker.stopService)
+        await self.wait(worker.amqp.when_ready(), 20)
+        client_conn = await self.connect()
+        return worker, TaskClient(client_conn, queue=queue, timeout=10), queue, runs
+
+    async def dead_letters(self, queue: str, n: int) -> list:
+        from txmsg.worker.retry import dead_letter_queue_name
+
+        conn = await self.connect()
+        got: list = []
+        await self.consume(conn, dead_letter_queue_name(queue), got.append)
+        await self.eventually(lambda: len(got) >= n, timeout=10)
+        return got
+
+    @contract
+    async def test_worker_result(self) -> None:
+        """A submitted task's result comes back to a waiting client."""
+        worker, client, queue, runs = await self.start_worker()
+        self.assertEqual(await self.wait(client.submit("add", (2, 3), wait=True)), 5)
+
+    @contract
+    async def test_worker_retry_then_dead_letter(self) -> None:
+        """
+        A failing task runs again after the backoff step (through
+        C{<q>.retry.<ms>ms}), then goes to C{<q>.dead} with the reason,
+        error and attempt count in headers, and the caller gets the error.
+        """
+        from txmsg.worker.client import TaskFailed
+
+        worker, client, queue, runs = await self.start_worker()
+        start = self.clock.seconds()
+        err = await self.failure_of(client.submit("boom", wait=True), timeout=10)
+        self.assertIsInstance(err, TaskFailed)
+        self.assertEqual(err.error_type, "ValueError")
+        self.assertEqual(runs, [(1, None), (2, 1)])
+        self.assertGreaterEqual(self.clock.seconds() - start, 0.15)
+        [dead] = await self.dead_letters(queue, 1)
+        h = dead.headers
+        self.assertEqual((h["x-txmsg-reason"], h["x-txmsg-error-type"],
+                          h["x-txmsg-error-message"], h["x-txmsg-attempts"],
+                          h["x-txmsg-queue"]),
+                         ("failed", "ValueError", "always fails", 2, queue))
+        self.flush_errors(ValueError)
+
+    @contract
+    async def test_worker_unknown_task(self) -> None:
+        """An unknown task is dead-lettered at once with reason C{unknown-task}."""
+        from txmsg.worker.client import TaskFailed
+
+        worker, client, queue, runs = await self.start_worker()
+        err = await self.failure_of(client.submit("nope", wait=True))
+        self.assertIsInstance(err, TaskFailed)
+        self.assertEqual(err.error_type, "UnknownTask")
+        [dead] = await self.dead_letters(queue, 1)
+        self.assertEqual(dead.headers["x-txmsg-reason"], "unknown-task")

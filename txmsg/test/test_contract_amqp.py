@@ -10,13 +10,13 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.test._contract_amqp import AMQPContract
+from txmsg.test._contract_amqp import AMQPContract, WorkerContract
 from txmsg.test._contract_base import MemoryRunner
 from txmsg.testing import MemoryBroker
 
 
-class MemoryAMQPContractTests(MemoryRunner, AMQPContract, SynchronousTestCase):
-    """L{AMQPContract} on the in-memory broker."""
+class MemoryAMQPContractTests(MemoryRunner, AMQPContract, WorkerContract, SynchronousTestCase):
+    """L{AMQPContract} and L{WorkerContract} on the in-memory broker."""
 
     def setUp(self) -> None:
         MemoryRunner.setUp(self)
@@ -36,3 +36,10 @@ class MemoryAMQPContractTests(MemoryRunner, AMQPContract, SynchronousTestCase):
 
     def forget_exchange(self, name: str) -> None:
         pass
+
+    def make_worker(self, tasks: Any, **kw: Any) -> Any:
+        from txmsg.testing import SyncThreadPool
+        from txmsg.worker.service import WorkerService
+
+        return WorkerService(tasks, amqp=self.broker.connection(), reactor=self.clock,
+                             threadpool=SyncThreadPool(), **kw)
