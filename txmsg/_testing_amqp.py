@@ -385,8 +385,9 @@ class MemoryBroker(BrokerState):
     def delay_next(self, seconds: float, count: int | None = 1, routing_key: str = "*",
                    exchange: str | None = None) -> None:
         """
-        Route (and confirm) the next C{count} matching publishes C{seconds}
-        late: e.g. delay an RPC reply (routing key C{"amq.rabbitmq.reply-to*"}).
+        Deliver the next C{count} matching publishes C{seconds} late (they are
+        routed and confirmed at once): e.g. delay an RPC reply (routing key
+        C{"amq.rabbitmq.reply-to.*"}) to test a caller's timeout.
         """
         self._rules.append(_Rule("delay", count, routing_key, exchange, seconds))
 
@@ -415,11 +416,7 @@ class MemoryBroker(BrokerState):
 
     def _accept(self, channel: MemoryChannel, seq: int, msg: BrokerMessage,
                 mandatory: bool) -> None:
-        rule = self._rule(msg)
-        if rule is not None and rule.kind == "delay":
-            self.clock.callLater(rule.seconds, self._route, channel, seq, msg, mandatory, None)
-            return
-        self._route(channel, seq, msg, mandatory, rule)
+        self._route(channel, seq, msg, mandatory, self._rule(msg))
 
     def _route(self, channel: MemoryChannel, seq: int, msg: BrokerMessage, mandatory: bool,
                rule: _Rule | None) -> None:
@@ -436,7 +433,10 @@ class MemoryBroker(BrokerState):
             if rule is not None and rule.kind == "return":
                 names = []
             self.published.append(msg)
-            self.enqueue(names, msg)
+            if rule is not None and rule.kind == "delay":
+                self.clock.callLater(rule.seconds, self.enqueue, names, msg)
+            else:
+                self.enqueue(names, msg)
             outcome = channel._returned(msg) if (mandatory and not names) else "ack"
         if not seq:
             return
