@@ -12,7 +12,12 @@ from typing import Any
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from tests._amqp_support import SHARED_URL, cleanup, close_connections_named, require_broker
+from tests._amqp_support import (
+    SHARED_URL,
+    cleanup,
+    close_connections_named,
+    require_broker,
+)
 from txmsg.amqp import AMQPConnection
 from txmsg.test._contract_amqp import AMQPContract, WorkerContract
 from txmsg.test._contract_base import RealRunner

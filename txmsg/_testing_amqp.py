@@ -23,23 +23,12 @@ from zope.interface import implementer
 
 from txmsg._testing_broker import BrokerError, BrokerMessage, BrokerState
 from txmsg._testing_channel import MemoryChannel
+from txmsg.amqp._fakes import _FakeImpl
 from txmsg.amqp.connection import AMQPConnection
 
 __all__ = ["MemoryAMQPConnection", "MemoryBroker"]
 
 _ADDRESS = IPv4Address("TCP", "127.0.0.1", 5672)
-
-
-class _Impl:
-    def __init__(self) -> None:
-        self.blocked: list = []
-        self.unblocked: list = []
-
-    def add_on_connection_blocked_callback(self, cb: Any) -> None:
-        self.blocked.append(cb)
-
-    def add_on_connection_unblocked_callback(self, cb: Any) -> None:
-        self.unblocked.append(cb)
 
 
 class _Transport:
@@ -84,7 +73,7 @@ class MemoryAMQPProtocol(Protocol):
         self.ready: Deferred | None = Deferred()
         self.closed: Deferred | None = None
         self.channels: list[MemoryChannel] = []
-        self._impl = _Impl()
+        self._impl = _FakeImpl()
         self._open = False
         self._lost = False
 

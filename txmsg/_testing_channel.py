@@ -228,15 +228,18 @@ class MemoryChannel:
     def _drop_consumer(self, c: _Consumer, broker: bool) -> None:
         from pika.exceptions import ConsumerCancelled
 
+        self._detach_consumer(c, auto_delete=not broker)
+        c.buffer.close(ConsumerCancelled())
+
+    def _detach_consumer(self, c: _Consumer, auto_delete: bool) -> None:
         self._consumers.pop(c.tag, None)
         if c.queue == DIRECT_REPLY_TO:
             self._broker.forget_reply_to(c)
         q = self._broker._queues.get(c.queue)
         if q is not None and c in q.consumers:
             q.consumers.remove(c)
-            if q.auto_delete and q.had_consumer and not q.consumers and not broker:
+            if auto_delete and q.auto_delete and q.had_consumer and not q.consumers:
                 self._broker.delete_queue(q.name)
-        c.buffer.close(ConsumerCancelled())
 
     def _deliver(self, c: _Consumer, msg: BrokerMessage) -> None:
         from pika import spec
@@ -386,14 +389,7 @@ class MemoryChannel:
         self._closed = reason
         self._closing = False
         for c in list(self._consumers.values()):
-            self._consumers.pop(c.tag, None)
-            if c.queue == DIRECT_REPLY_TO:
-                self._broker.forget_reply_to(c)
-            q = self._broker._queues.get(c.queue)
-            if q is not None and c in q.consumers:
-                q.consumers.remove(c)
-                if q.auto_delete and not q.consumers:
-                    self._broker.delete_queue(q.name)
+            self._detach_consumer(c, auto_delete=True)
             c.buffer.close(reason)
         unacked, self._unacked = self._unacked, {}
         by_queue: dict[str, list] = {}

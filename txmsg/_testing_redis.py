@@ -17,19 +17,11 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Any
 
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail
 
-from txmsg.redis._deadline import DeadlineProxy
-from txmsg.redis.connection import RedisConnection
-from txmsg.redis.pubsub import PubSub
-from txmsg.redis.service import RedisService
-from txmsg.test._primitives_fakes import FakeRedis, ResponseError, _b
+from txmsg.test._primitives_fakes import FakeRedis, ResponseError
 
 __all__ = ["MemoryRedis", "MemoryRedisHandler"]
-
-_URL = "redis://memory-redis:6379/0"
-
 
 class _Expires(dict):
     """Expiry times that schedule active expiry on the clock when set."""
@@ -43,12 +35,13 @@ class _Expires(dict):
             self.owner.clock.callLater(delay, self.owner._active_expire, key, when)
 
 
-def _response_error(message: str) -> Exception:
+def _tx_error(name: str, message: str) -> Exception:
+    """txredisapi's exception class C{name} (imported late), else a plain one."""
     try:
-        from txredisapi import ResponseError as TxResponseError
+        import txredisapi
     except ImportError:  # pragma: no cover
         return ResponseError(message)
-    return TxResponseError(message)
+    return getattr(txredisapi, name)(message)
 
 
 class MemoryRedis(FakeRedis):
@@ -76,17 +69,21 @@ class MemoryRedis(FakeRedis):
         self.config: dict[str, str] = {"notify-keyspace-events": ""}
         self.reconnect_delay = 1.0
         self.refusing = False
-        self._subscribers: list[_Subscriber] = []
+        self._subscribers: list[Any] = []
         self._connections: list[Any] = []
 
     # -- services -----------------------------------------------------------------
 
-    def service(self, events: Any = None, command_timeout: float = 5.0) -> RedisService:
-        """A new (not started) L{RedisService} on this Redis."""
+    def service(self, events: Any = None, command_timeout: float = 5.0) -> Any:
+        """A new (not started) L{txmsg.redis.RedisService} on this Redis."""
+        from txmsg._testing_redis_services import MemoryRedisService
+
         return MemoryRedisService(self, events=events, command_timeout=command_timeout)
 
-    def connection(self, events: Any = None, command_timeout: float = 5.0) -> RedisConnection:
-        """A new (not started) L{RedisConnection} on this Redis."""
+    def connection(self, events: Any = None, command_timeout: float = 5.0) -> Any:
+        """A new (not started) L{txmsg.redis.RedisConnection} on this Redis."""
+        from txmsg._testing_redis_services import MemoryRedisConnection
+
         return MemoryRedisConnection(self, events=events, command_timeout=command_timeout)
 
     def handler(self) -> MemoryRedisHandler:
@@ -127,12 +124,12 @@ class MemoryRedis(FakeRedis):
         """Run one command; an unknown one fails like Redis does."""
         name = str(args[0]).lower()
         if not hasattr(self, "_c_" + name):
-            return fail(_response_error(f"ERR unknown command '{name}'"))
+            return fail(_tx_error("ResponseError", f"ERR unknown command '{name}'"))
         d = super().execute_command(*args, **kw)
 
         def convert(f: Any) -> Any:
             if f.check(ResponseError):
-                return fail(_response_error(str(f.value)))
+                return fail(_tx_error("ResponseError", str(f.value)))
             return f
 
         return d.addErrback(convert)
@@ -368,180 +365,3 @@ def _flat(args: tuple) -> list:
     for a in args:
         out.extend(a if isinstance(a, (list, tuple)) else [a])
     return out
-
-
-class _Link:
-    """A connection's up/down state, held commands and reconnection."""
-
-    up = False
-
-    def __init__(self, redis: MemoryRedis, state: Any, on_up: Any, on_down: Any) -> None:
-        self.redis = redis
-        self.state = state
-        self._on_up = on_up
-        self._on_down = on_down
-        self._held: list = []
-        self._retry: Any = None
-        self.closed = False
-
-    def connect(self) -> None:
-        self._retry = None
-        if self.closed:
-            return
-        if self.redis.refusing:
-            self._retry = self.redis.clock.callLater(self.redis.reconnect_delay, self.connect)
-            return
-        self.up = True
-        self.redis._connections.append(self)
-        self.state.connected(1)
-        self._on_up()
-        held, self._held = self._held, []
-        for d, args in held:
-            self.redis.execute_command(*args).chainDeferred(d)
-
-    def _hold(self, args: tuple) -> Deferred[Any]:
-        d: Deferred[Any] = Deferred(lambda d: self._held.remove((d, args)))
-        self._held.append((d, args))
-        return d
-
-    def _drop(self) -> None:
-        if not self.up:
-            return
-        self.up = False
-        self.redis._connections.remove(self)
-        self._on_down()
-        self.state.lost()
-        if not self.closed:
-            self._retry = self.redis.clock.callLater(self.redis.reconnect_delay, self.connect)
-
-    def disconnect(self) -> Deferred[None]:
-        self.closed = True
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
-        self._drop()
-        held, self._held = self._held, []
-        for d, _ in held:
-            d.errback(_connection_error("Not connected"))
-        return succeed(None)
-
-
-def _connection_error(message: str) -> Exception:
-    try:
-        from txredisapi import ConnectionError as TxConnectionError
-    except ImportError:  # pragma: no cover
-        return ConnectionError(message)
-    return TxConnectionError(message)
-
-
-class MemoryRedisConnection(RedisConnection):
-    """A real L{RedisConnection} whose pool is a L{MemoryRedis} link."""
-
-    def __init__(self, redis: MemoryRedis, **kw: Any) -> None:
-        kw.setdefault("reactor", redis.clock)
-        super().__init__(_URL, **kw)
-        self.memory = redis
-
-    def startService(self) -> None:
-        """Connect to the memory Redis (at once)."""
-        Service.startService(self)
-        self.state.stopping = False
-        link = _Link(self.memory, self.state, lambda: None, lambda: None)
-        self._factory = link
-        self._handler = DeadlineProxy(MemoryRedisHandler(self.memory, link),
-                                      self.command_timeout, self.reactor, self.state.describe)
-        link.connect()
-
-
-class _Subscriber:
-    """A subscriber connection's subscriptions, feeding a L{PubSub} router."""
-
-    def __init__(self, redis: MemoryRedis, router: Any) -> None:
-        self.redis = redis
-        self.router = router
-        self.channels: set[bytes] = set()
-        self.patterns: set[bytes] = set()
-
-    def _confirm(self, kind: bytes, names: list, add: bool) -> Deferred[Any]:
-        table = self.patterns if kind.startswith(b"p") else self.channels
-        for name in names:
-            name = _b(name)
-            (table.add if add else table.discard)(name)
-            method = self.router.confirmed if add else self.router.unconfirmed
-            self.redis.clock.callLater(0, self._if_live, method, kind, name)
-        return succeed(None)
-
-    def _if_live(self, method: Any, *args: Any) -> None:
-        if self in self.redis._subscribers:
-            method(*args)
-
-    def subscribe(self, names: list) -> Deferred[Any]:
-        return self._confirm(b"subscribe", names, True)
-
-    def psubscribe(self, names: list) -> Deferred[Any]:
-        return self._confirm(b"psubscribe", names, True)
-
-    def unsubscribe(self, names: list) -> Deferred[Any]:
-        return self._confirm(b"unsubscribe", names, False)
-
-    def punsubscribe(self, names: list) -> Deferred[Any]:
-        return self._confirm(b"punsubscribe", names, False)
-
-    def receive(self, channel: bytes, message: bytes) -> int:
-        n = 0
-        clock = self.redis.clock
-        if channel in self.channels:
-            n += 1
-            clock.callLater(0, self._if_live, self.router.message, channel, message)
-        for pattern in self.patterns:
-            if fnmatchcase(channel.decode("utf-8", "replace"), pattern.decode("utf-8", "replace")):
-                n += 1
-                clock.callLater(0, self._if_live, self.router.pmessage, pattern, channel,
-                                message)
-        return n
-
-
-class MemoryPubSub(PubSub):
-    """A real L{PubSub} whose subscriber connection is a L{MemoryRedis} link."""
-
-    def __init__(self, redis: MemoryRedis, **kw: Any) -> None:
-        kw.setdefault("reactor", redis.clock)
-        super().__init__(_URL, **kw)
-        self.memory = redis
-        self._sub: _Subscriber | None = None
-
-    def startService(self) -> None:
-        """Connect the subscriber (at once)."""
-        Service.startService(self)
-        self.state.stopping = False
-        self._factory = _Link(self.memory, self.state, self._up, self._down)
-        self._factory.connect()
-
-    def _up(self) -> None:
-        self._sub = _Subscriber(self.memory, self)
-        self.memory._subscribers.append(self._sub)
-        self.connection_ready(self._sub)
-
-    def _down(self) -> None:
-        sub, self._sub = self._sub, None
-        if sub in self.memory._subscribers:
-            self.memory._subscribers.remove(sub)
-        self.connection_lost(sub)
-
-
-class MemoryRedisService(RedisService):
-    """A real L{RedisService} whose connections are L{MemoryRedis} links."""
-
-    def __init__(self, redis: MemoryRedis, *, events: Any = None,
-                 command_timeout: float = 5.0) -> None:
-        super().__init__(_URL, reactor=redis.clock, events=events,
-                         command_timeout=command_timeout)
-        self.memory = redis
-        for child in (self.connection, self.pubsub):
-            child.disownServiceParent()
-        self.connection = MemoryRedisConnection(redis, events=events,
-                                                command_timeout=command_timeout)
-        self.connection.setName("connection")
-        self.connection.setServiceParent(self)
-        self.pubsub = MemoryPubSub(redis, events=events)
-        self.pubsub.setName("pubsub")
-        self.pubsub.setServiceParent(self)

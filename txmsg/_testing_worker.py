@@ -17,7 +17,13 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger, formatEvent
 
 from txmsg._testing_amqp import MemoryBroker
-from txmsg.worker.envelope import CONTENT_TYPE, Task, decode_result, encode_task, new_task_id
+from txmsg.worker.envelope import (
+    CONTENT_TYPE,
+    Task,
+    decode_result,
+    encode_task,
+    new_task_id,
+)
 from txmsg.worker.retry import ATTEMPT_HEADER, RetryPolicy, dead_letter_queue_name
 from txmsg.worker.tasks import TaskRegistry, load_tasks
 
@@ -289,8 +295,11 @@ class WorkerHarness:
 
     def dead_letters(self, queue: str | None = None) -> list[DeadLetterRecord]:
         """The messages now in C{<queue>.dead} (default: the first queue)."""
-        from txmsg.worker.service import (ERROR_MESSAGE_HEADER, ERROR_TYPE_HEADER,
-                                          REASON_HEADER)
+        from txmsg.worker.service import (
+            ERROR_MESSAGE_HEADER,
+            ERROR_TYPE_HEADER,
+            REASON_HEADER,
+        )
 
         out = []
         for m in self.broker.messages(dead_letter_queue_name(queue or self.queues[0])):

@@ -76,6 +76,16 @@ class AMQPContract:
         await self.sleep(0.3)
         return got
 
+    async def work_and_dead_queues(self) -> tuple:
+        """A connection, a work queue and the dead-letter queue it rejects to."""
+        conn = await self.connect()
+        dead = await self.declare_queue(conn, self.unique("dead"))
+        work = await self.declare_queue(
+            conn, self.unique("work"),
+            arguments=queue_arguments(dead_letter_exchange="",
+                                      dead_letter_routing_key=dead.name))
+        return conn, work, dead
+
     @contract
     async def test_direct_routing(self) -> None:
         """A direct exchange routes by exact routing key."""
@@ -168,12 +178,7 @@ class AMQPContract:
         queue's dead-letter exchange then gets it with an C{x-death}
         header of reason C{rejected}.
         """
-        conn = await self.connect()
-        dead = await self.declare_queue(conn, self.unique("dead"))
-        work = await self.declare_queue(
-            conn, self.unique("work"),
-            arguments=queue_arguments(dead_letter_exchange="",
-                                      dead_letter_routing_key=dead.name))
+        conn, work, dead = await self.work_and_dead_queues()
         seen: list = []
 
         def fail(d: Any) -> None:
@@ -195,12 +200,7 @@ class AMQPContract:
     @contract
     async def test_dead_letter_decision(self) -> None:
         """Raising L{DeadLetter} dead-letters at once, without a redelivery."""
-        conn = await self.connect()
-        dead = await self.declare_queue(conn, self.unique("dead"))
-        work = await self.declare_queue(
-            conn, self.unique("work"),
-            arguments=queue_arguments(dead_letter_exchange="",
-                                      dead_letter_routing_key=dead.name))
+        conn, work, dead = await self.work_and_dead_queues()
         seen: list = []
 
         def reject(d: Any) -> None:

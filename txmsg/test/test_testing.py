@@ -23,7 +23,13 @@ from txmsg.amqp import (
     RPCTimeout,
 )
 from txmsg.redis import RedisCommandTimeout
-from txmsg.testing import MemoryBroker, MemoryRedis, WorkerHarness, memory_amqp, memory_redis
+from txmsg.testing import (
+    MemoryBroker,
+    MemoryRedis,
+    WorkerHarness,
+    memory_amqp,
+    memory_redis,
+)
 from txmsg.worker import RetryPolicy, TaskRegistry
 
 
