@@ -19,7 +19,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail
 
-from txmsg.test._primitives_fakes import FakeRedis, ResponseError
+from txmsg._testing_redis_store import FakeRedis, ResponseError
 
 __all__ = ["MemoryRedis", "MemoryRedisHandler"]
 

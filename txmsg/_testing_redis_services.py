@@ -20,7 +20,7 @@ from txmsg.redis._deadline import DeadlineProxy
 from txmsg.redis.connection import RedisConnection
 from txmsg.redis.pubsub import PubSub
 from txmsg.redis.service import RedisService
-from txmsg.test._primitives_fakes import _b
+from txmsg._testing_redis_store import _b
 
 __all__ = ["MemoryPubSub", "MemoryRedisConnection", "MemoryRedisService"]
 
