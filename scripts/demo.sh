@@ -44,3 +44,48 @@ else
     cat "$LOG"; echo "twistd exited with status $status" >&2; exit 1
 fi
 rm -f "$LOG"
+
+# ---------------------------------------------------------------- the worker
+WLOG=$(mktemp -t txmsg-worker.XXXXXX.log)
+Q=demo_tasks
+say "Starting a task worker: twistd -n txmsg-worker --tasks examples.example_tasks --queue $Q --redis ... --name demo-worker (log: $WLOG)"
+"$VENV/bin/twistd" -n --pidfile= txmsg-worker --tasks examples.example_tasks --queue "$Q" \
+    --redis redis://127.0.0.1:6379/0 --name demo-worker --max-retries 2 >"$WLOG" 2>&1 &
+worker=$!
+trap 'kill -TERM $worker 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+    grep -q "Consuming $Q" "$WLOG" && break
+    kill -0 $worker 2>/dev/null || { cat "$WLOG"; echo "the worker did not start" >&2; exit 1; }
+    sleep 0.1
+done
+grep -E "Worker demo-worker consuming|Consuming $Q" "$WLOG" | sed 's/^/   /'
+
+say "A task and its result"
+run "$VENV/bin/txmsg" send add 2 3 --queue "$Q" --wait
+
+say "A flaky task: fails once, waits 1 s in a RabbitMQ delay queue, succeeds"
+run "$VENV/bin/txmsg" send charge order-1 30 --queue "$Q" --wait
+
+say "200 tasks at once (results to /dev/null, progress on stderr)"
+run "$VENV/bin/txmsg" send add 1 1 --queue "$Q" --count 200 --wait >/dev/null
+
+say "A task that always fails: retried twice, then dead-lettered (a few seconds)"
+if run "$VENV/bin/txmsg" send charge order-2 --queue "$Q" --wait -- -1; then exit 1; fi
+
+say "The worker registry and the control channel (Redis)"
+run "$VENV/bin/txmsg" workers
+run "$VENV/bin/txmsg" control demo-worker ping
+
+say "Dead letters, with the reason in their headers"
+run "$VENV/bin/txmsg" dead-letters "$Q"
+run "$VENV/bin/txmsg" dead-letters "$Q" --purge
+
+say "Stopping the worker over its control channel"
+run "$VENV/bin/txmsg" control demo-worker shutdown
+trap - EXIT
+if wait $worker && grep -q "Server Shut Down" "$WLOG"; then
+    echo "   the worker drained and exited with status 0"
+else
+    cat "$WLOG"; echo "the worker did not stop cleanly" >&2; exit 1
+fi
+rm -f "$WLOG"

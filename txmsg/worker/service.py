@@ -305,7 +305,7 @@ class WorkerService(MultiService):
             )
         self._start_timer(self._check_lag, 1.0)
         if self.redis is not None:
-            self._start_timer(self._beat, self.heartbeat)
+            self._start_timer(self._beat, self.heartbeat, now=True)
         self.state = "running"
         self.log.info(
             "Worker {name} consuming {queues} (prefetch {prefetch}, {concurrency} threads, "
@@ -327,11 +327,11 @@ class WorkerService(MultiService):
             on_error=ErrorPolicy.REQUEUE,
         )
 
-    def _start_timer(self, function: Callable[[], Any], interval: float) -> None:
+    def _start_timer(self, function: Callable[[], Any], interval: float, now: bool = False) -> None:
         loop = LoopingCall(function)
         loop.clock = self._reactor
         self._timers.append(loop)
-        loop.start(interval, now=False).addErrback(
+        loop.start(interval, now=now).addErrback(
             lambda f: self.log.failure("Worker timer failed", f)
         )
 
