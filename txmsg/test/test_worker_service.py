@@ -415,11 +415,16 @@ class WorkerServiceTests(SynchronousTestCase):
             def control_listener(self, *a: Any, **kw: Any) -> None:
                 pass
 
-            def set(self, key: str, value: str, expire: int, only_if_not_exists: bool) -> Any:
-                if key in self.keys:
+            def set(
+                self, key: str, value: str, expire: int = 0, only_if_not_exists: bool = False
+            ) -> Any:
+                if only_if_not_exists and key in self.keys:
                     return succeed(None)
                 self.keys[key] = value
                 return succeed("OK")
+
+            def sadd(self, key: str, member: str) -> Any:
+                return succeed(1)
 
             def delete(self, key: str) -> Any:
                 return succeed(int(self.keys.pop(key, None) is not None))
@@ -438,6 +443,7 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertEqual(self.worker.stats.duplicates, 1)
         self.assertEqual(len(self.consumer_channel.acks), 2)
         self.assertIn("txmsg:task-ran:same-id", redis.keys)
+        self.assertIn("txmsg:worker:w1", redis.keys)  # the first heartbeat
         self.deliver(encode_task(Task("once_fails", (), {}, "f-id")))
         [(key, _, _)] = self.publishes()
         self.assertEqual(key, "work.retry.1000ms")

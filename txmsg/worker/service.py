@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -745,7 +745,8 @@ class WorkerService(MultiService):
     def _beat(self) -> Deferred[None]:
         from txmsg.worker.registry import register_worker
 
-        return register_worker(self.redis.handler, self.status(), ttl=self.heartbeat * 3).addErrback(
+        d = maybeDeferred(register_worker, self.redis.handler, self.status(), ttl=self.heartbeat * 3)
+        return d.addErrback(
             lambda f: self.log.warn("Worker heartbeat failed: {e}", e=f.getErrorMessage())
         )
 
