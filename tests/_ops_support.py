@@ -39,7 +39,7 @@ def metrics(base: str) -> dict[tuple[str, frozenset], float]:
     """
     code, body = get(base + "/metrics")
     if code != 200:
-        raise AssertionError("/metrics answered {}: {!r}".format(code, body[:200]))
+        raise AssertionError(f"/metrics answered {code}: {body[:200]!r}")
     samples = {}
     for family in text_string_to_metric_families(body.decode("utf-8")):
         for sample in family.samples:
@@ -47,7 +47,9 @@ def metrics(base: str) -> dict[tuple[str, frozenset], float]:
     return samples
 
 
-def value(samples: dict[tuple[str, frozenset], float], name: str, **labels: str) -> float:
+def value(
+    samples: dict[tuple[str, frozenset], float], name: str, **labels: str
+) -> float:
     """
     One sample's value, 0 when absent.
     """
@@ -70,7 +72,9 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.2)
             if last:
                 return last
         time.sleep(interval)
-    raise AssertionError("timed out after {}s waiting for {} (last: {!r})".format(timeout, what, last))
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what} (last: {last!r})"
+    )
 
 
 def submit(url: str, queue: str, task: str, *args: Any) -> str:
@@ -88,14 +92,18 @@ def submit(url: str, queue: str, task: str, *args: Any) -> str:
             "",
             queue,
             json.dumps({"task": task, "args": list(args), "kwargs": {}, "id": task_id}),
-            pika.BasicProperties(content_type="application/json", delivery_mode=2, message_id=task_id),
+            pika.BasicProperties(
+                content_type="application/json", delivery_mode=2, message_id=task_id
+            ),
         )
     finally:
         conn.close()
     return task_id
 
 
-def run_plugin(plugin: str, args: list[str], log_format: str = "text") -> tuple[TwistdProcess, str]:
+def run_plugin(
+    plugin: str, args: list[str], log_format: str = "text"
+) -> tuple[TwistdProcess, str]:
     """
     Start C{twistd -n PLUGIN --health ... ARGS} from this checkout; return
     the process and the health base URL once it listens.
@@ -103,9 +111,9 @@ def run_plugin(plugin: str, args: list[str], log_format: str = "text") -> tuple[
     port = free_port()
     process = TwistdProcess(
         plugin,
-        ["--health", "tcp:{}".format(port), "--log-format", log_format] + args,
+        ["--health", f"tcp:{port}", "--log-format", log_format] + args,
         ready="health endpoint listening on",
         env=env(),
     )
     process.start()
-    return process, "http://127.0.0.1:{}".format(port)
+    return process, f"http://127.0.0.1:{port}"

@@ -27,7 +27,7 @@ class EchoMetricsTests(TestCase):
         bytes; /ready and /live answer 200.
         """
         port = free_port()
-        process, base = run_plugin("txmsg-echo", ["--listen", "tcp:{}".format(port)])
+        process, base = run_plugin("txmsg-echo", ["--listen", f"tcp:{port}"])
         self.addCleanup(process.cleanup)
         self.assertEqual(get(base + "/ready")[0], 200)
         payload = b"x" * 1000
@@ -42,11 +42,15 @@ class EchoMetricsTests(TestCase):
 
         def counted() -> dict:
             samples = metrics(base)
-            return samples if value(samples, "txmsg_echo_connections_total") == 2 else {}
+            return (
+                samples if value(samples, "txmsg_echo_connections_total") == 2 else {}
+            )
 
         samples = wait_until(counted, 10, "two connections in /metrics")
         self.assertEqual(value(samples, "txmsg_echo_bytes_total", direction="in"), 1000)
-        self.assertEqual(value(samples, "txmsg_echo_bytes_total", direction="out"), 1000)
+        self.assertEqual(
+            value(samples, "txmsg_echo_bytes_total", direction="out"), 1000
+        )
         self.assertEqual(value(samples, "txmsg_echo_connections_open"), 1)
         self.assertEqual(get(base + "/live")[0], 200)
         status = process.terminate()

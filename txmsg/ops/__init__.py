@@ -10,10 +10,27 @@ structured (JSON-lines) logs for txmsg services.
 See C{docs/operations.md}.
 """
 
-from txmsg.ops.health import Check, HealthRoot, LiveResource, MetricsResource, ReadyResource
+from txmsg.ops.health import (
+    Check,
+    HealthRoot,
+    LiveResource,
+    MetricsResource,
+    ReadyResource,
+)
 from txmsg.ops.lag import ReactorLagMonitor
-from txmsg.ops.logs import JSONLinesObserver, event_as_json, observer_factory, redact_text
-from txmsg.ops.service import HealthService, echo_checks, echo_health, worker_checks, worker_health
+from txmsg.ops.logs import (
+    JSONLinesObserver,
+    event_as_json,
+    observer_factory,
+    redact_text,
+)
+from txmsg.ops.service import (
+    HealthService,
+    echo_checks,
+    echo_health,
+    worker_checks,
+    worker_health,
+)
 
 __all__ = [
     "Check",

@@ -127,7 +127,9 @@ class MetricsResource(Resource):
         from prometheus_client.exposition import choose_encoder
 
         accept = request.getHeader(b"accept")
-        encoder, content_type = choose_encoder(accept.decode("latin-1") if accept else "")
+        encoder, content_type = choose_encoder(
+            accept.decode("latin-1") if accept else ""
+        )
         body: bytes = encoder(self.registry)
         request.setHeader(b"content-type", content_type.encode("ascii"))
         return body
@@ -139,7 +141,10 @@ class HealthRoot(Resource):
     """
 
     def __init__(
-        self, lag: ReactorLagMonitor, checks: Callable[[], Iterable[Check]], registry: Any
+        self,
+        lag: ReactorLagMonitor,
+        checks: Callable[[], Iterable[Check]],
+        registry: Any,
     ) -> None:
         super().__init__()
         self.putChild(b"live", LiveResource(lag))

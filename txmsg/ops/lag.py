@@ -32,7 +32,7 @@ class ReactorLagMonitor(Service):
             global reactor, resolved when started).
         """
         if not interval > 0:
-            raise ValueError("interval must be positive, not {!r}".format(interval))
+            raise ValueError(f"interval must be positive, not {interval!r}")
         self.interval = interval
         self._reactor = reactor
         self.lag = 0.0

@@ -56,7 +56,17 @@ _URL = re.compile(r"""[A-Za-z][A-Za-z0-9+.\-]*://[^\s'"<>`]+""")
 
 # Legacy (twisted.python.log) keys that duplicate what the JSON line says.
 _LEGACY_KEYS = frozenset(
-    {"message", "isError", "system", "time", "format", "printed", "why", "failure", "logLevel"}
+    {
+        "message",
+        "isError",
+        "system",
+        "time",
+        "format",
+        "printed",
+        "why",
+        "failure",
+        "logLevel",
+    }
 )
 
 _MAX_DEPTH = 4
@@ -93,7 +103,7 @@ def _plain(value: Any, depth: int = 0) -> Any:
     try:
         text = repr(value)
     except Exception as e:
-        text = "<unrepresentable {}: {}>".format(type(value).__name__, e)
+        text = f"<unrepresentable {type(value).__name__}: {e}>"
     return redact_text(text)
 
 
@@ -102,7 +112,7 @@ def _iso(timestamp: float) -> str:
     micros = int(round((timestamp - seconds) * 1_000_000))
     if micros == 1_000_000:
         seconds, micros = seconds + 1, 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + ".{:06d}Z".format(micros)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
 
 
 def event_as_json(event: LogEvent) -> str:
@@ -142,7 +152,11 @@ def event_as_json(event: LogEvent) -> str:
                 "traceback": redact_text(traceback),
             }
         except Exception as e:
-            record["failure"] = {"type": "unknown", "message": redact_text(repr(e)), "traceback": ""}
+            record["failure"] = {
+                "type": "unknown",
+                "message": redact_text(repr(e)),
+                "traceback": "",
+            }
     return json.dumps(record, ensure_ascii=False, default=repr)
 
 
@@ -168,14 +182,18 @@ class JSONLinesObserver:
         self._out.flush()
 
 
-def redacting_text_observer(out: IO[Any], time_format: str | None = timeFormatRFC3339) -> FileLogObserver:
+def redacting_text_observer(
+    out: IO[Any], time_format: str | None = timeFormatRFC3339
+) -> FileLogObserver:
     """
     twistd's usual text format (C{textFileLogObserver}), with every URL
     password redacted from each line, tracebacks included.
     """
 
     def format_event(event: LogEvent) -> str | None:
-        text = formatEventAsClassicLogText(event, formatTime=lambda t: formatTime(t, time_format))
+        text = formatEventAsClassicLogText(
+            event, formatTime=lambda t: formatTime(t, time_format)
+        )
         return None if text is None else redact_text(text)
 
     return FileLogObserver(out, format_event)
@@ -193,7 +211,7 @@ def observer_factory(
     @param log_format: C{"json"} or C{"text"}.
     """
     if log_format not in ("json", "text"):
-        raise ValueError("log format must be json or text, not {!r}".format(log_format))
+        raise ValueError(f"log format must be json or text, not {log_format!r}")
 
     def factory() -> Any:
         if logfile == "-" or (nodaemon and not logfile):
@@ -224,7 +242,7 @@ def twistd_logger(log_format: str, logfile: str | None, nodaemon: bool) -> str:
     """
     observer_factory(log_format)  # validates the format
     _twistd_destination.update(logfile=logfile, nodaemon=nodaemon)
-    return "{}.twistd_{}_observer".format(__name__, log_format)
+    return f"{__name__}.twistd_{log_format}_observer"
 
 
 def twistd_json_observer() -> Any:

@@ -55,13 +55,15 @@ class OpsOptions(usage.Options):
                 serverFromString(None, health)
             except Exception as e:
                 raise usage.UsageError(
-                    "invalid --health endpoint {!r}: {}".format(health, e or type(e).__name__)
-                )
+                    f"invalid --health endpoint {health!r}: {e or type(e).__name__}"
+                ) from e
             self["health"] = health
         log_format = self["log-format"]
         if log_format not in LOG_FORMATS:
             raise usage.UsageError(
-                "--log-format must be one of {}, not {!r}".format(", ".join(LOG_FORMATS), log_format)
+                "--log-format must be one of {}, not {!r}".format(
+                    ", ".join(LOG_FORMATS), log_format
+                )
             )
         self._install_logger(getattr(self, "parent", None), log_format)
 
@@ -70,8 +72,13 @@ class OpsOptions(usage.Options):
             return
         if parent.get("logger") or parent.get("syslog"):
             if log_format == "json":
-                raise usage.UsageError("--log-format json cannot be combined with twistd --logger or --syslog")
+                raise usage.UsageError(
+                    "--log-format json cannot be combined with "
+                    "twistd --logger or --syslog"
+                )
             return
         from txmsg.ops.logs import twistd_logger
 
-        parent["logger"] = twistd_logger(log_format, parent.get("logfile"), bool(parent.get("nodaemon")))
+        parent["logger"] = twistd_logger(
+            log_format, parent.get("logfile"), bool(parent.get("nodaemon"))
+        )

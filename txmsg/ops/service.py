@@ -23,7 +23,13 @@ from twisted.web.server import Site
 from txmsg.ops.health import Check, HealthRoot
 from txmsg.ops.lag import ReactorLagMonitor
 
-__all__ = ["HealthService", "echo_checks", "echo_health", "worker_checks", "worker_health"]
+__all__ = [
+    "HealthService",
+    "echo_checks",
+    "echo_health",
+    "worker_checks",
+    "worker_health",
+]
 
 
 class _HealthListener(StreamServerEndpointService):
@@ -97,7 +103,9 @@ class HealthService(MultiService):
         self.site.displayTracebacks = False
         # One log line per probe would drown the useful ones.
         self.site.log = lambda request: None  # type: ignore[method-assign]
-        self.listener = _HealthListener(serverFromString(reactor, endpoint), self.site, endpoint)
+        self.listener = _HealthListener(
+            serverFromString(reactor, endpoint), self.site, endpoint
+        )
         self.listener.setName("listener")
         self.listener.setServiceParent(self)
 
@@ -109,11 +117,19 @@ def echo_checks(echo: Any) -> Callable[[], list[Check]]:
     """
 
     def checks() -> list[Check]:
-        result = [Check("echo", bool(echo.running), "running" if echo.running else "not running")]
+        result = [
+            Check(
+                "echo", bool(echo.running), "running" if echo.running else "not running"
+            )
+        ]
         for child in echo:
             if child.name and child.name.startswith(("listen:", "udp:")):
                 result.append(
-                    Check(child.name, bool(child.running), "listening" if child.running else "not listening")
+                    Check(
+                        child.name,
+                        bool(child.running),
+                        "listening" if child.running else "not listening",
+                    )
                 )
         return result
 
@@ -133,17 +149,33 @@ def worker_checks(worker: Any) -> Callable[[], list[Check]]:
         amqp = worker.amqp
         up = amqp.connection is not None
         result.append(
-            Check("amqp", up, ("connected to " if up else "not connected to ") + amqp.address.redacted)
+            Check(
+                "amqp",
+                up,
+                ("connected to " if up else "not connected to ")
+                + amqp.address.redacted,
+            )
         )
         consumers = worker.consumers
         for queue in worker.queues:
             consumer = consumers.get(queue)
             consuming = consumer is not None and consumer.consuming
-            result.append(Check("consumer:" + queue, consuming, "consuming" if consuming else "not consuming"))
+            result.append(
+                Check(
+                    "consumer:" + queue,
+                    consuming,
+                    "consuming" if consuming else "not consuming",
+                )
+            )
         redis = worker.redis
         if redis is not None:
-            for role, state in (("commands", redis.connection.state), ("pubsub", redis.pubsub.state)):
-                result.append(Check("redis:" + role, bool(state.is_connected), state.describe()))
+            for role, state in (
+                ("commands", redis.connection.state),
+                ("pubsub", redis.pubsub.state),
+            ):
+                result.append(
+                    Check("redis:" + role, bool(state.is_connected), state.describe())
+                )
         return result
 
     return checks

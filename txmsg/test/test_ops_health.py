@@ -19,7 +19,9 @@ from txmsg.ops.health import Check, HealthRoot
 from txmsg.ops.lag import ReactorLagMonitor
 
 
-def render(root: Any, path: bytes, accept: bytes | None = None) -> tuple[int, dict[bytes, Any], bytes]:
+def render(
+    root: Any, path: bytes, accept: bytes | None = None
+) -> tuple[int, dict[bytes, Any], bytes]:
     """
     Render C{path} (no leading slash) of C{root} as a GET; return the code,
     the response headers and the body.
@@ -70,7 +72,10 @@ class HealthRootTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.lag = ReactorLagMonitor(reactor=self.clock)
-        self.checks = [Check("amqp", True, "connected"), Check("consumer:tasks", True, "consuming")]
+        self.checks = [
+            Check("amqp", True, "connected"),
+            Check("consumer:tasks", True, "consuming"),
+        ]
         self.registry = CollectorRegistry()
         self.counter = Counter("things", "Things done.", registry=self.registry)
         self.root = HealthRoot(self.lag, lambda: self.checks, self.registry)
@@ -109,7 +114,9 @@ class HealthRootTests(SynchronousTestCase):
         code, _, body = render(self.root, b"ready")
         self.assertEqual(code, 503)
         payload = json.loads(body)
-        self.assertEqual((payload["status"], payload["missing"]), ("not ready", ["amqp"]))
+        self.assertEqual(
+            (payload["status"], payload["missing"]), ("not ready", ["amqp"])
+        )
         self.assertFalse(payload["checks"]["amqp"]["ok"])
         self.checks[0] = Check("amqp", True)
         self.assertEqual(render(self.root, b"ready")[0], 200)
@@ -122,7 +129,9 @@ class HealthRootTests(SynchronousTestCase):
         self.counter.inc(3)
         code, headers, body = render(self.root, b"metrics")
         self.assertEqual(code, 200)
-        self.assertTrue(headers[b"Content-Type"][0].startswith(b"text/plain; version=0.0.4"))
+        self.assertTrue(
+            headers[b"Content-Type"][0].startswith(b"text/plain; version=0.0.4")
+        )
         self.assertIn(b"things_total 3.0", body)
         self.counter.inc()
         self.assertIn(b"things_total 4.0", render(self.root, b"metrics")[2])
@@ -131,8 +140,12 @@ class HealthRootTests(SynchronousTestCase):
         """
         A scraper asking for OpenMetrics gets it.
         """
-        code, headers, body = render(self.root, b"metrics", accept=b"application/openmetrics-text; version=1.0.0")
-        self.assertTrue(headers[b"Content-Type"][0].startswith(b"application/openmetrics-text"))
+        code, headers, body = render(
+            self.root, b"metrics", accept=b"application/openmetrics-text; version=1.0.0"
+        )
+        self.assertTrue(
+            headers[b"Content-Type"][0].startswith(b"application/openmetrics-text")
+        )
         self.assertTrue(body.endswith(b"# EOF\n"))
 
     def test_index_and_unknown(self) -> None:
@@ -140,5 +153,8 @@ class HealthRootTests(SynchronousTestCase):
         C{/} lists the endpoints; an unknown path is a 404.
         """
         code, _, body = render(self.root, b"")
-        self.assertEqual((code, json.loads(body)), (200, {"endpoints": ["/live", "/ready", "/metrics"]}))
+        self.assertEqual(
+            (code, json.loads(body)),
+            (200, {"endpoints": ["/live", "/ready", "/metrics"]}),
+        )
         self.assertEqual(render(self.root, b"nope")[0], 404)

@@ -131,19 +131,29 @@ class EventsCollectorTests(SynchronousTestCase):
         clock.advance(0)
         self.flushLoggedErrors(ZeroDivisionError)
         value = _registry(EventsCollector(events)).get_sample_value
-        self.assertEqual(value("txmsg_events_dispatched_total", {"event": "order.created"}), 2)
-        self.assertEqual(value("txmsg_event_handler_failures_total", {"event": "order.created"}), 2)
-        self.assertIsNone(value("txmsg_events_dispatched_total", {"event": "nobody.listens"}))
+        self.assertEqual(
+            value("txmsg_events_dispatched_total", {"event": "order.created"}), 2
+        )
+        self.assertEqual(
+            value("txmsg_event_handler_failures_total", {"event": "order.created"}), 2
+        )
+        self.assertIsNone(
+            value("txmsg_events_dispatched_total", {"event": "nobody.listens"})
+        )
 
     def test_cardinality_cap(self) -> None:
         """
         Beyond C{max_names} event names, the least frequent are summed as
         C{<other>}.
         """
-        events = SimpleNamespace(dispatch_counts={"a": 5, "b": 3, "c": 1, "d": 1}, failure_counts={})
+        events = SimpleNamespace(
+            dispatch_counts={"a": 5, "b": 3, "c": 1, "d": 1}, failure_counts={}
+        )
         value = _registry(EventsCollector(events, max_names=2)).get_sample_value
         self.assertEqual(value("txmsg_events_dispatched_total", {"event": "a"}), 5)
-        self.assertEqual(value("txmsg_events_dispatched_total", {"event": "<other>"}), 2)
+        self.assertEqual(
+            value("txmsg_events_dispatched_total", {"event": "<other>"}), 2
+        )
         self.assertIsNone(value("txmsg_events_dispatched_total", {"event": "c"}))
 
 
@@ -164,7 +174,10 @@ class AMQPCollectorTests(SynchronousTestCase):
         self.assertEqual(value("txmsg_amqp_connected"), 0)
         conn = FakeConnection(svc).open()
         channel = conn.channels[-1]
-        self.assertEqual((value("txmsg_amqp_connected"), value("txmsg_amqp_connections_total")), (1, 1))
+        self.assertEqual(
+            (value("txmsg_amqp_connected"), value("txmsg_amqp_connections_total")),
+            (1, 1),
+        )
         results = [publisher.publish("", "q", b"x") for _ in range(4)]
         channel.ack(1)
         channel.nack(2)
@@ -199,9 +212,13 @@ class RedisCollectorTests(SynchronousTestCase):
         ]
         subs[0].stats["received"] = 3
         subs[1].stats["received"] = 2
-        subs[2].stats.update(received=7, dropped=1, decode_failures=2, callback_failures=4)
+        subs[2].stats.update(
+            received=7, dropped=1, decode_failures=2, callback_failures=4
+        )
         redis = SimpleNamespace(
-            connection=SimpleNamespace(state=SimpleNamespace(is_connected=True, connections=2)),
+            connection=SimpleNamespace(
+                state=SimpleNamespace(is_connected=True, connections=2)
+            ),
             pubsub=SimpleNamespace(
                 state=SimpleNamespace(is_connected=False, connections=1),
                 subscriptions=lambda: subs,
@@ -211,9 +228,15 @@ class RedisCollectorTests(SynchronousTestCase):
         value = _registry(RedisCollector(redis)).get_sample_value
         self.assertEqual(value("txmsg_redis_connected", {"role": "commands"}), 1)
         self.assertEqual(value("txmsg_redis_connected", {"role": "pubsub"}), 0)
-        self.assertEqual(value("txmsg_redis_connections_total", {"role": "commands"}), 2)
         self.assertEqual(
-            value("txmsg_redis_messages_received_total", {"subscription": "news", "kind": "channel"}), 5
+            value("txmsg_redis_connections_total", {"role": "commands"}), 2
+        )
+        self.assertEqual(
+            value(
+                "txmsg_redis_messages_received_total",
+                {"subscription": "news", "kind": "channel"},
+            ),
+            5,
         )
         pattern = {"subscription": "orders.*", "kind": "pattern"}
         self.assertEqual(value("txmsg_redis_messages_received_total", pattern), 7)
@@ -262,7 +285,9 @@ class WorkerCollectorTests(SynchronousTestCase):
         [self.channel] = [c for c in self.conn.channels if c.consumers]
 
     def deliver(self, body: bytes, **headers: Any) -> None:
-        self.channel.deliver(body, task_properties(headers=headers or None), routing_key="work")
+        self.channel.deliver(
+            body, task_properties(headers=headers or None), routing_key="work"
+        )
         self.clock.advance(0)
         while any(c.unconfirmed() for c in self.conn.channels):
             for channel in self.conn.channels:
@@ -287,10 +312,16 @@ class WorkerCollectorTests(SynchronousTestCase):
         value = self.registry.get_sample_value
 
         def tasks(task: str, outcome: str) -> Any:
-            return value("txmsg_worker_tasks_total", {"queue": "work", "task": task, "outcome": outcome})
+            return value(
+                "txmsg_worker_tasks_total",
+                {"queue": "work", "task": task, "outcome": outcome},
+            )
 
         def dead(task: str, reason: str) -> Any:
-            return value("txmsg_worker_dead_letters_total", {"queue": "work", "task": task, "reason": reason})
+            return value(
+                "txmsg_worker_dead_letters_total",
+                {"queue": "work", "task": task, "reason": reason},
+            )
 
         self.assertEqual(tasks("add", "succeeded"), 1)
         self.assertEqual(tasks("boom", "retried"), 1)
@@ -301,12 +332,27 @@ class WorkerCollectorTests(SynchronousTestCase):
         self.assertEqual(value("txmsg_worker_task_failures_total"), 2)
         labels = {"queue": "work", "task": "add"}
         self.assertEqual(value("txmsg_worker_task_duration_seconds_count", labels), 1)
-        self.assertEqual(value("txmsg_worker_task_duration_seconds_bucket", dict(labels, le="0.005")), 1)
-        self.assertEqual(value("txmsg_worker_task_duration_seconds_bucket", dict(labels, le="+Inf")), 1)
+        self.assertEqual(
+            value(
+                "txmsg_worker_task_duration_seconds_bucket", dict(labels, le="0.005")
+            ),
+            1,
+        )
+        self.assertEqual(
+            value("txmsg_worker_task_duration_seconds_bucket", dict(labels, le="+Inf")),
+            1,
+        )
         self.assertEqual(value("txmsg_worker_tasks_in_flight"), 0)
-        self.assertEqual(value("txmsg_events_dispatched_total", {"event": "task.boom"}), 2)
-        self.assertEqual(value("txmsg_event_handler_failures_total", {"event": "task.boom"}), 2)
-        self.assertEqual(value("txmsg_amqp_deliveries_total", {"queue": "work", "outcome": "acked"}), 5)
+        self.assertEqual(
+            value("txmsg_events_dispatched_total", {"event": "task.boom"}), 2
+        )
+        self.assertEqual(
+            value("txmsg_event_handler_failures_total", {"event": "task.boom"}), 2
+        )
+        self.assertEqual(
+            value("txmsg_amqp_deliveries_total", {"queue": "work", "outcome": "acked"}),
+            5,
+        )
         self.assertEqual(value("txmsg_amqp_publishes_confirmed_total"), 4)
         self.assertEqual(value("txmsg_worker_state", {"state": "running"}), 1)
 
@@ -324,7 +370,9 @@ class WorkerCollectorTests(SynchronousTestCase):
         self.conn.lose(ConnectionLost())
         self.assertEqual(self.missing(), ["amqp", "consumer:work"])
         details = {c.name: c.detail for c in self.checks()}
-        self.assertEqual(details["amqp"], "not connected to amqp://guest:***@broker.example:5672/%2F")
+        self.assertEqual(
+            details["amqp"], "not connected to amqp://guest:***@broker.example:5672/%2F"
+        )
         self.connect()
         self.assertEqual(self.missing(), [])
 
@@ -337,11 +385,17 @@ class WorkerCollectorTests(SynchronousTestCase):
         self.connect()
         self.deliver(encode_task(Task("add", (1, 2), {}, "a1")))
         labels = {"queue": "work", "outcome": "acked"}
-        self.assertEqual(self.registry.get_sample_value("txmsg_amqp_deliveries_total", labels), 1)
+        self.assertEqual(
+            self.registry.get_sample_value("txmsg_amqp_deliveries_total", labels), 1
+        )
         self.worker._control_pause(None)
         self.clock.advance(0)
         self.assertEqual(self.missing(), ["worker", "consumer:work"])
-        self.assertEqual(self.registry.get_sample_value("txmsg_amqp_deliveries_total", labels), 1)
+        self.assertEqual(
+            self.registry.get_sample_value("txmsg_amqp_deliveries_total", labels), 1
+        )
         self.worker._control_resume(None)
         self.clock.advance(0)
-        self.assertEqual(self.registry.get_sample_value("txmsg_amqp_deliveries_total", labels), 1)
+        self.assertEqual(
+            self.registry.get_sample_value("txmsg_amqp_deliveries_total", labels), 1
+        )

@@ -42,7 +42,10 @@ class OpsOptionsTests(SynchronousTestCase):
         """
         No health endpoint and text logs unless asked for.
         """
-        for options in (parse(echo_tap.Options), parse(worker_tap.Options, "--tasks", SAMPLE)):
+        for options in (
+            parse(echo_tap.Options),
+            parse(worker_tap.Options, "--tasks", SAMPLE),
+        ):
             self.assertIsNone(options["health"])
             self.assertEqual(options["log-format"], "text")
 
@@ -53,7 +56,13 @@ class OpsOptionsTests(SynchronousTestCase):
         """
         options = parse(echo_tap.Options, "--health", "tcp:8081")
         self.assertEqual(options["health"], "tcp:8081:interface=127.0.0.1")
-        options = parse(worker_tap.Options, "--tasks", SAMPLE, "--health", "tcp:8081:interface=0.0.0.0")
+        options = parse(
+            worker_tap.Options,
+            "--tasks",
+            SAMPLE,
+            "--health",
+            "tcp:8081:interface=0.0.0.0",
+        )
         self.assertEqual(options["health"], "tcp:8081:interface=0.0.0.0")
 
     def test_bad_values(self) -> None:
@@ -61,7 +70,15 @@ class OpsOptionsTests(SynchronousTestCase):
         A bad endpoint or log format is a usage error.
         """
         self.assertRaises(UsageError, parse, echo_tap.Options, "--health", "bogus:1")
-        self.assertRaises(UsageError, parse, worker_tap.Options, "--tasks", SAMPLE, "--log-format", "xml")
+        self.assertRaises(
+            UsageError,
+            parse,
+            worker_tap.Options,
+            "--tasks",
+            SAMPLE,
+            "--log-format",
+            "xml",
+        )
 
     def test_installs_twistd_logger(self) -> None:
         """
@@ -69,9 +86,13 @@ class OpsOptionsTests(SynchronousTestCase):
         logger, remembering twistd's log file.
         """
         parent = {"logger": None, "logfile": "/tmp/x.log", "nodaemon": False}
-        parse(worker_tap.Options, "--tasks", SAMPLE, "--log-format", "json", parent=parent)
+        parse(
+            worker_tap.Options, "--tasks", SAMPLE, "--log-format", "json", parent=parent
+        )
         self.assertEqual(parent["logger"], "txmsg.ops.logs.twistd_json_observer")
-        self.assertEqual(logs._twistd_destination, {"logfile": "/tmp/x.log", "nodaemon": False})
+        self.assertEqual(
+            logs._twistd_destination, {"logfile": "/tmp/x.log", "nodaemon": False}
+        )
         parent = {"logger": None, "logfile": None, "nodaemon": True}
         parse(echo_tap.Options, parent=parent)
         self.assertEqual(parent["logger"], "txmsg.ops.logs.twistd_text_observer")
@@ -84,7 +105,9 @@ class OpsOptionsTests(SynchronousTestCase):
         parent = {"logger": "my.observer", "logfile": None, "nodaemon": True}
         parse(echo_tap.Options, parent=parent)
         self.assertEqual(parent["logger"], "my.observer")
-        self.assertRaises(UsageError, parse, echo_tap.Options, "--log-format", "json", parent=parent)
+        self.assertRaises(
+            UsageError, parse, echo_tap.Options, "--log-format", "json", parent=parent
+        )
 
 
 class PluginWiringTests(SynchronousTestCase):
@@ -98,13 +121,18 @@ class PluginWiringTests(SynchronousTestCase):
         without C{--health}.
         """
         reactor = MemoryReactorClock()
-        service = echo_tap.makeService(parse(echo_tap.Options, "--health", "tcp:18081"), reactor)
+        service = echo_tap.makeService(
+            parse(echo_tap.Options, "--health", "tcp:18081"), reactor
+        )
         self.assertIsInstance(service.getServiceNamed("health"), HealthService)
         checks = echo_checks(service)
         self.assertEqual([c.ok for c in checks()], [False, False])
         service.startService()
         self.assertIn((18081, "127.0.0.1"), [(p[0], p[3]) for p in reactor.tcpServers])
-        self.assertEqual([(c.name, c.ok) for c in checks()], [("echo", True), ("listen:" + echo_tap.DEFAULT_LISTEN, True)])
+        self.assertEqual(
+            [(c.name, c.ok) for c in checks()],
+            [("echo", True), ("listen:" + echo_tap.DEFAULT_LISTEN, True)],
+        )
         service.stopService()
         plain = echo_tap.makeService(parse(echo_tap.Options), MemoryReactorClock())
         self.assertRaises(KeyError, plain.getServiceNamed, "health")
@@ -115,9 +143,12 @@ class PluginWiringTests(SynchronousTestCase):
         """
         reactor = MemoryReactorClock()
         worker = worker_tap.makeService(
-            parse(worker_tap.Options, "--tasks", SAMPLE, "--health", "tcp:18082"), reactor
+            parse(worker_tap.Options, "--tasks", SAMPLE, "--health", "tcp:18082"),
+            reactor,
         )
         health = worker.getServiceNamed("health")
-        self.assertIsNotNone(health.registry.get_sample_value("txmsg_worker_state", {"state": "stopped"}))
+        self.assertIsNotNone(
+            health.registry.get_sample_value("txmsg_worker_state", {"state": "stopped"})
+        )
         health.privilegedStartService()
         self.assertIn((18082, "127.0.0.1"), [(p[0], p[3]) for p in reactor.tcpServers])
