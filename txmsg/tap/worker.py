@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted.python import usage
 
+from txmsg.ops.options import OpsOptions
 from txmsg.worker.retry import RetryPolicy
 from txmsg.worker.tasks import TaskRegistry, load_tasks
 
@@ -50,7 +51,7 @@ def load_function(spec: str) -> Any:
     return function
 
 
-class Options(usage.Options):
+class Options(OpsOptions):
     """
     Command-line options of C{twistd txmsg-worker}.
     """
@@ -103,6 +104,7 @@ class Options(usage.Options):
         """
         Validate numbers, load the task module and raw handlers.
         """
+        self.post_ops_options()
         self["prefetch"] = _number("prefetch", self["prefetch"], int, 1)
         self["concurrency"] = _number("concurrency", self["concurrency"], int, 1)
         self["grace"] = _number("grace", self["grace"], float, 0)
@@ -152,7 +154,7 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         if reactor.running:
             reactor.stop()
 
-    return WorkerService(
+    worker = WorkerService(
         options["task-registry"],
         queues=[q for q in options["queues"] if q not in options["raw"]],
         raw_handlers=options["raw"],
@@ -167,3 +169,10 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         handle_signals=True,
         reactor=reactor,
     )
+    if options["health"] is not None:
+        from txmsg.ops.service import worker_health
+
+        health = worker_health(worker, options["health"], reactor=reactor)
+        health.setName("health")
+        health.setServiceParent(worker)
+    return worker

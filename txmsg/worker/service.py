@@ -59,7 +59,7 @@ from txmsg.worker.retry import (
     dead_letter_queue_name,
     retry_queue_name,
 )
-from txmsg.worker._stats import WorkerStats
+from txmsg.worker._stats import MALFORMED_TASK, RAW_TASK, UNKNOWN_TASK, WorkerStats
 from txmsg.worker.tasks import TaskContext, TaskRegistry
 
 __all__ = ["WorkerService", "default_worker_name"]
@@ -435,6 +435,7 @@ class WorkerService(MultiService):
             )
             await self._dead_letter(queue, delivery, "malformed", Failure(e))
             await self._reply_error(delivery, None, "MalformedTask", str(e))
+            self.stats.record(queue, MALFORMED_TASK, "dead_lettered", "malformed")
             return Outcome.ACK
         spec = self.tasks.get(task.name)
         if spec is None:
@@ -443,6 +444,7 @@ class WorkerService(MultiService):
             self.log.warn("Dead-lettering task {id}: {message}", id=task.id, message=message)
             await self._dead_letter(queue, delivery, "unknown-task", Failure(LookupError(message)))
             await self._reply_error(delivery, task.id, "UnknownTask", message)
+            self.stats.record(queue, UNKNOWN_TASK, "dead_lettered", "unknown-task")
             return Outcome.ACK
         bad_arguments = spec.check_arguments(task.args, task.kwargs)
         if bad_arguments is not None:
@@ -451,10 +453,12 @@ class WorkerService(MultiService):
             self.log.warn("Dead-lettering task {id}: {message}", id=task.id, message=message)
             await self._dead_letter(queue, delivery, "bad-arguments", Failure(TypeError(message)))
             await self._reply_error(delivery, task.id, "TypeError", message)
+            self.stats.record(queue, task.name, "dead_lettered", "bad-arguments")
             return Outcome.ACK
         attempt = int(delivery.headers.get(ATTEMPT_HEADER, 0)) + 1
         if spec.idempotent and not await self._claim(task):
             self.stats.duplicates += 1
+            self.stats.record(queue, task.name, "duplicate")
             self.log.info(
                 "Skipping task {id} ({name}): it already ran (idempotency key)",
                 id=task.id,
@@ -489,7 +493,7 @@ class WorkerService(MultiService):
             result = await self.events.dispatch(spec.event_name, context, source="amqp:" + queue)
         finally:
             del self._running[task.id]
-            self.stats.finished(task)
+            self.stats.finished(task, queue)
         handler = self._task_handlers.get(task.name)
         outcomes = [o for o in result.outcomes if o.handler is handler]
         if not outcomes:  # unregistered while it was queued: treat as a failure
@@ -501,9 +505,11 @@ class WorkerService(MultiService):
         if outcome_failure is None:
             self.stats.succeeded += 1
             await self._reply_ok(delivery, task.id, value)
+            self.stats.record(queue, task.name, "succeeded")
             return None
         if context.cancelled_because == "shutdown":
             self.stats.requeued += 1
+            self.stats.record(queue, task.name, "requeued")
             from txmsg.amqp import RetryLater
 
             raise RetryLater("shutting down")
@@ -513,6 +519,7 @@ class WorkerService(MultiService):
             await self._reply_error(
                 delivery, task.id, "TaskCancelled", "cancelled by " + context.cancelled_because
             )
+            self.stats.record(queue, task.name, "dead_lettered", "cancelled")
             return "cancelled"
         if timed_out:
             self.stats.timed_out += 1
@@ -520,6 +527,7 @@ class WorkerService(MultiService):
         policy = self._policy(spec.max_retries)
         if policy.should_retry(attempt):
             await self._retry(queue, delivery, policy, attempt)
+            self.stats.record(queue, task.name, "retried")
             return "retried"
         await self._dead_letter(queue, delivery, "failed", outcome_failure, attempt)
         error_type = (
@@ -528,6 +536,7 @@ class WorkerService(MultiService):
             else (outcome_failure.type.__name__ if outcome_failure.type else "Error")
         )
         await self._reply_error(delivery, task.id, error_type, outcome_failure.getErrorMessage())
+        self.stats.record(queue, task.name, "dead_lettered", "failed")
         return "dead-lettered"
 
     # -- idempotency keys -------------------------------------------------------
@@ -579,12 +588,14 @@ class WorkerService(MultiService):
                 error=failure.getErrorMessage(),
             )
             await self._dead_letter(queue, delivery, "failed", failure)
+            self.stats.record(queue, RAW_TASK, "dead_lettered", "failed")
             return Outcome.ACK
         self.stats.succeeded += 1
         value = result.values[0] if result.values else None
         if delivery.properties.reply_to and value is not None:
             body = value if isinstance(value, bytes) else str(value).encode("utf-8")
             await self._reply(delivery, body, content_type="text/plain")
+        self.stats.record(queue, RAW_TASK, "succeeded")
         return Outcome.ACK
 
     # -- publishing outcomes --------------------------------------------------
@@ -666,6 +677,14 @@ class WorkerService(MultiService):
         return d.addErrback(returned)
 
     # -- control ----------------------------------------------------------------
+
+    @property
+    def consumers(self) -> dict[str, Any]:
+        """
+        The active L{txmsg.amqp.Consumer} of each queue (none while paused
+        or stopped): what health checks and metrics read.
+        """
+        return dict(self._consumers)
 
     def status(self) -> dict[str, Any]:
         """
