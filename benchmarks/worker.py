@@ -220,7 +220,7 @@ async def main(reactor, args):
     try:
         for r in range(args.rounds):
             for prefetch in (1, 100):
-                n = args.tasks if prefetch > 1 else max(200, args.tasks // 2)
+                n = args.tasks if prefetch > 1 else max(200, args.tasks // 4)
                 for kind in KINDS:
                     sys.stderr.write("round {}/{}: {} prefetch {} ({} tasks)... ".format(
                         r + 1, args.rounds, kind, prefetch, n))
@@ -253,7 +253,7 @@ def parse():
     ap.add_argument("--confirms", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.tasks is None:
-        args.tasks = 400 if args.quick else 4000
+        args.tasks = 400 if args.quick else 3000
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     return args
