@@ -25,6 +25,7 @@ from txmsg.worker.retry import RetryPolicy, dead_letter_queue_name, retry_queue_
 
 __all__ = [
     "Client",
+    "OneQueueMixin",
     "WorkerProcess",
     "delete_worker_queues",
     "require_broker",
@@ -272,6 +273,31 @@ class Client:
         """
         if self.connection.is_open:
             self.connection.close()
+
+
+class OneQueueMixin:
+    """
+    For C{TestCase}s: a unique, cleaned-up work queue C{self.queue} (declared
+    by C{self.client}) and C{self.worker(*args)} to start workers on it.
+    """
+
+    queue_prefix = "txmsg-worker-test"
+
+    def setUp(self) -> None:
+        require_broker()
+        self.queue = unique(self.queue_prefix)
+        self.addCleanup(delete_worker_queues, [self.queue])  # type: ignore[attr-defined]
+        self.client = Client()
+        self.addCleanup(self.client.close)  # type: ignore[attr-defined]
+        self.client.declare(self.queue)
+
+    def worker(self, *args: str, start: bool = True) -> WorkerProcess:
+        """
+        A worker on C{self.queue} (killed in cleanup), started unless told.
+        """
+        w = WorkerProcess([self.queue], *args)
+        self.addCleanup(w.cleanup)  # type: ignore[attr-defined]
+        return w.start() if start else w
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> None:

@@ -15,6 +15,7 @@ import time
 from rq.command import send_shutdown_command
 from twisted.trial.unittest import TestCase
 
+from tests._amqp_support import ROOT
 from tests._redis_support import redis_py
 from tests._worker_support import (
     REDIS_URL,
@@ -27,7 +28,6 @@ from tests._worker_support import (
     worker_env,
 )
 from txmsg.worker.registry import WORKERS_KEY, worker_key
-from tests._amqp_support import ROOT
 
 
 def control(name: str, command: str, *args: str) -> dict:

@@ -12,34 +12,19 @@ import time
 from twisted.trial.unittest import TestCase
 
 from tests._worker_support import (
-    Client,
-    WorkerProcess,
-    delete_worker_queues,
-    require_broker,
-    unique,
+    OneQueueMixin,
     wait_until,
 )
 
 
-class ManyTasksTests(TestCase):
+class ManyTasksTests(OneQueueMixin, TestCase):
     """
     Two workers share a queue: every task runs and is acked once.
     """
 
     timeout = 120
 
-    def setUp(self) -> None:
-        require_broker()
-        self.queue = unique("txmsg-worker-load")
-        self.addCleanup(delete_worker_queues, [self.queue])
-        self.client = Client()
-        self.addCleanup(self.client.close)
-        self.client.declare(self.queue)
-
-    def worker(self, *args: str) -> WorkerProcess:
-        w = WorkerProcess([self.queue], *args)
-        self.addCleanup(w.cleanup)
-        return w.start()
+    queue_prefix = "txmsg-worker-load"
 
     def test_thousand_tasks_two_workers_fair_dispatch(self) -> None:
         """
@@ -88,7 +73,7 @@ class ManyTasksTests(TestCase):
         self.assertEqual(self.client.count(self.queue + ".dead"), 0)
 
 
-class KilledWorkerTests(TestCase):
+class KilledWorkerTests(OneQueueMixin, TestCase):
     """
     A worker killed with SIGKILL loses nothing: its unacked tasks go back to
     the queue and another worker runs them.
@@ -96,13 +81,7 @@ class KilledWorkerTests(TestCase):
 
     timeout = 120
 
-    def setUp(self) -> None:
-        require_broker()
-        self.queue = unique("txmsg-worker-kill")
-        self.addCleanup(delete_worker_queues, [self.queue])
-        self.client = Client()
-        self.addCleanup(self.client.close)
-        self.client.declare(self.queue)
+    queue_prefix = "txmsg-worker-kill"
 
     def test_sigkill_with_unacked_tasks(self) -> None:
         """
@@ -111,12 +90,8 @@ class KilledWorkerTests(TestCase):
         other worker (its 5 as redeliveries), none twice, and the queue ends
         empty.
         """
-        a = WorkerProcess([self.queue], "--prefetch", "5")
-        self.addCleanup(a.cleanup)
-        b = WorkerProcess([self.queue], "--prefetch", "5")
-        self.addCleanup(b.cleanup)
-        a.start()
-        b.start()
+        a = self.worker("--prefetch", "5")
+        b = self.worker("--prefetch", "5")
         ids = {self.client.submit(self.queue, "wait", 2.0) for _ in range(20)}
         wait_until(lambda: self.client.count(self.queue) == 10, 10, "both workers to hold 5 tasks")
         a.kill()

@@ -12,17 +12,14 @@ import time
 from twisted.trial.unittest import TestCase
 
 from tests._worker_support import (
-    Client,
+    OneQueueMixin,
     WorkerProcess,
-    delete_worker_queues,
     elapsed_since,
-    require_broker,
-    unique,
     wait_until,
 )
 
 
-class SigtermTests(TestCase):
+class SigtermTests(OneQueueMixin, TestCase):
     """
     SIGTERM drains: running tasks get C{--grace} seconds, what is left is
     requeued, nothing is lost.
@@ -30,18 +27,7 @@ class SigtermTests(TestCase):
 
     timeout = 90
 
-    def setUp(self) -> None:
-        require_broker()
-        self.queue = unique("txmsg-worker-term")
-        self.addCleanup(delete_worker_queues, [self.queue])
-        self.client = Client()
-        self.addCleanup(self.client.close)
-        self.client.declare(self.queue)
-
-    def worker(self, *args: str) -> WorkerProcess:
-        w = WorkerProcess([self.queue], *args)
-        self.addCleanup(w.cleanup)
-        return w.start()
+    queue_prefix = "txmsg-worker-term"
 
     def start_task(self, worker: WorkerProcess, task: str, seconds: float) -> str:
         """
