@@ -336,6 +336,38 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertEqual(self.worker.stats.requeued, 1)
         self.flushLoggedErrors()
 
+    def test_cancelled_tasks_log_no_error(self) -> None:
+        """
+        A task cancelled on purpose (C{stop-job}, C{kill-horse}, end of the
+        grace period) is not logged as a failed event handler: a clean
+        shutdown logs no traceback.  The dead letter of a stopped job still
+        names C{CancelledError}.
+        """
+        from twisted.internet.defer import CancelledError
+
+        from txmsg.redis.control import ControlCommand
+
+        self.start(grace=10)
+        self.deliver(encode_task(Task("slow", (), {}, "job-1")))
+        self.worker._control_stop_job(ControlCommand("stop-job", {"job_id": "job-1"}))
+        self.clock.advance(0)
+        [(key, _, props)] = self.publishes()
+        self.assertEqual(key, "work.dead")
+        self.assertEqual(props.headers[ERROR_TYPE_HEADER], "CancelledError")
+        self.assertIn("stop-job", props.headers["x-txmsg-error-message"])
+        self.deliver(encode_task(Task("slow", (), {}, "job-2")))
+        self.worker._control_kill_horse(ControlCommand("kill-horse", {}))
+        self.clock.advance(0)
+        self.assertEqual([k for k, _, _ in self.publishes()], ["work.dead"])
+        self.deliver(encode_task(Task("slow", (), {}, "job-3")))
+        d = self.worker.stopService()
+        self.clock.advance(10)
+        self.successResultOf(d)
+        self.assertEqual(self.worker.stats.cancelled, 2)
+        self.assertEqual(self.worker.stats.requeued, 1)
+        self.assertEqual(self.flushLoggedErrors(CancelledError), [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_raw_handler(self) -> None:
         """
         A raw queue hands the body bytes to its function (in the pool) and

@@ -60,7 +60,7 @@ from txmsg.worker.retry import (
     retry_queue_name,
 )
 from txmsg.worker._stats import MALFORMED_TASK, RAW_TASK, UNKNOWN_TASK, WorkerStats
-from txmsg.worker.tasks import TaskContext, TaskRegistry
+from txmsg.worker.tasks import _CANCELLED, TaskContext, TaskRegistry
 
 __all__ = ["WorkerService", "default_worker_name"]
 
@@ -502,6 +502,10 @@ class WorkerService(MultiService):
             value = None
         else:
             outcome_failure, timed_out, value = outcomes[0].failure, outcomes[0].timed_out, outcomes[0].value
+            if value is _CANCELLED:
+                from twisted.internet.defer import CancelledError
+
+                outcome_failure = Failure(CancelledError("cancelled by {}".format(context.cancelled_because)))
         if outcome_failure is None:
             self.stats.succeeded += 1
             await self._reply_ok(delivery, task.id, value)
