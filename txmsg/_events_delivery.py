@@ -273,13 +273,16 @@ class _Delivery:
         """
         timed_out = failure.check(HandlerTimeoutError) is not None
         self.failure_counts[event.name] = self.failure_counts.get(event.name, 0) + 1
-        self.log.failure(
-            "Event handler {handler!r} failed handling {event_name!r}",
-            failure,
-            handler=reg.handler,
-            event_name=event.name,
-            timed_out=timed_out,
-        )
+        # A handler whose caller reports its failures itself (the worker does,
+        # with retry context) sets log_failures = False.
+        if getattr(reg.handler, "log_failures", True):
+            self.log.failure(
+                "Event handler {handler!r} failed handling {event_name!r}",
+                failure,
+                handler=reg.handler,
+                event_name=event.name,
+                timed_out=timed_out,
+            )
         if event.name != HANDLER_FAILED:
             self.emit(
                 HANDLER_FAILED,

@@ -81,6 +81,13 @@ def default_worker_name() -> str:
     return "{}.{}".format(socket.gethostname(), os.getpid())
 
 
+def _one_line(failure: Failure, timed_out: bool) -> str:
+    if timed_out:
+        return "timed out"
+    name = failure.type.__name__ if failure.type else "Error"
+    return "{}: {}".format(name, failure.getErrorMessage())
+
+
 def _traceback_summary(failure: Failure, limit: int = 2000) -> str:
     text = "".join(
         traceback.format_exception_only(failure.type, failure.value)
@@ -530,9 +537,18 @@ class WorkerService(MultiService):
         self.stats.failed += 1
         policy = self._policy(spec.max_retries)
         if policy.should_retry(attempt):
-            await self._retry(queue, delivery, policy, attempt)
+            await self._retry(
+                queue, delivery, policy, attempt, task, _one_line(outcome_failure, timed_out)
+            )
             self.stats.record(queue, task.name, "retried")
             return "retried"
+        self.log.failure(
+            "Task {task} {id} failed on its last attempt ({attempt}); dead-lettering it",
+            outcome_failure,
+            task=task.name,
+            id=task.id,
+            attempt=attempt,
+        )
         await self._dead_letter(queue, delivery, "failed", outcome_failure, attempt)
         error_type = (
             "TaskTimeout"
@@ -604,13 +620,25 @@ class WorkerService(MultiService):
 
     # -- publishing outcomes --------------------------------------------------
 
-    def _retry(self, queue: str, delivery: Any, policy: RetryPolicy, attempt: int) -> Deferred[None]:
+    def _retry(
+        self,
+        queue: str,
+        delivery: Any,
+        policy: RetryPolicy,
+        attempt: int,
+        task: Task,
+        error: str,
+    ) -> Deferred[None]:
         step = policy.step_delay(attempt)
         target = retry_queue_name(queue, step)
         self.stats.retried += 1
-        self.log.info(
-            "Task failed (attempt {attempt}); retrying in {delay}s via {target}",
+        self.log.warn(
+            "Task {task} {id} failed on attempt {attempt} ({error}); retrying in {delay}s "
+            "via {target}",
+            task=task.name,
+            id=task.id,
             attempt=attempt,
+            error=error,
             delay=step,
             target=target,
         )

@@ -155,8 +155,11 @@ class TaskContext:
 class _TaskHandler:
     """
     The event handler that runs one task: called with the L{Event} whose
-    payload is the L{TaskContext}.
+    payload is the L{TaskContext}.  The worker logs task failures itself,
+    with the attempt and what happens next, so the registry does not.
     """
+
+    log_failures = False
 
     def __init__(self, spec: TaskSpec, run_in_thread: Callable[..., Deferred[Any]]) -> None:
         self.spec = spec
