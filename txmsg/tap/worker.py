@@ -75,6 +75,13 @@ class Options(OpsOptions):
         ["max-retries", "r", "3", "Retries after a failure before dead-lettering."],
         ["retry-delay", None, "1", "Seconds before the first retry (doubling each time)."],
         ["retry-max-delay", None, "300", "Longest wait between retries, in seconds."],
+        [
+            "queue-type",
+            None,
+            None,
+            "Declare new work and dead-letter queues of this type: quorum (replicated "
+            "across a cluster) or classic (the broker's default when not given).",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -135,6 +142,8 @@ class Options(OpsOptions):
                 raise usage.UsageError(str(e))
         if not self["queues"]:
             self["queues"] = [] if raw and not self["tasks"] else ["tasks"]
+        if self["queue-type"] not in (None, "classic", "quorum"):
+            raise usage.UsageError("--queue-type must be quorum or classic")
         self["amqp"] = self["amqp"] or os.environ.get("TXMSG_AMQP_URL") or None
         self["redis"] = self["redis"] or os.environ.get("TXMSG_REDIS_URL") or None
 
@@ -167,6 +176,7 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         retry=options["retry"],
         on_shutdown=shutdown,
         handle_signals=True,
+        queue_type=options["queue-type"],
         reactor=reactor,
     )
     if options["health"] is not None:

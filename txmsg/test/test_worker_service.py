@@ -132,6 +132,22 @@ class WorkerServiceTests(SynchronousTestCase):
         )
         self.assertIsNone(declared["work"]["arguments"])
 
+    def test_quorum_queues(self) -> None:
+        """
+        With C{queue_type="quorum"} the work and dead-letter queues are
+        declared as quorum queues; the delay queues stay classic.
+        """
+        self.start(queue_type="quorum")
+        declared = {
+            kw["queue"]: kw["arguments"] or {}
+            for ch in self.conn.channels
+            for name, kw in ch.calls
+            if name == "queue_declare"
+        }
+        self.assertEqual(declared["work"], {"x-queue-type": "quorum"})
+        self.assertEqual(declared["work.dead"], {"x-queue-type": "quorum"})
+        self.assertNotIn("x-queue-type", declared["work.retry.1000ms"])
+
     def test_success_replies_then_acks(self) -> None:
         """
         A task's result goes to C{reply_to} with the same correlation id; the

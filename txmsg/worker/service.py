@@ -128,6 +128,7 @@ class WorkerService(MultiService):
         lag_warning: float = 0.5,
         on_shutdown: Callable[[], Any] | None = None,
         handle_signals: bool = False,
+        queue_type: str | None = None,
         events: Any = None,
         reactor: Any = None,
         amqp: Any = None,
@@ -157,6 +158,11 @@ class WorkerService(MultiService):
             (default: stop this service).  C{twistd} passes C{reactor.stop}.
         @param handle_signals: when stopping, make a second SIGTERM/SIGINT
             cut the grace period short (for C{twistd}).
+        @param queue_type: C{x-queue-type} of the work and dead-letter queues,
+            e.g. C{"quorum"} for queues replicated across a RabbitMQ cluster
+            (the delay queues stay classic: they only hold messages briefly).
+            An existing queue keeps its type: RabbitMQ refuses to redeclare
+            it as another.
         @param events: an L{txmsg.events.EventRegistry} to dispatch on
             (default: a new one).
         @param reactor: the reactor (default: the global one).
@@ -188,6 +194,7 @@ class WorkerService(MultiService):
         self.lag_warning = lag_warning
         self._on_shutdown = on_shutdown
         self._handle_signals = handle_signals
+        self.queue_type = queue_type
         self.stats = WorkerStats(clock=reactor)
         self.state = "stopped"
         self._running: dict[str, TaskContext] = {}
@@ -245,9 +252,12 @@ class WorkerService(MultiService):
         from txmsg.amqp import Queue, queue_arguments
 
         declarations = []
+        kind = queue_arguments(queue_type=self.queue_type) if self.queue_type else {}
         for queue in self.queues:
-            declarations.append(Queue(queue, durable=True))
-            declarations.append(Queue(dead_letter_queue_name(queue), durable=True))
+            declarations.append(Queue(queue, durable=True, arguments=dict(kind)))
+            declarations.append(
+                Queue(dead_letter_queue_name(queue), durable=True, arguments=dict(kind))
+            )
             if queue in self.raw_handlers:
                 continue
             for step in self.retry_steps():
