@@ -114,13 +114,17 @@ class PoisonMessageTests(TestCase):
 
         self.worker.assert_running()
         log = self.worker.log()
-        self.assertEqual(log.count("Task failed (attempt"), 2)
+        # Two retries, each one warning line; then the final failure, logged
+        # with its traceback.
+        self.assertEqual(log.count("failed on attempt"), 2, log)
+        self.assertEqual(log.count("failed on its last attempt (3)"), 1, log)
         status = self.worker.terminate()
         self.assertEqual(status, -15, log)
         log = self.worker.log()
         self.assertIn("Server Shut Down.", log)
-        # The only tracebacks logged are the three runs of the failing task.
-        self.assertEqual(log.count("Traceback"), 3, log)
+        # The only traceback logged is the failing task's last run; its two
+        # earlier runs are one warning line each.
+        self.assertEqual(log.count("Traceback"), 1, log)
         self.assertEqual(log.count("TaskFailed: boom"), 3, log)
         for q in (self.queue, self.queue + ".retry.200ms", self.queue + ".retry.400ms"):
             self.assertEqual(c.count(q), 0, q)

@@ -385,7 +385,9 @@ class WorkerService(MultiService):
         # Stop the AMQP connection (flushes acks and confirms), then Redis,
         # then whatever else was added; not all at once as MultiService would.
         for service in [self.amqp, self.redis] + list(self):
-            if service is not None and service.running:
+            # Only our own children: a shared RedisService (passed in, with
+            # another parent) is stopped by its owner.
+            if service is not None and service.parent is self and service.running:
                 await service.stopService()
         Service.stopService(self)
         for registration_handler in self._task_handlers.values():
