@@ -320,10 +320,10 @@ class WorkerService(MultiService):
                 "(--redis): they may run more than once per id",
                 tasks=", ".join(idempotent),
             )
+        self.state = "running"
         self._start_timer(self._check_lag, 1.0)
         if self.redis is not None:
             self._start_timer(self._beat, self.heartbeat, now=True)
-        self.state = "running"
         self.log.info(
             "Worker {name} consuming {queues} (prefetch {prefetch}, {concurrency} threads, "
             "tasks: {tasks})",
