@@ -9,17 +9,21 @@ VENV=${VENV:-.venv}
 PORT=${ECHO_PORT:-8007}
 say() { printf '\n==> %s\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+wait_for_log() { # PID LOGFILE PATTERN WHAT
+    for _ in $(seq 100); do
+        grep -q "$3" "$2" && return 0
+        kill -0 "$1" 2>/dev/null || { cat "$2"; echo "$4 did not start" >&2; exit 1; }
+        sleep 0.1
+    done
+    cat "$2"; echo "$4 did not start within 10 s" >&2; exit 1
+}
 LOG=$(mktemp -t txmsg-echo.XXXXXX.log)
 
 say "Starting the echo server: twistd -n txmsg-echo --listen tcp:$PORT (log: $LOG)"
 "$VENV/bin/twistd" -n --pidfile= txmsg-echo --listen "tcp:$PORT" >"$LOG" 2>&1 &
 server=$!
 trap 'kill -TERM $server 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-    grep -q "listening on" "$LOG" && break
-    kill -0 $server 2>/dev/null || { cat "$LOG"; echo "the echo server did not start" >&2; exit 1; }
-    sleep 0.1
-done
+wait_for_log $server "$LOG" "listening on" "the echo server"
 grep "listening on" "$LOG" | sed 's/^/   /'
 
 say "One message"
@@ -53,11 +57,7 @@ say "Starting a task worker: twistd -n txmsg-worker --tasks examples.example_tas
     --redis redis://127.0.0.1:6379/0 --name demo-worker --max-retries 2 >"$WLOG" 2>&1 &
 worker=$!
 trap 'kill -TERM $worker 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    grep -q "Consuming $Q" "$WLOG" && break
-    kill -0 $worker 2>/dev/null || { cat "$WLOG"; echo "the worker did not start" >&2; exit 1; }
-    sleep 0.1
-done
+wait_for_log $worker "$WLOG" "Consuming $Q" "the worker"
 grep -E "Worker demo-worker consuming|Consuming $Q" "$WLOG" | sed 's/^/   /'
 
 say "A task and its result"
