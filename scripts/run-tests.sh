@@ -15,7 +15,7 @@ run_suite() { # NAME PACKAGE TRIAL-COMMAND...
     shift 2
     out=$(mktemp)
     printf '\n==> %s tests: %s %s\n' "$name" "${*#$VENV/bin/}" "$package"
-    "$@" --temp-directory="_trial_temp/$package" "$package" 2>&1 | tee "$out"
+    "$@" --temp-directory="_trial_temp_$package" "$package" 2>&1 | tee "$out"
     local rc=${PIPESTATUS[0]}
     ran=$(grep -oE '^Ran [0-9]+ test' "$out" | grep -oE '[0-9]+' | tail -1)
     passed=$(grep -oE 'successes=[0-9]+' "$out" | grep -oE '[0-9]+' | tail -1)

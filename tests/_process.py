@@ -64,8 +64,11 @@ class TwistdProcess:
     C{twistd -n} running one plugin in a subprocess, its log in a file.
     """
 
-    def __init__(self, plugin: str, args: Sequence[str] = (), ready: str = "listening on") -> None:
+    def __init__(
+        self, plugin: str, args: Sequence[str] = (), ready: str = "listening on", env: dict | None = None
+    ) -> None:
         self.plugin = plugin
+        self.env = env
         self.args = list(args)
         self.ready = ready
         self.logfile = tempfile.NamedTemporaryFile(prefix="txmsg-twistd-", suffix=".log", delete=False)
@@ -81,6 +84,7 @@ class TwistdProcess:
             stdout=self.logfile,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env=self.env,
         )
 
         def ready() -> bool:

@@ -53,6 +53,8 @@ class _Delivery:
     _cache: dict[str, tuple[Registration, ...]]
     _queue: list[tuple[Event, tuple[Registration, ...], Any]]
     _drain_call: Any
+    dispatch_counts: dict[str, int]
+    failure_counts: dict[str, int]
 
     if TYPE_CHECKING:
 
@@ -170,7 +172,9 @@ class _Delivery:
         self._drain_call = None
         batch = self._queue
         self._queue = []
+        counts = self.dispatch_counts
         for event, regs, gather in batch:
+            counts[event.name] = counts.get(event.name, 0) + 1
             if gather is not None:
                 self._deliver(event, regs, gather)
                 continue
@@ -268,13 +272,17 @@ class _Delivery:
         @return: whether the failure is a timeout.
         """
         timed_out = failure.check(HandlerTimeoutError) is not None
-        self.log.failure(
-            "Event handler {handler!r} failed handling {event_name!r}",
-            failure,
-            handler=reg.handler,
-            event_name=event.name,
-            timed_out=timed_out,
-        )
+        self.failure_counts[event.name] = self.failure_counts.get(event.name, 0) + 1
+        # A handler whose caller reports its failures itself (the worker does,
+        # with retry context) sets log_failures = False.
+        if getattr(reg.handler, "log_failures", True):
+            self.log.failure(
+                "Event handler {handler!r} failed handling {event_name!r}",
+                failure,
+                handler=reg.handler,
+                event_name=event.name,
+                timed_out=timed_out,
+            )
         if event.name != HANDLER_FAILED:
             self.emit(
                 HANDLER_FAILED,

@@ -53,6 +53,11 @@ class EventRegistry(_Delivery):
         self._drain_call: Any = None
         self._seq = 0
         self._objects: dict[int, tuple[object, list[Registration]]] = {}
+        #: Event name -> events delivered (an C{emit()} that matched no
+        #: handler is not delivered, so not counted).
+        self.dispatch_counts: dict[str, int] = {}
+        #: Event name -> handler failures (timeouts included).
+        self.failure_counts: dict[str, int] = {}
 
     # -- reactor, resolved late ------------------------------------------------
 

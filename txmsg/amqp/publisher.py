@@ -230,6 +230,7 @@ class _Publish:
 
     def _settle(self, result: Any) -> None:
         self._done()
+        self.publisher._count(result)
         if isinstance(result, Failure):
             self.result.errback(result)
         else:
@@ -286,7 +287,24 @@ class Publisher:
         self._outstanding = 0
         self._drained: list[Deferred] = []
         self._stopped = False
+        #: Counters: publishes asked for, and how they settled.
+        self.published = 0
+        self.confirmed = 0
+        self.nacked = 0
+        self.returned = 0
+        self.failed = 0
         connection.add_participant(self)
+
+    def _count(self, result: Any) -> None:
+        """Count how one publish settled (confirmed, nacked, returned or failed)."""
+        if not isinstance(result, Failure):
+            self.confirmed += 1
+        elif result.check(PublishReturned):
+            self.returned += 1
+        elif result.check(PublishNacked):
+            self.nacked += 1
+        else:
+            self.failed += 1
 
     @property
     def unconfirmed(self) -> int:
@@ -338,6 +356,7 @@ class Publisher:
         )
         op = _Publish(self, (exchange, routing_key, body, props, mandatory))
         self._outstanding += 1
+        self.published += 1
         if timeout is _DEFAULT:
             # Default deadlines are in FIFO order: one sweeping timer serves all.
             timeout = self._timeout

@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from txmsg.echo import EchoDatagramProtocol, EchoServerFactory
+from txmsg.ops.options import OpsOptions
 from txmsg.transport import server_endpoint, write_through_applies
 
 __all__ = ["DEFAULT_LISTEN", "EchoService", "Options", "makeService"]
@@ -62,14 +63,15 @@ def _positive_float(name: str, value: str) -> float:
     return n
 
 
-class Options(usage.Options):
+class Options(OpsOptions):
     """
     Command-line options of C{twistd txmsg-echo}.
     """
 
     synopsis = (
         "[--listen ENDPOINT]... [--max-connections N] [--idle-timeout SECONDS] "
-        "[--udp [HOST:]PORT] [--no-write-through]"
+        "[--udp [HOST:]PORT] [--no-write-through] "
+        "[--health ENDPOINT] [--log-format text|json]"
     )
     longdesc = (
         "Echo every byte back to its sender. ENDPOINT is a Twisted server endpoint "
@@ -120,6 +122,7 @@ class Options(usage.Options):
         """
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
+        self.post_ops_options()
         self["max-connections"] = _positive_int("max-connections", self["max-connections"])
         self["idle-timeout"] = _positive_float("idle-timeout", self["idle-timeout"])
         udp = self["udp"]
@@ -228,4 +231,10 @@ def makeService(options: Options, reactor: Any = None) -> EchoService:
         udp = UDPServer(port, EchoDatagramProtocol(), interface=host, reactor=reactor)
         udp.setName("udp:{}:{}".format(host, port))
         udp.setServiceParent(service)
+    if options["health"] is not None:
+        from txmsg.ops.service import echo_health
+
+        health = echo_health(service, options["health"], reactor=reactor)
+        health.setName("health")
+        health.setServiceParent(service)
     return service

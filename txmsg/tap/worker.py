@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted.python import usage
 
+from txmsg.ops.options import OpsOptions
 from txmsg.worker.retry import RetryPolicy
 from txmsg.worker.tasks import TaskRegistry, load_tasks
 
@@ -50,7 +51,7 @@ def load_function(spec: str) -> Any:
     return function
 
 
-class Options(usage.Options):
+class Options(OpsOptions):
     """
     Command-line options of C{twistd txmsg-worker}.
     """
@@ -74,6 +75,13 @@ class Options(usage.Options):
         ["max-retries", "r", "3", "Retries after a failure before dead-lettering."],
         ["retry-delay", None, "1", "Seconds before the first retry (doubling each time)."],
         ["retry-max-delay", None, "300", "Longest wait between retries, in seconds."],
+        [
+            "queue-type",
+            None,
+            None,
+            "Declare new work and dead-letter queues of this type: quorum (replicated "
+            "across a cluster) or classic (the broker's default when not given).",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -103,6 +111,7 @@ class Options(usage.Options):
         """
         Validate numbers, load the task module and raw handlers.
         """
+        self.post_ops_options()
         self["prefetch"] = _number("prefetch", self["prefetch"], int, 1)
         self["concurrency"] = _number("concurrency", self["concurrency"], int, 1)
         self["grace"] = _number("grace", self["grace"], float, 0)
@@ -133,6 +142,8 @@ class Options(usage.Options):
                 raise usage.UsageError(str(e))
         if not self["queues"]:
             self["queues"] = [] if raw and not self["tasks"] else ["tasks"]
+        if self["queue-type"] not in (None, "classic", "quorum"):
+            raise usage.UsageError("--queue-type must be quorum or classic")
         self["amqp"] = self["amqp"] or os.environ.get("TXMSG_AMQP_URL") or None
         self["redis"] = self["redis"] or os.environ.get("TXMSG_REDIS_URL") or None
 
@@ -152,7 +163,7 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         if reactor.running:
             reactor.stop()
 
-    return WorkerService(
+    worker = WorkerService(
         options["task-registry"],
         queues=[q for q in options["queues"] if q not in options["raw"]],
         raw_handlers=options["raw"],
@@ -165,5 +176,13 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         retry=options["retry"],
         on_shutdown=shutdown,
         handle_signals=True,
+        queue_type=options["queue-type"],
         reactor=reactor,
     )
+    if options["health"] is not None:
+        from txmsg.ops.service import worker_health
+
+        health = worker_health(worker, options["health"], reactor=reactor)
+        health.setName("health")
+        health.setServiceParent(worker)
+    return worker

@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.redis.cache import Cache, CacheDecodeError
 from txmsg.serializers import SerializationError
-from txmsg.test._primitives_fakes import FakeRedis
+from txmsg._testing_redis_store import FakeRedis
 
 _EXPLOITED: list[str] = []
 

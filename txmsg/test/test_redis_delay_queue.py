@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from txmsg.events import EventRegistry
 from txmsg.redis.delay_queue import DelayedItem, DelayQueue
 from txmsg.redis.list_queue import ReliableQueue
-from txmsg.test._primitives_fakes import FakeRedis
+from txmsg._testing_redis_store import FakeRedis
 
 
 class FakePubSub:

@@ -13,7 +13,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.redis.list_queue import ReliableQueue
-from txmsg.test._primitives_fakes import FakeRedis
+from txmsg._testing_redis_store import FakeRedis
 
 
 class SplitRedis:

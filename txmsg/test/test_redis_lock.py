@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.redis.lock import Lock, LockError, LockNotAcquired, LockNotOwned
-from txmsg.test._primitives_fakes import FakeRedis
+from txmsg._testing_redis_store import FakeRedis
 
 
 class LockTests(SynchronousTestCase):

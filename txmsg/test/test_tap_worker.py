@@ -96,6 +96,13 @@ class OptionsTests(SynchronousTestCase):
         for args in [("--prefetch", "0"), ("--concurrency", "x"), ("--grace", "-1"), ("--max-retries", "-2")]:
             self.assertRaises(UsageError, parse, "--tasks", SAMPLE, *args)
 
+    def test_queue_type(self) -> None:
+        """
+        C{--queue-type} takes quorum or classic.
+        """
+        self.assertEqual(parse("-t", SAMPLE, "--queue-type", "quorum")["queue-type"], "quorum")
+        self.assertRaises(UsageError, parse, "-t", SAMPLE, "--queue-type", "stream")
+
     def test_raw_handler(self) -> None:
         """
         C{--raw-handler QUEUE=module:function} binds that queue; without

@@ -132,6 +132,22 @@ class WorkerServiceTests(SynchronousTestCase):
         )
         self.assertIsNone(declared["work"]["arguments"])
 
+    def test_quorum_queues(self) -> None:
+        """
+        With C{queue_type="quorum"} the work and dead-letter queues are
+        declared as quorum queues; the delay queues stay classic.
+        """
+        self.start(queue_type="quorum")
+        declared = {
+            kw["queue"]: kw["arguments"] or {}
+            for ch in self.conn.channels
+            for name, kw in ch.calls
+            if name == "queue_declare"
+        }
+        self.assertEqual(declared["work"], {"x-queue-type": "quorum"})
+        self.assertEqual(declared["work.dead"], {"x-queue-type": "quorum"})
+        self.assertNotIn("x-queue-type", declared["work.retry.1000ms"])
+
     def test_success_replies_then_acks(self) -> None:
         """
         A task's result goes to C{reply_to} with the same correlation id; the
@@ -151,7 +167,8 @@ class WorkerServiceTests(SynchronousTestCase):
     def test_failure_goes_to_retry_queue(self) -> None:
         """
         A failing task is republished to the delay queue of its first backoff
-        step with its attempt count, then acked; nothing waits in memory.
+        step with its attempt count, then acked; nothing waits in memory, and
+        no error is logged for a failure that will be retried.
         """
         self.start()
         body = encode_task(Task("boom", (), {}, "t2"))
@@ -164,7 +181,8 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertEqual(props.delivery_mode, 2)
         self.assertEqual(self.consumer_channel.acks, [tag])
         self.assertEqual(self.worker.stats.retried, 1)
-        self.flushLoggedErrors(ZeroDivisionError)
+        # A failure that will be retried is a warning, not a logged error.
+        self.assertEqual(self.flushLoggedErrors(ZeroDivisionError), [])
 
     def test_second_retry_waits_longer(self) -> None:
         """
@@ -336,6 +354,38 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertEqual(self.worker.stats.requeued, 1)
         self.flushLoggedErrors()
 
+    def test_cancelled_tasks_log_no_error(self) -> None:
+        """
+        A task cancelled on purpose (C{stop-job}, C{kill-horse}, end of the
+        grace period) is not logged as a failed event handler: a clean
+        shutdown logs no traceback.  The dead letter of a stopped job still
+        names C{CancelledError}.
+        """
+        from twisted.internet.defer import CancelledError
+
+        from txmsg.redis.control import ControlCommand
+
+        self.start(grace=10)
+        self.deliver(encode_task(Task("slow", (), {}, "job-1")))
+        self.worker._control_stop_job(ControlCommand("stop-job", {"job_id": "job-1"}))
+        self.clock.advance(0)
+        [(key, _, props)] = self.publishes()
+        self.assertEqual(key, "work.dead")
+        self.assertEqual(props.headers[ERROR_TYPE_HEADER], "CancelledError")
+        self.assertIn("stop-job", props.headers["x-txmsg-error-message"])
+        self.deliver(encode_task(Task("slow", (), {}, "job-2")))
+        self.worker._control_kill_horse(ControlCommand("kill-horse", {}))
+        self.clock.advance(0)
+        self.assertEqual([k for k, _, _ in self.publishes()], ["work.dead"])
+        self.deliver(encode_task(Task("slow", (), {}, "job-3")))
+        d = self.worker.stopService()
+        self.clock.advance(10)
+        self.successResultOf(d)
+        self.assertEqual(self.worker.stats.cancelled, 2)
+        self.assertEqual(self.worker.stats.requeued, 1)
+        self.assertEqual(self.flushLoggedErrors(CancelledError), [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_raw_handler(self) -> None:
         """
         A raw queue hands the body bytes to its function (in the pool) and
@@ -415,11 +465,16 @@ class WorkerServiceTests(SynchronousTestCase):
             def control_listener(self, *a: Any, **kw: Any) -> None:
                 pass
 
-            def set(self, key: str, value: str, expire: int, only_if_not_exists: bool) -> Any:
-                if key in self.keys:
+            def set(
+                self, key: str, value: str, expire: int = 0, only_if_not_exists: bool = False
+            ) -> Any:
+                if only_if_not_exists and key in self.keys:
                     return succeed(None)
                 self.keys[key] = value
                 return succeed("OK")
+
+            def sadd(self, key: str, member: str) -> Any:
+                return succeed(1)
 
             def delete(self, key: str) -> Any:
                 return succeed(int(self.keys.pop(key, None) is not None))
@@ -438,6 +493,7 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertEqual(self.worker.stats.duplicates, 1)
         self.assertEqual(len(self.consumer_channel.acks), 2)
         self.assertIn("txmsg:task-ran:same-id", redis.keys)
+        self.assertIn("txmsg:worker:w1", redis.keys)  # the first heartbeat
         self.deliver(encode_task(Task("once_fails", (), {}, "f-id")))
         [(key, _, _)] = self.publishes()
         self.assertEqual(key, "work.retry.1000ms")

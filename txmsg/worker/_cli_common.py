@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
-__all__ = ["CommandError", "amqp_connection", "json_or_text", "say"]
+__all__ = ["CommandError", "amqp_connection", "json_or_text", "run_command", "say"]
 
 
 class CommandError(Exception):
@@ -27,6 +27,25 @@ def say(command: str, message: str) -> None:
     Print one error line for C{command} on standard error.
     """
     print("txmsg {}: {}".format(command, message), file=sys.stderr)
+
+
+def run_command(command: str, main: Awaitable[int]) -> Any:
+    """
+    Run a command's coroutine on the reactor: its exit status, or 1 with one
+    line on standard error when it raised L{CommandError}.
+
+    @return: a Deferred firing with the exit status.
+    """
+    from twisted.internet.defer import Deferred
+
+    async def guarded() -> int:
+        try:
+            return await main
+        except CommandError as e:
+            say(command, str(e))
+            return 1
+
+    return Deferred.fromCoroutine(guarded())
 
 
 def json_or_text(value: str) -> Any:

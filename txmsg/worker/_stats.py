@@ -6,9 +6,47 @@ The worker's running counters.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any
 
 from txmsg.worker.envelope import Task
+
+#: Task-name labels for deliveries that name no task of this worker (a fixed
+#: label keeps metrics' cardinality bounded whatever the senders put there).
+MALFORMED_TASK = "<malformed>"
+UNKNOWN_TASK = "<unknown>"
+RAW_TASK = "<raw>"
+
+#: Upper bounds (seconds) of the task-duration histogram buckets.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class DurationHistogram:
+    """
+    Counts of observed durations per bucket (not cumulative), their sum and
+    count: the cheapest form a Prometheus histogram can be built from at
+    scrape time.
+
+    @ivar bounds: the bucket upper bounds, ascending; one more bucket
+        (C{+Inf}) holds everything above the last.
+    @ivar counts: observations per bucket, C{len(bounds) + 1} of them.
+    """
+
+    __slots__ = ("bounds", "counts", "sum", "count")
+
+    def __init__(self, bounds: tuple[float, ...] = DURATION_BUCKETS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        """
+        Record one duration (a value equal to a bound goes in that bound's bucket).
+        """
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+        self.count += 1
 
 
 class WorkerStats:
@@ -34,6 +72,13 @@ class WorkerStats:
         self.started_at: dict[str, float] = {}
         self.max_lag = 0.0
         self._last_tick: float | None = None
+        #: (queue, task, outcome) -> deliveries; outcome is C{succeeded},
+        #: C{retried}, C{dead_lettered} or C{requeued}.
+        self.outcomes: dict[tuple[str, str, str], int] = {}
+        #: (queue, task, reason) -> deliveries sent to the dead-letter queue.
+        self.dead_letter_reasons: dict[tuple[str, str, str], int] = {}
+        #: (queue, task) -> how long runs took, whatever their outcome.
+        self.durations: dict[tuple[str, str], DurationHistogram] = {}
 
     def started(self, task: Task) -> None:
         """
@@ -41,11 +86,34 @@ class WorkerStats:
         """
         self.started_at[task.id] = self._clock.seconds()
 
-    def finished(self, task: Task) -> None:
+    def finished(self, task: Task, queue: str | None = None) -> None:
         """
-        C{task} stopped running (whatever the outcome).
+        C{task} stopped running (whatever the outcome); with C{queue}, its
+        run time is added to the duration histogram of C{(queue, task.name)}.
         """
-        self.started_at.pop(task.id, None)
+        started = self.started_at.pop(task.id, None)
+        if queue is not None and started is not None:
+            key = (queue, task.name)
+            histogram = self.durations.get(key)
+            if histogram is None:
+                histogram = self.durations[key] = DurationHistogram()
+            histogram.observe(max(0.0, self._clock.seconds() - started))
+
+    def record(self, queue: str, task: str, outcome: str, reason: str | None = None) -> None:
+        """
+        Count what became of one delivery, by queue and task name (the
+        totals such as L{succeeded} are counted separately).
+
+        @param outcome: C{succeeded}, C{retried}, C{dead_lettered}, C{requeued}
+            or C{duplicate} (an idempotent task that already ran).
+        @param reason: for dead letters: C{malformed}, C{unknown-task},
+            C{bad-arguments}, C{failed} or C{cancelled}.
+        """
+        key = (queue, task, outcome)
+        self.outcomes[key] = self.outcomes.get(key, 0) + 1
+        if reason is not None:
+            key = (queue, task, reason)
+            self.dead_letter_reasons[key] = self.dead_letter_reasons.get(key, 0) + 1
 
     def tick(self, now: float, interval: float) -> float:
         """

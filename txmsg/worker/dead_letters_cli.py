@@ -22,7 +22,7 @@ from twisted.python import usage
 
 from txmsg._options import GnuOptions
 
-from txmsg.worker._cli_common import CommandError, amqp_connection, say
+from txmsg.worker._cli_common import CommandError, amqp_connection, run_command, say
 from txmsg.worker.retry import ATTEMPT_HEADER, dead_letter_queue_name
 
 __all__ = ["Options", "describe", "run"]
@@ -146,12 +146,4 @@ def run(reactor: Any, options: Options) -> Deferred[int]:
     """
     Run C{txmsg dead-letters}.
     """
-
-    async def main() -> int:
-        try:
-            return await _main(reactor, options)
-        except CommandError as e:
-            say("dead-letters", str(e))
-            return 1
-
-    return Deferred.fromCoroutine(main())
+    return run_command("dead-letters", _main(reactor, options))

@@ -21,7 +21,7 @@ from twisted.python import usage
 
 from txmsg._options import GnuOptions
 
-from txmsg.worker._cli_common import CommandError, amqp_connection, json_or_text, say
+from txmsg.worker._cli_common import amqp_connection, json_or_text, run_command, say
 
 __all__ = ["Options", "run"]
 
@@ -150,12 +150,4 @@ def run(reactor: Any, options: Options) -> Deferred[int]:
     """
     Run C{txmsg send}.
     """
-
-    async def main() -> int:
-        try:
-            return await _send(reactor, options)
-        except CommandError as e:
-            say("send", str(e))
-            return 1
-
-    return Deferred.fromCoroutine(main())
+    return run_command("send", _send(reactor, options))

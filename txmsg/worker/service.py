@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -59,8 +59,8 @@ from txmsg.worker.retry import (
     dead_letter_queue_name,
     retry_queue_name,
 )
-from txmsg.worker._stats import WorkerStats
-from txmsg.worker.tasks import TaskContext, TaskRegistry
+from txmsg.worker._stats import MALFORMED_TASK, RAW_TASK, UNKNOWN_TASK, WorkerStats
+from txmsg.worker.tasks import _CANCELLED, TaskContext, TaskRegistry
 
 __all__ = ["WorkerService", "default_worker_name"]
 
@@ -79,6 +79,13 @@ def default_worker_name() -> str:
     C{<host>.<pid>}: unique per process on a machine.
     """
     return "{}.{}".format(socket.gethostname(), os.getpid())
+
+
+def _one_line(failure: Failure, timed_out: bool) -> str:
+    if timed_out:
+        return "timed out"
+    name = failure.type.__name__ if failure.type else "Error"
+    return "{}: {}".format(name, failure.getErrorMessage())
 
 
 def _traceback_summary(failure: Failure, limit: int = 2000) -> str:
@@ -121,6 +128,7 @@ class WorkerService(MultiService):
         lag_warning: float = 0.5,
         on_shutdown: Callable[[], Any] | None = None,
         handle_signals: bool = False,
+        queue_type: str | None = None,
         events: Any = None,
         reactor: Any = None,
         amqp: Any = None,
@@ -150,6 +158,11 @@ class WorkerService(MultiService):
             (default: stop this service).  C{twistd} passes C{reactor.stop}.
         @param handle_signals: when stopping, make a second SIGTERM/SIGINT
             cut the grace period short (for C{twistd}).
+        @param queue_type: C{x-queue-type} of the work and dead-letter queues,
+            e.g. C{"quorum"} for queues replicated across a RabbitMQ cluster
+            (the delay queues stay classic: they only hold messages briefly).
+            An existing queue keeps its type: RabbitMQ refuses to redeclare
+            it as another.
         @param events: an L{txmsg.events.EventRegistry} to dispatch on
             (default: a new one).
         @param reactor: the reactor (default: the global one).
@@ -181,6 +194,7 @@ class WorkerService(MultiService):
         self.lag_warning = lag_warning
         self._on_shutdown = on_shutdown
         self._handle_signals = handle_signals
+        self.queue_type = queue_type
         self.stats = WorkerStats(clock=reactor)
         self.state = "stopped"
         self._running: dict[str, TaskContext] = {}
@@ -238,9 +252,12 @@ class WorkerService(MultiService):
         from txmsg.amqp import Queue, queue_arguments
 
         declarations = []
+        kind = queue_arguments(queue_type=self.queue_type) if self.queue_type else {}
         for queue in self.queues:
-            declarations.append(Queue(queue, durable=True))
-            declarations.append(Queue(dead_letter_queue_name(queue), durable=True))
+            declarations.append(Queue(queue, durable=True, arguments=dict(kind)))
+            declarations.append(
+                Queue(dead_letter_queue_name(queue), durable=True, arguments=dict(kind))
+            )
             if queue in self.raw_handlers:
                 continue
             for step in self.retry_steps():
@@ -303,10 +320,10 @@ class WorkerService(MultiService):
                 "(--redis): they may run more than once per id",
                 tasks=", ".join(idempotent),
             )
+        self.state = "running"
         self._start_timer(self._check_lag, 1.0)
         if self.redis is not None:
-            self._start_timer(self._beat, self.heartbeat)
-        self.state = "running"
+            self._start_timer(self._beat, self.heartbeat, now=True)
         self.log.info(
             "Worker {name} consuming {queues} (prefetch {prefetch}, {concurrency} threads, "
             "tasks: {tasks})",
@@ -327,11 +344,11 @@ class WorkerService(MultiService):
             on_error=ErrorPolicy.REQUEUE,
         )
 
-    def _start_timer(self, function: Callable[[], Any], interval: float) -> None:
+    def _start_timer(self, function: Callable[[], Any], interval: float, now: bool = False) -> None:
         loop = LoopingCall(function)
         loop.clock = self._reactor
         self._timers.append(loop)
-        loop.start(interval, now=False).addErrback(
+        loop.start(interval, now=now).addErrback(
             lambda f: self.log.failure("Worker timer failed", f)
         )
 
@@ -368,7 +385,9 @@ class WorkerService(MultiService):
         # Stop the AMQP connection (flushes acks and confirms), then Redis,
         # then whatever else was added; not all at once as MultiService would.
         for service in [self.amqp, self.redis] + list(self):
-            if service is not None and service.running:
+            # Only our own children: a shared RedisService (passed in, with
+            # another parent) is stopped by its owner.
+            if service is not None and service.parent is self and service.running:
                 await service.stopService()
         Service.stopService(self)
         for registration_handler in self._task_handlers.values():
@@ -435,6 +454,7 @@ class WorkerService(MultiService):
             )
             await self._dead_letter(queue, delivery, "malformed", Failure(e))
             await self._reply_error(delivery, None, "MalformedTask", str(e))
+            self.stats.record(queue, MALFORMED_TASK, "dead_lettered", "malformed")
             return Outcome.ACK
         spec = self.tasks.get(task.name)
         if spec is None:
@@ -443,6 +463,7 @@ class WorkerService(MultiService):
             self.log.warn("Dead-lettering task {id}: {message}", id=task.id, message=message)
             await self._dead_letter(queue, delivery, "unknown-task", Failure(LookupError(message)))
             await self._reply_error(delivery, task.id, "UnknownTask", message)
+            self.stats.record(queue, UNKNOWN_TASK, "dead_lettered", "unknown-task")
             return Outcome.ACK
         bad_arguments = spec.check_arguments(task.args, task.kwargs)
         if bad_arguments is not None:
@@ -451,10 +472,12 @@ class WorkerService(MultiService):
             self.log.warn("Dead-lettering task {id}: {message}", id=task.id, message=message)
             await self._dead_letter(queue, delivery, "bad-arguments", Failure(TypeError(message)))
             await self._reply_error(delivery, task.id, "TypeError", message)
+            self.stats.record(queue, task.name, "dead_lettered", "bad-arguments")
             return Outcome.ACK
         attempt = int(delivery.headers.get(ATTEMPT_HEADER, 0)) + 1
         if spec.idempotent and not await self._claim(task):
             self.stats.duplicates += 1
+            self.stats.record(queue, task.name, "duplicate")
             self.log.info(
                 "Skipping task {id} ({name}): it already ran (idempotency key)",
                 id=task.id,
@@ -489,7 +512,7 @@ class WorkerService(MultiService):
             result = await self.events.dispatch(spec.event_name, context, source="amqp:" + queue)
         finally:
             del self._running[task.id]
-            self.stats.finished(task)
+            self.stats.finished(task, queue)
         handler = self._task_handlers.get(task.name)
         outcomes = [o for o in result.outcomes if o.handler is handler]
         if not outcomes:  # unregistered while it was queued: treat as a failure
@@ -498,12 +521,18 @@ class WorkerService(MultiService):
             value = None
         else:
             outcome_failure, timed_out, value = outcomes[0].failure, outcomes[0].timed_out, outcomes[0].value
+            if value is _CANCELLED:
+                from twisted.internet.defer import CancelledError
+
+                outcome_failure = Failure(CancelledError("cancelled by {}".format(context.cancelled_because)))
         if outcome_failure is None:
             self.stats.succeeded += 1
             await self._reply_ok(delivery, task.id, value)
+            self.stats.record(queue, task.name, "succeeded")
             return None
         if context.cancelled_because == "shutdown":
             self.stats.requeued += 1
+            self.stats.record(queue, task.name, "requeued")
             from txmsg.amqp import RetryLater
 
             raise RetryLater("shutting down")
@@ -513,14 +542,25 @@ class WorkerService(MultiService):
             await self._reply_error(
                 delivery, task.id, "TaskCancelled", "cancelled by " + context.cancelled_because
             )
+            self.stats.record(queue, task.name, "dead_lettered", "cancelled")
             return "cancelled"
         if timed_out:
             self.stats.timed_out += 1
         self.stats.failed += 1
         policy = self._policy(spec.max_retries)
         if policy.should_retry(attempt):
-            await self._retry(queue, delivery, policy, attempt)
+            await self._retry(
+                queue, delivery, policy, attempt, task, _one_line(outcome_failure, timed_out)
+            )
+            self.stats.record(queue, task.name, "retried")
             return "retried"
+        self.log.failure(
+            "Task {task} {id} failed on its last attempt ({attempt}); dead-lettering it",
+            outcome_failure,
+            task=task.name,
+            id=task.id,
+            attempt=attempt,
+        )
         await self._dead_letter(queue, delivery, "failed", outcome_failure, attempt)
         error_type = (
             "TaskTimeout"
@@ -528,6 +568,7 @@ class WorkerService(MultiService):
             else (outcome_failure.type.__name__ if outcome_failure.type else "Error")
         )
         await self._reply_error(delivery, task.id, error_type, outcome_failure.getErrorMessage())
+        self.stats.record(queue, task.name, "dead_lettered", "failed")
         return "dead-lettered"
 
     # -- idempotency keys -------------------------------------------------------
@@ -579,23 +620,37 @@ class WorkerService(MultiService):
                 error=failure.getErrorMessage(),
             )
             await self._dead_letter(queue, delivery, "failed", failure)
+            self.stats.record(queue, RAW_TASK, "dead_lettered", "failed")
             return Outcome.ACK
         self.stats.succeeded += 1
         value = result.values[0] if result.values else None
         if delivery.properties.reply_to and value is not None:
             body = value if isinstance(value, bytes) else str(value).encode("utf-8")
             await self._reply(delivery, body, content_type="text/plain")
+        self.stats.record(queue, RAW_TASK, "succeeded")
         return Outcome.ACK
 
     # -- publishing outcomes --------------------------------------------------
 
-    def _retry(self, queue: str, delivery: Any, policy: RetryPolicy, attempt: int) -> Deferred[None]:
+    def _retry(
+        self,
+        queue: str,
+        delivery: Any,
+        policy: RetryPolicy,
+        attempt: int,
+        task: Task,
+        error: str,
+    ) -> Deferred[None]:
         step = policy.step_delay(attempt)
         target = retry_queue_name(queue, step)
         self.stats.retried += 1
-        self.log.info(
-            "Task failed (attempt {attempt}); retrying in {delay}s via {target}",
+        self.log.warn(
+            "Task {task} {id} failed on attempt {attempt} ({error}); retrying in {delay}s "
+            "via {target}",
+            task=task.name,
+            id=task.id,
             attempt=attempt,
+            error=error,
             delay=step,
             target=target,
         )
@@ -666,6 +721,14 @@ class WorkerService(MultiService):
         return d.addErrback(returned)
 
     # -- control ----------------------------------------------------------------
+
+    @property
+    def consumers(self) -> dict[str, Any]:
+        """
+        The active L{txmsg.amqp.Consumer} of each queue (none while paused
+        or stopped): what health checks and metrics read.
+        """
+        return dict(self._consumers)
 
     def status(self) -> dict[str, Any]:
         """
@@ -745,7 +808,8 @@ class WorkerService(MultiService):
     def _beat(self) -> Deferred[None]:
         from txmsg.worker.registry import register_worker
 
-        return register_worker(self.redis.handler, self.status(), ttl=self.heartbeat * 3).addErrback(
+        d = maybeDeferred(register_worker, self.redis.handler, self.status(), ttl=self.heartbeat * 3)
+        return d.addErrback(
             lambda f: self.log.warn("Worker heartbeat failed: {e}", e=f.getErrorMessage())
         )
 

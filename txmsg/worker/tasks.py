@@ -35,7 +35,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    ensureDeferred,
+    maybeDeferred,
+)
+from twisted.python.failure import Failure
 
 from txmsg.worker.envelope import Task
 
@@ -49,6 +55,11 @@ __all__ = [
 
 #: Tasks are dispatched as events named C{task.<name>}.
 TASK_EVENT_PREFIX = "task."
+
+#: The outcome value of a task the worker cancelled on purpose (control
+#: command or end of the shutdown grace period): not a handler failure, so the
+#: event registry does not log it as one.
+_CANCELLED = object()
 
 
 @dataclass(frozen=True)
@@ -144,8 +155,11 @@ class TaskContext:
 class _TaskHandler:
     """
     The event handler that runs one task: called with the L{Event} whose
-    payload is the L{TaskContext}.
+    payload is the L{TaskContext}.  The worker logs task failures itself,
+    with the attempt and what happens next, so the registry does not.
     """
+
+    log_failures = False
 
     def __init__(self, spec: TaskSpec, run_in_thread: Callable[..., Deferred[Any]]) -> None:
         self.spec = spec
@@ -163,10 +177,16 @@ class _TaskHandler:
         else:
             d = maybeDeferred(_call_async, spec.function, task.args, kwargs)
         context._running = d
-        return d
+        return d.addErrback(_cancelled_on_purpose, context)
 
     def __repr__(self) -> str:
         return "<task {}>".format(self.spec.name)
+
+
+def _cancelled_on_purpose(failure: Failure, context: TaskContext) -> Any:
+    if context.cancelled_because is not None and failure.check(CancelledError):
+        return _CANCELLED
+    return failure
 
 
 def _call_async(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

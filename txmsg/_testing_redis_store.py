@@ -1,7 +1,8 @@
 # -*- test-case-name: txmsg.test.test_redis_lock -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-An in-memory Redis for the primitives' unit tests: the commands they send
+The in-memory Redis store behind L{txmsg.testing.MemoryRedis} and the
+primitives' unit tests: the commands they send
 through C{execute_command}, key expiry on a L{Clock}, blocking BLMOVE, and
 the Lua scripts (EVALSHA/EVAL) re-implemented in Python.  The Lua itself is
 exercised against the real server by the integration tests.

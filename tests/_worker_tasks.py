@@ -1,0 +1,66 @@
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Tasks used by the worker integration tests (loaded by C{twistd txmsg-worker
+--tasks tests._worker_tasks}): they report which process ran them and whether
+the delivery was a redelivery, so tests can tell workers apart.
+"""
+
+import os
+import time
+
+from twisted.internet.task import deferLater
+
+from txmsg.worker import TaskRegistry
+
+tasks = TaskRegistry()
+
+
+@tasks.task
+def square(n, *, context):
+    """
+    C{n * n}, with the worker's pid and the redelivered flag.
+    """
+    return {"value": n * n, "pid": os.getpid(), "redelivered": context.redelivered}
+
+
+@tasks.task(blocking=True)
+def sleep(seconds, *, context):
+    """
+    Block a pool thread for C{seconds}.
+    """
+    time.sleep(seconds)
+    return {"value": seconds, "pid": os.getpid(), "redelivered": context.redelivered}
+
+
+@tasks.task
+async def wait(seconds, *, context):
+    """
+    Wait C{seconds} on the reactor.
+    """
+    from twisted.internet import reactor
+
+    await deferLater(reactor, seconds)
+    return {"value": seconds, "pid": os.getpid(), "redelivered": context.redelivered}
+
+
+@tasks.task
+async def record(path, item, delay=0.0):
+    """
+    Wait C{delay} seconds, then append C{item} as a line to the file C{path}
+    (an outcome record that survives broker restarts).
+    """
+    from twisted.internet import reactor
+
+    if delay:
+        await deferLater(reactor, delay)
+    with open(path, "a") as f:
+        f.write("{}\n".format(item))
+    return item
+
+
+@tasks.task
+def fail(message="always fails"):
+    """
+    Always raise ValueError.
+    """
+    raise ValueError(message)

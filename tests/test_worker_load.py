@@ -1,0 +1,112 @@
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Integration tests: many tasks through several C{twistd -n txmsg-worker}
+processes on the shared RabbitMQ, fair dispatch, and a worker killed with
+SIGKILL while it holds unacked tasks.
+"""
+
+from __future__ import annotations
+
+import time
+
+from twisted.trial.unittest import TestCase
+
+from tests._worker_support import (
+    OneQueueMixin,
+    wait_until,
+)
+
+
+class ManyTasksTests(OneQueueMixin, TestCase):
+    """
+    Two workers share a queue: every task runs and is acked once.
+    """
+
+    timeout = 120
+
+    queue_prefix = "txmsg-worker-load"
+
+    def test_thousand_tasks_two_workers_fair_dispatch(self) -> None:
+        """
+        1,000 tasks through two workers at prefetch 1, the first a 5-second
+        blocking task: every result is correct, each task is answered exactly
+        once, the queue is empty afterwards, and while one worker runs the
+        slow task the other one processes tasks (the slow worker takes no
+        other task meanwhile: prefetch 1 is fair dispatch).
+        """
+        a = self.worker("--prefetch", "1")
+        b = self.worker("--prefetch", "1")
+        slow = self.client.submit(self.queue, "sleep", 5)
+        # Let one worker take the slow task before the rest arrive.
+        wait_until(lambda: self.client.count(self.queue) == 0, 10, "the slow task to be taken")
+        ids = {self.client.submit(self.queue, "square", n): n for n in range(999)}
+        replies = self.client.collect(1000, 90)
+        self.client.linger(1.0)
+        replies = self.client.replies
+
+        by_id = {}
+        for correlation_id, body, _ in replies:
+            self.assertNotIn(correlation_id, by_id, "duplicate reply for {}".format(correlation_id))
+            by_id[correlation_id] = body
+        self.assertEqual(len(by_id), 1000)
+        for task_id, n in ids.items():
+            self.assertEqual(by_id[task_id]["status"], "ok", by_id[task_id])
+            self.assertEqual(by_id[task_id]["result"]["value"], n * n)
+        self.assertEqual(by_id[slow]["result"]["value"], 5)
+
+        slow_pid = by_id[slow]["result"]["pid"]
+        self.assertIn(slow_pid, (a.pid, b.pid))
+        slow_done = [t for c, _, t in replies if c == slow][0]
+        before = [
+            by_id[c]["result"]["pid"] for c, _, t in replies if c != slow and t < slow_done
+        ]
+        other_pid = b.pid if slow_pid == a.pid else a.pid
+        self.assertEqual(
+            [p for p in before if p == slow_pid], [], "the busy worker took tasks at prefetch 1"
+        )
+        self.assertGreater(len([p for p in before if p == other_pid]), 100)
+
+        # Nothing left unacked: after the workers stop, the queue is empty.
+        for w in (a, b):
+            w.assert_clean_stop(w.terminate())
+        self.assertEqual(self.client.count(self.queue), 0)
+        self.assertEqual(self.client.count(self.queue + ".dead"), 0)
+
+
+class KilledWorkerTests(OneQueueMixin, TestCase):
+    """
+    A worker killed with SIGKILL loses nothing: its unacked tasks go back to
+    the queue and another worker runs them.
+    """
+
+    timeout = 120
+
+    queue_prefix = "txmsg-worker-kill"
+
+    def test_sigkill_with_unacked_tasks(self) -> None:
+        """
+        Two workers at prefetch 5 each take 5 two-second tasks; one of them is
+        SIGKILLed while it holds them unacked; all 20 tasks complete, on the
+        other worker (its 5 as redeliveries), none twice, and the queue ends
+        empty.
+        """
+        a = self.worker("--prefetch", "5")
+        b = self.worker("--prefetch", "5")
+        ids = {self.client.submit(self.queue, "wait", 2.0) for _ in range(20)}
+        wait_until(lambda: self.client.count(self.queue) == 10, 10, "both workers to hold 5 tasks")
+        a.kill()
+        killed_at = time.monotonic()
+
+        replies = self.client.collect(20, 60)
+        self.client.linger(1.0)
+        replies = self.client.replies
+        self.assertEqual(sorted(c for c, _, _ in replies), sorted(ids))
+        for _, body, _ in replies:
+            self.assertEqual(body["status"], "ok", body)
+            self.assertEqual(body["result"]["pid"], b.pid)
+        redelivered = [body for _, body, t in replies if body["result"]["redelivered"]]
+        self.assertEqual(len(redelivered), 5)
+        # The killed worker's tasks were not finished by it: all arrived after the kill.
+        self.assertTrue(all(t > killed_at for _, _, t in replies))
+        b.assert_clean_stop(b.terminate())
+        self.assertEqual(self.client.count(self.queue), 0)

@@ -1,0 +1,435 @@
+# -*- test-case-name: txmsg.test.test_testing_broker -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+L{MemoryBroker}: an in-memory RabbitMQ that a real
+L{txmsg.amqp.AMQPConnection} connects to (through a real C{ClientService},
+so reconnection and backoff run for real), with inspection helpers and
+failure injection.  See L{txmsg.testing}.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from txmsg._testing_broker import BrokerError, BrokerMessage, BrokerState
+from txmsg._testing_channel import MemoryChannel
+from txmsg.amqp._fakes import _FakeImpl
+from txmsg.amqp.connection import AMQPConnection
+
+__all__ = ["MemoryAMQPConnection", "MemoryBroker"]
+
+_ADDRESS = IPv4Address("TCP", "127.0.0.1", 5672)
+
+
+class _Transport:
+    """Just enough of an ITransport: losing the connection is all it does."""
+
+    def __init__(self, broker: MemoryBroker, protocol: Any) -> None:
+        self.broker = broker
+        self.protocol = protocol
+        self.reason: Exception | None = None
+        self.disconnecting = False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def writeSequence(self, data: list) -> None:
+        pass
+
+    def getPeer(self) -> IPv4Address:
+        return _ADDRESS
+
+    def getHost(self) -> IPv4Address:
+        return IPv4Address("TCP", "127.0.0.1", 40000)
+
+    def loseConnection(self) -> None:
+        if not self.disconnecting:
+            self.disconnecting = True
+            self.broker.clock.callLater(0, self._lost)
+
+    abortConnection = loseConnection
+
+    def _lost(self) -> None:
+        self.protocol.connectionLost(Failure(self.reason or ConnectionDone()))
+
+
+class MemoryAMQPProtocol(Protocol):
+    """A pika C{TwistedProtocolConnection} look-alike on a L{MemoryBroker}."""
+
+    def __init__(self, broker: MemoryBroker, owner: Any = None) -> None:
+        self.broker = broker
+        self.owner = owner
+        self.clock = broker.clock
+        self.ready: Deferred | None = Deferred()
+        self.closed: Deferred | None = None
+        self.channels: list[MemoryChannel] = []
+        self._impl = _FakeImpl()
+        self._open = False
+        self._lost = False
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the connection is open."""
+        return self._open
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the connection is closed."""
+        return not self._open
+
+    def next_id(self) -> int:
+        """A broker-unique number (consumer tags)."""
+        self.broker._ids += 1
+        return self.broker._ids
+
+    def connectionMade(self) -> None:
+        self.broker.connections.append(self)
+        self.clock.callLater(0, self._handshake)
+
+    def _handshake(self) -> None:
+        if self._lost:
+            return
+        self._open = True
+        self.closed = Deferred()
+        if self.owner is not None:
+            self.owner._protocol_ready(self)
+        d, self.ready = self.ready, None
+        if d is not None:
+            d.callback(self)
+
+    def channel(self, channel_number: int | None = None) -> Deferred:
+        """Open a channel (raises on a closed connection, like pika)."""
+        if not self._open:
+            from pika.exceptions import ConnectionWrongStateError
+
+            raise ConnectionWrongStateError("Connection is closed.")
+        ch = MemoryChannel(self, len(self.channels) + 1)
+        self.channels.append(ch)
+        return succeed(ch)
+
+    def _channel_closed(self, channel: MemoryChannel) -> None:
+        pass
+
+    def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> Any:
+        """Close from the client side; fires C{closed} when done."""
+        if not self._open:
+            return None
+        from pika.exceptions import ConnectionClosedByClient
+
+        self.transport.reason = ConnectionClosedByClient(reply_code, reply_text)
+        self.transport.loseConnection()
+        return self.closed
+
+    def connectionLost(self, reason: Any = None) -> None:
+        was_open, self._open = self._open, False
+        self._lost = True
+        exc = reason.value if isinstance(reason, Failure) else reason
+        if self in self.broker.connections:
+            self.broker.connections.remove(self)
+        for ch in self.channels:
+            ch._close(exc)
+        for name in [n for n, q in self.broker._queues.items() if q.owner is self]:
+            self.broker.delete_queue(name)
+        if self.ready is not None:
+            d, self.ready = self.ready, None
+            d.errback(reason)
+        if self.closed is not None:
+            d, self.closed = self.closed, None
+            d.callback(exc)
+        if self.owner is not None and was_open:
+            self.owner._protocol_lost(self, reason if isinstance(reason, Failure)
+                                      else Failure(exc))
+
+
+class _Factory(Factory):
+    def __init__(self, broker: MemoryBroker, owner: Any) -> None:
+        self.broker = broker
+        self.owner = owner
+
+    def buildProtocol(self, addr: Any) -> MemoryAMQPProtocol:
+        return MemoryAMQPProtocol(self.broker, self.owner)
+
+
+@implementer(IStreamClientEndpoint)
+class _Endpoint:
+    def __init__(self, broker: MemoryBroker) -> None:
+        self.broker = broker
+
+    def connect(self, factory: Any) -> Deferred:
+        if self.broker.refusing:
+            return fail(ConnectionRefusedError("the memory broker refuses connections"))
+        proto = factory.buildProtocol(_ADDRESS)
+        proto.makeConnection(_Transport(self.broker, proto))
+        return succeed(proto)
+
+
+class MemoryAMQPConnection(AMQPConnection):
+    """
+    A real L{AMQPConnection} whose endpoint is a L{MemoryBroker}: topology
+    replay, participants, reconnection and events are txmsg's own code.
+
+    @ivar broker: the L{MemoryBroker}.
+    """
+
+    def __init__(self, broker: MemoryBroker, **kw: Any) -> None:
+        from twisted.application.internet import backoffPolicy
+
+        kw.setdefault("reactor", broker.clock)
+        kw.setdefault("retry_policy",
+                      backoffPolicy(initialDelay=0.5, maxDelay=10.0, jitter=lambda: 0.0))
+        super().__init__("amqp://guest:guest@memory-broker:5672/%2F", **kw)
+        self.broker = broker
+
+    def startService(self) -> None:
+        """Connect (and reconnect) to the memory broker."""
+        from twisted.application.internet import ClientService
+
+        Service.startService(self)
+        self._stopping = False
+        self.log.info("Connecting to the memory AMQP broker")
+        self._client_service = ClientService(
+            _Endpoint(self.broker),
+            _Factory(self.broker, self),
+            retryPolicy=self._retry_policy,
+            clock=self._reactor,
+            prepareConnection=lambda p: p.ready,
+        )
+        self._client_service.startService()
+
+
+class _Rule:
+    def __init__(self, kind: str, count: int | None, routing_key: str,
+                 exchange: str | None, seconds: float = 0.0) -> None:
+        self.kind = kind
+        self.count = count
+        self.routing_key = routing_key
+        self.exchange = exchange
+        self.seconds = seconds
+
+    def take(self, msg: BrokerMessage) -> bool:
+        if self.count is not None and self.count <= 0:
+            return False
+        if self.exchange is not None and msg.exchange != self.exchange:
+            return False
+        if not fnmatchcase(msg.routing_key, self.routing_key):
+            return False
+        if self.count is not None:
+            self.count -= 1
+        return True
+
+
+class MemoryBroker(BrokerState):
+    """
+    An in-memory RabbitMQ driven by a clock.
+
+    Connect real txmsg services with L{connection} (or
+    L{txmsg.testing.memory_amqp}); inspect queues with L{messages},
+    L{message_count}, L{unacked_count}, L{consumer_count}; inject failures
+    with L{drop_connections}, L{refuse_connections}, L{nack_next},
+    L{return_next}, L{delay_next} and L{hold_confirms}.
+
+    Nothing happens until the clock runs: call C{clock.advance(0)} (or
+    L{flush}) to let the broker deliver and confirm.
+
+    @ivar clock: the clock.
+    @ivar published: every accepted publish, as L{BrokerMessage}s.
+    @ivar connections: the open client connections.
+    @ivar acked: how many deliveries were acked.
+    """
+
+    def __init__(self, clock: Any = None) -> None:
+        """
+        @param clock: an C{IReactorTime} (default: a new C{Clock}).
+        """
+        if clock is None:
+            from twisted.internet.task import Clock
+
+            clock = Clock()
+        super().__init__(clock)
+        self.connections: list[MemoryAMQPProtocol] = []
+        self.published: list[BrokerMessage] = []
+        self.refusing = False
+        self.confirm_delay = 0.0
+        self.acked = 0
+        self._ids = 0
+        self._rules: list[_Rule] = []
+        self._holding = False
+        self._held: list[tuple] = []
+
+    def connection(self, **kw: Any) -> MemoryAMQPConnection:
+        """A new (not started) L{AMQPConnection} to this broker."""
+        return MemoryAMQPConnection(self, **kw)
+
+    def flush(self) -> None:
+        """Run everything due now (deliveries, confirms, acks)."""
+        self.clock.advance(0)
+
+    # -- inspection --------------------------------------------------------------
+
+    def messages(self, queue: str) -> list[BrokerMessage]:
+        """The ready (not delivered) messages of C{queue}, head first."""
+        return list(self.queue(queue).ready)
+
+    def message_count(self, queue: str) -> int:
+        """How many messages of C{queue} are ready."""
+        return len(self.queue(queue).ready)
+
+    def unacked_count(self, queue: str) -> int:
+        """How many deliveries of C{queue} wait for an ack."""
+        return self.queue(queue).unacked
+
+    def consumer_count(self, queue: str) -> int:
+        """How many consumers C{queue} has."""
+        return len(self.queue(queue).consumers)
+
+    def has_queue(self, queue: str) -> bool:
+        """Whether C{queue} exists."""
+        return queue in self._queues
+
+    def get(self, queue: str) -> BrokerMessage | None:
+        """Take the head message of C{queue} out (like C{basic_get} with auto-ack)."""
+        q = self.queue(queue)
+        self._expire(q)
+        return q.ready.popleft() if q.ready else None
+
+    def purge(self, queue: str) -> int:
+        """Drop the ready messages of C{queue}; returns how many."""
+        q = self.queue(queue)
+        n = len(q.ready)
+        q.ready.clear()
+        return n
+
+    def publish(self, exchange: str, routing_key: str, body: bytes | str,
+                properties: Any = None, **fields: Any) -> list[str]:
+        """
+        Publish from outside any connection (as another client would).
+
+        @param fields: message properties (C{headers}, C{content_type}, ...).
+        @return: the queues the message was routed to.
+        """
+        from txmsg.amqp.properties import make_properties
+
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        props = make_properties(properties, persistent=False, **fields)
+        msg = BrokerMessage(exchange, routing_key, body, props)
+        names = self.route(exchange, routing_key, props)
+        self.published.append(msg)
+        self.enqueue(names, msg)
+        return names
+
+    # -- failure injection ---------------------------------------------------------
+
+    def drop_connections(self, reply_text: str = "CONNECTION_FORCED - closed by the test",
+                         only: Any = None) -> int:
+        """
+        Close every client connection as the broker would (320): unacked
+        deliveries are requeued, exclusive queues deleted, clients reconnect.
+
+        @param only: an L{AMQPConnection}: drop just its connection.
+        @return: how many connections were dropped.
+        """
+        from pika.exceptions import ConnectionClosedByBroker
+
+        conns = [c for c in self.connections if only is None or c.owner is only]
+        for conn in conns:
+            if conn.transport is not None:
+                conn.transport.reason = ConnectionClosedByBroker(320, reply_text)
+                conn.transport.loseConnection()
+        return len(conns)
+
+    def refuse_connections(self, refuse: bool = True) -> None:
+        """Make new connection attempts fail (C{ConnectionRefusedError}) or succeed."""
+        self.refusing = refuse
+
+    def nack_next(self, count: int | None = 1, routing_key: str = "*",
+                  exchange: str | None = None) -> None:
+        """
+        Nack the next C{count} matching confirmed publishes (not routed):
+        they fail with L{txmsg.amqp.PublishNacked}.
+
+        @param routing_key: a glob on the routing key.
+        @param count: L{None} for every one from now on.
+        """
+        self._rules.append(_Rule("nack", count, routing_key, exchange))
+
+    def return_next(self, count: int | None = 1, routing_key: str = "*",
+                    exchange: str | None = None) -> None:
+        """
+        Treat the next C{count} matching publishes as unroutable: a mandatory
+        one fails with L{txmsg.amqp.PublishReturned}.
+        """
+        self._rules.append(_Rule("return", count, routing_key, exchange))
+
+    def delay_next(self, seconds: float, count: int | None = 1, routing_key: str = "*",
+                   exchange: str | None = None) -> None:
+        """
+        Deliver the next C{count} matching publishes C{seconds} late (they are
+        routed and confirmed at once): e.g. delay an RPC reply (routing key
+        C{"amq.rabbitmq.reply-to.*"}) to test a caller's timeout.
+        """
+        self._rules.append(_Rule("delay", count, routing_key, exchange, seconds))
+
+    def hold_confirms(self) -> None:
+        """Route publishes but withhold their confirms until L{release_confirms}."""
+        self._holding = True
+
+    def release_confirms(self) -> None:
+        """Send the withheld confirms."""
+        self._holding = False
+        held, self._held = self._held, []
+        for channel, seq, outcome in held:
+            channel._confirm(seq, outcome)
+
+    def clear_failures(self) -> None:
+        """Forget every pending injected publish failure."""
+        self._rules = []
+
+    # -- publishing (called by MemoryChannel) ------------------------------------
+
+    def _rule(self, msg: BrokerMessage) -> _Rule | None:
+        for rule in self._rules:
+            if rule.take(msg):
+                return rule
+        return None
+
+    def _accept(self, channel: MemoryChannel, seq: int, msg: BrokerMessage,
+                mandatory: bool) -> None:
+        self._route(channel, seq, msg, mandatory, self._rule(msg))
+
+    def _route(self, channel: MemoryChannel, seq: int, msg: BrokerMessage, mandatory: bool,
+               rule: _Rule | None) -> None:
+        if channel.is_closed:
+            return
+        try:
+            names = self.route(msg.exchange, msg.routing_key, msg.properties)
+        except BrokerError as e:
+            self.clock.callLater(0, channel._broker_close, e, [])
+            return
+        if rule is not None and rule.kind == "nack":
+            outcome: Any = "nack"
+        else:
+            if rule is not None and rule.kind == "return":
+                names = []
+            self.published.append(msg)
+            if rule is not None and rule.kind == "delay":
+                self.clock.callLater(rule.seconds, self.enqueue, names, msg)
+            else:
+                self.enqueue(names, msg)
+            outcome = channel._returned(msg) if (mandatory and not names) else "ack"
+        if not seq:
+            return
+        if self._holding:
+            self._held.append((channel, seq, outcome))
+        else:
+            self.clock.callLater(self.confirm_delay, channel._confirm, seq, outcome)

@@ -1,0 +1,421 @@
+# -*- test-case-name: txmsg.test.test_testing_broker -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+The in-memory AMQP broker behind L{txmsg.testing.MemoryBroker}: exchanges
+(direct, fanout, topic, headers and the default exchange), queues (durable,
+exclusive, auto-delete, server-named), bindings, message TTL and per-message
+expiration (expired at the head of the queue, as RabbitMQ does), dead-letter
+exchanges with C{x-death} headers, and direct reply-to routing.  Time is a
+L{twisted.internet.task.Clock} (or any C{IReactorTime}).
+
+The client side (channels, consumers, acks, confirms) lives in
+L{txmsg._testing_amqp}; this module holds state and routing only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+__all__ = ["BrokerError", "BrokerMessage", "route_topic"]
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+class BrokerError(Exception):
+    """
+    A channel-level AMQP error (it closes the channel it happened on).
+
+    @ivar reply_code: the AMQP code (404 NOT_FOUND, 405 RESOURCE_LOCKED,
+        406 PRECONDITION_FAILED).
+    @ivar reply_text: RabbitMQ-style text.
+    """
+
+    def __init__(self, reply_code: int, reply_text: str) -> None:
+        super().__init__(reply_code, reply_text)
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+
+
+@dataclass
+class BrokerMessage:
+    """
+    A message in the broker.
+
+    @ivar properties: C{pika.BasicProperties}.
+    @ivar expires_at: clock time at which it expires in its current queue.
+    """
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: Any
+    redelivered: bool = False
+    expires_at: float | None = None
+
+    @property
+    def headers(self) -> dict:
+        """The message headers (empty dict when none)."""
+        return dict(self.properties.headers or {})
+
+
+def route_topic(pattern: str, key: str) -> bool:
+    """
+    Whether topic binding C{pattern} (C{*}: one word, C{#}: zero or more)
+    matches routing key C{key}.
+    """
+    p, k = pattern.split("."), key.split(".")
+
+    def match(i: int, j: int) -> bool:
+        if i == len(p):
+            return j == len(k)
+        if p[i] == "#":
+            return any(match(i + 1, jj) for jj in range(j, len(k) + 1))
+        if j == len(k):
+            return False
+        return (p[i] == "*" or p[i] == k[j]) and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+def _headers_match(args: dict, headers: dict) -> bool:
+    mode = str(args.get("x-match", "all"))
+    wanted = {k: v for k, v in args.items() if not k.startswith("x-")}
+    if not wanted:
+        return mode.startswith("all")
+    hits = [k in headers and (v is None or headers[k] == v) for k, v in wanted.items()]
+    return all(hits) if mode.startswith("all") else any(hits)
+
+
+@dataclass
+class _Exchange:
+    name: str
+    type: str
+    durable: bool = True
+    auto_delete: bool = False
+    internal: bool = False
+    arguments: dict = field(default_factory=dict)
+    bindings: list = field(default_factory=list)  # (queue, key, args)
+
+    def route(self, key: str, headers: dict) -> list[str]:
+        out: list[str] = []
+        for queue, bkey, args in self.bindings:
+            if self.type == "fanout":
+                hit = True
+            elif self.type == "topic":
+                hit = route_topic(bkey, key)
+            elif self.type == "headers":
+                hit = _headers_match(args, headers)
+            else:
+                hit = bkey == key
+            if hit and queue not in out:
+                out.append(queue)
+        return out
+
+
+class _Queue:
+    def __init__(self, name: str, durable: bool, exclusive: bool, auto_delete: bool,
+                 arguments: dict, owner: Any) -> None:
+        self.name = name
+        self.durable = durable
+        self.exclusive = exclusive
+        self.auto_delete = auto_delete
+        self.arguments = dict(arguments or {})
+        self.owner = owner if exclusive else None
+        self.ready: deque[BrokerMessage] = deque()
+        self.consumers: list[Any] = []
+        self.had_consumer = False
+        self.unacked = 0
+        self.timer: Any = None
+        self.next = 0
+
+    def equivalent(self, durable: bool, exclusive: bool, auto_delete: bool,
+                   arguments: dict) -> bool:
+        return (self.durable, self.exclusive, self.auto_delete, self.arguments) == (
+            durable, exclusive, auto_delete, dict(arguments or {}))
+
+
+class BrokerState:
+    """
+    Exchanges, queues, bindings and routing; see L{txmsg.testing.MemoryBroker}
+    for the public face.
+    """
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+        self._exchanges: dict[str, _Exchange] = {}
+        self._queues: dict[str, _Queue] = {}
+        self._reply_to: dict[str, Any] = {}
+        self._kicks: set[str] = set()
+        for name, kind in (("amq.direct", "direct"), ("amq.fanout", "fanout"),
+                           ("amq.topic", "topic"), ("amq.headers", "headers")):
+            self._exchanges[name] = _Exchange(name, kind)
+
+    # -- declarations -----------------------------------------------------
+
+    def declare_exchange(self, name: str, type: str = "direct", durable: bool = True,
+                         auto_delete: bool = False, internal: bool = False,
+                         arguments: dict | None = None, passive: bool = False) -> None:
+        """Declare an exchange (idempotent; inequivalent: 406)."""
+        ex = self._exchanges.get(name)
+        if ex is None:
+            if passive:
+                raise BrokerError(404, f"NOT_FOUND - no exchange '{name}' in vhost '/'")
+            self._exchanges[name] = _Exchange(name, type, durable, auto_delete, internal,
+                                              dict(arguments or {}))
+        elif not passive and (ex.type, ex.durable) != (type, durable):
+            raise BrokerError(406, f"PRECONDITION_FAILED - inequivalent arg 'type' or "
+                                   f"'durable' for exchange '{name}' in vhost '/'")
+
+    def declare_queue(self, name: str, durable: bool = True, exclusive: bool = False,
+                      auto_delete: bool = False, arguments: dict | None = None,
+                      owner: Any = None, passive: bool = False) -> _Queue:
+        """Declare a queue; an empty name makes a server-named one."""
+        if not name:
+            if passive:
+                raise BrokerError(404, "NOT_FOUND - no queue '' in vhost '/'")
+            name = "amq.gen-" + uuid.uuid4().hex[:22]
+        q = self._queues.get(name)
+        if q is None:
+            if passive:
+                raise BrokerError(404, f"NOT_FOUND - no queue '{name}' in vhost '/'")
+            q = self._queues[name] = _Queue(name, durable, exclusive, auto_delete,
+                                            arguments or {}, owner)
+            return q
+        self.check_access(q, owner)
+        if not passive and not q.equivalent(durable, exclusive, auto_delete, arguments or {}):
+            raise BrokerError(406, f"PRECONDITION_FAILED - inequivalent arg for queue "
+                                   f"'{name}' in vhost '/'")
+        return q
+
+    def check_access(self, q: _Queue, owner: Any) -> None:
+        """An exclusive queue is only usable from its own connection (405)."""
+        if q.owner is not None and owner is not None and q.owner is not owner:
+            raise BrokerError(405, f"RESOURCE_LOCKED - cannot obtain exclusive access "
+                                   f"to locked queue '{q.name}' in vhost '/'")
+
+    def queue(self, name: str, owner: Any = None) -> _Queue:
+        """The queue C{name}, or a 404 L{BrokerError}."""
+        q = self._queues.get(name)
+        if q is None:
+            raise BrokerError(404, f"NOT_FOUND - no queue '{name}' in vhost '/'")
+        self.check_access(q, owner)
+        return q
+
+    def bind(self, queue: str, exchange: str, routing_key: str = "",
+             arguments: dict | None = None, owner: Any = None) -> None:
+        """Bind (idempotent)."""
+        self.queue(queue, owner)
+        ex = self._exchange(exchange)
+        if not exchange:
+            raise BrokerError(403, "ACCESS_REFUSED - operation not permitted on the "
+                                   "default exchange")
+        binding = (queue, routing_key, dict(arguments or {}))
+        if binding not in ex.bindings:
+            ex.bindings.append(binding)
+
+    def unbind(self, queue: str, exchange: str, routing_key: str = "",
+               arguments: dict | None = None) -> None:
+        """Remove a binding (idempotent)."""
+        ex = self._exchange(exchange)
+        binding = (queue, routing_key, dict(arguments or {}))
+        if binding in ex.bindings:
+            ex.bindings.remove(binding)
+
+    def delete_queue(self, name: str) -> int:
+        """Delete a queue, its bindings and consumers; returns its message count."""
+        q = self._queues.pop(name, None)
+        if q is None:
+            return 0
+        for ex in self._exchanges.values():
+            ex.bindings = [b for b in ex.bindings if b[0] != name]
+        if q.timer is not None and q.timer.active():
+            q.timer.cancel()
+        for consumer in list(q.consumers):
+            consumer.cancelled_by_broker()
+        return len(q.ready)
+
+    def delete_exchange(self, name: str) -> None:
+        """Delete an exchange (idempotent)."""
+        if name and not name.startswith("amq."):
+            self._exchanges.pop(name, None)
+
+    def _exchange(self, name: str) -> _Exchange:
+        ex = self._exchanges.get(name)
+        if ex is None and name:
+            raise BrokerError(404, f"NOT_FOUND - no exchange '{name}' in vhost '/'")
+        return ex  # type: ignore[return-value]
+
+    # -- routing ------------------------------------------------------------
+
+    def route(self, exchange: str, routing_key: str, properties: Any) -> list[str]:
+        """
+        The queues (or direct reply-to consumers, as C{"amq.rabbitmq.reply-to.*"}
+        keys) a publish reaches; 404 L{BrokerError} for a missing exchange.
+        """
+        ex = self._exchange(exchange)
+        if ex is None:
+            if routing_key in self._queues:
+                return [routing_key]
+            if routing_key in self._reply_to:
+                return [routing_key]
+            return []
+        return ex.route(routing_key, dict(properties.headers or {}))
+
+    def enqueue(self, names: list[str], message: BrokerMessage) -> None:
+        """Put a copy of C{message} into each named queue (or reply-to consumer)."""
+        for name in names:
+            target = self._reply_to.get(name)
+            if target is not None:
+                target.deliver_direct(_copy(message))
+                continue
+            q = self._queues.get(name)
+            if q is None:
+                continue
+            msg = _copy(message)
+            msg.expires_at = self._expiry(q, msg)
+            q.ready.append(msg)
+            self.kick(q.name)
+
+    def _expiry(self, q: _Queue, msg: BrokerMessage) -> float | None:
+        ttls = []
+        if q.arguments.get("x-message-ttl") is not None:
+            ttls.append(int(q.arguments["x-message-ttl"]))
+        expiration = msg.properties.expiration
+        if expiration is not None:
+            ttls.append(int(expiration))
+        if not ttls:
+            return None
+        return self.clock.seconds() + min(ttls) / 1000.0
+
+    def kick(self, name: str) -> None:
+        """Schedule expiry and delivery for queue C{name} (on the next turn)."""
+        if name not in self._kicks:
+            self._kicks.add(name)
+            self.clock.callLater(0, self._dispatch, name)
+
+    def _dispatch(self, name: str) -> None:
+        self._kicks.discard(name)
+        q = self._queues.get(name)
+        if q is None:
+            return
+        self._expire(q)
+        while q.ready and q.consumers:
+            consumer = self._next_consumer(q)
+            if consumer is None:
+                break
+            msg = q.ready.popleft()
+            consumer.deliver(msg)
+            self._expire(q)
+        self._schedule_expiry(q)
+
+    def _next_consumer(self, q: _Queue) -> Any:
+        n = len(q.consumers)
+        for i in range(n):
+            c = q.consumers[(q.next + i) % n]
+            if c.has_capacity():
+                q.next = (q.next + i + 1) % n
+                return c
+        return None
+
+    def _expire(self, q: _Queue) -> None:
+        now = self.clock.seconds()
+        while q.ready and q.ready[0].expires_at is not None and q.ready[0].expires_at <= now:
+            self.dead_letter(q, q.ready.popleft(), "expired")
+
+    def _schedule_expiry(self, q: _Queue) -> None:
+        if q.timer is not None and q.timer.active():
+            q.timer.cancel()
+        q.timer = None
+        if q.ready and q.ready[0].expires_at is not None:
+            delay = max(0.0, q.ready[0].expires_at - self.clock.seconds())
+            q.timer = self.clock.callLater(delay, self.kick, q.name)
+
+    def requeue(self, queue: str, messages: list[BrokerMessage]) -> None:
+        """Put messages back at the head of C{queue}, marked redelivered."""
+        q = self._queues.get(queue)
+        if q is None:
+            return
+        for msg in reversed(messages):
+            msg.redelivered = True
+            q.ready.appendleft(msg)
+        self.kick(queue)
+
+    def dead_letter(self, q: _Queue, msg: BrokerMessage, reason: str) -> None:
+        """Dead-letter C{msg} from C{q} (C{reason}: rejected, expired, maxlen)."""
+        dlx = q.arguments.get("x-dead-letter-exchange")
+        if dlx is None:
+            return
+        if dlx and dlx not in self._exchanges:
+            return
+        from pika.spec import BasicProperties
+
+        props = BasicProperties(**vars(msg.properties))
+        headers = dict(props.headers or {})
+        deaths = [dict(d) for d in headers.get("x-death", [])]
+        for d in deaths:
+            if d.get("queue") == q.name and d.get("reason") == reason:
+                deaths.remove(d)
+                d["count"] = d.get("count", 1) + 1
+                deaths.insert(0, d)
+                break
+        else:
+            deaths.insert(0, {
+                "count": 1, "reason": reason, "queue": q.name,
+                "time": int(self.clock.seconds()), "exchange": msg.exchange,
+                "routing-keys": [msg.routing_key],
+            })
+        headers["x-death"] = deaths
+        headers.setdefault("x-first-death-reason", reason)
+        headers.setdefault("x-first-death-queue", q.name)
+        headers.setdefault("x-first-death-exchange", msg.exchange)
+        headers["x-last-death-reason"] = reason
+        headers["x-last-death-queue"] = q.name
+        headers["x-last-death-exchange"] = msg.exchange
+        if props.expiration is not None:
+            deaths[0]["original-expiration"] = props.expiration
+            props.expiration = None
+        props.headers = headers
+        key = q.arguments.get("x-dead-letter-routing-key") or msg.routing_key
+        dead = BrokerMessage(dlx, key, msg.body, props)
+        self.enqueue(self.route(dlx, key, props), dead)
+
+    # -- direct reply-to ------------------------------------------------------
+
+    def reply_to_address(self, consumer: Any) -> str:
+        """A fresh C{amq.rabbitmq.reply-to.<token>} address for C{consumer}."""
+        address = DIRECT_REPLY_TO + "." + uuid.uuid4().hex
+        self._reply_to[address] = consumer
+        return address
+
+    def forget_reply_to(self, consumer: Any) -> None:
+        """Drop every reply-to address of C{consumer}."""
+        for k in [k for k, v in self._reply_to.items() if v is consumer]:
+            del self._reply_to[k]
+
+    # -- inspection -------------------------------------------------------------
+
+    def queue_names(self, pattern: str = "*") -> list[str]:
+        """Queue names matching the glob C{pattern}, sorted."""
+        return sorted(n for n in self._queues if fnmatchcase(n, pattern))
+
+    def exchange_names(self) -> list[str]:
+        """Declared exchange names, sorted."""
+        return sorted(self._exchanges)
+
+    def exchange_type(self, name: str) -> str | None:
+        """The type of exchange C{name}, or L{None}."""
+        ex = self._exchanges.get(name)
+        return ex.type if ex is not None else None
+
+
+def _copy(msg: BrokerMessage) -> BrokerMessage:
+    from pika.spec import BasicProperties
+
+    props = BasicProperties(**vars(msg.properties))
+    if props.headers is not None:
+        props.headers = dict(props.headers)
+    return BrokerMessage(msg.exchange, msg.routing_key, msg.body, props, msg.redelivered)

@@ -1,0 +1,329 @@
+# -*- test-case-name: txmsg.test.test_testing_worker -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+L{WorkerHarness}: the real L{txmsg.worker.service.WorkerService} on a
+L{MemoryBroker} and a clock, with helpers to submit tasks, advance time and
+inspect results, retries, dead letters and logs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger, formatEvent
+
+from txmsg._testing_amqp import MemoryBroker
+from txmsg.worker.envelope import (
+    CONTENT_TYPE,
+    Task,
+    decode_result,
+    encode_task,
+    new_task_id,
+)
+from txmsg.worker.retry import ATTEMPT_HEADER, RetryPolicy, dead_letter_queue_name
+from txmsg.worker.tasks import TaskRegistry, load_tasks
+
+__all__ = ["DeadLetterRecord", "SyncThreadPool", "TaskOutcome", "WorkerHarness"]
+
+REPLY_QUEUE = "txmsg-harness.replies"
+
+
+class SyncThreadPool:
+    """A thread pool that runs work at once, on the calling thread."""
+
+    def callInThreadWithCallback(self, onResult: Any, f: Any, *args: Any, **kw: Any) -> None:
+        """Run C{f} now and report to C{onResult}."""
+        from twisted.python.failure import Failure
+
+        try:
+            result = f(*args, **kw)
+        except BaseException:
+            onResult(False, Failure())
+        else:
+            onResult(True, result)
+
+    def callInThread(self, f: Any, *args: Any, **kw: Any) -> None:
+        """Run C{f} now."""
+        f(*args, **kw)
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+
+def ensure_thread_calls(clock: Any) -> Any:
+    """Give a C{Clock} C{callFromThread} (a call on the next turn) if it lacks one."""
+    if not hasattr(clock, "callFromThread"):
+        clock.callFromThread = lambda f, *a, **kw: clock.callLater(0, f, *a, **kw)
+    return clock
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """
+    A task's reply, as the worker sent it.
+
+    @ivar status: C{"ok"} or C{"error"}.
+    """
+
+    id: str
+    status: str
+    result: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the task succeeded."""
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    """A message in a C{<queue>.dead} queue, with the worker's headers."""
+
+    task: str | None
+    id: str | None
+    reason: str | None
+    error_type: str | None
+    error_message: str | None
+    attempts: int | None
+    headers: dict
+    body: bytes
+
+
+class WorkerHarness:
+    """
+    Run a task module in the real worker, on a L{MemoryBroker} and a clock.
+
+        h = WorkerHarness("myapp.tasks")
+        task_id = h.submit("add", 2, 3)
+        assert h.result(task_id) == 5
+
+    Retries wait in the broker's delay queues exactly as with
+    C{txmsg-worker} (jitter is 0 unless a C{retry} policy says otherwise):
+    C{h.advance(seconds)} moves time on.  Log events of the worker and the
+    event registry are captured in C{h.logs} (and not sent to the global
+    log, so intended task failures do not fail a trial test).
+
+    @ivar worker: the L{txmsg.worker.service.WorkerService}.
+    @ivar broker: the L{MemoryBroker}.
+    @ivar clock: the clock.
+    @ivar events: the worker's L{txmsg.events.EventRegistry}.
+    @ivar outcomes: task id -> L{TaskOutcome}, for tasks sent by L{submit}.
+    @ivar runs: C{(task id, task name, attempt)} for every run.
+    """
+
+    def __init__(self, tasks: TaskRegistry | ModuleType | str, clock: Any = None, *,
+                 queues: tuple = ("tasks",), retry: RetryPolicy | None = None,
+                 broker: MemoryBroker | None = None, name: str = "harness",
+                 prefetch: int = 1, grace: float = 30.0, redis: Any = None,
+                 raw_handlers: dict | None = None, start: bool = True) -> None:
+        """
+        @param tasks: a L{TaskRegistry}, a task module, or its dotted name.
+        @param clock: a C{Clock} (default: a new one, or the broker's).
+        @param retry: the worker's L{RetryPolicy} (default: the worker's
+            defaults without jitter).
+        @param redis: a (memory) L{txmsg.redis.RedisService} for the control
+            channel, or L{None}.
+        @param start: start the worker now.
+        """
+        from txmsg.events import EventRegistry
+        from txmsg.worker.client import TaskClient
+        from txmsg.worker.service import WorkerService
+
+        if broker is None:
+            if clock is None:
+                from twisted.internet.task import Clock
+
+                clock = Clock()
+            broker = MemoryBroker(clock)
+        self.broker = broker
+        self.clock = ensure_thread_calls(clock if clock is not None else broker.clock)
+        self.registry = _registry(tasks)
+        self.logs: list[dict] = []
+        self.outcomes: dict[str, TaskOutcome] = {}
+        self.runs: list[tuple] = []
+        self.queues = list(queues)
+        self.events = EventRegistry(reactor=self.clock)
+        self.events.log = Logger(namespace="txmsg.events", observer=self.logs.append)
+        self.worker = WorkerService(
+            self.registry, queues=self.queues, raw_handlers=raw_handlers,
+            amqp=broker.connection(), events=self.events, reactor=self.clock,
+            threadpool=SyncThreadPool(), name=name, prefetch=prefetch, grace=grace,
+            retry=retry or RetryPolicy(jitter=0.0), redis=redis)
+        self.worker.log = Logger(namespace="txmsg.worker", observer=self.logs.append)
+        for spec_name in self.registry.names():
+            spec = self.registry.get(spec_name)
+            self.events.add(spec.event_name, self._observe)
+        self.connection = broker.connection()
+        self.client = TaskClient(self.connection, queue=self.queues[0])
+        from txmsg.amqp import Queue
+
+        self._replies = self.connection.consume(
+            Queue(REPLY_QUEUE, durable=False, exclusive=True, auto_delete=False),
+            self._reply)
+        if start:
+            self.start()
+
+    def _observe(self, event: Any) -> None:
+        context = event.payload
+        self.runs.append((context.task.id, context.task.name, context.attempt))
+
+    def _reply(self, delivery: Any) -> None:
+        r = decode_result(delivery.body)
+        task_id = r.id or delivery.correlation_id
+        self.outcomes[task_id] = TaskOutcome(task_id, "ok" if r.ok else "error", r.result,
+                                             r.error_type, r.error_message)
+
+    # -- running ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker and the harness's client connection."""
+        self.worker.startService()
+        self.connection.startService()
+        self.advance(0)
+
+    def stop(self) -> Deferred:
+        """Stop the worker (draining, as on SIGTERM) and the client."""
+        d = self.worker.stopService()
+        d.addCallback(lambda _: self.connection.stopService())
+        self.advance(0)
+        self.advance(0)
+        return d
+
+    def advance(self, seconds: float = 0.0) -> None:
+        """Move the clock on by C{seconds}, running everything that comes due."""
+        self.clock.advance(seconds)
+
+    def run_until_idle(self, limit: float = 3600.0) -> float:
+        """
+        Advance from timer to timer until no task is queued, waiting in a
+        retry queue or running (at most C{limit} seconds).
+
+        @return: the seconds advanced.
+        """
+        start = self.clock.seconds()
+        self.advance(0)
+        while self._busy() and self.clock.seconds() - start < limit:
+            calls = [c.getTime() for c in self.clock.getDelayedCalls()]
+            later = [t for t in calls if t > self.clock.seconds()]
+            if not later:
+                break
+            self.advance(min(later) - self.clock.seconds())
+        return self.clock.seconds() - start
+
+    def _busy(self) -> bool:
+        if self.worker._running:
+            return True
+        for q in self.queues:
+            for name in self.broker.queue_names(q + ".retry.*") + [q]:
+                if self.broker.message_count(name) or self.broker.unacked_count(name):
+                    return True
+        return False
+
+    # -- submitting ----------------------------------------------------------------
+
+    def submit(self, task: str, *args: Any, queue: str | None = None,
+               task_id: str | None = None, **kwargs: Any) -> str:
+        """
+        Send task C{task(*args, **kwargs)} (with a reply address, so its
+        outcome lands in L{outcomes}) and run what is due now.
+
+        @return: the task id.
+        """
+        message = Task(task, tuple(args), dict(kwargs), task_id or new_task_id())
+        self.connection.publish(
+            "", queue or self.queues[0], encode_task(message), content_type=CONTENT_TYPE,
+            message_id=message.id, reply_to=REPLY_QUEUE, correlation_id=message.id)
+        self.advance(0)
+        return message.id
+
+    def call(self, task: str, *args: Any, **kwargs: Any) -> Deferred:
+        """Submit through the real L{txmsg.worker.client.TaskClient} with C{wait=True}."""
+        d = self.client.submit(task, args, kwargs, wait=True)
+        self.advance(0)
+        return d
+
+    # -- inspecting -----------------------------------------------------------------
+
+    def outcome(self, task_id: str) -> TaskOutcome | None:
+        """The reply for C{task_id} so far, or L{None}."""
+        return self.outcomes.get(task_id)
+
+    def result(self, task_id: str) -> Any:
+        """
+        The result of a finished task.
+
+        @raise txmsg.worker.client.TaskFailed: when it failed (dead-lettered).
+        @raise LookupError: when it has not finished (yet).
+        """
+        from txmsg.worker.client import TaskFailed
+
+        o = self.outcomes.get(task_id)
+        if o is None:
+            raise LookupError(f"task {task_id} has no outcome yet")
+        if not o.ok:
+            raise TaskFailed(task_id, o.error_type or "Error", o.error_message or "")
+        return o.result
+
+    def attempts(self, task_id: str) -> int:
+        """How many times task C{task_id} ran."""
+        return sum(1 for r in self.runs if r[0] == task_id)
+
+    def retries(self, task_id: str | None = None) -> list[dict]:
+        """
+        Every retry the worker scheduled: C{{"id", "attempt", "queue",
+        "expiration_ms"}}, oldest first.
+        """
+        out = []
+        for m in self.broker.published:
+            if ".retry." not in m.routing_key or not m.exchange == "":
+                continue
+            tid = m.properties.message_id
+            if task_id is None or tid == task_id:
+                out.append({"id": tid, "attempt": m.headers.get(ATTEMPT_HEADER),
+                            "queue": m.routing_key,
+                            "expiration_ms": int(m.properties.expiration or 0)})
+        return out
+
+    def dead_letters(self, queue: str | None = None) -> list[DeadLetterRecord]:
+        """The messages now in C{<queue>.dead} (default: the first queue)."""
+        from txmsg.worker.service import (
+            ERROR_MESSAGE_HEADER,
+            ERROR_TYPE_HEADER,
+            REASON_HEADER,
+        )
+
+        out = []
+        for m in self.broker.messages(dead_letter_queue_name(queue or self.queues[0])):
+            try:
+                body = json.loads(m.body)
+            except ValueError:
+                body = {}
+            if not isinstance(body, dict):
+                body = {}
+            h = m.headers
+            out.append(DeadLetterRecord(
+                body.get("task"), body.get("id") or m.properties.message_id,
+                h.get(REASON_HEADER), h.get(ERROR_TYPE_HEADER), h.get(ERROR_MESSAGE_HEADER),
+                h.get(ATTEMPT_HEADER), h, m.body))
+        return out
+
+    def log_messages(self) -> list[str]:
+        """The captured log events, formatted."""
+        return [formatEvent(e) for e in self.logs]
+
+
+def _registry(tasks: Any) -> TaskRegistry:
+    if isinstance(tasks, TaskRegistry):
+        return tasks
+    if isinstance(tasks, ModuleType):
+        tasks = tasks.__name__
+    return load_tasks(tasks)

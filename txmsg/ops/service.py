@@ -1,0 +1,215 @@
+# -*- test-case-name: txmsg.test.test_ops_service -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+L{HealthService}: the C{/live}, C{/ready} and C{/metrics} listener with its
+reactor-lag monitor, and the readiness checks of the echo server and the
+worker.
+
+    health = worker_health(worker, "tcp:8081:interface=127.0.0.1")
+    health.setServiceParent(worker)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.web.server import Site
+
+from txmsg.ops.health import Check, HealthRoot
+from txmsg.ops.lag import ReactorLagMonitor
+
+__all__ = [
+    "HealthService",
+    "echo_checks",
+    "echo_health",
+    "worker_checks",
+    "worker_health",
+]
+
+
+class _HealthListener(StreamServerEndpointService):
+    """
+    Listen for the health site; log the address; fail start-up when the
+    port cannot be bound.
+    """
+
+    log = Logger()
+    _raiseSynchronously = True
+
+    def __init__(self, endpoint: Any, factory: Any, description: str) -> None:
+        super().__init__(endpoint, factory)
+        self.description = description
+        self.port: Any = None
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+
+        def listening(port: Any) -> Any:
+            self.port = port
+            address = port.getHost()
+            self.log.info(
+                "txmsg health endpoint listening on {description} ({host}:{port})",
+                description=self.description,
+                host=getattr(address, "host", address),
+                port=getattr(address, "port", ""),
+            )
+            return port
+
+        self._waitingForPort.addCallback(listening)
+
+
+class HealthService(MultiService):
+    """
+    A reactor-lag monitor (child C{"lag"}) and an HTTP listener (child
+    C{"listener"}) serving C{/live}, C{/ready} and C{/metrics}.
+
+    @ivar lag: the L{ReactorLagMonitor}.
+    @ivar registry: the C{prometheus_client.CollectorRegistry} served.
+    @ivar site: the C{twisted.web.server.Site}.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        registry_factory: Callable[[ReactorLagMonitor], Any],
+        checks: Callable[[], Iterable[Check]],
+        *,
+        reactor: Any = None,
+        lag_interval: float = 1.0,
+    ) -> None:
+        """
+        @param endpoint: a server endpoint string (C{tcp:8081:interface=127.0.0.1}).
+        @param registry_factory: builds the registry from the lag monitor.
+        @param checks: the readiness checks, called for each C{/ready}.
+        @param reactor: the reactor (default: the global one).
+        @param lag_interval: seconds between reactor-lag ticks.
+        """
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        self.lag = ReactorLagMonitor(lag_interval, reactor=reactor)
+        self.lag.setName("lag")
+        self.lag.setServiceParent(self)
+        self.registry = registry_factory(self.lag)
+        self.site = Site(HealthRoot(self.lag, checks, self.registry))
+        self.site.noisy = False
+        self.site.displayTracebacks = False
+        # One log line per probe would drown the useful ones.
+        self.site.log = lambda request: None  # type: ignore[method-assign]
+        self.listener = _HealthListener(
+            serverFromString(reactor, endpoint), self.site, endpoint
+        )
+        self.listener.setName("listener")
+        self.listener.setServiceParent(self)
+
+
+def echo_checks(echo: Any) -> Callable[[], list[Check]]:
+    """
+    Readiness of an L{txmsg.tap.echo.EchoService}: running, and every
+    listener listening.
+    """
+
+    def checks() -> list[Check]:
+        result = [
+            Check(
+                "echo", bool(echo.running), "running" if echo.running else "not running"
+            )
+        ]
+        for child in echo:
+            if child.name and child.name.startswith(("listen:", "udp:")):
+                result.append(
+                    Check(
+                        child.name,
+                        bool(child.running),
+                        "listening" if child.running else "not listening",
+                    )
+                )
+        return result
+
+    return checks
+
+
+def worker_checks(worker: Any) -> Callable[[], list[Check]]:
+    """
+    Readiness of a L{txmsg.worker.service.WorkerService}: running (not
+    paused, starting or stopping), the AMQP connection ready, a broker
+    consumer active on every queue, and (when configured) both Redis
+    connections up.
+    """
+
+    def checks() -> list[Check]:
+        result = [Check("worker", worker.state == "running", "state: " + worker.state)]
+        amqp = worker.amqp
+        up = amqp.connection is not None
+        result.append(
+            Check(
+                "amqp",
+                up,
+                ("connected to " if up else "not connected to ")
+                + amqp.address.redacted,
+            )
+        )
+        consumers = worker.consumers
+        for queue in worker.queues:
+            consumer = consumers.get(queue)
+            consuming = consumer is not None and consumer.consuming
+            result.append(
+                Check(
+                    "consumer:" + queue,
+                    consuming,
+                    "consuming" if consuming else "not consuming",
+                )
+            )
+        redis = worker.redis
+        if redis is not None:
+            for role, state in (
+                ("commands", redis.connection.state),
+                ("pubsub", redis.pubsub.state),
+            ):
+                result.append(
+                    Check("redis:" + role, bool(state.is_connected), state.describe())
+                )
+        return result
+
+    return checks
+
+
+def worker_health(
+    worker: Any, endpoint: str, *, reactor: Any = None, lag_interval: float = 1.0
+) -> HealthService:
+    """
+    A L{HealthService} for a worker (add it to the worker's service tree).
+    """
+    from txmsg.ops.metrics import worker_registry
+
+    return HealthService(
+        endpoint,
+        lambda lag: worker_registry(worker, lag),
+        worker_checks(worker),
+        reactor=reactor,
+        lag_interval=lag_interval,
+    )
+
+
+def echo_health(
+    echo: Any, endpoint: str, *, reactor: Any = None, lag_interval: float = 1.0
+) -> HealthService:
+    """
+    A L{HealthService} for an echo service (add it to the echo service tree).
+    """
+    from txmsg.ops.metrics import echo_registry
+
+    return HealthService(
+        endpoint,
+        lambda lag: echo_registry(echo.factory, lag),
+        echo_checks(echo),
+        reactor=reactor,
+        lag_interval=lag_interval,
+    )
