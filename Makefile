@@ -5,7 +5,7 @@ export VENV PYTHON
 
 SOURCES := setup.cfg pyproject.toml requirements-dev.txt $(shell find txmsg twisted -name '*.py' 2>/dev/null)
 
-.PHONY: help venv servers demo test unit integration bench clean
+.PHONY: help venv servers demo test unit integration lint bench clean
 
 help:
 	@echo "make demo   set everything up and run the demo"
@@ -13,6 +13,7 @@ help:
 	@echo "make venv   create $(VENV) and install txmsg into it"
 	@echo "make servers  make sure Redis and RabbitMQ run on 127.0.0.1"
 	@echo "make unit / make integration   one suite only"
+	@echo "make lint   ruff check and ruff format --check (make test runs it too)"
 	@echo "make bench  run the benchmarks"
 
 $(VENV)/.installed: $(SOURCES)
@@ -29,6 +30,9 @@ demo: venv servers
 
 test: venv servers
 	scripts/run-tests.sh
+
+lint: venv
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 unit: venv
 	$(VENV)/bin/trial txmsg

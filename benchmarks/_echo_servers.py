@@ -78,9 +78,7 @@ def _run_twisted(port: int, factory_kind: str) -> None:
     else:
         from txmsg.echo import EchoServerFactory
 
-        factory = EchoServerFactory(
-            max_connections=1000, idle_timeout=300, clock=reactor
-        )
+        factory = EchoServerFactory(max_connections=1000, idle_timeout=300, clock=reactor)
     description = "tcp:{}:interface={}".format(port, HOST)
     if factory_kind in ("wire-wt", "txmsg-wt", "txmsg-wt-lean"):
         from txmsg.transport import server_endpoint

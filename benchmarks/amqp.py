@@ -123,9 +123,7 @@ def blocking_publish(queue, n):
     props = pika.BasicProperties(delivery_mode=2)
     start = time.perf_counter()
     for _ in range(n):
-        ch.basic_publish(
-            "", queue, BODY, props, mandatory=True
-        )  # waits for the confirm
+        ch.basic_publish("", queue, BODY, props, mandatory=True)  # waits for the confirm
     elapsed = time.perf_counter() - start
     conn.close()
     return n / elapsed
@@ -178,16 +176,10 @@ async def main(reactor, args):
     n_blocking_pub = max(200, n // 5)  # ~1.6k msgs/s: keep the run short
     for r in range(args.rounds):
         sys.stderr.write(f"round {r + 1}/{args.rounds}\n")
-        pub["txmsg"].append(
-            await with_queue(reactor, lambda q: txmsg_publish(reactor, q, n))
-        )
-        pub["raw"].append(
-            await with_queue(reactor, lambda q: raw_publish(reactor, q, n))
-        )
+        pub["txmsg"].append(await with_queue(reactor, lambda q: txmsg_publish(reactor, q, n)))
+        pub["raw"].append(await with_queue(reactor, lambda q: raw_publish(reactor, q, n)))
         pub["blocking"].append(
-            await with_queue(
-                reactor, lambda q: deferToThread(blocking_publish, q, n_blocking_pub)
-            )
+            await with_queue(reactor, lambda q: deferToThread(blocking_publish, q, n_blocking_pub))
         )
         for p in (1, 10, 100):
             m = n if p > 1 else max(500, n // 2)
@@ -201,15 +193,11 @@ async def main(reactor, args):
                 return await deferToThread(blocking_consume, q, m, p)
 
             for kind in ("txmsg", "raw", "blocking"):
-                cons[p][kind].append(
-                    await with_queue(reactor, lambda q, k=kind: run(q, k))
-                )
+                cons[p][kind].append(await with_queue(reactor, lambda q, k=kind: run(q, k)))
 
     def row(label, d):
         t, raw, b = (statistics.median(d[k]) for k in ("txmsg", "raw", "blocking"))
-        print(
-            f"{label:<28} {t:>9.0f} {raw:>9.0f} {b:>9.0f} {t / raw:>8.2f} {t / b:>8.2f}"
-        )
+        print(f"{label:<28} {t:>9.0f} {raw:>9.0f} {b:>9.0f} {t / raw:>8.2f} {t / b:>8.2f}")
 
     print()
     print(
@@ -232,9 +220,7 @@ async def main(reactor, args):
 
 
 def parse():
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a few-second smoke run")
     ap.add_argument("--messages", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=None)

@@ -105,9 +105,7 @@ def _twistd_echo(port: int, *options: str) -> list[str]:
 SERVERS: dict[str, tuple[Callable[[int], list[str]], bool]] = {
     "c-epoll": (lambda port: [LOADGEN, "server", HOST, str(port)], True),
     TXMSG: (
-        lambda port: _twistd_echo(
-            port, "--max-connections", "1000", "--idle-timeout", "300"
-        ),
+        lambda port: _twistd_echo(port, "--max-connections", "1000", "--idle-timeout", "300"),
         True,
     ),
     TXMSG_STD: (lambda port: _twistd_echo(port, "--no-write-through"), False),
@@ -146,9 +144,7 @@ def build_loadgen() -> None:
     """
     Compile loadgen.c unless the binary is newer than the source.
     """
-    if os.path.exists(LOADGEN) and os.path.getmtime(LOADGEN) >= os.path.getmtime(
-        LOADGEN_SRC
-    ):
+    if os.path.exists(LOADGEN) and os.path.getmtime(LOADGEN) >= os.path.getmtime(LOADGEN_SRC):
         return
     os.makedirs(BUILD, exist_ok=True)
     subprocess.run(["cc", "-O2", "-Wall", "-o", LOADGEN, LOADGEN_SRC], check=True)
@@ -204,18 +200,14 @@ class Server:
         deadline = time.monotonic() + 15
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    "{} exited at start-up; see {}".format(name, self.log.name)
-                )
+                raise RuntimeError("{} exited at start-up; see {}".format(name, self.log.name))
             try:
                 socket.create_connection((HOST, self.port), timeout=1).close()
                 return
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(
-                        "{} is not listening after 15 s".format(name)
-                    ) from None
+                    raise RuntimeError("{} is not listening after 15 s".format(name)) from None
                 time.sleep(0.05)
 
     def stop(self) -> None:
@@ -248,9 +240,7 @@ def measure(server: Server, scenario: Scenario, duration: float) -> dict[str, An
         str(duration),
         str(scenario.size),
     ]
-    gen = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, text=True, preexec_fn=_pinned(GEN_CPU)
-    )
+    gen = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, preexec_fn=_pinned(GEN_CPU))
     watchdog = threading.Timer(duration + 30, gen.kill)
     watchdog.start()
     try:
@@ -280,9 +270,7 @@ def measure(server: Server, scenario: Scenario, duration: float) -> dict[str, An
     return result
 
 
-def syscalls_per_rt(
-    server: Server, scenario: Scenario, duration: float
-) -> dict[str, float] | None:
+def syscalls_per_rt(server: Server, scenario: Scenario, duration: float) -> dict[str, float] | None:
     """
     Count the server's system calls per round trip with C{strace -c -f}
     attached for one window (strace slows the server down: these windows are
@@ -390,11 +378,7 @@ def print_table(
     Print one scenario's medians and the ratio of txmsg-echo to each server.
     """
     stream = scenario.mode == "stream"
-    print(
-        "\n== {} ({:g} s x {} round(s), median) ==".format(
-            scenario.title, duration, rounds
-        )
-    )
+    print("\n== {} ({:g} s x {} round(s), median) ==".format(scenario.title, duration, rounds))
     cost = "srv us/MB" if stream else "srv us/rt"
     row = "{:<14}{:>10}{:>9}{:>9}{:>9}{:>11}{:>9}{:>9}{:>7}{:>7}{:>9}"
     print(
@@ -512,15 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     Run the benchmark; return the process exit status.
     """
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
-    p.add_argument(
-        "--duration", type=float, help="seconds per scenario (5; --quick: 1)"
-    )
-    p.add_argument(
-        "--rounds", type=int, help="rounds; the tables show the median (3; --quick: 1)"
-    )
-    p.add_argument(
-        "--quick", action="store_true", help="smoke run: 1 s per scenario, 1 round"
-    )
+    p.add_argument("--duration", type=float, help="seconds per scenario (5; --quick: 1)")
+    p.add_argument("--rounds", type=int, help="rounds; the tables show the median (3; --quick: 1)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 s per scenario, 1 round")
     p.add_argument("--servers", help="comma-separated subset of: " + ", ".join(SERVERS))
     p.add_argument(
         "--scenarios",
@@ -540,17 +518,11 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds = 1 if args.quick else 3
     if args.duration <= 0 or args.rounds < 1:
         p.error("--duration must be > 0 and --rounds >= 1")
-    names = (
-        args.servers.split(",")
-        if args.servers
-        else [n for n, v in SERVERS.items() if v[1]]
-    )
+    names = args.servers.split(",") if args.servers else [n for n, v in SERVERS.items() if v[1]]
     unknown = [n for n in names if n not in SERVERS]
     if unknown:
         p.error("unknown server(s): {}".format(", ".join(unknown)))
-    scenarios = [
-        s for s in SCENARIOS if not args.scenarios or s.key in args.scenarios.split(",")
-    ]
+    scenarios = [s for s in SCENARIOS if not args.scenarios or s.key in args.scenarios.split(",")]
     if os.cpu_count() is None or os.cpu_count() < 2:  # type: ignore[operator]
         p.error("needs 2 CPUs: servers on CPU 0, the generator on CPU 1")
 
@@ -562,9 +534,7 @@ def main(argv: list[str] | None = None) -> int:
             SERVER_CPU, GEN_CPU, args.duration, args.rounds, *load_before
         )
     )
-    print(
-        "versions: " + ", ".join("{} {}".format(k, v) for k, v in _versions().items())
-    )
+    print("versions: " + ", ".join("{} {}".format(k, v) for k, v in _versions().items()))
     if not _has_uvloop():
         print("uvloop: not importable, skipped")
     results: dict[str, dict[str, list[dict[str, Any]]]] = {
@@ -587,17 +557,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.syscalls:
             for s in scenarios:
                 if s.mode == "pingpong":
-                    syscalls[s.key] = {
-                        n: syscalls_per_rt(servers[n], s, 2.0) for n in names
-                    }
+                    syscalls[s.key] = {n: syscalls_per_rt(servers[n], s, 2.0) for n in names}
     finally:
         for server in servers.values():
             server.stop()
     load_after = os.getloadavg()
 
-    medians = {
-        s.key: {n: median_of(results[s.key][n]) for n in names} for s in scenarios
-    }
+    medians = {s.key: {n: median_of(results[s.key][n]) for n in names} for s in scenarios}
     for s in scenarios:
         print_table(s, medians[s.key], args.duration, args.rounds)
     print(
@@ -610,22 +576,17 @@ def main(argv: list[str] | None = None) -> int:
     if syscalls:
         print_syscalls(syscalls)
     print("load average after: {:.2f} {:.2f} {:.2f}".format(*load_after))
-    busiest = max(
-        m["other_cpu_share"] or 0 for by in medians.values() for m in by.values()
-    )
+    busiest = max(m["other_cpu_share"] or 0 for by in medians.values() for m in by.values())
     if busiest > BUSY:
         print(
             "WARNING: other processes used up to {:.0f}% CPU during the measurements: "
-            "the machine was not quiet, the figures are unreliable".format(
-                busiest * 100
-            )
+            "the machine was not quiet, the figures are unreliable".format(busiest * 100)
         )
 
     verdicts = issue10_verdict(medians, scenarios, names)
     if TXMSG in names and BASELINE in names:
         ratios = {
-            s.key: medians[s.key][TXMSG][_primary(s)]
-            / medians[s.key][BASELINE][_primary(s)]
+            s.key: medians[s.key][TXMSG][_primary(s)] / medians[s.key][BASELINE][_primary(s)]
             for s in scenarios
         }
         ok = all(v >= GOAL for v in ratios.values())

@@ -39,9 +39,7 @@ def redis_py():  # type: ignore[no-untyped-def]
     from txmsg.redis.url import parse_redis_url
 
     u = parse_redis_url()
-    return redis.Redis(
-        host=u.host, port=u.port, db=u.db, username=u.username, password=u.password
-    )
+    return redis.Redis(host=u.host, port=u.port, db=u.db, username=u.username, password=u.password)
 
 
 def seed_lock(r, prefix: str, seconds: float) -> float:  # type: ignore[no-untyped-def]
@@ -63,10 +61,7 @@ def seed_delay(r, prefix: str, items: int) -> float:  # type: ignore[no-untyped-
     for i in range(0, items, 1000):
         r.zadd(
             key,
-            {
-                f"task{j}-{uuid.uuid4().hex}": now
-                for j in range(i, min(items, i + 1000))
-            },
+            {f"task{j}-{uuid.uuid4().hex}": now for j in range(i, min(items, i + 1000))},
         )
     handled = 0
     start = time.perf_counter()
@@ -116,9 +111,7 @@ async def txmsg_run(reactor, prefix: str, seconds: float, items: int) -> dict:  
         queue = DelayQueue(conn, "delay", namespace=prefix)
         sem = defer.DeferredSemaphore(500)
         now = reactor.seconds()
-        await defer.gatherResults(
-            [sem.run(queue.schedule, i, at=now) for i in range(items)]
-        )
+        await defer.gatherResults([sem.run(queue.schedule, i, at=now) for i in range(items)])
         done = defer.Deferred()
         handled = [0]
 

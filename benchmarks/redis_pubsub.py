@@ -125,11 +125,7 @@ def _report(
     cpu_last: float | None = None,
 ) -> None:
     elapsed = (last - first) if first is not None and last is not None else 0.0
-    cpu = (
-        cpu_last - cpu_first
-        if cpu_first is not None and cpu_last is not None
-        else None
-    )
+    cpu = cpu_last - cpu_first if cpu_first is not None and cpu_last is not None else None
     print(
         json.dumps({"received": received, "elapsed": elapsed, "cpu": cpu}),
         flush=True,
@@ -235,9 +231,7 @@ def _twisted_sub(channel: str, count: int, kind: str) -> None:
         print("READY", flush=True)
         reactor.callLater(IDLE, watchdog)
         await done
-        _report(
-            state["n"], state["first"], state["last"], state["cpu0"], state["cpu1"]
-        )
+        _report(state["n"], state["first"], state["last"], state["cpu0"], state["cpu1"])
 
     task.react(lambda r: defer.Deferred.fromCoroutine(main(r)))
 
@@ -335,9 +329,7 @@ def one_round(kind: str, count: int) -> dict:
     pub.wait(timeout=120)
     out, _ = sub.communicate(timeout=120)
     result = json.loads(out.strip().splitlines()[-1])
-    result["rate"] = (
-        result["received"] / result["elapsed"] if result["elapsed"] else 0.0
-    )
+    result["rate"] = result["received"] / result["elapsed"] if result["elapsed"] else 0.0
     return result
 
 
@@ -346,9 +338,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10k messages, 1 round")
     parser.add_argument("--count", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument(
-        "--kinds", help="comma-separated subset of: " + ", ".join(KINDS)
-    )
+    parser.add_argument("--kinds", help="comma-separated subset of: " + ", ".join(KINDS))
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     a = parser.parse_args()
@@ -393,9 +383,7 @@ def main() -> None:
     print("{:<12}{:>12}{:>16}".format("subscriber", "msg/s", "CPU us/msg"))
     for k in kinds:
         print(
-            "{:<12}{:>12,.0f}{:>16}".format(
-                k, med[k], "-" if cost[k] is None else f"{cost[k]:.2f}"
-            )
+            "{:<12}{:>12,.0f}{:>16}".format(k, med[k], "-" if cost[k] is None else f"{cost[k]:.2f}")
         )
     if "txmsg" in med:
         for peer, goal in (("txredisapi", 2.0), ("hiredis", 0.8), ("redis-py", 1.0)):
@@ -411,6 +399,7 @@ def main() -> None:
         "rates are bounded by Redis and the publisher when the subscriber keeps "
         "up; CPU per message is the subscriber's own cost (steadier on a noisy VM)"
     )
+
 
 if __name__ == "__main__":
     main()

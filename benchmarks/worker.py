@@ -103,19 +103,45 @@ class WorkerProcess:
 
     def __init__(self, kind, queue, prefetch):
         self.kind = kind
-        self.out = tempfile.NamedTemporaryFile(prefix="txmsg-bench-worker-", suffix=".log", delete=False)
+        self.out = tempfile.NamedTemporaryFile(
+            prefix="txmsg-bench-worker-", suffix=".log", delete=False
+        )
         env = dict(os.environ, PYTHONPATH=ROOT, TXMSG_AMQP_URL=URL)
         if kind == "txmsg":
-            argv = [TWISTD, "-n", "--pidfile=", "txmsg-worker", "--tasks", "examples.worker_tasks",
-                    "--queue", queue, "--prefetch", str(prefetch), "--amqp", URL]
+            argv = [
+                TWISTD,
+                "-n",
+                "--pidfile=",
+                "txmsg-worker",
+                "--tasks",
+                "examples.worker_tasks",
+                "--queue",
+                queue,
+                "--prefetch",
+                str(prefetch),
+                "--amqp",
+                URL,
+            ]
             self.ready = "Consuming {} (".format(queue)
         else:
-            argv = [PYTHON, "-u", os.path.abspath(__file__), "--blocking-worker", queue, str(prefetch)]
+            argv = [
+                PYTHON,
+                "-u",
+                os.path.abspath(__file__),
+                "--blocking-worker",
+                queue,
+                str(prefetch),
+            ]
             if kind == "blocking+confirms":
                 argv.append("--confirms")
             self.ready = "blocking worker consuming"
         self.process = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=self.out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
 
     def log(self):
@@ -163,15 +189,22 @@ async def one_run(reactor, client, kind, prefetch, n):
         task_id = "{}-{}".format(queue, i)
         body = json.dumps({"task": "noop", "args": [], "kwargs": {}, "id": task_id})
         return client.publish(
-            "", queue, body, content_type="application/json", message_id=task_id,
-            correlation_id=task_id, reply_to=replies,
+            "",
+            queue,
+            body,
+            content_type="application/json",
+            message_id=task_id,
+            correlation_id=task_id,
+            reply_to=replies,
         )
 
     await gatherResults([window.run(submit, i) for i in range(n)])
     submit_rate = n / (time.perf_counter() - started)
 
     arrivals = []
-    consumer = client.consume(replies, lambda d: arrivals.append(time.perf_counter()), prefetch=1000)
+    consumer = client.consume(
+        replies, lambda d: arrivals.append(time.perf_counter()), prefetch=1000
+    )
     await consumer.when_consuming()
     worker = WorkerProcess(kind, queue, prefetch)
     try:
@@ -183,7 +216,9 @@ async def one_run(reactor, client, kind, prefetch, n):
         deadline = time.monotonic() + 300
         while len(arrivals) < n:
             if time.monotonic() > deadline:
-                raise SystemExit("only {} of {} replies:\n{}".format(len(arrivals), n, worker.log()))
+                raise SystemExit(
+                    "only {} of {} replies:\n{}".format(len(arrivals), n, worker.log())
+                )
             worker.is_ready()
             await sleep(reactor, 0.02)
     finally:
@@ -222,8 +257,11 @@ async def main(reactor, args):
             for prefetch in (1, 100):
                 n = args.tasks if prefetch > 1 else max(200, args.tasks // 4)
                 for kind in KINDS:
-                    sys.stderr.write("round {}/{}: {} prefetch {} ({} tasks)... ".format(
-                        r + 1, args.rounds, kind, prefetch, n))
+                    sys.stderr.write(
+                        "round {}/{}: {} prefetch {} ({} tasks)... ".format(
+                            r + 1, args.rounds, kind, prefetch, n
+                        )
+                    )
                     rate, submit_rate = await one_run(reactor, client, kind, prefetch, n)
                     sys.stderr.write("{:.0f} tasks/s\n".format(rate))
                     results[prefetch][kind].append(rate)
@@ -231,17 +269,28 @@ async def main(reactor, args):
     finally:
         await client.stopService()
     print()
-    print("Worker benchmark: no-op v1 tasks with replies, {} tasks x {} rounds (median tasks/s), {}".format(
-        args.tasks, args.rounds, "quick" if args.quick else "full"))
-    print("{:<30} {:>8} {:>9} {:>10} {:>7} {:>8}".format(
-        "workload", "txmsg", "Blocking", "Blk+conf", "tx/blk", "tx/b+c"))
+    print(
+        "Worker benchmark: no-op v1 tasks with replies, {} tasks x {} rounds (median tasks/s), {}".format(
+            args.tasks, args.rounds, "quick" if args.quick else "full"
+        )
+    )
+    print(
+        "{:<30} {:>8} {:>9} {:>10} {:>7} {:>8}".format(
+            "workload", "txmsg", "Blocking", "Blk+conf", "tx/blk", "tx/b+c"
+        )
+    )
     for prefetch in (1, 100):
         t, b, c = (statistics.median(results[prefetch][k]) for k in KINDS)
-        print("{:<30} {:>8.0f} {:>9.0f} {:>10.0f} {:>7.2f} {:>8.2f}".format(
-            "submit->run->reply->ack pf {}".format(prefetch), t, b, c, t / b, t / c))
+        print(
+            "{:<30} {:>8.0f} {:>9.0f} {:>10.0f} {:>7.2f} {:>8.2f}".format(
+                "submit->run->reply->ack pf {}".format(prefetch), t, b, c, t / b, t / c
+            )
+        )
     print("(tx/blk: vs the blocking worker without reply confirms; tx/b+c: with them)")
-    print("(submitting with confirms ran at a median {:.0f} tasks/s, untimed; Celery/Dramatiq: "
-          "not installed, not measured)".format(statistics.median(submits)))
+    print(
+        "(submitting with confirms ran at a median {:.0f} tasks/s, untimed; Celery/Dramatiq: "
+        "not installed, not measured)".format(statistics.median(submits))
+    )
 
 
 def parse():
@@ -249,7 +298,9 @@ def parse():
     ap.add_argument("--quick", action="store_true", help="a few-second smoke run")
     ap.add_argument("--tasks", type=int, default=None, help="tasks per run at prefetch 100")
     ap.add_argument("--rounds", type=int, default=None)
-    ap.add_argument("--blocking-worker", nargs=2, metavar=("QUEUE", "PREFETCH"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--blocking-worker", nargs=2, metavar=("QUEUE", "PREFETCH"), help=argparse.SUPPRESS
+    )
     ap.add_argument("--confirms", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.tasks is None:

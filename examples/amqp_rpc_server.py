@@ -21,9 +21,7 @@ async def main(reactor):
         reactor.callLater(0, done.tick)  # after the reply is on its way
         return str(fib(n))
 
-    server = RPCServer(
-        conn, Queue(name("rpc_queue"), durable=False), on_request, prefetch=1
-    )
+    server = RPCServer(conn, Queue(name("rpc_queue"), durable=False), on_request, prefetch=1)
     await server.consumer.when_consuming()
     out(" [x] Awaiting RPC requests")
     await done.done

@@ -10,9 +10,7 @@ from txmsg.amqp import Queue
 async def main(reactor):
     conn = connect(reactor, "txmsg-example-send")
     await conn.declare(Queue(name("hello"), durable=False))
-    await conn.publish(
-        "", name("hello"), b"Hello World!"
-    )  # fires on the broker's confirm
+    await conn.publish("", name("hello"), b"Hello World!")  # fires on the broker's confirm
     out(" [x] Sent 'Hello World!'")
     await conn.stopService()
 

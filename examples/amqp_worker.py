@@ -21,9 +21,7 @@ async def main(reactor):
         out(" [x] Done")
         done.tick()
 
-    consumer = conn.consume(
-        Queue(name("task_queue"), durable=True), callback, prefetch=1
-    )
+    consumer = conn.consume(Queue(name("task_queue"), durable=True), callback, prefetch=1)
     await consumer.when_consuming()
     out(" [*] Waiting for messages. To exit press CTRL+C")
     await done.done

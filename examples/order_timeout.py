@@ -43,9 +43,7 @@ class Orders:
 
     async def create(self, order_id: str) -> None:
         await self.redis.handler.hset(self.key(order_id), "status", "unpaid")
-        await self.redis.handler.set(
-            self.key(order_id) + ":timeout", "1", expire=self.timeout
-        )
+        await self.redis.handler.set(self.key(order_id) + ":timeout", "1", expire=self.timeout)
         print(
             f"order {order_id} created, pay within {self.timeout} s",
             flush=True,

@@ -38,9 +38,7 @@ class UserInfoTable:
 
     def get(self, pk: int) -> defer.Deferred:
         self.queries += 1
-        return task.deferLater(
-            self.reactor, 0.2, lambda: {"id": pk, "name": f"user{pk}"}
-        )
+        return task.deferLater(self.reactor, 0.2, lambda: {"id": pk, "name": f"user{pk}"})
 
 
 async def main(reactor, namespace: str, ttl: float) -> None:
@@ -52,9 +50,7 @@ async def main(reactor, namespace: str, ttl: float) -> None:
         users = UserInfoTable(reactor)
 
         def get_user(user_id: int) -> defer.Deferred:
-            return cache.get_or_compute(
-                f"user:{user_id}", lambda: users.get(user_id), ttl=ttl
-            )
+            return cache.get_or_compute(f"user:{user_id}", lambda: users.get(user_id), ttl=ttl)
 
         await cache.delete("user:1")
         first = await defer.gatherResults([get_user(1) for _ in range(10)])

@@ -35,9 +35,7 @@ async def main(reactor, scale: float, namespace: str) -> None:
         def handle_msg(item) -> None:
             """消息处理逻辑 (the seed's handle_msg)."""
             took = reactor.seconds() - start
-            print(
-                f"消息{item.payload}已经被处理完成！ (after {took:.1f} s)", flush=True
-            )
+            print(f"消息{item.payload}已经被处理完成！ (after {took:.1f} s)", flush=True)
             handled.append(item.payload)
             if len(handled) == 4:
                 done.callback(None)

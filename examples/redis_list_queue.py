@@ -31,9 +31,7 @@ async def main(reactor, namespace: str) -> None:
 
         # burst mode (RQ's lpop): drain what is there, then stop
         await queue.push("job-1", "job-2", "job-3")
-        burst = queue.consume(
-            lambda job: print(f"burst: {job}", flush=True), mode="burst"
-        )
+        burst = queue.consume(lambda job: print(f"burst: {job}", flush=True), mode="burst")
         n = await burst.done
         print(f"burst worker done after {n} job(s)")
 

@@ -59,9 +59,7 @@ async def main(reactor, buyers: int, namespace: str) -> None:
                 order.append(n)
                 await task.deferLater(reactor, 0.05, lambda: None)
 
-        await defer.gatherResults(
-            [defer.Deferred.fromCoroutine(worker(n)) for n in range(3)]
-        )
+        await defer.gatherResults([defer.Deferred.fromCoroutine(worker(n)) for n in range(3)])
         print(f"serialized workers: {len(order)} ran one at a time")
     finally:
         await redis.stopService()

@@ -84,6 +84,4 @@ if __name__ == "__main__":
     p.add_argument("words", nargs="*")
     p.add_argument("--channel", default="fm104.5")
     a = p.parse_args()
-    task.react(
-        lambda r: defer.Deferred.fromCoroutine(main(r, a.mode, a.channel, a.words))
-    )
+    task.react(lambda r: defer.Deferred.fromCoroutine(main(r, a.mode, a.channel, a.words)))

@@ -40,8 +40,10 @@ class ExampleTasksTests(SynchronousTestCase):
         self.worker.run_until_idle()
         self.assertEqual(self.worker.attempts(task_id), 3)
         [dead] = self.worker.dead_letters()
-        self.assertEqual((dead.id, dead.reason, dead.error_type, dead.attempts),
-                         (task_id, "failed", "ValueError", 3))
+        self.assertEqual(
+            (dead.id, dead.reason, dead.error_type, dead.attempts),
+            (task_id, "failed", "ValueError", 3),
+        )
 
     def test_through_the_task_client(self) -> None:
         """The real TaskClient gets the result too."""

@@ -37,6 +37,14 @@ run_suite() { # NAME PACKAGE TRIAL-COMMAND...
     fi
 }
 
+printf '\n==> lint: ruff check and ruff format --check\n'
+if "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check --quiet .; then
+    echo "lint: clean"
+else
+    echo "ERROR: lint failed (fix with: $VENV/bin/ruff check --fix . && $VENV/bin/ruff format .)" >&2
+    status=1
+fi
+
 # The unit tests run against the installed txmsg (as a user would run them);
 # the integration tests live in the checkout's top-level tests/ package, which
 # `python -m` puts on the path (the trial script alone would not find it).

@@ -105,9 +105,7 @@ class Proc:
             rc = self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(
-                "timed out; output:\n" + "\n".join(self.lines)
-            ) from None
+            raise AssertionError("timed out; output:\n" + "\n".join(self.lines)) from None
         while True:
             try:
                 if self._drain(5) is None:
@@ -158,9 +156,7 @@ def free_port() -> int:
     return port
 
 
-def ctl(
-    *args: str, node: str | None = None, home: str | None = None, timeout: float = 60
-) -> str:
+def ctl(*args: str, node: str | None = None, home: str | None = None, timeout: float = 60) -> str:
     """Run rabbitmqctl (against the shared node, or C{node} with its C{home})."""
     e = dict(os.environ)
     cmd = [CTL]
@@ -169,13 +165,9 @@ def ctl(
         e["HOME"] = home
     else:
         cmd = ["rabbitmqctl"]
-    r = subprocess.run(
-        cmd + list(args), env=e, capture_output=True, text=True, timeout=timeout
-    )
+    r = subprocess.run(cmd + list(args), env=e, capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
-        raise AssertionError(
-            f"rabbitmqctl {args} failed: {r.stdout}{r.stderr}"
-        )
+        raise AssertionError(f"rabbitmqctl {args} failed: {r.stdout}{r.stderr}")
     return r.stdout
 
 

@@ -47,9 +47,7 @@ def metrics(base: str) -> dict[tuple[str, frozenset], float]:
     return samples
 
 
-def value(
-    samples: dict[tuple[str, frozenset], float], name: str, **labels: str
-) -> float:
+def value(samples: dict[tuple[str, frozenset], float], name: str, **labels: str) -> float:
     """
     One sample's value, 0 when absent.
     """
@@ -72,9 +70,7 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.2)
             if last:
                 return last
         time.sleep(interval)
-    raise AssertionError(
-        f"timed out after {timeout}s waiting for {what} (last: {last!r})"
-    )
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def submit(url: str, queue: str, task: str, *args: Any) -> str:
@@ -101,9 +97,7 @@ def submit(url: str, queue: str, task: str, *args: Any) -> str:
     return task_id
 
 
-def run_plugin(
-    plugin: str, args: list[str], log_format: str = "text"
-) -> tuple[TwistdProcess, str]:
+def run_plugin(plugin: str, args: list[str], log_format: str = "text") -> tuple[TwistdProcess, str]:
     """
     Start C{twistd -n PLUGIN --health ... ARGS} from this checkout; return
     the process and the health base URL once it listens.

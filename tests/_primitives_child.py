@@ -37,9 +37,7 @@ async def delay_poll(reactor, conn, ns: str, name: str, outfile: str) -> None:
             raise RuntimeError("transient")
         handled.append(item.payload)
 
-    poller = queue.poller(
-        handle, max_sleep=0.5, batch=50, concurrency=50, backoff=lambda n: 0.2
-    )
+    poller = queue.poller(handle, max_sleep=0.5, batch=50, concurrency=50, backoff=lambda n: 0.2)
     poller.startService()
     print("polling", flush=True)
     idle = 0
@@ -96,6 +94,4 @@ async def main(reactor, mode: str, args: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    task.react(
-        lambda r: defer.Deferred.fromCoroutine(main(r, sys.argv[1], sys.argv[2:]))
-    )
+    task.react(lambda r: defer.Deferred.fromCoroutine(main(r, sys.argv[1], sys.argv[2:])))

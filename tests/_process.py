@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["free_port", "script", "TwistdProcess", "rss_kib", "wait_for"]
 
@@ -65,22 +65,31 @@ class TwistdProcess:
     """
 
     def __init__(
-        self, plugin: str, args: Sequence[str] = (), ready: str = "listening on", env: dict | None = None
+        self,
+        plugin: str,
+        args: Sequence[str] = (),
+        ready: str = "listening on",
+        env: dict | None = None,
     ) -> None:
         self.plugin = plugin
         self.env = env
         self.args = list(args)
         self.ready = ready
-        self.logfile = tempfile.NamedTemporaryFile(prefix="txmsg-twistd-", suffix=".log", delete=False)
+        self.logfile = tempfile.NamedTemporaryFile(
+            prefix="txmsg-twistd-", suffix=".log", delete=False
+        )
         self.process: subprocess.Popen[bytes] | None = None
         self.twistd_options: list[str] = []
 
-    def start(self, timeout: float = 20) -> "TwistdProcess":
+    def start(self, timeout: float = 20) -> TwistdProcess:
         """
         Start it and wait until its log shows the ready line.
         """
         self.process = subprocess.Popen(
-            [script("twistd"), "-n", "--pidfile="] + self.twistd_options + [self.plugin] + self.args,
+            [script("twistd"), "-n", "--pidfile="]
+            + self.twistd_options
+            + [self.plugin]
+            + self.args,
             stdout=self.logfile,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -90,7 +99,9 @@ class TwistdProcess:
         def ready() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise AssertionError(
-                    "twistd {} exited with {}:\n{}".format(self.plugin, self.process.returncode, self.log())
+                    "twistd {} exited with {}:\n{}".format(
+                        self.plugin, self.process.returncode, self.log()
+                    )
                 )
             return self.ready in self.log()
 

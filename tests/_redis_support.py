@@ -60,9 +60,7 @@ class RedisServer:
     def __init__(self, *extra: str) -> None:
         exe = shutil.which("redis-server")
         if exe is None:
-            raise AssertionError(
-                "redis-server is not installed (apt-get install redis-server)"
-            )
+            raise AssertionError("redis-server is not installed (apt-get install redis-server)")
         self.exe = exe
         self.extra = list(extra)
         self.port = free_port()
@@ -87,9 +85,7 @@ class RedisServer:
             "--dir",
             self.dir,
         ] + self.extra
-        self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         import redis
 
         deadline = time.monotonic() + 10
@@ -141,9 +137,7 @@ def wait_for(
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"condition not met within {timeout} s: {predicate!r}"
-                )
+                raise AssertionError(f"condition not met within {timeout} s: {predicate!r}")
             await task.deferLater(reactor, interval, lambda: None)
 
     return Deferred.fromCoroutine(poll())

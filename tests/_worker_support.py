@@ -15,7 +15,8 @@ import signal
 import subprocess
 import time
 import uuid
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pika
 
@@ -71,7 +72,7 @@ class WorkerProcess(TwistdProcess):
         last = queues[-1] if queues else None
         super().__init__("txmsg-worker", argv, ready=ready or "Consuming {} (".format(last))
 
-    def start(self, timeout: float = 30) -> "WorkerProcess":
+    def start(self, timeout: float = 30) -> WorkerProcess:
         """
         Start it (cwd: the repository root) and wait for the ready line.
         """

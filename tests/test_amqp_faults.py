@@ -147,12 +147,8 @@ class ForcedCloseTests(TestCase):
         publishing = Deferred.fromCoroutine(w.publish_all())
         await deferLater(reactor, 1.0)
         try:
-            closed = await deferToThread(
-                close_connections_named, w.pub_name, "txmsg fault test"
-            )
-            closed += await deferToThread(
-                close_connections_named, w.con_name, "txmsg fault test"
-            )
+            closed = await deferToThread(close_connections_named, w.pub_name, "txmsg fault test")
+            closed += await deferToThread(close_connections_named, w.con_name, "txmsg fault test")
             await deferLater(reactor, 2.0)  # publish and consume on new connections
         finally:
             w.faults_done = True
@@ -164,9 +160,7 @@ class ForcedCloseTests(TestCase):
         self.assertEqual(lost, set())
         self.assertEqual(w.confirmed, set(range(w.published)))
         forced = [
-            p["connection_name"]
-            for p in w.events.named("amqp.lost")
-            if p["reply_code"] == 320
+            p["connection_name"] for p in w.events.named("amqp.lost") if p["reply_code"] == 320
         ]
         self.assertEqual(
             sorted(forced),
@@ -174,9 +168,7 @@ class ForcedCloseTests(TestCase):
             "the real close reason (320 CONNECTION_FORCED) is reported",
         )
         connects = [p["connection_name"] for p in w.events.named("amqp.connected")]
-        self.assertEqual(
-            (connects.count(w.pub_name), connects.count(w.con_name)), (2, 2)
-        )
+        self.assertEqual((connects.count(w.pub_name), connects.count(w.con_name)), (2, 2))
 
 
 class BrokerRestartTests(TestCase):
@@ -242,9 +234,7 @@ class KilledConsumerTests(TestCase):
                 done.callback(None)
 
         conn.consume(name, handler, prefetch=10)
-        timer = reactor.callLater(
-            20, lambda: done.called or done.errback(AssertionError(got))
-        )
+        timer = reactor.callLater(20, lambda: done.called or done.errback(AssertionError(got)))
         await done
         timer.cancel()
         self.assertEqual(sorted(b for b, _ in got), [0, 1, 2, 3, 4])

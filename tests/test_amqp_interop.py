@@ -203,8 +203,6 @@ class InteropTests(TestCase):
         conn = blocking()
         try:
             ok = conn.channel().queue_declare(name, passive=True)
-            self.assertEqual(
-                (ok.method.message_count, ok.method.consumer_count), (0, 0)
-            )
+            self.assertEqual((ok.method.message_count, ok.method.consumer_count), (0, 0))
         finally:
             conn.close()

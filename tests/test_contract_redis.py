@@ -28,7 +28,8 @@ class RealRedisContractTests(RealRunner, RedisContract, TestCase):
         except Exception as e:
             raise AssertionError(
                 f"Redis is not reachable at {SHARED_URL} ({e}); start it before the "
-                "integration tests") from None
+                "integration tests"
+            ) from None
         self._prefixes: list = []
         self.addCleanup(self._delete_keys)
 

@@ -76,8 +76,12 @@ class EchoTwistdTests(SynchronousTestCase):
         port, udp_port = free_port(), free_port(socket.SOCK_DGRAM)
         path = os.path.join(tempfile.mkdtemp(), "echo.sock")
         server = self.start(
-            "--listen", "tcp:{}".format(port), "--listen", "unix:{}".format(path),
-            "--udp", str(udp_port),
+            "--listen",
+            "tcp:{}".format(port),
+            "--listen",
+            "unix:{}".format(path),
+            "--udp",
+            str(udp_port),
         )
         self.assertIn("interface=127.0.0.1", server.log())
         payloads = [b"hello", bytes(range(256)), os.urandom(1 << 20)]
@@ -181,7 +185,9 @@ class EchoTwistdTests(SynchronousTestCase):
         ]:
             result = subprocess.run(
                 [script("twistd"), "-n", "--pidfile=", "txmsg-echo"] + args,
-                capture_output=True, text=True, timeout=60,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
             self.assertNotEqual(result.returncode, 0)
             output = result.stdout + result.stderr
@@ -197,8 +203,17 @@ class EchoTwistdTests(SynchronousTestCase):
             busy.listen()
             port = busy.getsockname()[1]
             result = subprocess.run(
-                [script("twistd"), "-n", "--pidfile=", "txmsg-echo", "--listen", "tcp:{}".format(port)],
-                capture_output=True, text=True, timeout=60,
+                [
+                    script("twistd"),
+                    "-n",
+                    "--pidfile=",
+                    "txmsg-echo",
+                    "--listen",
+                    "tcp:{}".format(port),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("Address already in use", result.stdout + result.stderr)
@@ -220,12 +235,17 @@ class EchoClientCommandTests(SynchronousTestCase):
         server.start()
         result = subprocess.run(
             [script("txmsg"), "echo", "tcp:host=127.0.0.1:port={}".format(port), "hello"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         self.assertEqual((result.returncode, result.stdout, result.stderr), (0, "hello\n", ""))
         result = subprocess.run(
             [script("txmsg"), "echo", "127.0.0.1:{}".format(port)],
-            input="one\ntwo\n", capture_output=True, text=True, timeout=60,
+            input="one\ntwo\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         self.assertEqual((result.returncode, result.stdout), (0, "one\ntwo\n"))
 
@@ -235,7 +255,9 @@ class EchoClientCommandTests(SynchronousTestCase):
         """
         result = subprocess.run(
             [script("txmsg"), "echo", "127.0.0.1:{}".format(free_port()), "hello"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         self.assertEqual(result.returncode, 1)
         self.assertEqual(result.stdout, "")

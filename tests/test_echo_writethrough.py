@@ -128,9 +128,7 @@ class WriteThroughIntegrationTests(TestCase):
         factory = EchoServerFactory(clock=reactor)
         self.close_all(factory)
         port = yield self.listen("tcp:0:interface=127.0.0.1", factory)
-        client = yield connect_echo(
-            f"tcp:host=127.0.0.1:port={port.getHost().port}"
-        )
+        client = yield connect_echo(f"tcp:host=127.0.0.1:port={port.getHost().port}")
         self.addCleanup(client.transport.loseConnection)
         (server,) = factory.connections
         self.assertIsInstance(server.transport, WriteThroughServer)
@@ -151,9 +149,7 @@ class WriteThroughIntegrationTests(TestCase):
         A server that writes 4 MiB and calls C{loseConnection} at once
         delivers all of it before the connection closes.
         """
-        port = yield self.listen(
-            "tcp:0:interface=127.0.0.1", Factory.forProtocol(WriteThenClose)
-        )
+        port = yield self.listen("tcp:0:interface=127.0.0.1", Factory.forProtocol(WriteThenClose))
         collector = yield connectProtocol(
             TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port),
             Collector(),
@@ -267,9 +263,7 @@ class LeanReactorIntegrationTests(SynchronousTestCase):
         line = child.stdout.readline().split()
         self.assertEqual((line[0], line[2]), ("LISTENING", "LeanEPollReactor"), line)
         port = int(line[1])
-        socks = [
-            socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(5)
-        ]
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(5)]
         for s in socks:
             self.addCleanup(s.close)
         for i in range(200):

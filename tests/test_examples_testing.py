@@ -39,10 +39,20 @@ class ExampleTestsWithoutServersTests(TestCase):
             TXMSG_REDIS_URL="redis://127.0.0.1:1/0",
         )
         r = subprocess.run(
-            [sys.executable, "-c", _GUARD, "--temp-directory",
-             os.path.join(self.mktemp(), "_trial_temp"),
-             "examples.test_example_tasks", "examples.test_example_subscriber"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-c",
+                _GUARD,
+                "--temp-directory",
+                os.path.join(self.mktemp(), "_trial_temp"),
+                "examples.test_example_tasks",
+                "examples.test_example_subscriber",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         out = r.stdout + r.stderr
         self.assertEqual(r.returncode, 0, out)

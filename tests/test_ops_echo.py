@@ -42,15 +42,11 @@ class EchoMetricsTests(TestCase):
 
         def counted() -> dict:
             samples = metrics(base)
-            return (
-                samples if value(samples, "txmsg_echo_connections_total") == 2 else {}
-            )
+            return samples if value(samples, "txmsg_echo_connections_total") == 2 else {}
 
         samples = wait_until(counted, 10, "two connections in /metrics")
         self.assertEqual(value(samples, "txmsg_echo_bytes_total", direction="in"), 1000)
-        self.assertEqual(
-            value(samples, "txmsg_echo_bytes_total", direction="out"), 1000
-        )
+        self.assertEqual(value(samples, "txmsg_echo_bytes_total", direction="out"), 1000)
         self.assertEqual(value(samples, "txmsg_echo_connections_open"), 1)
         self.assertEqual(get(base + "/live")[0], 200)
         status = process.terminate()

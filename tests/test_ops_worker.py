@@ -23,9 +23,7 @@ TASKS = "tests._ops_tasks"
 
 
 def _queues(queue: str) -> list[str]:
-    return [queue, queue + ".dead"] + [
-        f"{queue}.retry.{ms}ms" for ms in (1000, 2000, 4000)
-    ]
+    return [queue, queue + ".dead"] + [f"{queue}.retry.{ms}ms" for ms in (1000, 2000, 4000)]
 
 
 class WorkerMetricsTests(TestCase):
@@ -106,9 +104,7 @@ class WorkerMetricsTests(TestCase):
             2,
         )
         self.assertEqual(
-            value(
-                samples, "txmsg_worker_task_duration_seconds_count", queue=q, task="add"
-            ),
+            value(samples, "txmsg_worker_task_duration_seconds_count", queue=q, task="add"),
             5,
         )
         self.assertEqual(
@@ -121,18 +117,10 @@ class WorkerMetricsTests(TestCase):
             ),
             5,
         )
-        self.assertEqual(
-            value(samples, "txmsg_amqp_deliveries_total", queue=q, outcome="acked"), 7
-        )
-        self.assertGreaterEqual(
-            value(samples, "txmsg_amqp_publishes_confirmed_total"), 2
-        )
-        self.assertEqual(
-            value(samples, "txmsg_events_dispatched_total", event="task.add"), 5
-        )
-        self.assertEqual(
-            value(samples, "txmsg_event_handler_failures_total", event="task.fail"), 2
-        )
+        self.assertEqual(value(samples, "txmsg_amqp_deliveries_total", queue=q, outcome="acked"), 7)
+        self.assertGreaterEqual(value(samples, "txmsg_amqp_publishes_confirmed_total"), 2)
+        self.assertEqual(value(samples, "txmsg_events_dispatched_total", event="task.add"), 5)
+        self.assertEqual(value(samples, "txmsg_event_handler_failures_total", event="task.fail"), 2)
         self.assertEqual(value(samples, "txmsg_worker_tasks_in_flight"), 0)
         self.assertEqual(value(samples, "txmsg_amqp_connected"), 1)
         self.assertEqual(value(samples, "txmsg_worker_state", state="running"), 1)
@@ -169,17 +157,11 @@ class WorkerMetricsTests(TestCase):
                 line["message"],
                 "Task connecting to redis://ops:***@cache.example:6379/0",
             )
-        self.assertEqual(
-            task_lines[0]["fields"]["url"], "redis://ops:***@cache.example:6379/0"
-        )
+        self.assertEqual(task_lines[0]["fields"]["url"], "redis://ops:***@cache.example:6379/0")
         connecting = [
-            line
-            for line in lines
-            if line.get("format") == "Connecting to AMQP broker {url}"
+            line for line in lines if line.get("format") == "Connecting to AMQP broker {url}"
         ]
-        self.assertEqual(
-            connecting[0]["fields"]["url"], "amqp://guest:***@127.0.0.1:5672/%2F"
-        )
+        self.assertEqual(connecting[0]["fields"]["url"], "amqp://guest:***@127.0.0.1:5672/%2F")
 
 
 class WorkerTextLogTests(TestCase):
@@ -202,9 +184,7 @@ class WorkerTextLogTests(TestCase):
         )
         self.addCleanup(process.cleanup)
         wait_until(lambda: get(base + "/ready")[0] == 200, 30, "/ready to answer 200")
-        submit(
-            SHARED_URL, queue, "log_url", "amqps://ops:Very-S3cret@rabbit.example/vh"
-        )
+        submit(SHARED_URL, queue, "log_url", "amqps://ops:Very-S3cret@rabbit.example/vh")
         wait_until(
             lambda: process.log().count("Task connecting to") == 2,
             30,
@@ -212,9 +192,7 @@ class WorkerTextLogTests(TestCase):
         )
         log = process.log()
         self.assertNotIn("Very-S3cret", log)
-        self.assertIn(
-            "[tests.ops#info] Task connecting to amqps://ops:***@rabbit.example/vh", log
-        )
+        self.assertIn("[tests.ops#info] Task connecting to amqps://ops:***@rabbit.example/vh", log)
 
 
 class WorkerReadinessTests(TestCase):
@@ -253,9 +231,7 @@ class WorkerReadinessTests(TestCase):
         self.assertEqual(get(base + "/live")[0], 200)
         self.assertEqual(value(metrics(base), "txmsg_amqp_connected"), 0)
         broker.ctl("start_app")
-        wait_until(
-            lambda: get(base + "/ready")[0] == 200, 90, "/ready to answer 200 again"
-        )
+        wait_until(lambda: get(base + "/ready")[0] == 200, 90, "/ready to answer 200 again")
         samples = metrics(base)
         self.assertEqual(value(samples, "txmsg_amqp_connected"), 1)
         self.assertGreaterEqual(value(samples, "txmsg_amqp_connections_total"), 2)

@@ -44,7 +44,9 @@ class PluginTests(SynchronousTestCase):
             " if m in sys.modules]; print(bad)"
         )
         path = os.path.join(ROOT, "twisted", "plugins", "txmsg_plugins.py")
-        out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", code, path], capture_output=True, text=True, timeout=60
+        )
         self.assertEqual(out.stdout.strip(), "[]", out.stderr)
 
 
@@ -73,7 +75,9 @@ class ImportTests(SynchronousTestCase):
             "            break\n"
             "print('ok')\n"
         )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
         self.assertEqual(out.stdout.strip(), "ok", out.stdout + out.stderr)
 
 
@@ -90,9 +94,21 @@ class WheelTests(SynchronousTestCase):
         """
         out = tempfile.mkdtemp()
         subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-             "--wheel-dir", out, ROOT],
-            check=True, capture_output=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "--wheel-dir",
+                out,
+                ROOT,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
         )
         [wheel] = [f for f in os.listdir(out) if f.endswith(".whl")]
         names = set(zipfile.ZipFile(os.path.join(out, wheel)).namelist())
@@ -100,5 +116,7 @@ class WheelTests(SynchronousTestCase):
         self.assertIn("txmsg/echo.py", names)
         for forbidden in ["twisted/__init__.py", "twisted/plugins/__init__.py"]:
             self.assertNotIn(forbidden, names)
-        self.assertEqual([n for n in names if n.startswith(("tests/", "examples/", "benchmarks/"))], [])
+        self.assertEqual(
+            [n for n in names if n.startswith(("tests/", "examples/", "benchmarks/"))], []
+        )
         self.assertEqual([n for n in names if "dropin.cache" in n], [])

@@ -60,9 +60,7 @@ class ControlChannelTests(TestCase):
         send_kill_horse_command(self.peer, self.name)
         send_command(self.peer, self.name, "stop-job", job_id="job-1")
         await wait_for(lambda: len(self.seen) == 3)
-        self.assertEqual(
-            [c.command for c in self.seen], ["shutdown", "kill-horse", "stop-job"]
-        )
+        self.assertEqual([c.command for c in self.seen], ["shutdown", "kill-horse", "stop-job"])
         self.assertEqual(self.seen[2].args["job_id"], "job-1")
 
     async def test_cli_ping_in_process(self) -> None:
@@ -85,9 +83,7 @@ class ControlChannelTests(TestCase):
         """
         await self.listener.when_active()
         env = subprocess_env(TXMSG_REDIS_URL=SHARED_URL)
-        out, err, code = await run_python(
-            ["-m", "txmsg.redis.control_cli", self.name, "ping"], env
-        )
+        out, err, code = await run_python(["-m", "txmsg.redis.control_cli", self.name, "ping"], env)
         self.assertEqual(code, 0, err)
         reply = json.loads(out)
         self.assertEqual((reply["ok"], reply["result"]["name"]), (True, self.name))

@@ -29,9 +29,7 @@ class KeyExpiryTests(TestCase):
         server = RedisServer().start()
         self.addCleanup(server.cleanup)
         peer = redis_py(server.url)
-        self.assertEqual(
-            peer.config_get("notify-keyspace-events")["notify-keyspace-events"], ""
-        )
+        self.assertEqual(peer.config_get("notify-keyspace-events")["notify-keyspace-events"], "")
         redis = RedisService(server.url)
         got, other = [], []
         redis.on_expired("order:*", got.append)
@@ -61,9 +59,5 @@ class KeyExpiryTests(TestCase):
         redis.startService()
         self.addCleanup(redis.stopService)
         await wait_for(lambda: redis.expiry.notifications_enabled is False)
-        warnings = [
-            e
-            for e in observer
-            if "Cannot enable expired-key" in e.get("log_format", "")
-        ]
+        warnings = [e for e in observer if "Cannot enable expired-key" in e.get("log_format", "")]
         self.assertEqual(len(warnings), 1)

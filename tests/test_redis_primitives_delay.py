@@ -101,9 +101,7 @@ class DelayQueueIntegrationTests(PrimitivesTestCase):
         other = DelayQueue(self.conn, "dead", namespace=self.ns)  # no local wake-up
         await other.schedule("bad")
         await other.schedule("good", delay=0.2)
-        await wait_for(
-            lambda: "good" in got and self.peer.llen(queue.dead_key) == 1, timeout=5
-        )
+        await wait_for(lambda: "good" in got and self.peer.llen(queue.dead_key) == 1, timeout=5)
         envelope = json.loads(self.peer.lrange(queue.dead_key, 0, -1)[0])
         self.assertEqual((envelope["payload"], envelope["attempts"]), ('"bad"', 2))
         self.flushLoggedErrors(ValueError)

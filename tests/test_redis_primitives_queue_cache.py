@@ -131,9 +131,7 @@ class CacheIntegrationTests(PrimitivesTestCase):
         once: the value is computed once in total.
         """
         counter = self.ns + ":computations"
-        children = [
-            self.spawn("cache-compute", self.ns, "hot", counter) for _ in range(3)
-        ]
+        children = [self.spawn("cache-compute", self.ns, "hot", counter) for _ in range(3)]
         for child in children:
             self.assertEqual(await child.wait_exit(30), 0, child.output())
             self.assertIn('{"computed": true}', child.output())
@@ -150,8 +148,6 @@ class CacheIntegrationTests(PrimitivesTestCase):
             calls.append(1)
             return task.deferLater(reactor, 0.2, lambda: 42)
 
-        values = await defer.gatherResults(
-            [cache.get_or_compute("k", compute) for _ in range(20)]
-        )
+        values = await defer.gatherResults([cache.get_or_compute("k", compute) for _ in range(20)])
         self.assertEqual(values, [42] * 20)
         self.assertEqual(calls, [1])

@@ -61,9 +61,7 @@ class PubSubRoundTripTests(TestCase):
         self.assertEqual(self.peer.publish(self.prefix + ":p.x", "00123"), 1)
         await wait_for(lambda: got and pgot)
         self.assertEqual(got[0].data, {"n": 1})
-        self.assertEqual(
-            (pgot[0].channel, pgot[0].data), (self.prefix + ":p.x", "00123")
-        )
+        self.assertEqual((pgot[0].channel, pgot[0].data), (self.prefix + ":p.x", "00123"))
         self.assertIn("redis.connected", [n for n, _ in self.events.events])
 
     async def test_txmsg_publishes_redis_py_receives(self) -> None:
@@ -119,9 +117,7 @@ class PubSubRoundTripTests(TestCase):
         """
         gate: Deferred[None] = Deferred()
         slow_seen, fast_seen = [], []
-        slow = self.redis.subscribe(
-            self.prefix + ":slow", lambda m: slow_seen.append(m) or gate
-        )
+        slow = self.redis.subscribe(self.prefix + ":slow", lambda m: slow_seen.append(m) or gate)
         fast = self.redis.subscribe(self.prefix + ":fast", fast_seen.append)
         await slow.when_active()
         await fast.when_active()

@@ -42,7 +42,9 @@ class AppTacTests(SynchronousTestCase):
             TXMSG_APP_HEALTH_PORT=str(health_port),
             TXMSG_APP_QUEUE=queue,
         )
-        app = TwistdProcess("-y", [os.path.join(ROOT, "examples", "app.tac")], ready="Consuming " + queue, env=env)
+        app = TwistdProcess(
+            "-y", [os.path.join(ROOT, "examples", "app.tac")], ready="Consuming " + queue, env=env
+        )
         self.addCleanup(app.cleanup)
         self.addCleanup(self.delete_queues, queue)
         app.start(timeout=30)
@@ -78,13 +80,17 @@ class AppTacTests(SynchronousTestCase):
         wait_for(lambda: connection.process_data_events(time_limit=0.1) or replies, 15, "the reply")
         self.assertEqual(json.loads(replies[0]), {"id": "tac-2", "status": "ok", "result": 42})
 
-        with urllib.request.urlopen("http://127.0.0.1:{}/ready".format(health_port), timeout=10) as response:
+        with urllib.request.urlopen(
+            "http://127.0.0.1:{}/ready".format(health_port), timeout=10
+        ) as response:
             self.assertEqual(response.status, 200)
         app.assert_clean_stop(app.terminate())
 
     def delete_queues(self, queue: str) -> None:
         connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1"))
         channel = connection.channel()
-        for name in [queue, queue + ".dead"] + ["{}.retry.{}ms".format(queue, ms) for ms in (1000, 2000, 4000)]:
+        for name in [queue, queue + ".dead"] + [
+            "{}.retry.{}ms".format(queue, ms) for ms in (1000, 2000, 4000)
+        ]:
             channel.queue_delete(name)
         connection.close()

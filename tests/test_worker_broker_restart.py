@@ -80,7 +80,9 @@ class BrokerRestartTests(TestCase):
         except AssertionError:
             missing = sorted(confirmed - set(self.recorded()))
             raise AssertionError(
-                "{} confirmed task(s) never ran: {}\n{}".format(len(missing), missing[:50], worker.log())
+                "{} confirmed task(s) never ran: {}\n{}".format(
+                    len(missing), missing[:50], worker.log()
+                )
             ) from None
         worker.assert_running()
         recorded = self.recorded()

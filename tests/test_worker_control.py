@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 from rq.command import send_shutdown_command
 from twisted.trial.unittest import TestCase
@@ -44,7 +43,9 @@ def control(name: str, command: str, *args: str) -> dict:
         timeout=30,
     )
     if r.returncode != 0:
-        raise AssertionError("control {} failed ({}): {}{}".format(command, r.returncode, r.stdout, r.stderr))
+        raise AssertionError(
+            "control {} failed ({}): {}{}".format(command, r.returncode, r.stdout, r.stderr)
+        )
     return json.loads(r.stdout)
 
 
@@ -74,8 +75,10 @@ class ControlTests(TestCase):
         self.addCleanup(self.worker.cleanup)
         self.worker.start()
         wait_until(
-            lambda: "Consuming {} (".format(self.queue) in self.worker.log()
-            and self.redis.pubsub_numsub("rq:pubsub:" + self.name)[0][1] == 1,
+            lambda: (
+                "Consuming {} (".format(self.queue) in self.worker.log()
+                and self.redis.pubsub_numsub("rq:pubsub:" + self.name)[0][1] == 1
+            ),
             10,
             "the worker to consume and subscribe",
         )
@@ -119,7 +122,9 @@ class ControlTests(TestCase):
         C{txmsg:workers} and C{txmsg:worker:<name>} holds its status with a
         TTL of three heartbeats; a clean SIGTERM stop removes both.
         """
-        wait_until(lambda: self.redis.get(worker_key(self.name)) is not None, 5, "the first heartbeat")
+        wait_until(
+            lambda: self.redis.get(worker_key(self.name)) is not None, 5, "the first heartbeat"
+        )
         self.assertTrue(self.redis.sismember(WORKERS_KEY, self.name))
         entry = json.loads(self.redis.get(worker_key(self.name)))
         self.assertEqual(entry["name"], self.name)

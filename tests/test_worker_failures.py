@@ -89,7 +89,9 @@ class PoisonMessageTests(TestCase):
         self.assertIn("content type", malformed[1]["x-txmsg-error-message"])
         self.assertIn("not an object", malformed[2]["x-txmsg-error-message"])
 
-        by_task = {json.loads(body)["task"]: h for body, h in letters.items() if body.startswith(b"{\"")}
+        by_task = {
+            json.loads(body)["task"]: h for body, h in letters.items() if body.startswith(b'{"')
+        }
         self.assertEqual(by_task["no_such_task"]["x-txmsg-reason"], "unknown-task")
         self.assertIn("no_such_task", by_task["no_such_task"]["x-txmsg-error-message"])
         self.assertNotIn("x-death", by_task["no_such_task"])  # never went through a delay queue

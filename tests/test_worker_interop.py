@@ -54,7 +54,10 @@ class SeedInteropTests(TestCase):
         self.addCleanup(self.worker.cleanup)
         self.worker.start()
         wait_until(
-            lambda: all("Consuming {} (".format(q) in self.worker.log() for q in (self.work, self.rpc, self.tasks)),
+            lambda: all(
+                "Consuming {} (".format(q) in self.worker.log()
+                for q in (self.work, self.rpc, self.tasks)
+            ),
             10,
             "all three consumers",
         )

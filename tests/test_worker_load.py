@@ -57,9 +57,7 @@ class ManyTasksTests(OneQueueMixin, TestCase):
         slow_pid = by_id[slow]["result"]["pid"]
         self.assertIn(slow_pid, (a.pid, b.pid))
         slow_done = [t for c, _, t in replies if c == slow][0]
-        before = [
-            by_id[c]["result"]["pid"] for c, _, t in replies if c != slow and t < slow_done
-        ]
+        before = [by_id[c]["result"]["pid"] for c, _, t in replies if c != slow and t < slow_done]
         other_pid = b.pid if slow_pid == a.pid else a.pid
         self.assertEqual(
             [p for p in before if p == slow_pid], [], "the busy worker took tasks at prefetch 1"

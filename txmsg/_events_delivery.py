@@ -112,9 +112,7 @@ class _Delivery:
             regs = self._resolve(event.name)
         return self._enqueue(event, regs)
 
-    def _enqueue(
-        self, event: Event, regs: tuple[Registration, ...]
-    ) -> Deferred[DispatchResult]:
+    def _enqueue(self, event: Event, regs: tuple[Registration, ...]) -> Deferred[DispatchResult]:
         d: Deferred[DispatchResult] = Deferred()
         self._queue.append((event, regs, d))
         if self._drain_call is None:
@@ -242,9 +240,7 @@ class _Delivery:
             (reg, event, gather, index),
         )
 
-    def _succeeded(
-        self, value: Any, reg: Registration, gather: _Gather | None, index: int
-    ) -> None:
+    def _succeeded(self, value: Any, reg: Registration, gather: _Gather | None, index: int) -> None:
         if gather is not None:
             gather.outcomes[index] = (reg.handler, value, None, False)
             gather.settle()

@@ -85,9 +85,7 @@ class Registration:
         self._seq = seq
         self._internal = internal
         if _GLOB_CHARS.intersection(pattern):
-            self._match: Callable[[str], Any] | None = re.compile(
-                translate(pattern)
-            ).match
+            self._match: Callable[[str], Any] | None = re.compile(translate(pattern)).match
         else:
             self._match = None
 
@@ -115,9 +113,7 @@ def _as_callable(handler: Any) -> Callable[[Event], Any]:
     @raise TypeError: if C{handler} cannot handle events.
     """
     if isinstance(handler, type):
-        if issubclass(handler, BaseHandler) or callable(
-            getattr(handler, "execute", None)
-        ):
+        if issubclass(handler, BaseHandler) or callable(getattr(handler, "execute", None)):
             return handler().execute  # type: ignore[no-any-return]
         raise TypeError(
             f"{handler!r} is a class without execute(); pass an instance, "
@@ -130,9 +126,7 @@ def _as_callable(handler: Any) -> Callable[[Event], Any]:
     execute = getattr(handler, "execute", None)
     if callable(execute):
         return execute  # type: ignore[no-any-return]
-    raise TypeError(
-        f"event handlers must be callable or have an execute() method, not {handler!r}"
-    )
+    raise TypeError(f"event handlers must be callable or have an execute() method, not {handler!r}")
 
 
 class _Gather:
@@ -158,7 +152,5 @@ class _Gather:
 def _to_timeout(result: Any, timeout: float) -> Any:
     """C{onTimeoutCancel} for handler Deferreds."""
     if isinstance(result, Failure) and result.check(CancelledError):
-        return Failure(
-            HandlerTimeoutError(f"handler timed out after {timeout} seconds")
-        )
+        return Failure(HandlerTimeoutError(f"handler timed out after {timeout} seconds"))
     return result

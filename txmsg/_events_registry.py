@@ -141,9 +141,7 @@ class EventRegistry(_Delivery):
         self._invalidate(reg)
         return reg
 
-    def _once(
-        self, reg: Registration, call: Callable[[Event], Any]
-    ) -> Callable[[Event], Any]:
+    def _once(self, reg: Registration, call: Callable[[Event], Any]) -> Callable[[Event], Any]:
         def once(event: Event) -> Any:
             self._retire(reg)
             return call(event)

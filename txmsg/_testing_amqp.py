@@ -147,8 +147,7 @@ class MemoryAMQPProtocol(Protocol):
             d, self.closed = self.closed, None
             d.callback(exc)
         if self.owner is not None and was_open:
-            self.owner._protocol_lost(self, reason if isinstance(reason, Failure)
-                                      else Failure(exc))
+            self.owner._protocol_lost(self, reason if isinstance(reason, Failure) else Failure(exc))
 
 
 class _Factory(Factory):
@@ -185,8 +184,9 @@ class MemoryAMQPConnection(AMQPConnection):
         from twisted.application.internet import backoffPolicy
 
         kw.setdefault("reactor", broker.clock)
-        kw.setdefault("retry_policy",
-                      backoffPolicy(initialDelay=0.5, maxDelay=10.0, jitter=lambda: 0.0))
+        kw.setdefault(
+            "retry_policy", backoffPolicy(initialDelay=0.5, maxDelay=10.0, jitter=lambda: 0.0)
+        )
         super().__init__("amqp://guest:guest@memory-broker:5672/%2F", **kw)
         self.broker = broker
 
@@ -208,8 +208,14 @@ class MemoryAMQPConnection(AMQPConnection):
 
 
 class _Rule:
-    def __init__(self, kind: str, count: int | None, routing_key: str,
-                 exchange: str | None, seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        kind: str,
+        count: int | None,
+        routing_key: str,
+        exchange: str | None,
+        seconds: float = 0.0,
+    ) -> None:
         self.kind = kind
         self.count = count
         self.routing_key = routing_key
@@ -309,8 +315,14 @@ class MemoryBroker(BrokerState):
         q.ready.clear()
         return n
 
-    def publish(self, exchange: str, routing_key: str, body: bytes | str,
-                properties: Any = None, **fields: Any) -> list[str]:
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes | str,
+        properties: Any = None,
+        **fields: Any,
+    ) -> list[str]:
         """
         Publish from outside any connection (as another client would).
 
@@ -330,8 +342,9 @@ class MemoryBroker(BrokerState):
 
     # -- failure injection ---------------------------------------------------------
 
-    def drop_connections(self, reply_text: str = "CONNECTION_FORCED - closed by the test",
-                         only: Any = None) -> int:
+    def drop_connections(
+        self, reply_text: str = "CONNECTION_FORCED - closed by the test", only: Any = None
+    ) -> int:
         """
         Close every client connection as the broker would (320): unacked
         deliveries are requeued, exclusive queues deleted, clients reconnect.
@@ -352,8 +365,9 @@ class MemoryBroker(BrokerState):
         """Make new connection attempts fail (C{ConnectionRefusedError}) or succeed."""
         self.refusing = refuse
 
-    def nack_next(self, count: int | None = 1, routing_key: str = "*",
-                  exchange: str | None = None) -> None:
+    def nack_next(
+        self, count: int | None = 1, routing_key: str = "*", exchange: str | None = None
+    ) -> None:
         """
         Nack the next C{count} matching confirmed publishes (not routed):
         they fail with L{txmsg.amqp.PublishNacked}.
@@ -363,16 +377,22 @@ class MemoryBroker(BrokerState):
         """
         self._rules.append(_Rule("nack", count, routing_key, exchange))
 
-    def return_next(self, count: int | None = 1, routing_key: str = "*",
-                    exchange: str | None = None) -> None:
+    def return_next(
+        self, count: int | None = 1, routing_key: str = "*", exchange: str | None = None
+    ) -> None:
         """
         Treat the next C{count} matching publishes as unroutable: a mandatory
         one fails with L{txmsg.amqp.PublishReturned}.
         """
         self._rules.append(_Rule("return", count, routing_key, exchange))
 
-    def delay_next(self, seconds: float, count: int | None = 1, routing_key: str = "*",
-                   exchange: str | None = None) -> None:
+    def delay_next(
+        self,
+        seconds: float,
+        count: int | None = 1,
+        routing_key: str = "*",
+        exchange: str | None = None,
+    ) -> None:
         """
         Deliver the next C{count} matching publishes C{seconds} late (they are
         routed and confirmed at once): e.g. delay an RPC reply (routing key
@@ -403,12 +423,19 @@ class MemoryBroker(BrokerState):
                 return rule
         return None
 
-    def _accept(self, channel: MemoryChannel, seq: int, msg: BrokerMessage,
-                mandatory: bool) -> None:
+    def _accept(
+        self, channel: MemoryChannel, seq: int, msg: BrokerMessage, mandatory: bool
+    ) -> None:
         self._route(channel, seq, msg, mandatory, self._rule(msg))
 
-    def _route(self, channel: MemoryChannel, seq: int, msg: BrokerMessage, mandatory: bool,
-               rule: _Rule | None) -> None:
+    def _route(
+        self,
+        channel: MemoryChannel,
+        seq: int,
+        msg: BrokerMessage,
+        mandatory: bool,
+        rule: _Rule | None,
+    ) -> None:
         if channel.is_closed:
             return
         try:

@@ -117,8 +117,15 @@ class _Exchange:
 
 
 class _Queue:
-    def __init__(self, name: str, durable: bool, exclusive: bool, auto_delete: bool,
-                 arguments: dict, owner: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        arguments: dict,
+        owner: Any,
+    ) -> None:
         self.name = name
         self.durable = durable
         self.exclusive = exclusive
@@ -132,10 +139,15 @@ class _Queue:
         self.timer: Any = None
         self.next = 0
 
-    def equivalent(self, durable: bool, exclusive: bool, auto_delete: bool,
-                   arguments: dict) -> bool:
+    def equivalent(
+        self, durable: bool, exclusive: bool, auto_delete: bool, arguments: dict
+    ) -> bool:
         return (self.durable, self.exclusive, self.auto_delete, self.arguments) == (
-            durable, exclusive, auto_delete, dict(arguments or {}))
+            durable,
+            exclusive,
+            auto_delete,
+            dict(arguments or {}),
+        )
 
 
 class BrokerState:
@@ -150,29 +162,51 @@ class BrokerState:
         self._queues: dict[str, _Queue] = {}
         self._reply_to: dict[str, Any] = {}
         self._kicks: set[str] = set()
-        for name, kind in (("amq.direct", "direct"), ("amq.fanout", "fanout"),
-                           ("amq.topic", "topic"), ("amq.headers", "headers")):
+        for name, kind in (
+            ("amq.direct", "direct"),
+            ("amq.fanout", "fanout"),
+            ("amq.topic", "topic"),
+            ("amq.headers", "headers"),
+        ):
             self._exchanges[name] = _Exchange(name, kind)
 
     # -- declarations -----------------------------------------------------
 
-    def declare_exchange(self, name: str, type: str = "direct", durable: bool = True,
-                         auto_delete: bool = False, internal: bool = False,
-                         arguments: dict | None = None, passive: bool = False) -> None:
+    def declare_exchange(
+        self,
+        name: str,
+        type: str = "direct",
+        durable: bool = True,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: dict | None = None,
+        passive: bool = False,
+    ) -> None:
         """Declare an exchange (idempotent; inequivalent: 406)."""
         ex = self._exchanges.get(name)
         if ex is None:
             if passive:
                 raise BrokerError(404, f"NOT_FOUND - no exchange '{name}' in vhost '/'")
-            self._exchanges[name] = _Exchange(name, type, durable, auto_delete, internal,
-                                              dict(arguments or {}))
+            self._exchanges[name] = _Exchange(
+                name, type, durable, auto_delete, internal, dict(arguments or {})
+            )
         elif not passive and (ex.type, ex.durable) != (type, durable):
-            raise BrokerError(406, f"PRECONDITION_FAILED - inequivalent arg 'type' or "
-                                   f"'durable' for exchange '{name}' in vhost '/'")
+            raise BrokerError(
+                406,
+                f"PRECONDITION_FAILED - inequivalent arg 'type' or "
+                f"'durable' for exchange '{name}' in vhost '/'",
+            )
 
-    def declare_queue(self, name: str, durable: bool = True, exclusive: bool = False,
-                      auto_delete: bool = False, arguments: dict | None = None,
-                      owner: Any = None, passive: bool = False) -> _Queue:
+    def declare_queue(
+        self,
+        name: str,
+        durable: bool = True,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        arguments: dict | None = None,
+        owner: Any = None,
+        passive: bool = False,
+    ) -> _Queue:
         """Declare a queue; an empty name makes a server-named one."""
         if not name:
             if passive:
@@ -182,20 +216,25 @@ class BrokerState:
         if q is None:
             if passive:
                 raise BrokerError(404, f"NOT_FOUND - no queue '{name}' in vhost '/'")
-            q = self._queues[name] = _Queue(name, durable, exclusive, auto_delete,
-                                            arguments or {}, owner)
+            q = self._queues[name] = _Queue(
+                name, durable, exclusive, auto_delete, arguments or {}, owner
+            )
             return q
         self.check_access(q, owner)
         if not passive and not q.equivalent(durable, exclusive, auto_delete, arguments or {}):
-            raise BrokerError(406, f"PRECONDITION_FAILED - inequivalent arg for queue "
-                                   f"'{name}' in vhost '/'")
+            raise BrokerError(
+                406, f"PRECONDITION_FAILED - inequivalent arg for queue '{name}' in vhost '/'"
+            )
         return q
 
     def check_access(self, q: _Queue, owner: Any) -> None:
         """An exclusive queue is only usable from its own connection (405)."""
         if q.owner is not None and owner is not None and q.owner is not owner:
-            raise BrokerError(405, f"RESOURCE_LOCKED - cannot obtain exclusive access "
-                                   f"to locked queue '{q.name}' in vhost '/'")
+            raise BrokerError(
+                405,
+                f"RESOURCE_LOCKED - cannot obtain exclusive access "
+                f"to locked queue '{q.name}' in vhost '/'",
+            )
 
     def queue(self, name: str, owner: Any = None) -> _Queue:
         """The queue C{name}, or a 404 L{BrokerError}."""
@@ -205,20 +244,28 @@ class BrokerState:
         self.check_access(q, owner)
         return q
 
-    def bind(self, queue: str, exchange: str, routing_key: str = "",
-             arguments: dict | None = None, owner: Any = None) -> None:
+    def bind(
+        self,
+        queue: str,
+        exchange: str,
+        routing_key: str = "",
+        arguments: dict | None = None,
+        owner: Any = None,
+    ) -> None:
         """Bind (idempotent)."""
         self.queue(queue, owner)
         ex = self._exchange(exchange)
         if not exchange:
-            raise BrokerError(403, "ACCESS_REFUSED - operation not permitted on the "
-                                   "default exchange")
+            raise BrokerError(
+                403, "ACCESS_REFUSED - operation not permitted on the default exchange"
+            )
         binding = (queue, routing_key, dict(arguments or {}))
         if binding not in ex.bindings:
             ex.bindings.append(binding)
 
-    def unbind(self, queue: str, exchange: str, routing_key: str = "",
-               arguments: dict | None = None) -> None:
+    def unbind(
+        self, queue: str, exchange: str, routing_key: str = "", arguments: dict | None = None
+    ) -> None:
         """Remove a binding (idempotent)."""
         ex = self._exchange(exchange)
         binding = (queue, routing_key, dict(arguments or {}))
@@ -363,11 +410,17 @@ class BrokerState:
                 deaths.insert(0, d)
                 break
         else:
-            deaths.insert(0, {
-                "count": 1, "reason": reason, "queue": q.name,
-                "time": int(self.clock.seconds()), "exchange": msg.exchange,
-                "routing-keys": [msg.routing_key],
-            })
+            deaths.insert(
+                0,
+                {
+                    "count": 1,
+                    "reason": reason,
+                    "queue": q.name,
+                    "time": int(self.clock.seconds()),
+                    "exchange": msg.exchange,
+                    "routing-keys": [msg.routing_key],
+                },
+            )
         headers["x-death"] = deaths
         headers.setdefault("x-first-death-reason", reason)
         headers.setdefault("x-first-death-queue", q.name)

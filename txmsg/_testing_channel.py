@@ -33,8 +33,9 @@ class _Frame:
 class _Consumer:
     """One C{basic_consume} on a channel."""
 
-    def __init__(self, channel: MemoryChannel, queue: str, tag: str, auto_ack: bool,
-                 prefetch: int) -> None:
+    def __init__(
+        self, channel: MemoryChannel, queue: str, tag: str, auto_ack: bool, prefetch: int
+    ) -> None:
         self.channel = channel
         self.queue = queue
         self.tag = tag
@@ -109,47 +110,89 @@ class MemoryChannel:
 
     # -- declarations ----------------------------------------------------------
 
-    def exchange_declare(self, exchange: str, exchange_type: str = "direct",
-                         passive: bool = False, durable: bool = False,
-                         auto_delete: bool = False, internal: bool = False,
-                         arguments: dict | None = None) -> Deferred:
+    def exchange_declare(
+        self,
+        exchange: str,
+        exchange_type: str = "direct",
+        passive: bool = False,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: dict | None = None,
+    ) -> Deferred:
         """Declare an exchange."""
-        return self._run(lambda: _Frame(self._broker.declare_exchange(
-            exchange, exchange_type, durable, auto_delete, internal, arguments, passive)))
+        return self._run(
+            lambda: _Frame(
+                self._broker.declare_exchange(
+                    exchange, exchange_type, durable, auto_delete, internal, arguments, passive
+                )
+            )
+        )
 
     def exchange_delete(self, exchange: str | None = None, if_unused: bool = False) -> Deferred:
         """Delete an exchange."""
         return self._run(lambda: _Frame(self._broker.delete_exchange(exchange or "")))
 
-    def queue_declare(self, queue: str, passive: bool = False, durable: bool = False,
-                      exclusive: bool = False, auto_delete: bool = False,
-                      arguments: dict | None = None) -> Deferred:
+    def queue_declare(
+        self,
+        queue: str,
+        passive: bool = False,
+        durable: bool = False,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        arguments: dict | None = None,
+    ) -> Deferred:
         """Declare a queue; fires with a frame whose C{method} is C{Queue.DeclareOk}."""
         from pika import spec
 
         def declare() -> Any:
-            q = self._broker.declare_queue(queue, durable, exclusive, auto_delete,
-                                           arguments, self._conn, passive)
+            q = self._broker.declare_queue(
+                queue, durable, exclusive, auto_delete, arguments, self._conn, passive
+            )
             return _Frame(spec.Queue.DeclareOk(q.name, len(q.ready), len(q.consumers)))
 
         return self._run(declare)
 
-    def queue_bind(self, queue: str, exchange: str, routing_key: str | None = None,
-                   arguments: dict | None = None) -> Deferred:
+    def queue_bind(
+        self,
+        queue: str,
+        exchange: str,
+        routing_key: str | None = None,
+        arguments: dict | None = None,
+    ) -> Deferred:
         """Bind a queue."""
-        return self._run(lambda: _Frame(self._broker.bind(
-            queue, exchange, routing_key if routing_key is not None else queue,
-            arguments, self._conn)))
+        return self._run(
+            lambda: _Frame(
+                self._broker.bind(
+                    queue,
+                    exchange,
+                    routing_key if routing_key is not None else queue,
+                    arguments,
+                    self._conn,
+                )
+            )
+        )
 
-    def queue_unbind(self, queue: str, exchange: str | None = None,
-                     routing_key: str | None = None, arguments: dict | None = None) -> Deferred:
+    def queue_unbind(
+        self,
+        queue: str,
+        exchange: str | None = None,
+        routing_key: str | None = None,
+        arguments: dict | None = None,
+    ) -> Deferred:
         """Unbind a queue."""
-        return self._run(lambda: _Frame(self._broker.unbind(
-            queue, exchange or "", routing_key if routing_key is not None else queue,
-            arguments)))
+        return self._run(
+            lambda: _Frame(
+                self._broker.unbind(
+                    queue,
+                    exchange or "",
+                    routing_key if routing_key is not None else queue,
+                    arguments,
+                )
+            )
+        )
 
-    def queue_delete(self, queue: str, if_unused: bool = False,
-                     if_empty: bool = False) -> Deferred:
+    def queue_delete(self, queue: str, if_unused: bool = False, if_empty: bool = False) -> Deferred:
         """Delete a queue."""
         from pika import spec
 
@@ -167,8 +210,9 @@ class MemoryChannel:
 
         return self._run(purge)
 
-    def basic_qos(self, prefetch_size: int = 0, prefetch_count: int = 0,
-                  global_qos: bool = False) -> Deferred:
+    def basic_qos(
+        self, prefetch_size: int = 0, prefetch_count: int = 0, global_qos: bool = False
+    ) -> Deferred:
         """Set the prefetch of consumers started after this call."""
 
         def qos() -> Any:
@@ -188,26 +232,36 @@ class MemoryChannel:
 
     # -- consuming -------------------------------------------------------------
 
-    def basic_consume(self, queue: str, auto_ack: bool = False, exclusive: bool = False,
-                      consumer_tag: str | None = None,
-                      arguments: dict | None = None) -> Deferred:
+    def basic_consume(
+        self,
+        queue: str,
+        auto_ack: bool = False,
+        exclusive: bool = False,
+        consumer_tag: str | None = None,
+        arguments: dict | None = None,
+    ) -> Deferred:
         """Start a consumer; fires with C{(queue, consumer_tag)}."""
         tag = consumer_tag or "ctag{}.{}".format(self.channel_number, self._conn.next_id())
 
         def consume() -> Any:
             if queue == DIRECT_REPLY_TO:
                 if not auto_ack:
-                    raise BrokerError(406, "PRECONDITION_FAILED - reply consumer "
-                                           "cannot acknowledge")
+                    raise BrokerError(
+                        406, "PRECONDITION_FAILED - reply consumer cannot acknowledge"
+                    )
                 c = _Consumer(self, queue, tag, True, 0)
                 self._consumers[tag] = c
                 self._reply_consumer = c
                 return (c.buffer, tag)
             q = self._broker.queue(queue, self._conn)
-            if exclusive and q.consumers or any(
-                    getattr(x, "exclusive", False) for x in q.consumers):
-                raise BrokerError(403, f"ACCESS_REFUSED - queue '{queue}' in vhost '/' "
-                                       "in exclusive use")
+            if (
+                exclusive
+                and q.consumers
+                or any(getattr(x, "exclusive", False) for x in q.consumers)
+            ):
+                raise BrokerError(
+                    403, f"ACCESS_REFUSED - queue '{queue}' in vhost '/' in exclusive use"
+                )
             c = _Consumer(self, queue, tag, auto_ack, self._prefetch)
             c.exclusive = exclusive  # type: ignore[attr-defined]
             self._consumers[tag] = c
@@ -251,8 +305,9 @@ class MemoryChannel:
             q = self._broker._queues.get(c.queue)
             if q is not None:
                 q.unacked += 1
-        method = spec.Basic.Deliver(c.tag, self._tag, msg.redelivered, msg.exchange,
-                                    msg.routing_key)
+        method = spec.Basic.Deliver(
+            c.tag, self._tag, msg.redelivered, msg.exchange, msg.routing_key
+        )
         c.buffer.put(ReceivedMessage(self, method, msg.properties, msg.body))
 
     def _check_open(self) -> None:
@@ -286,11 +341,12 @@ class MemoryChannel:
         self._check_open()
         self._conn.broker.acked += len(self._settle(delivery_tag, multiple))
 
-    def basic_nack(self, delivery_tag: int = 0, multiple: bool = False,
-                   requeue: bool = True) -> None:
+    def basic_nack(
+        self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True
+    ) -> None:
         """Nack: requeue (redelivered) or dead-letter."""
         self._check_open()
-        for c, msg, q in self._settle(delivery_tag, multiple):
+        for _channel, msg, q in self._settle(delivery_tag, multiple):
             if q is None:
                 continue
             if requeue:
@@ -304,8 +360,14 @@ class MemoryChannel:
 
     # -- publishing --------------------------------------------------------------
 
-    def basic_publish(self, exchange: str, routing_key: str, body: bytes,
-                      properties: Any = None, mandatory: bool = False) -> Deferred:
+    def basic_publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Any = None,
+        mandatory: bool = False,
+    ) -> Deferred:
         """Publish; with confirms on, fires with C{Basic.Ack} when confirmed."""
         from pika import spec
 
@@ -321,8 +383,7 @@ class MemoryChannel:
         if props.reply_to == DIRECT_REPLY_TO:
             c = getattr(self, "_reply_consumer", None)
             if c is None or c.tag not in self._consumers:
-                err = BrokerError(406, "PRECONDITION_FAILED - fast reply consumer does "
-                                       "not exist")
+                err = BrokerError(406, "PRECONDITION_FAILED - fast reply consumer does not exist")
                 self._conn.clock.callLater(0, self._broker_close, err, [])
                 return Deferred() if self._confirming else succeed(None)
             from pika.spec import BasicProperties

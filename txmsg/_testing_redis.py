@@ -23,6 +23,7 @@ from txmsg._testing_redis_store import FakeRedis, ResponseError
 
 __all__ = ["MemoryRedis", "MemoryRedisHandler"]
 
+
 class _Expires(dict):
     """Expiry times that schedule active expiry on the clock when set."""
 
@@ -198,8 +199,11 @@ class MemoryRedis(FakeRedis):
         return [self._c_get(k) for k in keys]
 
     def _c_keys(self, pattern: bytes) -> list:
-        return sorted(k for k in list(self.data) if self._alive(k)
-                      and fnmatchcase(k.decode("utf-8", "replace"), pattern.decode()))
+        return sorted(
+            k
+            for k in list(self.data)
+            if self._alive(k) and fnmatchcase(k.decode("utf-8", "replace"), pattern.decode())
+        )
 
     def _c_ping(self, *args: bytes) -> Any:
         return args[0] if args else b"PONG"
@@ -207,7 +211,7 @@ class MemoryRedis(FakeRedis):
     def _c_hset(self, key: bytes, *pairs: bytes) -> int:
         h = self._get(key, dict)
         n = 0
-        for f, v in zip(pairs[::2], pairs[1::2]):
+        for f, v in zip(pairs[::2], pairs[1::2], strict=False):
             n += f not in h
             h[f] = v
         self._put(key, h)
@@ -251,7 +255,7 @@ class MemoryRedis(FakeRedis):
     def _c_zadd(self, key: bytes, *pairs: bytes) -> int:
         z = self._get(key, dict)
         n = 0
-        for s, m in zip(pairs[::2], pairs[1::2]):
+        for s, m in zip(pairs[::2], pairs[1::2], strict=False):
             n += m not in z
             z[m] = float(s)
         self._put(key, z)
@@ -273,7 +277,7 @@ class MemoryRedis(FakeRedis):
     def _c_zrange(self, key: bytes, start: bytes, stop: bytes, *opts: bytes) -> list:
         items = [m for m, _ in self._zrange(key, float("-inf"), float("inf"))]
         s, e = int(start), int(stop)
-        return items[s: (None if e == -1 else e + 1)]
+        return items[s : (None if e == -1 else e + 1)]
 
     def _c_config(self, action: bytes, name: bytes, *value: bytes) -> Any:
         key = name.decode()
@@ -322,9 +326,15 @@ class MemoryRedisHandler:
             return conn._hold(args)
         return self._redis.execute_command(*args)
 
-    def set(self, key: Any, value: Any, expire: int | None = None,
-            pexpire: int | None = None, only_if_not_exists: bool = False,
-            only_if_exists: bool = False) -> Deferred[Any]:
+    def set(
+        self,
+        key: Any,
+        value: Any,
+        expire: int | None = None,
+        pexpire: int | None = None,
+        only_if_not_exists: bool = False,
+        only_if_exists: bool = False,
+    ) -> Deferred[Any]:
         """SET with txredisapi's keyword options."""
         args: list = ["SET", key, value]
         if expire is not None:
@@ -344,7 +354,7 @@ class MemoryRedisHandler:
     def hgetall(self, key: Any) -> Deferred[Any]:
         """HGETALL as a dict."""
         d = self.execute_command("HGETALL", key)
-        return d.addCallback(lambda r: dict(zip(r[::2], r[1::2])))
+        return d.addCallback(lambda r: dict(zip(r[::2], r[1::2], strict=False)))
 
     def smembers(self, key: Any) -> Deferred[Any]:
         """SMEMBERS as a set."""

@@ -16,11 +16,11 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 
 from txmsg._testing_redis import MemoryRedis, MemoryRedisHandler, _tx_error
+from txmsg._testing_redis_store import _b
 from txmsg.redis._deadline import DeadlineProxy
 from txmsg.redis.connection import RedisConnection
 from txmsg.redis.pubsub import PubSub
 from txmsg.redis.service import RedisService
-from txmsg._testing_redis_store import _b
 
 __all__ = ["MemoryPubSub", "MemoryRedisConnection", "MemoryRedisService"]
 
@@ -96,8 +96,12 @@ class MemoryRedisConnection(RedisConnection):
         self.state.stopping = False
         link = _Link(self.memory, self.state, lambda: None, lambda: None)
         self._factory = link
-        self._handler = DeadlineProxy(MemoryRedisHandler(self.memory, link),
-                                      self.command_timeout, self.reactor, self.state.describe)
+        self._handler = DeadlineProxy(
+            MemoryRedisHandler(self.memory, link),
+            self.command_timeout,
+            self.reactor,
+            self.state.describe,
+        )
         link.connect()
 
 
@@ -144,8 +148,7 @@ class _Subscriber:
         for pattern in self.patterns:
             if fnmatchcase(channel.decode("utf-8", "replace"), pattern.decode("utf-8", "replace")):
                 n += 1
-                clock.callLater(0, self._if_live, self.router.pmessage, pattern, channel,
-                                message)
+                clock.callLater(0, self._if_live, self.router.pmessage, pattern, channel, message)
         return n
 
 
@@ -180,15 +183,16 @@ class MemoryPubSub(PubSub):
 class MemoryRedisService(RedisService):
     """A real L{RedisService} whose connections are L{MemoryRedis} links."""
 
-    def __init__(self, redis: MemoryRedis, *, events: Any = None,
-                 command_timeout: float = 5.0) -> None:
-        super().__init__(_URL, reactor=redis.clock, events=events,
-                         command_timeout=command_timeout)
+    def __init__(
+        self, redis: MemoryRedis, *, events: Any = None, command_timeout: float = 5.0
+    ) -> None:
+        super().__init__(_URL, reactor=redis.clock, events=events, command_timeout=command_timeout)
         self.memory = redis
         for child in (self.connection, self.pubsub):
             child.disownServiceParent()
-        self.connection = MemoryRedisConnection(redis, events=events,
-                                                command_timeout=command_timeout)
+        self.connection = MemoryRedisConnection(
+            redis, events=events, command_timeout=command_timeout
+        )
         self.connection.setName("connection")
         self.connection.setServiceParent(self)
         self.pubsub = MemoryPubSub(redis, events=events)

@@ -239,9 +239,7 @@ class FakeRedis:
         self._put(dst, out)
         return v
 
-    def _c_blmove(
-        self, src: bytes, dst: bytes, wf: bytes, wt: bytes, timeout: bytes
-    ) -> Any:
+    def _c_blmove(self, src: bytes, dst: bytes, wf: bytes, wt: bytes, timeout: bytes) -> Any:
         if self._get(src, list):
             return succeed(_reply(self._c_lmove(src, dst, wf, wt)))
         record: list[Any] = []
@@ -428,10 +426,7 @@ class FakeRedis:
         if not force and self._alive(hb):
             return -1
         n = 0
-        while (
-            n < int(args[1])
-            and self._c_lmove(proc, queue, b"LEFT", b"RIGHT") is not None
-        ):
+        while n < int(args[1]) and self._c_lmove(proc, queue, b"LEFT", b"RIGHT") is not None:
             n += 1
         if not self._get(proc, list) and not force:
             self._c_srem(consumers, args[0])

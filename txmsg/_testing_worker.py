@@ -120,11 +120,21 @@ class WorkerHarness:
     @ivar runs: C{(task id, task name, attempt)} for every run.
     """
 
-    def __init__(self, tasks: TaskRegistry | ModuleType | str, clock: Any = None, *,
-                 queues: tuple = ("tasks",), retry: RetryPolicy | None = None,
-                 broker: MemoryBroker | None = None, name: str = "harness",
-                 prefetch: int = 1, grace: float = 30.0, redis: Any = None,
-                 raw_handlers: dict | None = None, start: bool = True) -> None:
+    def __init__(
+        self,
+        tasks: TaskRegistry | ModuleType | str,
+        clock: Any = None,
+        *,
+        queues: tuple = ("tasks",),
+        retry: RetryPolicy | None = None,
+        broker: MemoryBroker | None = None,
+        name: str = "harness",
+        prefetch: int = 1,
+        grace: float = 30.0,
+        redis: Any = None,
+        raw_handlers: dict | None = None,
+        start: bool = True,
+    ) -> None:
         """
         @param tasks: a L{TaskRegistry}, a task module, or its dotted name.
         @param clock: a C{Clock} (default: a new one, or the broker's).
@@ -154,10 +164,19 @@ class WorkerHarness:
         self.events = EventRegistry(reactor=self.clock)
         self.events.log = Logger(namespace="txmsg.events", observer=self.logs.append)
         self.worker = WorkerService(
-            self.registry, queues=self.queues, raw_handlers=raw_handlers,
-            amqp=broker.connection(), events=self.events, reactor=self.clock,
-            threadpool=SyncThreadPool(), name=name, prefetch=prefetch, grace=grace,
-            retry=retry or RetryPolicy(jitter=0.0), redis=redis)
+            self.registry,
+            queues=self.queues,
+            raw_handlers=raw_handlers,
+            amqp=broker.connection(),
+            events=self.events,
+            reactor=self.clock,
+            threadpool=SyncThreadPool(),
+            name=name,
+            prefetch=prefetch,
+            grace=grace,
+            retry=retry or RetryPolicy(jitter=0.0),
+            redis=redis,
+        )
         self.worker.log = Logger(namespace="txmsg.worker", observer=self.logs.append)
         for spec_name in self.registry.names():
             spec = self.registry.get(spec_name)
@@ -167,8 +186,8 @@ class WorkerHarness:
         from txmsg.amqp import Queue
 
         self._replies = self.connection.consume(
-            Queue(REPLY_QUEUE, durable=False, exclusive=True, auto_delete=False),
-            self._reply)
+            Queue(REPLY_QUEUE, durable=False, exclusive=True, auto_delete=False), self._reply
+        )
         if start:
             self.start()
 
@@ -179,8 +198,9 @@ class WorkerHarness:
     def _reply(self, delivery: Any) -> None:
         r = decode_result(delivery.body)
         task_id = r.id or delivery.correlation_id
-        self.outcomes[task_id] = TaskOutcome(task_id, "ok" if r.ok else "error", r.result,
-                                             r.error_type, r.error_message)
+        self.outcomes[task_id] = TaskOutcome(
+            task_id, "ok" if r.ok else "error", r.result, r.error_type, r.error_message
+        )
 
     # -- running ------------------------------------------------------------------
 
@@ -230,8 +250,14 @@ class WorkerHarness:
 
     # -- submitting ----------------------------------------------------------------
 
-    def submit(self, task: str, *args: Any, queue: str | None = None,
-               task_id: str | None = None, **kwargs: Any) -> str:
+    def submit(
+        self,
+        task: str,
+        *args: Any,
+        queue: str | None = None,
+        task_id: str | None = None,
+        **kwargs: Any,
+    ) -> str:
         """
         Send task C{task(*args, **kwargs)} (with a reply address, so its
         outcome lands in L{outcomes}) and run what is due now.
@@ -240,8 +266,14 @@ class WorkerHarness:
         """
         message = Task(task, tuple(args), dict(kwargs), task_id or new_task_id())
         self.connection.publish(
-            "", queue or self.queues[0], encode_task(message), content_type=CONTENT_TYPE,
-            message_id=message.id, reply_to=REPLY_QUEUE, correlation_id=message.id)
+            "",
+            queue or self.queues[0],
+            encode_task(message),
+            content_type=CONTENT_TYPE,
+            message_id=message.id,
+            reply_to=REPLY_QUEUE,
+            correlation_id=message.id,
+        )
         self.advance(0)
         return message.id
 
@@ -288,9 +320,14 @@ class WorkerHarness:
                 continue
             tid = m.properties.message_id
             if task_id is None or tid == task_id:
-                out.append({"id": tid, "attempt": m.headers.get(ATTEMPT_HEADER),
-                            "queue": m.routing_key,
-                            "expiration_ms": int(m.properties.expiration or 0)})
+                out.append(
+                    {
+                        "id": tid,
+                        "attempt": m.headers.get(ATTEMPT_HEADER),
+                        "queue": m.routing_key,
+                        "expiration_ms": int(m.properties.expiration or 0),
+                    }
+                )
         return out
 
     def dead_letters(self, queue: str | None = None) -> list[DeadLetterRecord]:
@@ -310,10 +347,18 @@ class WorkerHarness:
             if not isinstance(body, dict):
                 body = {}
             h = m.headers
-            out.append(DeadLetterRecord(
-                body.get("task"), body.get("id") or m.properties.message_id,
-                h.get(REASON_HEADER), h.get(ERROR_TYPE_HEADER), h.get(ERROR_MESSAGE_HEADER),
-                h.get(ATTEMPT_HEADER), h, m.body))
+            out.append(
+                DeadLetterRecord(
+                    body.get("task"),
+                    body.get("id") or m.properties.message_id,
+                    h.get(REASON_HEADER),
+                    h.get(ERROR_TYPE_HEADER),
+                    h.get(ERROR_MESSAGE_HEADER),
+                    h.get(ATTEMPT_HEADER),
+                    h,
+                    m.body,
+                )
+            )
         return out
 
     def log_messages(self) -> list[str]:

@@ -25,17 +25,18 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Protocol as _TypingProtocol
+from typing import Any
+from typing import Protocol as _TypingProtocol
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.error import ConnectingCancelledError, ConnectionDone
+from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.interfaces import (
     IDelayedCall,
     IPushProducer,
     IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -62,8 +63,7 @@ class _EventSink(_TypingProtocol):
     provides it.
     """
 
-    def dispatch(self, name: str, payload: Any = None, *, source: str | None = None) -> Any:
-        ...
+    def dispatch(self, name: str, payload: Any = None, *, source: str | None = None) -> Any: ...
 
 
 def _resolve_clock(clock: IReactorTime | None) -> IReactorTime:
@@ -178,7 +178,7 @@ class EchoServerProtocol(Protocol):
         if factory.emit_data:
             factory._emit("echo.data", {"peer": _peer(self.transport), "bytes": n})
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         Stop the idle timer and report the loss with this connection's counters.
         """
@@ -486,9 +486,7 @@ class EchoClientProtocol(Protocol):
             raise TypeError("payload must be bytes, not {}".format(type(payload).__name__))
         if self._lost is not None:
             return fail(
-                EchoConnectionLost(
-                    "connection already closed: " + self._lost.getErrorMessage()
-                )
+                EchoConnectionLost("connection already closed: " + self._lost.getErrorMessage())
             )
         request = _Request(len(payload), Deferred(lambda d: self._abandon(request, None)))
         if not payload:
@@ -519,12 +517,10 @@ class EchoClientProtocol(Protocol):
                 request.timer.cancel()
             request.deferred.callback(chunk)
         if buffer and not pending:
-            self.log.warn(
-                "Discarding {n} unexpected bytes from the echo server", n=len(buffer)
-            )
+            self.log.warn("Discarding {n} unexpected bytes from the echo server", n=len(buffer))
             buffer.clear()
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
         Fail every pending request with L{EchoConnectionLost}.
         """
@@ -550,9 +546,7 @@ class EchoClientProtocol(Protocol):
         if request.timer is not None and request.timer.active():
             request.timer.cancel()
         if timeout is not None:
-            request.deferred.errback(
-                EchoTimeout("no complete echo within {}s".format(timeout))
-            )
+            request.deferred.errback(EchoTimeout("no complete echo within {}s".format(timeout)))
         elif not request.deferred.called:
             request.deferred.errback(CancelledError())
         self.transport.abortConnection()

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Any, Awaitable, BinaryIO, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any, BinaryIO
 
 from twisted.internet.defer import Deferred
 from twisted.python import usage
 
 from txmsg._options import GnuOptions
-
 from txmsg.echo import EchoClientProtocol, EchoError, connect_echo
 
 __all__ = ["Options", "client_endpoint", "run"]
@@ -104,7 +104,9 @@ async def _main(
     try:
         proto = await connect_echo(options["endpoint"], timeout=timeout, reactor=reactor)
     except ValueError as e:
-        print("txmsg echo: invalid endpoint {!r}: {}".format(options["endpoint"], e), file=sys.stderr)
+        print(
+            "txmsg echo: invalid endpoint {!r}: {}".format(options["endpoint"], e), file=sys.stderr
+        )
         return 2
     except EchoError as e:
         print("txmsg echo: {}".format(e), file=sys.stderr)

@@ -88,9 +88,7 @@ class JSONSerializer:
         Encode C{value} as compact UTF-8 JSON.
         """
         try:
-            return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode(
-                "utf-8"
-            )
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         except (TypeError, ValueError) as e:
             raise SerializationError(f"cannot encode as JSON: {e}") from e
 
@@ -116,8 +114,7 @@ class MsgpackSerializer:
             import msgpack
         except ImportError as e:
             raise UnknownSerializer(
-                "the 'msgpack' serializer needs the msgpack package: "
-                "pip install msgpack"
+                "the 'msgpack' serializer needs the msgpack package: pip install msgpack"
             ) from e
         self._msgpack = msgpack
 
@@ -183,9 +180,7 @@ class TextSerializer:
             return value
         if isinstance(value, str):
             return value.encode("utf-8")
-        raise SerializationError(
-            f"the 'text' serializer takes str, not {type(value).__name__}"
-        )
+        raise SerializationError(f"the 'text' serializer takes str, not {type(value).__name__}")
 
     def loads(self, data: bytes) -> str:
         """
@@ -245,9 +240,7 @@ def get_serializer(spec: str | Serializer) -> Serializer:
         the msgpack package.
     """
     if not isinstance(spec, str):
-        if callable(getattr(spec, "dumps", None)) and callable(
-            getattr(spec, "loads", None)
-        ):
+        if callable(getattr(spec, "dumps", None)) and callable(getattr(spec, "loads", None)):
             return spec
         raise UnknownSerializer(f"a serializer needs dumps() and loads(), got {spec!r}")
     found = _cache.get(spec)
@@ -256,9 +249,7 @@ def get_serializer(spec: str | Serializer) -> Serializer:
     factory = _FACTORIES.get(spec)
     if factory is None:
         raise UnknownSerializer(
-            "unknown serializer {!r}; choose one of {}".format(
-                spec, ", ".join(sorted(_FACTORIES))
-            )
+            "unknown serializer {!r}; choose one of {}".format(spec, ", ".join(sorted(_FACTORIES)))
         )
     found = factory()
     if spec == "pickle":

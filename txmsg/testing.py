@@ -62,8 +62,9 @@ __all__ = [
 ]
 
 
-def memory_amqp(clock: Any = None, broker: MemoryBroker | None = None,
-                **kw: Any) -> MemoryAMQPConnection:
+def memory_amqp(
+    clock: Any = None, broker: MemoryBroker | None = None, **kw: Any
+) -> MemoryAMQPConnection:
     """
     A real L{txmsg.amqp.AMQPConnection} (not started) on an in-memory
     broker; the broker is its C{broker} attribute.
@@ -80,8 +81,7 @@ def memory_amqp(clock: Any = None, broker: MemoryBroker | None = None,
     return broker.connection(**kw)
 
 
-def memory_redis(clock: Any = None, redis: MemoryRedis | None = None,
-                 **kw: Any) -> Any:
+def memory_redis(clock: Any = None, redis: MemoryRedis | None = None, **kw: Any) -> Any:
     """
     A real L{txmsg.redis.RedisService} (not started) on an in-memory Redis;
     the Redis is its C{memory} attribute.

@@ -3,6 +3,7 @@ Shared bits of the seed programs (tests only): the connection URL and the
 queue/exchange names, overridable from the environment so parallel tests do
 not collide; the defaults are the seeds' own names.
 """
+
 import os
 import sys
 

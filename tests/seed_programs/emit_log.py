@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Seed S14 emit_log.py (pika 1.x port)."""
+
 import sys
 
 from _seed import connect, name, out

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Seed S15 emit_log_topic.py (pika 1.x port)."""
+
 import sys
 
 from _seed import connect, name, out

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Seed S13 new_task.py (pika 1.x port)."""
+
 import sys
 
 import pika

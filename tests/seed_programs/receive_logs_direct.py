@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Seed S15 receive_logs_direct.py (pika 1.x port)."""
+
 import sys
 
 from _seed import connect, count, name, out

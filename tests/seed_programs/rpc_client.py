@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Seed S16 rpc_client.py (pika 1.x port)."""
+
 import sys
 import uuid
 
@@ -7,7 +8,7 @@ import pika
 from _seed import connect, name, out
 
 
-class FibonacciRpcClient(object):
+class FibonacciRpcClient:
     def __init__(self):
         self.connection = connect()
         self.channel = self.connection.channel()
@@ -27,7 +28,9 @@ class FibonacciRpcClient(object):
         self.channel.basic_publish(
             exchange="",
             routing_key=name("rpc_queue"),
-            properties=pika.BasicProperties(reply_to=self.callback_queue, correlation_id=self.corr_id),
+            properties=pika.BasicProperties(
+                reply_to=self.callback_queue, correlation_id=self.corr_id
+            ),
             body=str(n),
         )
         while self.response is None:

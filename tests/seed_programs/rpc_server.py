@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Seed S16 rpc_server.py (pika 1.x port)."""
+
 import pika
 from _seed import connect, count, name, out
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Seed S12 send.py (pika 1.x port)."""
+
 from _seed import connect, name, out
 
 connection = connect()

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Seed S13 worker.py (pika 1.x port)."""
+
 import time
 
 from _seed import connect, count, name, out

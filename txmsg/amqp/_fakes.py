@@ -34,9 +34,7 @@ __all__ = [
     "fake_service",
 ]
 
-ReceivedMessage = namedtuple(
-    "ReceivedMessage", ["channel", "method", "properties", "body"]
-)
+ReceivedMessage = namedtuple("ReceivedMessage", ["channel", "method", "properties", "body"])
 
 
 class _Frame:
@@ -114,9 +112,7 @@ class FakeChannel:
         self.calls.append((name, kw))
         if self._closed is not None:
             return fail(self._closed)
-        error = self.connection.channel_errors.get(
-            (name, kw.get("queue") or kw.get("exchange"))
-        )
+        error = self.connection.channel_errors.get((name, kw.get("queue") or kw.get("exchange")))
         if error is not None:
             d: Deferred = Deferred()
             self._calls.add(d)
@@ -151,9 +147,7 @@ class FakeChannel:
 
     def queue_bind(self, queue: str, exchange: str, **kw: Any) -> Deferred:
         """Record a binding."""
-        return self._call(
-            "queue_bind", _Frame(None), queue=queue, exchange=exchange, **kw
-        )
+        return self._call("queue_bind", _Frame(None), queue=queue, exchange=exchange, **kw)
 
     def basic_qos(self, **kw: Any) -> Deferred:
         """Record QoS settings."""
@@ -255,9 +249,7 @@ class FakeChannel:
         seq = seq or min(self._unconfirmed)
         tags = [t for t in sorted(self._unconfirmed) if t <= seq] if multiple else [seq]
         for t in tags:
-            self._unconfirmed.pop(t).callback(
-                spec.Basic.Ack(delivery_tag=seq, multiple=multiple)
-            )
+            self._unconfirmed.pop(t).callback(spec.Basic.Ack(delivery_tag=seq, multiple=multiple))
 
     def nack(self, seq: int | None = None) -> None:
         """Nack publish C{seq} (default: the oldest)."""
@@ -291,9 +283,7 @@ class FakeChannel:
 
         tag = consumer_tag or next(iter(self.consumers))
         self._delivery_tag += 1
-        method = spec.Basic.Deliver(
-            tag, self._delivery_tag, redelivered, exchange, routing_key
-        )
+        method = spec.Basic.Deliver(tag, self._delivery_tag, redelivered, exchange, routing_key)
         props = properties if properties is not None else spec.BasicProperties()
         self.consumers[tag].put(ReceivedMessage(self, method, props, body))
         return self._delivery_tag
@@ -306,9 +296,7 @@ class FakeChannel:
         if q is not None:
             q.close(ConsumerCancelled())
 
-    def close_by_broker(
-        self, reply_code: int = 404, reply_text: str = "NOT_FOUND"
-    ) -> None:
+    def close_by_broker(self, reply_code: int = 404, reply_text: str = "NOT_FOUND") -> None:
         """A channel error: the broker closes this channel."""
         from pika.exceptions import ChannelClosedByBroker
 
@@ -439,9 +427,7 @@ class RecordingEvents:
     def __init__(self) -> None:
         self.events: list = []
 
-    def dispatch(
-        self, name: str, payload: Any = None, *, source: str | None = None
-    ) -> Deferred:
+    def dispatch(self, name: str, payload: Any = None, *, source: str | None = None) -> Deferred:
         """Record the event."""
         self.events.append((name, payload, source))
         return succeed(None)

@@ -169,11 +169,7 @@ class AMQPConnection(Service):
                 if d in self._waiters:
                     self._waiters.remove(d)
                     url = self.address.redacted
-                    d.errback(
-                        NotConnectedError(
-                            f"no AMQP connection to {url} within {timeout}s"
-                        )
-                    )
+                    d.errback(NotConnectedError(f"no AMQP connection to {url} within {timeout}s"))
 
             timer.append(self._reactor.callLater(timeout, expire))
             d.addBoth(_cancel_timer, timer[0])
@@ -231,18 +227,14 @@ class AMQPConnection(Service):
             self._publisher = Publisher(self)
         return self._publisher
 
-    def publish(
-        self, exchange: str, routing_key: str, body: Any, **kw: Any
-    ) -> Deferred:
+    def publish(self, exchange: str, routing_key: str, body: Any, **kw: Any) -> Deferred:
         """
         Publish with the default publisher; see
         L{txmsg.amqp.publisher.Publisher.publish}.
         """
         return self.publisher().publish(exchange, routing_key, body, **kw)
 
-    def consume(
-        self, queue: Any, handler: Any = None, prefetch: int = 1, **kw: Any
-    ) -> Any:
+    def consume(self, queue: Any, handler: Any = None, prefetch: int = 1, **kw: Any) -> Any:
         """
         Start consuming; see L{txmsg.amqp.consumer.Consumer}.
 

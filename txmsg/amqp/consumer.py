@@ -133,9 +133,7 @@ class Consumer:
         if isinstance(queue, Queue):
             # Attach only once the queue exists (and, server-named, has a name).
             d = connection.declare(queue)
-            d.addBoth(
-                lambda _: None if self._stopped else connection.add_participant(self)
-            )
+            d.addBoth(lambda _: None if self._stopped else connection.add_participant(self))
         else:
             connection.add_participant(self)
 
@@ -285,9 +283,7 @@ class Consumer:
             # The broker cancelled us (queue deleted, failover).  Buffered
             # deliveries are stuck unacked until the channel closes, so close
             # it; _channel_closed schedules the re-creation.
-            self.log.warn(
-                "Consumer on {queue} was cancelled by the broker", queue=session.name
-            )
+            self.log.warn("Consumer on {queue} was cancelled by the broker", queue=session.name)
             if session.channel.is_open:
                 session.channel.close()
 
@@ -313,16 +309,12 @@ class Consumer:
                 result.addBoth(self._settle, session, msg.channel, delivery)
                 return
             if hasattr(result, "__await__"):
-                ensureDeferred(result).addBoth(
-                    self._settle, session, msg.channel, delivery
-                )
+                ensureDeferred(result).addBoth(self._settle, session, msg.channel, delivery)
                 return
         # A plain value (or a synchronous exception): settle without Deferreds.
         self._settle(result, session, msg.channel, delivery)
 
-    def _settle(
-        self, result: Any, session: _Session, channel: Any, delivery: Delivery
-    ) -> None:
+    def _settle(self, result: Any, session: _Session, channel: Any, delivery: Delivery) -> None:
         outcome = self._outcome(result, delivery)
         try:
             if session is not self._session or not channel.is_open:
@@ -337,14 +329,10 @@ class Consumer:
                 channel.basic_ack(delivery.delivery_tag)
                 self.acked += 1
             else:
-                channel.basic_nack(
-                    delivery.delivery_tag, requeue=outcome is Outcome.RETRY
-                )
+                channel.basic_nack(delivery.delivery_tag, requeue=outcome is Outcome.RETRY)
                 self.nacked += 1
         except Exception:
-            self.log.failure(
-                "Settling delivery {tag} failed", tag=delivery.delivery_tag
-            )
+            self.log.failure("Settling delivery {tag} failed", tag=delivery.delivery_tag)
         finally:
             self._inflight -= 1
             if self._inflight == 0 and self._idle:

@@ -466,9 +466,7 @@ class Publisher:
                 op.deadline = None
                 op.expire()
             else:
-                self._sweep = self._clock.callLater(
-                    op.deadline - now, self._sweep_deadlines
-                )
+                self._sweep = self._clock.callLater(op.deadline - now, self._sweep_deadlines)
                 return
 
     def _finished(self) -> None:

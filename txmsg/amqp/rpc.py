@@ -169,9 +169,7 @@ class RPCClient:
         )
         self._pending[call.corr] = call
         channel = self._channel
-        d = maybeDeferred(
-            channel.basic_publish, exchange, routing_key, body, props, True
-        )
+        d = maybeDeferred(channel.basic_publish, exchange, routing_key, body, props, True)
         d.addErrback(self._publish_failed, call)
 
     def _publish_failed(self, f: Failure, call: _Call) -> None:
@@ -340,9 +338,7 @@ class RPCServer:
         """
         self._handler = handler
         self._publisher = publisher or connection.publisher()
-        self.consumer = Consumer(
-            connection, queue, self._answer, prefetch=prefetch, **consumer_kw
-        )
+        self.consumer = Consumer(connection, queue, self._answer, prefetch=prefetch, **consumer_kw)
 
     async def _answer(self, delivery: Delivery) -> None:
         from twisted.internet.defer import ensureDeferred

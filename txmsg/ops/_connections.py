@@ -48,9 +48,7 @@ class AMQPCollector:
             if isinstance(p, Consumer):
                 # server-named queues get one label: their names are random
                 queue = (
-                    p._queue
-                    if isinstance(p._queue, str)
-                    else (p._queue.name or "<server-named>")
+                    p._queue if isinstance(p._queue, str) else (p._queue.name or "<server-named>")
                 )
                 current[id(p)] = (p, queue)
         for key, (consumer, queue) in list(self._seen.items()):
@@ -60,9 +58,7 @@ class AMQPCollector:
                     ("acked", consumer.acked),
                     ("nacked", consumer.nacked),
                 ):
-                    self._retired[(queue, outcome)] = (
-                        self._retired.get((queue, outcome), 0) + n
-                    )
+                    self._retired[(queue, outcome)] = self._retired.get((queue, outcome), 0) + n
         self._seen.update(current)
         return list(current.values())
 
@@ -84,9 +80,7 @@ class AMQPCollector:
         from txmsg.amqp.publisher import Publisher
 
         publishers = [
-            p
-            for p in list(getattr(conn, "_participants", []))
-            if isinstance(p, Publisher)
+            p for p in list(getattr(conn, "_participants", [])) if isinstance(p, Publisher)
         ]
         for field, doc in (
             ("published", "Messages published."),
@@ -96,13 +90,9 @@ class AMQPCollector:
             ("failed", "Publishes lost with their connection or timed out."),
         ):
             name = (
-                "txmsg_amqp_publishes"
-                if field == "published"
-                else "txmsg_amqp_publishes_" + field
+                "txmsg_amqp_publishes" if field == "published" else "txmsg_amqp_publishes_" + field
             )
-            yield CounterMetricFamily(
-                name, doc, value=sum(getattr(p, field) for p in publishers)
-            )
+            yield CounterMetricFamily(name, doc, value=sum(getattr(p, field) for p in publishers))
         yield _gauge(
             "txmsg_amqp_publishes_unconfirmed",
             "Publishes waiting for the broker's confirm.",
@@ -180,17 +170,13 @@ class RedisCollector:
             connections.add_metric([role], state.connections)
         yield connected
         yield connections
-        rows: dict[str, dict[tuple[str, str], int]] = {
-            f: {} for f, _, _ in _SUBSCRIPTION_COUNTERS
-        }
+        rows: dict[str, dict[tuple[str, str], int]] = {f: {} for f, _, _ in _SUBSCRIPTION_COUNTERS}
         for sub in self.redis.pubsub.subscriptions():
             key = (sub.name, "pattern" if sub.is_pattern else "channel")
             for field, table in rows.items():
                 table[key] = table.get(key, 0) + sub.stats.get(field, 0)
         for field, name, doc in _SUBSCRIPTION_COUNTERS:
-            yield _counter(
-                name, doc, ["subscription", "kind"], sorted(rows[field].items())
-            )
+            yield _counter(name, doc, ["subscription", "kind"], sorted(rows[field].items()))
         yield CounterMetricFamily(
             "txmsg_redis_messages_unrouted",
             "Messages for which no subscription was found.",

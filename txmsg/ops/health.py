@@ -127,9 +127,7 @@ class MetricsResource(Resource):
         from prometheus_client.exposition import choose_encoder
 
         accept = request.getHeader(b"accept")
-        encoder, content_type = choose_encoder(
-            accept.decode("latin-1") if accept else ""
-        )
+        encoder, content_type = choose_encoder(accept.decode("latin-1") if accept else "")
         body: bytes = encoder(self.registry)
         request.setHeader(b"content-type", content_type.encode("ascii"))
         return body

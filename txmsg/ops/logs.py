@@ -191,9 +191,7 @@ def redacting_text_observer(
     """
 
     def format_event(event: LogEvent) -> str | None:
-        text = formatEventAsClassicLogText(
-            event, formatTime=lambda t: formatTime(t, time_format)
-        )
+        text = formatEventAsClassicLogText(event, formatTime=lambda t: formatTime(t, time_format))
         return None if text is None else redact_text(text)
 
     return FileLogObserver(out, format_event)

@@ -171,9 +171,7 @@ class WorkerCollector:
         for name in WORKER_STATES:
             state.add_metric([name], 1 if worker.state == name else 0)
         yield state
-        yield _gauge(
-            "txmsg_worker_tasks_in_flight", "Tasks running now.", len(stats.started_at)
-        )
+        yield _gauge("txmsg_worker_tasks_in_flight", "Tasks running now.", len(stats.started_at))
         yield _counter(
             "txmsg_worker_tasks",
             "Deliveries handled, by queue, task and outcome "

@@ -73,8 +73,7 @@ class OpsOptions(usage.Options):
         if parent.get("logger") or parent.get("syslog"):
             if log_format == "json":
                 raise usage.UsageError(
-                    "--log-format json cannot be combined with "
-                    "twistd --logger or --syslog"
+                    "--log-format json cannot be combined with twistd --logger or --syslog"
                 )
             return
         from txmsg.ops.logs import twistd_logger

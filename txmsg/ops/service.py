@@ -103,9 +103,7 @@ class HealthService(MultiService):
         self.site.displayTracebacks = False
         # One log line per probe would drown the useful ones.
         self.site.log = lambda request: None  # type: ignore[method-assign]
-        self.listener = _HealthListener(
-            serverFromString(reactor, endpoint), self.site, endpoint
-        )
+        self.listener = _HealthListener(serverFromString(reactor, endpoint), self.site, endpoint)
         self.listener.setName("listener")
         self.listener.setServiceParent(self)
 
@@ -117,11 +115,7 @@ def echo_checks(echo: Any) -> Callable[[], list[Check]]:
     """
 
     def checks() -> list[Check]:
-        result = [
-            Check(
-                "echo", bool(echo.running), "running" if echo.running else "not running"
-            )
-        ]
+        result = [Check("echo", bool(echo.running), "running" if echo.running else "not running")]
         for child in echo:
             if child.name and child.name.startswith(("listen:", "udp:")):
                 result.append(
@@ -152,8 +146,7 @@ def worker_checks(worker: Any) -> Callable[[], list[Check]]:
             Check(
                 "amqp",
                 up,
-                ("connected to " if up else "not connected to ")
-                + amqp.address.redacted,
+                ("connected to " if up else "not connected to ") + amqp.address.redacted,
             )
         )
         consumers = worker.consumers
@@ -173,9 +166,7 @@ def worker_checks(worker: Any) -> Callable[[], list[Check]]:
                 ("commands", redis.connection.state),
                 ("pubsub", redis.pubsub.state),
             ):
-                result.append(
-                    Check("redis:" + role, bool(state.is_connected), state.describe())
-                )
+                result.append(Check("redis:" + role, bool(state.is_connected), state.describe()))
         return result
 
     return checks

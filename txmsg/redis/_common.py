@@ -106,9 +106,9 @@ def sleep(clock: Any, seconds: float) -> Deferred[None]:
 def _is_noscript(error: BaseException) -> bool:
     # txredisapi raises ResponseError("NOSCRIPT No matching script...") from
     # execute_command (ScriptDoesNotExist only from its own evalsha()).
-    return type(error).__name__ == "ScriptDoesNotExist" or str(error).lstrip(
-        "('\""
-    ).startswith("NOSCRIPT")
+    return type(error).__name__ == "ScriptDoesNotExist" or str(error).lstrip("('\"").startswith(
+        "NOSCRIPT"
+    )
 
 
 class Script:

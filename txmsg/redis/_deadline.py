@@ -168,11 +168,7 @@ class DeadlineProxy:
                 if isinstance(result, Failure):
                     out.errback(result)
                 else:
-                    out.callback(
-                        DeadlineProxy(
-                            result, self._timeout, self._clock, self._describe
-                        )
-                    )
+                    out.callback(DeadlineProxy(result, self._timeout, self._clock, self._describe))
                 return None
             if not isinstance(result, Failure):
                 _release(name, result)

@@ -252,9 +252,7 @@ class DelayPoller(Service):
         return self._sleep_until(claim.next_due, claim.next_lease)
 
     def _claim_failed(self, failure: Failure) -> float:
-        self.log.failure(
-            "Claim on delay queue {queue} failed", failure, queue=self.queue.prefix
-        )
+        self.log.failure("Claim on delay queue {queue} failed", failure, queue=self.queue.prefix)
         return self.error_delay
 
     # handling one item
@@ -271,18 +269,14 @@ class DelayPoller(Service):
 
         d.addBoth(finished)
 
-    def _handle(
-        self, item_id: str, raw: bytes, attempts: int, due: float
-    ) -> Deferred[None]:
+    def _handle(self, item_id: str, raw: bytes, attempts: int, due: float) -> Deferred[None]:
         try:
             item = self.queue.decode(item_id, raw, attempts, due)
         except Exception as e:
             return self._dead(item_id, raw, attempts, f"undecodable payload: {e}")
         if attempts > self.max_attempts:
             # claimed too often without an ack (handlers that crash the poller)
-            return self._dead(
-                item_id, raw, attempts, "too many attempts (lease expired)"
-            )
+            return self._dead(item_id, raw, attempts, "too many attempts (lease expired)")
         d: Deferred[Any]
         if self.callback is not None:
             d = call(self.callback, item)
@@ -331,9 +325,7 @@ class DelayPoller(Service):
                 id=item_id,
             )
 
-    def _dead(
-        self, item_id: str, raw: bytes, attempts: int, error: str
-    ) -> Deferred[None]:
+    def _dead(self, item_id: str, raw: bytes, attempts: int, error: str) -> Deferred[None]:
         self.dead += 1
         d: Deferred[Any] = self.queue.dead_letter(item_id, raw, attempts, error)
         d.addCallback(lambda _: None)

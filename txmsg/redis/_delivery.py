@@ -207,8 +207,7 @@ class Subscription:
                 n = stats["decode_failures"]
                 if _should_log(n):
                     self.log.failure(
-                        "Cannot decode a message on {channel} as {codec} "
-                        "({count} so far); dropped",
+                        "Cannot decode a message on {channel} as {codec} ({count} so far); dropped",
                         channel=channel,
                         codec=self.serializer.name,
                         count=n,

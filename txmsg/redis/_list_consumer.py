@@ -89,9 +89,7 @@ class ListConsumer(Service):
             raise ValueError("mode must be 'block' or 'burst'")
         if on_failure not in ("dead", "requeue"):
             raise ValueError("on_failure must be 'dead' or 'requeue'")
-        if (callback is None) == (event is None) or (
-            event is not None and events is None
-        ):
+        if (callback is None) == (event is None) or (event is not None and events is None):
             raise TypeError("give a callback, or event= with events=")
         self.queue = queue
         self.callback = callback
@@ -133,9 +131,7 @@ class ListConsumer(Service):
         """
         super().startService()
         self._loop = Deferred.fromCoroutine(self._run())
-        self._loop.addErrback(
-            lambda f: self.log.failure("List consumer loop failed", f)
-        )
+        self._loop.addErrback(lambda f: self.log.failure("List consumer loop failed", f))
 
     def stopService(self) -> Deferred[None]:
         """
@@ -216,9 +212,7 @@ class ListConsumer(Service):
             if moved:
                 self.log.info("Gave back {n} unprocessed item(s)", n=moved)
         except Exception:
-            self.log.failure(
-                "List consumer {id} did not unregister cleanly", id=self.consumer_id
-            )
+            self.log.failure("List consumer {id} did not unregister cleanly", id=self.consumer_id)
         finally:
             if self._owns_blocking and self._blocking is not None:
                 await self._blocking.stopService()
@@ -305,9 +299,7 @@ class ListConsumer(Service):
         ms = max(1, int(self.heartbeat_ttl * 1000))
         d = h.execute_command("SET", self.heartbeat_key, "1", "PX", ms)
         d.addCallback(
-            lambda _: h.execute_command(
-                "SADD", self.queue.consumers_key, self.consumer_id
-            )
+            lambda _: h.execute_command("SADD", self.queue.consumers_key, self.consumer_id)
         )
         return d
 
@@ -317,9 +309,7 @@ class ListConsumer(Service):
         if self._beat_count % 3 == 0:
             d.addCallback(lambda _: self._sweep(own=False))
         d.addErrback(
-            lambda f: self.log.warn(
-                "Heartbeat failed: {error}", error=f.getErrorMessage()
-            )
+            lambda f: self.log.warn("Heartbeat failed: {error}", error=f.getErrorMessage())
         )
         return d.addCallback(lambda _: None)
 
@@ -328,9 +318,7 @@ class ListConsumer(Service):
             if own:
                 n = await self.queue.recover_consumer(self.consumer_id, force=True)
                 if n:
-                    self.log.info(
-                        "Took back {n} item(s) left in our processing list", n=n
-                    )
+                    self.log.info("Took back {n} item(s) left in our processing list", n=n)
             n = await self.queue.recover(exclude=self.consumer_id)
             if n:
                 self.log.warn(
@@ -368,9 +356,7 @@ class ListConsumer(Service):
                 key=self.queue.key,
                 error=e,
             )
-            await scripts.FAIL(
-                self._handler, [self.processing_key, self.queue.dead_key], [raw]
-            )
+            await scripts.FAIL(self._handler, [self.processing_key, self.queue.dead_key], [raw])
             self.failed += 1
             return
         try:
@@ -394,17 +380,11 @@ class ListConsumer(Service):
                 action=self.on_failure,
             )
             if self.on_failure == "dead":
-                await scripts.FAIL(
-                    self._handler, [self.processing_key, self.queue.dead_key], [raw]
-                )
+                await scripts.FAIL(self._handler, [self.processing_key, self.queue.dead_key], [raw])
             else:
-                await scripts.REQUEUE(
-                    self._handler, [self.processing_key, self.queue.key], [raw]
-                )
+                await scripts.REQUEUE(self._handler, [self.processing_key, self.queue.key], [raw])
             return
-        removed = await self._handler.execute_command(
-            "LREM", self.processing_key, 1, raw
-        )
+        removed = await self._handler.execute_command("LREM", self.processing_key, 1, raw)
         self.handled += 1
         if not removed:
             self.log.warn(

@@ -60,9 +60,7 @@ class ConnectionState:
         """
         A short text for error messages: where, and connected or not.
         """
-        return "{} {}".format(
-            self.url, "connected" if self.is_connected else "not connected"
-        )
+        return "{} {}".format(self.url, "connected" if self.is_connected else "not connected")
 
     def when_connected(self) -> Deferred[None]:
         """
@@ -102,13 +100,9 @@ class ConnectionState:
         """
         self.is_connected = False
         if self.stopping:
-            self.log.info(
-                "Redis {role} connection closed: {url}", role=self.role, url=self.url
-            )
+            self.log.info("Redis {role} connection closed: {url}", role=self.role, url=self.url)
         else:
-            self.log.warn(
-                "Redis {role} connection lost: {url}", role=self.role, url=self.url
-            )
+            self.log.warn("Redis {role} connection lost: {url}", role=self.role, url=self.url)
         payload = {
             "url": self.url,
             "role": self.role,

@@ -143,9 +143,7 @@ class Cache:
         The decoded value, or C{_MISSING}.
         """
         d = self._handler.execute_command("GET", self.key(key))
-        return d.addCallback(
-            lambda raw: _MISSING if raw is None else self._decode(key, raw)
-        )
+        return d.addCallback(lambda raw: _MISSING if raw is None else self._decode(key, raw))
 
     def get(self, key: str, default: Any = None) -> Deferred[Any]:
         """
@@ -209,9 +207,7 @@ class Cache:
             self.log.warn("Ignoring undecodable cache entry: {error}", error=e)
             return _MISSING
 
-    async def _get_or_compute(
-        self, key: str, compute: Callable[[], Any], ttl: float | None
-    ) -> Any:
+    async def _get_or_compute(self, key: str, compute: Callable[[], Any], ttl: float | None) -> Any:
         value = await self._cached(key)
         if value is not _MISSING:
             return value
@@ -226,8 +222,7 @@ class Cache:
         while not await lock.try_acquire():
             if self._reactor.seconds() >= deadline:
                 self.log.warn(
-                    "No value for {key} after waiting {wait} s for another process; "
-                    "computing",
+                    "No value for {key} after waiting {wait} s for another process; computing",
                     key=self.key(key),
                     wait=self.lock_wait,
                 )
@@ -246,14 +241,11 @@ class Cache:
                 await lock.release()
             except LockNotOwned:
                 self.log.warn(
-                    "Computing {key} outlived compute_timeout; others may have "
-                    "computed too",
+                    "Computing {key} outlived compute_timeout; others may have computed too",
                     key=self.key(key),
                 )
             except Exception:
-                self.log.failure(
-                    "Could not release the compute lock of {key}", key=self.key(key)
-                )
+                self.log.failure("Could not release the compute lock of {key}", key=self.key(key))
 
     async def _compute_and_store(
         self, key: str, compute: Callable[[], Any], ttl: float | None

@@ -132,9 +132,7 @@ class RedisConnection(Service):
             self.state.describe,
         )
         self.log.info("Connecting to Redis at {url}", url=self.url.redacted())
-        self._factory.startConnecting(
-            self.url.endpoint(self.reactor, self.connect_timeout)
-        )
+        self._factory.startConnecting(self.url.endpoint(self.reactor, self.connect_timeout))
 
     def stopService(self) -> Deferred[None]:
         """
@@ -159,9 +157,7 @@ class RedisConnection(Service):
         @raise RedisNotRunning: when the service is not running.
         """
         if self._handler is None:
-            raise RedisNotRunning(
-                f"RedisConnection for {self.url.redacted()} is not running"
-            )
+            raise RedisNotRunning(f"RedisConnection for {self.url.redacted()} is not running")
         return self._handler
 
     @property
@@ -184,8 +180,7 @@ class RedisConnection(Service):
 
             def timedOut(result: Any, _t: float) -> Any:
                 raise RedisCommandTimeout(
-                    f"no Redis connection within {timeout:g} s "
-                    f"({self.state.describe()})"
+                    f"no Redis connection within {timeout:g} s ({self.state.describe()})"
                 )
 
             d.addTimeout(timeout, self.reactor, onTimeoutCancel=timedOut)

@@ -195,9 +195,7 @@ class ControlListener(Service):
         """
         super().startService()
         self._sub = self.pubsub.subscribe(self.channel, self.handle_message)
-        self.log.info(
-            "Listening for control commands on {channel}", channel=self.channel
-        )
+        self.log.info("Listening for control commands on {channel}", channel=self.channel)
 
     def stopService(self) -> None:
         """
@@ -249,9 +247,7 @@ class ControlListener(Service):
                 )
             return None
         if command.command in REPLY_COMMANDS and not command.reply_to:
-            self.log.warn(
-                "Ignoring {command!r} without reply_to", command=command.command
-            )
+            self.log.warn("Ignoring {command!r} without reply_to", command=command.command)
             return None
         self.log.info("Control command {command} received", command=command.command)
         d = maybeDeferred(handler, command)
@@ -266,9 +262,7 @@ class ControlListener(Service):
 
     def _failed(self, failure: Failure, command: ControlCommand) -> Any:
         self.stats["failed"] += 1
-        self.log.failure(
-            "Control command {command} failed", failure, command=command.command
-        )
+        self.log.failure("Control command {command} failed", failure, command=command.command)
         if command.reply_to:
             error = {
                 "type": failure.type.__name__,
@@ -283,9 +277,7 @@ class ControlListener(Service):
         try:
             payload = json.dumps(body, default=repr)
         except (TypeError, ValueError) as e:  # pragma: no cover - default=repr
-            payload = json.dumps(
-                {"id": command.id, "ok": False, "error": {"message": str(e)}}
-            )
+            payload = json.dumps({"id": command.id, "ok": False, "error": {"message": str(e)}})
         assert command.reply_to is not None
         d = publish(self.connection, command.reply_to, payload)
         d.addErrback(lambda f: self.log.failure("Could not send control reply", f))

@@ -28,7 +28,6 @@ from twisted.internet.defer import Deferred
 from twisted.python import usage
 
 from txmsg._options import GnuOptions
-
 from txmsg.redis.url import ENV_VAR, InvalidRedisURL, parse_redis_url
 
 __all__ = ["Options", "run", "main"]
@@ -125,9 +124,7 @@ async def _run(reactor: Any, options: Options) -> int:
         sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
         return 0 if result.get("ok") else 1
     if not result:
-        sys.stderr.write(
-            "txmsg control: nobody listens on rq:pubsub:{}\n".format(options["name"])
-        )
+        sys.stderr.write("txmsg control: nobody listens on rq:pubsub:{}\n".format(options["name"]))
         return 1
     sys.stdout.write(
         "sent {} to rq:pubsub:{} ({} listener(s))\n".format(

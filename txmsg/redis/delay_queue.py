@@ -198,9 +198,7 @@ class DelayQueue:
 
         return d.addCallback(parse)
 
-    def decode(
-        self, item_id: str, raw: bytes, attempts: int, due: float
-    ) -> DelayedItem:
+    def decode(self, item_id: str, raw: bytes, attempts: int, due: float) -> DelayedItem:
         """
         Build a L{DelayedItem}; raises the serializer's error on bad payload.
         """
@@ -223,9 +221,7 @@ class DelayQueue:
         lease had already expired (it is back in the queue anyway).
         """
         due = self.reactor.seconds() + delay
-        d = scripts.RETRY(
-            self._handler, [self.processing_key, self.due_key], [item_id, repr(due)]
-        )
+        d = scripts.RETRY(self._handler, [self.processing_key, self.due_key], [item_id, repr(due)])
 
         def done(moved: Any) -> bool:
             self._notify(due)
@@ -233,9 +229,7 @@ class DelayQueue:
 
         return d.addCallback(done)
 
-    def dead_letter(
-        self, item_id: str, raw: bytes, attempts: int, error: str
-    ) -> Deferred[bool]:
+    def dead_letter(self, item_id: str, raw: bytes, attempts: int, error: str) -> Deferred[bool]:
         """
         Move a claimed item to C{P:dead} as a JSON envelope C{{"id",
         "attempts", "error", "failed_at", "payload"}} (C{payload} is the
@@ -259,9 +253,7 @@ class DelayQueue:
         )
         return d.addCallback(bool)
 
-    def move_due(
-        self, list_key: str, limit: int = 100
-    ) -> Deferred[tuple[int, float | None]]:
+    def move_due(self, list_key: str, limit: int = 100) -> Deferred[tuple[int, float | None]]:
         """
         Atomically move up to C{limit} due payloads to the Redis list
         C{list_key} (e.g. a L{ReliableQueue}'s C{key}); fires with C{(moved,
@@ -284,9 +276,7 @@ class DelayQueue:
         async def go() -> dict[str, int]:
             return {
                 "due": int(await h.execute_command("ZCARD", self.due_key)),
-                "processing": int(
-                    await h.execute_command("ZCARD", self.processing_key)
-                ),
+                "processing": int(await h.execute_command("ZCARD", self.processing_key)),
                 "dead": int(await h.execute_command("LLEN", self.dead_key)),
             }
 

@@ -155,9 +155,7 @@ class KeyExpiry(Service):
         regs = self._by_db.setdefault(db, [])
         regs.append(reg)
         if db not in self._subs:
-            self._subs[db] = self.pubsub.subscribe(
-                f"__keyevent@{db}__:expired", self._receiver(db)
-            )
+            self._subs[db] = self.pubsub.subscribe(f"__keyevent@{db}__:expired", self._receiver(db))
             if self.pubsub.state.is_connected:
                 self.ensure_notifications()
         return reg
@@ -185,9 +183,7 @@ class KeyExpiry(Service):
 
     def _receiver(self, db: int) -> Callable[[Message], Any]:
         def received(message: Message) -> Any:
-            expired = ExpiredKey(
-                message.raw.decode("utf-8", "surrogateescape"), db, message.raw
-            )
+            expired = ExpiredKey(message.raw.decode("utf-8", "surrogateescape"), db, message.raw)
             waits = []
             for reg in list(self._by_db.get(db, ())):
                 if fnmatchcase(expired.key, reg.pattern):

@@ -143,9 +143,7 @@ class ReliableQueue:
 
         return Deferred.fromCoroutine(go())
 
-    def recover_consumer(
-        self, consumer_id: str, *, force: bool = False
-    ) -> Deferred[int]:
+    def recover_consumer(self, consumer_id: str, *, force: bool = False) -> Deferred[int]:
         """
         Move consumer C{consumer_id}'s processing list back to the queue if
         its heartbeat is gone (or C{force}); fires with the number moved, or
@@ -163,17 +161,13 @@ class ReliableQueue:
         )
         return d.addCallback(int)
 
-    def consumer(
-        self, callback: Callable[[Any], Any] | None = None, **kw: Any
-    ) -> ListConsumer:
+    def consumer(self, callback: Callable[[Any], Any] | None = None, **kw: Any) -> ListConsumer:
         """
         A L{ListConsumer} of this queue, not started (for a service tree).
         """
         return ListConsumer(self, callback, **kw)
 
-    def consume(
-        self, callback: Callable[[Any], Any] | None = None, **kw: Any
-    ) -> ListConsumer:
+    def consume(self, callback: Callable[[Any], Any] | None = None, **kw: Any) -> ListConsumer:
         """
         Start consuming: a started L{ListConsumer} (call C{stopService()} to
         stop; in burst mode, C{consumer.done} fires when the queue is empty).

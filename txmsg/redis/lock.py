@@ -215,9 +215,7 @@ class Lock:
                 return self
             now = self._reactor.seconds()
             if deadline is not None and now >= deadline - 1e-6:
-                raise LockNotAcquired(
-                    f"{self.key} still held by another owner after {timeout:g} s"
-                )
+                raise LockNotAcquired(f"{self.key} still held by another owner after {timeout:g} s")
             wait = interval if deadline is None else min(interval, deadline - now)
             await sleep(self._reactor, wait)
 
@@ -238,8 +236,7 @@ class Lock:
         def done(deleted: Any) -> None:
             if not deleted:
                 raise LockNotOwned(
-                    f"{self.key} expired before release (and may be held by "
-                    "another owner now)"
+                    f"{self.key} expired before release (and may be held by another owner now)"
                 )
 
         return d.addCallback(done)

@@ -186,9 +186,7 @@ class PubSub(Service):
         @return: the L{Subscription}; C{await sub.when_active()} to know
             Redis confirmed it, C{sub.cancel()} to stop.
         """
-        return self._add(
-            channel, callback, event, False, decode, concurrency, max_queued
-        )
+        return self._add(channel, callback, event, False, decode, concurrency, max_queued)
 
     def psubscribe(
         self,
@@ -204,9 +202,7 @@ class PubSub(Service):
         Like L{subscribe}, for a glob-style pattern (PSUBSCRIBE); the
         L{Message} carries the pattern and the actual channel.
         """
-        return self._add(
-            pattern, callback, event, True, decode, concurrency, max_queued
-        )
+        return self._add(pattern, callback, event, True, decode, concurrency, max_queued)
 
     def _route_to_events(
         self, event: str, callback: Callable[[Message], Any] | None
@@ -274,9 +270,7 @@ class PubSub(Service):
             send = proto.punsubscribe if sub.is_pattern else proto.unsubscribe
             self._send(send, [sub.key], "unsubscribe from")
 
-    def _send(
-        self, method: Callable[[list[bytes]], Any], names: list[bytes], what: str
-    ) -> None:
+    def _send(self, method: Callable[[list[bytes]], Any], names: list[bytes], what: str) -> None:
         try:
             d = method(names)
         except Exception:
@@ -322,9 +316,7 @@ class PubSub(Service):
         )
         for hook in self._hooks:
             try:
-                maybeDeferred(hook).addErrback(
-                    lambda f: self.log.failure("Connect hook failed", f)
-                )
+                maybeDeferred(hook).addErrback(lambda f: self.log.failure("Connect hook failed", f))
             except Exception:  # pragma: no cover - maybeDeferred catches
                 self.log.failure("Connect hook failed")
 
@@ -354,11 +346,7 @@ class PubSub(Service):
         table = self._patterns if kind == b"punsubscribe" else self._channels
         if name in table and self._proto is not None:
             # re-subscribed while the unsubscribe was in flight
-            send = (
-                self._proto.psubscribe
-                if kind == b"punsubscribe"
-                else self._proto.subscribe
-            )
+            send = self._proto.psubscribe if kind == b"punsubscribe" else self._proto.subscribe
             for sub in table[name]:
                 sub.active = False
             self._send(send, [name], "subscribe to")

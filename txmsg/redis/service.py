@@ -152,9 +152,7 @@ class RedisService(MultiService):
         """
         Add a L{ControlListener} for worker C{name} (child C{"control:<name>"}).
         """
-        listener = ControlListener(
-            name, self.pubsub, self.connection, handlers, status=status
-        )
+        listener = ControlListener(name, self.pubsub, self.connection, handlers, status=status)
         listener.setName("control:" + name)
         listener.setServiceParent(self)
         return listener

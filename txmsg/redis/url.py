@@ -137,9 +137,7 @@ def _int(text: str, what: str, url: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise InvalidRedisURL(
-            f"bad {what} {text!r} in Redis URL {redact_url(url)}"
-        ) from None
+        raise InvalidRedisURL(f"bad {what} {text!r} in Redis URL {redact_url(url)}") from None
     if value < 0:
         raise InvalidRedisURL(f"negative {what} in Redis URL {redact_url(url)}")
     return value
@@ -174,9 +172,7 @@ def parse_redis_url(
     if scheme in ("unix", "redis+unix"):
         path = unquote(parts.path)
         if not path:
-            raise InvalidRedisURL(
-                f"unix Redis URL needs a socket path: {redact_url(url)}"
-            )
+            raise InvalidRedisURL(f"unix Redis URL needs a socket path: {redact_url(url)}")
         db = _int(query.get("db", "0"), "db", url)
         return RedisURL("unix", None, None, path, db, username, password, None, url)
     if scheme not in ("redis", "rediss"):

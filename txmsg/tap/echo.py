@@ -87,12 +87,16 @@ class Options(OpsOptions):
         [
             "no-write-through",
             None,
-            "Use Twisted's standard write path "
-            "(buffer, send on the next writability event).",
+            "Use Twisted's standard write path (buffer, send on the next writability event).",
         ],
     ]
     optParameters = [
-        ["max-connections", "c", "1000", "Close connections beyond this many at once (0: no limit)."],
+        [
+            "max-connections",
+            "c",
+            "1000",
+            "Close connections beyond this many at once (0: no limit).",
+        ],
         ["idle-timeout", "t", "300", "Close connections idle for this many seconds (0: never)."],
         ["udp", "u", None, "Also echo UDP datagrams on [HOST:]PORT (HOST defaults to 127.0.0.1)."],
     ]

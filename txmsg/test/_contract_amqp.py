@@ -54,8 +54,9 @@ class AMQPContract:
         await self.wait(c.when_consuming())
         return c
 
-    async def routed(self, exchange_type: str, bindings: dict, keys: list,
-                     headers: list | None = None) -> dict:
+    async def routed(
+        self, exchange_type: str, bindings: dict, keys: list, headers: list | None = None
+    ) -> dict:
         """Declare an exchange, queues bound with C{bindings}, publish C{keys}."""
         conn = await self.connect()
         ex = self.unique("ex")
@@ -65,9 +66,14 @@ class AMQPContract:
             qname = self.unique("q-" + label)
             q = await self.declare_queue(conn, qname)
             key, args = binding_args if isinstance(binding_args, tuple) else (binding_args, {})
-            self.assertEqual(await self.wait(conn.declare(
-                Exchange(ex, exchange_type, durable=False),
-                Binding(q, ex, key, args))), [])
+            self.assertEqual(
+                await self.wait(
+                    conn.declare(
+                        Exchange(ex, exchange_type, durable=False), Binding(q, ex, key, args)
+                    )
+                ),
+                [],
+            )
             got[label] = []
             await self.consume(conn, q, lambda d, label=label: got[label].append(d.body))
         for i, key in enumerate(keys):
@@ -81,16 +87,18 @@ class AMQPContract:
         conn = await self.connect()
         dead = await self.declare_queue(conn, self.unique("dead"))
         work = await self.declare_queue(
-            conn, self.unique("work"),
-            arguments=queue_arguments(dead_letter_exchange="",
-                                      dead_letter_routing_key=dead.name))
+            conn,
+            self.unique("work"),
+            arguments=queue_arguments(dead_letter_exchange="", dead_letter_routing_key=dead.name),
+        )
         return conn, work, dead
 
     @contract
     async def test_direct_routing(self) -> None:
         """A direct exchange routes by exact routing key."""
-        got = await self.routed("direct", {"a": "info", "b": "error"},
-                                ["info", "error", "debug", "info"])
+        got = await self.routed(
+            "direct", {"a": "info", "b": "error"}, ["info", "error", "debug", "info"]
+        )
         self.assertEqual(got, {"a": [b"info", b"info"], "b": [b"error"]})
 
     @contract
@@ -103,20 +111,27 @@ class AMQPContract:
     async def test_topic_routing(self) -> None:
         """A topic exchange matches C{*} as one word and C{#} as zero or more."""
         got = await self.routed(
-            "topic", {"star": "*.error", "hash": "kern.#"},
-            ["kern.error", "app.error", "kern", "kern.a.b", "app.error.x"])
-        self.assertEqual(got, {"star": [b"kern.error", b"app.error"],
-                               "hash": [b"kern.error", b"kern", b"kern.a.b"]})
+            "topic",
+            {"star": "*.error", "hash": "kern.#"},
+            ["kern.error", "app.error", "kern", "kern.a.b", "app.error.x"],
+        )
+        self.assertEqual(
+            got,
+            {"star": [b"kern.error", b"app.error"], "hash": [b"kern.error", b"kern", b"kern.a.b"]},
+        )
 
     @contract
     async def test_headers_routing(self) -> None:
         """A headers exchange matches C{x-match} all / any on header values."""
         got = await self.routed(
             "headers",
-            {"all": ("", {"x-match": "all", "a": "1", "b": "2"}),
-             "any": ("", {"x-match": "any", "a": "1", "b": "2"})},
+            {
+                "all": ("", {"x-match": "all", "a": "1", "b": "2"}),
+                "any": ("", {"x-match": "any", "a": "1", "b": "2"}),
+            },
             ["both", "only-a", "none"],
-            headers=[{"a": "1", "b": "2"}, {"a": "1"}, {"c": "3"}])
+            headers=[{"a": "1", "b": "2"}, {"a": "1"}, {"c": "3"}],
+        )
         self.assertEqual(got, {"all": [b"both"], "any": [b"both", b"only-a"]})
 
     @contract
@@ -192,8 +207,9 @@ class AMQPContract:
         await self.eventually(lambda: len(dead_seen) == 1)
         self.assertEqual(seen, [False, True])
         death = dead_seen[0].headers["x-death"][0]
-        self.assertEqual((death["reason"], death["queue"], death["count"]),
-                         ("rejected", work.name, 1))
+        self.assertEqual(
+            (death["reason"], death["queue"], death["count"]), ("rejected", work.name, 1)
+        )
         self.assertEqual(dead_seen[0].body, b"poison")
         self.flush_errors(ValueError)
 
@@ -251,9 +267,12 @@ class AMQPContract:
         conn = await self.connect()
         dead = await self.declare_queue(conn, self.unique("expired"))
         parked = await self.declare_queue(
-            conn, self.unique("parked"),
-            arguments=queue_arguments(message_ttl=400, dead_letter_exchange="",
-                                      dead_letter_routing_key=dead.name))
+            conn,
+            self.unique("parked"),
+            arguments=queue_arguments(
+                message_ttl=400, dead_letter_exchange="", dead_letter_routing_key=dead.name
+            ),
+        )
         got: list = []
         await self.consume(conn, dead, got.append)
         start = self.clock.seconds()
@@ -262,8 +281,7 @@ class AMQPContract:
         await self.eventually(lambda: len(got) == 2, timeout=5)
         self.assertGreaterEqual(self.clock.seconds() - start, 0.35)
         self.assertEqual([d.body for d in got], [b"short", b"queue-ttl"])
-        self.assertEqual([d.headers["x-death"][0]["reason"] for d in got],
-                         ["expired", "expired"])
+        self.assertEqual([d.headers["x-death"][0]["reason"] for d in got], ["expired", "expired"])
         self.assertIsNone(got[0].properties.expiration)
 
     @contract
@@ -358,8 +376,11 @@ class WorkerContract:
         for name in (queue, dead_letter_queue_name(queue), retry_queue_name(queue, 0.2)):
             self.forget_queue(name)
         worker = self.make_worker(
-            tasks, queues=[queue], name=self.unique("worker"),
-            retry=RetryPolicy(max_retries=1, initial_delay=0.2, jitter=0.0))
+            tasks,
+            queues=[queue],
+            name=self.unique("worker"),
+            retry=RetryPolicy(max_retries=1, initial_delay=0.2, jitter=0.0),
+        )
         worker.startService()
         self.on_cleanup(worker.stopService)
         await self.wait(worker.amqp.when_ready(), 20)
@@ -399,10 +420,16 @@ class WorkerContract:
         self.assertGreaterEqual(self.clock.seconds() - start, 0.15)
         [dead] = await self.dead_letters(queue, 1)
         h = dead.headers
-        self.assertEqual((h["x-txmsg-reason"], h["x-txmsg-error-type"],
-                          h["x-txmsg-error-message"], h["x-txmsg-attempts"],
-                          h["x-txmsg-queue"]),
-                         ("failed", "ValueError", "always fails", 2, queue))
+        self.assertEqual(
+            (
+                h["x-txmsg-reason"],
+                h["x-txmsg-error-type"],
+                h["x-txmsg-error-message"],
+                h["x-txmsg-attempts"],
+                h["x-txmsg-queue"],
+            ),
+            ("failed", "ValueError", "always fails", 2, queue),
+        )
         self.flush_errors(ValueError)
 
     @contract

@@ -44,8 +44,9 @@ class ContractHelpers:
         """Wait C{seconds} on the runner's clock."""
         return deferLater(self.clock, seconds, lambda: None)
 
-    async def eventually(self, predicate: Callable[[], Any], timeout: float = 10.0,
-                         step: float = 0.02) -> None:
+    async def eventually(
+        self, predicate: Callable[[], Any], timeout: float = 10.0, step: float = 0.02
+    ) -> None:
         """Wait until C{predicate()} is true; fail after C{timeout} seconds."""
         deadline = self.clock.seconds() + timeout
         while not predicate():

@@ -58,8 +58,10 @@ class RedisContract:
         await self.wait(r.publish(ns + ":other.1", {"id": 2}))
         await self.eventually(lambda: len(got) == 1)
         await self.sleep(0.1)
-        self.assertEqual([(m.channel, m.pattern, m.data) for m in got],
-                         [(ns + ":orders.1", ns + ":orders.*", {"id": 1})])
+        self.assertEqual(
+            [(m.channel, m.pattern, m.data) for m in got],
+            [(ns + ":orders.1", ns + ":orders.*", {"id": 1})],
+        )
 
     @contract
     async def test_cancelled_subscription(self) -> None:
@@ -97,8 +99,9 @@ class RedisContract:
         name = self.ns()
         listener = r.control_listener(name, {})
         await self.wait(listener.when_active())
-        reply = await self.wait(send_control(r.connection, r.pubsub, name, "ping",
-                                             timeout=5, clock=self.clock))
+        reply = await self.wait(
+            send_control(r.connection, r.pubsub, name, "ping", timeout=5, clock=self.clock)
+        )
         self.assertTrue(reply.get("ok"), reply)
         self.assertEqual(reply["result"]["name"], name)
 
@@ -184,8 +187,9 @@ class RedisContract:
         consumer = q.consume(handle, mode="burst")
         self.assertEqual(await self.wait(consumer.done), 2)
         self.assertEqual(got, ["a", "bad", "c"])
-        self.assertEqual(await self.wait(r.handler.execute_command("LRANGE", q.dead_key, 0, -1)),
-                         ['"bad"'])
+        self.assertEqual(
+            await self.wait(r.handler.execute_command("LRANGE", q.dead_key, 0, -1)), ['"bad"']
+        )
         self.flush_errors(ValueError)
 
     @contract
@@ -194,8 +198,7 @@ class RedisContract:
         r = await self.redis()
         q = ReliableQueue(r, "work", namespace=self.ns(), reactor=self.clock)
         got: list = []
-        consumer = q.consume(got.append, blocking_redis=self.make_connection(),
-                             block_timeout=0.2)
+        consumer = q.consume(got.append, blocking_redis=self.make_connection(), block_timeout=0.2)
         self.on_cleanup(consumer.stopService)
         await self.sleep(0.3)
         await self.wait(q.push({"job": 1}))

@@ -83,15 +83,11 @@ class AMQPConnectionTests(SynchronousTestCase):
         ex = Exchange("logs", "fanout")
         q = Queue.server_named()
         self.svc.declare(Binding(q, ex))
-        for i in range(2):
+        for _ in range(2):
             conn = FakeConnection(self.svc).open()
             names = [name for ch in conn.channels for name, _ in ch.calls]
-            self.assertEqual(
-                names[:3], ["exchange_declare", "queue_declare", "queue_bind"]
-            )
-            bind = [
-                kw for ch in conn.channels for n, kw in ch.calls if n == "queue_bind"
-            ][0]
+            self.assertEqual(names[:3], ["exchange_declare", "queue_declare", "queue_bind"])
+            bind = [kw for ch in conn.channels for n, kw in ch.calls if n == "queue_bind"][0]
             self.assertEqual(bind["queue"], self.svc.topology.queue_name(q))
             self.assertTrue(bind["queue"].startswith("amq.gen-"))
             conn.lose(ConnectionLost())
@@ -106,12 +102,7 @@ class AMQPConnectionTests(SynchronousTestCase):
         conn = FakeConnection(self.svc).open()
         second = self.svc.topology.queue_name(q)
         self.assertNotEqual(first, second)
-        binds = [
-            kw["queue"]
-            for ch in conn.channels
-            for n, kw in ch.calls
-            if n == "queue_bind"
-        ]
+        binds = [kw["queue"] for ch in conn.channels for n, kw in ch.calls if n == "queue_bind"]
         self.assertEqual(binds, [second])
 
     def test_declare_failure_does_not_stop_others(self):
@@ -121,10 +112,7 @@ class AMQPConnectionTests(SynchronousTestCase):
         self.svc.declare(Queue("bad"), Queue("good"))
         conn.open()
         declared = [
-            kw["queue"]
-            for ch in conn.channels
-            for n, kw in ch.calls
-            if n == "queue_declare"
+            kw["queue"] for ch in conn.channels for n, kw in ch.calls if n == "queue_declare"
         ]
         self.assertEqual(declared, ["bad", "good"])
         self.assertEqual(len(self.events.named("amqp.topology_failed")), 1)
@@ -199,9 +187,7 @@ class AMQPConnectionTests(SynchronousTestCase):
 
         conn._impl.blocked[0](conn, Frame)
         conn._impl.unblocked[0](conn, Frame)
-        self.assertEqual(
-            self.events.named("amqp.blocked")[0]["reason"], "low on memory"
-        )
+        self.assertEqual(self.events.named("amqp.blocked")[0]["reason"], "low on memory")
         self.assertEqual(len(self.events.named("amqp.unblocked")), 1)
 
     def test_describe_reason(self):
@@ -229,9 +215,7 @@ class ClientServiceWiringTests(SynchronousTestCase):
         proto = factory.buildProtocol(None)._wrappedProtocol._protocol
         self.assertIsInstance(proto, reason_preserving_protocol())
         self.assertIs(proto.owner, svc)
-        self.assertEqual(
-            proto._impl.params.client_properties["connection_name"], "wired"
-        )
+        self.assertEqual(proto._impl.params.client_properties["connection_name"], "wired")
         svc.stopService()
 
     def test_reason_preserved(self):
@@ -244,9 +228,7 @@ class ClientServiceWiringTests(SynchronousTestCase):
 
         import pika
 
-        proto = reason_preserving_protocol()(
-            pika.ConnectionParameters(), custom_reactor=Clock()
-        )
+        proto = reason_preserving_protocol()(pika.ConnectionParameters(), custom_reactor=Clock())
         proto.owner = Owner()
         proto.makeConnection(StringTransport())
         proto.ready = None  # as after the handshake

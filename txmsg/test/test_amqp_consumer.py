@@ -111,9 +111,7 @@ class ConsumerTests(SynchronousTestCase):
 
     def test_policy_dead_letter(self):
         """With ErrorPolicy.DEAD_LETTER a failure nacks without requeue."""
-        consumer, conn, ch = self.start(
-            handler=lambda d: 1 / 0, on_error=ErrorPolicy.DEAD_LETTER
-        )
+        consumer, conn, ch = self.start(handler=lambda d: 1 / 0, on_error=ErrorPolicy.DEAD_LETTER)
         t = ch.deliver(b"x")
         self.assertEqual(ch.nacks, [(t, False)])
         self.flushLoggedErrors(ZeroDivisionError)
@@ -200,9 +198,7 @@ class ConsumerTests(SynchronousTestCase):
         q = Queue.server_named()
         Consumer(self.svc, q, self.handler)
         conn = FakeConnection(self.svc).open()
-        consume = [
-            kw for c in conn.channels for n, kw in c.calls if n == "basic_consume"
-        ]
+        consume = [kw for c in conn.channels for n, kw in c.calls if n == "basic_consume"]
         self.assertEqual(consume[0]["queue"], self.svc.topology.queue_name(q))
 
     def test_clean_stop(self):

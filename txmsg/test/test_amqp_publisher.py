@@ -9,6 +9,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.amqp._fakes import FakeConnection, fake_service
+from txmsg.amqp.properties import make_properties
 from txmsg.amqp.publisher import (
     Publisher,
     PublisherStopped,
@@ -17,7 +18,6 @@ from txmsg.amqp.publisher import (
     PublishReturned,
     PublishTimeout,
 )
-from txmsg.amqp.properties import make_properties
 
 
 class PublisherTests(SynchronousTestCase):
@@ -35,9 +35,7 @@ class PublisherTests(SynchronousTestCase):
     def test_confirm_fires_publish(self):
         """publish fires only when the broker confirms; properties are persistent with headers."""
         conn, ch = self.connect()
-        d = self.pub.publish(
-            "ex", "key", "body", headers={"a": 1}, content_type="text/plain"
-        )
+        d = self.pub.publish("ex", "key", "body", headers={"a": 1}, content_type="text/plain")
         self.assertNoResult(d)
         exchange, key, body, props, mandatory = ch.published[0]
         self.assertEqual((exchange, key, body, mandatory), ("ex", "key", b"body", True))
@@ -148,7 +146,7 @@ class PublisherTests(SynchronousTestCase):
     def test_window_timeout(self):
         """A publish stuck behind a full window times out with stage window and leaves no slot."""
         conn, ch = self.connect()
-        for i in range(3):
+        for _ in range(3):
             self.pub.publish("", "q", b"x", timeout=None)
         d = self.pub.publish("", "q", b"late", timeout=1)
         self.clock.advance(1)
@@ -199,18 +197,12 @@ class PublisherTests(SynchronousTestCase):
         """With confirms off, publish fires once the frame is written."""
         pub = Publisher(self.svc, confirms=False)
         conn, _ = self.connect()
-        ch = [
-            c
-            for c in conn.channels
-            if not any(n == "confirm_delivery" for n, _ in c.calls)
-        ][0]
+        ch = [c for c in conn.channels if not any(n == "confirm_delivery" for n, _ in c.calls)][0]
         self.successResultOf(pub.publish("", "q", b"x"))
         self.assertEqual(len(ch.published), 1)
 
     def test_make_properties(self):
         """make_properties keeps given properties, adds persistence and extra fields."""
         p = make_properties(correlation_id="c1", reply_to="r", persistent=False)
-        self.assertEqual(
-            (p.correlation_id, p.reply_to, p.delivery_mode), ("c1", "r", None)
-        )
+        self.assertEqual((p.correlation_id, p.reply_to, p.delivery_mode), ("c1", "r", None))
         self.assertRaises(TypeError, make_properties, bogus=1)

@@ -30,9 +30,7 @@ class AMQPURLTests(SynchronousTestCase):
         p = a.parameters("conn-1")
         self.assertEqual(p.virtual_host, "my/vh")
         self.assertEqual(p.heartbeat, 7)
-        self.assertEqual(
-            (p.credentials.username, p.credentials.password), ("user", "pw")
-        )
+        self.assertEqual((p.credentials.username, p.credentials.password), ("user", "pw"))
         self.assertEqual(p.client_properties["connection_name"], "conn-1")
         self.assertIsNone(p.ssl_options)
 
@@ -45,9 +43,7 @@ class AMQPURLTests(SynchronousTestCase):
         """C{amqp} gives a hostname endpoint; C{amqps} wraps it in TLS."""
         r = MemoryReactorClock()
         self.assertIsInstance(parse_amqp_url("amqp://h/").endpoint(r), HostnameEndpoint)
-        self.assertIsInstance(
-            parse_amqp_url("amqps://h/").endpoint(r), _WrapperEndpoint
-        )
+        self.assertIsInstance(parse_amqp_url("amqps://h/").endpoint(r), _WrapperEndpoint)
 
     def test_redacted(self) -> None:
         """The redacted form hides the password."""

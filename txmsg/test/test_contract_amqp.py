@@ -41,5 +41,10 @@ class MemoryAMQPContractTests(MemoryRunner, AMQPContract, WorkerContract, Synchr
         from txmsg.testing import SyncThreadPool
         from txmsg.worker.service import WorkerService
 
-        return WorkerService(tasks, amqp=self.broker.connection(), reactor=self.clock,
-                             threadpool=SyncThreadPool(), **kw)
+        return WorkerService(
+            tasks,
+            amqp=self.broker.connection(),
+            reactor=self.clock,
+            threadpool=SyncThreadPool(),
+            **kw,
+        )

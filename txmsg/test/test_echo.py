@@ -44,7 +44,9 @@ class RecordingSink:
     def __init__(self) -> None:
         self.events: list[tuple[str, Any, str | None]] = []
 
-    def dispatch(self, name: str, payload: Any = None, *, source: str | None = None) -> Deferred[None]:
+    def dispatch(
+        self, name: str, payload: Any = None, *, source: str | None = None
+    ) -> Deferred[None]:
         self.events.append((name, payload, source))
         return succeed(None)
 
@@ -270,9 +272,7 @@ class EchoServerProtocolTests(SynchronousTestCase):
         self.assertNotIn("echo.data", sink.names())
         proto.connectionLost(Failure(ConnectionDone()))
         sink = RecordingSink()
-        proto, _ = connect_server(
-            EchoServerFactory(clock=self.clock, events=sink, emit_data=True)
-        )
+        proto, _ = connect_server(EchoServerFactory(clock=self.clock, events=sink, emit_data=True))
         proto.dataReceived(b"abc")
         self.assertIn(("echo.data", {"peer": "127.0.0.1:40000", "bytes": 3}, "echo"), sink.events)
         proto.connectionLost(Failure(ConnectionDone()))

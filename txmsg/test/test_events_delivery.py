@@ -127,9 +127,7 @@ class BlockingHandlerTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.pool = FakeThreadPool()
-        self.registry, self.clock, self.logged = make_registry(
-            ThreadingClock(), self.pool
-        )
+        self.registry, self.clock, self.logged = make_registry(ThreadingClock(), self.pool)
         self.calls: list[Any] = []
         self.addCleanup(lambda: self.assertEqual(self.clock.getDelayedCalls(), []))
 
@@ -363,9 +361,7 @@ class TimeoutTests(SynchronousTestCase):
         If cancelling makes the handler's Deferred succeed anyway, that value
         is the outcome.
         """
-        self.registry.add(
-            "a", lambda event: Deferred(lambda d: d.callback("fallback")), timeout=1
-        )
+        self.registry.add("a", lambda event: Deferred(lambda d: d.callback("fallback")), timeout=1)
         d = self.registry.dispatch("a")
         self.clock.advance(0)
         self.clock.advance(1)

@@ -69,9 +69,7 @@ class MatchingTests(SynchronousTestCase):
         self.add("a", "exact-5", priority=5)
         self.add("?", "glob-5", priority=5)
         self.add("a", "exact-neg", priority=-1)
-        self.assertEqual(
-            self.labels("a"), ["exact-5", "glob-5", "glob-0", "exact-0", "exact-neg"]
-        )
+        self.assertEqual(self.labels("a"), ["exact-5", "glob-5", "glob-0", "exact-0", "exact-neg"])
         self.assertEqual(
             [r.handler.label for r in self.registry.registrations_for("a")],
             ["exact-5", "glob-5", "glob-0", "exact-0", "exact-neg"],

@@ -114,9 +114,7 @@ class HealthRootTests(SynchronousTestCase):
         code, _, body = render(self.root, b"ready")
         self.assertEqual(code, 503)
         payload = json.loads(body)
-        self.assertEqual(
-            (payload["status"], payload["missing"]), ("not ready", ["amqp"])
-        )
+        self.assertEqual((payload["status"], payload["missing"]), ("not ready", ["amqp"]))
         self.assertFalse(payload["checks"]["amqp"]["ok"])
         self.checks[0] = Check("amqp", True)
         self.assertEqual(render(self.root, b"ready")[0], 200)
@@ -129,9 +127,7 @@ class HealthRootTests(SynchronousTestCase):
         self.counter.inc(3)
         code, headers, body = render(self.root, b"metrics")
         self.assertEqual(code, 200)
-        self.assertTrue(
-            headers[b"Content-Type"][0].startswith(b"text/plain; version=0.0.4")
-        )
+        self.assertTrue(headers[b"Content-Type"][0].startswith(b"text/plain; version=0.0.4"))
         self.assertIn(b"things_total 3.0", body)
         self.counter.inc()
         self.assertIn(b"things_total 4.0", render(self.root, b"metrics")[2])
@@ -143,9 +139,7 @@ class HealthRootTests(SynchronousTestCase):
         code, headers, body = render(
             self.root, b"metrics", accept=b"application/openmetrics-text; version=1.0.0"
         )
-        self.assertTrue(
-            headers[b"Content-Type"][0].startswith(b"application/openmetrics-text")
-        )
+        self.assertTrue(headers[b"Content-Type"][0].startswith(b"application/openmetrics-text"))
         self.assertTrue(body.endswith(b"# EOF\n"))
 
     def test_index_and_unknown(self) -> None:

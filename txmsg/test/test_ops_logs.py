@@ -46,9 +46,7 @@ class RedactTextTests(SynchronousTestCase):
         Every URL with a password in a text is redacted, whatever surrounds
         it; text without one is unchanged.
         """
-        text = (
-            f"to {URL} and 'redis://:{SECRET}@cache:6379/0', then https://example.com/x"
-        )
+        text = f"to {URL} and 'redis://:{SECRET}@cache:6379/0', then https://example.com/x"
         self.assertEqual(
             redact_text(text),
             f"to {REDACTED} and 'redis://:***@cache:6379/0', then https://example.com/x",
@@ -84,9 +82,7 @@ class JSONLinesObserverTests(SynchronousTestCase):
         self.assertEqual(first["namespace"], "txmsg.test")
         self.assertEqual(first["message"], "Consuming tasks (prefetch 2)")
         self.assertEqual(first["format"], "Consuming {queue} (prefetch {prefetch})")
-        self.assertEqual(
-            first["fields"], {"queue": "tasks", "prefetch": 2, "thing": repr(object)}
-        )
+        self.assertEqual(first["fields"], {"queue": "tasks", "prefetch": 2, "thing": repr(object)})
         self.assertTrue(first["time"].endswith("Z"))
         self.assertIsInstance(first["timestamp"], float)
         self.assertEqual((second["level"], second["message"]), ("warn", "multi\nline"))
@@ -123,9 +119,7 @@ class JSONLinesObserverTests(SynchronousTestCase):
         self.assertEqual(first["message"], "Connecting to " + REDACTED)
         self.assertEqual(first["fields"]["url"], REDACTED)
         self.assertEqual(first["fields"]["nested"], {"urls": [REDACTED, REDACTED]})
-        self.assertEqual(
-            (second["message"], second["format"]), ("Connecting to " + REDACTED,) * 2
-        )
+        self.assertEqual((second["message"], second["format"]), ("Connecting to " + REDACTED,) * 2)
         self.assertEqual(third["failure"]["message"], "cannot reach " + REDACTED)
 
     def test_legacy_event(self) -> None:
@@ -160,9 +154,7 @@ class JSONLinesObserverTests(SynchronousTestCase):
         with open(path, "wb") as f:
             _logged(JSONLinesObserver(f)).info("caf\u00e9")
         with open(path, "rb") as f:
-            self.assertEqual(
-                json.loads(f.read().decode("utf-8"))["message"], "caf\u00e9"
-            )
+            self.assertEqual(json.loads(f.read().decode("utf-8"))["message"], "caf\u00e9")
 
 
 class TextObserverTests(SynchronousTestCase):
@@ -180,9 +172,7 @@ class TextObserverTests(SynchronousTestCase):
         log.failure("Lost", Failure(ConnectionError("cannot reach " + URL)))
         text = out.getvalue()
         self.assertNotIn(SECRET, text)
-        self.assertTrue(
-            text.startswith("- [txmsg.test#info] Connecting to " + REDACTED + "\n")
-        )
+        self.assertTrue(text.startswith("- [txmsg.test#info] Connecting to " + REDACTED + "\n"))
         self.assertIn("cannot reach " + REDACTED, text)
 
 
@@ -241,6 +231,4 @@ class ObserverFactoryTests(SynchronousTestCase):
         self.assertIsInstance(observer, JSONLinesObserver)
         observer._out.close()
         self.assertTrue(os.path.exists(path))
-        self.assertEqual(
-            twistd_logger("text", "-", True), "txmsg.ops.logs.twistd_text_observer"
-        )
+        self.assertEqual(twistd_logger("text", "-", True), "txmsg.ops.logs.twistd_text_observer")

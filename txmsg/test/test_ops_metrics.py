@@ -131,15 +131,9 @@ class EventsCollectorTests(SynchronousTestCase):
         clock.advance(0)
         self.flushLoggedErrors(ZeroDivisionError)
         value = _registry(EventsCollector(events)).get_sample_value
-        self.assertEqual(
-            value("txmsg_events_dispatched_total", {"event": "order.created"}), 2
-        )
-        self.assertEqual(
-            value("txmsg_event_handler_failures_total", {"event": "order.created"}), 2
-        )
-        self.assertIsNone(
-            value("txmsg_events_dispatched_total", {"event": "nobody.listens"})
-        )
+        self.assertEqual(value("txmsg_events_dispatched_total", {"event": "order.created"}), 2)
+        self.assertEqual(value("txmsg_event_handler_failures_total", {"event": "order.created"}), 2)
+        self.assertIsNone(value("txmsg_events_dispatched_total", {"event": "nobody.listens"}))
 
     def test_cardinality_cap(self) -> None:
         """
@@ -151,9 +145,7 @@ class EventsCollectorTests(SynchronousTestCase):
         )
         value = _registry(EventsCollector(events, max_names=2)).get_sample_value
         self.assertEqual(value("txmsg_events_dispatched_total", {"event": "a"}), 5)
-        self.assertEqual(
-            value("txmsg_events_dispatched_total", {"event": "<other>"}), 2
-        )
+        self.assertEqual(value("txmsg_events_dispatched_total", {"event": "<other>"}), 2)
         self.assertIsNone(value("txmsg_events_dispatched_total", {"event": "c"}))
 
 
@@ -212,13 +204,9 @@ class RedisCollectorTests(SynchronousTestCase):
         ]
         subs[0].stats["received"] = 3
         subs[1].stats["received"] = 2
-        subs[2].stats.update(
-            received=7, dropped=1, decode_failures=2, callback_failures=4
-        )
+        subs[2].stats.update(received=7, dropped=1, decode_failures=2, callback_failures=4)
         redis = SimpleNamespace(
-            connection=SimpleNamespace(
-                state=SimpleNamespace(is_connected=True, connections=2)
-            ),
+            connection=SimpleNamespace(state=SimpleNamespace(is_connected=True, connections=2)),
             pubsub=SimpleNamespace(
                 state=SimpleNamespace(is_connected=False, connections=1),
                 subscriptions=lambda: subs,
@@ -228,9 +216,7 @@ class RedisCollectorTests(SynchronousTestCase):
         value = _registry(RedisCollector(redis)).get_sample_value
         self.assertEqual(value("txmsg_redis_connected", {"role": "commands"}), 1)
         self.assertEqual(value("txmsg_redis_connected", {"role": "pubsub"}), 0)
-        self.assertEqual(
-            value("txmsg_redis_connections_total", {"role": "commands"}), 2
-        )
+        self.assertEqual(value("txmsg_redis_connections_total", {"role": "commands"}), 2)
         self.assertEqual(
             value(
                 "txmsg_redis_messages_received_total",
@@ -285,9 +271,7 @@ class WorkerCollectorTests(SynchronousTestCase):
         [self.channel] = [c for c in self.conn.channels if c.consumers]
 
     def deliver(self, body: bytes, **headers: Any) -> None:
-        self.channel.deliver(
-            body, task_properties(headers=headers or None), routing_key="work"
-        )
+        self.channel.deliver(body, task_properties(headers=headers or None), routing_key="work")
         self.clock.advance(0)
         while any(c.unconfirmed() for c in self.conn.channels):
             for channel in self.conn.channels:
@@ -333,9 +317,7 @@ class WorkerCollectorTests(SynchronousTestCase):
         labels = {"queue": "work", "task": "add"}
         self.assertEqual(value("txmsg_worker_task_duration_seconds_count", labels), 1)
         self.assertEqual(
-            value(
-                "txmsg_worker_task_duration_seconds_bucket", dict(labels, le="0.005")
-            ),
+            value("txmsg_worker_task_duration_seconds_bucket", dict(labels, le="0.005")),
             1,
         )
         self.assertEqual(
@@ -343,12 +325,8 @@ class WorkerCollectorTests(SynchronousTestCase):
             1,
         )
         self.assertEqual(value("txmsg_worker_tasks_in_flight"), 0)
-        self.assertEqual(
-            value("txmsg_events_dispatched_total", {"event": "task.boom"}), 2
-        )
-        self.assertEqual(
-            value("txmsg_event_handler_failures_total", {"event": "task.boom"}), 2
-        )
+        self.assertEqual(value("txmsg_events_dispatched_total", {"event": "task.boom"}), 2)
+        self.assertEqual(value("txmsg_event_handler_failures_total", {"event": "task.boom"}), 2)
         self.assertEqual(
             value("txmsg_amqp_deliveries_total", {"queue": "work", "outcome": "acked"}),
             5,
@@ -385,17 +363,11 @@ class WorkerCollectorTests(SynchronousTestCase):
         self.connect()
         self.deliver(encode_task(Task("add", (1, 2), {}, "a1")))
         labels = {"queue": "work", "outcome": "acked"}
-        self.assertEqual(
-            self.registry.get_sample_value("txmsg_amqp_deliveries_total", labels), 1
-        )
+        self.assertEqual(self.registry.get_sample_value("txmsg_amqp_deliveries_total", labels), 1)
         self.worker._control_pause(None)
         self.clock.advance(0)
         self.assertEqual(self.missing(), ["worker", "consumer:work"])
-        self.assertEqual(
-            self.registry.get_sample_value("txmsg_amqp_deliveries_total", labels), 1
-        )
+        self.assertEqual(self.registry.get_sample_value("txmsg_amqp_deliveries_total", labels), 1)
         self.worker._control_resume(None)
         self.clock.advance(0)
-        self.assertEqual(
-            self.registry.get_sample_value("txmsg_amqp_deliveries_total", labels), 1
-        )
+        self.assertEqual(self.registry.get_sample_value("txmsg_amqp_deliveries_total", labels), 1)

@@ -86,13 +86,9 @@ class OpsOptionsTests(SynchronousTestCase):
         logger, remembering twistd's log file.
         """
         parent = {"logger": None, "logfile": "/tmp/x.log", "nodaemon": False}
-        parse(
-            worker_tap.Options, "--tasks", SAMPLE, "--log-format", "json", parent=parent
-        )
+        parse(worker_tap.Options, "--tasks", SAMPLE, "--log-format", "json", parent=parent)
         self.assertEqual(parent["logger"], "txmsg.ops.logs.twistd_json_observer")
-        self.assertEqual(
-            logs._twistd_destination, {"logfile": "/tmp/x.log", "nodaemon": False}
-        )
+        self.assertEqual(logs._twistd_destination, {"logfile": "/tmp/x.log", "nodaemon": False})
         parent = {"logger": None, "logfile": None, "nodaemon": True}
         parse(echo_tap.Options, parent=parent)
         self.assertEqual(parent["logger"], "txmsg.ops.logs.twistd_text_observer")
@@ -121,9 +117,7 @@ class PluginWiringTests(SynchronousTestCase):
         without C{--health}.
         """
         reactor = MemoryReactorClock()
-        service = echo_tap.makeService(
-            parse(echo_tap.Options, "--health", "tcp:18081"), reactor
-        )
+        service = echo_tap.makeService(parse(echo_tap.Options, "--health", "tcp:18081"), reactor)
         self.assertIsInstance(service.getServiceNamed("health"), HealthService)
         checks = echo_checks(service)
         self.assertEqual([c.ok for c in checks()], [False, False])

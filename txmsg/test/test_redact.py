@@ -35,9 +35,7 @@ class RedactURLTests(SynchronousTestCase):
         """
         An IPv6 host keeps its brackets.
         """
-        self.assertEqual(
-            redact_url("redis://u:pw@[::1]:6379/0"), "redis://u:***@[::1]:6379/0"
-        )
+        self.assertEqual(redact_url("redis://u:pw@[::1]:6379/0"), "redis://u:***@[::1]:6379/0")
 
     def test_no_password_unchanged(self) -> None:
         """
@@ -64,7 +62,9 @@ class RedactURLTests(SynchronousTestCase):
         """
         A URL whose port is not a number is still redacted, not an error.
         """
-        self.assertEqual(redact_url("redis://u:pw@host:notaport/0"), "redis://u:***@host:notaport/0")
+        self.assertEqual(
+            redact_url("redis://u:pw@host:notaport/0"), "redis://u:***@host:notaport/0"
+        )
 
     def test_password_with_at_sign(self) -> None:
         """

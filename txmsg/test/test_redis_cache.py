@@ -13,9 +13,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from txmsg._testing_redis_store import FakeRedis
 from txmsg.redis.cache import Cache, CacheDecodeError
 from txmsg.serializers import SerializationError
-from txmsg._testing_redis_store import FakeRedis
 
 _EXPLOITED: list[str] = []
 
@@ -86,9 +86,7 @@ class CacheTests(SynchronousTestCase):
         """
         self.successResultOf(self.cache.set("k", None))
         self.assertIsNone(self.successResultOf(self.cache.get("k", "default")))
-        self.assertIsNone(
-            self.successResultOf(self.cache.get_or_compute("k", lambda: 1 / 0))
-        )
+        self.assertIsNone(self.successResultOf(self.cache.get_or_compute("k", lambda: 1 / 0)))
 
     def test_delete(self) -> None:
         """
@@ -183,9 +181,7 @@ class CacheTests(SynchronousTestCase):
         async def compute() -> int:
             return 7
 
-        self.assertEqual(
-            self.successResultOf(self.cache.get_or_compute("k", compute)), 7
-        )
+        self.assertEqual(self.successResultOf(self.cache.get_or_compute("k", compute)), 7)
 
     def test_in_process_coalescing(self) -> None:
         """
@@ -218,9 +214,7 @@ class CacheTests(SynchronousTestCase):
         self.failureResultOf(d2, KeyError)
         self.assertIsNone(self.redis.raw("app:k"))
         self.assertIsNone(self.redis.raw("app.lock:k"))
-        self.assertEqual(
-            self.successResultOf(self.cache.get_or_compute("k", lambda: 2)), 2
-        )
+        self.assertEqual(self.successResultOf(self.cache.get_or_compute("k", lambda: 2)), 2)
 
     def test_waits_for_other_process(self) -> None:
         """
@@ -272,9 +266,7 @@ class CacheTests(SynchronousTestCase):
         overwritten (the service keeps working).
         """
         self.redis.data[b"app:k"] = pickle.dumps(_Exploit())
-        self.assertEqual(
-            self.successResultOf(self.cache.get_or_compute("k", lambda: 5)), 5
-        )
+        self.assertEqual(self.successResultOf(self.cache.get_or_compute("k", lambda: 5)), 5)
         self.assertEqual(self.redis.raw("app:k"), b"5")
         self.assertEqual(_EXPLOITED, [])
 

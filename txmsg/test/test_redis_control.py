@@ -132,9 +132,7 @@ class ControlListenerTests(SynchronousTestCase):
         """
         C{ping} publishes a reply with the caller's id on C{reply_to}.
         """
-        self.listener.handle_message(
-            msg({"command": "ping", "reply_to": "r1", "id": "a"})
-        )
+        self.listener.handle_message(msg({"command": "ping", "reply_to": "r1", "id": "a"}))
         ((channel, body),) = self.conn.handler.published
         self.assertEqual(
             (channel, body["id"], body["ok"], body["result"]["name"]),
@@ -170,9 +168,7 @@ class ControlListenerTests(SynchronousTestCase):
         self.listener.handle_message(msg({"command": "dance"}))
         self.listener.handle_message(msg(b"not json"))
         self.listener.handle_message(msg({"command": "ping"}))
-        self.assertEqual(
-            (self.listener.stats["unknown"], self.listener.stats["malformed"]), (1, 1)
-        )
+        self.assertEqual((self.listener.stats["unknown"], self.listener.stats["malformed"]), (1, 1))
         self.assertEqual(self.conn.handler.published, [])
         self.listener.handle_message(msg({"command": "dance", "reply_to": "r"}))
         self.assertFalse(self.conn.handler.published[0][1]["ok"])

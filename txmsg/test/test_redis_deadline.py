@@ -96,9 +96,7 @@ class DeadlineProxyTests(SynchronousTestCase):
         down, reconnecting) fails after the deadline instead of waiting
         forever.
         """
-        factory = txredisapi.RedisFactory(
-            None, None, 1, isLazy=True, convertNumbers=False
-        )
+        factory = txredisapi.RedisFactory(None, None, 1, isLazy=True, convertNumbers=False)
         proxy = DeadlineProxy(factory.handler, 2.0, self.clock)
         d = proxy.get("k")
         self.clock.advance(2.0)

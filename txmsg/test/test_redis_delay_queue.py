@@ -13,10 +13,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from txmsg._testing_redis_store import FakeRedis
 from txmsg.events import EventRegistry
 from txmsg.redis.delay_queue import DelayedItem, DelayQueue
 from txmsg.redis.list_queue import ReliableQueue
-from txmsg._testing_redis_store import FakeRedis
 
 
 class FakePubSub:
@@ -80,9 +80,7 @@ class DelayQueueTests(SynchronousTestCase):
         item_id = self.successResultOf(self.queue.schedule({"a": 1}, delay=5))
         due = self.redis.raw("delay:jobs:due")
         self.assertEqual(due, {item_id.encode(): 1005.0})
-        self.assertEqual(
-            self.redis.raw("delay:jobs:items")[item_id.encode()], b'{"a":1}'
-        )
+        self.assertEqual(self.redis.raw("delay:jobs:items")[item_id.encode()], b'{"a":1}')
         self.successResultOf(self.queue.schedule("x", at=2000, id="fixed"))
         self.assertEqual(self.redis.raw("delay:jobs:due")[b"fixed"], 2000.0)
         self.assertRaises(TypeError, self.queue.schedule, 1, at=1, delay=1)

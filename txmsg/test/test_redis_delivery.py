@@ -66,9 +66,7 @@ class SubscriptionTests(SynchronousTestCase):
         With C{concurrency=2}, two callbacks run at once and the third waits.
         """
         pending = []
-        sub = Subscription(
-            "c", lambda m: pending.append(Deferred()) or pending[-1], concurrency=2
-        )
+        sub = Subscription("c", lambda m: pending.append(Deferred()) or pending[-1], concurrency=2)
         for _ in range(3):
             sub.deliver("c", b"m", None)
         self.assertEqual(len(pending), 2)

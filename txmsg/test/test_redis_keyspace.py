@@ -72,9 +72,7 @@ class KeyExpiryTests(SynchronousTestCase):
         self.events = RecordingEvents()
         self.pubsub = PubSub("redis://h:1/2", reactor=Clock(), events=self.events)
         self.handler = ConfigHandler("K")
-        self.expiry = KeyExpiry(
-            self.pubsub, FakeConnection(self.handler), events=self.events
-        )
+        self.expiry = KeyExpiry(self.pubsub, FakeConnection(self.handler), events=self.events)
         self.got: list[ExpiredKey] = []
 
     def test_subscribes_db_channel(self) -> None:
@@ -145,6 +143,4 @@ class KeyExpiryTests(SynchronousTestCase):
         proto, transport = connect_pubsub(self.pubsub)
         transport.clear()
         reg.cancel()
-        self.assertEqual(
-            transport.value(), command("UNSUBSCRIBE", "__keyevent@2__:expired")
-        )
+        self.assertEqual(transport.value(), command("UNSUBSCRIBE", "__keyevent@2__:expired"))

@@ -12,8 +12,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.redis.list_queue import ReliableQueue
 from txmsg._testing_redis_store import FakeRedis
+from txmsg.redis.list_queue import ReliableQueue
 
 
 class SplitRedis:
@@ -155,9 +155,7 @@ class ReliableQueueTests(SynchronousTestCase):
         ttl/3 seconds.
         """
         c = self.consume(lambda p: None, heartbeat_ttl=3.0, block_timeout=10)
-        self.assertEqual(
-            self.redis.raw("queue:work:consumers"), {c.consumer_id.encode()}
-        )
+        self.assertEqual(self.redis.raw("queue:work:consumers"), {c.consumer_id.encode()})
         for _ in range(5):
             self.clock.advance(1.0)
             self.assertIsNotNone(self.redis.raw(c.heartbeat_key))
@@ -246,9 +244,7 @@ class ReliableQueueTests(SynchronousTestCase):
                 if args[0] == "BLMOVE":
                     err = next(errors, None)
                     if err is not None:
-                        self.redis.execute_command(
-                            "LMOVE", "queue:work", args[2], "RIGHT", "LEFT"
-                        )
+                        self.redis.execute_command("LMOVE", "queue:work", args[2], "RIGHT", "LEFT")
                         from twisted.internet.defer import fail
 
                         return fail(err)

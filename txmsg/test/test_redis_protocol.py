@@ -31,9 +31,7 @@ class PubSubProtocolTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.events = RecordingEvents()
-        self.pubsub = PubSub(
-            "redis://127.0.0.1:1/0", reactor=self.clock, events=self.events
-        )
+        self.pubsub = PubSub("redis://127.0.0.1:1/0", reactor=self.clock, events=self.events)
         self.received: list = []
 
     def connect(self):
@@ -117,9 +115,7 @@ class PubSubProtocolTests(SynchronousTestCase):
             + array("pmessage", "orders.*", "orders.new", b'{"id": 7}'),
         )
         m = self.received[0]
-        self.assertEqual(
-            (m.channel, m.data, m.pattern), ("orders.new", {"id": 7}, "orders.*")
-        )
+        self.assertEqual((m.channel, m.data, m.pattern), ("orders.new", {"id": 7}, "orders.*"))
 
     def test_fast_path_and_shared_channel(self) -> None:
         """
@@ -148,9 +144,7 @@ class PubSubProtocolTests(SynchronousTestCase):
         data = b"".join(array("message", "c", str(i)) for i in range(50))
         for i in range(0, len(data), 7):
             self.feed(proto, data[i : i + 7])
-        self.assertEqual(
-            [m.data for m in self.received], [str(i).encode() for i in range(50)]
-        )
+        self.assertEqual([m.data for m in self.received], [str(i).encode() for i in range(50)])
 
     def test_confirmation_activates(self) -> None:
         """
@@ -239,9 +233,7 @@ class PubSubProtocolTests(SynchronousTestCase):
         """
         sub = self.pubsub.subscribe("j", self.received.append, decode="json")
         proto, _ = self.connect()
-        self.feed(
-            proto, array("message", "j", b"{not json") + array("message", "j", b"[1]")
-        )
+        self.feed(proto, array("message", "j", b"{not json") + array("message", "j", b"[1]"))
         self.assertEqual([m.data for m in self.received], [[1]])
         self.assertEqual(sub.stats["decode_failures"], 1)
         self.assertEqual(len(self.flushLoggedErrors()), 1)
@@ -271,9 +263,7 @@ class PubSubProtocolTests(SynchronousTestCase):
         self.pubsub.subscribe("news", event="news.received", decode="text")
         proto, _ = self.connect()
         self.feed(proto, array("message", "news", "hello"))
-        (name, payload, source) = [
-            e for e in self.events.dispatched if e[0] == "news.received"
-        ][0]
+        (name, payload, source) = [e for e in self.events.dispatched if e[0] == "news.received"][0]
         self.assertEqual((payload.data, source), ("hello", "redis:news"))
 
     def test_event_route_needs_sink(self) -> None:

@@ -47,18 +47,14 @@ class ParseRedisURLTests(SynchronousTestCase):
         C{unix:///path?db=N} gives a socket path and a db.
         """
         u = parse_redis_url("unix:///run/redis.sock?db=2")
-        self.assertEqual(
-            (u.scheme, u.path, u.db, u.host), ("unix", "/run/redis.sock", 2, None)
-        )
+        self.assertEqual((u.scheme, u.path, u.db, u.host), ("unix", "/run/redis.sock", 2, None))
         self.assertEqual(parse_redis_url("unix:/tmp/r.sock").path, "/tmp/r.sock")
 
     def test_env_default(self) -> None:
         """
         Without a URL, C{TXMSG_REDIS_URL} is used, else the documented default.
         """
-        self.assertEqual(
-            parse_redis_url(None, {"TXMSG_REDIS_URL": "redis://e:1/9"}).db, 9
-        )
+        self.assertEqual(parse_redis_url(None, {"TXMSG_REDIS_URL": "redis://e:1/9"}).db, 9)
         self.assertEqual(parse_redis_url(None, {}).url, DEFAULT_REDIS_URL)
 
     def test_errors_hide_password(self) -> None:
@@ -93,8 +89,6 @@ class ParseRedisURLTests(SynchronousTestCase):
         e = parse_redis_url("redis://h:7/0").endpoint(r)
         self.assertIsInstance(e, HostnameEndpoint)
         self.assertIs(e._reactor, r)
-        self.assertIsInstance(
-            parse_redis_url("unix:///s").endpoint(r), UNIXClientEndpoint
-        )
+        self.assertIsInstance(parse_redis_url("unix:///s").endpoint(r), UNIXClientEndpoint)
         tls = parse_redis_url("rediss://h:7/0").endpoint(r)
         self.assertIsInstance(tls._wrappedEndpoint, HostnameEndpoint)

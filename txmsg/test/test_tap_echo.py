@@ -26,7 +26,9 @@ class UDPMemoryReactor(MemoryReactorClock):
         super().__init__()
         self.udpServers: list[tuple[int, Any, str]] = []
 
-    def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> Any:
+    def listenUDP(
+        self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192
+    ) -> Any:
         self.udpServers.append((port, protocol, interface))
 
         class Port:
@@ -130,8 +132,16 @@ class MakeServiceTests(SynchronousTestCase):
         """
         reactor = UDPMemoryReactor()
         options = parse(
-            "--listen", "tcp:9000", "--listen", "unix:/tmp/txmsg-echo-test.sock",
-            "--max-connections", "5", "--idle-timeout", "7", "--udp", "9001",
+            "--listen",
+            "tcp:9000",
+            "--listen",
+            "unix:/tmp/txmsg-echo-test.sock",
+            "--max-connections",
+            "5",
+            "--idle-timeout",
+            "7",
+            "--udp",
+            "9001",
         )
         service = makeService(options, reactor=reactor)
         service.privilegedStartService()

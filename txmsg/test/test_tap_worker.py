@@ -93,7 +93,12 @@ class OptionsTests(SynchronousTestCase):
         """
         Invalid numbers are usage errors.
         """
-        for args in [("--prefetch", "0"), ("--concurrency", "x"), ("--grace", "-1"), ("--max-retries", "-2")]:
+        for args in [
+            ("--prefetch", "0"),
+            ("--concurrency", "x"),
+            ("--grace", "-1"),
+            ("--max-retries", "-2"),
+        ]:
             self.assertRaises(UsageError, parse, "--tasks", SAMPLE, *args)
 
     def test_queue_type(self) -> None:
@@ -113,7 +118,9 @@ class OptionsTests(SynchronousTestCase):
         options = parse("-q", "task_queue", "--raw-handler", "txmsg.test._worker_tasks_sample:add")
         self.assertEqual(list(options["raw"]), ["task_queue"])
         self.assertRaises(UsageError, parse, "--raw-handler", "nocolon")
-        self.assertRaises(UsageError, parse, "--raw-handler", "txmsg.test._worker_tasks_sample:nope")
+        self.assertRaises(
+            UsageError, parse, "--raw-handler", "txmsg.test._worker_tasks_sample:nope"
+        )
 
 
 class MakeServiceTests(SynchronousTestCase):

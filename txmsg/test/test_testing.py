@@ -219,12 +219,15 @@ class WorkerHarnessTests(SynchronousTestCase):
         self.assertEqual(self.h.attempts(task_id), 1)
         self.h.advance(0.1)
         self.assertEqual(self.h.attempts(task_id), 2)
-        self.assertEqual(self.h.retries(task_id),
-                         [{"id": task_id, "attempt": 1, "queue": "tasks.retry.5000ms",
-                           "expiration_ms": 5000}])
+        self.assertEqual(
+            self.h.retries(task_id),
+            [{"id": task_id, "attempt": 1, "queue": "tasks.retry.5000ms", "expiration_ms": 5000}],
+        )
         [dead] = self.h.dead_letters()
-        self.assertEqual((dead.task, dead.reason, dead.error_type, dead.attempts),
-                         ("fail", "failed", "KeyError", 2))
+        self.assertEqual(
+            (dead.task, dead.reason, dead.error_type, dead.attempts),
+            ("fail", "failed", "KeyError", 2),
+        )
         from txmsg.worker.client import TaskFailed
 
         self.assertRaises(TaskFailed, self.h.result, task_id)

@@ -131,7 +131,9 @@ class FormatWorkersTests(SynchronousTestCase):
             now=103.0,
         )
         header, row = table.splitlines()
-        self.assertEqual(row.split(), ["w1", "running", "a,b", "1", "7", "1", "0", "61s", "3s", "ago"])
+        self.assertEqual(
+            row.split(), ["w1", "running", "a,b", "1", "7", "1", "0", "61s", "3s", "ago"]
+        )
         self.assertIn("NAME", header)
 
     def test_empty(self) -> None:
@@ -221,7 +223,9 @@ class TaskClientTests(SynchronousTestCase):
         [channel] = [c for c in self.conn.channels if c.published]
         [(exchange, key, body, props, mandatory)] = channel.published
         self.assertEqual((exchange, key, mandatory), ("", "jobs", True))
-        self.assertEqual(json.loads(body), {"task": "add", "args": [1, 2], "kwargs": {}, "id": "t1"})
+        self.assertEqual(
+            json.loads(body), {"task": "add", "args": [1, 2], "kwargs": {}, "id": "t1"}
+        )
         self.assertEqual((props.delivery_mode, props.message_id), (2, "t1"))
         self.assertEqual(props.content_type, "application/json")
         self.assertNoResult(d)

@@ -50,7 +50,9 @@ class TaskCodecTests(SynchronousTestCase):
         """
         C{application/json; charset=utf-8} is JSON.
         """
-        self.assertEqual(decode_task(b'{"task": "t", "id": "1"}', "application/json; charset=utf-8").name, "t")
+        self.assertEqual(
+            decode_task(b'{"task": "t", "id": "1"}', "application/json; charset=utf-8").name, "t"
+        )
 
     def test_malformed(self) -> None:
         """
@@ -108,10 +110,16 @@ class ResultCodecTests(SynchronousTestCase):
         body = encode_error("i", "ZeroDivisionError", "division by zero")
         self.assertEqual(
             json.loads(body),
-            {"id": "i", "status": "error", "error": {"type": "ZeroDivisionError", "message": "division by zero"}},
+            {
+                "id": "i",
+                "status": "error",
+                "error": {"type": "ZeroDivisionError", "message": "division by zero"},
+            },
         )
         r = decode_result(body)
-        self.assertEqual((r.ok, r.error_type, r.error_message), (False, "ZeroDivisionError", "division by zero"))
+        self.assertEqual(
+            (r.ok, r.error_type, r.error_message), (False, "ZeroDivisionError", "division by zero")
+        )
 
     def test_not_a_reply(self) -> None:
         """

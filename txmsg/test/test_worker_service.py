@@ -99,7 +99,7 @@ class WorkerServiceTests(SynchronousTestCase):
         seen = getattr(self, "_seen", {})
         for channel in self.conn.channels:
             start = seen.get(id(channel), 0)
-            for exchange, key, body, props, _ in channel.published[start:]:
+            for _exchange, key, body, props, _ in channel.published[start:]:
                 found.append((key, body, props))
             seen[id(channel)] = len(channel.published)
         self._seen = seen
@@ -155,7 +155,9 @@ class WorkerServiceTests(SynchronousTestCase):
         """
         self.start()
         body = encode_task(Task("add", (2, 3), {}, "t1"))
-        tag = self.deliver(body, properties=task_properties(reply_to="replies", correlation_id="c1"))
+        tag = self.deliver(
+            body, properties=task_properties(reply_to="replies", correlation_id="c1")
+        )
         self.assertEqual(self.consumer_channel.acks, [])
         [(key, reply, props)] = self.publishes()
         self.assertEqual(key, "replies")
@@ -438,7 +440,9 @@ class WorkerServiceTests(SynchronousTestCase):
         self.worker.startService()
         self.conn = FakeConnection(self.amqp).open()
         [channel] = [c for c in self.conn.channels if c.consumers]
-        channel.deliver(b"10", BasicProperties(reply_to="amq.rabbitmq.reply-to", correlation_id="x"))
+        channel.deliver(
+            b"10", BasicProperties(reply_to="amq.rabbitmq.reply-to", correlation_id="x")
+        )
         self.clock.advance(0)
         [(key, body, props)] = self.publishes()
         self.assertEqual((key, body, props.correlation_id), ("amq.rabbitmq.reply-to", b"55", "x"))

@@ -493,4 +493,3 @@ class TwistedInternalsTests(SynchronousTestCase):
         self.assertIs(tcp.Port.transport, tcp.Server)
         self.assertIn("self.transport(", inspect.getsource(tcp.Port.doRead))
         self.assertIn("tcp.Port(", inspect.getsource(PosixReactorBase.listenTCP))
-

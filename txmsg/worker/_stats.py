@@ -18,7 +18,22 @@ UNKNOWN_TASK = "<unknown>"
 RAW_TASK = "<raw>"
 
 #: Upper bounds (seconds) of the task-duration histogram buckets.
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+DURATION_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+)
 
 
 class DurationHistogram:

@@ -108,7 +108,9 @@ class TaskClient:
         def replied(reply: bytes) -> Any:
             result = decode_result(reply)
             if not result.ok:
-                raise TaskFailed(message.id, result.error_type or "Error", result.error_message or "")
+                raise TaskFailed(
+                    message.id, result.error_type or "Error", result.error_message or ""
+                )
             return result.result
 
         d = self._rpc_client().call(

@@ -21,8 +21,7 @@ from twisted.internet.defer import Deferred
 from twisted.python import usage
 
 from txmsg._options import GnuOptions
-
-from txmsg.worker._cli_common import CommandError, amqp_connection, run_command, say
+from txmsg.worker._cli_common import CommandError, amqp_connection, run_command
 from txmsg.worker.retry import ATTEMPT_HEADER, dead_letter_queue_name
 
 __all__ = ["Options", "describe", "run"]
@@ -74,7 +73,9 @@ def describe(body: bytes, headers: dict[str, Any]) -> dict[str, Any]:
     """
     try:
         task = json.loads(body)
-        name, task_id = (task.get("task"), task.get("id")) if isinstance(task, dict) else (None, None)
+        name, task_id = (
+            (task.get("task"), task.get("id")) if isinstance(task, dict) else (None, None)
+        )
     except ValueError:
         name = task_id = None
     failed_at = headers.get("x-txmsg-failed-at")

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 __all__ = [
     "CONTENT_TYPE",
@@ -179,5 +180,3 @@ def decode_result(body: bytes) -> TaskResult:
         error_type=str(error.get("type", "Error")),
         error_message=str(error.get("message", "")),
     )
-
-

@@ -16,8 +16,8 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import random as _random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 __all__ = [
     "ATTEMPT_HEADER",

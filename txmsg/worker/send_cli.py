@@ -20,7 +20,6 @@ from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.python import usage
 
 from txmsg._options import GnuOptions
-
 from txmsg.worker._cli_common import amqp_connection, json_or_text, run_command, say
 
 __all__ = ["Options", "run"]
@@ -133,7 +132,9 @@ async def _send(reactor: Any, options: Options) -> int:
                     say(
                         "send",
                         "no queue named {!r}: start a worker for it first "
-                        "(twistd -n txmsg-worker --queue {})".format(options["queue"], options["queue"]),
+                        "(twistd -n txmsg-worker --queue {})".format(
+                            options["queue"], options["queue"]
+                        ),
                     )
                 else:
                     say("send", str(f.value))

@@ -45,6 +45,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg.worker._stats import MALFORMED_TASK, RAW_TASK, UNKNOWN_TASK, WorkerStats
 from txmsg.worker.envelope import (
     CONTENT_TYPE,
     MalformedTask,
@@ -59,7 +60,6 @@ from txmsg.worker.retry import (
     dead_letter_queue_name,
     retry_queue_name,
 )
-from txmsg.worker._stats import MALFORMED_TASK, RAW_TASK, UNKNOWN_TASK, WorkerStats
 from txmsg.worker.tasks import _CANCELLED, TaskContext, TaskRegistry
 
 __all__ = ["WorkerService", "default_worker_name"]
@@ -89,9 +89,7 @@ def _one_line(failure: Failure, timed_out: bool) -> str:
 
 
 def _traceback_summary(failure: Failure, limit: int = 2000) -> str:
-    text = "".join(
-        traceback.format_exception_only(failure.type, failure.value)
-    ).strip()
+    text = "".join(traceback.format_exception_only(failure.type, failure.value)).strip()
     frames = failure.frames[-5:]
     lines = ["{}:{} in {}".format(f[1], f[2], f[0]) for f in frames]
     summary = "\n".join(lines + [text])
@@ -216,7 +214,10 @@ class WorkerService(MultiService):
             from txmsg.amqp import AMQPConnection
 
             amqp = AMQPConnection(
-                amqp_url, reactor=reactor, events=events, connection_name="txmsg-worker " + self.name
+                amqp_url,
+                reactor=reactor,
+                events=events,
+                connection_name="txmsg-worker " + self.name,
             )
         self.amqp = amqp
         if amqp.parent is None:
@@ -427,7 +428,9 @@ class WorkerService(MultiService):
 
     # -- running tasks --------------------------------------------------------
 
-    def _run_in_thread(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+    def _run_in_thread(
+        self, function: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Deferred[Any]:
         from twisted.internet.threads import deferToThreadPool
 
         return deferToThreadPool(self._reactor, self._threadpool, function, *args, **kwargs)
@@ -450,7 +453,9 @@ class WorkerService(MultiService):
         except MalformedTask as e:
             self.stats.malformed += 1
             self.log.warn(
-                "Dead-lettering a malformed message from {queue}: {reason}", queue=queue, reason=str(e)
+                "Dead-lettering a malformed message from {queue}: {reason}",
+                queue=queue,
+                reason=str(e),
             )
             await self._dead_letter(queue, delivery, "malformed", Failure(e))
             await self._reply_error(delivery, None, "MalformedTask", str(e))
@@ -520,11 +525,17 @@ class WorkerService(MultiService):
             timed_out = False
             value = None
         else:
-            outcome_failure, timed_out, value = outcomes[0].failure, outcomes[0].timed_out, outcomes[0].value
+            outcome_failure, timed_out, value = (
+                outcomes[0].failure,
+                outcomes[0].timed_out,
+                outcomes[0].value,
+            )
             if value is _CANCELLED:
                 from twisted.internet.defer import CancelledError
 
-                outcome_failure = Failure(CancelledError("cancelled by {}".format(context.cancelled_because)))
+                outcome_failure = Failure(
+                    CancelledError("cancelled by {}".format(context.cancelled_because))
+                )
         if outcome_failure is None:
             self.stats.succeeded += 1
             await self._reply_ok(delivery, task.id, value)
@@ -696,12 +707,16 @@ class WorkerService(MultiService):
             body = encode_error(task_id, "UnserializableResult", str(e))
         return self._reply(delivery, body)
 
-    def _reply_error(self, delivery: Any, task_id: str | None, error_type: str, message: str) -> Deferred[None]:
+    def _reply_error(
+        self, delivery: Any, task_id: str | None, error_type: str, message: str
+    ) -> Deferred[None]:
         if not delivery.properties.reply_to:
             return succeed(None)
         return self._reply(delivery, encode_error(task_id or "", error_type, message))
 
-    def _reply(self, delivery: Any, body: bytes, content_type: str = CONTENT_TYPE) -> Deferred[None]:
+    def _reply(
+        self, delivery: Any, body: bytes, content_type: str = CONTENT_TYPE
+    ) -> Deferred[None]:
         from txmsg.amqp import PublishReturned
 
         props = delivery.properties
@@ -716,7 +731,9 @@ class WorkerService(MultiService):
 
         def returned(f: Failure) -> None:
             f.trap(PublishReturned)
-            self.log.warn("Reply to {reply_to} was unroutable (caller gone?)", reply_to=props.reply_to)
+            self.log.warn(
+                "Reply to {reply_to} was unroutable (caller gone?)", reply_to=props.reply_to
+            )
 
         return d.addErrback(returned)
 
@@ -767,7 +784,9 @@ class WorkerService(MultiService):
         job_id = command.args.get("job_id")
         context = self._running.get(job_id)
         cancelled = context.cancel("stop-job") if context is not None else False
-        self.log.info("stop-job {id}: {result}", id=job_id, result="cancelled" if cancelled else "not running")
+        self.log.info(
+            "stop-job {id}: {result}", id=job_id, result="cancelled" if cancelled else "not running"
+        )
         return {"job_id": job_id, "cancelled": cancelled}
 
     def _control_kill_horse(self, command: Any) -> dict[str, Any]:
@@ -808,7 +827,9 @@ class WorkerService(MultiService):
     def _beat(self) -> Deferred[None]:
         from txmsg.worker.registry import register_worker
 
-        d = maybeDeferred(register_worker, self.redis.handler, self.status(), ttl=self.heartbeat * 3)
+        d = maybeDeferred(
+            register_worker, self.redis.handler, self.status(), ttl=self.heartbeat * 3
+        )
         return d.addErrback(
             lambda f: self.log.warn("Worker heartbeat failed: {e}", e=f.getErrorMessage())
         )

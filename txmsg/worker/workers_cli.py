@@ -15,7 +15,6 @@ from twisted.internet.defer import Deferred
 from twisted.python import usage
 
 from txmsg._options import GnuOptions
-
 from txmsg.worker._cli_common import say
 
 __all__ = ["Options", "format_workers", "run"]
@@ -67,7 +66,9 @@ def format_workers(workers: list[dict[str, Any]], now: float) -> str:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 async def _main(reactor: Any, options: Options) -> int:
