@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from inspect import iscoroutine
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -101,6 +102,7 @@ class Subscription:
         decode: str | Serializer = "bytes",
         concurrency: int = 1,
         max_queued: int = 10000,
+        data_only: bool = False,
         on_cancel: Callable[[Subscription], None] | None = None,
     ) -> None:
         """
@@ -112,6 +114,9 @@ class Subscription:
         @param concurrency: callbacks in flight at once for this
             subscription (1 keeps publish order).
         @param max_queued: messages kept waiting before new ones are dropped.
+        @param data_only: call C{callback(data)} with the decoded payload
+            alone instead of a L{Message} (the leanest path, for high-rate
+            channels whose callback does not need the channel name).
         @param on_cancel: called by L{cancel} (the owning service's hook).
         """
         if not callable(callback):
@@ -127,6 +132,7 @@ class Subscription:
         self._loads = None if serializer.name == "bytes" else serializer.loads
         self.concurrency = concurrency
         self.max_queued = max_queued
+        self.data_only = data_only
         self.active = False
         self.cancelled = False
         self.stats = {
@@ -136,7 +142,8 @@ class Subscription:
             "dropped": 0,
         }
         self._on_cancel = on_cancel
-        self._queue: deque[Message] = deque()
+        # what waits for a slot: Messages, or payloads when data_only
+        self._queue: deque[Any] = deque()
         self._in_flight = 0
         self._draining = False
         self._waiters: list[Deferred[Subscription]] = []
@@ -213,14 +220,23 @@ class Subscription:
                         count=n,
                     )
                 return
-        if type(channel) is bytes:
-            channel = _text(channel)
-        msg = _new_message(Message, (channel, data, pattern, raw))
+        if self.data_only:
+            msg = data
+        else:
+            if type(channel) is bytes:
+                channel = _text(channel)
+            msg = _new_message(Message, (channel, data, pattern, raw))
+        self._accept(msg)
+
+    def _accept(self, msg: Any) -> None:
+        # run it if a slot is free and nothing waits before it, else queue
+        # it, or drop it when the queue is full
         if self._in_flight < self.concurrency and not self._queue:
             self._run(msg)
         elif len(self._queue) < self.max_queued:
             self._queue.append(msg)
         else:
+            stats = self.stats
             stats["dropped"] += 1
             if _should_log(stats["dropped"]):
                 self.log.warn(
@@ -242,22 +258,86 @@ class Subscription:
             self.deliver(self.name, raw, None)
             return
         self.stats["received"] += 1
-        self._run(_new_message(Message, (self.name, raw, None, raw)))
+        # _run, inlined: this is the per-message hot path
+        msg = raw if self.data_only else _new_message(Message, (self.name, raw, None, raw))
+        self._in_flight = 1
+        try:
+            result = self.callback(msg)
+        except Exception:
+            self._in_flight = 0
+            self._failed(Failure(), msg)
+            result = None
+        if result is None:
+            self._in_flight = 0
+            if self._queue:
+                # the callback delivered to this subscription re-entrantly
+                self._resume()
+        else:
+            self._settle(result, msg)
 
-    def _run(self, msg: Message) -> None:
+    def deliver_batch(self, raws: list[bytes]) -> None:
+        """
+        L{deliver_data} for several payloads in a row, in order: the
+        subscriber protocol's path for a read that holds only messages for
+        this (sole) subscription of a channel.  The L{Message}s are built by
+        C{map} and the callbacks called from one tight loop; as soon as a
+        callback leaves work in flight (a Deferred or coroutine) or queues,
+        the rest goes through the ordinary slot/queue rules.
+        """
+        if self._loads is not None or self._in_flight or self._queue:
+            for raw in raws:
+                self.deliver_data(raw)
+            return
+        self.stats["received"] += len(raws)
+        if self.data_only:
+            items: Any = iter(raws)
+        else:
+            items = map(
+                _new_message,
+                repeat(Message),
+                zip(repeat(self.name), raws, repeat(None), raws),
+            )
+        callback = self.callback
+        for msg in items:
+            self._in_flight = 1
+            try:
+                result = callback(msg)
+            except Exception:
+                self._in_flight = 0
+                self._failed(Failure(), msg)
+                result = None
+            if result is None:
+                self._in_flight = 0
+                if not self._queue and not self.cancelled:
+                    continue
+            else:
+                self._settle(result, msg)
+                if not self._in_flight and not self._queue and not self.cancelled:
+                    continue
+            break
+        else:
+            return
+        # a callback is still running, queued (re-entrantly) or cancelled:
+        # what is left follows the ordinary rules, in order
+        if self.cancelled:
+            return
+        for msg in items:
+            self._accept(msg)
+        self._resume()
+
+    def _run(self, msg: Any) -> None:
         self._in_flight += 1
         try:
             result = self.callback(msg)
         except Exception:
             self._failed(Failure(), msg)
-            self._in_flight -= 1
-            return
+            result = None
         if result is None:
-            self._in_flight -= 1
+            self._done(None)
         else:
             self._settle(result, msg)
 
-    def _settle(self, result: Any, msg: Message) -> None:
+    def _settle(self, result: Any, msg: Any) -> None:
         # the callback (counted in _in_flight) returned: wait for its result
         # when it is asynchronous
         if iscoroutine(result):
@@ -265,23 +345,28 @@ class Subscription:
         if isinstance(result, Deferred):
             result.addCallbacks(self._done, self._errored, errbackArgs=(msg,))
         else:
-            self._in_flight -= 1
+            self._done(None)
 
-    def _failed(self, failure: Failure, msg: Message) -> None:
+    def _failed(self, failure: Failure, msg: Any) -> None:
         self.stats["callback_failures"] += 1
         self.log.failure(
             "Callback for {name} failed on a message from {channel}",
             failure,
             name=self.name,
-            channel=msg.channel,
+            channel=msg.channel if type(msg) is Message else self.name,
         )
 
-    def _errored(self, failure: Failure, msg: Message) -> None:
+    def _errored(self, failure: Failure, msg: Any) -> None:
         self._failed(failure, msg)
         self._done(None)
 
     def _done(self, _: Any) -> None:
         self._in_flight -= 1
+        self._resume()
+
+    def _resume(self) -> None:
+        # a slot is free: start what waits (unless _drain, further up the
+        # stack, is already doing so)
         if self._queue and not self._draining and not self.cancelled:
             self._drain()
 

@@ -10,6 +10,7 @@ time); txmsg's services import it from C{startService} only.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 import txredisapi
@@ -68,14 +69,21 @@ class PubSubProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
             return txredisapi.LineReceiver.dataReceived(self, data, unpause)
         if data:
             reader.feed(data)
-        gets = reader.gets
+        replies = list(iter(reader.gets, False))
+        if not replies:
+            return None
         router = self.factory.router
-        # fast path: a channel with exactly one subscription is delivered
-        # from here; the router's message() handles the rest (several
+        # fast paths: a channel with exactly one subscription is delivered
+        # from here, a whole read at once when it holds only messages for
+        # that channel; the router's message() handles the rest (several
         # subscriptions, unknown channels, routers without channel_routes)
         channels = getattr(router, "channel_routes", None) or _NO_ROUTES
-        res = gets()
-        while res is not False:
+        if len(replies) > 1:
+            sole = _sole_subscriber(replies, channels)
+            if sole is not None:
+                sole.deliver_batch(list(map(_PAYLOAD, replies)))
+                return None
+        for res in replies:
             if type(res) is list:
                 n = len(res)
                 if n == 3 and res[0] == b"message":
@@ -90,7 +98,6 @@ class PubSubProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
                     self.replyReceived(res)
             else:
                 self.replyReceived(res)
-            res = gets()
         return None
 
     def replyReceived(self, reply: Any) -> None:
@@ -115,6 +122,31 @@ class PubSubProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
                 router.pmessage(reply[1], reply[2], reply[3])
                 return
         super().replyReceived(reply)
+
+
+_KIND, _CHANNEL, _PAYLOAD = itemgetter(0), itemgetter(1), itemgetter(2)
+_MESSAGE_ONLY = {b"message"}
+
+
+def _sole_subscriber(replies: list[Any], channels: dict[bytes, Any]) -> Any:
+    """
+    @return: the subscription to give C{replies} to as one batch when they
+        are all C{message}s on one channel that has exactly one
+        subscription, else C{None}.  The checks run in C (C{map}, C{set}).
+    """
+    try:
+        if set(map(_KIND, replies)) != _MESSAGE_ONLY:
+            return None
+    except (TypeError, IndexError):
+        # an int, nil, error or empty-array reply: not all messages
+        return None
+    names = set(map(_CHANNEL, replies))
+    if len(names) != 1:
+        return None
+    subs = channels.get(names.pop())
+    if subs is None or len(subs) != 1:
+        return None
+    return subs[0]
 
 
 def _bytes(value: Any) -> bytes:

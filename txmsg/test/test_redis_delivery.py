@@ -235,3 +235,226 @@ class DeliverDataTests(SynchronousTestCase):
         self.assertEqual(bad.stats["callback_failures"], 2)
         self.assertEqual(bad._in_flight, 0)
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 2)
+
+
+class DeliverBatchTests(SynchronousTestCase):
+    """
+    Tests for L{Subscription.deliver_batch}, the subscriber protocol's path
+    for a read holding only messages for one subscription: it must behave
+    exactly like calling L{Subscription.deliver_data} for each payload.
+    """
+
+    def test_same_messages(self) -> None:
+        """
+        Synchronous callbacks get the same L{Message}s, in order, as from
+        C{deliver}; every message is counted once.
+        """
+        got: list[Message] = []
+        sub = Subscription(b"c", got.append)
+        sub.deliver_batch([b"1", b"2", b"3"])
+        self.assertEqual(got, [Message("c", d, None, d) for d in (b"1", b"2", b"3")])
+        self.assertIsInstance(got[0], Message)
+        self.assertEqual((sub.stats["received"], sub._in_flight, sub.queued), (3, 0, 0))
+
+    def test_deferred_mid_batch_queues_the_rest(self) -> None:
+        """
+        When a callback returns a pending Deferred, the rest of the batch
+        waits in the queue and runs in order as the Deferreds fire.
+        """
+        calls: list[bytes] = []
+        pending: list[Deferred[None]] = []
+        sub = Subscription("c", _recording_slow_callback(calls, pending))
+        sub.deliver_batch([b"0", b"1", b"2", b"3"])
+        self.assertEqual((calls, sub.queued), ([b"0"], 3))
+        while pending:
+            pending.pop(0).callback(None)
+        self.assertEqual(calls, [b"0", b"1", b"2", b"3"])
+        self.assertEqual((sub.stats["received"], sub._in_flight), (4, 0))
+
+    def test_fired_deferreds_keep_going(self) -> None:
+        """
+        Callbacks returning already-fired Deferreds (or coroutines that
+        finish at once) do not stop the batch.
+        """
+        calls: list[bytes] = []
+
+        def cb(m: Message) -> Deferred[None]:
+            calls.append(m.data)
+            return _fired()
+
+        sub = Subscription("c", cb)
+        sub.deliver_batch([b"0", b"1", b"2"])
+        self.assertEqual((calls, sub.queued, sub._in_flight), ([b"0", b"1", b"2"], 0, 0))
+
+    def test_concurrency_and_bounded_queue(self) -> None:
+        """
+        With two slots, two callbacks run; the queue takes C{max_queued}
+        more and the rest are dropped and counted.
+        """
+        calls: list[bytes] = []
+        pending: list[Deferred[None]] = []
+        sub = Subscription(
+            "c",
+            _recording_slow_callback(calls, pending),
+            concurrency=2,
+            max_queued=1,
+        )
+        sub.deliver_batch([b"0", b"1", b"2", b"3", b"4"])
+        self.assertEqual(calls, [b"0", b"1"])
+        self.assertEqual((sub.queued, sub.stats["dropped"], sub.stats["received"]), (1, 2, 5))
+        self.flushLoggedErrors()
+        while pending:
+            pending.pop(0).callback(None)
+        self.assertEqual(calls, [b"0", b"1", b"2"])
+
+    def test_raising_callback(self) -> None:
+        """
+        A callback that raises is logged and counted; the batch goes on.
+        """
+        got: list[bytes] = []
+
+        def cb(m: Message) -> None:
+            if m.data == b"bad":
+                raise ValueError("bad")
+            got.append(m.data)
+
+        sub = Subscription("c", cb)
+        sub.deliver_batch([b"1", b"bad", b"2"])
+        self.assertEqual(got, [b"1", b"2"])
+        self.assertEqual((sub.stats["callback_failures"], sub._in_flight), (1, 0))
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
+    def test_cancel_mid_batch(self) -> None:
+        """
+        A callback that cancels its subscription gets no further message
+        from the batch.
+        """
+        got: list[bytes] = []
+        sub = Subscription("c", lambda m: (got.append(m.data), sub.cancel()))
+        sub.deliver_batch([b"1", b"2", b"3"])
+        self.assertEqual((got, sub.queued), ([b"1"], 0))
+
+    def test_reentrant_delivery_keeps_order(self) -> None:
+        """
+        A message delivered re-entrantly from inside a callback (an
+        in-memory publisher, say) runs right after that callback, before
+        the rest of the batch, and nothing is left stuck in the queue.
+        """
+        got: list[bytes] = []
+
+        def cb(m: Message) -> None:
+            got.append(m.data)
+            if m.data == b"1":
+                sub.deliver_data(b"inner")
+
+        sub = Subscription("c", cb)
+        sub.deliver_batch([b"1", b"2", b"3"])
+        self.assertEqual(got, [b"1", b"inner", b"2", b"3"])
+        self.assertEqual((sub.queued, sub._in_flight), (0, 0))
+
+    def test_busy_subscription(self) -> None:
+        """
+        A batch for a subscription that is still busy waits behind it.
+        """
+        calls: list[bytes] = []
+        pending: list[Deferred[None]] = []
+        sub = Subscription("c", _recording_slow_callback(calls, pending))
+        sub.deliver_data(b"0")
+        sub.deliver_batch([b"1", b"2"])
+        self.assertEqual((calls, sub.queued), ([b"0"], 2))
+        while pending:
+            pending.pop(0).callback(None)
+        self.assertEqual(calls, [b"0", b"1", b"2"])
+
+    def test_decoding_subscription(self) -> None:
+        """
+        Decoding subscriptions decode every message of a batch; one that
+        cannot be decoded is counted and dropped.
+        """
+        got: list[Message] = []
+        sub = Subscription("c", got.append, decode="json")
+        sub.deliver_batch([b"1", b"{", b"[2]"])
+        self.assertEqual([m.data for m in got], [1, [2]])
+        self.assertEqual(sub.stats["decode_failures"], 1)
+        self.flushLoggedErrors()
+
+
+class DataOnlyTests(SynchronousTestCase):
+    """
+    Tests for C{data_only=True}: the callback gets the payload alone.
+    """
+
+    def test_every_path_gives_the_payload(self) -> None:
+        """
+        C{deliver}, C{deliver_data} and C{deliver_batch} all call the
+        callback with the (decoded) payload, in order.
+        """
+        got: list[object] = []
+        sub = Subscription("c", got.append, data_only=True)
+        sub.deliver(b"c", b"a", None)
+        sub.deliver_data(b"b")
+        sub.deliver_batch([b"c", b"d"])
+        self.assertEqual(got, [b"a", b"b", b"c", b"d"])
+        decoded: list[object] = []
+        Subscription("c", decoded.append, decode="json", data_only=True).deliver_batch(
+            [b'{"a": 1}', b"[2]"]
+        )
+        self.assertEqual(decoded, [{"a": 1}, [2]])
+
+    def test_queued_payloads_and_failures(self) -> None:
+        """
+        Payloads wait in the queue like messages do; a failing callback is
+        logged with the subscription's name.
+        """
+        calls: list[bytes] = []
+        pending: list[Deferred[None]] = []
+
+        def cb(data: bytes) -> Deferred[None]:
+            calls.append(data)
+            d: Deferred[None] = Deferred()
+            pending.append(d)
+            return d
+
+        sub = Subscription("c", cb, data_only=True)
+        sub.deliver_batch([b"1", b"2"])
+        pending.pop(0).errback(RuntimeError("x"))
+        self.assertEqual(calls, [b"1", b"2"])
+        self.assertEqual(sub.stats["callback_failures"], 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class ReentrantDeliveryTests(SynchronousTestCase):
+    """
+    A message delivered from inside a synchronous callback is not left
+    stuck in the queue once that callback returns.
+    """
+
+    def test_deliver_data(self) -> None:
+        """
+        Through the fast path.
+        """
+        got: list[bytes] = []
+
+        def cb(m: Message) -> None:
+            got.append(m.data)
+            if m.data == b"1":
+                sub.deliver_data(b"inner")
+
+        sub = Subscription("c", cb)
+        sub.deliver_data(b"1")
+        self.assertEqual((got, sub.queued), ([b"1", b"inner"], 0))
+
+    def test_deliver(self) -> None:
+        """
+        Through the general path.
+        """
+        got: list[bytes] = []
+
+        def cb(m: Message) -> None:
+            got.append(m.data)
+            if m.data == "1":
+                sub.deliver("c", b"inner", None)
+
+        sub = Subscription("c", cb, decode="text")
+        sub.deliver("c", b"1", None)
+        self.assertEqual((got, sub.queued), (["1", "inner"], 0))

@@ -146,6 +146,61 @@ class PubSubProtocolTests(SynchronousTestCase):
             self.feed(proto, data[i : i + 7])
         self.assertEqual([m.data for m in self.received], [str(i).encode() for i in range(50)])
 
+    def test_whole_read_for_one_subscription(self) -> None:
+        """
+        A read holding only messages for a channel with one subscription
+        is delivered in order as one batch (with hiredis).
+        """
+        sub = self.pubsub.subscribe("c", self.received.append)
+        batches: list[int] = []
+        deliver_batch = sub.deliver_batch
+
+        def spy(raws: list[bytes]) -> None:
+            batches.append(len(raws))
+            deliver_batch(raws)
+
+        sub.deliver_batch = spy  # type: ignore[method-assign]
+        proto, _ = self.connect()
+        self.feed(proto, b"".join(array("message", "c", str(i)) for i in range(20)))
+        self.assertEqual([m.data for m in self.received], [str(i).encode() for i in range(20)])
+        self.assertEqual(batches, [20] if self.hiredis else [])
+        self.assertEqual(sub.stats["received"], 20)
+
+    def test_mixed_read(self) -> None:
+        """
+        A read mixing channels, patterns, confirmations and other replies
+        is delivered reply by reply, in order.
+        """
+        order: list[tuple[str, bytes]] = []
+        self.pubsub.subscribe("a", lambda m: order.append(("a", m.data)))
+        self.pubsub.subscribe("b", lambda m: order.append(("b", m.data)))
+        self.pubsub.psubscribe("p.*", lambda m: order.append((m.channel, m.data)))
+        proto, _ = self.connect()
+        self.feed(
+            proto,
+            array("subscribe", "a", 1)
+            + array("message", "a", "1")
+            + array("message", "b", "2")
+            + array("pmessage", "p.*", "p.x", "3")
+            + array("message", "a", "4")
+            + b":7\r\n"
+            + array("message", "a", "5"),
+        )
+        self.assertEqual(order, [("a", b"1"), ("b", b"2"), ("p.x", b"3"), ("a", b"4"), ("a", b"5")])
+        self.assertTrue(self.pubsub.subscriptions()[0].active)
+
+    def test_data_only(self) -> None:
+        """
+        C{data_only=True} hands the callback the decoded payload alone, on
+        every path; it cannot be combined with C{event=}.
+        """
+        self.pubsub.subscribe("c", self.received.append, data_only=True, decode="text")
+        proto, _ = self.connect()
+        self.feed(proto, array("message", "c", "one"))
+        self.feed(proto, array("message", "c", "two") + array("message", "c", "three"))
+        self.assertEqual(self.received, ["one", "two", "three"])
+        self.assertRaises(ValueError, self.pubsub.subscribe, "d", event="e", data_only=True)
+
     def test_confirmation_activates(self) -> None:
         """
         C{when_active} fires only when Redis confirms the subscription, and
