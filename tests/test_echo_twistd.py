@@ -113,6 +113,26 @@ class EchoTwistdTests(SynchronousTestCase):
                     listening.append(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
         self.assertEqual(listening, ["127.0.0.1"])
 
+    def test_lean_reactor_by_default(self) -> None:
+        """
+        Without C{-r}, C{twistd txmsg-echo} runs on txmsg's lean epoll
+        reactor and says so; C{-r epoll} gives Twisted's stock one.  Both
+        echo.
+        """
+        for options, expected in [
+            ([], "reactor class: txmsg._writethrough.LeanEPollReactor."),
+            (["-r", "epoll"], "reactor class: twisted.internet.epollreactor.EPollReactor."),
+        ]:
+            port = free_port()
+            server = TwistdProcess("txmsg-echo", ["--listen", "tcp:{}".format(port)])
+            server.twistd_options = options
+            self.addCleanup(server.cleanup)
+            server.start()
+            self.assertIn(expected, server.log())
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                self.assertEqual(round_trip(s, b"which loop"), b"which loop")
+            server.assert_clean_stop(server.terminate())
+
     def test_asyncio_reactor(self) -> None:
         """
         C{twistd --reactor=asyncio txmsg-echo} works: nothing installed the

@@ -11,7 +11,7 @@ from twisted.application.service import ServiceMaker
 
 txmsg_echo = ServiceMaker(
     "txmsg echo server",
-    "txmsg.tap.echo",
+    "txmsg.tap.echo_plugin",
     "Echo TCP/UNIX/TLS streams (and optionally UDP) with connection limits and backpressure.",
     "txmsg-echo",
 )

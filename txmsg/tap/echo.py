@@ -81,7 +81,9 @@ class Options(OpsOptions):
         + DEFAULT_LISTEN
         + ". TCP connections send replies at once when nothing is buffered "
         "(write-through); --no-write-through restores Twisted's standard "
-        "buffered writes."
+        "buffered writes. Unless twistd's --reactor (-r) names a reactor, the "
+        "server runs on txmsg's lean epoll reactor (txmsg-epoll, Linux); "
+        "-r epoll gives Twisted's stock one."
     )
     optFlags = [
         [

@@ -7,6 +7,7 @@ Tests for L{txmsg.epollreactor} and L{txmsg._writethrough.LeanEPollReactor}.
 from __future__ import annotations
 
 import errno
+import sys
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -95,6 +96,38 @@ class LeanEPollReactorTests(SynchronousTestCase):
         self.patch(epollreactor, "lean_reactor_ok", lambda: False)
         epollreactor.install()
         self.assertEqual([type(r) for r in installed], [Lean, Stock])
+
+    def test_install_unless_chosen(self) -> None:
+        """
+        C{install_unless_chosen} installs the lean reactor only when no
+        reactor is installed yet and the lean loop applies.
+        """
+        from txmsg import epollreactor
+
+        installed: list[str] = []
+        self.patch(epollreactor, "install", lambda: installed.append("lean"))
+        cases = [(True, True), (False, False), (False, True)]  # (installed?, lean ok?)
+        results = []
+        for already, ok in cases:
+            self.patch(epollreactor, "_reactor_installed", lambda already=already: already)
+            self.patch(epollreactor, "lean_reactor_ok", lambda ok=ok: ok)
+            results.append(epollreactor.install_unless_chosen())
+        self.assertEqual(results, [False, False, True])
+        self.assertEqual(installed, ["lean"])
+
+    def test_reactor_installed(self) -> None:
+        """
+        Once a reactor is installed (importing it installs the default),
+        C{install_unless_chosen} leaves it alone.
+        """
+        from twisted.internet import reactor
+
+        from txmsg import epollreactor
+
+        self.assertIs(reactor, sys.modules["twisted.internet.reactor"])
+
+        self.assertTrue(epollreactor._reactor_installed())
+        self.assertFalse(epollreactor.install_unless_chosen())
 
     def test_loop_shape(self) -> None:
         """

@@ -189,7 +189,43 @@ class MakeServiceTests(SynchronousTestCase):
 
         makers = {p.tapname: p for p in getPlugins(IServiceMaker)}
         self.assertIn("txmsg-echo", makers)
-        self.assertEqual(makers["txmsg-echo"].module, "txmsg.tap.echo")
+        self.assertEqual(makers["txmsg-echo"].module, "txmsg.tap.echo_plugin")
+
+    def test_plugin_entry_point(self) -> None:
+        """
+        The plugin's C{makeService} asks for the lean reactor (which, with a
+        reactor already installed, changes nothing) and builds the same
+        service as L{makeService} on the running reactor, saying which
+        reactor it runs on.
+        """
+        from twisted.internet import reactor
+
+        from txmsg import epollreactor
+        from txmsg.tap import echo_plugin
+
+        asked: list[bool] = []
+        real = epollreactor.install_unless_chosen
+
+        def spy() -> bool:
+            asked.append(real())
+            return asked[-1]
+
+        self.patch(epollreactor, "install_unless_chosen", spy)
+        self.assertIs(echo_plugin.Options, Options)
+        logged: list[dict[str, Any]] = []
+        from twisted.logger import globalLogPublisher
+
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        service = echo_plugin.makeService(parse("--listen", "tcp:0"))
+        self.assertEqual(asked, [False])
+        self.assertIs(service.factory.clock, reactor)
+        names = [
+            e.get("name")
+            for e in logged
+            if e.get("log_format", "").startswith("txmsg-echo reactor")
+        ]
+        self.assertEqual(names, [type(reactor).__module__ + "." + type(reactor).__qualname__])
 
 
 class WriteThroughServiceTests(SynchronousTestCase):

@@ -482,6 +482,28 @@ class TwistedInternalsTests(SynchronousTestCase):
         transport.doWrite()
         self.assertEqual((transport.dataBuffer, transport.offset), (b"abc", 1))
         self.assertEqual(transport._tempDataLen, 0)
+        sock.accept = 2
+        transport.doWrite()
+        # all sent: dataBuffer is empty again (the fast path tests that)
+        self.assertEqual((transport.dataBuffer, transport.offset), (b"", 0))
+
+    def test_connection_read_path(self) -> None:
+        """
+        C{tcp.Connection.doRead} hands data to C{_dataReceived}, which
+        reports an empty read as C{CONNECTION_DONE} and otherwise calls the
+        protocol: what L{WriteThroughServer.doRead} replicates.
+        """
+        import inspect
+
+        from twisted.internet import main
+
+        self.assertIn("return self._dataReceived(data)", inspect.getsource(tcp.Connection.doRead))
+        transport, sock, reactor = make_transport()
+        got: list[bytes] = []
+        transport.protocol.dataReceived = got.append
+        self.assertIs(tcp.Connection._dataReceived(transport, b""), main.CONNECTION_DONE)
+        self.assertIsNone(tcp.Connection._dataReceived(transport, b"x"))
+        self.assertEqual(got, [b"x"])
 
     def test_port_transport_hook(self) -> None:
         """
