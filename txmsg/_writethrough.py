@@ -1,15 +1,17 @@
 # -*- test-case-name: txmsg.test.test_writethrough,txmsg.test.test_epollreactor -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Write-through TCP server transports and a lean epoll reactor loop: the only
-module of txmsg that relies on Twisted's private internals.
+Write-through TCP transports (server and client side) and a lean epoll
+reactor loop: the only module of txmsg that relies on Twisted's private
+internals.
 
 Twisted's C{FileDescriptor.write} always appends to the write buffer and
 asks the reactor for a writability event (an C{epoll_ctl} to arm
 C{EPOLLOUT}); the bytes go out on the next reactor iteration, and a second
 C{epoll_ctl} disarms it.  For a request/response protocol that writes one
 reply per read, that is two system calls and one extra loop iteration per
-round trip.  L{WriteThroughServer} sends at once when nothing is buffered and
+round trip.  L{WriteThroughMixin} (in L{WriteThroughServer} and
+L{WriteThroughClient}) sends at once when nothing is buffered and
 buffers only what the kernel did not take; from then on (remainder queued,
 producer paused, TLS started, closing or half-closed) every call goes to
 Twisted's own code unchanged.
@@ -18,8 +20,9 @@ Internals used (checked by L{internals_ok} and by
 C{txmsg.test.test_writethrough.TwistedInternalsTests}, which fail loudly when
 a Twisted upgrade changes them):
 
-  - C{tcp.Port.transport} (the class the port builds per connection) and
-    C{PosixReactorBase.listenTCP} (what we mirror);
+  - C{tcp.Port.transport} (the class the port builds per connection),
+    C{tcp.Connector._makeTransport} (the same for outgoing connections),
+    and C{PosixReactorBase.listenTCP}/C{connectTCP} (what we mirror);
   - on the transport: C{socket}, C{protocol}, C{connected},
     C{disconnecting}, C{TLS}, C{producerPaused}, C{dataBuffer},
     C{_tempDataLen}, C{_writeDisconnecting}, C{_writeDisconnected},
@@ -38,12 +41,14 @@ C{twisted.python.log.callWithLogger}, which builds a legacy log context
 (C{system} = the transport's log prefix) around every event and costs more
 than a microsecond per event.  It relies on C{EPollReactor._poller},
 C{_selectables}, C{_doReadOrWrite} and on the shape of C{doPoll} (checked by
-the same tests).  It is opt-in (C{twistd -r txmsg-epoll}).
+the same tests).  C{twistd txmsg-echo} uses it unless C{-r} names a
+reactor; elsewhere it is opt-in (C{twistd -r txmsg-epoll}).
 """
 
 from __future__ import annotations
 
 import errno
+import socket
 from typing import Any
 
 from twisted.internet import abstract, main, tcp
@@ -53,6 +58,9 @@ from zope.interface import directlyProvides, providedBy
 
 __all__ = [
     "LeanEPollReactor",
+    "WriteThroughClient",
+    "WriteThroughConnector",
+    "WriteThroughMixin",
     "WriteThroughPort",
     "WriteThroughReactor",
     "WriteThroughServer",
@@ -76,16 +84,32 @@ _TRANSPORT_ATTRIBUTES = (
 )
 
 
-class WriteThroughServer(tcp.Server):
+class WriteThroughMixin:
     """
-    A server-side TCP transport whose C{write} sends immediately when
-    nothing is buffered.
+    The write-through C{write}/C{writeSequence} and the larger reads, for a
+    subclass of a Twisted TCP connection (L{WriteThroughServer},
+    L{WriteThroughClient}): C{write} sends immediately when nothing is
+    buffered.
+
+    At most one immediate send per read: after one, further writes are
+    buffered as Twisted does (and go out together on the next reactor
+    iteration) until data is read or the buffer has been flushed.  A
+    request/response exchange (one reply per request, or one request at a
+    time) always writes through; a burst of writes in one turn (many
+    requests in flight, a frame per write) costs one extra C{send()} over
+    Twisted's coalescing, not one per write.
 
     Exactly one C{send()} of the whole chunk is tried (the kernel takes what
     fits; Twisted's C{SEND_LIMIT} cap exists for Windows), and only when: the
     data is C{bytes}; the transport is connected, not closing, not aborting,
     not half-closed, not using TLS; its producer is not paused; and both of
     Twisted's write buffers are empty.
+
+    Connections get C{TCP_NODELAY} (as asyncio's do): a write that follows
+    an immediate send must not wait for its ACK (Nagle), or a message split
+    over several writes (an AMQP publish is three frames) stalls for the
+    peer's delayed ACK.  C{setTcpNoDelay(False)} turns it off again.
+
     Whatever the kernel does not take (a partial send, C{EAGAIN}, any other
     socket error) goes through Twisted's C{write} unchanged: buffered, the
     producer paused if the buffer is full, C{EPOLLOUT} armed; a socket error
@@ -93,6 +117,8 @@ class WriteThroughServer(tcp.Server):
     """
 
     readSize = 256 * 1024
+    # an immediate send happened since the last read or flush
+    _sentThrough = False
 
     def doRead(self) -> Any:
         """
@@ -110,8 +136,19 @@ class WriteThroughServer(tcp.Server):
         # tcp.Connection._dataReceived, inlined (hot path)
         if not data:
             return main.CONNECTION_DONE
+        self._sentThrough = False
         self.protocol.dataReceived(data)
         return None
+
+    def doWrite(self) -> Any:
+        """
+        Twisted's C{doWrite}; once the buffer is empty, the next C{write}
+        may send immediately again.
+        """
+        result = super().doWrite()  # type: ignore[misc]
+        if not self.dataBuffer and not self._tempDataLen:
+            self._sentThrough = False
+        return result
 
     def write(self, data: bytes) -> None:
         """
@@ -120,7 +157,8 @@ class WriteThroughServer(tcp.Server):
         # nothing buffered: Twisted resets dataBuffer to b"" once it is all
         # sent (a non-empty one only sends us to the standard path)
         if (
-            not self._tempDataLen
+            not self._sentThrough
+            and not self._tempDataLen
             and not self.dataBuffer
             and type(data) is bytes
             and self.connected
@@ -132,6 +170,7 @@ class WriteThroughServer(tcp.Server):
             and not self._aborting
             and data
         ):
+            self._sentThrough = True
             try:
                 sent = self.socket.send(data)
             except OSError:
@@ -162,6 +201,49 @@ class WriteThroughServer(tcp.Server):
         super().writeSequence(iovec)
 
 
+def _no_delay(sock: Any) -> None:
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        # not a TCP socket (a test double, say): nothing to do
+        pass
+
+
+class WriteThroughServer(WriteThroughMixin, tcp.Server):  # type: ignore[misc]
+    """
+    A server-side TCP connection with L{WriteThroughMixin}'s write path.
+    """
+
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
+        _no_delay(sock)
+        super().__init__(sock, *args, **kwargs)
+
+
+class WriteThroughClient(WriteThroughMixin, tcp.Client):  # type: ignore[misc]
+    """
+    A client-side TCP connection with L{WriteThroughMixin}'s write path.
+    Before the connection is made, C{connected} is false and every call is
+    Twisted's own.
+    """
+
+    def createInternetSocket(self) -> Any:
+        """
+        Twisted's non-blocking socket, with C{TCP_NODELAY}.
+        """
+        sock = super().createInternetSocket()
+        _no_delay(sock)
+        return sock
+
+
+class WriteThroughConnector(tcp.Connector):
+    """
+    A TCP connector whose connections are L{WriteThroughClient}s.
+    """
+
+    def _makeTransport(self) -> Any:
+        return WriteThroughClient(self.host, self.port, self.bindAddress, self, self.reactor)
+
+
 class WriteThroughPort(tcp.Port):
     """
     A listening TCP port whose connections are L{WriteThroughServer}s.
@@ -173,12 +255,14 @@ class WriteThroughPort(tcp.Port):
 class WriteThroughReactor:
     """
     A proxy of a reactor whose C{listenTCP} listens with a
-    L{WriteThroughPort}; everything else (C{listenSSL}, C{listenUNIX},
-    timers, C{connectTCP}, ...) is the wrapped reactor's own.
+    L{WriteThroughPort} and whose C{connectTCP} connects with a
+    L{WriteThroughConnector}; everything else (C{listenSSL},
+    C{connectSSL}, UNIX sockets, timers, ...) is the wrapped reactor's own.
 
-    Give it to C{serverFromString} so that C{tcp:}/C{tcp6:} endpoints get
-    write-through connections and every other kind stays standard.  It
-    provides the same interfaces as the reactor it wraps.
+    Give it to C{serverFromString} (or to C{HostnameEndpoint},
+    C{TCP4ClientEndpoint}, ...) so that TCP endpoints get write-through
+    connections and every other kind stays standard.  It provides the same
+    interfaces as the reactor it wraps.
     """
 
     def __init__(self, reactor: Any) -> None:
@@ -205,6 +289,22 @@ class WriteThroughReactor:
         p.startListening()
         return p  # type: ignore[return-value]
 
+    def connectTCP(
+        self,
+        host: str,
+        port: int,
+        factory: Any,
+        timeout: float = 30.0,
+        bindAddress: Any = None,
+    ) -> Any:
+        """
+        Connect like C{PosixReactorBase.connectTCP}, with a
+        L{WriteThroughConnector}.
+        """
+        c = WriteThroughConnector(host, port, factory, timeout, bindAddress, self._reactor)
+        c.connect()
+        return c
+
 
 def internals_ok() -> bool:
     """
@@ -217,10 +317,13 @@ def internals_ok() -> bool:
         return False
     if tcp.Port.transport is not tcp.Server:
         return False
-    if not hasattr(PosixReactorBase, "listenTCP"):
+    if not hasattr(PosixReactorBase, "listenTCP") or not hasattr(PosixReactorBase, "connectTCP"):
         return False
-    if not all(hasattr(tcp.Server, name) for name in _TRANSPORT_ATTRIBUTES):
+    if not hasattr(tcp.Connector, "_makeTransport"):
         return False
+    for cls in (tcp.Server, tcp.Client):
+        if not all(hasattr(cls, name) for name in _TRANSPORT_ATTRIBUTES):
+            return False
     probe = abstract.FileDescriptor.__new__(tcp.Server)
     null: Any = _NullReactor()
     try:
@@ -267,6 +370,8 @@ def applies(reactor: Any) -> bool:
     if not isinstance(reactor, PosixReactorBase):
         return False
     if type(reactor).listenTCP is not PosixReactorBase.listenTCP:
+        return False
+    if type(reactor).connectTCP is not PosixReactorBase.connectTCP:
         return False
     if not _checked:
         _checked.append(internals_ok())

@@ -1,10 +1,16 @@
 # -*- test-case-name: txmsg.test.test_writethrough -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Server endpoints with txmsg's write-through TCP transport.
+Endpoints with txmsg's write-through TCP transport.
 
     endpoint = server_endpoint(reactor, "tcp:8007:interface=127.0.0.1")
     endpoint.listen(factory)
+
+    endpoint = HostnameEndpoint(client_reactor(reactor), "redis.local", 6379)
+
+txmsg's own Redis and AMQP connections use L{client_reactor}; set
+C{TXMSG_WRITE_THROUGH=0} in the environment to give them Twisted's standard
+transports.
 
 With C{write_through=True} (the default), C{tcp:} and C{tcp6:} endpoints
 listen with L{WriteThroughPort}: a connection's C{write} sends at once when
@@ -16,8 +22,10 @@ Only the listeners built here are affected: every other protocol on the same
 reactor keeps Twisted's standard transports.  The standard path is used,
 unchanged, for:
 
-  - C{ssl:} endpoints and connections that call C{startTLS} (TLS writes go
-    through C{TLSMemoryBIOProtocol}'s own buffering);
+  - C{ssl:} server endpoints, C{connectSSL}, and connections that call
+    C{startTLS} (TLS writes go through C{TLSMemoryBIOProtocol}'s own
+    buffering); C{wrapClientTLS} around a TCP client endpoint keeps the
+    write-through TCP connection underneath its TLS layer;
   - C{unix:} and every other endpoint type (systemd, fd, ...);
   - reactors that are not Twisted's POSIX reactors (IOCP, or any reactor
     that overrides C{listenTCP}); the epoll, poll, select, kqueue and
@@ -28,12 +36,15 @@ unchanged, for:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IStreamServerEndpoint
 
 from txmsg._writethrough import (
+    WriteThroughClient,
+    WriteThroughConnector,
     WriteThroughPort,
     WriteThroughReactor,
     WriteThroughServer,
@@ -43,9 +54,12 @@ from txmsg._writethrough import (
 )
 
 __all__ = [
+    "WriteThroughClient",
+    "WriteThroughConnector",
     "WriteThroughPort",
     "WriteThroughReactor",
     "WriteThroughServer",
+    "client_reactor",
     "server_endpoint",
     "write_through_applies",
 ]
@@ -67,3 +81,21 @@ def server_endpoint(
     if write_through and write_through_applies(reactor):
         reactor = WriteThroughReactor(reactor)
     return serverFromString(reactor, description)  # type: ignore[no-any-return]
+
+
+def client_reactor(reactor: Any, *, write_through: bool | None = None) -> Any:
+    """
+    The reactor to build TCP client endpoints on (C{HostnameEndpoint},
+    C{TCP4ClientEndpoint}, ...): a L{WriteThroughReactor} around C{reactor}
+    when write-through is wanted and applies, else C{reactor} itself.
+
+    @param reactor: the reactor.
+    @param write_through: C{None} (the default) follows the environment:
+        on unless C{TXMSG_WRITE_THROUGH} is C{0}.
+    @return: the reactor to connect with.
+    """
+    if write_through is None:
+        write_through = os.environ.get("TXMSG_WRITE_THROUGH", "1").strip() != "0"
+    if write_through and write_through_applies(reactor):
+        return WriteThroughReactor(reactor)
+    return reactor

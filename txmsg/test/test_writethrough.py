@@ -15,7 +15,7 @@ from twisted.internet import abstract, main, tcp
 from twisted.internet.endpoints import TCP4ServerEndpoint, UNIXServerEndpoint
 from twisted.internet.interfaces import IPushProducer, IReactorTCP, IReactorTime
 from twisted.internet.posixbase import PosixReactorBase
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -23,13 +23,15 @@ from zope.interface import implementer
 import txmsg.transport
 from txmsg import _writethrough
 from txmsg._writethrough import (
+    WriteThroughClient,
+    WriteThroughConnector,
     WriteThroughPort,
     WriteThroughReactor,
     WriteThroughServer,
     applies,
     internals_ok,
 )
-from txmsg.transport import server_endpoint
+from txmsg.transport import client_reactor, server_endpoint
 
 
 class FakeSocket:
@@ -286,6 +288,8 @@ class WriteThroughServerTests(SynchronousTestCase):
         transport, sock, reactor = make_transport()
         transport.writeSequence([b"a", b"b", b"c"])
         self.assertEqual(sock.sent, [b"abc"])
+        sock.incoming.append(b"reply")
+        transport.doRead()
         sock.accept = 1
         transport.write(b"de")
         transport.writeSequence([b"f", b"g"])
@@ -293,6 +297,30 @@ class WriteThroughServerTests(SynchronousTestCase):
         sock.accept = None
         transport.doWrite()
         self.assertEqual(sock.wire(), b"abcdefg")
+
+    def test_one_immediate_send_per_read(self) -> None:
+        """
+        After an immediate send, further writes are buffered (and coalesced
+        into one C{send} by C{doWrite}) until data is read or the buffer
+        has been flushed.
+        """
+        transport, sock, reactor = make_transport()
+        transport.write(b"a")
+        transport.write(b"b")
+        transport.write(b"c")
+        self.assertEqual((sock.sent, buffered(transport)), ([b"a"], 2))
+        self.assertIn(transport, reactor.getWriters())
+        transport.doWrite()
+        self.assertEqual(sock.sent, [b"a", b"bc"])
+        self.assertNotIn(transport, reactor.getWriters())
+        transport.write(b"d")  # flushed: immediate again
+        transport.write(b"e")
+        self.assertEqual((sock.sent[-1], buffered(transport)), (b"d", 1))
+        transport.doWrite()
+        sock.incoming.append(b"request")
+        transport.doRead()
+        transport.write(b"f")  # a read came in: immediate again
+        self.assertEqual((sock.wire(), buffered(transport)), (b"abcdef", 0))
 
     def test_tls_takes_standard_path(self) -> None:
         """
@@ -437,15 +465,115 @@ class WriteThroughReactorTests(SynchronousTestCase):
         self.assertEqual(
             sorted(txmsg.transport.__all__),
             [
+                "WriteThroughClient",
+                "WriteThroughConnector",
                 "WriteThroughPort",
                 "WriteThroughReactor",
                 "WriteThroughServer",
+                "client_reactor",
                 "server_endpoint",
                 "write_through_applies",
             ],
         )
         for name in txmsg.transport.__all__:
             self.assertTrue(hasattr(txmsg.transport, name), name)
+
+
+class WriteThroughClientTests(SynchronousTestCase):
+    """
+    Tests for the client side: L{WriteThroughReactor.connectTCP},
+    L{WriteThroughConnector}, L{WriteThroughClient} and
+    L{txmsg.transport.client_reactor}.
+    """
+
+    def test_connect_tcp(self) -> None:
+        """
+        The proxy's C{connectTCP} starts a L{WriteThroughConnector} on the
+        wrapped reactor, whose transport is a L{WriteThroughClient}; nothing
+        is sent before the connection is made.
+        """
+        reactor = MemoryReactorClock()
+        connector = WriteThroughReactor(reactor).connectTCP(
+            "127.0.0.1", 6379, ClientFactory.forProtocol(Protocol), 5, None
+        )
+        self.assertIsInstance(connector, WriteThroughConnector)
+        self.assertIs(connector.reactor, reactor)
+        self.assertEqual(
+            (connector.host, connector.port, connector.timeout), ("127.0.0.1", 6379, 5)
+        )
+        transport = connector.transport
+        self.assertIsInstance(transport, WriteThroughClient)
+        self.assertFalse(transport.connected)
+        transport.write(b"too early")
+        self.assertEqual(transport._tempDataLen, 0)
+        connector.stopConnecting()
+
+    def test_client_writes_through(self) -> None:
+        """
+        Once connected, a L{WriteThroughClient} sends at once and buffers
+        only what the kernel did not take, like the server side.
+        """
+        reactor = MemoryReactorClock()
+        connector = WriteThroughConnector(
+            "127.0.0.1", 6379, ClientFactory.forProtocol(Protocol), 5, None, reactor
+        )
+        transport = connector._makeTransport()
+        self.addCleanup(transport.socket.close)
+        sock = FakeSocket()
+        transport.socket, transport.connected = sock, 1
+        transport.write(b"PING\r\n")
+        self.assertEqual((sock.wire(), transport._tempDataLen), (b"PING\r\n", 0))
+        transport.protocol = Protocol()
+        sock.incoming.append(b"+PONG\r\n")
+        transport.doRead()
+        sock.accept = 2
+        transport.write(b"abcdef")
+        self.assertEqual((sock.wire(), transport._tempDataLen), (b"PING\r\nab", 4))
+        self.assertIn(transport, reactor.getWriters())
+
+    def test_client_reactor(self) -> None:
+        """
+        C{client_reactor} wraps a POSIX reactor unless told not to, by
+        argument or by C{TXMSG_WRITE_THROUGH=0}; a test double is returned
+        as it is.
+        """
+        import os
+
+        from twisted.internet.epollreactor import EPollReactor
+
+        reactor = PosixReactorBase.__new__(EPollReactor)
+        self.patch(os, "environ", {})
+        self.assertIsInstance(client_reactor(reactor), WriteThroughReactor)
+        self.assertIs(client_reactor(reactor, write_through=False), reactor)
+        memory = MemoryReactorClock()
+        self.assertIs(client_reactor(memory), memory)
+        self.patch(os, "environ", {"TXMSG_WRITE_THROUGH": "0"})
+        self.assertIs(client_reactor(reactor), reactor)
+        self.assertIsInstance(client_reactor(reactor, write_through=True), WriteThroughReactor)
+
+    def test_redis_endpoint(self) -> None:
+        """
+        Redis connections over TCP use the write-through reactor.
+        """
+        from twisted.internet.epollreactor import EPollReactor
+
+        from txmsg.redis.url import parse_redis_url
+
+        reactor = PosixReactorBase.__new__(EPollReactor)
+        endpoint = parse_redis_url("redis://127.0.0.1:6379/0").endpoint(reactor)
+        self.assertIsInstance(endpoint._reactor, WriteThroughReactor)  # type: ignore[attr-defined]
+
+    def test_applies_needs_stock_connect(self) -> None:
+        """
+        A reactor overriding C{connectTCP} does not get the proxy.
+        """
+        from twisted.internet.selectreactor import SelectReactor
+
+        class CustomConnect(SelectReactor):
+            def connectTCP(self, *args: Any, **kwargs: Any) -> Any:
+                raise NotImplementedError()
+
+        self.assertFalse(applies(PosixReactorBase.__new__(CustomConnect)))
 
 
 class TwistedInternalsTests(SynchronousTestCase):
@@ -515,3 +643,18 @@ class TwistedInternalsTests(SynchronousTestCase):
         self.assertIs(tcp.Port.transport, tcp.Server)
         self.assertIn("self.transport(", inspect.getsource(tcp.Port.doRead))
         self.assertIn("tcp.Port(", inspect.getsource(PosixReactorBase.listenTCP))
+
+    def test_connector_transport_hook(self) -> None:
+        """
+        C{tcp.Connector} builds its connection in C{_makeTransport}, and
+        C{PosixReactorBase.connectTCP} builds and starts a C{tcp.Connector}.
+        """
+        import inspect
+
+        self.assertIn(
+            "return Client(self.host, self.port, self.bindAddress, self, self.reactor)",
+            inspect.getsource(tcp.Connector._makeTransport),
+        )
+        source = inspect.getsource(PosixReactorBase.connectTCP)
+        self.assertIn("tcp.Connector(host, port, factory, timeout, bindAddress, self)", source)
+        self.assertIn("c.connect()", source)
