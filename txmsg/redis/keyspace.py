@@ -156,7 +156,9 @@ class KeyExpiry(Service):
         regs.append(reg)
         if db not in self._subs:
             self._subs[db] = self.pubsub.subscribe(f"__keyevent@{db}__:expired", self._receiver(db))
-            if self.pubsub.state.is_connected:
+            if self.pubsub.ready:
+                # the connect hooks have run already: check now (otherwise
+                # _connected does it when the connection is ready)
                 self.ensure_notifications()
         return reg
 

@@ -151,6 +151,15 @@ class PubSub(Service):
             return succeed(None)
         return maybeDeferred(factory.disconnect).addCallback(lambda _: None)
 
+    @property
+    def ready(self) -> bool:
+        """
+        Whether a subscriber connection is usable now (its subscriptions were
+        sent and the connect hooks have run); C{state.is_connected} can lag
+        behind it by a moment.
+        """
+        return self._proto is not None
+
     def add_connect_hook(self, hook: Callable[[], Any]) -> None:
         """
         Call C{hook()} each time the subscriber connection becomes usable,

@@ -113,6 +113,30 @@ class KeyExpiryTests(SynchronousTestCase):
         connect_pubsub(self.pubsub)
         self.assertEqual(self.handler.sets, ["KEx"])
 
+    def test_registered_after_connect(self) -> None:
+        """
+        A first callback registered once the subscriber connection is ready
+        (its connect hooks have run) checks the flags at once, even while
+        the connection state has not caught up yet.
+        """
+        connect_pubsub(self.pubsub)
+        self.pubsub.state.is_connected = False  # the state lags behind
+        self.assertTrue(self.pubsub.ready)
+        self.expiry.on_expired("k*", self.got.append)
+        self.assertEqual(self.handler.sets, ["KEx"])
+        self.assertTrue(self.expiry.notifications_enabled)
+
+    def test_registered_before_connect(self) -> None:
+        """
+        Registered before any connection, the check waits for the
+        connection's hooks and happens once.
+        """
+        self.assertFalse(self.pubsub.ready)
+        self.expiry.on_expired("k*", self.got.append)
+        self.assertEqual(self.handler.sets, [])
+        connect_pubsub(self.pubsub)
+        self.assertEqual(self.handler.sets, ["KEx"])
+
     def test_forbidden_warns(self) -> None:
         """
         When CONFIG is refused, a warning says callbacks won't fire and what
