@@ -15,7 +15,7 @@ import tempfile
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     UNIXClientEndpoint,
@@ -26,9 +26,9 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from txmsg._writethrough import WriteThroughServer
+from txmsg._writethrough import WriteThroughClient, WriteThroughServer
 from txmsg.echo import EchoServerFactory, connect_echo
-from txmsg.transport import server_endpoint
+from txmsg.transport import client_reactor, server_endpoint
 
 BIG = bytes(range(256)) * (16 * 1024)  # 4 MiB
 HUGE = BIG * 8  # 32 MiB: more than loopback's kernel buffers can hold
@@ -164,18 +164,8 @@ class WriteThroughIntegrationTests(TestCase):
         An C{ssl:} endpoint keeps Twisted's standard TLS transport and echoes
         correctly, large payload included.
         """
-        pem = self_signed_pem(self.mktemp_dir())
         factory = EchoServerFactory(clock=reactor)
-        self.close_all(factory)
-        port = yield self.listen(
-            f"ssl:0:interface=127.0.0.1:privateKey={pem}:certKey={pem}", factory
-        )
-        with open(pem, "rb") as f:
-            trust = Certificate.loadPEM(f.read())
-        endpoint = wrapClientTLS(
-            optionsForClientTLS("localhost", trustRoot=trust),
-            TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port),
-        )
+        endpoint = yield self.tls_echo(factory, reactor)
         client = yield connect_echo(endpoint)
         self.addCleanup(client.transport.loseConnection)
         echoed = yield client.echo(b"over tls", timeout=10)
@@ -202,6 +192,67 @@ class WriteThroughIntegrationTests(TestCase):
         self.assertEqual(echoed, b"over unix")
         (server,) = factory.connections
         self.assertNotIsInstance(server.transport, WriteThroughServer)
+
+    @inlineCallbacks
+    def test_client_burst_and_large_writes(self) -> Any:
+        """
+        A write-through client connection (C{client_reactor}) that writes
+        500 small requests, a 4 MiB one and 500 more in one reactor turn
+        (one immediate send, the rest coalesced, partial sends for the big
+        one) gets every reply back exact and in order; it has
+        C{TCP_NODELAY}.
+        """
+        factory = EchoServerFactory(clock=reactor)
+        self.close_all(factory)
+        port = yield self.listen("tcp:0:interface=127.0.0.1", factory)
+        client = yield connect_echo(
+            TCP4ClientEndpoint(client_reactor(reactor), "127.0.0.1", port.getHost().port)
+        )
+        self.addCleanup(client.transport.loseConnection)
+        self.assertIsInstance(client.transport, WriteThroughClient)
+        self.assertTrue(client.transport.getTcpNoDelay())
+        payloads = [b"req-%d;" % i for i in range(500)] + [BIG]
+        payloads += [b"after-%d;" % i for i in range(500)]
+        replies = yield gatherResults([client.echo(p, timeout=60) for p in payloads])
+        self.assertEqual(replies, payloads)
+        again = yield client.echo(b"one more", timeout=10)
+        self.assertEqual(again, b"one more")
+
+    @inlineCallbacks
+    def test_client_under_tls(self) -> Any:
+        """
+        C{wrapClientTLS} around a write-through client endpoint keeps the
+        write-through TCP connection under TLS, and a TLS echo of 1 MiB
+        plus a burst of small ones comes back exact.
+        """
+        factory = EchoServerFactory(clock=reactor)
+        endpoint = yield self.tls_echo(factory, client_reactor(reactor))
+        client = yield connect_echo(endpoint)
+        self.addCleanup(client.transport.loseConnection)
+        # the protocol's transport is the TLS layer; under it, TCP
+        self.assertIsInstance(client.transport.transport, WriteThroughClient)
+        payloads = [BIG[: 1 << 20]] + [b"tls-%d;" % i for i in range(200)]
+        replies = yield gatherResults([client.echo(p, timeout=60) for p in payloads])
+        self.assertEqual(replies, payloads)
+
+    @inlineCallbacks
+    def tls_echo(self, factory: EchoServerFactory, client_side: Any) -> Any:
+        """
+        Serve C{factory} on an C{ssl:} endpoint with a fresh self-signed
+        certificate; return a TLS client endpoint for it whose TCP
+        connection is made on C{client_side} (a reactor or proxy).
+        """
+        pem = self_signed_pem(self.mktemp_dir())
+        self.close_all(factory)
+        port = yield self.listen(
+            f"ssl:0:interface=127.0.0.1:privateKey={pem}:certKey={pem}", factory
+        )
+        with open(pem, "rb") as f:
+            trust = Certificate.loadPEM(f.read())
+        return wrapClientTLS(
+            optionsForClientTLS("localhost", trustRoot=trust),
+            TCP4ClientEndpoint(client_side, "127.0.0.1", port.getHost().port),
+        )
 
     def mktemp_dir(self) -> str:
         path = os.path.abspath(self.mktemp())
