@@ -166,6 +166,26 @@ class PubSubProtocolTests(SynchronousTestCase):
         self.assertEqual(batches, [20] if self.hiredis else [])
         self.assertEqual(sub.stats["received"], 20)
 
+    def test_big_read(self) -> None:
+        """
+        A read much larger than the parser's piece size (a subscriber that
+        fell behind) is delivered whole and in order, replies straddling the
+        pieces included, with a confirmation in the middle handled in turn.
+        """
+        from txmsg.redis._protocol import _PIECE
+
+        sub = self.pubsub.subscribe("c", self.received.append)
+        proto, _ = self.connect()
+        first = b"".join(array("message", "c", "m%05d" % i + "x" * 57) for i in range(600))
+        second = b"".join(array("message", "c", "n%05d" % i) for i in range(600))
+        data = first + array("subscribe", "c", 1) + second
+        self.assertGreater(len(data), 3 * _PIECE)
+        self.feed(proto, data)
+        expected = [b"m%05d" % i + b"x" * 57 for i in range(600)]
+        expected += [b"n%05d" % i for i in range(600)]
+        self.assertEqual([m.data for m in self.received], expected)
+        self.assertTrue(sub.active)
+
     def test_mixed_read(self) -> None:
         """
         A read mixing channels, patterns, confirmations and other replies
