@@ -320,6 +320,8 @@ class Subscription:
         # a callback is still running, queued (re-entrantly) or cancelled:
         # what is left follows the ordinary rules, in order
         if self.cancelled:
+            # not delivered after all (counted as received up front)
+            self.stats["received"] -= sum(1 for _ in items)
             return
         for msg in items:
             self._accept(msg)

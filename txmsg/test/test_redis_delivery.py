@@ -332,7 +332,7 @@ class DeliverBatchTests(SynchronousTestCase):
         got: list[bytes] = []
         sub = Subscription("c", lambda m: (got.append(m.data), sub.cancel()))
         sub.deliver_batch([b"1", b"2", b"3"])
-        self.assertEqual((got, sub.queued), ([b"1"], 0))
+        self.assertEqual((got, sub.queued, sub.stats["received"]), ([b"1"], 0, 1))
 
     def test_reentrant_delivery_keeps_order(self) -> None:
         """
