@@ -275,27 +275,38 @@ class Subscription:
         else:
             self._settle(result, msg)
 
-    def deliver_batch(self, raws: list[bytes]) -> None:
+    def deliver_batch(self, raws: list[bytes], channels: list[bytes] | None = None) -> None:
         """
-        L{deliver_data} for several payloads in a row, in order: the
-        subscriber protocol's path for a read that holds only messages for
-        this (sole) subscription of a channel.  The L{Message}s are built by
-        C{map} and the callbacks called from one tight loop; as soon as a
-        callback leaves work in flight (a Deferred or coroutine) or queues,
-        the rest goes through the ordinary slot/queue rules.
+        L{deliver} for several messages in a row, in order: the subscriber
+        protocol's path for a read that holds only messages for this (sole)
+        subscription of a channel, or of a pattern (then C{channels} gives
+        each message's channel).  The L{Message}s are built by C{map} and the
+        callbacks called from one tight loop; as soon as a callback leaves
+        work in flight (a Deferred or coroutine) or queues, the rest goes
+        through the ordinary slot/queue rules.
         """
         if self._loads is not None or self._in_flight or self._queue:
-            for raw in raws:
-                self.deliver_data(raw)
+            if channels is None:
+                for raw in raws:
+                    self.deliver_data(raw)
+            else:
+                for channel, raw in zip(channels, raws, strict=True):
+                    self.deliver(channel, raw, self.name)
             return
         self.stats["received"] += len(raws)
         if self.data_only:
             items: Any = iter(raws)
-        else:
+        elif channels is None:
             items = map(
                 _new_message,
                 repeat(Message),
                 zip(repeat(self.name), raws, repeat(None), raws),
+            )
+        else:
+            items = map(
+                _new_message,
+                repeat(Message),
+                zip(map(_text, channels), raws, repeat(self.name), raws),
             )
         callback = self.callback
         for msg in items:

@@ -35,9 +35,10 @@ class PubSubProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
     C{pmessage(pattern, channel, data)}, C{confirmed(kind, name)} and
     C{unconfirmed(kind, name)}; names and payloads are C{bytes}.  It may
     also provide C{channel_routes}, a dict of channel -> list of objects with
-    C{deliver_data(data)}: a channel with exactly one
-    entry is then delivered straight from the parse loop (the hiredis fast
-    path), without going through C{message}.
+    C{deliver_data(data)} and C{deliver_batch(payloads, channels=None)}: a
+    channel with exactly one entry is then delivered straight from the parse
+    loop (the hiredis fast path), without going through C{message}; and
+    C{pattern_routes}, the same for patterns (batches only).
     """
 
     factory: Any
@@ -73,11 +74,13 @@ class PubSubProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
         # for that channel; the router's message() handles the rest (several
         # subscriptions, unknown channels, routers without channel_routes)
         channels = getattr(router, "channel_routes", None) or _NO_ROUTES
+        patterns = getattr(router, "pattern_routes", None) or _NO_ROUTES
+        routes = (channels, patterns)
         size = len(data)
         if size <= _PIECE:
             if data:
                 reader.feed(data)
-            self._deliver_replies(list(iter(reader.gets, False)), router, channels)
+            self._deliver_replies(list(iter(reader.gets, False)), router, routes)
             return None
         # A big read (a subscriber that fell behind) is fed in pieces:
         # hiredis moves its unparsed rest after every kilobyte it consumes,
@@ -85,16 +88,20 @@ class PubSubProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
         # and a few hundred reply lists alive at once stay in cache.
         for offset in range(0, size, _PIECE):
             reader.feed(data, offset, min(_PIECE, size - offset))
-            self._deliver_replies(list(iter(reader.gets, False)), router, channels)
+            self._deliver_replies(list(iter(reader.gets, False)), router, routes)
         return None
 
-    def _deliver_replies(self, replies: list[Any], router: Any, channels: Any) -> None:
+    def _deliver_replies(self, replies: list[Any], router: Any, routes: Any) -> None:
         if not replies:
             return
+        channels = routes[0]
         if len(replies) > 1:
-            sole = _sole_subscriber(replies, channels)
-            if sole is not None:
-                sole.deliver_batch(list(map(_PAYLOAD, replies)))
+            kind, sole = _sole_subscriber(replies, routes)
+            if kind == b"message":
+                sole.deliver_batch(list(map(_ITEM2, replies)))
+                return
+            if kind == b"pmessage":
+                sole.deliver_batch(list(map(_ITEM3, replies)), list(map(_ITEM2, replies)))
                 return
         for res in replies:
             if type(res) is list:
@@ -136,30 +143,39 @@ class PubSubProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
         super().replyReceived(reply)
 
 
-_KIND, _CHANNEL, _PAYLOAD = itemgetter(0), itemgetter(1), itemgetter(2)
+_ITEM0, _ITEM1, _ITEM2, _ITEM3 = (itemgetter(i) for i in range(4))
 _PIECE = 16 * 1024  # bytes fed to hiredis at a time (see dataReceived)
-_MESSAGE_ONLY = {b"message"}
+_BATCHED = {b"message": 0, b"pmessage": 1}  # kind -> index in routes
+_NOT_BATCHED: tuple[None, None] = (None, None)
 
 
-def _sole_subscriber(replies: list[Any], channels: dict[bytes, Any]) -> Any:
+def _sole_subscriber(replies: list[Any], routes: tuple[Any, Any]) -> tuple[Any, Any]:
     """
-    @return: the subscription to give C{replies} to as one batch when they
-        are all C{message}s on one channel that has exactly one
-        subscription, else C{None}.  The checks run in C (C{map}, C{set}).
+    @param routes: (channel routes, pattern routes).
+    @return: C{(kind, subscription)} to give C{replies} to as one batch when
+        they are all C{message}s on one channel, or all C{pmessage}s for one
+        pattern, that has exactly one subscription; else C{(None, None)}.
+        The checks run in C (C{map}, C{set}).
     """
     try:
-        if set(map(_KIND, replies)) != _MESSAGE_ONLY:
-            return None
+        kinds = set(map(_ITEM0, replies))
     except (TypeError, IndexError):
         # an int, nil, error or empty-array reply: not all messages
-        return None
-    names = set(map(_CHANNEL, replies))
+        return _NOT_BATCHED
+    if len(kinds) != 1:
+        return _NOT_BATCHED
+    kind = kinds.pop()
+    table = _BATCHED.get(kind) if type(kind) is bytes else None
+    if table is None:
+        return _NOT_BATCHED
+    # a channel (message) or a pattern (pmessage): both are item 1
+    names = set(map(_ITEM1, replies))
     if len(names) != 1:
-        return None
-    subs = channels.get(names.pop())
+        return _NOT_BATCHED
+    subs = routes[table].get(names.pop())
     if subs is None or len(subs) != 1:
-        return None
-    return subs[0]
+        return _NOT_BATCHED
+    return kind, subs[0]
 
 
 def _bytes(value: Any) -> bytes:

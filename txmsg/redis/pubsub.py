@@ -84,6 +84,7 @@ class PubSub(Service):
     @ivar stats: C{unrouted}: messages for which no subscription was found.
     @ivar channel_routes: channel (bytes) -> its subscriptions; read by the
         subscriber protocol's fast path, do not modify.
+    @ivar pattern_routes: the same for patterns.
     """
 
     log = Logger()
@@ -112,6 +113,7 @@ class PubSub(Service):
         # read by PubSubProtocol's parse loop (the same dict, never replaced)
         self.channel_routes = self._channels
         self._patterns: dict[bytes, list[Subscription]] = {}
+        self.pattern_routes = self._patterns
         self._proto: Any = None
         self._factory: Any = None
         self._hooks: list[Callable[[], Any]] = []

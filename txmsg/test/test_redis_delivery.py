@@ -6,6 +6,8 @@ Tests for L{txmsg.redis._delivery.Subscription}: the delivery model.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -365,6 +367,45 @@ class DeliverBatchTests(SynchronousTestCase):
         while pending:
             pending.pop(0).callback(None)
         self.assertEqual(calls, [b"0", b"1", b"2"])
+
+    def test_pattern_batch(self) -> None:
+        """
+        For a pattern subscription each message carries its own channel and
+        the pattern, exactly as from C{deliver}; when a callback goes
+        asynchronous the rest waits, channels included.
+        """
+        calls: list[Message] = []
+        pending: list[Deferred[None]] = []
+
+        def cb(m: Message) -> Any:
+            calls.append(m)
+            if m.data == b"2":
+                d: Deferred[None] = Deferred()
+                pending.append(d)
+                return d
+            return None
+
+        sub = Subscription("o.*", cb, is_pattern=True)
+        sub.deliver_batch([b"1", b"2", b"3"], [b"o.a", b"o.b", b"o.\xff"])
+        expected = [
+            Message("o.a", b"1", "o.*", b"1"),
+            Message("o.b", b"2", "o.*", b"2"),
+        ]
+        self.assertEqual((calls, sub.queued), (expected, 1))
+        pending.pop().callback(None)
+        third = Message("o.\udcff", b"3", "o.*", b"3")
+        self.assertEqual(calls, expected + [third])
+        same: list[Message] = []
+        Subscription("o.*", same.append, is_pattern=True).deliver(b"o.\xff", b"3", "o.*")
+        self.assertEqual(same, [third])
+        decoded: list[Message] = []
+        Subscription("o.*", decoded.append, is_pattern=True, decode="json").deliver_batch(
+            [b"[1]", b"2"], [b"o.a", b"o.b"]
+        )
+        self.assertEqual(
+            [(m.channel, m.data, m.pattern) for m in decoded],
+            [("o.a", [1], "o.*"), ("o.b", 2, "o.*")],
+        )
 
     def test_decoding_subscription(self) -> None:
         """

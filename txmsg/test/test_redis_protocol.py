@@ -7,6 +7,8 @@ router: RESP bytes in over StringTransport, callbacks and commands out.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
@@ -185,6 +187,29 @@ class PubSubProtocolTests(SynchronousTestCase):
         expected += [b"n%05d" % i for i in range(600)]
         self.assertEqual([m.data for m in self.received], expected)
         self.assertTrue(sub.active)
+
+    def test_whole_read_for_one_pattern(self) -> None:
+        """
+        A read holding only C{pmessage}s for a pattern with one
+        subscription is delivered as one batch (with hiredis), each message
+        with its channel and the pattern.
+        """
+        sub = self.pubsub.psubscribe("o.*", self.received.append)
+        batches: list[int] = []
+        deliver_batch = sub.deliver_batch
+
+        def spy(raws: list[bytes], channels: Any = None) -> None:
+            batches.append(len(raws))
+            deliver_batch(raws, channels)
+
+        sub.deliver_batch = spy  # type: ignore[method-assign]
+        proto, _ = self.connect()
+        self.feed(proto, b"".join(array("pmessage", "o.*", "o.%d" % i, str(i)) for i in range(20)))
+        self.assertEqual(
+            [(m.channel, m.data, m.pattern) for m in self.received],
+            [("o.%d" % i, str(i).encode(), "o.*") for i in range(20)],
+        )
+        self.assertEqual(batches, [20] if self.hiredis else [])
 
     def test_mixed_read(self) -> None:
         """
