@@ -179,6 +179,20 @@ class SubscriptionTests(SynchronousTestCase):
         self.assertRaises(LookupError, Subscription, "c", print, decode="yaml")
 
 
+def _reentrant(got: list[Any], deliver_inner: Any) -> Any:
+    """
+    A callback recording each message's data that, on the message C{b"1"},
+    delivers another message to its own subscription (C{deliver_inner()}).
+    """
+
+    def cb(m: Message) -> None:
+        got.append(m.data)
+        if m.data == b"1":
+            deliver_inner()
+
+    return cb
+
+
 def _fired():
     d = Deferred()
     d.callback(None)
@@ -343,13 +357,7 @@ class DeliverBatchTests(SynchronousTestCase):
         the rest of the batch, and nothing is left stuck in the queue.
         """
         got: list[bytes] = []
-
-        def cb(m: Message) -> None:
-            got.append(m.data)
-            if m.data == b"1":
-                sub.deliver_data(b"inner")
-
-        sub = Subscription("c", cb)
+        sub = Subscription("c", _reentrant(got, lambda: sub.deliver_data(b"inner")))
         sub.deliver_batch([b"1", b"2", b"3"])
         self.assertEqual(got, [b"1", b"inner", b"2", b"3"])
         self.assertEqual((sub.queued, sub._in_flight), (0, 0))
@@ -475,13 +483,7 @@ class ReentrantDeliveryTests(SynchronousTestCase):
         Through the fast path.
         """
         got: list[bytes] = []
-
-        def cb(m: Message) -> None:
-            got.append(m.data)
-            if m.data == b"1":
-                sub.deliver_data(b"inner")
-
-        sub = Subscription("c", cb)
+        sub = Subscription("c", _reentrant(got, lambda: sub.deliver_data(b"inner")))
         sub.deliver_data(b"1")
         self.assertEqual((got, sub.queued), ([b"1", b"inner"], 0))
 
