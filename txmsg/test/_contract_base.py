@@ -18,7 +18,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
 
-from txmsg._testing_worker import ensure_thread_calls
+from txmsg.testing._worker import ensure_thread_calls
 
 
 def contract(fn: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Any]:

@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg._testing_redis_store import FakeRedis
+from txmsg.testing._redis_store import FakeRedis
 from txmsg.events import EventRegistry
 from txmsg.redis.delay_queue import DelayedItem, DelayQueue
 from txmsg.redis.list_queue import ReliableQueue

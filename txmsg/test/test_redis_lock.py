@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg._testing_redis_store import FakeRedis
+from txmsg.testing._redis_store import FakeRedis
 from txmsg.redis.lock import Lock, LockError, LockNotAcquired, LockNotOwned
 
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_testing_broker -*-
+# -*- test-case-name: txmsg.test.test_testing -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 L{MemoryBroker}: an in-memory RabbitMQ that a real
@@ -21,8 +21,8 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txmsg._testing_broker import BrokerError, BrokerMessage, BrokerState
-from txmsg._testing_channel import MemoryChannel
+from txmsg.testing._amqp_state import BrokerError, BrokerMessage, BrokerState
+from txmsg.testing._amqp_channel import MemoryChannel
 from txmsg.amqp._fakes import _FakeImpl
 from txmsg.amqp.connection import AMQPConnection
 

@@ -17,9 +17,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
-from txmsg._events_delivery import _Delivery
-from txmsg._events_model import _MARK, Event, IEventSink
-from txmsg._events_registration import Registration, _as_callable, _order
+from txmsg.events._delivery import _Delivery
+from txmsg.events._model import _MARK, Event, IEventSink
+from txmsg.events._registration import Registration, _as_callable, _order
 
 
 @implementer(IEventSink)

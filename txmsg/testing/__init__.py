@@ -35,10 +35,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from txmsg._testing_amqp import MemoryAMQPConnection, MemoryBroker
-from txmsg._testing_broker import BrokerMessage
-from txmsg._testing_redis import MemoryRedis, MemoryRedisHandler
-from txmsg._testing_worker import (
+from txmsg.testing._amqp_broker import MemoryAMQPConnection, MemoryBroker
+from txmsg.testing._amqp_state import BrokerMessage
+from txmsg.testing._redis import MemoryRedis, MemoryRedisHandler
+from txmsg.testing._worker import (
     DeadLetterRecord,
     SyncThreadPool,
     TaskOutcome,

@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txmsg._events_model import (
+from txmsg.events._model import (
     _EMPTY,
     HANDLER_FAILED,
     DispatchResult,
@@ -35,7 +35,7 @@ from txmsg._events_model import (
     _set_source,
     _set_timestamp,
 )
-from txmsg._events_registration import Registration, _Gather, _to_timeout
+from txmsg.events._registration import Registration, _Gather, _to_timeout
 
 _ASYNC = (Deferred, CoroutineType)
 _SOURCE = "txmsg.events"

@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_testing_worker -*-
+# -*- test-case-name: txmsg.test.test_testing -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 L{WorkerHarness}: the real L{txmsg.worker.service.WorkerService} on a
@@ -16,7 +16,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger, formatEvent
 
-from txmsg._testing_amqp import MemoryBroker
+from txmsg.testing._amqp_broker import MemoryBroker
 from txmsg.worker.envelope import (
     CONTENT_TYPE,
     Task,

@@ -59,7 +59,7 @@ Rules (also in C{docs/events.md}):
     matching event (not recorded among the outcomes).
 """
 
-from txmsg._events_model import (
+from txmsg.events._model import (
     HANDLER_FAILED,
     BaseHandler,
     DispatchResult,
@@ -70,7 +70,7 @@ from txmsg._events_model import (
     Outcome,
     handles,
 )
-from txmsg._events_registry import EventRegistry, Registration
+from txmsg.events._registry import EventRegistry, Registration
 
 __all__ = [
     "HANDLER_FAILED",

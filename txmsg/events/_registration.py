@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 
-from txmsg._events_model import (
+from txmsg.events._model import (
     BaseHandler,
     DispatchResult,
     Event,
@@ -24,7 +24,7 @@ from txmsg._events_model import (
 )
 
 if TYPE_CHECKING:
-    from txmsg._events_registry import EventRegistry
+    from txmsg.events._registry import EventRegistry
 
 _GLOB_CHARS = frozenset("*?[")
 

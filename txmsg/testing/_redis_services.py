@@ -2,7 +2,7 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 The real L{RedisConnection}, L{PubSub} and L{RedisService}, connected to a
-L{txmsg._testing_redis.MemoryRedis} instead of a server: connections that
+L{txmsg.testing._redis.MemoryRedis} instead of a server: connections that
 can drop and come back, commands held while down, and a subscriber feeding
 L{PubSub}'s router interface.
 """
@@ -15,8 +15,8 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 
-from txmsg._testing_redis import MemoryRedis, MemoryRedisHandler, _tx_error
-from txmsg._testing_redis_store import _b
+from txmsg.testing._redis import MemoryRedis, MemoryRedisHandler, _tx_error
+from txmsg.testing._redis_store import _b
 from txmsg.redis._deadline import DeadlineProxy
 from txmsg.redis.connection import RedisConnection
 from txmsg.redis.pubsub import PubSub

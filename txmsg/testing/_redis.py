@@ -19,7 +19,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail
 
-from txmsg._testing_redis_store import FakeRedis, ResponseError
+from txmsg.testing._redis_store import FakeRedis, ResponseError
 
 __all__ = ["MemoryRedis", "MemoryRedisHandler"]
 
@@ -77,13 +77,13 @@ class MemoryRedis(FakeRedis):
 
     def service(self, events: Any = None, command_timeout: float = 5.0) -> Any:
         """A new (not started) L{txmsg.redis.RedisService} on this Redis."""
-        from txmsg._testing_redis_services import MemoryRedisService
+        from txmsg.testing._redis_services import MemoryRedisService
 
         return MemoryRedisService(self, events=events, command_timeout=command_timeout)
 
     def connection(self, events: Any = None, command_timeout: float = 5.0) -> Any:
         """A new (not started) L{txmsg.redis.RedisConnection} on this Redis."""
-        from txmsg._testing_redis_services import MemoryRedisConnection
+        from txmsg.testing._redis_services import MemoryRedisConnection
 
         return MemoryRedisConnection(self, events=events, command_timeout=command_timeout)
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_testing_broker -*-
+# -*- test-case-name: txmsg.test.test_testing -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 The in-memory AMQP broker behind L{txmsg.testing.MemoryBroker}: exchanges
@@ -9,7 +9,7 @@ exchanges with C{x-death} headers, and direct reply-to routing.  Time is a
 L{twisted.internet.task.Clock} (or any C{IReactorTime}).
 
 The client side (channels, consumers, acks, confirms) lives in
-L{txmsg._testing_amqp}; this module holds state and routing only.
+L{txmsg.testing._amqp_broker}; this module holds state and routing only.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_testing_broker -*-
+# -*- test-case-name: txmsg.test.test_testing -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 A pika C{TwistedChannel} look-alike on the in-memory broker: the methods
@@ -17,7 +17,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 
-from txmsg._testing_broker import DIRECT_REPLY_TO, BrokerError, BrokerMessage
+from txmsg.testing._amqp_state import DIRECT_REPLY_TO, BrokerError, BrokerMessage
 from txmsg.amqp._fakes import FakeQueue
 
 __all__ = ["MemoryChannel"]
