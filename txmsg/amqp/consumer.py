@@ -7,7 +7,7 @@ A L{Consumer} sets C{basic_qos(prefetch_count=N)} before C{basic_consume},
 calls its handler with a L{Delivery} and acks I{on the delivering channel}
 only after the handler's result (a value, a Deferred or a coroutine) succeeded.
 A failure is nacked (requeued or dead-lettered according to C{on_error}); a
-handler can also decide explicitly by returning an L{Outcome} or raising
+handler can also decide explicitly by returning a L{Disposition} or raising
 L{RetryLater}, L{DeadLetter} or L{DropMessage}.
 
 After a reconnect or a channel error the consumer is recreated; a handler
@@ -28,6 +28,7 @@ from txmsg.amqp._protocol import describe_reason
 from txmsg.amqp.delivery import (
     DeadLetter,
     Delivery,
+    Disposition,
     DropMessage,
     ErrorPolicy,
     HandlerDecision,
@@ -41,6 +42,7 @@ __all__ = [
     "DeadLetter",
     "Delivery",
     "DropMessage",
+    "Disposition",
     "ErrorPolicy",
     "HandlerDecision",
     "Outcome",
@@ -325,11 +327,11 @@ class Consumer:
                     queue=delivery.queue,
                     outcome=outcome.value,
                 )
-            elif outcome in (Outcome.ACK, Outcome.DROP):
+            elif outcome in (Disposition.ACK, Disposition.DROP):
                 channel.basic_ack(delivery.delivery_tag)
                 self.acked += 1
             else:
-                channel.basic_nack(delivery.delivery_tag, requeue=outcome is Outcome.RETRY)
+                channel.basic_nack(delivery.delivery_tag, requeue=outcome is Disposition.RETRY)
                 self.nacked += 1
         except Exception:
             self.log.failure("Settling delivery {tag} failed", tag=delivery.delivery_tag)
@@ -341,20 +343,20 @@ class Consumer:
                     w.callback(None)
             self._pump()
 
-    def _outcome(self, result: Any, delivery: Delivery) -> Outcome:
-        if isinstance(result, Outcome):
+    def _outcome(self, result: Any, delivery: Delivery) -> Disposition:
+        if isinstance(result, Disposition):
             outcome = result
         elif not isinstance(result, Failure):
-            return Outcome.ACK
+            return Disposition.ACK
         elif result.check(HandlerDecision):
             outcome = result.value.outcome
         else:
             if self._on_error is ErrorPolicy.REQUEUE or (
                 self._on_error is ErrorPolicy.REQUEUE_ONCE and not delivery.redelivered
             ):
-                outcome = Outcome.RETRY
+                outcome = Disposition.RETRY
             else:
-                outcome = Outcome.DEAD_LETTER
+                outcome = Disposition.DEAD_LETTER
             self.log.failure(
                 "Handler failed on delivery {tag} of {queue}; {outcome}",
                 result,
@@ -363,7 +365,7 @@ class Consumer:
                 outcome=outcome.value,
             )
             return outcome
-        if outcome is Outcome.DROP:
+        if outcome is Disposition.DROP:
             self.log.info(
                 "Dropping delivery {tag} of {queue}",
                 tag=delivery.delivery_tag,

@@ -2,7 +2,7 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 What a consumer's handler receives (L{Delivery}) and how it decides what
-happens to it (return an L{Outcome}, or raise L{RetryLater}, L{DeadLetter}
+happens to it (return an L{Disposition}, or raise L{RetryLater}, L{DeadLetter}
 or L{DropMessage}); L{ErrorPolicy} covers every other exception.
 """
 
@@ -16,13 +16,14 @@ __all__ = [
     "Delivery",
     "DropMessage",
     "ErrorPolicy",
+    "Disposition",
     "HandlerDecision",
     "Outcome",
     "RetryLater",
 ]
 
 
-class Outcome(enum.Enum):
+class Disposition(enum.Enum):
     """What to do with a delivery; a handler may return one."""
 
     #: Processing succeeded: ack.
@@ -33,6 +34,11 @@ class Outcome(enum.Enum):
     DEAD_LETTER = "dead_letter"
     #: Discard it on purpose: ack, and log that it was dropped.
     DROP = "drop"
+
+
+#: The old name of L{Disposition}, kept for one release (it was confusable
+#: with L{txmsg.events.HandlerOutcome}, then also called C{Outcome}).
+Outcome = Disposition
 
 
 class ErrorPolicy(enum.Enum):
@@ -49,25 +55,25 @@ class ErrorPolicy(enum.Enum):
 class HandlerDecision(Exception):
     """Base of the exceptions a handler raises to decide explicitly."""
 
-    outcome = Outcome.ACK
+    outcome = Disposition.ACK
 
 
 class RetryLater(HandlerDecision):
     """Raise to requeue the delivery."""
 
-    outcome = Outcome.RETRY
+    outcome = Disposition.RETRY
 
 
 class DeadLetter(HandlerDecision):
     """Raise to dead-letter the delivery."""
 
-    outcome = Outcome.DEAD_LETTER
+    outcome = Disposition.DEAD_LETTER
 
 
 class DropMessage(HandlerDecision):
     """Raise to drop (ack) the delivery without processing it."""
 
-    outcome = Outcome.DROP
+    outcome = Disposition.DROP
 
 
 class Delivery(NamedTuple):

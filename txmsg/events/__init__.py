@@ -65,12 +65,16 @@ from txmsg.events._model import (
     DispatchResult,
     Event,
     HandlerFailed,
+    HandlerOutcome,
     HandlerTimeoutError,
     IEventSink,
-    Outcome,
     handles,
 )
 from txmsg.events._registry import EventRegistry, Registration
+
+#: The old name of L{HandlerOutcome}, kept for one release (it was confusable
+#: with L{txmsg.amqp.Disposition}, then also called C{Outcome}).
+Outcome = HandlerOutcome
 
 __all__ = [
     "HANDLER_FAILED",
@@ -79,6 +83,7 @@ __all__ = [
     "Event",
     "EventRegistry",
     "HandlerFailed",
+    "HandlerOutcome",
     "HandlerTimeoutError",
     "IEventSink",
     "Outcome",

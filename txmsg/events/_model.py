@@ -1,7 +1,7 @@
 # -*- test-case-name: txmsg.test.test_events -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Values and contracts of the event registry: L{Event}, L{Outcome},
+Values and contracts of the event registry: L{Event}, L{HandlerOutcome},
 L{DispatchResult}, L{HandlerFailed}, L{BaseHandler}, the L{handles} marker and
 the L{IEventSink} interface.  Public names are re-exported by L{txmsg.events}.
 """
@@ -126,7 +126,7 @@ class HandlerTimeoutError(Exception):
     """
 
 
-class Outcome(NamedTuple):
+class HandlerOutcome(NamedTuple):
     """
     What one handler did with one event (an immutable named tuple: cheap to
     build on the dispatch path).
@@ -161,20 +161,20 @@ class DispatchResult:
     order the handlers were started.  Immutable.
 
     The registry records each outcome as a plain tuple and builds the
-    L{Outcome}s the first time they are asked for: most callers of
+    L{HandlerOutcome}s the first time they are asked for: most callers of
     C{dispatch()} never look, and that saves the dispatch path a named tuple
     per handler.
 
     @ivar event: the event that was dispatched.
-    @ivar outcomes: one L{Outcome} per handler that ran.
+    @ivar outcomes: one L{HandlerOutcome} per handler that ran.
     """
 
     __slots__ = ("_event", "_raw", "_outcomes")
     _event: Event
     _raw: list[tuple[Any, Any, Any, bool]] | None
-    _outcomes: tuple[Outcome, ...] | None
+    _outcomes: tuple[HandlerOutcome, ...] | None
 
-    def __init__(self, event: Event, outcomes: Iterable[Outcome] = ()) -> None:
+    def __init__(self, event: Event, outcomes: Iterable[HandlerOutcome] = ()) -> None:
         _set_result_event(self, event)
         _set_result_raw(self, None)
         _set_result_outcomes(self, tuple(outcomes))
@@ -188,12 +188,12 @@ class DispatchResult:
         return self._event
 
     @property
-    def outcomes(self) -> tuple[Outcome, ...]:
-        """One L{Outcome} per handler that ran, in start order."""
+    def outcomes(self) -> tuple[HandlerOutcome, ...]:
+        """One L{HandlerOutcome} per handler that ran, in start order."""
         outcomes = self._outcomes
         if outcomes is None:
             raw = self._raw or ()
-            outcomes = tuple([_tuple_new(Outcome, item) for item in raw])
+            outcomes = tuple([_tuple_new(HandlerOutcome, item) for item in raw])
             _set_result_outcomes(self, outcomes)
         return outcomes
 
@@ -222,12 +222,12 @@ class DispatchResult:
         return [o.value for o in self.outcomes if o.failure is None]
 
     @property
-    def failures(self) -> list[Outcome]:
+    def failures(self) -> list[HandlerOutcome]:
         """The outcomes of the handlers that failed or timed out, in order."""
         return [o for o in self.outcomes if o.failure is not None]
 
     @property
-    def timed_out(self) -> list[Outcome]:
+    def timed_out(self) -> list[HandlerOutcome]:
         """The outcomes of the handlers cancelled by their timeout."""
         return [o for o in self.outcomes if o.timed_out]
 

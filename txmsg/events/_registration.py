@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from fnmatch import translate
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
@@ -23,8 +23,17 @@ from txmsg.events._model import (
     _make_result,
 )
 
-if TYPE_CHECKING:
-    from txmsg.events._registry import EventRegistry
+
+class _Owner(Protocol):
+    """
+    What a L{Registration} needs from the registry that made it: only a way
+    to remove itself.  (Typed structurally so this module does not import
+    the registry, which imports it.)
+    """
+
+    def remove(self, target: Any, pattern: str | None = None) -> object:
+        """Unregister C{target}."""
+
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -62,7 +71,7 @@ class Registration:
 
     def __init__(
         self,
-        registry: EventRegistry,
+        registry: _Owner,
         pattern: str,
         handler: Any,
         call: Callable[[Event], Any],

@@ -13,9 +13,9 @@ from txmsg.amqp._fakes import FakeConnection, RecordingEvents, fake_service
 from txmsg.amqp.consumer import (
     Consumer,
     DeadLetter,
+    Disposition,
     DropMessage,
     ErrorPolicy,
-    Outcome,
     RetryLater,
 )
 from txmsg.amqp.topology import Queue
@@ -117,14 +117,14 @@ class ConsumerTests(SynchronousTestCase):
         self.flushLoggedErrors(ZeroDivisionError)
 
     def test_explicit_decisions(self):
-        """Handlers decide with sentinel exceptions or L{Outcome} values."""
+        """Handlers decide with sentinel exceptions or L{Disposition} values."""
         decisions = [
             RetryLater(),
             DeadLetter(),
             DropMessage(),
-            Outcome.RETRY,
-            Outcome.DEAD_LETTER,
-            Outcome.DROP,
+            Disposition.RETRY,
+            Disposition.DEAD_LETTER,
+            Disposition.DROP,
         ]
 
         def handler(delivery):

@@ -21,8 +21,8 @@ from txmsg.events import (
     BaseHandler,
     DispatchResult,
     Event,
+    HandlerOutcome,
     IEventSink,
-    Outcome,
     Registration,
     handles,
 )
@@ -54,7 +54,7 @@ class ExportsTests(SynchronousTestCase):
 
 class EventTests(SynchronousTestCase):
     """
-    L{Event}, L{Outcome} and L{DispatchResult} values.
+    L{Event}, L{HandlerOutcome} and L{DispatchResult} values.
     """
 
     def test_frozen(self) -> None:
@@ -113,10 +113,10 @@ class EventTests(SynchronousTestCase):
         result = DispatchResult(
             Event("a"),
             (
-                Outcome("h1", 1),
-                Outcome("h2", None, boom),
-                Outcome("h3", 3),
-                Outcome("h4", None, late, True),
+                HandlerOutcome("h1", 1),
+                HandlerOutcome("h2", None, boom),
+                HandlerOutcome("h3", 3),
+                HandlerOutcome("h4", None, late, True),
             ),
         )
         self.assertEqual(result.values, [1, 3])
@@ -133,14 +133,14 @@ class EventTests(SynchronousTestCase):
         """
         event = Event("a")
         boom = Failure(ValueError("boom"))
-        result = DispatchResult(event, [Outcome("h", 1), Outcome("g", None, boom)])
+        result = DispatchResult(event, [HandlerOutcome("h", 1), HandlerOutcome("g", None, boom)])
         with self.assertRaises(dataclasses.FrozenInstanceError):
             result.event = Event("b")  # type: ignore[misc]
         self.assertEqual(result, DispatchResult(event, result.outcomes))
         self.assertNotEqual(result, DispatchResult(event))
         self.assertIn("outcomes=", repr(result))
         self.assertRaises(ValueError, result.raise_first_failure)
-        DispatchResult(event, [Outcome("h", 1)]).raise_first_failure()
+        DispatchResult(event, [HandlerOutcome("h", 1)]).raise_first_failure()
 
 
 class RegistrationTests(SynchronousTestCase):

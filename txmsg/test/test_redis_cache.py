@@ -13,9 +13,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.testing._redis_store import FakeRedis
 from txmsg.redis.cache import Cache, CacheDecodeError
 from txmsg.serializers import SerializationError
+from txmsg.testing._redis_store import FakeRedis
 
 _EXPLOITED: list[str] = []
 

@@ -13,10 +13,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.testing._redis_store import FakeRedis
 from txmsg.events import EventRegistry
 from txmsg.redis.delay_queue import DelayedItem, DelayQueue
 from txmsg.redis.list_queue import ReliableQueue
+from txmsg.testing._redis_store import FakeRedis
 
 
 class FakePubSub:

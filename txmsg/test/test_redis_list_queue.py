@@ -12,8 +12,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.testing._redis_store import FakeRedis
 from txmsg.redis.list_queue import ReliableQueue
+from txmsg.testing._redis_store import FakeRedis
 
 
 class SplitRedis:

@@ -10,8 +10,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.testing._redis_store import FakeRedis
 from txmsg.redis.lock import Lock, LockError, LockNotAcquired, LockNotOwned
+from txmsg.testing._redis_store import FakeRedis
 
 
 class LockTests(SynchronousTestCase):

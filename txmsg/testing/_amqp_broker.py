@@ -12,19 +12,27 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Any
 
+from pika.exceptions import (
+    ConnectionClosedByBroker,
+    ConnectionClosedByClient,
+    ConnectionWrongStateError,
+)
+from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txmsg.testing._amqp_state import BrokerError, BrokerMessage, BrokerState
-from txmsg.testing._amqp_channel import MemoryChannel
 from txmsg.amqp._fakes import _FakeImpl
 from txmsg.amqp.connection import AMQPConnection
+from txmsg.amqp.properties import make_properties
+from txmsg.testing._amqp_channel import MemoryChannel
+from txmsg.testing._amqp_state import BrokerError, BrokerMessage, BrokerState
 
 __all__ = ["MemoryAMQPConnection", "MemoryBroker"]
 
@@ -110,8 +118,6 @@ class MemoryAMQPProtocol(Protocol):
     def channel(self, channel_number: int | None = None) -> Deferred:
         """Open a channel (raises on a closed connection, like pika)."""
         if not self._open:
-            from pika.exceptions import ConnectionWrongStateError
-
             raise ConnectionWrongStateError("Connection is closed.")
         ch = MemoryChannel(self, len(self.channels) + 1)
         self.channels.append(ch)
@@ -124,7 +130,6 @@ class MemoryAMQPProtocol(Protocol):
         """Close from the client side; fires C{closed} when done."""
         if not self._open:
             return None
-        from pika.exceptions import ConnectionClosedByClient
 
         self.transport.reason = ConnectionClosedByClient(reply_code, reply_text)
         self.transport.loseConnection()
@@ -181,7 +186,6 @@ class MemoryAMQPConnection(AMQPConnection):
     """
 
     def __init__(self, broker: MemoryBroker, **kw: Any) -> None:
-        from twisted.application.internet import backoffPolicy
 
         kw.setdefault("reactor", broker.clock)
         kw.setdefault(
@@ -192,7 +196,6 @@ class MemoryAMQPConnection(AMQPConnection):
 
     def startService(self) -> None:
         """Connect (and reconnect) to the memory broker."""
-        from twisted.application.internet import ClientService
 
         Service.startService(self)
         self._stopping = False
@@ -258,8 +261,6 @@ class MemoryBroker(BrokerState):
         @param clock: an C{IReactorTime} (default: a new C{Clock}).
         """
         if clock is None:
-            from twisted.internet.task import Clock
-
             clock = Clock()
         super().__init__(clock)
         self.connections: list[MemoryAMQPProtocol] = []
@@ -329,7 +330,6 @@ class MemoryBroker(BrokerState):
         @param fields: message properties (C{headers}, C{content_type}, ...).
         @return: the queues the message was routed to.
         """
-        from txmsg.amqp.properties import make_properties
 
         if isinstance(body, str):
             body = body.encode("utf-8")
@@ -352,7 +352,6 @@ class MemoryBroker(BrokerState):
         @param only: an L{AMQPConnection}: drop just its connection.
         @return: how many connections were dropped.
         """
-        from pika.exceptions import ConnectionClosedByBroker
 
         conns = [c for c in self.connections if only is None or c.owner is only]
         for conn in conns:

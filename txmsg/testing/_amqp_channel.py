@@ -15,10 +15,20 @@ from __future__ import annotations
 from collections import namedtuple
 from typing import Any
 
+from pika import spec
+from pika.exceptions import (
+    ChannelClosedByBroker,
+    ChannelClosedByClient,
+    ChannelWrongStateError,
+    ConsumerCancelled,
+    NackError,
+    UnroutableError,
+)
+from pika.spec import BasicProperties
 from twisted.internet.defer import Deferred, fail, succeed
 
-from txmsg.testing._amqp_state import DIRECT_REPLY_TO, BrokerError, BrokerMessage
 from txmsg.amqp._fakes import FakeQueue
+from txmsg.testing._amqp_state import DIRECT_REPLY_TO, BrokerError, BrokerMessage
 
 __all__ = ["MemoryChannel"]
 
@@ -143,7 +153,6 @@ class MemoryChannel:
         arguments: dict | None = None,
     ) -> Deferred:
         """Declare a queue; fires with a frame whose C{method} is C{Queue.DeclareOk}."""
-        from pika import spec
 
         def declare() -> Any:
             q = self._broker.declare_queue(
@@ -194,13 +203,11 @@ class MemoryChannel:
 
     def queue_delete(self, queue: str, if_unused: bool = False, if_empty: bool = False) -> Deferred:
         """Delete a queue."""
-        from pika import spec
 
         return self._run(lambda: _Frame(spec.Queue.DeleteOk(self._broker.delete_queue(queue))))
 
     def queue_purge(self, queue: str) -> Deferred:
         """Drop a queue's ready messages."""
-        from pika import spec
 
         def purge() -> Any:
             q = self._broker.queue(queue, self._conn)
@@ -280,7 +287,6 @@ class MemoryChannel:
         return self._run(lambda: _Frame(None))
 
     def _drop_consumer(self, c: _Consumer, broker: bool) -> None:
-        from pika.exceptions import ConsumerCancelled
 
         self._detach_consumer(c, auto_delete=not broker)
         c.buffer.close(ConsumerCancelled())
@@ -296,7 +302,6 @@ class MemoryChannel:
                 self._broker.delete_queue(q.name)
 
     def _deliver(self, c: _Consumer, msg: BrokerMessage) -> None:
-        from pika import spec
 
         self._tag += 1
         if not c.auto_ack:
@@ -312,8 +317,6 @@ class MemoryChannel:
 
     def _check_open(self) -> None:
         if self._closed is not None or self._closing:
-            from pika.exceptions import ChannelWrongStateError
-
             raise ChannelWrongStateError("Channel is closed.")
 
     def _settle(self, delivery_tag: int, multiple: bool) -> list:
@@ -369,11 +372,8 @@ class MemoryChannel:
         mandatory: bool = False,
     ) -> Deferred:
         """Publish; with confirms on, fires with C{Basic.Ack} when confirmed."""
-        from pika import spec
 
         if self._closing and self._closed is None:
-            from pika.exceptions import ChannelWrongStateError
-
             raise ChannelWrongStateError("Channel is closing.")
         if self._closed is not None:
             return fail(self._closed)
@@ -386,7 +386,6 @@ class MemoryChannel:
                 err = BrokerError(406, "PRECONDITION_FAILED - fast reply consumer does not exist")
                 self._conn.clock.callLater(0, self._broker_close, err, [])
                 return Deferred() if self._confirming else succeed(None)
-            from pika.spec import BasicProperties
 
             props = BasicProperties(**vars(props))
             props.reply_to = self._broker.reply_to_address(c)
@@ -402,8 +401,6 @@ class MemoryChannel:
         return d if d is not None else succeed(None)
 
     def _confirm(self, seq: int, outcome: str) -> None:
-        from pika import spec
-        from pika.exceptions import NackError, UnroutableError
 
         d = self._unconfirmed.pop(seq, None)
         if d is None:
@@ -416,7 +413,6 @@ class MemoryChannel:
             d.errback(UnroutableError([outcome]))
 
     def _returned(self, msg: BrokerMessage) -> Any:
-        from pika import spec
 
         method = spec.Basic.Return(312, "NO_ROUTE", msg.exchange, msg.routing_key)
         return ReceivedMessage(self, method, msg.properties, msg.body)
@@ -428,14 +424,12 @@ class MemoryChannel:
 
     def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> None:
         """Close by the client (completes on the next turn)."""
-        from pika.exceptions import ChannelClosedByClient
 
         self._check_open()
         self._closing = True
         self._conn.clock.callLater(0, self._close, ChannelClosedByClient(reply_code, reply_text))
 
     def _broker_close(self, error: BrokerError, calls: list) -> None:
-        from pika.exceptions import ChannelClosedByBroker
 
         reason = ChannelClosedByBroker(error.reply_code, error.reply_text)
         self._close(reason)

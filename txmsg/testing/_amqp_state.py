@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from pika.spec import BasicProperties
+
 __all__ = ["BrokerError", "BrokerMessage", "route_topic"]
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
@@ -398,7 +400,6 @@ class BrokerState:
             return
         if dlx and dlx not in self._exchanges:
             return
-        from pika.spec import BasicProperties
 
         props = BasicProperties(**vars(msg.properties))
         headers = dict(props.headers or {})
@@ -466,7 +467,6 @@ class BrokerState:
 
 
 def _copy(msg: BrokerMessage) -> BrokerMessage:
-    from pika.spec import BasicProperties
 
     props = BasicProperties(**vars(msg.properties))
     if props.headers is not None:

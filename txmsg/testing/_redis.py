@@ -1,7 +1,8 @@
 # -*- test-case-name: txmsg.test.test_contract_redis -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-L{MemoryRedis}: an in-memory Redis on a clock, behind the interfaces txmsg's
+L{MemoryRedisCore}, the body of L{txmsg.testing.MemoryRedis}: an in-memory
+Redis on a clock, behind the interfaces txmsg's
 Redis layer uses (a command handler with C{execute_command} and
 txredisapi-style methods; a subscriber protocol driving L{PubSub}'s router
 interface), so the real L{txmsg.redis.RedisService}, L{PubSub},
@@ -17,11 +18,12 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Any
 
+import txredisapi
 from twisted.internet.defer import Deferred, fail
 
 from txmsg.testing._redis_store import FakeRedis, ResponseError
 
-__all__ = ["MemoryRedis", "MemoryRedisHandler"]
+__all__ = ["MemoryRedisCore", "MemoryRedisHandler"]
 
 
 class _Expires(dict):
@@ -37,27 +39,15 @@ class _Expires(dict):
 
 
 def _tx_error(name: str, message: str) -> Exception:
-    """txredisapi's exception class C{name} (imported late), else a plain one."""
-    try:
-        import txredisapi
-    except ImportError:  # pragma: no cover
-        return ResponseError(message)
-    return getattr(txredisapi, name)(message)
+    """An instance of txredisapi's exception class C{name}."""
+    error: Exception = getattr(txredisapi, name)(message)
+    return error
 
 
-class MemoryRedis(FakeRedis):
+class MemoryRedisCore(FakeRedis):
     """
-    An in-memory Redis driven by a clock (strings with TTL, lists, sets,
-    sorted sets, hashes, pub/sub with patterns, keyspace expiry events, the
-    txmsg primitives' Lua scripts).
-
-    Make services with L{service} (or L{txmsg.testing.memory_redis}); inject
-    failures with L{drop_connections}, L{refuse_connections}, L{pause} and
-    L{fail_commands}.
-
-    @ivar config: C{CONFIG} values (C{notify-keyspace-events} starts empty,
-        as on a stock server).
-    @ivar published: C{(channel, message)} bytes pairs, every PUBLISH.
+    The data, pub/sub, expiry and failure injection of L{MemoryRedis}
+    (which adds the factories of the services that connect to it).
     """
 
     def __init__(self, clock: Any = None) -> None:
@@ -74,18 +64,6 @@ class MemoryRedis(FakeRedis):
         self._connections: list[Any] = []
 
     # -- services -----------------------------------------------------------------
-
-    def service(self, events: Any = None, command_timeout: float = 5.0) -> Any:
-        """A new (not started) L{txmsg.redis.RedisService} on this Redis."""
-        from txmsg.testing._redis_services import MemoryRedisService
-
-        return MemoryRedisService(self, events=events, command_timeout=command_timeout)
-
-    def connection(self, events: Any = None, command_timeout: float = 5.0) -> Any:
-        """A new (not started) L{txmsg.redis.RedisConnection} on this Redis."""
-        from txmsg.testing._redis_services import MemoryRedisConnection
-
-        return MemoryRedisConnection(self, events=events, command_timeout=command_timeout)
 
     def handler(self) -> MemoryRedisHandler:
         """A command handler always connected (no service needed)."""
@@ -315,7 +293,7 @@ class MemoryRedisHandler:
     Replies are decoded like C{decode_responses=True}.
     """
 
-    def __init__(self, redis: MemoryRedis, connection: Any) -> None:
+    def __init__(self, redis: MemoryRedisCore, connection: Any) -> None:
         self._redis = redis
         self._connection = connection
 

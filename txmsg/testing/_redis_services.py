@@ -2,7 +2,7 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 The real L{RedisConnection}, L{PubSub} and L{RedisService}, connected to a
-L{txmsg.testing._redis.MemoryRedis} instead of a server: connections that
+L{MemoryRedis} instead of a server: connections that
 can drop and come back, commands held while down, and a subscriber feeding
 L{PubSub}'s router interface.
 """
@@ -15,14 +15,14 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 
-from txmsg.testing._redis import MemoryRedis, MemoryRedisHandler, _tx_error
-from txmsg.testing._redis_store import _b
 from txmsg.redis._deadline import DeadlineProxy
 from txmsg.redis.connection import RedisConnection
 from txmsg.redis.pubsub import PubSub
 from txmsg.redis.service import RedisService
+from txmsg.testing._redis import MemoryRedisCore, MemoryRedisHandler, _tx_error
+from txmsg.testing._redis_store import _b
 
-__all__ = ["MemoryPubSub", "MemoryRedisConnection", "MemoryRedisService"]
+__all__ = ["MemoryPubSub", "MemoryRedis", "MemoryRedisConnection", "MemoryRedisService"]
 
 _URL = "redis://memory-redis:6379/0"
 
@@ -32,7 +32,7 @@ class _Link:
 
     up = False
 
-    def __init__(self, redis: MemoryRedis, state: Any, on_up: Any, on_down: Any) -> None:
+    def __init__(self, redis: MemoryRedisCore, state: Any, on_up: Any, on_down: Any) -> None:
         self.redis = redis
         self.state = state
         self._on_up = on_up
@@ -85,7 +85,7 @@ class _Link:
 class MemoryRedisConnection(RedisConnection):
     """A real L{RedisConnection} whose pool is a L{MemoryRedis} link."""
 
-    def __init__(self, redis: MemoryRedis, **kw: Any) -> None:
+    def __init__(self, redis: MemoryRedisCore, **kw: Any) -> None:
         kw.setdefault("reactor", redis.clock)
         super().__init__(_URL, **kw)
         self.memory = redis
@@ -108,7 +108,7 @@ class MemoryRedisConnection(RedisConnection):
 class _Subscriber:
     """A subscriber connection's subscriptions, feeding a L{PubSub} router."""
 
-    def __init__(self, redis: MemoryRedis, router: Any) -> None:
+    def __init__(self, redis: MemoryRedisCore, router: Any) -> None:
         self.redis = redis
         self.router = router
         self.channels: set[bytes] = set()
@@ -155,7 +155,7 @@ class _Subscriber:
 class MemoryPubSub(PubSub):
     """A real L{PubSub} whose subscriber connection is a L{MemoryRedis} link."""
 
-    def __init__(self, redis: MemoryRedis, **kw: Any) -> None:
+    def __init__(self, redis: MemoryRedisCore, **kw: Any) -> None:
         kw.setdefault("reactor", redis.clock)
         super().__init__(_URL, **kw)
         self.memory = redis
@@ -184,7 +184,7 @@ class MemoryRedisService(RedisService):
     """A real L{RedisService} whose connections are L{MemoryRedis} links."""
 
     def __init__(
-        self, redis: MemoryRedis, *, events: Any = None, command_timeout: float = 5.0
+        self, redis: MemoryRedisCore, *, events: Any = None, command_timeout: float = 5.0
     ) -> None:
         super().__init__(_URL, reactor=redis.clock, events=events, command_timeout=command_timeout)
         self.memory = redis
@@ -198,3 +198,27 @@ class MemoryRedisService(RedisService):
         self.pubsub = MemoryPubSub(redis, events=events)
         self.pubsub.setName("pubsub")
         self.pubsub.setServiceParent(self)
+
+
+class MemoryRedis(MemoryRedisCore):
+    """
+    An in-memory Redis driven by a clock (strings with TTL, lists, sets,
+    sorted sets, hashes, pub/sub with patterns, keyspace expiry events, the
+    txmsg primitives' Lua scripts).
+
+    Make services with L{service} (or L{txmsg.testing.memory_redis}); inject
+    failures with L{drop_connections}, L{refuse_connections}, L{pause} and
+    L{fail_commands}.
+
+    @ivar config: C{CONFIG} values (C{notify-keyspace-events} starts empty,
+        as on a stock server).
+    @ivar published: C{(channel, message)} bytes pairs, every PUBLISH.
+    """
+
+    def service(self, events: Any = None, command_timeout: float = 5.0) -> MemoryRedisService:
+        """A new (not started) L{txmsg.redis.RedisService} on this Redis."""
+        return MemoryRedisService(self, events=events, command_timeout=command_timeout)
+
+    def connection(self, events: Any = None, command_timeout: float = 5.0) -> MemoryRedisConnection:
+        """A new (not started) L{txmsg.redis.RedisConnection} on this Redis."""
+        return MemoryRedisConnection(self, events=events, command_timeout=command_timeout)

@@ -14,9 +14,14 @@ from types import ModuleType
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.logger import Logger, formatEvent
+from twisted.python.failure import Failure
 
+from txmsg.amqp import Queue
+from txmsg.events import EventRegistry
 from txmsg.testing._amqp_broker import MemoryBroker
+from txmsg.worker.client import TaskClient, TaskFailed
 from txmsg.worker.envelope import (
     CONTENT_TYPE,
     Task,
@@ -25,6 +30,12 @@ from txmsg.worker.envelope import (
     new_task_id,
 )
 from txmsg.worker.retry import ATTEMPT_HEADER, RetryPolicy, dead_letter_queue_name
+from txmsg.worker.service import (
+    ERROR_MESSAGE_HEADER,
+    ERROR_TYPE_HEADER,
+    REASON_HEADER,
+    WorkerService,
+)
 from txmsg.worker.tasks import TaskRegistry, load_tasks
 
 __all__ = ["DeadLetterRecord", "SyncThreadPool", "TaskOutcome", "WorkerHarness"]
@@ -37,8 +48,6 @@ class SyncThreadPool:
 
     def callInThreadWithCallback(self, onResult: Any, f: Any, *args: Any, **kw: Any) -> None:
         """Run C{f} now and report to C{onResult}."""
-        from twisted.python.failure import Failure
-
         try:
             result = f(*args, **kw)
         except BaseException:
@@ -144,14 +153,8 @@ class WorkerHarness:
             channel, or L{None}.
         @param start: start the worker now.
         """
-        from txmsg.events import EventRegistry
-        from txmsg.worker.client import TaskClient
-        from txmsg.worker.service import WorkerService
-
         if broker is None:
             if clock is None:
-                from twisted.internet.task import Clock
-
                 clock = Clock()
             broker = MemoryBroker(clock)
         self.broker = broker
@@ -183,7 +186,6 @@ class WorkerHarness:
             self.events.add(spec.event_name, self._observe)
         self.connection = broker.connection()
         self.client = TaskClient(self.connection, queue=self.queues[0])
-        from txmsg.amqp import Queue
 
         self._replies = self.connection.consume(
             Queue(REPLY_QUEUE, durable=False, exclusive=True, auto_delete=False), self._reply
@@ -296,8 +298,6 @@ class WorkerHarness:
         @raise txmsg.worker.client.TaskFailed: when it failed (dead-lettered).
         @raise LookupError: when it has not finished (yet).
         """
-        from txmsg.worker.client import TaskFailed
-
         o = self.outcomes.get(task_id)
         if o is None:
             raise LookupError(f"task {task_id} has no outcome yet")
@@ -332,12 +332,6 @@ class WorkerHarness:
 
     def dead_letters(self, queue: str | None = None) -> list[DeadLetterRecord]:
         """The messages now in C{<queue>.dead} (default: the first queue)."""
-        from txmsg.worker.service import (
-            ERROR_MESSAGE_HEADER,
-            ERROR_TYPE_HEADER,
-            REASON_HEADER,
-        )
-
         out = []
         for m in self.broker.messages(dead_letter_queue_name(queue or self.queues[0])):
             try:
