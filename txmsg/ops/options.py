@@ -15,6 +15,9 @@ from typing import Any
 from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 
+from txmsg._endpoints import loopback_by_default
+from txmsg.ops.logs import twistd_logger
+
 __all__ = ["LOG_FORMATS", "OpsOptions"]
 
 LOG_FORMATS = ("text", "json")
@@ -46,8 +49,6 @@ class OpsOptions(usage.Options):
 
         @raise usage.UsageError: for a bad endpoint or format.
         """
-        from txmsg.tap.echo import loopback_by_default
-
         health = self["health"]
         if health is not None:
             health = loopback_by_default(health)
@@ -76,8 +77,6 @@ class OpsOptions(usage.Options):
                     "--log-format json cannot be combined with twistd --logger or --syslog"
                 )
             return
-        from txmsg.ops.logs import twistd_logger
-
         parent["logger"] = twistd_logger(
             log_format, parent.get("logfile"), bool(parent.get("nodaemon"))
         )

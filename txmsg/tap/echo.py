@@ -15,32 +15,22 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
+from txmsg._endpoints import loopback_by_default
 from txmsg.echo import EchoDatagramProtocol, EchoServerFactory
 from txmsg.ops.options import OpsOptions
 from txmsg.transport import server_endpoint, write_through_applies
 
-__all__ = ["DEFAULT_LISTEN", "EchoService", "Options", "makeService"]
+__all__ = [
+    "DEFAULT_LISTEN",
+    "EchoService",
+    "Options",
+    "loopback_by_default",
+    "makeService",
+]
 
 DEFAULT_LISTEN = "tcp:8007:interface=127.0.0.1"
 
 _log = Logger()
-
-_LOOPBACK = {"tcp": "127.0.0.1", "ssl": "127.0.0.1", "tcp6": r"\:\:1"}
-
-
-def loopback_by_default(description: str) -> str:
-    """
-    Add a loopback C{interface=} to a TCP, TCP6 or SSL endpoint string that
-    names none, so that nothing listens on every interface unless asked to
-    (C{interface=0.0.0.0}).
-
-    @param description: a server endpoint string.
-    @return: the same string, restricted to loopback when it named no interface.
-    """
-    kind = description.split(":", 1)[0]
-    if kind in _LOOPBACK and "interface=" not in description:
-        return "{}:interface={}".format(description, _LOOPBACK[kind])
-    return description
 
 
 def _positive_int(name: str, value: str) -> int:
