@@ -4,9 +4,9 @@ A task module, as C{twistd -n txmsg-worker --tasks examples.example_tasks}
 would run it; tested without RabbitMQ by C{examples/test_example_tasks.py}.
 """
 
-from txmsg.worker import TaskRegistry
+from txmsg.worker import TaskCatalog
 
-tasks = TaskRegistry()
+tasks = TaskCatalog()
 
 
 @tasks.task

@@ -30,9 +30,9 @@ import time
 
 from twisted.internet.task import deferLater
 
-from txmsg.worker import TaskRegistry
+from txmsg.worker import TaskCatalog
 
-tasks = TaskRegistry()
+tasks = TaskCatalog()
 
 
 @tasks.task

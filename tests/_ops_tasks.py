@@ -3,9 +3,9 @@
 Tasks for the operations integration tests (run by C{twistd txmsg-worker}).
 """
 
-from txmsg.worker.tasks import TaskRegistry
+from txmsg.worker.tasks import TaskCatalog
 
-tasks = TaskRegistry()
+tasks = TaskCatalog()
 
 
 @tasks.task

@@ -2,7 +2,7 @@
 """
 Integration tests: a C{twistd -n txmsg-worker --redis} process controlled
 over its Redis channel C{rq:pubsub:<name>} (RQ's own functions and the
-control CLI), and its entry in the worker registry.
+control CLI), and its entry in the worker roster.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tests._worker_support import (
     wait_until,
     worker_env,
 )
-from txmsg.worker.registry import WORKERS_KEY, worker_key
+from txmsg.worker.roster import WORKERS_KEY, worker_key
 
 
 def control(name: str, command: str, *args: str) -> dict:
@@ -51,7 +51,7 @@ def control(name: str, command: str, *args: str) -> dict:
 
 class ControlTests(TestCase):
     """
-    The control channel and the worker registry of a running worker.
+    The control channel and the worker roster of a running worker.
     """
 
     timeout = 90
@@ -91,7 +91,7 @@ class ControlTests(TestCase):
         worker's name, queues, running tasks and counts; RQ's own
         C{send_shutdown_command} then stops the worker: it drains the running
         task (its result is delivered), exits 0 with a clean log, and leaves
-        the worker registry.
+        the worker roster.
         """
         ping = control(self.name, "ping")
         self.assertTrue(ping["ok"], ping)
@@ -116,7 +116,7 @@ class ControlTests(TestCase):
         self.assertFalse(self.redis.sismember(WORKERS_KEY, self.name))
         self.assertIsNone(self.redis.get(worker_key(self.name)))
 
-    def test_worker_registry(self) -> None:
+    def test_worker_roster(self) -> None:
         """
         From its first heartbeat, written at start, the worker is in
         C{txmsg:workers} and C{txmsg:worker:<name>} holds its status with a

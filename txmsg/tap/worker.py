@@ -15,7 +15,7 @@ from twisted.python import usage
 
 from txmsg.ops.options import OpsOptions
 from txmsg.worker.retry import RetryPolicy
-from txmsg.worker.tasks import TaskRegistry, load_tasks
+from txmsg.worker.tasks import TaskCatalog, load_tasks
 
 __all__ = ["Options", "makeService"]
 
@@ -65,7 +65,7 @@ class Options(OpsOptions):
         "registry) from --redis or $TXMSG_REDIS_URL, and is not used when neither is set."
     )
     optParameters = [
-        ["tasks", "t", None, "Module (or module:attribute) defining a TaskRegistry."],
+        ["tasks", "t", None, "Module (or module:attribute) defining a TaskCatalog."],
         ["amqp", None, None, "RabbitMQ URL (default: $TXMSG_AMQP_URL)."],
         ["redis", None, None, "Redis URL for the control channel (default: $TXMSG_REDIS_URL)."],
         ["name", "n", None, "Worker name (default: HOST.PID); control channel rq:pubsub:NAME."],
@@ -134,7 +134,7 @@ class Options(OpsOptions):
         if self["tasks"] is None:
             if not raw:
                 raise usage.UsageError("--tasks MODULE is required (or --raw-handler)")
-            self["task-registry"] = TaskRegistry()
+            self["task-registry"] = TaskCatalog()
         else:
             try:
                 self["task-registry"] = load_tasks(self["tasks"])

@@ -356,11 +356,11 @@ class WorkerContract:
     """
 
     async def start_worker(self) -> tuple:
-        from txmsg.worker import RetryPolicy, TaskRegistry
+        from txmsg.worker import RetryPolicy, TaskCatalog
         from txmsg.worker.client import TaskClient
         from txmsg.worker.retry import dead_letter_queue_name, retry_queue_name
 
-        tasks = TaskRegistry()
+        tasks = TaskCatalog()
         runs: list = []
 
         @tasks.task

@@ -3,10 +3,10 @@
 A task module for the worker tests.
 """
 
-from txmsg.worker.tasks import TaskRegistry
+from txmsg.worker.tasks import TaskCatalog
 
-tasks = TaskRegistry()
-other = TaskRegistry()
+tasks = TaskCatalog()
+other = TaskCatalog()
 
 
 @tasks.task

@@ -37,7 +37,7 @@ from txmsg.worker._stats import DurationHistogram, WorkerStats
 from txmsg.worker.envelope import Task, encode_task
 from txmsg.worker.retry import ATTEMPT_HEADER, RetryPolicy
 from txmsg.worker.service import WorkerService
-from txmsg.worker.tasks import TaskRegistry
+from txmsg.worker.tasks import TaskCatalog
 
 
 def _registry(*collectors: Any) -> CollectorRegistry:
@@ -243,7 +243,7 @@ class WorkerCollectorTests(SynchronousTestCase):
         self.events = EventRegistry(reactor=self.clock)
         self.amqp = fake_service(self.clock, events=self.events)
         self.amqp.setServiceParent(MultiService())
-        tasks = TaskRegistry()
+        tasks = TaskCatalog()
         tasks.add(lambda x, y: x + y, name="add")
         tasks.add(self.boom, name="boom")
         self.worker = WorkerService(

@@ -30,7 +30,7 @@ from txmsg.testing import (
     memory_amqp,
     memory_redis,
 )
-from txmsg.worker import RetryPolicy, TaskRegistry
+from txmsg.worker import RetryPolicy, TaskCatalog
 
 
 class ExportsTests(SynchronousTestCase):
@@ -190,7 +190,7 @@ class WorkerHarnessTests(SynchronousTestCase):
     """L{WorkerHarness} runs the real worker."""
 
     def setUp(self) -> None:
-        self.tasks = TaskRegistry()
+        self.tasks = TaskCatalog()
         self.tasks.add(lambda x, y: x + y, name="add")
         self.tasks.add(lambda: "thread", name="blocking", blocking=True)
 

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.events import EventRegistry
 from txmsg.worker.envelope import Task
-from txmsg.worker.tasks import _CANCELLED, TaskContext, TaskRegistry, load_tasks
+from txmsg.worker.tasks import _CANCELLED, TaskCatalog, TaskContext, load_tasks
 
 
 def inline_thread(function: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
@@ -28,15 +28,15 @@ def inline_thread(function: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
 inline_thread.calls = []  # type: ignore[attr-defined]
 
 
-class TaskRegistryTests(SynchronousTestCase):
+class TaskCatalogTests(SynchronousTestCase):
     """
-    Tests for L{TaskRegistry}.
+    Tests for L{TaskCatalog}.
     """
 
     def setUp(self) -> None:
         self.clock = Clock()
         self.events = EventRegistry(reactor=self.clock)
-        self.tasks = TaskRegistry()
+        self.tasks = TaskCatalog()
 
     def run_task(self, task: Task) -> tuple[TaskContext, Any]:
         handlers = self.tasks.install(self.events, inline_thread)
@@ -195,8 +195,8 @@ class LoadTasksTests(SynchronousTestCase):
         """
         for spec, text in [
             ("txmsg.test.no_such_module", "cannot import task module 'txmsg.test.no_such_module'"),
-            ("txmsg.test._worker_tasks_sample:nope", "'nope' is not a TaskRegistry"),
-            ("txmsg.worker.retry", "defines no TaskRegistry"),
+            ("txmsg.test._worker_tasks_sample:nope", "'nope' is not a TaskCatalog"),
+            ("txmsg.worker.retry", "defines no TaskCatalog"),
         ]:
             e = self.assertRaises(ValueError, load_tasks, spec)
             self.assertIn(text, str(e))

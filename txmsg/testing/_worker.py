@@ -36,7 +36,7 @@ from txmsg.worker.service import (
     REASON_HEADER,
     WorkerService,
 )
-from txmsg.worker.tasks import TaskRegistry, load_tasks
+from txmsg.worker.tasks import TaskCatalog, load_tasks
 
 __all__ = ["DeadLetterRecord", "SyncThreadPool", "TaskOutcome", "WorkerHarness"]
 
@@ -131,7 +131,7 @@ class WorkerHarness:
 
     def __init__(
         self,
-        tasks: TaskRegistry | ModuleType | str,
+        tasks: TaskCatalog | ModuleType | str,
         clock: Any = None,
         *,
         queues: tuple = ("tasks",),
@@ -145,7 +145,7 @@ class WorkerHarness:
         start: bool = True,
     ) -> None:
         """
-        @param tasks: a L{TaskRegistry}, a task module, or its dotted name.
+        @param tasks: a L{TaskCatalog}, a task module, or its dotted name.
         @param clock: a C{Clock} (default: a new one, or the broker's).
         @param retry: the worker's L{RetryPolicy} (default: the worker's
             defaults without jitter).
@@ -360,8 +360,8 @@ class WorkerHarness:
         return [formatEvent(e) for e in self.logs]
 
 
-def _registry(tasks: Any) -> TaskRegistry:
-    if isinstance(tasks, TaskRegistry):
+def _registry(tasks: Any) -> TaskCatalog:
+    if isinstance(tasks, TaskCatalog):
         return tasks
     if isinstance(tasks, ModuleType):
         tasks = tasks.__name__

@@ -1,11 +1,19 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-The task worker: declare tasks on a L{TaskRegistry}, run them with
+The task worker: declare tasks on a L{TaskCatalog}, run them with
 C{twistd -n txmsg-worker --tasks your.module}.
 """
 
 from txmsg.worker.envelope import MalformedTask, Task, TaskResult
 from txmsg.worker.retry import RetryPolicy
-from txmsg.worker.tasks import TaskContext, TaskRegistry
+from txmsg.worker.tasks import TaskCatalog, TaskContext, TaskRegistry
 
-__all__ = ["MalformedTask", "RetryPolicy", "Task", "TaskContext", "TaskRegistry", "TaskResult"]
+__all__ = [
+    "MalformedTask",
+    "RetryPolicy",
+    "Task",
+    "TaskCatalog",
+    "TaskContext",
+    "TaskRegistry",
+    "TaskResult",
+]

@@ -1,13 +1,13 @@
 # -*- test-case-name: txmsg.test.test_worker_tasks -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Declaring tasks: a L{TaskRegistry} of named task functions.
+Declaring tasks: a L{TaskCatalog} of named task functions.
 
-A task module declares its tasks on a registry::
+A task module declares its tasks on a catalog::
 
-    from txmsg.worker import TaskRegistry
+    from txmsg.worker import TaskCatalog
 
-    tasks = TaskRegistry()
+    tasks = TaskCatalog()
 
     @tasks.task
     def add(x, y):
@@ -48,6 +48,7 @@ from txmsg.worker.envelope import Task
 __all__ = [
     "TASK_EVENT_PREFIX",
     "TaskContext",
+    "TaskCatalog",
     "TaskRegistry",
     "TaskSpec",
     "load_tasks",
@@ -196,7 +197,7 @@ def _call_async(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dic
     return result
 
 
-class TaskRegistry:
+class TaskCatalog:
     """
     The tasks a worker can run, by name.
     """
@@ -313,10 +314,15 @@ class TaskRegistry:
         return handlers
 
 
-def load_tasks(spec: str) -> TaskRegistry:
+#: The old name of L{TaskCatalog}, kept for one release ("registry" now
+#: means only L{txmsg.events.EventRegistry}).
+TaskRegistry = TaskCatalog
+
+
+def load_tasks(spec: str) -> TaskCatalog:
     """
-    Load the L{TaskRegistry} named by C{spec}: C{"package.module"} (its only
-    TaskRegistry, or the one called C{tasks}) or C{"package.module:attribute"}.
+    Load the L{TaskCatalog} named by C{spec}: C{"package.module"} (its only
+    TaskCatalog, or the one called C{tasks}) or C{"package.module:attribute"}.
 
     @raise ValueError: with a one-line reason when it cannot be loaded.
     """
@@ -328,21 +334,21 @@ def load_tasks(spec: str) -> TaskRegistry:
             "cannot import task module {!r}: {}: {}".format(module_name, type(e).__name__, e)
         ) from e
     if attribute:
-        registry = getattr(module, attribute, None)
-        if not isinstance(registry, TaskRegistry):
+        catalog = getattr(module, attribute, None)
+        if not isinstance(catalog, TaskCatalog):
             raise ValueError(
-                "{!r} is not a TaskRegistry in module {!r}".format(attribute, module_name)
+                "{!r} is not a TaskCatalog in module {!r}".format(attribute, module_name)
             )
-        return registry
-    found = {k: v for k, v in vars(module).items() if isinstance(v, TaskRegistry)}
+        return catalog
+    found = {k: v for k, v in vars(module).items() if isinstance(v, TaskCatalog)}
     if "tasks" in found:
         return found["tasks"]
     if len(found) == 1:
         return next(iter(found.values()))
     if not found:
-        raise ValueError("module {!r} defines no TaskRegistry".format(module_name))
+        raise ValueError("module {!r} defines no TaskCatalog".format(module_name))
     raise ValueError(
-        "module {!r} defines several TaskRegistry objects ({}); name one as {}:NAME".format(
+        "module {!r} defines several TaskCatalog objects ({}); name one as {}:NAME".format(
             module_name, ", ".join(sorted(found)), module_name
         )
     )
