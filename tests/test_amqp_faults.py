@@ -30,7 +30,7 @@ from tests._amqp_support import (
     unique,
 )
 from txmsg.amqp import AMQPConnection, PublishError, Queue
-from txmsg.amqp._fakes import RecordingEvents
+from txmsg.testing import RecordingEvents
 
 
 class _Workload:

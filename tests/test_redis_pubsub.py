@@ -15,21 +15,7 @@ from twisted.trial.unittest import TestCase
 
 from tests._redis_support import SHARED_URL, RedisServer, redis_py, wait_for
 from txmsg.redis import RedisCommandTimeout, RedisConnection, RedisService
-
-
-class Recorder:
-    """
-    An event sink recording dispatches.
-    """
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, object]] = []
-
-    def dispatch(self, name, payload=None, *, source=None):
-        self.events.append((name, payload))
-        d: Deferred[None] = Deferred()
-        d.callback(None)
-        return d
+from txmsg.testing import RecordingEvents
 
 
 class PubSubRoundTripTests(TestCase):
@@ -41,7 +27,7 @@ class PubSubRoundTripTests(TestCase):
 
     def setUp(self) -> None:
         self.peer = redis_py()
-        self.events = Recorder()
+        self.events = RecordingEvents()
         self.redis = RedisService(SHARED_URL, events=self.events)
         self.redis.startService()
         self.addCleanup(self.redis.stopService)
@@ -62,7 +48,7 @@ class PubSubRoundTripTests(TestCase):
         await wait_for(lambda: got and pgot)
         self.assertEqual(got[0].data, {"n": 1})
         self.assertEqual((pgot[0].channel, pgot[0].data), (self.prefix + ":p.x", "00123"))
-        self.assertIn("redis.connected", [n for n, _ in self.events.events])
+        self.assertIn("redis.connected", self.events.names())
 
     async def test_txmsg_publishes_redis_py_receives(self) -> None:
         """
@@ -147,7 +133,7 @@ class RestartTests(TestCase):
         back by themselves and messages published after the restart are
         received; redis.lost and redis.connected are reported.
         """
-        events = Recorder()
+        events = RecordingEvents()
         redis = RedisService(self.server.url, events=events, command_timeout=2)
         redis.startService()
         self.addCleanup(redis.stopService)
@@ -176,7 +162,7 @@ class RestartTests(TestCase):
         await wait_for(lambda: len(got) == 2 and len(pgot) == 1)
         self.assertEqual([m.data for m in got], ["before", "after"])
         self.assertEqual(pgot[0].data, "after-p")
-        names = [n for n, _ in events.events]
+        names = events.names()
         self.assertIn("redis.lost", names)
         self.assertGreaterEqual(names.count("redis.connected"), 3)
         self.assertEqual(await redis.handler.set("x", "1"), "OK")

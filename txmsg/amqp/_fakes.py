@@ -30,7 +30,6 @@ __all__ = [
     "FakeConnection",
     "FakeQueue",
     "ReceivedMessage",
-    "RecordingEvents",
     "fake_service",
 ]
 
@@ -419,22 +418,6 @@ class FakeConnection:
     def open_channels(self) -> list:
         """The channels still open."""
         return [c for c in self.channels if c.is_open]
-
-
-class RecordingEvents:
-    """An event sink that records C{(name, payload, source)} triples."""
-
-    def __init__(self) -> None:
-        self.events: list = []
-
-    def dispatch(self, name: str, payload: Any = None, *, source: str | None = None) -> Deferred:
-        """Record the event."""
-        self.events.append((name, payload, source))
-        return succeed(None)
-
-    def named(self, name: str) -> list:
-        """Payloads of the events called C{name}."""
-        return [p for n, p, _ in self.events if n == name]
 
 
 def fake_service(clock: Any = None, events: Any = None, **kw: Any) -> Any:

@@ -68,6 +68,7 @@ from txmsg.events._model import (
     HandlerOutcome,
     HandlerTimeoutError,
     IEventSink,
+    IThreadPool,
     handles,
 )
 from txmsg.events._registry import EventRegistry, Registration
@@ -86,6 +87,7 @@ __all__ = [
     "HandlerOutcome",
     "HandlerTimeoutError",
     "IEventSink",
+    "IThreadPool",
     "Outcome",
     "Registration",
     "handles",

@@ -290,6 +290,29 @@ class IEventSink(Interface):
         """
 
 
+class IThreadPool(Interface):
+    """
+    Where blocking handlers and tasks run: the part of
+    L{twisted.python.threadpool.ThreadPool} that L{txmsg.events.EventRegistry}
+    (through C{deferToThreadPool}) and the worker use.
+    """
+
+    def callInThreadWithCallback(onResult, func, *args, **kw):  # type: ignore[no-untyped-def]
+        """
+        Call C{func(*args, **kw)} in a thread, then C{onResult(True, result)}
+        or C{onResult(False, failure)} (in that thread).
+        """
+
+    def callInThread(func, *args, **kw):  # type: ignore[no-untyped-def]
+        """Call C{func(*args, **kw)} in a thread."""
+
+    def start():  # type: ignore[no-untyped-def]
+        """Start the threads."""
+
+    def stop():  # type: ignore[no-untyped-def]
+        """Stop the threads once their work is done."""
+
+
 class BaseHandler(ABC):
     """
     Base class of class-style handlers, the shape of the seed program's

@@ -2,8 +2,7 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 Deterministic stand-ins for the event registry's unit tests: a clock that
-also accepts C{callFromThread}, and a thread pool that runs work only when
-told to.
+also accepts C{callFromThread} and hands out a thread pool.
 """
 
 from __future__ import annotations
@@ -13,9 +12,9 @@ from typing import Any
 
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, Logger
-from twisted.python.failure import Failure
 
 from txmsg.events import Event, EventRegistry
+from txmsg.testing import SyncThreadPool
 
 
 class ThreadingClock(Clock):
@@ -24,7 +23,7 @@ class ThreadingClock(Clock):
     turn, like a real reactor) and C{getThreadPool}.
     """
 
-    def __init__(self, pool: FakeThreadPool | None = None) -> None:
+    def __init__(self, pool: SyncThreadPool | None = None) -> None:
         super().__init__()
         self.pool = pool
 
@@ -32,41 +31,18 @@ class ThreadingClock(Clock):
         """Run C{f} on the next L{advance}."""
         self.callLater(0, f, *args, **kw)
 
-    def getThreadPool(self) -> FakeThreadPool:
+    def getThreadPool(self) -> SyncThreadPool:
         """Return the pool given to the constructor."""
         assert self.pool is not None
         return self.pool
 
 
-class FakeThreadPool:
+def FakeThreadPool() -> SyncThreadPool:
     """
-    Records work given to C{callInThreadWithCallback}; L{run_all} runs it, as a
-    worker thread would, and reports the result to the callback.
+    A L{SyncThreadPool} that holds work until C{run_all()}; the old name of
+    C{SyncThreadPool(hold=True)}, for the tests that still use it.
     """
-
-    def __init__(self) -> None:
-        self.work: list[Any] = []
-
-    def callInThreadWithCallback(
-        self,
-        onResult: Callable[[bool, Any], None],
-        f: Callable[..., Any],
-        *args: Any,
-        **kw: Any,
-    ) -> None:
-        """Queue C{f(*args)}; nothing runs until L{run_all}."""
-        self.work.append((onResult, f, args, kw))
-
-    def run_all(self) -> None:
-        """Run all queued work, reporting each result to its callback."""
-        work, self.work = self.work, []
-        for onResult, f, args, kw in work:
-            try:
-                result = f(*args, **kw)
-            except Exception:
-                onResult(False, Failure())
-            else:
-                onResult(True, result)
+    return SyncThreadPool(hold=True)
 
 
 class Recorder:

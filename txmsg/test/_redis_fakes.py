@@ -37,24 +37,6 @@ def command(*args: bytes | str) -> bytes:
     return array(*args)
 
 
-class RecordingEvents:
-    """
-    An event sink recording C{dispatch} calls.
-    """
-
-    def __init__(self) -> None:
-        self.dispatched: list[tuple[str, Any, str | None]] = []
-
-    def dispatch(
-        self, name: str, payload: Any = None, *, source: str | None = None
-    ) -> Deferred[None]:
-        self.dispatched.append((name, payload, source))
-        return succeed(None)
-
-    def names(self) -> list[str]:
-        return [n for n, _, _ in self.dispatched]
-
-
 class FakeFactory:
     """
     Stands in for a txredisapi factory for a protocol built by hand.

@@ -11,7 +11,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.amqp._fakes import FakeConnection, RecordingEvents, fake_service
+from txmsg.amqp._fakes import FakeConnection, fake_service
 from txmsg.amqp.connection import (
     AMQPConnection,
     NotConnectedError,
@@ -20,6 +20,7 @@ from txmsg.amqp.connection import (
     reason_preserving_protocol,
 )
 from txmsg.amqp.topology import Binding, Exchange, Queue
+from txmsg.testing import RecordingEvents
 
 
 class _Participant:

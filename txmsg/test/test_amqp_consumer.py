@@ -9,7 +9,7 @@ from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.amqp._fakes import FakeConnection, RecordingEvents, fake_service
+from txmsg.amqp._fakes import FakeConnection, fake_service
 from txmsg.amqp.consumer import (
     Consumer,
     DeadLetter,
@@ -19,6 +19,7 @@ from txmsg.amqp.consumer import (
     RetryLater,
 )
 from txmsg.amqp.topology import Queue
+from txmsg.testing import RecordingEvents
 
 
 class ConsumerTests(SynchronousTestCase):

@@ -32,26 +32,9 @@ from txmsg.echo import (
     connect_echo,
     echo,
 )
+from txmsg.testing import RecordingEvents
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
-
-
-class RecordingSink:
-    """
-    An event sink that records what it is sent.
-    """
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any, str | None]] = []
-
-    def dispatch(
-        self, name: str, payload: Any = None, *, source: str | None = None
-    ) -> Deferred[None]:
-        self.events.append((name, payload, source))
-        return succeed(None)
-
-    def names(self) -> list[str]:
-        return [name for name, _, _ in self.events]
 
 
 def connect_server(
@@ -188,7 +171,7 @@ class EchoServerProtocolTests(SynchronousTestCase):
         made, counted, logged and reported; when one closes, a new one is
         accepted again.
         """
-        sink = RecordingSink()
+        sink = RecordingEvents()
         factory = EchoServerFactory(max_connections=2, clock=self.clock, events=sink)
         first, _ = connect_server(factory)
         connect_server(factory)
@@ -209,7 +192,7 @@ class EchoServerProtocolTests(SynchronousTestCase):
         A connection that receives nothing for C{idle_timeout} seconds is
         closed; activity pushes the deadline back.
         """
-        sink = RecordingSink()
+        sink = RecordingEvents()
         factory = EchoServerFactory(idle_timeout=10, clock=self.clock, events=sink)
         proto, transport = connect_server(factory)
         self.clock.advance(6)
@@ -244,7 +227,7 @@ class EchoServerProtocolTests(SynchronousTestCase):
         Connection, loss and per-connection byte counts are reported to the
         event sink with source C{echo}, and the counters add up.
         """
-        sink = RecordingSink()
+        sink = RecordingEvents()
         factory = EchoServerFactory(clock=self.clock, events=sink)
         proto, _ = connect_server(factory)
         proto.dataReceived(b"12345")
@@ -266,12 +249,12 @@ class EchoServerProtocolTests(SynchronousTestCase):
         """
         C{echo.data} events are sent only when asked for.
         """
-        sink = RecordingSink()
+        sink = RecordingEvents()
         proto, _ = connect_server(EchoServerFactory(clock=self.clock, events=sink))
         proto.dataReceived(b"abc")
         self.assertNotIn("echo.data", sink.names())
         proto.connectionLost(Failure(ConnectionDone()))
-        sink = RecordingSink()
+        sink = RecordingEvents()
         proto, _ = connect_server(EchoServerFactory(clock=self.clock, events=sink, emit_data=True))
         proto.dataReceived(b"abc")
         self.assertIn(("echo.data", {"peer": "127.0.0.1:40000", "bytes": 3}, "echo"), sink.events)

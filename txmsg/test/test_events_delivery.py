@@ -19,7 +19,8 @@ from txmsg.events import (
     HandlerFailed,
     HandlerTimeoutError,
 )
-from txmsg.test._events_fakes import FakeThreadPool, ThreadingClock, make_registry
+from txmsg.test._events_fakes import ThreadingClock, make_registry
+from txmsg.testing import SyncThreadPool
 
 
 class AsyncHandlerTests(SynchronousTestCase):
@@ -126,7 +127,7 @@ class BlockingHandlerTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.pool = FakeThreadPool()
+        self.pool = SyncThreadPool(hold=True)
         self.registry, self.clock, self.logged = make_registry(ThreadingClock(), self.pool)
         self.calls: list[Any] = []
         self.addCleanup(lambda: self.assertEqual(self.clock.getDelayedCalls(), []))

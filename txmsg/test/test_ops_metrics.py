@@ -31,8 +31,9 @@ from txmsg.ops.metrics import (
 )
 from txmsg.ops.service import worker_checks
 from txmsg.redis._delivery import Subscription
-from txmsg.test._events_fakes import FakeThreadPool, ThreadingClock
+from txmsg.test._events_fakes import ThreadingClock
 from txmsg.test.test_worker_service import task_properties
+from txmsg.testing import SyncThreadPool
 from txmsg.worker._stats import DurationHistogram, WorkerStats
 from txmsg.worker.envelope import Task, encode_task
 from txmsg.worker.retry import ATTEMPT_HEADER, RetryPolicy
@@ -238,7 +239,7 @@ class WorkerCollectorTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.pool = FakeThreadPool()
+        self.pool = SyncThreadPool(hold=True)
         self.clock = ThreadingClock(self.pool)
         self.events = EventRegistry(reactor=self.clock)
         self.amqp = fake_service(self.clock, events=self.events)

@@ -19,7 +19,7 @@ from txmsg.redis._deadline import DeadlineProxy, RedisCommandTimeout
 from txmsg.redis._factory import CommandFactory
 from txmsg.redis._state import ConnectionState
 from txmsg.redis.connection import RedisConnection, RedisNotRunning
-from txmsg.test._redis_fakes import RecordingEvents
+from txmsg.testing import RecordingEvents
 
 
 class FakePoolFactory:
@@ -154,8 +154,8 @@ class ConnectionStateTests(SynchronousTestCase):
         self.successResultOf(d)
         self.state.lost()
         self.assertEqual(self.events.names(), ["redis.connected", "redis.lost"])
-        self.assertEqual(self.events.dispatched[1][1]["reason"], "lost")
-        self.assertEqual(self.events.dispatched[0][1]["url"], "redis://:***@h:1/0")
+        self.assertEqual(self.events.events[1][1]["reason"], "lost")
+        self.assertEqual(self.events.events[0][1]["url"], "redis://:***@h:1/0")
 
     def test_broken_sink(self) -> None:
         """

@@ -17,7 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from txmsg.redis.keyspace import ExpiredKey, KeyExpiry, merge_notify_flags
 from txmsg.redis.pubsub import PubSub
 from txmsg.redis.url import parse_redis_url
-from txmsg.test._redis_fakes import RecordingEvents, array, command, connect_pubsub
+from txmsg.test._redis_fakes import array, command, connect_pubsub
+from txmsg.testing import RecordingEvents
 
 
 class ConfigHandler:

@@ -16,11 +16,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.redis.pubsub import PubSub
 from txmsg.test._redis_fakes import (
-    RecordingEvents,
     array,
     command,
     connect_pubsub,
 )
+from txmsg.testing import RecordingEvents
 
 
 class PubSubProtocolTests(SynchronousTestCase):
@@ -363,7 +363,7 @@ class PubSubProtocolTests(SynchronousTestCase):
         self.pubsub.subscribe("news", event="news.received", decode="text")
         proto, _ = self.connect()
         self.feed(proto, array("message", "news", "hello"))
-        (name, payload, source) = [e for e in self.events.dispatched if e[0] == "news.received"][0]
+        (name, payload, source) = [e for e in self.events.events if e[0] == "news.received"][0]
         self.assertEqual((payload.data, source), ("hello", "redis:news"))
 
     def test_event_route_needs_sink(self) -> None:

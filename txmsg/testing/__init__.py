@@ -35,14 +35,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from txmsg.amqp._fakes import RecordingEvents
 from txmsg.testing._amqp_broker import MemoryAMQPConnection, MemoryBroker
 from txmsg.testing._amqp_state import BrokerMessage
+from txmsg.testing._events import RecordingEvents, SyncThreadPool
 from txmsg.testing._redis import MemoryRedisHandler
 from txmsg.testing._redis_services import MemoryRedis
 from txmsg.testing._worker import (
     DeadLetterRecord,
-    SyncThreadPool,
     TaskOutcome,
     WorkerHarness,
 )

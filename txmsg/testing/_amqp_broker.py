@@ -9,6 +9,7 @@ failure injection.  See L{txmsg.testing}.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -28,8 +29,8 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txmsg.amqp._fakes import _FakeImpl
 from txmsg.amqp.connection import AMQPConnection
+from txmsg.amqp.interfaces import IAMQPConnection
 from txmsg.amqp.properties import make_properties
 from txmsg.testing._amqp_channel import MemoryChannel
 from txmsg.testing._amqp_state import BrokerError, BrokerMessage, BrokerState
@@ -71,6 +72,21 @@ class _Transport:
         self.protocol.connectionLost(Failure(self.reason or ConnectionDone()))
 
 
+class _Impl:
+    """The adapter's C{_impl}: just the blocked/unblocked callback lists."""
+
+    def __init__(self) -> None:
+        self.blocked: list[Callable[..., object]] = []
+        self.unblocked: list[Callable[..., object]] = []
+
+    def add_on_connection_blocked_callback(self, cb: Callable[..., object]) -> None:
+        self.blocked.append(cb)
+
+    def add_on_connection_unblocked_callback(self, cb: Callable[..., object]) -> None:
+        self.unblocked.append(cb)
+
+
+@implementer(IAMQPConnection)
 class MemoryAMQPProtocol(Protocol):
     """A pika C{TwistedProtocolConnection} look-alike on a L{MemoryBroker}."""
 
@@ -81,7 +97,7 @@ class MemoryAMQPProtocol(Protocol):
         self.ready: Deferred | None = Deferred()
         self.closed: Deferred | None = None
         self.channels: list[MemoryChannel] = []
-        self._impl = _FakeImpl()
+        self._impl = _Impl()
         self._open = False
         self._lost = False
 

@@ -12,10 +12,10 @@ closing the channel with C{ChannelClosedByBroker}.
 
 from __future__ import annotations
 
-from collections import namedtuple
 from typing import Any
 
 from pika import spec
+from pika.adapters.twisted_connection import ClosableDeferredQueue, ReceivedMessage
 from pika.exceptions import (
     ChannelClosedByBroker,
     ChannelClosedByClient,
@@ -26,13 +26,12 @@ from pika.exceptions import (
 )
 from pika.spec import BasicProperties
 from twisted.internet.defer import Deferred, fail, succeed
+from zope.interface import implementer
 
-from txmsg.amqp._fakes import FakeQueue
+from txmsg.amqp.interfaces import IChannel
 from txmsg.testing._amqp_state import DIRECT_REPLY_TO, BrokerError, BrokerMessage
 
 __all__ = ["MemoryChannel"]
-
-ReceivedMessage = namedtuple("ReceivedMessage", ["channel", "method", "properties", "body"])
 
 
 class _Frame:
@@ -52,7 +51,7 @@ class _Consumer:
         self.auto_ack = auto_ack
         self.prefetch = prefetch
         self.unacked = 0
-        self.buffer = FakeQueue()
+        self.buffer = ClosableDeferredQueue()
 
     def has_capacity(self) -> bool:
         return self.auto_ack or not self.prefetch or self.unacked < self.prefetch
@@ -67,6 +66,7 @@ class _Consumer:
         self.channel._drop_consumer(self, broker=True)
 
 
+@implementer(IChannel)
 class MemoryChannel:
     """A C{TwistedChannel} on a L{txmsg.testing.MemoryBroker} connection."""
 
@@ -356,6 +356,32 @@ class MemoryChannel:
                 self._broker.requeue(q.name, [msg])
             else:
                 self._broker.dead_letter(q, msg, "rejected")
+
+    def basic_get(self, queue: str, auto_ack: bool = False) -> Deferred:
+        """
+        Take the head message of C{queue}: fires with it (as pika's
+        C{ReceivedMessage}, the method a C{Basic.GetOk}), or with L{None}
+        when the queue has no ready message.
+        """
+
+        def get() -> Any:
+            q = self._broker.queue(queue, self._conn)
+            self._broker._expire(q)
+            if not q.ready:
+                return None
+            msg = q.ready.popleft()
+            self._tag += 1
+            if not auto_ack:
+                c = _Consumer(self, queue, "", False, 0)
+                c.unacked += 1
+                self._unacked[self._tag] = (c, msg)
+                q.unacked += 1
+            method = spec.Basic.GetOk(
+                self._tag, msg.redelivered, msg.exchange, msg.routing_key, len(q.ready)
+            )
+            return ReceivedMessage(self, method, msg.properties, msg.body)
+
+        return self._run(get)
 
     def basic_reject(self, delivery_tag: int, requeue: bool = True) -> None:
         """Reject one delivery."""

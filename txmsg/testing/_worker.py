@@ -16,11 +16,11 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import Logger, formatEvent
-from twisted.python.failure import Failure
 
 from txmsg.amqp import Queue
 from txmsg.events import EventRegistry
 from txmsg.testing._amqp_broker import MemoryBroker
+from txmsg.testing._events import SyncThreadPool
 from txmsg.worker.client import TaskClient, TaskFailed
 from txmsg.worker.envelope import (
     CONTENT_TYPE,
@@ -38,32 +38,9 @@ from txmsg.worker.service import (
 )
 from txmsg.worker.tasks import TaskCatalog, load_tasks
 
-__all__ = ["DeadLetterRecord", "SyncThreadPool", "TaskOutcome", "WorkerHarness"]
+__all__ = ["DeadLetterRecord", "TaskOutcome", "WorkerHarness"]
 
 REPLY_QUEUE = "txmsg-harness.replies"
-
-
-class SyncThreadPool:
-    """A thread pool that runs work at once, on the calling thread."""
-
-    def callInThreadWithCallback(self, onResult: Any, f: Any, *args: Any, **kw: Any) -> None:
-        """Run C{f} now and report to C{onResult}."""
-        try:
-            result = f(*args, **kw)
-        except BaseException:
-            onResult(False, Failure())
-        else:
-            onResult(True, result)
-
-    def callInThread(self, f: Any, *args: Any, **kw: Any) -> None:
-        """Run C{f} now."""
-        f(*args, **kw)
-
-    def start(self) -> None:
-        """Nothing to start."""
-
-    def stop(self) -> None:
-        """Nothing to stop."""
 
 
 def ensure_thread_calls(clock: Any) -> Any:
