@@ -21,7 +21,7 @@ from typing import Any
 import txredisapi
 from twisted.internet.defer import Deferred, fail
 
-from txmsg.testing._redis_store import FakeRedis, ResponseError
+from txmsg.testing._redis_store import FakeRedis, ResponseError, _score
 
 __all__ = ["MemoryRedisCore", "MemoryRedisHandler"]
 
@@ -253,9 +253,12 @@ class MemoryRedisCore(FakeRedis):
         return [m for m, _ in self._zrange(key, bound(lo), bound(hi))]
 
     def _c_zrange(self, key: bytes, start: bytes, stop: bytes, *opts: bytes) -> list:
-        items = [m for m, _ in self._zrange(key, float("-inf"), float("inf"))]
+        items = self._zrange(key, float("-inf"), float("inf"))
         s, e = int(start), int(stop)
-        return items[s : (None if e == -1 else e + 1)]
+        chosen = items[s : (None if e == -1 else e + 1)]
+        if b"WITHSCORES" in (o.upper() for o in opts):
+            return [x for m, score in chosen for x in (m, _score(score))]
+        return [m for m, _ in chosen]
 
     def _c_config(self, action: bytes, name: bytes, *value: bytes) -> Any:
         key = name.decode()

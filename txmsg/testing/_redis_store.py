@@ -33,6 +33,13 @@ def _b(v: Any) -> bytes:
     return str(v).encode("utf-8")
 
 
+def _score(s: float) -> bytes:
+    """A sorted-set score as Redis writes it in replies: C{50}, not C{50.0}."""
+    if s.is_integer() and abs(s) < 2**53:
+        return b"%d" % s
+    return repr(s).encode()
+
+
 def _reply(v: Any) -> Any:
     if isinstance(v, bytes):
         try:
@@ -353,7 +360,7 @@ class FakeRedis:
 
     def _first_score(self, key: bytes) -> bytes:
         items = self._zrange(key, float("-inf"), float("inf"), 1)
-        return repr(items[0][1]).encode() if items else b""
+        return _score(items[0][1]) if items else b""
 
     def _s_schedule(self, keys: list[bytes], args: list[bytes]) -> int:
         self._hset(keys[1], args[0], args[2])
@@ -381,7 +388,7 @@ class FakeRedis:
                     a = self._get(attempts, dict)
                     a[m] = a.get(m, 0) + 1
                     self._put(attempts, a)
-                    out += [m, payload, a[m], repr(s).encode()]
+                    out += [m, payload, a[m], _score(s)]
                 else:
                     self._hdel(attempts, m)
         out[0] = self._first_score(due)
