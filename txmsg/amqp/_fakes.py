@@ -5,7 +5,7 @@ In-memory fakes of pika's C{TwistedProtocolConnection} and C{TwistedChannel}
 for deterministic tests (no sockets, no reactor).
 
 They mimic the adapter's observable behaviour that txmsg relies on (see
-LIBS.md section 1): Deferred-returning methods errback with the close reason
+L{txmsg.amqp.interfaces.IChannel}): Deferred-returning methods errback with the close reason
 when the channel closes; C{basic_ack}/C{basic_nack}/C{channel()} raise
 synchronously on a closed channel/connection; C{basic_consume} fires with a
 closable queue that discards its buffer when closed; with confirms on, each
@@ -19,11 +19,13 @@ real protocol; L{FakeConnection.lose} calls C{_protocol_lost}.
 
 from __future__ import annotations
 
-from collections import namedtuple
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredQueue, fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
+
+from txmsg.testing._amqp_channel import ClosableDeferredQueue as FakeQueue
+from txmsg.testing._amqp_channel import ReceivedMessage
 
 __all__ = [
     "FakeChannel",
@@ -33,39 +35,10 @@ __all__ = [
     "fake_service",
 ]
 
-ReceivedMessage = namedtuple("ReceivedMessage", ["channel", "method", "properties", "body"])
-
 
 class _Frame:
     def __init__(self, method: Any) -> None:
         self.method = method
-
-
-class FakeQueue(DeferredQueue):
-    """
-    Like pika's C{ClosableDeferredQueue}: C{close()} errbacks waiters and
-    drops the buffer.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.closed: Any = None
-
-    def get(self) -> Deferred:
-        if self.closed is not None:
-            return fail(self.closed)
-        return super().get()
-
-    def put(self, obj: Any) -> Any:
-        if self.closed is not None:
-            return fail(self.closed)
-        return super().put(obj)
-
-    def close(self, reason: Any) -> None:
-        self.closed = reason
-        while self.waiting:
-            self.waiting.pop().errback(reason)
-        self.pending = []
 
 
 class FakeChannel:

@@ -18,7 +18,6 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Any
 
-import txredisapi
 from twisted.internet.defer import Deferred, fail
 
 from txmsg.testing._redis_store import FakeRedis, ResponseError, _score
@@ -39,7 +38,13 @@ class _Expires(dict):
 
 
 def _tx_error(name: str, message: str) -> Exception:
-    """An instance of txredisapi's exception class C{name}."""
+    """
+    An instance of txredisapi's exception class C{name}.  (txredisapi is
+    imported here, not at the top: importing it installs the global
+    reactor, which importing L{txmsg.testing} must not do.)
+    """
+    import txredisapi
+
     error: Exception = getattr(txredisapi, name)(message)
     return error
 
