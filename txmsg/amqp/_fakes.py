@@ -24,8 +24,8 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
-from txmsg.testing._amqp_channel import ClosableDeferredQueue as FakeQueue
-from txmsg.testing._amqp_channel import ReceivedMessage
+from txmsg.testing._amqp_queue import ClosableDeferredQueue as FakeQueue
+from txmsg.testing._amqp_queue import ReceivedMessage
 
 __all__ = [
     "FakeChannel",

@@ -12,7 +12,6 @@ closing the channel with C{ChannelClosedByBroker}.
 
 from __future__ import annotations
 
-from collections import namedtuple
 from typing import Any
 
 from pika import spec
@@ -25,48 +24,14 @@ from pika.exceptions import (
     UnroutableError,
 )
 from pika.spec import BasicProperties
-from twisted.internet.defer import Deferred, DeferredQueue, fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
 from txmsg.amqp.interfaces import IChannel
+from txmsg.testing._amqp_queue import ClosableDeferredQueue, ReceivedMessage
 from txmsg.testing._amqp_state import DIRECT_REPLY_TO, BrokerError, BrokerMessage
 
 __all__ = ["MemoryChannel"]
-
-
-#: pika's C{ReceivedMessage} (importing pika's Twisted adapter would install
-#: the global reactor, so it is declared again here, field for field).
-ReceivedMessage = namedtuple("ReceivedMessage", ["channel", "method", "properties", "body"])
-
-
-class ClosableDeferredQueue(DeferredQueue):
-    """
-    pika's C{ClosableDeferredQueue}: C{close(reason)} errbacks the waiting
-    C{get}s and drops the buffer; later C{get}/C{put} fail with C{reason}.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.closed: BaseException | None = None
-
-    def get(self) -> Deferred:
-        """The next item, or a failure once closed."""
-        if self.closed is not None:
-            return fail(self.closed)
-        return super().get()
-
-    def put(self, obj: Any) -> Any:
-        """Add an item, or fail once closed."""
-        if self.closed is not None:
-            return fail(self.closed)
-        return super().put(obj)
-
-    def close(self, reason: BaseException) -> None:
-        """Fail the waiting C{get}s with C{reason} and drop the buffer."""
-        self.closed = reason
-        while self.waiting:
-            self.waiting.pop().errback(reason)
-        self.pending = []
 
 
 class _Frame:
