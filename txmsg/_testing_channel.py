@@ -1,8 +1,8 @@
-# -*- test-case-name: txmsg.test.test_testing_broker -*-
+# -*- test-case-name: txmsg.test.test_testing,txmsg.test.test_contract_amqp -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 A pika C{TwistedChannel} look-alike on the in-memory broker: the methods
-txmsg calls, with pika 1.4.4's observable behaviour (LIBS.md section 1):
+txmsg calls, with pika 1.4.4's observable behaviour (docs/design.md, "pika's Twisted adapter"):
 Deferreds that errback with the close reason, C{basic_ack}/C{basic_nack}
 raising on a closed channel, consumer queues closed with
 C{ConsumerCancelled}, publisher confirms firing with C{Basic.Ack} or failing

@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_testing_worker -*-
+# -*- test-case-name: txmsg.test.test_testing -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 L{WorkerHarness}: the real L{txmsg.worker.service.WorkerService} on a

@@ -1,11 +1,11 @@
-# -*- test-case-name: txmsg.test.test_amqp_fakes -*-
+# -*- test-case-name: txmsg.test.test_amqp_consumer -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 In-memory fakes of pika's C{TwistedProtocolConnection} and C{TwistedChannel}
 for deterministic tests (no sockets, no reactor).
 
 They mimic the adapter's observable behaviour that txmsg relies on (see
-LIBS.md section 1): Deferred-returning methods errback with the close reason
+docs/design.md, "pika's Twisted adapter"): Deferred-returning methods errback with the close reason
 when the channel closes; C{basic_ack}/C{basic_nack}/C{channel()} raise
 synchronously on a closed channel/connection; C{basic_consume} fires with a
 closable queue that discards its buffer when closed; with confirms on, each
