@@ -262,16 +262,19 @@ class DocsExamplesTests(SynchronousTestCase):
             with open(os.path.join(directory, "test_docs_block.py"), "w") as f:
                 f.write(block.code)
             argv = [sys.executable, "-m", "twisted.trial", "test_docs_block"]
+            expect = "PASSED"
         else:
             with open(os.path.join(directory, "docs_block.py"), "w") as f:
                 f.write(block.code)
             argv = [sys.executable, "docs_block.py"]
+            expect = ""
         result = run(argv, directory)
         output = "{} exited with {}:\n{}{}".format(
             block.label, result.returncode, result.stdout, result.stderr
         )
         self.assertEqual(result.returncode, 0, output)
         self.assertNotIn("Traceback", result.stdout + result.stderr, output)
+        self.assertIn(expect, result.stdout + result.stderr, output)
         if "worker" in block.markers:
             status = worker.terminate()
             worker.assert_clean_stop(status)
