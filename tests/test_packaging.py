@@ -90,7 +90,8 @@ class WheelTests(SynchronousTestCase):
         """
         The wheel holds C{twisted/plugins/txmsg_plugins.py}, no
         C{twisted/__init__.py} or C{twisted/plugins/__init__.py}, no
-        top-level C{tests} package, and no plugin cache.
+        top-level C{tests} package, no plugin cache, and the C{LICENSE}
+        file in its metadata.
         """
         out = tempfile.mkdtemp()
         subprocess.run(
@@ -120,3 +121,7 @@ class WheelTests(SynchronousTestCase):
             [n for n in names if n.startswith(("tests/", "examples/", "benchmarks/"))], []
         )
         self.assertEqual([n for n in names if "dropin.cache" in n], [])
+        licenses = [n for n in names if ".dist-info/" in n and n.endswith("LICENSE")]
+        self.assertEqual(len(licenses), 1, sorted(names))
+        with zipfile.ZipFile(os.path.join(out, wheel)) as z:
+            self.assertIn(b"MIT License", z.read(licenses[0]))

@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_exports -*-
+# -*- test-case-name: txmsg.test.test_echo_cli -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 txmsg: Twisted-native networking and messaging.

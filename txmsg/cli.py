@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_cli -*-
+# -*- test-case-name: txmsg.test.test_echo_cli,txmsg.test.test_worker_cli -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 The C{txmsg} console command: the client side of txmsg's services.

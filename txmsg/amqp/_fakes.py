@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_amqp_fakes -*-
+# -*- test-case-name: txmsg.test.test_amqp_consumer -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 In-memory fakes of pika's C{TwistedProtocolConnection} and C{TwistedChannel}

@@ -43,7 +43,7 @@ def reason_preserving_protocol() -> type:
 
       - reports the close reason pika recorded (C{ConnectionClosedByBroker(320,
         ...)}, C{ConnectionClosedByClient(200, ...)}, C{ConnectionBlockedTimeout})
-        instead of Twisted's C{ConnectionDone} (LIBS.md section 1.2);
+        instead of Twisted's C{ConnectionDone} (docs/design.md, "pika's Twisted adapter");
       - tells its C{owner} (an L{AMQPConnection}) when it is ready and when it
         is lost.
     """

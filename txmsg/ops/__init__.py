@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_ops_service -*-
+# -*- test-case-name: txmsg.test.test_ops_options -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 Operations: health and readiness endpoints, Prometheus metrics and

@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_ops_service -*-
+# -*- test-case-name: txmsg.test.test_ops_options,txmsg.test.test_ops_metrics -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 L{HealthService}: the C{/live}, C{/ready} and C{/metrics} listener with its

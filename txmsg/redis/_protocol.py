@@ -82,10 +82,7 @@ class PubSubProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
                 reader.feed(data)
             self._deliver_replies(list(iter(reader.gets, False)), router, routes)
             return None
-        # A big read (a subscriber that fell behind) is fed in pieces:
-        # hiredis moves its unparsed rest after every kilobyte it consumes,
-        # so one 256 KiB feed costs ~80% more per message than 16 KiB ones,
-        # and a few hundred reply lists alive at once stay in cache.
+        # A big read is fed in pieces, for speed (measurement: docs/benchmarks.md).
         for offset in range(0, size, _PIECE):
             reader.feed(data, offset, min(_PIECE, size - offset))
             self._deliver_replies(list(iter(reader.gets, False)), router, routes)

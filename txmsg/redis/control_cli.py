@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_redis_control_cli -*-
+# -*- test-case-name: txmsg.test.test_redis_control -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 C{txmsg control NAME COMMAND [ARGS]}: send a control command to a worker.

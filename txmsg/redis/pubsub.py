@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_redis_pubsub -*-
+# -*- test-case-name: txmsg.test.test_redis_protocol -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 Redis pub/sub that survives reconnects.
@@ -299,7 +299,7 @@ class PubSub(Service):
             self.log.failure("Could not {what} {names}", what=what, names=names)
             return
         # txredisapi fires these with whichever confirmation comes next
-        # (LIBS.md 2.4): the result is ignored, confirmations are tracked
+        # (docs/design.md, "txredisapi"): the result is ignored, confirmations are tracked
         # from the replies themselves.
         d.addErrback(self._send_failed, what, names)
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_redis_service -*-
+# -*- test-case-name: txmsg.test.test_contract_redis -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 Everything Redis behind one C{MultiService}.

@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_testing -*-
+# -*- test-case-name: txmsg.test.test_testing,txmsg.test.test_contract_amqp -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 The in-memory AMQP broker behind L{txmsg.testing.MemoryBroker}: exchanges

@@ -1,3 +1,4 @@
+# -*- test-case-name: txmsg.test.test_worker_tasks,txmsg.test.test_worker_service -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 The task worker: declare tasks on a L{TaskCatalog}, run them with

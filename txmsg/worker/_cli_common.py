@@ -1,3 +1,4 @@
+# -*- test-case-name: txmsg.test.test_worker_cli -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 What the worker-side console commands share: connecting to RabbitMQ with a

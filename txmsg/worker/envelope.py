@@ -1,7 +1,7 @@
 # -*- test-case-name: txmsg.test.test_worker_envelope -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-The task wire format, version 1 (see DESIGN.md).
+The task wire format, version 1 (see docs/design.md and docs/worker.md).
 
 A task is an AMQP message with C{content_type=application/json} and
 C{delivery_mode=2} whose body is::
