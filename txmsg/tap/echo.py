@@ -15,6 +15,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
+from txmsg._coerce import seconds, whole_number
 from txmsg.echo import EchoDatagramProtocol, EchoServerFactory
 from txmsg.ops.options import OpsOptions
 from txmsg.transport import server_endpoint, write_through_applies
@@ -43,24 +44,12 @@ def loopback_by_default(description: str) -> str:
     return description
 
 
-def _positive_int(name: str, value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise usage.UsageError("--{} must be a whole number, not {!r}".format(name, value))
-    if n < 0:
-        raise usage.UsageError("--{} must be 0 or more, not {}".format(name, n))
-    return n
+def _udp_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return (host or "127.0.0.1", whole_number("udp")(port))
 
 
-def _positive_float(name: str, value: str) -> float:
-    try:
-        n = float(value)
-    except ValueError:
-        raise usage.UsageError("--{} must be a number of seconds, not {!r}".format(name, value))
-    if not n >= 0:
-        raise usage.UsageError("--{} must be 0 or more, not {}".format(name, value))
-    return n
+_udp_address.coerceDoc = "[HOST:]PORT."  # type: ignore[attr-defined]
 
 
 class Options(OpsOptions):
@@ -96,11 +85,24 @@ class Options(OpsOptions):
         [
             "max-connections",
             "c",
-            "1000",
+            1000,
             "Close connections beyond this many at once (0: no limit).",
+            whole_number("max-connections"),
         ],
-        ["idle-timeout", "t", "300", "Close connections idle for this many seconds (0: never)."],
-        ["udp", "u", None, "Also echo UDP datagrams on [HOST:]PORT (HOST defaults to 127.0.0.1)."],
+        [
+            "idle-timeout",
+            "t",
+            300.0,
+            "Close connections idle for this many seconds (0: never).",
+            seconds("idle-timeout"),
+        ],
+        [
+            "udp",
+            "u",
+            None,
+            "Also echo UDP datagrams on [HOST:]PORT (HOST defaults to 127.0.0.1).",
+            _udp_address,
+        ],
     ]
 
     def __init__(self) -> None:
@@ -124,17 +126,11 @@ class Options(OpsOptions):
 
     def postOptions(self) -> None:
         """
-        Validate the numbers and fill in the default endpoint.
+        Fill in the default endpoint.
         """
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         self.post_ops_options()
-        self["max-connections"] = _positive_int("max-connections", self["max-connections"])
-        self["idle-timeout"] = _positive_float("idle-timeout", self["idle-timeout"])
-        udp = self["udp"]
-        if udp is not None:
-            host, _, port = udp.rpartition(":")
-            self["udp"] = (host or "127.0.0.1", _positive_int("udp", port))
 
 
 def _address(address: Any) -> str:

@@ -7,7 +7,6 @@ clear error, and parsing arguments given as JSON.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -59,13 +58,6 @@ def json_or_text(value: str) -> Any:
         return value
 
 
-def default_amqp_url(url: str | None) -> str | None:
-    """
-    C{url}, else C{$TXMSG_AMQP_URL}, else L{None} (txmsg's default).
-    """
-    return url or os.environ.get("TXMSG_AMQP_URL") or None
-
-
 @asynccontextmanager
 async def amqp_connection(reactor: Any, url: str | None, timeout: float) -> AsyncIterator[Any]:
     """
@@ -75,7 +67,7 @@ async def amqp_connection(reactor: Any, url: str | None, timeout: float) -> Asyn
     """
     from txmsg.amqp import AMQPConnection, NotConnectedError
 
-    conn = AMQPConnection(default_amqp_url(url), reactor=reactor, connection_name="txmsg cli")
+    conn = AMQPConnection(url, reactor=reactor, connection_name="txmsg cli")
     conn.startService()
     try:
         try:
