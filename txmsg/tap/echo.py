@@ -18,6 +18,7 @@ from twisted.python import usage
 from txmsg._coerce import seconds, whole_number
 from txmsg.echo import EchoDatagramProtocol, EchoServerFactory
 from txmsg.ops.options import OpsOptions
+from txmsg.tap._listen_failure import exit_if_cannot_listen
 from txmsg.transport import server_endpoint, write_through_applies
 
 __all__ = ["DEFAULT_LISTEN", "EchoService", "Options", "makeService"]
@@ -183,6 +184,14 @@ class EchoService(MultiService):
     def __init__(self, factory: EchoServerFactory) -> None:
         super().__init__()
         self.factory = factory
+
+    def privilegedStartService(self) -> None:
+        """
+        Start listening; a port that cannot be opened ends start-up with
+        one line saying why (see L{exit_if_cannot_listen}).
+        """
+        with exit_if_cannot_listen(self.log):
+            super().privilegedStartService()
 
     def stopService(self) -> Deferred[None]:
         """
