@@ -19,15 +19,17 @@ parent process) and Python then treats as C{SystemExit(1)}: no traceback.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
-__all__ = ["CannotStart", "describe_listen_error", "exit_if_cannot_listen"]
+__all__ = ["CannotStart", "describe_listen_error", "exit_if_cannot_listen", "exit_status_at_end"]
 
 
 class CannotStart(SystemExit, Exception):
@@ -110,3 +112,23 @@ def exit_if_cannot_listen(log: Logger) -> Iterator[None]:
             raise
         log.critical("{reason}", reason=message)
         raise CannotStart(message) from None
+
+
+def exit_status_at_end(status: int) -> None:
+    """
+    Make the process exit with C{status} once twistd is done (reactor
+    stopped, pidfile removed): twistd itself always exits 0 after a normal
+    reactor stop, and offers no way to report a failure found later.
+
+    @param status: the exit status.
+    """
+
+    def exit_now() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # pragma: no cover - a closed stream
+                pass
+        os._exit(status)
+
+    atexit.register(exit_now)

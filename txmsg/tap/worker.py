@@ -26,6 +26,7 @@ from txmsg._coerce import (
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
 from txmsg.ops.options import OpsOptions
 from txmsg.redis.url import ENV_VAR as REDIS_ENV_VAR
+from txmsg.tap._listen_failure import exit_status_at_end
 from txmsg.worker.retry import RetryPolicy
 from txmsg.worker.tasks import TaskRegistry, load_tasks
 
@@ -66,6 +67,14 @@ class Options(OpsOptions):
         "amqp://guest:guest@127.0.0.1:5672/%2F); Redis (control channel and worker "
         "registry) from --redis or $TXMSG_REDIS_URL, and is not used when neither is set."
     )
+    optFlags = [
+        [
+            "retry-refused-login",
+            None,
+            "When RabbitMQ refuses the login or vhost, keep retrying with backoff "
+            "(and report it in /ready) instead of exiting with status 1.",
+        ],
+    ]
     optParameters = [
         ["tasks", "t", None, "Module (or module:attribute) defining a TaskRegistry."],
         ["amqp", None, None, "RabbitMQ URL (default: $TXMSG_AMQP_URL).", amqp_url_option()],
@@ -217,6 +226,16 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         queue_type=options["queue-type"],
         reactor=reactor,
     )
+    amqp = worker.amqp
+    amqp.retry_refused_login = bool(options["retry-refused-login"])
+    if not amqp.retry_refused_login:
+
+        def give_up(refusal: str) -> None:
+            # the connection logged the refusal once; stop with status 1
+            exit_status_at_end(1)
+            shutdown()
+
+        amqp.add_refusal_observer(give_up)
     if options["health"] is not None:
         from txmsg.ops.service import worker_health
 

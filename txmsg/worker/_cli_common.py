@@ -65,13 +65,15 @@ async def amqp_connection(reactor: Any, url: str | None, timeout: float) -> Asyn
 
     @raise CommandError: when the broker cannot be reached within C{timeout}.
     """
-    from txmsg.amqp import AMQPConnection, NotConnectedError
+    from txmsg.amqp import AMQPConnection, LoginRefused, NotConnectedError
 
     conn = AMQPConnection(url, reactor=reactor, connection_name="txmsg cli")
     conn.startService()
     try:
         try:
             await conn.when_ready(timeout)
+        except LoginRefused as e:
+            raise CommandError(str(e)) from None
         except NotConnectedError as e:
             raise CommandError("cannot reach RabbitMQ: {}".format(e)) from None
         yield conn
