@@ -83,5 +83,6 @@ if __name__ == "__main__":
     p.add_argument("mode", nargs="?", default="demo", choices=["demo", "sub", "pub"])
     p.add_argument("words", nargs="*")
     p.add_argument("--channel", default="fm104.5")
-    a = p.parse_args()
+    # intermixed: "pub --channel X hello" (an option between the positionals)
+    a = p.parse_intermixed_args()
     task.react(lambda r: defer.Deferred.fromCoroutine(main(r, a.mode, a.channel, a.words)))

@@ -50,6 +50,15 @@ fi
 # `python -m` puts on the path (the trial script alone would not find it).
 run_suite unit txmsg "$VENV/bin/trial"
 run_suite integration tests "$VENV/bin/python" -m twisted.trial
+# In CI (or when asked), also check that a plain `pip install .` passes `trial
+# txmsg` (optional packages missing: their tests skip).  About two minutes.
+if [ "${CI:-}" = true ] || [ "${CHECK_PLAIN_INSTALL:-}" = 1 ]; then
+    printf '\n==> plain install: pip install . (no extras) and trial txmsg\n'
+    if ! scripts/check-plain-install.sh; then
+        echo "ERROR: trial txmsg fails after a plain pip install" >&2
+        status=1
+    fi
+fi
 printf '\n'
 echo "tests: $total_passed passed, $total_failed failed"
 exit $status

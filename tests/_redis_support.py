@@ -93,6 +93,8 @@ class RedisServer:
             try:
                 redis.Redis(port=self.port, socket_timeout=1).ping()
                 return self
+            except redis.exceptions.AuthenticationError:
+                return self  # up, with --requirepass
             except Exception:
                 if time.monotonic() > deadline:
                     self.stop()

@@ -44,7 +44,8 @@ class ExampleTestsWithoutServersTests(TestCase):
                 "-c",
                 _GUARD,
                 "--temp-directory",
-                os.path.join(self.mktemp(), "_trial_temp"),
+                # mktemp() is relative to trial's directory, not to cwd=ROOT
+                os.path.join(os.path.abspath(self.mktemp()), "_trial_temp"),
                 "examples.test_example_tasks",
                 "examples.test_example_subscriber",
             ],

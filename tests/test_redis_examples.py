@@ -39,6 +39,19 @@ class RedisExamplesTests(TestCase):
         self.assertEqual(code, 0, err)
         self.assertIn(b"done: hello from txmsg", out)
 
+    async def test_redis_pubsub_pub_with_channel(self) -> None:
+        """
+        C{pub --channel X hello}: an option between the mode and the message
+        is accepted, and the message is published on that channel.
+        """
+        channel = "txmsg-test-" + uuid.uuid4().hex
+        out, err, code = await run_python(
+            ["examples/redis_pubsub.py", "pub", "--channel", channel, "hello"],
+            subprocess_env(TXMSG_REDIS_URL=SHARED_URL),
+        )
+        self.assertEqual(code, 0, err)
+        self.assertIn(b"published to 0 subscriber(s)", out)
+
     async def test_order_timeout_example(self) -> None:
         """
         The order-timeout demo cancels the unpaid order and keeps the paid

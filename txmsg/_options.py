@@ -1,7 +1,8 @@
-# -*- test-case-name: txmsg.test.test_echo_cli -*-
+# -*- test-case-name: txmsg.test.test_options -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Command-line options that may follow the positional arguments.
+What every txmsg command line shares: options that may follow the
+positional arguments, and usage errors reported as one line.
 """
 
 from __future__ import annotations
@@ -9,13 +10,77 @@ from __future__ import annotations
 import getopt
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
+from twisted.application.app import ServerOptions
 from twisted.python import usage
 
-__all__ = ["GnuOptions"]
+from txmsg import __version__
+
+__all__ = ["GnuOptions", "TwistdPluginOptions", "usage_error_line"]
+
+# usage.Options puts this before a coercer's message; the coercers of
+# txmsg._coerce name the option themselves, so it is only noise.
+_COERCE_PREFIX = "Parameter type enforcement failed: "
 
 
-class GnuOptions(usage.Options):
+def usage_error_line(command: str, error: Exception) -> str:
+    """
+    The one line printed for a usage error: what is wrong first, then where
+    the options are described.
+
+    @param command: the command as typed (C{"txmsg send"},
+        C{"twistd txmsg-echo"}).
+    @param error: the L{usage.UsageError}.
+    """
+    message = " ".join(str(error).split())
+    if message.startswith(_COERCE_PREFIX):
+        message = message[len(_COERCE_PREFIX) :]
+    return "{}: error: {}; see '{} --help'".format(command, message.rstrip("."), command)
+
+
+class _TxmsgVersion(usage.Options):
+    """
+    C{--version} prints txmsg's version, not Twisted's.
+    """
+
+    def opt_version(self) -> NoReturn:
+        """
+        Print txmsg's version and exit.
+        """
+        print("txmsg", __version__)
+        sys.exit(0)
+
+
+class TwistdPluginOptions(_TxmsgVersion):
+    """
+    Options of a twistd plugin whose usage errors are one line.
+
+    twistd answers a usage error by printing its whole help text and then
+    the error, last; it does so in C{twisted.application.app.run}, which a
+    plugin cannot change.  So when these options are parsed as a twistd
+    subcommand, a usage error is printed here, as one line on standard
+    error, and the process exits with status 2 before twistd sees it.
+    Parsed any other way (tests, a C{.tac} file), the L{usage.UsageError}
+    is raised as usual.
+    """
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse; under twistd, report a usage error in one line and exit 2.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            parent = getattr(self, "parent", None)
+            if not isinstance(parent, ServerOptions):
+                raise
+            command = "twistd {}".format(parent.subCommand)
+            print(usage_error_line(command, e), file=sys.stderr)
+            raise SystemExit(2) from None
+
+
+class GnuOptions(_TxmsgVersion):
     """
     L{usage.Options} that, like most command-line tools, also accepts options
     after positional arguments (C{txmsg send add 1 2 --wait}).  A C{--} ends

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 from twisted.python import usage
 
 from txmsg import __version__
+from txmsg._options import usage_error_line
 
 __all__ = ["SUBCOMMANDS", "Options", "main"]
 
@@ -89,9 +90,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         options.parseOptions(list(sys.argv[1:] if argv is None else argv))
     except usage.UsageError as e:
         command = " ".join(["txmsg"] + ([options.subCommand] if options.subCommand else []))
-        sub = getattr(options, "subOptions", None)
-        print(str(sub if sub is not None else options).rstrip(), file=sys.stderr)
-        print("{}: error: {}".format(command, e), file=sys.stderr)
+        print(usage_error_line(command, e), file=sys.stderr)
         sys.exit(2)
     module = _module_of(options.subCommand)
 

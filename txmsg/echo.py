@@ -41,6 +41,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from txmsg._lograte import should_log
+
 __all__ = [
     "EchoClientFactory",
     "EchoClientProtocol",
@@ -297,12 +299,15 @@ class EchoServerFactory(Factory):
         if self.max_connections and len(self.connections) >= self.max_connections:
             self.stats.rejected += 1
             peer = getattr(addr, "host", str(addr))
-            self.log.warn(
-                "Refusing connection from {peer}: {open} connections open, limit {limit}",
-                peer=peer,
-                open=len(self.connections),
-                limit=self.max_connections,
-            )
+            if should_log(self.stats.rejected):
+                self.log.warn(
+                    "Refusing connection from {peer}: {open} connections open, limit "
+                    "{limit} ({count} refused so far)",
+                    peer=peer,
+                    open=len(self.connections),
+                    limit=self.max_connections,
+                    count=self.stats.rejected,
+                )
             self._emit("echo.rejected", {"peer": str(peer), "limit": self.max_connections})
             return _RejectedProtocol()
         return super().buildProtocol(addr)

@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO
 
 from twisted.internet.defer import Deferred
-from twisted.python import usage
 
+from txmsg._coerce import seconds
 from txmsg._options import GnuOptions
 from txmsg.echo import EchoClientProtocol, EchoError, connect_echo
 
@@ -57,7 +57,13 @@ class Options(GnuOptions):
         "HOST:PORT or PORT. Without MESSAGE, each line of standard input is echoed."
     )
     optParameters = [
-        ["timeout", "t", "10", "Seconds to wait for the connection and for each echo."],
+        [
+            "timeout",
+            "t",
+            10.0,
+            "Seconds to wait for the connection and for each echo.",
+            seconds("timeout", 0, above=True),
+        ],
     ]
 
     def parseArgs(self, endpoint: str, *message: str) -> None:
@@ -66,17 +72,6 @@ class Options(GnuOptions):
         """
         self["endpoint"] = client_endpoint(endpoint)
         self["message"] = " ".join(message) if message else None
-
-    def postOptions(self) -> None:
-        """
-        Validate the timeout.
-        """
-        try:
-            self["timeout"] = float(self["timeout"])
-        except ValueError:
-            raise usage.UsageError("--timeout must be a number of seconds")
-        if not self["timeout"] > 0:
-            raise usage.UsageError("--timeout must be more than 0")
 
 
 async def _echo_lines(

@@ -11,6 +11,7 @@ install the global reactor): that happens when a connection is started.
 
 from txmsg.amqp.connection import (
     AMQPConnection,
+    LoginRefused,
     NotConnectedError,
     ServiceStopped,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "DropMessage",
     "ErrorPolicy",
     "Exchange",
+    "LoginRefused",
     "NotConnectedError",
     "Outcome",
     "PublishError",

@@ -44,8 +44,9 @@ def reason_preserving_protocol() -> type:
       - reports the close reason pika recorded (C{ConnectionClosedByBroker(320,
         ...)}, C{ConnectionClosedByClient(200, ...)}, C{ConnectionBlockedTimeout})
         instead of Twisted's C{ConnectionDone} (docs/design.md, "pika's Twisted adapter");
-      - tells its C{owner} (an L{AMQPConnection}) when it is ready and when it
-        is lost.
+      - tells its C{owner} (an L{AMQPConnection}) when it is ready, when its
+        set-up failed (with pika's reason, e.g. C{ConnectionClosedByBroker(403,
+        "ACCESS_REFUSED ...")}) and when it is lost.
     """
     global _protocol_class
     if _protocol_class is None:
@@ -62,6 +63,16 @@ def reason_preserving_protocol() -> type:
                     except Exception:
                         _log.failure("AMQP connection setup failed")
                 return self
+
+            def _on_connection_failed(self, connection: Any, error: Any = None) -> None:
+                # pika replaces the reason (ACCESS_REFUSED, ...) by a bare
+                # AMQPConnectionError when it fails `ready`: hand it over first.
+                if self.owner is not None and error is not None:
+                    try:
+                        self.owner._protocol_failed(self, error)
+                    except Exception:
+                        _log.failure("Reporting the AMQP set-up failure failed")
+                super()._on_connection_failed(connection, error)
 
             def connectionLost(self, reason: Any = None) -> None:
                 pending = getattr(self._impl, "_error", None)

@@ -27,11 +27,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txmsg.amqp._protocol import _Factory, describe_reason, reason_preserving_protocol
+from txmsg.amqp._refusal import LoginRefused, describe_refusal
 from txmsg.amqp.topology import Declaration, Topology
 from txmsg.amqp.url import AMQPAddress, parse_amqp_url
 
 __all__ = [
     "AMQPConnection",
+    "LoginRefused",
     "NotConnectedError",
     "ServiceStopped",
     "describe_reason",
@@ -77,6 +79,7 @@ class AMQPConnection(Service):
         endpoint: Any = None,
         tls_creator: Any = None,
         close_timeout: float = 10.0,
+        retry_refused_login: bool = False,
     ) -> None:
         """
         @param url: C{amqp://user:password@host:port/vhost} or C{amqps://...};
@@ -93,6 +96,9 @@ class AMQPConnection(Service):
         @param tls_creator: TLS connection creator for C{amqps}.
         @param close_timeout: seconds to wait for the AMQP close handshake in
             L{stopService}.
+        @param retry_refused_login: when RabbitMQ refuses the login or the
+            vhost, keep retrying (with backoff) instead of giving up; either
+            way the refusal is logged once and kept in L{refusal}.
         """
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -116,6 +122,11 @@ class AMQPConnection(Service):
         self._participants: list[Any] = []
         self._publisher: Any = None
         self._lost_waiters: list[Deferred] = []
+        self.retry_refused_login = retry_refused_login
+        #: why RabbitMQ refused the last connection set-up (one line), or None
+        self.refusal: str | None = None
+        self._refusal_observers: list[Callable[[str], object]] = []
+        self._setup_failures = 0
 
     # -- state --------------------------------------------------------------
 
@@ -152,6 +163,8 @@ class AMQPConnection(Service):
             return fail(ServiceStopped("AMQP connection service is stopped"))
         if self._ready:
             return succeed(self._connection)
+        if self.refusal is not None and not self.retry_refused_login:
+            return fail(LoginRefused(self.refusal))
         timer: list = []
 
         def cancel(d: Deferred) -> None:
@@ -174,6 +187,13 @@ class AMQPConnection(Service):
             timer.append(self._reactor.callLater(timeout, expire))
             d.addBoth(_cancel_timer, timer[0])
         return d
+
+    def add_refusal_observer(self, observer: Callable[[str], object]) -> None:
+        """
+        Call C{observer} with the one-line reason each time RabbitMQ refuses
+        the login or vhost (see L{LoginRefused}).
+        """
+        self._refusal_observers.append(observer)
 
     # -- participants and topology -----------------------------------------
 
@@ -260,9 +280,10 @@ class AMQPConnection(Service):
         self._client_service = ClientService(
             endpoint,
             _Factory(self),
-            retryPolicy=policy,
+            # A connection whose AMQP set-up failed counts as a failed attempt.
+            retryPolicy=lambda attempts: policy(attempts + self._setup_failures),
             clock=self._reactor,
-            prepareConnection=lambda p: p.ready,
+            prepareConnection=_prepare,
         )
         self._client_service.startService()
 
@@ -309,6 +330,8 @@ class AMQPConnection(Service):
             conn.close()
             return
         self._connection = conn
+        self._setup_failures = 0
+        self.refusal = None
         self._generation += 1
         generation = self._generation
         self._watch_blocked(conn)
@@ -322,6 +345,34 @@ class AMQPConnection(Service):
         d = self.topology.declare(self.open_channel)
         d.addCallback(self._topology_declared, conn, generation)
         d.addErrback(self._setup_failed, conn)
+
+    def _protocol_failed(self, conn: Any, error: BaseException) -> None:
+        self._setup_failures += 1
+        refusal = describe_refusal(error, self.address)
+        if refusal is None:
+            self.log.info(
+                "AMQP connection set-up at {url} failed: {reason_type}: {reason}",
+                url=self.address.redacted,
+                **describe_reason(error),
+            )
+            return
+        if refusal != self.refusal:
+            self.log.error("{refusal}", refusal=refusal)
+        self.refusal = refusal
+        self._emit("amqp.refused", self._payload(reason=refusal))
+        # Not from inside pika's callback: ClientService is still waiting for
+        # prepareConnection, and stopping it now would break its state machine.
+        self._reactor.callLater(0, self._refused, refusal)
+
+    def _refused(self, refusal: str) -> None:
+        if not self.retry_refused_login:
+            waiters, self._waiters = self._waiters, []
+            for w in waiters:
+                w.errback(LoginRefused(refusal))
+            if self._client_service is not None and not self._stopping:
+                self._client_service.stopService()
+        for observer in list(self._refusal_observers):
+            observer(refusal)
 
     def _topology_declared(self, failures: list, conn: Any, generation: int) -> None:
         if conn is not self._connection or generation != self._generation:
@@ -404,6 +455,15 @@ class AMQPConnection(Service):
             return
         d = maybeDeferred(self.events.dispatch, name, payload, source="txmsg.amqp")
         d.addErrback(lambda f: self.log.failure("Event {name} failed", f, name=name))
+
+
+def _prepare(protocol: Any) -> Deferred:
+    # ClientService cannot take a connection that fails prepareConnection and
+    # is then lost (Twisted's state machine has no transition for it: the
+    # "NoTransition: no transition for _clientDisconnected" tracebacks).  A
+    # failed AMQP set-up is reported through _protocol_failed instead, and
+    # the loss of its connection makes ClientService retry as usual.
+    return protocol.ready.addErrback(lambda _: None)
 
 
 def _cancel_timer(result: Any, timer: Any) -> Any:

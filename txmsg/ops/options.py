@@ -15,7 +15,9 @@ from typing import Any
 from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 
+from txmsg._coerce import choice
 from txmsg._endpoints import loopback_by_default
+from txmsg._options import TwistdPluginOptions
 from txmsg.ops.logs import twistd_logger
 
 __all__ = ["LOG_FORMATS", "OpsOptions"]
@@ -23,7 +25,7 @@ __all__ = ["LOG_FORMATS", "OpsOptions"]
 LOG_FORMATS = ("text", "json")
 
 
-class OpsOptions(usage.Options):
+class OpsOptions(TwistdPluginOptions):
     """
     A base for plugin options: C{--health ENDPOINT} (off by default; TCP
     endpoints without C{interface=} listen on loopback only) and
@@ -38,7 +40,13 @@ class OpsOptions(usage.Options):
             "Serve /live, /ready and /metrics on this endpoint, e.g. tcp:8081 "
             "(loopback unless interface= says otherwise). Default: off.",
         ],
-        ["log-format", None, "text", "Log as text or json (one JSON object per line)."],
+        [
+            "log-format",
+            None,
+            "text",
+            "Log as text or json (one JSON object per line).",
+            choice("log-format", *LOG_FORMATS),
+        ],
     ]
 
     def post_ops_options(self) -> None:
@@ -60,12 +68,6 @@ class OpsOptions(usage.Options):
                 ) from e
             self["health"] = health
         log_format = self["log-format"]
-        if log_format not in LOG_FORMATS:
-            raise usage.UsageError(
-                "--log-format must be one of {}, not {!r}".format(
-                    ", ".join(LOG_FORMATS), log_format
-                )
-            )
         self._install_logger(getattr(self, "parent", None), log_format)
 
     def _install_logger(self, parent: Any, log_format: str) -> None:

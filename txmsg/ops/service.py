@@ -146,7 +146,9 @@ def worker_checks(worker: Any) -> Callable[[], list[Check]]:
             Check(
                 "amqp",
                 up,
-                ("connected to " if up else "not connected to ") + amqp.address.redacted,
+                ("connected to " if up else "not connected to ") + amqp.address.redacted
+                if up or getattr(amqp, "refusal", None) is None
+                else amqp.refusal,
             )
         )
         consumers = worker.consumers

@@ -24,6 +24,7 @@ default reactor): that happens when a service starts.
 
 from txmsg.redis._deadline import RedisCommandTimeout
 from txmsg.redis._delivery import Message, Subscription, SubscriptionCancelled
+from txmsg.redis._state import RedisRefused
 from txmsg.redis.cache import Cache, CacheDecodeError
 from txmsg.redis.connection import RedisConnection, RedisNotRunning
 from txmsg.redis.control import (
@@ -66,6 +67,7 @@ __all__ = [
     "RedisCommandTimeout",
     "RedisConnection",
     "RedisNotRunning",
+    "RedisRefused",
     "RedisService",
     "RedisURL",
     "Subscription",

@@ -35,6 +35,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg._lograte import should_log as _should_log
 from txmsg.serializers import Serializer, get_serializer
 
 __all__ = ["Message", "Subscription", "SubscriptionCancelled"]
@@ -70,11 +71,6 @@ _new_message = tuple.__new__
 
 def _text(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
-
-
-def _should_log(count: int) -> bool:
-    # the first ten, then one in a thousand: a bad publisher can't flood logs
-    return count <= 10 or count % 1000 == 0
 
 
 class Subscription:

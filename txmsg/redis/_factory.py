@@ -33,6 +33,19 @@ class ObservedFactoryMixin:
         if self.state is not None and before == 0 and self.size > 0:
             self.state.connected(self.size)
 
+    def connectionError(self, why: str) -> None:
+        """
+        txredisapi gave up on the connection (AUTH or SELECT refused): tell
+        the L{ConnectionState}, which reports it; txredisapi's own Deferred
+        for it is then handled here, so it never logs "Unhandled error".
+        """
+        if self.state is not None:
+            self.state.refused(why)
+            pending = getattr(self, "deferred", None)
+            if pending is not None:
+                pending.addErrback(lambda _: None)
+        super().connectionError(why)  # type: ignore[misc]
+
     def delConnection(self, conn: Any) -> None:
         before = self.size
         super().delConnection(conn)  # type: ignore[misc]

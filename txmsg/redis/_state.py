@@ -9,10 +9,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 
-__all__ = ["ConnectionState", "emit"]
+__all__ = ["ConnectionState", "RedisRefused", "describe_refusal", "emit"]
+
+
+class RedisRefused(Exception):
+    """
+    Redis refused to set up the connection (a wrong password or user name,
+    a database that does not exist).  Not transient: the connection is not
+    retried.
+    """
+
+
+_TXREDISAPI_PREFIX = "Redis error: "
+_AUTH_PREFIX = "could not auth: "
+
+
+def describe_refusal(url: str, why: str) -> str:
+    """
+    One line for a refused connection set-up.
+
+    @param url: the redacted URL.
+    @param why: txredisapi's text (C{"Redis error: could not auth: WRONGPASS ..."}).
+    """
+    text = why[len(_TXREDISAPI_PREFIX) :] if why.startswith(_TXREDISAPI_PREFIX) else why
+    text = " ".join(text.split())
+    if text.startswith(_AUTH_PREFIX):
+        return (
+            "Redis at {} refused the login: {}; check the user name and password "
+            "in the Redis URL".format(url, text[len(_AUTH_PREFIX) :].rstrip("."))
+        )
+    return "Redis at {} refused the connection: {}".format(url, text)
 
 
 def emit(events: Any, name: str, payload: Any, source: str, log: Logger) -> None:
@@ -54,12 +83,15 @@ class ConnectionState:
         self.is_connected = False
         self.stopping = False
         self.connections = 0
+        self.refusal: str | None = None
         self._waiters: list[Deferred[None]] = []
 
     def describe(self) -> str:
         """
         A short text for error messages: where, and connected or not.
         """
+        if self.refusal is not None and not self.is_connected:
+            return self.refusal
         return "{} {}".format(self.url, "connected" if self.is_connected else "not connected")
 
     def when_connected(self) -> Deferred[None]:
@@ -69,6 +101,8 @@ class ConnectionState:
         """
         if self.is_connected:
             return succeed(None)
+        if self.refusal is not None:
+            return fail(RedisRefused(self.refusal))
         d: Deferred[None] = Deferred(lambda d: self._waiters.remove(d))
         self._waiters.append(d)
         return d
@@ -80,6 +114,20 @@ class ConnectionState:
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.errback(reason)
+
+    def refused(self, why: str) -> None:
+        """
+        Redis refused the connection set-up (txredisapi then stops
+        reconnecting): log it once and fail the waiters with
+        L{RedisRefused}.
+
+        @param why: txredisapi's description.
+        """
+        first = self.refusal is None
+        self.refusal = describe_refusal(self.url, why)
+        if first:
+            self.log.error("{refusal}", refusal=self.refusal)
+        self.fail_waiters(RedisRefused(self.refusal))
 
     def connected(self, size: int) -> None:
         """

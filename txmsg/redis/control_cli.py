@@ -20,15 +20,16 @@ Also runnable as C{python -m txmsg.redis.control_cli NAME COMMAND [ARGS]}.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.python import usage
 
-from txmsg._options import GnuOptions
-from txmsg.redis.url import ENV_VAR, InvalidRedisURL, parse_redis_url
+from txmsg._coerce import check_redis_url, redis_url_option, seconds, url_from_environment
+from txmsg._options import GnuOptions, usage_error_line
+from txmsg.redis._state import RedisRefused
+from txmsg.redis.url import ENV_VAR, parse_redis_url
 
 __all__ = ["Options", "run", "main"]
 
@@ -50,8 +51,15 @@ class Options(GnuOptions):
             "r",
             None,
             "Redis URL (default: $" + ENV_VAR + ", else redis://127.0.0.1:6379/0).",
+            redis_url_option(),
         ],
-        ["timeout", "t", 5.0, "Seconds to wait for Redis and for a reply.", float],
+        [
+            "timeout",
+            "t",
+            5.0,
+            "Seconds to wait for Redis and for a reply.",
+            seconds("timeout", 0, above=True),
+        ],
     ]
     optFlags = [["wait", "w", "Wait for a reply to any command, not only ping/status."]]
 
@@ -76,14 +84,10 @@ class Options(GnuOptions):
 
     def postOptions(self) -> None:
         """
-        Resolve and validate the Redis URL.
+        Resolve the Redis URL (C{--redis}, else the environment).
         """
-        try:
-            self["url"] = parse_redis_url(self["redis"] or os.environ.get(ENV_VAR))
-        except InvalidRedisURL as e:
-            raise usage.UsageError(str(e)) from None
-        if self["timeout"] <= 0:
-            raise usage.UsageError("--timeout must be positive")
+        url = url_from_environment(self["redis"], ENV_VAR, check_redis_url)
+        self["url"] = parse_redis_url(url)
 
 
 async def _run(reactor: Any, options: Options) -> int:
@@ -110,7 +114,7 @@ async def _run(reactor: Any, options: Options) -> int:
             timeout=timeout,
             clock=reactor,
         )
-    except ControlTimeout as e:
+    except (ControlTimeout, RedisRefused) as e:
         sys.stderr.write(f"txmsg control: {e}\n")
         return 1
     except Exception as e:
@@ -152,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         options.parseOptions(sys.argv[1:] if argv is None else argv)
     except usage.UsageError as e:
-        sys.stderr.write(f"{options}\n{e}\n")
+        sys.stderr.write(usage_error_line("txmsg control", e) + "\n")
         raise SystemExit(2) from None
 
     def exit_with(code: int) -> None:

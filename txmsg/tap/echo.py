@@ -15,9 +15,11 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
+from txmsg._coerce import seconds, whole_number
 from txmsg._endpoints import loopback_by_default
 from txmsg.echo import EchoDatagramProtocol, EchoServerFactory
 from txmsg.ops.options import OpsOptions
+from txmsg.tap._listen_failure import exit_if_cannot_listen
 from txmsg.transport import server_endpoint, write_through_applies
 
 __all__ = [
@@ -33,24 +35,12 @@ DEFAULT_LISTEN = "tcp:8007:interface=127.0.0.1"
 _log = Logger()
 
 
-def _positive_int(name: str, value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise usage.UsageError("--{} must be a whole number, not {!r}".format(name, value))
-    if n < 0:
-        raise usage.UsageError("--{} must be 0 or more, not {}".format(name, n))
-    return n
+def _udp_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return (host or "127.0.0.1", whole_number("udp")(port))
 
 
-def _positive_float(name: str, value: str) -> float:
-    try:
-        n = float(value)
-    except ValueError:
-        raise usage.UsageError("--{} must be a number of seconds, not {!r}".format(name, value))
-    if not n >= 0:
-        raise usage.UsageError("--{} must be 0 or more, not {}".format(name, value))
-    return n
+_udp_address.coerceDoc = "[HOST:]PORT."  # type: ignore[attr-defined]
 
 
 class Options(OpsOptions):
@@ -86,11 +76,24 @@ class Options(OpsOptions):
         [
             "max-connections",
             "c",
-            "1000",
+            1000,
             "Close connections beyond this many at once (0: no limit).",
+            whole_number("max-connections"),
         ],
-        ["idle-timeout", "t", "300", "Close connections idle for this many seconds (0: never)."],
-        ["udp", "u", None, "Also echo UDP datagrams on [HOST:]PORT (HOST defaults to 127.0.0.1)."],
+        [
+            "idle-timeout",
+            "t",
+            300.0,
+            "Close connections idle for this many seconds (0: never).",
+            seconds("idle-timeout"),
+        ],
+        [
+            "udp",
+            "u",
+            None,
+            "Also echo UDP datagrams on [HOST:]PORT (HOST defaults to 127.0.0.1).",
+            _udp_address,
+        ],
     ]
 
     def __init__(self) -> None:
@@ -114,17 +117,11 @@ class Options(OpsOptions):
 
     def postOptions(self) -> None:
         """
-        Validate the numbers and fill in the default endpoint.
+        Fill in the default endpoint.
         """
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         self.post_ops_options()
-        self["max-connections"] = _positive_int("max-connections", self["max-connections"])
-        self["idle-timeout"] = _positive_float("idle-timeout", self["idle-timeout"])
-        udp = self["udp"]
-        if udp is not None:
-            host, _, port = udp.rpartition(":")
-            self["udp"] = (host or "127.0.0.1", _positive_int("udp", port))
 
 
 def _address(address: Any) -> str:
@@ -177,6 +174,14 @@ class EchoService(MultiService):
     def __init__(self, factory: EchoServerFactory) -> None:
         super().__init__()
         self.factory = factory
+
+    def privilegedStartService(self) -> None:
+        """
+        Start listening; a port that cannot be opened ends start-up with
+        one line saying why (see L{exit_if_cannot_listen}).
+        """
+        with exit_if_cannot_listen(self.log):
+            super().privilegedStartService()
 
     def stopService(self) -> Deferred[None]:
         """

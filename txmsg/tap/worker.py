@@ -13,21 +13,24 @@ from typing import Any
 
 from twisted.python import usage
 
+from txmsg._coerce import (
+    amqp_url_option,
+    check_amqp_url,
+    check_redis_url,
+    choice,
+    redis_url_option,
+    seconds,
+    url_from_environment,
+    whole_number,
+)
+from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
 from txmsg.ops.options import OpsOptions
+from txmsg.redis.url import ENV_VAR as REDIS_ENV_VAR
+from txmsg.tap._listen_failure import exit_status_at_end
 from txmsg.worker.retry import RetryPolicy
 from txmsg.worker.tasks import TaskCatalog, load_tasks
 
 __all__ = ["Options", "makeService"]
-
-
-def _number(name: str, value: Any, kind: type, minimum: float) -> Any:
-    try:
-        n = kind(value)
-    except (TypeError, ValueError):
-        raise usage.UsageError("--{} must be a number, not {!r}".format(name, value))
-    if not n >= minimum:
-        raise usage.UsageError("--{} must be at least {}, not {}".format(name, minimum, value))
-    return n
 
 
 def load_function(spec: str) -> Any:
@@ -64,23 +67,68 @@ class Options(OpsOptions):
         "amqp://guest:guest@127.0.0.1:5672/%2F); Redis (control channel and worker "
         "registry) from --redis or $TXMSG_REDIS_URL, and is not used when neither is set."
     )
+    optFlags = [
+        [
+            "retry-refused-login",
+            None,
+            "When RabbitMQ refuses the login or vhost, keep retrying with backoff "
+            "(and report it in /ready) instead of exiting with status 1.",
+        ],
+    ]
     optParameters = [
         ["tasks", "t", None, "Module (or module:attribute) defining a TaskCatalog."],
-        ["amqp", None, None, "RabbitMQ URL (default: $TXMSG_AMQP_URL)."],
-        ["redis", None, None, "Redis URL for the control channel (default: $TXMSG_REDIS_URL)."],
+        ["amqp", None, None, "RabbitMQ URL (default: $TXMSG_AMQP_URL).", amqp_url_option()],
+        [
+            "redis",
+            None,
+            None,
+            "Redis URL for the control channel (default: $TXMSG_REDIS_URL).",
+            redis_url_option(),
+        ],
         ["name", "n", None, "Worker name (default: HOST.PID); control channel rq:pubsub:NAME."],
-        ["prefetch", "p", "1", "Unacked tasks per queue (1: fair dispatch)."],
-        ["concurrency", "c", "4", "Threads for blocking tasks."],
-        ["grace", "g", "30", "Seconds running tasks get to finish on shutdown."],
-        ["max-retries", "r", "3", "Retries after a failure before dead-lettering."],
-        ["retry-delay", None, "1", "Seconds before the first retry (doubling each time)."],
-        ["retry-max-delay", None, "300", "Longest wait between retries, in seconds."],
+        [
+            "prefetch",
+            "p",
+            1,
+            "Unacked tasks per queue (1: fair dispatch).",
+            whole_number("prefetch", 1),
+        ],
+        ["concurrency", "c", 4, "Threads for blocking tasks.", whole_number("concurrency", 1)],
+        [
+            "grace",
+            "g",
+            30.0,
+            "Seconds running tasks get to finish on shutdown.",
+            seconds("grace"),
+        ],
+        [
+            "max-retries",
+            "r",
+            3,
+            "Retries after a failure before dead-lettering.",
+            whole_number("max-retries"),
+        ],
+        [
+            "retry-delay",
+            None,
+            1.0,
+            "Seconds before the first retry (doubling each time).",
+            seconds("retry-delay", 0.001),
+        ],
+        [
+            "retry-max-delay",
+            None,
+            300.0,
+            "Longest wait between retries, in seconds.",
+            seconds("retry-max-delay", 0.001),
+        ],
         [
             "queue-type",
             None,
             None,
             "Declare new work and dead-letter queues of this type: quorum (replicated "
             "across a cluster) or classic (the broker's default when not given).",
+            choice("queue-type", "classic", "quorum"),
         ],
     ]
 
@@ -112,12 +160,13 @@ class Options(OpsOptions):
         Validate numbers, load the task module and raw handlers.
         """
         self.post_ops_options()
-        self["prefetch"] = _number("prefetch", self["prefetch"], int, 1)
-        self["concurrency"] = _number("concurrency", self["concurrency"], int, 1)
-        self["grace"] = _number("grace", self["grace"], float, 0)
-        self["max-retries"] = _number("max-retries", self["max-retries"], int, 0)
-        delay = _number("retry-delay", self["retry-delay"], float, 0.001)
-        max_delay = _number("retry-max-delay", self["retry-max-delay"], float, delay)
+        delay, max_delay = self["retry-delay"], self["retry-max-delay"]
+        if max_delay < delay:
+            raise usage.UsageError(
+                "--retry-max-delay ({}) must be at least --retry-delay ({})".format(
+                    max_delay, delay
+                )
+            )
         self["retry"] = RetryPolicy(
             max_retries=self["max-retries"], initial_delay=delay, max_delay=max_delay
         )
@@ -142,10 +191,8 @@ class Options(OpsOptions):
                 raise usage.UsageError(str(e))
         if not self["queues"]:
             self["queues"] = [] if raw and not self["tasks"] else ["tasks"]
-        if self["queue-type"] not in (None, "classic", "quorum"):
-            raise usage.UsageError("--queue-type must be quorum or classic")
-        self["amqp"] = self["amqp"] or os.environ.get("TXMSG_AMQP_URL") or None
-        self["redis"] = self["redis"] or os.environ.get("TXMSG_REDIS_URL") or None
+        self["amqp"] = url_from_environment(self["amqp"], AMQP_ENV_VAR, check_amqp_url)
+        self["redis"] = url_from_environment(self["redis"], REDIS_ENV_VAR, check_redis_url)
 
 
 def makeService(options: Options, reactor: Any = None) -> Any:
@@ -179,6 +226,16 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         queue_type=options["queue-type"],
         reactor=reactor,
     )
+    amqp = worker.amqp
+    amqp.retry_refused_login = bool(options["retry-refused-login"])
+    if not amqp.retry_refused_login:
+
+        def give_up(refusal: str) -> None:
+            # the connection logged the refusal once; stop with status 1
+            exit_status_at_end(1)
+            shutdown()
+
+        amqp.add_refusal_observer(give_up)
     if options["health"] is not None:
         from txmsg.ops.service import worker_health
 

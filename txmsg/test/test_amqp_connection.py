@@ -224,6 +224,9 @@ class ClientServiceWiringTests(SynchronousTestCase):
         lost = []
 
         class Owner:
+            def _protocol_failed(self, conn, error):
+                pass
+
             def _protocol_lost(self, conn, reason):
                 lost.append(reason)
 

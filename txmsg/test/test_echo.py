@@ -15,6 +15,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
 from twisted.protocols.wire import Echo
 from twisted.python.failure import Failure
 from twisted.test.iosim import connectedServerAndClient
@@ -164,6 +165,20 @@ class EchoServerProtocolTests(SynchronousTestCase):
         self.assertEqual(factory.stats.pauses, 0)
         self.assertEqual(transport.value(), b"second")
         proto.connectionLost(Failure(ConnectionDone()))
+
+    def test_rejections_logged_rate_limited(self) -> None:
+        """
+        Refused connections are all counted, but only the first ten and then
+        one in a thousand are logged, so a flood cannot flood the log.
+        """
+        factory = EchoServerFactory(max_connections=1, clock=self.clock)
+        connect_server(factory)
+        with capturedLogs() as events:
+            for _ in range(2000):
+                connect_server(factory)
+        self.assertEqual(factory.stats.rejected, 2000)
+        counts = [e["count"] for e in events if e.get("log_format", "").startswith("Refusing")]
+        self.assertEqual(counts, list(range(1, 11)) + [1000, 2000])
 
     def test_connection_cap(self) -> None:
         """

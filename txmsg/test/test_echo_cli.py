@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
+import txmsg
 from txmsg import cli
 from txmsg.echo_cli import Options, _main, client_endpoint
 
@@ -170,19 +171,50 @@ class ConsoleTests(SynchronousTestCase):
 
     def test_no_command(self) -> None:
         """
-        Without a command, usage is printed and the exit status is 2.
+        Without a command, one line says a command is required and points to
+        C{--help}; the exit status is 2.
         """
         e = self.assertRaises(SystemExit, cli.main, [])
         self.assertEqual(e.code, 2)
-        self.assertIn("a command is required", self.err.getvalue())
+        self.assertEqual(
+            self.err.getvalue(),
+            "txmsg: error: a command is required; see 'txmsg --help'\n",
+        )
 
     def test_subcommand_usage_error(self) -> None:
         """
-        A subcommand usage error prints that subcommand's usage and exits 2.
+        A subcommand usage error prints one line, the error first, naming the
+        subcommand's C{--help} (not its whole help text), and exits 2.
         """
         e = self.assertRaises(SystemExit, cli.main, ["echo"])
         self.assertEqual(e.code, 2)
-        self.assertIn("txmsg echo: error:", self.err.getvalue())
+        self.assertEqual(
+            self.err.getvalue(),
+            "txmsg echo: error: Wrong number of arguments; see 'txmsg echo --help'\n",
+        )
+
+    def test_bad_option_value(self) -> None:
+        """
+        A value its coercer rejects is reported in one line naming the
+        option and what it accepts.
+        """
+        e = self.assertRaises(SystemExit, cli.main, ["send", "add", "--count", "x"])
+        self.assertEqual(e.code, 2)
+        self.assertEqual(
+            self.err.getvalue(),
+            "txmsg send: error: --count must be a whole number at least 1, not 'x'; "
+            "see 'txmsg send --help'\n",
+        )
+
+    def test_subcommand_version(self) -> None:
+        """
+        C{txmsg echo --version} prints txmsg's version, not Twisted's.
+        """
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        e = self.assertRaises(SystemExit, cli.main, ["echo", "--version"])
+        self.assertEqual(e.code, 0)
+        self.assertEqual(out.getvalue(), "txmsg {}\n".format(txmsg.__version__))
 
     def test_subcommands_import(self) -> None:
         """

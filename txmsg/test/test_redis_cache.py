@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.redis.cache import Cache, CacheDecodeError
 from txmsg.serializers import SerializationError
+from txmsg.test._optional import skip_unless_importable
 from txmsg.testing._redis_store import FakeRedis
 
 _EXPLOITED: list[str] = []
@@ -135,6 +136,7 @@ class CacheTests(SynchronousTestCase):
         self.successResultOf(cache.get("k"))
         self.assertEqual(_EXPLOITED, ["pwned"])
 
+    @skip_unless_importable("msgpack", extra="msgpack")
     def test_msgpack(self) -> None:
         """
         msgpack values round-trip, including ones whose bytes happen to be

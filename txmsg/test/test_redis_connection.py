@@ -12,12 +12,13 @@ from typing import Any
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from txmsg.redis._deadline import DeadlineProxy, RedisCommandTimeout
 from txmsg.redis._factory import CommandFactory
-from txmsg.redis._state import ConnectionState
+from txmsg.redis._state import ConnectionState, RedisRefused
 from txmsg.redis.connection import RedisConnection, RedisNotRunning
 from txmsg.testing import RecordingEvents
 
@@ -207,3 +208,52 @@ class CommandProtocolTests(SynchronousTestCase):
 
         p = CommandProtocol(None)
         self.assertIs(p._tx_started(b"OK"), p)
+
+
+class RefusalTests(SynchronousTestCase):
+    """
+    A connection set-up Redis refuses (wrong password): named once, not
+    retried, waiters failed at once with L{RedisRefused}.
+    """
+
+    WHY = (
+        "Redis error: could not auth: WRONGPASS invalid username-password pair or user is disabled."
+    )
+
+    def test_factory_reports_refusal(self) -> None:
+        """
+        txredisapi's C{connectionError} reaches the state, which fails the
+        waiters with one line naming the login refusal; txredisapi's own
+        Deferred for it is handled (no "Unhandled error in Deferred").
+        """
+        state = ConnectionState("commands", "redis://:***@h:6379/0")
+        waiter = state.when_connected()
+        factory = CommandFactory("h:6379", 0, 1, True, password="bad")
+        factory.state = state
+        pending = factory.deferred
+        with capturedLogs() as events:
+            factory.connectionError(self.WHY)
+        error = self.failureResultOf(waiter, RedisRefused).value
+        self.assertEqual(
+            str(error),
+            "Redis at redis://:***@h:6379/0 refused the login: WRONGPASS invalid "
+            "username-password pair or user is disabled; check the user name and "
+            "password in the Redis URL",
+        )
+        self.assertIsNone(self.successResultOf(pending))
+        self.assertEqual([e["log_level"] for e in events], [LogLevel.error])
+
+    def test_later_waiters_fail_at_once(self) -> None:
+        """
+        After a refusal, C{when_connected} fails at once and C{describe}
+        (shown by readiness checks) gives the refusal.
+        """
+        state = ConnectionState("commands", "redis://h:6379/3")
+        with capturedLogs():
+            state.refused("Redis error: could not set dbid=3: ERR DB index is out of range")
+        self.failureResultOf(state.when_connected(), RedisRefused)
+        self.assertEqual(
+            state.describe(),
+            "Redis at redis://h:6379/3 refused the connection: could not set dbid=3: "
+            "ERR DB index is out of range",
+        )

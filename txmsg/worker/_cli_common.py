@@ -8,7 +8,6 @@ clear error, and parsing arguments given as JSON.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -60,13 +59,6 @@ def json_or_text(value: str) -> Any:
         return value
 
 
-def default_amqp_url(url: str | None) -> str | None:
-    """
-    C{url}, else C{$TXMSG_AMQP_URL}, else L{None} (txmsg's default).
-    """
-    return url or os.environ.get("TXMSG_AMQP_URL") or None
-
-
 @asynccontextmanager
 async def amqp_connection(reactor: Any, url: str | None, timeout: float) -> AsyncIterator[Any]:
     """
@@ -74,13 +66,15 @@ async def amqp_connection(reactor: Any, url: str | None, timeout: float) -> Asyn
 
     @raise CommandError: when the broker cannot be reached within C{timeout}.
     """
-    from txmsg.amqp import AMQPConnection, NotConnectedError
+    from txmsg.amqp import AMQPConnection, LoginRefused, NotConnectedError
 
-    conn = AMQPConnection(default_amqp_url(url), reactor=reactor, connection_name="txmsg cli")
+    conn = AMQPConnection(url, reactor=reactor, connection_name="txmsg cli")
     conn.startService()
     try:
         try:
             await conn.when_ready(timeout)
+        except LoginRefused as e:
+            raise CommandError(str(e)) from None
         except NotConnectedError as e:
             raise CommandError("cannot reach RabbitMQ: {}".format(e)) from None
         yield conn

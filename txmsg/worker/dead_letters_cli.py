@@ -20,7 +20,15 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.python import usage
 
+from txmsg._coerce import (
+    amqp_url_option,
+    check_amqp_url,
+    seconds,
+    url_from_environment,
+    whole_number,
+)
 from txmsg._options import GnuOptions
+from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
 from txmsg.worker._cli_common import CommandError, amqp_connection, run_command
 from txmsg.worker.retry import ATTEMPT_HEADER, dead_letter_queue_name
 
@@ -36,9 +44,15 @@ class Options(GnuOptions):
 
     synopsis = "QUEUE [--requeue | --purge] [--limit N]"
     optParameters = [
-        ["limit", "l", "100", "Look at (or requeue) at most this many."],
-        ["amqp", None, None, "RabbitMQ URL (default: $TXMSG_AMQP_URL)."],
-        ["timeout", "t", "10", "Seconds to wait for the broker."],
+        ["limit", "l", 100, "Look at (or requeue) at most this many.", whole_number("limit", 1)],
+        ["amqp", None, None, "RabbitMQ URL (default: $TXMSG_AMQP_URL).", amqp_url_option()],
+        [
+            "timeout",
+            "t",
+            10.0,
+            "Seconds to wait for the broker.",
+            seconds("timeout", 0, above=True),
+        ],
     ]
     optFlags = [
         ["requeue", "r", "Send the dead letters back to their work queue."],
@@ -58,13 +72,7 @@ class Options(GnuOptions):
         """
         if self["requeue"] and self["purge"]:
             raise usage.UsageError("--requeue and --purge exclude each other")
-        try:
-            self["limit"] = int(self["limit"])
-            self["timeout"] = float(self["timeout"])
-        except ValueError as e:
-            raise usage.UsageError(str(e))
-        if self["limit"] < 1:
-            raise usage.UsageError("--limit must be at least 1")
+        self["amqp"] = url_from_environment(self["amqp"], AMQP_ENV_VAR, check_amqp_url)
 
 
 def describe(body: bytes, headers: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,15 @@ from typing import Any
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.python import usage
 
+from txmsg._coerce import (
+    amqp_url_option,
+    check_amqp_url,
+    seconds,
+    url_from_environment,
+    whole_number,
+)
 from txmsg._options import GnuOptions
+from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
 from txmsg.worker._cli_common import amqp_connection, json_or_text, run_command, say
 
 __all__ = ["Options", "run"]
@@ -34,10 +42,28 @@ class Options(GnuOptions):
     optParameters = [
         ["kwargs", "k", None, "Keyword arguments as a JSON object."],
         ["queue", "q", "tasks", "The work queue."],
-        ["timeout", "t", "30", "Seconds to wait for the broker and, with --wait, for results."],
-        ["count", "n", "1", "Send the task this many times (load generation)."],
-        ["amqp", None, None, "RabbitMQ URL (default: $TXMSG_AMQP_URL)."],
-        ["in-flight", None, "100", "Tasks in flight at once with --count."],
+        [
+            "timeout",
+            "t",
+            30.0,
+            "Seconds to wait for the broker and, with --wait, for results.",
+            seconds("timeout", 0, above=True),
+        ],
+        [
+            "count",
+            "n",
+            1,
+            "Send the task this many times (load generation).",
+            whole_number("count", 1),
+        ],
+        ["amqp", None, None, "RabbitMQ URL (default: $TXMSG_AMQP_URL).", amqp_url_option()],
+        [
+            "in-flight",
+            None,
+            100,
+            "Tasks in flight at once with --count.",
+            whole_number("in-flight", 1),
+        ],
     ]
     optFlags = [["wait", "w", "Wait for the results and print them."]]
 
@@ -50,16 +76,10 @@ class Options(GnuOptions):
 
     def postOptions(self) -> None:
         """
-        Validate.
+        Validate the keyword arguments; take the URL from the environment
+        when C{--amqp} is not given.
         """
-        try:
-            self["timeout"] = float(self["timeout"])
-            self["count"] = int(self["count"])
-            self["in-flight"] = int(self["in-flight"])
-        except ValueError as e:
-            raise usage.UsageError(str(e))
-        if self["timeout"] <= 0 or self["count"] < 1 or self["in-flight"] < 1:
-            raise usage.UsageError("--timeout, --count and --in-flight must be positive")
+        self["amqp"] = url_from_environment(self["amqp"], AMQP_ENV_VAR, check_amqp_url)
         if self["kwargs"] is not None:
             try:
                 self["kwargs"] = json.loads(self["kwargs"])

@@ -7,14 +7,14 @@ C{txmsg workers}: list the running workers from the registry in Redis.
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.python import usage
 
+from txmsg._coerce import check_redis_url, redis_url_option, seconds, url_from_environment
 from txmsg._options import GnuOptions
+from txmsg.redis.url import ENV_VAR as REDIS_ENV_VAR
 from txmsg.worker._cli_common import say
 
 __all__ = ["Options", "format_workers", "run"]
@@ -27,19 +27,22 @@ class Options(GnuOptions):
 
     synopsis = "[--redis URL] [--json]"
     optParameters = [
-        ["redis", None, None, "Redis URL (default: $TXMSG_REDIS_URL or redis://127.0.0.1:6379/0)."],
-        ["timeout", "t", "5", "Seconds to wait for Redis."],
+        [
+            "redis",
+            None,
+            None,
+            "Redis URL (default: $TXMSG_REDIS_URL or redis://127.0.0.1:6379/0).",
+            redis_url_option(),
+        ],
+        ["timeout", "t", 5.0, "Seconds to wait for Redis.", seconds("timeout", 0, above=True)],
     ]
     optFlags = [["json", "j", "Print the full status of each worker as JSON lines."]]
 
     def postOptions(self) -> None:
         """
-        Validate the timeout.
+        Take the URL from the environment when C{--redis} is not given.
         """
-        try:
-            self["timeout"] = float(self["timeout"])
-        except ValueError:
-            raise usage.UsageError("--timeout must be a number")
+        self["redis"] = url_from_environment(self["redis"], REDIS_ENV_VAR, check_redis_url)
 
 
 def format_workers(workers: list[dict[str, Any]], now: float) -> str:
@@ -75,8 +78,7 @@ async def _main(reactor: Any, options: Options) -> int:
     from txmsg.redis import RedisConnection
     from txmsg.worker.registry import list_workers
 
-    url = options["redis"] or os.environ.get("TXMSG_REDIS_URL") or None
-    redis = RedisConnection(url, reactor=reactor, command_timeout=options["timeout"])
+    redis = RedisConnection(options["redis"], reactor=reactor, command_timeout=options["timeout"])
     redis.startService()
     try:
         await redis.when_connected(options["timeout"])
