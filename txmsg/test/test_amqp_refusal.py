@@ -17,9 +17,10 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.amqp import LoginRefused
-from txmsg.amqp._fakes import FakeConnection, RecordingEvents, fake_service
+from txmsg.amqp._fakes import FakeConnection, fake_service
 from txmsg.amqp._refusal import describe_refusal
 from txmsg.amqp.url import parse_amqp_url
+from txmsg.testing import RecordingEvents
 
 ACCESS_REFUSED = ConnectionClosedByBroker(
     403, "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN."
