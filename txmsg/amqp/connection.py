@@ -19,7 +19,7 @@ imported inside functions here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
@@ -262,7 +262,7 @@ class AMQPConnection(Service):
             _Factory(self),
             retryPolicy=policy,
             clock=self._reactor,
-            prepareConnection=lambda p: p.ready,
+            prepareConnection=lambda p: cast(Any, p).ready,
         )
         self._client_service.startService()
 

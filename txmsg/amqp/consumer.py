@@ -346,7 +346,7 @@ class Consumer:
             outcome = result
         elif not isinstance(result, Failure):
             return Outcome.ACK
-        elif result.check(HandlerDecision):
+        elif isinstance(result.value, HandlerDecision):
             outcome = result.value.outcome
         else:
             if self._on_error is ErrorPolicy.REQUEUE or (

@@ -153,7 +153,7 @@ class _Publish:
             return
         from pika import exceptions
 
-        if f.check(exceptions.UnroutableError):
+        if isinstance(f.value, exceptions.UnroutableError):
             msgs = f.value.messages or [None]
             method = getattr(msgs[0], "method", None)
             code = getattr(method, "reply_code", None)
