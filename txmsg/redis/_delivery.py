@@ -125,7 +125,8 @@ class Subscription:
             raise ValueError("concurrency must be at least 1")
         self.key = name if isinstance(name, bytes) else name.encode("utf-8")
         self.name = _text(self.key)
-        self.callback = callback
+        # called with a Message, or with the bare payload when data_only
+        self.callback: Callable[[Any], Any] = callback
         self.is_pattern = is_pattern
         serializer = get_serializer(decode)
         self.serializer = serializer

@@ -251,7 +251,7 @@ class ControlListener(Service):
             return None
         self.log.info("Control command {command} received", command=command.command)
         d = maybeDeferred(handler, command)
-        d.addCallbacks(self._succeeded, self._failed, (command,), None, (command,))
+        d.addCallbacks(self._succeeded, self._failed, (command,), {}, (command,))
         return d
 
     def _succeeded(self, result: Any, command: ControlCommand) -> Any:
@@ -265,7 +265,7 @@ class ControlListener(Service):
         self.log.failure("Control command {command} failed", failure, command=command.command)
         if command.reply_to:
             error = {
-                "type": failure.type.__name__,
+                "type": type(failure.value).__name__,
                 "message": failure.getErrorMessage(),
             }
             return self._reply(command, False, error)
