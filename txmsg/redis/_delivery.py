@@ -96,7 +96,7 @@ class Subscription:
     def __init__(
         self,
         name: str | bytes,
-        callback: Callable[[Message], Any],
+        callback: Callable[[Message], Any] | Callable[[Any], Any],
         *,
         is_pattern: bool = False,
         decode: str | Serializer = "bytes",
