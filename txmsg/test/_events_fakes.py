@@ -9,10 +9,10 @@ told to.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.task import Clock
-from twisted.logger import LogEvent, Logger
+from twisted.logger import ILogObserver, LogEvent, Logger
 from twisted.python.failure import Failure
 
 from txmsg.events import Event, EventRegistry
@@ -93,5 +93,5 @@ def make_registry(
         clock = Clock()
     registry = EventRegistry(reactor=clock, threadpool=threadpool)
     logged: list[LogEvent] = []
-    registry.log = Logger(namespace="txmsg.events", observer=logged.append)
+    registry.log = Logger(namespace="txmsg.events", observer=cast(ILogObserver, logged.append))
     return registry, clock, logged
