@@ -35,11 +35,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -292,7 +293,7 @@ async def _send(
     args: Mapping[str, Any],
     wait_reply: bool,
     timeout: float,
-    clock: Any,
+    clock: IReactorTime,
 ) -> Any:
     payload: dict[str, Any] = {"command": command}
     payload.update(args)
@@ -342,7 +343,7 @@ def send_control(
     *,
     wait_reply: bool | None = None,
     timeout: float = 5.0,
-    clock: Any = None,
+    clock: IReactorTime | None = None,
 ) -> Deferred[Any]:
     """
     Send a control command to worker C{name}.
@@ -360,7 +361,9 @@ def send_control(
     if wait_reply is None:
         wait_reply = command in REPLY_COMMANDS
     if clock is None:
-        from twisted.internet import reactor as clock
+        from twisted.internet import reactor
+
+        clock = cast(IReactorTime, reactor)
     return Deferred.fromCoroutine(
         _send(
             connection,
