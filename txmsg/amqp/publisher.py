@@ -22,6 +22,7 @@ from collections import deque
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -260,7 +261,7 @@ class Publisher:
         window: int = 100,
         confirms: bool = True,
         timeout: float | None = 30.0,
-        clock: Any = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         """
         @param connection: the L{txmsg.amqp.connection.AMQPConnection}.

@@ -23,6 +23,7 @@ import uuid
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -91,7 +92,7 @@ class RPCClient:
         exchange: str = "",
         direct_reply_to: bool = True,
         timeout: float | None = 30.0,
-        clock: Any = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         """
         @param connection: the L{txmsg.amqp.connection.AMQPConnection}.
