@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
@@ -80,7 +81,7 @@ class HealthService(MultiService):
     def __init__(
         self,
         endpoint: str,
-        registry_factory: Callable[[ReactorLagMonitor], Any],
+        registry_factory: Callable[[ReactorLagMonitor], CollectorRegistry],
         checks: Callable[[], Iterable[Check]],
         *,
         reactor: Any = None,
