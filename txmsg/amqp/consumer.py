@@ -18,7 +18,7 @@ Delivery is therefore at-least-once: handlers should be idempotent.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
@@ -35,6 +35,9 @@ from txmsg.amqp.delivery import (
     RetryLater,
 )
 from txmsg.amqp.topology import Queue
+
+if TYPE_CHECKING:  # a type only: connection.py imports this module
+    from txmsg.amqp.connection import AMQPConnection
 
 __all__ = [
     "Consumer",
@@ -73,7 +76,7 @@ class Consumer:
 
     def __init__(
         self,
-        connection: Any,
+        connection: AMQPConnection,
         queue: Queue | str,
         handler: Any = None,
         *,

@@ -19,7 +19,7 @@ the publish's timeout.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -28,6 +28,9 @@ from twisted.python.failure import Failure
 
 from txmsg.amqp._protocol import describe_reason
 from txmsg.amqp.properties import make_properties
+
+if TYPE_CHECKING:  # a type only: connection.py imports this module
+    from txmsg.amqp.connection import AMQPConnection
 
 __all__ = [
     "PublishError",
@@ -256,7 +259,7 @@ class Publisher:
 
     def __init__(
         self,
-        connection: Any,
+        connection: AMQPConnection,
         *,
         window: int = 100,
         confirms: bool = True,

@@ -20,7 +20,7 @@ the reply was confirmed.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -32,6 +32,9 @@ from txmsg.amqp.consumer import Consumer, Delivery, DropMessage
 from txmsg.amqp.properties import make_properties
 from txmsg.amqp.publisher import PublishReturned
 from txmsg.amqp.topology import Queue
+
+if TYPE_CHECKING:  # a type only: connection.py imports this module
+    from txmsg.amqp.connection import AMQPConnection
 
 __all__ = [
     "DIRECT_REPLY_TO",
@@ -87,7 +90,7 @@ class RPCClient:
 
     def __init__(
         self,
-        connection: Any,
+        connection: AMQPConnection,
         *,
         exchange: str = "",
         direct_reply_to: bool = True,
@@ -322,7 +325,7 @@ class RPCServer:
 
     def __init__(
         self,
-        connection: Any,
+        connection: AMQPConnection,
         queue: Queue | str,
         handler: Any,
         *,
