@@ -582,7 +582,7 @@ class EchoClientFactory(Factory):
         """
         self.clock = clock
 
-    def buildProtocol(self, addr: Any) -> EchoClientProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> EchoClientProtocol:
         """
         Build one client protocol.
         """
