@@ -5,7 +5,7 @@ export VENV PYTHON
 
 SOURCES := setup.cfg pyproject.toml requirements-dev.txt $(shell find txmsg twisted -name '*.py' 2>/dev/null)
 
-.PHONY: help venv servers demo test unit integration lint bench clean
+.PHONY: help venv servers demo test unit integration lint typecheck bench clean
 
 help:
 	@echo "make demo   set everything up and run the demo"
@@ -13,7 +13,8 @@ help:
 	@echo "make venv   create $(VENV) and install txmsg into it"
 	@echo "make servers  make sure Redis and RabbitMQ run on 127.0.0.1"
 	@echo "make unit / make integration   one suite only"
-	@echo "make lint   ruff check and ruff format --check (make test runs it too)"
+	@echo "make lint   ruff check, ruff format --check and mypy (make test runs it too)"
+	@echo "make typecheck   mypy only"
 	@echo "make bench  run the benchmarks"
 
 $(VENV)/.installed: $(SOURCES)
@@ -33,6 +34,11 @@ test: venv servers
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+# mypy with the mypy-zope plugin; configuration in pyproject.toml [tool.mypy]
+typecheck: venv
+	$(VENV)/bin/mypy
 
 unit: venv
 	$(VENV)/bin/trial txmsg
@@ -45,4 +51,4 @@ bench: venv servers
 	@for b in benchmarks/[!_]*.py; do echo "==> $$b"; $(VENV)/bin/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info _trial_temp twisted/plugins/dropin.cache benchmarks/.build
+	rm -rf $(VENV) build dist *.egg-info _trial_temp twisted/plugins/dropin.cache benchmarks/.build .mypy_cache

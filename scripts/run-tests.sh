@@ -37,11 +37,17 @@ run_suite() { # NAME PACKAGE TRIAL-COMMAND...
     fi
 }
 
-printf '\n==> lint: ruff check and ruff format --check\n'
+printf '\n==> lint: ruff check, ruff format --check and mypy\n'
 if "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check --quiet .; then
     echo "lint: clean"
 else
     echo "ERROR: lint failed (fix with: $VENV/bin/ruff check --fix . && $VENV/bin/ruff format .)" >&2
+    status=1
+fi
+if "$VENV/bin/mypy"; then
+    echo "typecheck: clean"
+else
+    echo "ERROR: mypy found type errors (configuration: pyproject.toml [tool.mypy])" >&2
     status=1
 fi
 

@@ -88,10 +88,11 @@ class WheelTests(SynchronousTestCase):
 
     def test_wheel_contents(self) -> None:
         """
-        The wheel holds C{twisted/plugins/txmsg_plugins.py}, no
-        C{twisted/__init__.py} or C{twisted/plugins/__init__.py}, no
-        top-level C{tests} package, no plugin cache, and the C{LICENSE}
-        file in its metadata.
+        The wheel holds C{twisted/plugins/txmsg_plugins.py} and the
+        C{txmsg/py.typed} marker (so users' type checkers read txmsg's
+        annotations), no C{twisted/__init__.py} or
+        C{twisted/plugins/__init__.py}, no top-level C{tests} package, no
+        plugin cache, and the C{LICENSE} file in its metadata.
         """
         out = tempfile.mkdtemp()
         subprocess.run(
@@ -115,6 +116,7 @@ class WheelTests(SynchronousTestCase):
         names = set(zipfile.ZipFile(os.path.join(out, wheel)).namelist())
         self.assertIn("twisted/plugins/txmsg_plugins.py", names)
         self.assertIn("txmsg/echo.py", names)
+        self.assertIn("txmsg/py.typed", names)
         for forbidden in ["twisted/__init__.py", "twisted/plugins/__init__.py"]:
             self.assertNotIn(forbidden, names)
         self.assertEqual(

@@ -34,7 +34,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
 
 def _lazy(module: str) -> Callable[[], usage.Options]:
     def build() -> usage.Options:
-        return importlib.import_module(module).Options()  # type: ignore[no-any-return]
+        return importlib.import_module(module).Options()
 
     return build
 
@@ -72,7 +72,7 @@ class Options(usage.Options):
             raise usage.UsageError("a command is required")
 
 
-def _module_of(name: str) -> Any:
+def _module_of(name: str | None) -> Any:
     for sub, module, _ in SUBCOMMANDS:
         if sub == name:
             return importlib.import_module(module)

@@ -23,18 +23,23 @@ connection), L{connect_echo} and the one-shot L{echo}.
 
 from __future__ import annotations
 
+import builtins
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from typing import Protocol as _TypingProtocol
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.interfaces import (
+    IAddress,
+    IConsumer,
     IDelayedCall,
     IPushProducer,
     IReactorTime,
     IStreamClientEndpoint,
+    ITCPTransport,
+    IUDPTransport,
 )
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, connectionDone
 from twisted.logger import Logger
@@ -72,7 +77,7 @@ def _resolve_clock(clock: IReactorTime | None) -> IReactorTime:
     if clock is None:
         from twisted.internet import reactor
 
-        return reactor  # type: ignore[return-value]
+        return cast(IReactorTime, reactor)
     return clock
 
 
@@ -138,6 +143,7 @@ class EchoServerProtocol(Protocol):
     """
 
     factory: EchoServerFactory
+    transport: ITCPTransport
     bytes_in = 0
     bytes_out = 0
     _last_activity = 0.0
@@ -152,7 +158,7 @@ class EchoServerProtocol(Protocol):
         Register as producer, start the idle timer and report the connection.
         """
         factory = self.factory
-        self.transport.registerProducer(self, True)
+        cast(IConsumer, self.transport).registerProducer(self, True)
         self._started = self._last_activity = factory.clock.seconds()
         if factory.idle_timeout:
             self._idle_call = factory.clock.callLater(factory.idle_timeout, self._check_idle)
@@ -221,12 +227,12 @@ class EchoServerProtocol(Protocol):
         self._pause_pending = False
         if self._paused:
             self._paused = False
-            self.transport.resumeProducing()
+            cast(IPushProducer, self.transport).resumeProducing()
 
     def _pause(self) -> None:
         self._paused = True
         self.factory.stats.pauses += 1
-        self.transport.pauseProducing()
+        cast(IPushProducer, self.transport).pauseProducing()
 
     def stopProducing(self) -> None:
         """
@@ -239,11 +245,19 @@ class _RejectedProtocol(Protocol):
     Closes the connection as soon as it is made (connection cap reached).
     """
 
+    transport: ITCPTransport
+
     def connectionMade(self) -> None:
         self.transport.loseConnection()
 
 
-class EchoServerFactory(Factory):
+if TYPE_CHECKING:  # Factory is generic only in recent Twisted releases
+    _EchoServerFactoryBase = Factory[Protocol]
+else:
+    _EchoServerFactoryBase = Factory
+
+
+class EchoServerFactory(_EchoServerFactoryBase):
     """
     Build L{EchoServerProtocol}s, enforce the connection cap, keep the counters.
 
@@ -291,7 +305,7 @@ class EchoServerFactory(Factory):
         self._closed_out = 0
         self._all_closed: list[Deferred[None]] = []
 
-    def buildProtocol(self, addr: Any) -> Protocol | None:
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         """
         Build an echo protocol, or a protocol that closes at once when the
         connection cap is reached.
@@ -409,7 +423,9 @@ class EchoDatagramProtocol(DatagramProtocol):
     datagrams = 0
     bytes = 0
 
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+    transport: IUDPTransport
+
+    def datagramReceived(self, datagram: builtins.bytes, addr: Any) -> None:
         """
         Send C{datagram} back to C{addr}.
         """
@@ -465,6 +481,7 @@ class EchoClientProtocol(Protocol):
     pending call then fails with L{EchoConnectionLost}.
     """
 
+    transport: ITCPTransport
     log = Logger()
 
     def __init__(self, clock: IReactorTime | None = None) -> None:
@@ -570,7 +587,7 @@ class EchoClientFactory(Factory):
         """
         self.clock = clock
 
-    def buildProtocol(self, addr: Any) -> EchoClientProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> EchoClientProtocol:
         """
         Build one client protocol.
         """
@@ -583,7 +600,7 @@ def _endpoint(endpoint: IStreamClientEndpoint | str, reactor: Any) -> IStreamCli
     if isinstance(endpoint, str):
         from twisted.internet.endpoints import clientFromString
 
-        return clientFromString(reactor, endpoint)  # type: ignore[no-any-return]
+        return clientFromString(reactor, endpoint)
     return endpoint
 
 
@@ -623,7 +640,7 @@ def connect_echo(
             "could not connect to {}: {}".format(described, f.getErrorMessage())
         )
 
-    return d.addErrback(failed)
+    return cast("Deferred[EchoClientProtocol]", d.addErrback(failed))
 
 
 def echo(

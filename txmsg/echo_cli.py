@@ -66,7 +66,7 @@ class Options(GnuOptions):
         ],
     ]
 
-    def parseArgs(self, endpoint: str, *message: str) -> None:
+    def parseArgs(self, endpoint: str, *message: str) -> None:  # type: ignore[override]
         """
         Take the endpoint and the message words.
         """
@@ -117,7 +117,8 @@ async def _main(
         print("txmsg echo: {}".format(e), file=sys.stderr)
         return 1
     finally:
-        proto.transport.loseConnection()
+        if proto.transport is not None:
+            proto.transport.loseConnection()
     return 0
 
 

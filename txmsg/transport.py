@@ -80,7 +80,7 @@ def server_endpoint(
     """
     if write_through and write_through_applies(reactor):
         reactor = WriteThroughReactor(reactor)
-    return serverFromString(reactor, description)  # type: ignore[no-any-return]
+    return serverFromString(reactor, description)
 
 
 def client_reactor(reactor: Any, *, write_through: bool | None = None) -> Any:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.interfaces import IAddress, IProtocolFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 _log = Logger()
 
@@ -91,6 +93,7 @@ def reason_preserving_protocol() -> type:
     return _protocol_class
 
 
+@implementer(IProtocolFactory)
 class _Factory:
     """A minimal client factory building owned reason-preserving protocols."""
 
@@ -103,7 +106,7 @@ class _Factory:
     def doStop(self) -> None:
         pass
 
-    def buildProtocol(self, addr: Any) -> Any:
+    def buildProtocol(self, addr: IAddress) -> Any:
         owner = self._owner
         proto = reason_preserving_protocol()(
             owner.address.parameters(owner.connection_name),

@@ -23,6 +23,7 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -76,8 +77,8 @@ class AMQPConnection(Service):
         connection_name: str | None = None,
         topology: Topology | None = None,
         retry_policy: Callable[[int], float] | None = None,
-        endpoint: Any = None,
-        tls_creator: Any = None,
+        endpoint: IStreamClientEndpoint | None = None,
+        tls_creator: IOpenSSLClientConnectionCreator | None = None,
         close_timeout: float = 10.0,
         retry_refused_login: bool = False,
     ) -> None:

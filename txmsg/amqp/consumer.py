@@ -18,7 +18,7 @@ Delivery is therefore at-least-once: handlers should be idempotent.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
@@ -36,6 +36,9 @@ from txmsg.amqp.delivery import (
     RetryLater,
 )
 from txmsg.amqp.topology import Queue
+
+if TYPE_CHECKING:  # a type only: connection.py imports this module
+    from txmsg.amqp.connection import AMQPConnection
 
 __all__ = [
     "Consumer",
@@ -75,7 +78,7 @@ class Consumer:
 
     def __init__(
         self,
-        connection: Any,
+        connection: AMQPConnection,
         queue: Queue | str,
         handler: Any = None,
         *,
@@ -348,7 +351,7 @@ class Consumer:
             outcome = result
         elif not isinstance(result, Failure):
             return Disposition.ACK
-        elif result.check(HandlerDecision):
+        elif isinstance(result.value, HandlerDecision):
             outcome = result.value.outcome
         else:
             if self._on_error is ErrorPolicy.REQUEUE or (

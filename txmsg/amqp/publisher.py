@@ -19,14 +19,18 @@ the publish's timeout.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txmsg.amqp._protocol import describe_reason
 from txmsg.amqp.properties import make_properties
+
+if TYPE_CHECKING:  # a type only: connection.py imports this module
+    from txmsg.amqp.connection import AMQPConnection
 
 __all__ = [
     "PublishError",
@@ -153,7 +157,7 @@ class _Publish:
             return
         from pika import exceptions
 
-        if f.check(exceptions.UnroutableError):
+        if isinstance(f.value, exceptions.UnroutableError):
             msgs = f.value.messages or [None]
             method = getattr(msgs[0], "method", None)
             code = getattr(method, "reply_code", None)
@@ -255,12 +259,12 @@ class Publisher:
 
     def __init__(
         self,
-        connection: Any,
+        connection: AMQPConnection,
         *,
         window: int = 100,
         confirms: bool = True,
         timeout: float | None = 30.0,
-        clock: Any = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         """
         @param connection: the L{txmsg.amqp.connection.AMQPConnection}.

@@ -20,9 +20,10 @@ the reply was confirmed.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -31,6 +32,9 @@ from txmsg.amqp.consumer import Consumer, Delivery, DropMessage
 from txmsg.amqp.properties import make_properties
 from txmsg.amqp.publisher import PublishReturned
 from txmsg.amqp.topology import Queue
+
+if TYPE_CHECKING:  # a type only: connection.py imports this module
+    from txmsg.amqp.connection import AMQPConnection
 
 __all__ = [
     "DIRECT_REPLY_TO",
@@ -86,12 +90,12 @@ class RPCClient:
 
     def __init__(
         self,
-        connection: Any,
+        connection: AMQPConnection,
         *,
         exchange: str = "",
         direct_reply_to: bool = True,
         timeout: float | None = 30.0,
-        clock: Any = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         """
         @param connection: the L{txmsg.amqp.connection.AMQPConnection}.
@@ -321,7 +325,7 @@ class RPCServer:
 
     def __init__(
         self,
-        connection: Any,
+        connection: AMQPConnection,
         queue: Queue | str,
         handler: Any,
         *,

@@ -20,6 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IReactorTCP,
+    IStreamClientEndpoint,
+)
+
 from txmsg._redact import redact_url
 
 __all__ = [
@@ -95,7 +101,9 @@ class AMQPAddress:
             params.client_properties = props
         return params
 
-    def endpoint(self, reactor: Any, tls_creator: Any = None) -> Any:
+    def endpoint(
+        self, reactor: IReactorTCP, tls_creator: IOpenSSLClientConnectionCreator | None = None
+    ) -> IStreamClientEndpoint:
         """
         Build the Twisted client endpoint for this address.
 

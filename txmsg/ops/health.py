@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
 from txmsg.ops.lag import ReactorLagMonitor
@@ -41,7 +43,7 @@ class Check:
     detail: str = ""
 
 
-def _json(request: Any, code: int, body: Any) -> bytes:
+def _json(request: IRequest, code: int, body: Any) -> bytes:
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-store")
@@ -59,7 +61,7 @@ class LiveResource(Resource):
         super().__init__()
         self.lag = lag
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: IRequest) -> bytes:
         """
         Answer from the reactor thread with the lag figures.
         """
@@ -89,7 +91,7 @@ class ReadyResource(Resource):
         super().__init__()
         self.checks = checks
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: IRequest) -> bytes:
         """
         Run the checks; the body lists them and the names of those failing.
         """
@@ -113,14 +115,14 @@ class MetricsResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: CollectorRegistry) -> None:
         """
         @param registry: a C{prometheus_client.CollectorRegistry}.
         """
         super().__init__()
         self.registry = registry
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: IRequest) -> bytes:
         """
         Collect now (on the reactor thread) and encode for the client.
         """
@@ -142,14 +144,14 @@ class HealthRoot(Resource):
         self,
         lag: ReactorLagMonitor,
         checks: Callable[[], Iterable[Check]],
-        registry: Any,
+        registry: CollectorRegistry,
     ) -> None:
         super().__init__()
         self.putChild(b"live", LiveResource(lag))
         self.putChild(b"ready", ReadyResource(checks))
         self.putChild(b"metrics", MetricsResource(registry))
 
-    def getChild(self, path: bytes, request: Any) -> Resource:
+    def getChild(self, path: bytes, request: IRequest) -> Resource:
         """
         C{/} is the index; anything unknown is a 404.
         """
@@ -157,7 +159,7 @@ class HealthRoot(Resource):
             return self
         return super().getChild(path, request)
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: IRequest) -> bytes:
         """
         List the endpoints.
         """

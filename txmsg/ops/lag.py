@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import Service
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
 __all__ = ["ReactorLagMonitor"]
@@ -25,7 +26,7 @@ class ReactorLagMonitor(Service):
     @ivar ticks: ticks so far.
     """
 
-    def __init__(self, interval: float = 1.0, reactor: Any = None) -> None:
+    def __init__(self, interval: float = 1.0, reactor: IReactorTime | None = None) -> None:
         """
         @param interval: seconds between ticks.
         @param reactor: provides C{seconds} and C{callLater} (default: the

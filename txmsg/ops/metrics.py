@@ -15,7 +15,7 @@ Metric names are listed in C{docs/operations.md}.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import (
     CollectorRegistry,
@@ -27,6 +27,9 @@ from prometheus_client.core import (
 
 from txmsg.ops._connections import AMQPCollector, RedisCollector, _counter, _gauge
 from txmsg.ops.lag import ReactorLagMonitor
+
+if TYPE_CHECKING:  # a type only: the echo server is not needed to serve metrics
+    from txmsg.echo import EchoServerFactory
 
 __all__ = [
     "AMQPCollector",
@@ -74,7 +77,7 @@ class EchoCollector:
     Connections and bytes of an L{txmsg.echo.EchoServerFactory}.
     """
 
-    def __init__(self, factory: Any) -> None:
+    def __init__(self, factory: EchoServerFactory) -> None:
         self.factory = factory
 
     def collect(self) -> Iterator[Metric]:
@@ -242,7 +245,7 @@ def _base_registry(lag: ReactorLagMonitor) -> CollectorRegistry:
     return registry
 
 
-def echo_registry(factory: Any, lag: ReactorLagMonitor) -> CollectorRegistry:
+def echo_registry(factory: EchoServerFactory, lag: ReactorLagMonitor) -> CollectorRegistry:
     """
     A new registry with the process, reactor and echo metrics.
     """

@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.web.server import Site
 
@@ -41,7 +43,9 @@ class _HealthListener(StreamServerEndpointService):
     log = Logger()
     _raiseSynchronously = True
 
-    def __init__(self, endpoint: Any, factory: Any, description: str) -> None:
+    def __init__(
+        self, endpoint: IStreamServerEndpoint, factory: IProtocolFactory, description: str
+    ) -> None:
         super().__init__(endpoint, factory)
         self.description = description
         self.port: Any = None
@@ -49,7 +53,7 @@ class _HealthListener(StreamServerEndpointService):
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
 
-        def listening(port: Any) -> Any:
+        def listening(port: IListeningPort) -> IListeningPort:
             self.port = port
             address = port.getHost()
             self.log.info(
@@ -60,7 +64,8 @@ class _HealthListener(StreamServerEndpointService):
             )
             return port
 
-        self._waitingForPort.addCallback(listening)
+        if self._waitingForPort is not None:  # set by the call above
+            self._waitingForPort.addCallback(listening)
 
 
 class HealthService(MultiService):
@@ -76,7 +81,7 @@ class HealthService(MultiService):
     def __init__(
         self,
         endpoint: str,
-        registry_factory: Callable[[ReactorLagMonitor], Any],
+        registry_factory: Callable[[ReactorLagMonitor], CollectorRegistry],
         checks: Callable[[], Iterable[Check]],
         *,
         reactor: Any = None,

@@ -351,4 +351,4 @@ def _raise_dispatch_failure(result: Any, event: str | None) -> Any:
 
 
 def _describe(f: Failure) -> str:
-    return f"{f.type.__name__}: {f.getErrorMessage()}"
+    return f"{type(f.value).__name__}: {f.getErrorMessage()}"

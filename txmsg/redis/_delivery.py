@@ -92,7 +92,7 @@ class Subscription:
     def __init__(
         self,
         name: str | bytes,
-        callback: Callable[[Message], Any],
+        callback: Callable[[Message], Any] | Callable[[Any], Any],
         *,
         is_pattern: bool = False,
         decode: str | Serializer = "bytes",
@@ -121,7 +121,8 @@ class Subscription:
             raise ValueError("concurrency must be at least 1")
         self.key = name if isinstance(name, bytes) else name.encode("utf-8")
         self.name = _text(self.key)
-        self.callback = callback
+        # called with a Message, or with the bare payload when data_only
+        self.callback: Callable[[Any], Any] = callback
         self.is_pattern = is_pattern
         serializer = get_serializer(decode)
         self.serializer = serializer

@@ -53,7 +53,7 @@ class ObservedFactoryMixin:
             self.state.lost()
 
 
-class CommandProtocol(txredisapi.RedisProtocol):  # type: ignore[misc,name-defined]
+class CommandProtocol(txredisapi.RedisProtocol):
     """
     txredisapi's protocol, with MULTI working when replies are bytes
     (C{charset=None} with hiredis returns C{b"OK"}, which txredisapi rejects).
@@ -65,7 +65,7 @@ class CommandProtocol(txredisapi.RedisProtocol):  # type: ignore[misc,name-defin
         return super()._tx_started(response)
 
 
-class CommandFactory(ObservedFactoryMixin, txredisapi.RedisFactory):  # type: ignore[misc]
+class CommandFactory(ObservedFactoryMixin, txredisapi.RedisFactory):
     """
     The pooled, reconnecting factory for ordinary commands.
     """

@@ -24,7 +24,7 @@ _UNCONFIRMS = frozenset({b"unsubscribe", b"punsubscribe"})
 _NO_ROUTES: dict[bytes, Any] = {}
 
 
-class PubSubProtocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]
+class PubSubProtocol(txredisapi.SubscriberProtocol):
     """
     A subscriber connection that asks its router for the subscriptions to
     (re-)establish each time it is connected and usable, and hands messages
@@ -181,7 +181,7 @@ def _bytes(value: Any) -> bytes:
     return str(value).encode("utf-8")
 
 
-class PubSubFactory(ObservedFactoryMixin, txredisapi.RedisFactory):  # type: ignore[misc]
+class PubSubFactory(ObservedFactoryMixin, txredisapi.RedisFactory):
     """
     A one-connection reconnecting factory for L{PubSubProtocol}: replies are
     bytes, numbers are never converted.

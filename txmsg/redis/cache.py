@@ -41,6 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -92,7 +93,7 @@ class Cache:
         compute_timeout: float = 30.0,
         lock_wait: float = 10.0,
         lock_retry: float = 0.05,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
     ) -> None:
         """
         @param redis: a L{RedisConnection}, L{RedisService} or command handler.

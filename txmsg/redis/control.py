@@ -35,11 +35,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -251,7 +252,7 @@ class ControlListener(Service):
             return None
         self.log.info("Control command {command} received", command=command.command)
         d = maybeDeferred(handler, command)
-        d.addCallbacks(self._succeeded, self._failed, (command,), None, (command,))
+        d.addCallbacks(self._succeeded, self._failed, (command,), {}, (command,))
         return d
 
     def _succeeded(self, result: Any, command: ControlCommand) -> Any:
@@ -265,7 +266,7 @@ class ControlListener(Service):
         self.log.failure("Control command {command} failed", failure, command=command.command)
         if command.reply_to:
             error = {
-                "type": failure.type.__name__,
+                "type": type(failure.value).__name__,
                 "message": failure.getErrorMessage(),
             }
             return self._reply(command, False, error)
@@ -292,7 +293,7 @@ async def _send(
     args: Mapping[str, Any],
     wait_reply: bool,
     timeout: float,
-    clock: Any,
+    clock: IReactorTime,
 ) -> Any:
     payload: dict[str, Any] = {"command": command}
     payload.update(args)
@@ -342,7 +343,7 @@ def send_control(
     *,
     wait_reply: bool | None = None,
     timeout: float = 5.0,
-    clock: Any = None,
+    clock: IReactorTime | None = None,
 ) -> Deferred[Any]:
     """
     Send a control command to worker C{name}.
@@ -360,7 +361,9 @@ def send_control(
     if wait_reply is None:
         wait_reply = command in REPLY_COMMANDS
     if clock is None:
-        from twisted.internet import reactor as clock
+        from twisted.internet import reactor
+
+        clock = cast(IReactorTime, reactor)
     return Deferred.fromCoroutine(
         _send(
             connection,

@@ -63,7 +63,7 @@ class Options(GnuOptions):
     ]
     optFlags = [["wait", "w", "Wait for a reply to any command, not only ping/status."]]
 
-    def parseArgs(self, name: str, command: str, *args: str) -> None:
+    def parseArgs(self, name: str, command: str, *args: str) -> None:  # type: ignore[override]
         """
         NAME COMMAND [key=value ...].
         """

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 
 from txmsg.redis import _delay_scripts as scripts
 from txmsg.redis._common import as_bytes, handler_of, join_key, resolve_reactor
@@ -106,7 +107,7 @@ class DelayQueue:
         *,
         namespace: str = "delay",
         serializer: str | Serializer = "json",
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
     ) -> None:
         """
         @param redis: a L{RedisConnection}, L{RedisService} or command handler.

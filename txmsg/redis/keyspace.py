@@ -191,9 +191,10 @@ class KeyExpiry(Service):
                 if fnmatchcase(expired.key, reg.pattern):
                     d = maybeDeferred(reg.callback, expired)
                     d.addErrback(
-                        lambda f, p=reg.pattern: self.log.failure(
+                        lambda f, p: self.log.failure(
                             "Expired-key callback for {pattern} failed", f, pattern=p
-                        )
+                        ),
+                        reg.pattern,
                     )
                     waits.append(d)
             if waits:

@@ -47,6 +47,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -126,7 +127,7 @@ class Lock:
         auto_extend: bool = False,
         extend_interval: float | None = None,
         on_lost: Callable[[Lock], Any] | None = None,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
     ) -> None:
         """
         @param redis: a L{RedisConnection}, L{RedisService} or command handler.

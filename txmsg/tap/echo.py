@@ -12,6 +12,7 @@ from twisted.application.internet import StreamServerEndpointService, UDPServer
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -143,14 +144,16 @@ class _LoggedEndpointService(StreamServerEndpointService):
     log = Logger()
     _raiseSynchronously = True
 
-    def __init__(self, endpoint: Any, factory: Any, description: str) -> None:
+    def __init__(
+        self, endpoint: IStreamServerEndpoint, factory: IProtocolFactory, description: str
+    ) -> None:
         super().__init__(endpoint, factory)
         self.description = description
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
 
-        def listening(port: Any) -> Any:
+        def listening(port: IListeningPort) -> IListeningPort:
             self.log.info(
                 "txmsg-echo listening on {description} ({address})",
                 description=self.description,
@@ -158,7 +161,8 @@ class _LoggedEndpointService(StreamServerEndpointService):
             )
             return port
 
-        self._waitingForPort.addCallback(listening)
+        if self._waitingForPort is not None:  # set by the call above
+            self._waitingForPort.addCallback(listening)
 
 
 class EchoService(MultiService):

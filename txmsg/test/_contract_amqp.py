@@ -13,7 +13,7 @@ after the test).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 
@@ -31,11 +31,18 @@ from txmsg.amqp import (
     RPCUnroutable,
     queue_arguments,
 )
-from txmsg.test._contract_base import contract
+from txmsg.test._contract_base import ContractCase, contract
 
 
-class AMQPContract:
+class AMQPContract(ContractCase):
     """Publisher / consumer / RPC routing and ack semantics."""
+
+    if TYPE_CHECKING:  # provided by each runner's test case
+
+        def make_connection(self, **kw: Any) -> Any: ...
+        async def drop(self, conn: Any) -> None: ...
+        def forget_queue(self, name: str) -> None: ...
+        def forget_exchange(self, name: str) -> None: ...
 
     async def connect(self, **kw: Any) -> Any:
         conn = self.make_connection(**kw)
@@ -347,13 +354,20 @@ class AMQPContract:
         self.assertEqual(await self.wait(client.call(q.name, "abc")), b"ABC")
 
 
-class WorkerContract:
+class WorkerContract(ContractCase):
     """
     The task worker's retry and dead-letter semantics (txmsg-worker), on the
     same hooks as L{AMQPContract}; C{make_worker(tasks, **kw)} builds a
     L{txmsg.worker.service.WorkerService} on a connection from
     C{make_connection(start=False)}.
     """
+
+    if TYPE_CHECKING:  # from the runner's test case and from AMQPContract
+
+        def make_worker(self, tasks: Any, **kw: Any) -> Any: ...
+        def forget_queue(self, name: str) -> None: ...
+        async def connect(self, **kw: Any) -> Any: ...
+        async def consume(self, conn: Any, queue: Any, handler: Any, **kw: Any) -> Any: ...
 
     async def start_worker(self) -> tuple:
         from txmsg.worker import RetryPolicy, TaskCatalog

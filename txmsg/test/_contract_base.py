@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.testing._worker import ensure_thread_calls
 
 
-def contract(fn: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Any]:
+def contract(fn: Callable[[Any], Coroutine[Any, Any, Any]]) -> Callable[[Any], Any]:
     """Turn C{async def test_x(self)} into a test method for both runners."""
 
     @functools.wraps(fn)
@@ -31,10 +32,20 @@ def contract(fn: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Any]:
     return test
 
 
-class ContractHelpers:
+if TYPE_CHECKING:  # the helpers and suites are mixed into test cases
+    _TestCase = SynchronousTestCase
+else:
+    _TestCase = object
+
+
+class ContractHelpers(_TestCase):
     """Time helpers written once for both runners."""
 
     clock: Any
+
+    if TYPE_CHECKING:  # provided by each runner
+
+        def on_cleanup(self, stop: Callable[[], Any]) -> None: ...
 
     def unique(self, prefix: str = "txmsg-contract") -> str:
         """A unique name."""
@@ -60,15 +71,23 @@ class ContractHelpers:
 
     def flush_errors(self, *types: type) -> None:
         """Forget logged failures of C{types} (expected handler failures)."""
-        self.flushLoggedErrors(*types)  # type: ignore[attr-defined]
+        self.flushLoggedErrors(*types)
 
-    async def failure_of(self, d: Deferred, timeout: float = 10.0) -> Exception:
-        """Await C{d}, which must fail; return the exception."""
+    async def failure_of(self, d: Deferred, timeout: float = 10.0) -> Any:
+        """Await C{d}, which must fail; return the exception (an L{Exception})."""
         try:
             result = await self.wait(d, timeout)
         except Exception as e:
             return e
         raise AssertionError(f"expected a failure, got {result!r}")
+
+
+# The base of the contract suites: the helpers for the type checker, nothing
+# at run time (the runner supplies them).
+if TYPE_CHECKING:
+    ContractCase = ContractHelpers
+else:
+    ContractCase = object
 
 
 class MemoryRunner(ContractHelpers):
@@ -80,11 +99,11 @@ class MemoryRunner(ContractHelpers):
         self.clock = ensure_thread_calls(Clock())
         self._stops: list = []
 
-    def run_contract(self, fn: Callable[[], Awaitable[Any]]) -> None:
-        d = Deferred.fromCoroutine(fn())
+    def run_contract(self, fn: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        d: Deferred[Any] = Deferred.fromCoroutine(fn())
         self.pump(d)
         try:
-            self.successResultOf(d)  # type: ignore[attr-defined]
+            self.successResultOf(d)
         finally:
             for stop in reversed(self._stops):
                 self.pump(stop())
@@ -115,9 +134,9 @@ class RealRunner(ContractHelpers):
 
         self.clock = reactor
 
-    def run_contract(self, fn: Callable[[], Awaitable[Any]]) -> Deferred:
+    def run_contract(self, fn: Callable[[], Coroutine[Any, Any, Any]]) -> Deferred:
         return Deferred.fromCoroutine(fn())
 
     def on_cleanup(self, stop: Callable[[], Any]) -> None:
         """Call C{stop()} after the test."""
-        self.addCleanup(stop)  # type: ignore[attr-defined]
+        self.addCleanup(stop)

@@ -8,10 +8,10 @@ also accepts C{callFromThread} and hands out a thread pool.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.task import Clock
-from twisted.logger import LogEvent, Logger
+from twisted.logger import ILogObserver, LogEvent, Logger
 
 from txmsg.events import Event, EventRegistry
 from txmsg.testing import SyncThreadPool
@@ -69,5 +69,5 @@ def make_registry(
         clock = Clock()
     registry = EventRegistry(reactor=clock, threadpool=threadpool)
     logged: list[LogEvent] = []
-    registry.log = Logger(namespace="txmsg.events", observer=logged.append)
+    registry.log = Logger(namespace="txmsg.events", observer=cast(ILogObserver, logged.append))
     return registry, clock, logged

@@ -10,10 +10,10 @@ other = TaskCatalog()
 
 
 @tasks.task
-def add(x, y):  # type: ignore[no-untyped-def]
+def add(x, y):
     return x + y
 
 
 @other.task
-def ignored():  # type: ignore[no-untyped-def]
+def ignored():
     return None

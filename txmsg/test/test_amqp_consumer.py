@@ -3,6 +3,8 @@
 Tests for L{txmsg.amqp.consumer}.
 """
 
+from typing import Any
+
 from pika.exceptions import ConnectionClosedByBroker
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionLost
@@ -29,7 +31,7 @@ class ConsumerTests(SynchronousTestCase):
         self.clock = Clock()
         self.svc = fake_service(self.clock)
         self.seen = []
-        self.pending = []
+        self.pending: Any = []  # a list, or None for handlers that return None
 
     def handler(self, delivery):
         self.seen.append(delivery)

@@ -135,7 +135,7 @@ class MainTests(SynchronousTestCase):
         """
         d = self.start(parse("127.0.0.1:8007", "hello"))
         [(_, _, factory, _, _)] = self.reactor.tcpClients
-        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))  # type: ignore[arg-type]
         self.assertEqual(self.successResultOf(d), 1)
         message = self.err.getvalue()
         self.assertIn("could not connect to tcp:host=127.0.0.1:port=8007", message)

@@ -67,7 +67,7 @@ class RedisConnectionTests(SynchronousTestCase):
             "redis://:s3cret@10.0.0.5:6390/3", reactor=self.reactor, events=self.events
         )
         self.fake = FakePoolFactory()
-        self.conn._build_factory = lambda: self.fake
+        self.conn._build_factory = lambda: self.fake  # type: ignore[method-assign]
 
     def test_interface(self) -> None:
         """

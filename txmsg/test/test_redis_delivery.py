@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from txmsg.redis._delivery import Message, Subscription, SubscriptionCancelled
 
 
-def _recording_slow_callback(calls: list[bytes], pending: list[Deferred[None]]):  # type: ignore[no-untyped-def]
+def _recording_slow_callback(calls: list[bytes], pending: list[Deferred[None]]):
     """
     A callback recording each message's data and returning a Deferred that
     the test fires (kept in C{pending}).
@@ -346,7 +346,7 @@ class DeliverBatchTests(SynchronousTestCase):
         from the batch.
         """
         got: list[bytes] = []
-        sub = Subscription("c", lambda m: (got.append(m.data), sub.cancel()))
+        sub: Subscription = Subscription("c", lambda m: (got.append(m.data), sub.cancel()))
         sub.deliver_batch([b"1", b"2", b"3"])
         self.assertEqual((got, sub.queued, sub.stats["received"]), ([b"1"], 0, 1))
 
@@ -357,7 +357,7 @@ class DeliverBatchTests(SynchronousTestCase):
         the rest of the batch, and nothing is left stuck in the queue.
         """
         got: list[bytes] = []
-        sub = Subscription("c", _reentrant(got, lambda: sub.deliver_data(b"inner")))
+        sub: Subscription = Subscription("c", _reentrant(got, lambda: sub.deliver_data(b"inner")))
         sub.deliver_batch([b"1", b"2", b"3"])
         self.assertEqual(got, [b"1", b"inner", b"2", b"3"])
         self.assertEqual((sub.queued, sub._in_flight), (0, 0))
@@ -483,7 +483,7 @@ class ReentrantDeliveryTests(SynchronousTestCase):
         Through the fast path.
         """
         got: list[bytes] = []
-        sub = Subscription("c", _reentrant(got, lambda: sub.deliver_data(b"inner")))
+        sub: Subscription = Subscription("c", _reentrant(got, lambda: sub.deliver_data(b"inner")))
         sub.deliver_data(b"1")
         self.assertEqual((got, sub.queued), ([b"1", b"inner"], 0))
 

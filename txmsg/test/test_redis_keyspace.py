@@ -144,7 +144,8 @@ class KeyExpiryTests(SynchronousTestCase):
         to set; nothing raises.
         """
         self.handler.forbidden = True
-        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        # (typed for TestCase, works on any SynchronousTestCase)
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)  # type: ignore[arg-type]
         self.expiry.on_expired("k*", self.got.append)
         connect_pubsub(self.pubsub)
         self.assertFalse(self.expiry.notifications_enabled)

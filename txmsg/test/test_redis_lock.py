@@ -42,7 +42,7 @@ class LockTests(SynchronousTestCase):
         self.assertEqual(cmd[:2], ("SET", "lock:res"))
         self.assertEqual(cmd[3:], ("NX", "PX", 10000))
         self.assertEqual(self.redis.raw("lock:res"), lock.token.encode())
-        self.assertEqual(len(lock.token), 32)
+        self.assertEqual(len(lock.token or ""), 32)
         self.assertNotEqual(lock.token, self.lock().token or "")
 
     def test_tokens_differ(self) -> None:

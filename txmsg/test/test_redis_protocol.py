@@ -157,9 +157,9 @@ class PubSubProtocolTests(SynchronousTestCase):
         batches: list[int] = []
         deliver_batch = sub.deliver_batch
 
-        def spy(raws: list[bytes]) -> None:
+        def spy(raws: list[bytes], channels: list[bytes] | None = None) -> None:
             batches.append(len(raws))
-            deliver_batch(raws)
+            deliver_batch(raws, channels)
 
         sub.deliver_batch = spy  # type: ignore[method-assign]
         proto, _ = self.connect()

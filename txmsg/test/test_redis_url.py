@@ -88,7 +88,7 @@ class ParseRedisURLTests(SynchronousTestCase):
         r = MemoryReactor()
         e = parse_redis_url("redis://h:7/0").endpoint(r)
         self.assertIsInstance(e, HostnameEndpoint)
-        self.assertIs(e._reactor, r)
+        self.assertIs(e._reactor, r)  # type: ignore[attr-defined]
         self.assertIsInstance(parse_redis_url("unix:///s").endpoint(r), UNIXClientEndpoint)
         tls = parse_redis_url("rediss://h:7/0").endpoint(r)
-        self.assertIsInstance(tls._wrappedEndpoint, HostnameEndpoint)
+        self.assertIsInstance(tls._wrappedEndpoint, HostnameEndpoint)  # type: ignore[attr-defined]

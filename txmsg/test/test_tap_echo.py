@@ -149,7 +149,7 @@ class MakeServiceTests(SynchronousTestCase):
         [(port, factory, backlog, interface)] = reactor.tcpServers
         self.assertEqual((port, interface), (9000, "127.0.0.1"))
         self.assertIsInstance(factory, EchoServerFactory)
-        self.assertEqual((factory.max_connections, factory.idle_timeout), (5, 7.0))
+        self.assertEqual((factory.max_connections, factory.idle_timeout), (5, 7.0))  # type: ignore[attr-defined]
         [(path, unix_factory, *_)] = reactor.unixServers
         self.assertEqual(path, "/tmp/txmsg-echo-test.sock")
         self.assertIs(unix_factory, factory)
@@ -189,7 +189,7 @@ class MakeServiceTests(SynchronousTestCase):
 
         makers = {p.tapname: p for p in getPlugins(IServiceMaker)}
         self.assertIn("txmsg-echo", makers)
-        self.assertEqual(makers["txmsg-echo"].module, "txmsg.tap.echo_plugin")
+        self.assertEqual(makers["txmsg-echo"].module, "txmsg.tap.echo_plugin")  # type: ignore[attr-defined]
 
     def test_plugin_entry_point(self) -> None:
         """
@@ -215,8 +215,8 @@ class MakeServiceTests(SynchronousTestCase):
         logged: list[dict[str, Any]] = []
         from twisted.logger import globalLogPublisher
 
-        globalLogPublisher.addObserver(logged.append)
-        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        globalLogPublisher.addObserver(logged.append)  # type: ignore[arg-type]
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)  # type: ignore[arg-type]
         service = echo_plugin.makeService(parse("--listen", "tcp:0"))
         self.assertEqual(asked, [False])
         self.assertIs(service.factory.clock, reactor)

@@ -147,4 +147,4 @@ class MakeServiceTests(SynchronousTestCase):
         from twisted.plugin import getPlugins
 
         makers = {p.tapname: p for p in getPlugins(IServiceMaker)}
-        self.assertEqual(makers["txmsg-worker"].module, "txmsg.tap.worker")
+        self.assertEqual(makers["txmsg-worker"].module, "txmsg.tap.worker")  # type: ignore[attr-defined]

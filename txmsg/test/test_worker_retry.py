@@ -45,13 +45,14 @@ class RetryPolicyTests(SynchronousTestCase):
         """
         Nonsense settings are refused.
         """
-        for kw in [
+        bad: list[dict[str, object]] = [
             {"max_retries": -1},
             {"initial_delay": 0},
             {"initial_delay": 10, "max_delay": 5},
             {"factor": 0.5},
             {"jitter": 1},
-        ]:
+        ]
+        for kw in bad:
             self.assertRaises(ValueError, RetryPolicy, **kw)
         self.assertRaises(ValueError, RetryPolicy().step_delay, 0)
 

@@ -521,7 +521,13 @@ class WorkerServiceTests(SynchronousTestCase):
         """
         Nonsense settings are refused.
         """
-        for kw in [{"prefetch": 0}, {"concurrency": 0}, {"grace": -1}, {"queues": []}]:
+        bad: list[dict[str, Any]] = [
+            {"prefetch": 0},
+            {"concurrency": 0},
+            {"grace": -1},
+            {"queues": []},
+        ]
+        for kw in bad:
             self.assertRaises(
                 ValueError, WorkerService, self.tasks, amqp=self.amqp, reactor=self.clock, **kw
             )

@@ -66,7 +66,7 @@ class FakeSocket:
         item = self.incoming.pop(0)
         if isinstance(item, BaseException):
             raise item
-        return item  # type: ignore[no-any-return]
+        return item
 
     def shutdown(self, how: int) -> None:
         pass
@@ -122,12 +122,12 @@ def make_transport(
     sock = FakeSocket()
     proto = Recorder()
     transport = WriteThroughServer(
-        sock,  # type: ignore[arg-type]
+        sock,
         proto,
         ("127.0.0.1", 40000),
-        None,  # type: ignore[arg-type]
+        None,
         7,
-        reactor,  # type: ignore[arg-type]
+        reactor,
     )
     proto.makeConnection(transport)
     return transport, sock, reactor
@@ -515,7 +515,12 @@ class WriteThroughClientTests(SynchronousTestCase):
         """
         reactor = MemoryReactorClock()
         connector = WriteThroughConnector(
-            "127.0.0.1", 6379, ClientFactory.forProtocol(Protocol), 5, None, reactor
+            "127.0.0.1",
+            6379,
+            ClientFactory.forProtocol(Protocol),  # type: ignore[arg-type]
+            5,
+            None,
+            reactor,
         )
         transport = connector._makeTransport()
         self.addCleanup(transport.socket.close)
@@ -628,7 +633,7 @@ class TwistedInternalsTests(SynchronousTestCase):
         self.assertIn("return self._dataReceived(data)", inspect.getsource(tcp.Connection.doRead))
         transport, sock, reactor = make_transport()
         got: list[bytes] = []
-        transport.protocol.dataReceived = got.append
+        transport.protocol.dataReceived = got.append  # type: ignore[method-assign,assignment]
         self.assertIs(tcp.Connection._dataReceived(transport, b""), main.CONNECTION_DONE)
         self.assertIsNone(tcp.Connection._dataReceived(transport, b"x"))
         self.assertEqual(got, [b"x"])

@@ -16,11 +16,14 @@ raised, was dead-lettered or was unknown) or L{txmsg.amqp.RPCTimeout}.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 
 from txmsg.worker.envelope import CONTENT_TYPE, Task, decode_result, encode_task, new_task_id
+
+if TYPE_CHECKING:  # a type only: txmsg.amqp is imported when first used
+    from txmsg.amqp.connection import AMQPConnection
 
 __all__ = ["TaskClient", "TaskFailed"]
 
@@ -47,7 +50,9 @@ class TaskClient:
     Submit v1 tasks over an L{txmsg.amqp.AMQPConnection}.
     """
 
-    def __init__(self, amqp: Any, *, queue: str = "tasks", timeout: float = 30.0) -> None:
+    def __init__(
+        self, amqp: AMQPConnection, *, queue: str = "tasks", timeout: float = 30.0
+    ) -> None:
         """
         @param amqp: the connection.
         @param queue: the default work queue.

@@ -60,7 +60,7 @@ class Options(GnuOptions):
         ["json", "j", "Print each dead letter as a JSON line."],
     ]
 
-    def parseArgs(self, queue: str) -> None:
+    def parseArgs(self, queue: str) -> None:  # type: ignore[override]
         """
         The work queue (or its C{.dead} queue).
         """

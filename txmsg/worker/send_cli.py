@@ -67,7 +67,7 @@ class Options(GnuOptions):
     ]
     optFlags = [["wait", "w", "Wait for the results and print them."]]
 
-    def parseArgs(self, task: str, *args: str) -> None:
+    def parseArgs(self, task: str, *args: str) -> None:  # type: ignore[override]
         """
         The task name and its positional arguments.
         """
