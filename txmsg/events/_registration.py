@@ -123,7 +123,7 @@ def _as_callable(handler: Any) -> Callable[[Event], Any]:
     """
     if isinstance(handler, type):
         if issubclass(handler, BaseHandler) or callable(getattr(handler, "execute", None)):
-            return handler().execute  # type: ignore[no-any-return]
+            return handler().execute
         raise TypeError(
             f"{handler!r} is a class without execute(); pass an instance, "
             "a function or a BaseHandler subclass"
@@ -131,10 +131,10 @@ def _as_callable(handler: Any) -> Callable[[Event], Any]:
     if isinstance(handler, BaseHandler):
         return handler.execute
     if callable(handler):
-        return handler  # type: ignore[no-any-return]
+        return handler
     execute = getattr(handler, "execute", None)
     if callable(execute):
-        return execute  # type: ignore[no-any-return]
+        return execute
     raise TypeError(f"event handlers must be callable or have an execute() method, not {handler!r}")
 
 

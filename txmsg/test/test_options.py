@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import sys
+from typing import Any, cast
 
 from twisted.python.usage import UsageError
 from twisted.scripts.twistd import ServerOptions
@@ -125,7 +126,7 @@ class CoercerTests(SynchronousTestCase):
         self.assertEqual(str(e), "--prefetch must be a whole number at least 1, not 'x'")
         e = self.assertRaises(ValueError, coerce, "0")
         self.assertEqual(str(e), "--prefetch must be at least 1, not 0")
-        self.assertEqual(coerce.coerceDoc, "Must be a whole number at least 1.")
+        self.assertEqual(cast(Any, coerce).coerceDoc, "Must be a whole number at least 1.")
 
     def test_seconds(self) -> None:
         """

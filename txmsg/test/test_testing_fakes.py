@@ -6,6 +6,8 @@ real thing it stands in for, and the real thing provides it too.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pika.adapters.twisted_connection import TwistedChannel, TwistedProtocolConnection
 from twisted.internet.task import Clock
 from twisted.python.threadpool import ThreadPool
@@ -87,7 +89,7 @@ class SyncThreadPoolTests(SynchronousTestCase):
         reported as Twisted's thread pool reports it.
         """
         pool = SyncThreadPool()
-        results: list[tuple[bool, object]] = []
+        results: list[tuple[bool, Any]] = []
         pool.callInThreadWithCallback(lambda ok, r: results.append((ok, r)), lambda x: x * 2, 21)
         pool.callInThreadWithCallback(lambda ok, r: results.append((ok, r)), lambda: 1 // 0)
         self.assertEqual(results[0], (True, 42))

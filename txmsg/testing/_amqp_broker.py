@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, cast
 
 from pika.exceptions import (
     ConnectionClosedByBroker,
@@ -147,8 +147,9 @@ class MemoryAMQPProtocol(Protocol):
         if not self._open:
             return None
 
-        self.transport.reason = ConnectionClosedByClient(reply_code, reply_text)
-        self.transport.loseConnection()
+        transport = cast(Any, self.transport)
+        transport.reason = ConnectionClosedByClient(reply_code, reply_text)
+        transport.loseConnection()
         return self.closed
 
     def connectionLost(self, reason: Any = None) -> None:
@@ -221,7 +222,7 @@ class MemoryAMQPConnection(AMQPConnection):
             _Factory(self.broker, self),
             retryPolicy=self._retry_policy,
             clock=self._reactor,
-            prepareConnection=lambda p: p.ready,
+            prepareConnection=lambda p: cast(Any, p).ready,
         )
         self._client_service.startService()
 
@@ -372,7 +373,7 @@ class MemoryBroker(BrokerState):
         conns = [c for c in self.connections if only is None or c.owner is only]
         for conn in conns:
             if conn.transport is not None:
-                conn.transport.reason = ConnectionClosedByBroker(320, reply_text)
+                cast(Any, conn.transport).reason = ConnectionClosedByBroker(320, reply_text)
                 conn.transport.loseConnection()
         return len(conns)
 

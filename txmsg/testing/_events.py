@@ -76,19 +76,19 @@ class SyncThreadPool:
     def callInThreadWithCallback(
         self,
         onResult: Callable[[bool, Any], object] | None,
-        f: Callable[..., Any],
+        func: Callable[..., Any],
         *args: Any,
         **kw: Any,
     ) -> None:
-        """Run C{f(*args, **kw)} (now, or on L{run_all}) and report to C{onResult}."""
+        """Run C{func(*args, **kw)} (now, or on L{run_all}) and report to C{onResult}."""
         if self.hold:
-            self.work.append((onResult, f, args, kw))
+            self.work.append((onResult, func, args, kw))
         else:
-            _run(onResult, f, args, kw)
+            _run(onResult, func, args, kw)
 
-    def callInThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
-        """Run C{f(*args, **kw)} (now, or on L{run_all})."""
-        self.callInThreadWithCallback(None, f, *args, **kw)
+    def callInThread(self, func: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """Run C{func(*args, **kw)} (now, or on L{run_all})."""
+        self.callInThreadWithCallback(None, func, *args, **kw)
 
     def run_all(self) -> None:
         """Run the work held so far, in order."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.logger import Logger, formatEvent
+from twisted.logger import ILogObserver, Logger, formatEvent
 
 from txmsg.amqp import Queue
 from txmsg.events import EventRegistry
@@ -142,7 +142,9 @@ class WorkerHarness:
         self.runs: list[tuple] = []
         self.queues = list(queues)
         self.events = EventRegistry(reactor=self.clock)
-        self.events.log = Logger(namespace="txmsg.events", observer=self.logs.append)
+        self.events.log = Logger(
+            namespace="txmsg.events", observer=cast(ILogObserver, self.logs.append)
+        )
         self.worker = WorkerService(
             self.registry,
             queues=self.queues,
@@ -157,9 +159,12 @@ class WorkerHarness:
             retry=retry or RetryPolicy(jitter=0.0),
             redis=redis,
         )
-        self.worker.log = Logger(namespace="txmsg.worker", observer=self.logs.append)
+        self.worker.log = Logger(
+            namespace="txmsg.worker", observer=cast(ILogObserver, self.logs.append)
+        )
         for spec_name in self.registry.names():
             spec = self.registry.get(spec_name)
+            assert spec is not None
             self.events.add(spec.event_name, self._observe)
         self.connection = broker.connection()
         self.client = TaskClient(self.connection, queue=self.queues[0])
