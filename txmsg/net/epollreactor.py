@@ -11,36 +11,113 @@ loop).  Elsewhere it is opt-in:
 
 or, in a program, before anything imports C{twisted.internet.reactor}:
 
-    from txmsg import epollreactor
+    from txmsg.net import epollreactor
     epollreactor.install()
 
-It is Twisted's C{EPollReactor} minus the legacy log context that the stock
-loop sets up around every I/O event (see L{txmsg._writethrough}); in the
-echo benchmark that context is most of the remaining per-round-trip CPU gap
-to asyncio.  The only visible difference: legacy C{twisted.python.log}
-calls made inside I/O handlers are logged with system C{"-"} instead of the
-connection's log prefix.  When this Twisted's C{EPollReactor} no longer has
-the shape the lean loop replicates, C{install} installs the stock
+L{LeanEPollReactor} is Twisted's C{EPollReactor} with one change: its loop
+calls C{_doReadOrWrite} for each I/O event directly instead of through
+C{twisted.python.log.callWithLogger}, which builds a legacy log context
+(C{system} = the transport's log prefix) around every event and costs more
+than a microsecond per event; in the echo benchmark that context is most of
+the remaining per-round-trip CPU gap to asyncio.  The only visible
+difference: legacy C{twisted.python.log} calls made inside I/O handlers are
+logged with system C{"-"} instead of the connection's log prefix.
+
+It relies on C{EPollReactor._poller}, C{_selectables} and
+C{_doReadOrWrite}, so it is used only on a Twisted release inside the tested
+range (L{txmsg.net._versions}); on any other, C{install} installs the stock
 C{EPollReactor} and logs a warning.
 """
 
 from __future__ import annotations
 
+import errno
 import sys
+from typing import Any
 
 from twisted.logger import Logger
 
-from txmsg._writethrough import LeanEPollReactor, lean_reactor_ok
+from txmsg.net._versions import tested_range_text, tested_twisted, twisted_version
 
-__all__ = ["LeanEPollReactor", "install", "install_unless_chosen"]
+__all__ = ["LeanEPollReactor", "install", "install_unless_chosen", "lean_reactor_ok"]
 
 _log = Logger()
+
+# What the lean loop uses of EPollReactor besides its public methods.
+_REACTOR_ATTRIBUTES = ("_doReadOrWrite", "doPoll")
+
+
+def _lean_reactor_class() -> type:
+    from twisted.internet.epollreactor import EPollReactor
+
+    class LeanEPollReactor(EPollReactor):  # type: ignore[misc,valid-type]
+        """
+        C{EPollReactor} whose loop dispatches I/O events without
+        C{log.callWithLogger}.  The only visible difference: legacy
+        C{twisted.python.log.msg}/C{err} calls made inside an I/O handler
+        are logged with system C{"-"} instead of the transport's log prefix
+        (C{twisted.logger.Logger} events are unaffected).  Exceptions
+        escaping an event are logged and the loop goes on, as before.
+        """
+
+        def doPoll(self, timeout: float | None) -> None:
+            """
+            Poll for events and dispatch each to C{_doReadOrWrite}.
+            """
+            if timeout is None:
+                timeout = -1
+            try:
+                events = self._poller.poll(timeout, len(self._selectables))
+            except OSError as err:
+                if err.errno == errno.EINTR:
+                    return
+                raise
+            drdw = self._doReadOrWrite
+            selectables = self._selectables
+            for fd, event in events:
+                selectable = selectables.get(fd)
+                if selectable is None:
+                    continue
+                try:
+                    drdw(selectable, fd, event)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException:
+                    _log.failure(
+                        "Unhandled error in I/O event handler of {selectable!r}",
+                        selectable=selectable,
+                    )
+
+        doIteration = doPoll
+
+    LeanEPollReactor.__module__ = __name__
+    LeanEPollReactor.__qualname__ = "LeanEPollReactor"
+    return LeanEPollReactor
+
+
+try:
+    LeanEPollReactor: Any = _lean_reactor_class()
+except ImportError:  # pragma: no cover - no epoll on this platform
+    LeanEPollReactor = None
+
+
+def lean_reactor_ok() -> bool:
+    """
+    @return: whether L{LeanEPollReactor} may run here: epoll exists, this
+        Twisted is a tested release (L{txmsg.net._versions}), and its
+        C{EPollReactor} still has the internals the lean loop uses.
+    """
+    if LeanEPollReactor is None or not tested_twisted():
+        return False
+    from twisted.internet.epollreactor import EPollReactor
+
+    return all(hasattr(EPollReactor, name) for name in _REACTOR_ATTRIBUTES)
 
 
 def install() -> None:
     """
     Install L{LeanEPollReactor} as the global reactor (or the stock
-    C{EPollReactor} if this Twisted is not the one it was written for).
+    C{EPollReactor} if this Twisted is not one it was tested on).
     """
     from twisted.internet.main import installReactor
 
@@ -49,7 +126,12 @@ def install() -> None:
         return
     from twisted.internet.epollreactor import EPollReactor
 
-    _log.warn("txmsg-epoll: this Twisted's EPollReactor changed; using the stock loop")
+    _log.warn(
+        "txmsg-epoll: Twisted {version} is not a release the lean loop was tested "
+        "on ({tested}); using the stock EPollReactor",
+        version=twisted_version(),
+        tested=tested_range_text(),
+    )
     installReactor(EPollReactor())
 
 

@@ -30,8 +30,9 @@ unchanged, for:
   - reactors that are not Twisted's POSIX reactors (IOCP, or any reactor
     that overrides C{listenTCP}); the epoll, poll, select, kqueue and
     asyncio-selector reactors are supported;
-  - a Twisted whose transport internals changed (L{write_through_applies} is
-    then false and a warning is logged once).
+  - a Twisted release outside the range this transport was tested on
+    (L{txmsg.net._versions}), or whose transport internals changed
+    (L{write_through_applies} is then false and a warning is logged once).
 """
 
 from __future__ import annotations
@@ -42,14 +43,14 @@ from typing import Any
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IStreamServerEndpoint
 
-from txmsg._writethrough import (
+from txmsg.net._writethrough import (
     WriteThroughClient,
     WriteThroughConnector,
     WriteThroughPort,
     WriteThroughReactor,
     WriteThroughServer,
 )
-from txmsg._writethrough import (
+from txmsg.net._writethrough import (
     applies as write_through_applies,
 )
 

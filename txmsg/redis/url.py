@@ -118,7 +118,7 @@ class RedisURL:
             assert self.path is not None
             return endpoints.UNIXClientEndpoint(reactor, self.path, timeout=timeout)
         assert self.host is not None and self.port is not None
-        from txmsg.transport import client_reactor
+        from txmsg.net.transport import client_reactor
 
         inner: IStreamClientEndpoint = endpoints.HostnameEndpoint(
             client_reactor(reactor), self.host, self.port, timeout=timeout

@@ -6,9 +6,10 @@ C{twistd txmsg-echo}: Options and makeService.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from twisted.application.internet import StreamServerEndpointService, UDPServer
+from twisted.application.internet import UDPServer
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
@@ -16,8 +17,9 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from txmsg.echo import EchoDatagramProtocol, EchoServerFactory
+from txmsg.net.listen import listening_service
+from txmsg.net.transport import write_through_applies
 from txmsg.ops.options import OpsOptions
-from txmsg.transport import server_endpoint, write_through_applies
 
 __all__ = ["DEFAULT_LISTEN", "EchoService", "Options", "makeService"]
 
@@ -147,31 +149,15 @@ def _address(address: Any) -> str:
     return str(name if name is not None else address)
 
 
-class _LoggedEndpointService(StreamServerEndpointService):
-    """
-    A StreamServerEndpointService that logs the address it listens on and
-    fails twistd's start-up when it cannot listen.
-    """
+def _announce(description: str) -> Callable[[Any], None]:
+    def announce(address: Any) -> None:
+        _log.info(
+            "txmsg-echo listening on {description} ({address})",
+            description=description,
+            address=_address(address),
+        )
 
-    log = Logger()
-    _raiseSynchronously = True
-
-    def __init__(self, endpoint: Any, factory: Any, description: str) -> None:
-        super().__init__(endpoint, factory)
-        self.description = description
-
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()
-
-        def listening(port: Any) -> Any:
-            self.log.info(
-                "txmsg-echo listening on {description} ({address})",
-                description=self.description,
-                address=_address(port.getHost()),
-            )
-            return port
-
-        self._waitingForPort.addCallback(listening)
+    return announce
 
 
 class EchoService(MultiService):
@@ -228,8 +214,13 @@ def makeService(options: Options, reactor: Any = None) -> EchoService:
         else "standard (write-through not available on {})".format(type(reactor).__name__),
     )
     for description in options["listen"]:
-        endpoint = server_endpoint(reactor, description, write_through=write_through)
-        child = _LoggedEndpointService(endpoint, factory, description)
+        child = listening_service(
+            reactor,
+            description,
+            factory,
+            announce=_announce(description),
+            write_through=write_through,
+        )
         child.setName("listen:" + description)
         child.setServiceParent(service)
     if options["udp"] is not None:
