@@ -16,6 +16,7 @@ from txmsg.amqp.connection import (
 )
 from txmsg.amqp.consumer import (
     Consumer,
+    ConsumerStopped,
     DeadLetter,
     Delivery,
     DropMessage,
@@ -51,6 +52,7 @@ __all__ = [
     "AMQPConnection",
     "Binding",
     "Consumer",
+    "ConsumerStopped",
     "DeadLetter",
     "Delivery",
     "DropMessage",
