@@ -20,6 +20,7 @@ from zope.interface import implementer
 from txmsg._events_delivery import _Delivery
 from txmsg._events_model import _MARK, Event, IEventSink
 from txmsg._events_registration import Registration, _as_callable, _order
+from txmsg._reactor import maybe_global_reactor
 
 
 @implementer(IEventSink)
@@ -62,10 +63,7 @@ class EventRegistry(_Delivery):
     # -- reactor, resolved late ------------------------------------------------
 
     def _get_reactor(self) -> Any:
-        if self._reactor is None:
-            from twisted.internet import reactor
-
-            self._reactor = reactor
+        self._reactor = maybe_global_reactor(self._reactor)
         return self._reactor
 
     def _schedule(self) -> None:

@@ -41,6 +41,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from txmsg._reactor import maybe_global_reactor
+from txmsg._sink import send_event
+
 __all__ = [
     "EchoClientFactory",
     "EchoClientProtocol",
@@ -67,11 +70,7 @@ class _EventSink(_TypingProtocol):
 
 
 def _resolve_clock(clock: IReactorTime | None) -> IReactorTime:
-    if clock is None:
-        from twisted.internet import reactor
-
-        return reactor  # type: ignore[return-value]
-    return clock
+    return maybe_global_reactor(clock)
 
 
 def _peer(transport: Any) -> str:
@@ -385,12 +384,7 @@ class EchoServerFactory(Factory):
         self._emit("echo.idle_timeout", {"peer": peer, "idle": idle_for})
 
     def _emit(self, name: str, payload: dict[str, Any]) -> None:
-        if self.events is None:
-            return
-        try:
-            self.events.dispatch(name, payload, source="echo")
-        except Exception:
-            self.log.failure("Event sink failed on {name}", name=name)
+        send_event(self.events, name, payload, "echo", self.log)
 
 
 class EchoDatagramProtocol(DatagramProtocol):

@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger
 from twisted.web.server import Site
 
+from txmsg._reactor import maybe_global_reactor
 from txmsg.net.listen import listening_service
 from txmsg.ops.health import Check, HealthRoot
 from txmsg.ops.lag import ReactorLagMonitor
@@ -63,10 +64,7 @@ class HealthService(MultiService):
         @param lag_interval: seconds between reactor-lag ticks.
         """
         super().__init__()
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor
+        reactor = maybe_global_reactor(reactor)
         self.lag = ReactorLagMonitor(lag_interval, reactor=reactor)
         self.lag.setName("lag")
         self.lag.setServiceParent(self)

@@ -43,6 +43,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg._reactor import maybe_global_reactor
 from txmsg.redis._delivery import Message, Subscription
 from txmsg.redis.pubsub import publish
 
@@ -359,8 +360,7 @@ def send_control(
     """
     if wait_reply is None:
         wait_reply = command in REPLY_COMMANDS
-    if clock is None:
-        from twisted.internet import reactor as clock
+    clock = maybe_global_reactor(clock)
     return Deferred.fromCoroutine(
         _send(
             connection,

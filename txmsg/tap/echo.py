@@ -16,6 +16,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
+from txmsg._reactor import maybe_global_reactor
 from txmsg.echo import EchoDatagramProtocol, EchoServerFactory
 from txmsg.net.listen import listening_service
 from txmsg.net.transport import write_through_applies
@@ -196,8 +197,7 @@ def makeService(options: Options, reactor: Any = None) -> EchoService:
     @param options: parsed L{Options}.
     @param reactor: the reactor; the global one by default.
     """
-    if reactor is None:
-        from twisted.internet import reactor
+    reactor = maybe_global_reactor(reactor)
     factory = EchoServerFactory(
         max_connections=options["max-connections"],
         idle_timeout=options["idle-timeout"],

@@ -15,6 +15,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from txmsg._reactor import maybe_global_reactor
 from txmsg.net import epollreactor
 from txmsg.tap.echo import EchoService, Options
 from txmsg.tap.echo import makeService as make_echo_service
@@ -32,7 +33,7 @@ def makeService(options: Options) -> EchoService:
     @param options: parsed L{Options}.
     """
     lean = epollreactor.install_unless_chosen()
-    from twisted.internet import reactor
+    reactor = maybe_global_reactor(None)
 
     _log.info(
         "txmsg-echo reactor: {name}{note}",

@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted.python import usage
 
+from txmsg._reactor import maybe_global_reactor
 from txmsg.ops.options import OpsOptions
 from txmsg.worker.retry import RetryPolicy
 from txmsg.worker.tasks import TaskRegistry, load_tasks
@@ -155,8 +156,7 @@ def makeService(options: Options, reactor: Any = None) -> Any:
     @param options: parsed L{Options}.
     @param reactor: the reactor; the global one by default.
     """
-    if reactor is None:
-        from twisted.internet import reactor
+    reactor = maybe_global_reactor(reactor)
     from txmsg.worker.service import WorkerService
 
     def shutdown() -> None:
