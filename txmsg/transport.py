@@ -5,24 +5,5 @@ The old name of L{txmsg.net.transport}, kept for one release: import from
 C{txmsg.net.transport} instead.
 """
 
-from txmsg.net.transport import (
-    WriteThroughClient,
-    WriteThroughConnector,
-    WriteThroughPort,
-    WriteThroughReactor,
-    WriteThroughServer,
-    client_reactor,
-    server_endpoint,
-    write_through_applies,
-)
-
-__all__ = [
-    "WriteThroughClient",
-    "WriteThroughConnector",
-    "WriteThroughPort",
-    "WriteThroughReactor",
-    "WriteThroughServer",
-    "client_reactor",
-    "server_endpoint",
-    "write_through_applies",
-]
+from txmsg.net.transport import *  # noqa: F403
+from txmsg.net.transport import __all__  # noqa: F401
