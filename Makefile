@@ -5,7 +5,7 @@ export VENV PYTHON
 
 SOURCES := setup.cfg pyproject.toml requirements-dev.txt $(shell find txmsg twisted -name '*.py' 2>/dev/null)
 
-.PHONY: help venv servers demo test unit integration lint typecheck bench clean
+.PHONY: help venv servers demo test unit unit-oldest integration lint typecheck bench clean
 
 help:
 	@echo "make demo   set everything up and run the demo"
@@ -13,6 +13,7 @@ help:
 	@echo "make venv   create $(VENV) and install txmsg into it"
 	@echo "make servers  make sure Redis and RabbitMQ run on 127.0.0.1"
 	@echo "make unit / make integration   one suite only"
+	@echo "make unit-oldest   the unit suite on the oldest Twisted setup.cfg allows (.venv-oldest)"
 	@echo "make lint   ruff check, ruff format --check and mypy (make test runs it too)"
 	@echo "make typecheck   mypy only"
 	@echo "make bench  run the benchmarks"
@@ -43,6 +44,10 @@ typecheck: venv
 unit: venv
 	$(VENV)/bin/trial txmsg
 
+unit-oldest:
+	scripts/setup-oldest-venv.sh
+	.venv-oldest/bin/trial txmsg
+
 integration: venv servers
 	$(VENV)/bin/python -m twisted.trial tests
 
@@ -51,4 +56,4 @@ bench: venv servers
 	@for b in benchmarks/[!_]*.py; do echo "==> $$b"; $(VENV)/bin/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info _trial_temp twisted/plugins/dropin.cache benchmarks/.build .mypy_cache
+	rm -rf $(VENV) .venv-oldest build dist *.egg-info _trial_temp twisted/plugins/dropin.cache benchmarks/.build .mypy_cache

@@ -9,13 +9,13 @@ KIND is one of:
   - C{wire}: L{twisted.protocols.wire.Echo} on Twisted's default reactor
     (epoll on Linux), listening through C{serverFromString};
   - C{wire-wt}: the same C{wire.Echo}, listening through
-    L{txmsg.transport.server_endpoint} (write-through transport);
+    L{txmsg.net.transport.server_endpoint} (write-through transport);
   - C{txmsg-wt}: like C{txmsg-factory}, listening through
-    L{txmsg.transport.server_endpoint};
-  - C{txmsg-wt-lean}: C{txmsg-wt} on L{txmsg.epollreactor} (no legacy
+    L{txmsg.net.transport.server_endpoint};
+  - C{txmsg-wt-lean}: C{txmsg-wt} on L{txmsg.net.epollreactor} (no legacy
     log context around each I/O event);
   - C{txmsg-lean}: the C{txmsg-echo} tap service (its defaults) on
-    L{txmsg.epollreactor}, i.e. C{twistd -r txmsg-epoll txmsg-echo};
+    L{txmsg.net.epollreactor}, i.e. C{twistd -r txmsg-epoll txmsg-echo};
   - C{txmsg-factory}: L{txmsg.echo.EchoServerFactory} with the same limits as
     C{twistd txmsg-echo}'s defaults (1000 connections, 300 s idle timeout,
     no events), on the same reactor and set-up as C{wire} (so the two differ
@@ -44,9 +44,9 @@ def _run_tap_lean(port: int) -> None:
     """
     The C{txmsg-echo} service exactly as C{twistd txmsg-echo} builds it
     (its Options with their defaults, C{makeService}), on
-    L{txmsg.epollreactor} (what C{twistd -r txmsg-epoll txmsg-echo} runs).
+    L{txmsg.net.epollreactor} (what C{twistd -r txmsg-epoll txmsg-echo} runs).
     """
-    from txmsg import epollreactor
+    from txmsg.net import epollreactor
 
     epollreactor.install()
     from twisted.internet import reactor
@@ -64,7 +64,7 @@ def _run_tap_lean(port: int) -> None:
 
 def _run_twisted(port: int, factory_kind: str) -> None:
     if factory_kind.endswith("-lean"):
-        from txmsg import epollreactor
+        from txmsg.net import epollreactor
 
         epollreactor.install()
     from twisted.internet import reactor
@@ -81,7 +81,7 @@ def _run_twisted(port: int, factory_kind: str) -> None:
         factory = EchoServerFactory(max_connections=1000, idle_timeout=300, clock=reactor)
     description = "tcp:{}:interface={}".format(port, HOST)
     if factory_kind in ("wire-wt", "txmsg-wt", "txmsg-wt-lean"):
-        from txmsg.transport import server_endpoint
+        from txmsg.net.transport import server_endpoint
 
         endpoint = server_endpoint(reactor, description)
     else:

@@ -27,7 +27,7 @@ Servers (L{SERVERS}: name -> command; add one there):
     --no-write-through}, Twisted's standard write path and reactor (what
     txmsg-echo was before issue 10);
   - C{txmsg-echo-lean} (not run by default): the tap service built by
-    C{_echo_servers.py} on L{txmsg.epollreactor}, without twistd;
+    C{_echo_servers.py} on L{txmsg.net.epollreactor}, without twistd;
   - C{wire.Echo}: L{twisted.protocols.wire.Echo} on the same (default, epoll)
     reactor;
   - C{asyncio}, C{uvloop}: a stdlib C{asyncio.Protocol} echo, and the same on

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Run every txmsg test: `trial txmsg` (unit) then `trial tests` (integration,
-# against the real Redis and RabbitMQ). Fails when a suite fails, runs no
-# test, or (in CI) skips any integration test.
+# Run every txmsg test: `trial txmsg` (unit) on the newest Twisted (.venv)
+# and on the oldest one setup.cfg allows (.venv-oldest, built by
+# scripts/setup-oldest-venv.sh), then `trial tests` (integration, against the
+# real Redis and RabbitMQ). Fails when a suite fails, runs no test, or (in CI)
+# skips any integration test. TXMSG_SKIP_OLDEST=1 skips the oldest-Twisted run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,6 +57,18 @@ fi
 # the integration tests live in the checkout's top-level tests/ package, which
 # `python -m` puts on the path (the trial script alone would not find it).
 run_suite unit txmsg "$VENV/bin/trial"
+# The same unit suite on the oldest Twisted setup.cfg allows: txmsg's fast
+# paths use Twisted internals, gated on a tested range of releases
+# (txmsg/net/_versions.py); a release that breaks them fails here.
+if [ "${TXMSG_SKIP_OLDEST:-}" != 1 ]; then
+    OLDEST_VENV=${OLDEST_VENV:-.venv-oldest}
+    if OLDEST_VENV=$OLDEST_VENV scripts/setup-oldest-venv.sh; then
+        run_suite "unit (oldest Twisted)" txmsg "$OLDEST_VENV/bin/trial"
+    else
+        echo "ERROR: could not build $OLDEST_VENV" >&2
+        status=1
+    fi
+fi
 run_suite integration tests "$VENV/bin/python" -m twisted.trial
 # In CI (or when asked), also check that a plain `pip install .` passes `trial
 # txmsg` (optional packages missing: their tests skip).  About two minutes.

@@ -120,7 +120,7 @@ class EchoTwistdTests(SynchronousTestCase):
         echo.
         """
         for options, expected in [
-            ([], "reactor class: txmsg._writethrough.LeanEPollReactor."),
+            ([], "reactor class: txmsg.net.epollreactor.LeanEPollReactor."),
             (["-r", "epoll"], "reactor class: twisted.internet.epollreactor.EPollReactor."),
         ]:
             port = free_port()

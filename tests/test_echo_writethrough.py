@@ -26,9 +26,9 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from txmsg._writethrough import WriteThroughClient, WriteThroughServer
 from txmsg.echo import EchoServerFactory, connect_echo
-from txmsg.transport import client_reactor, server_endpoint
+from txmsg.net._writethrough import WriteThroughClient, WriteThroughServer
+from txmsg.net.transport import client_reactor, server_endpoint
 
 BIG = bytes(range(256)) * (16 * 1024)  # 4 MiB
 HUGE = BIG * 8  # 32 MiB: more than loopback's kernel buffers can hold
@@ -268,11 +268,11 @@ def _later(seconds: float) -> Deferred[None]:
 
 _LEAN_CHILD = """
 import sys
-from txmsg import epollreactor
+from txmsg.net import epollreactor
 epollreactor.install()
 from twisted.internet import reactor
 from txmsg.echo import EchoServerFactory
-from txmsg.transport import server_endpoint
+from txmsg.net.transport import server_endpoint
 
 def listening(port):
     print("LISTENING", port.getHost().port, type(reactor).__name__, flush=True)
@@ -286,7 +286,7 @@ reactor.run()
 
 class LeanReactorIntegrationTests(SynchronousTestCase):
     """
-    txmsg's echo server on L{txmsg.epollreactor}, in a child process.
+    txmsg's echo server on L{txmsg.net.epollreactor}, in a child process.
     """
 
     def test_echo_on_lean_reactor(self) -> None:

@@ -47,6 +47,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txmsg._lograte import should_log
+from txmsg._reactor import maybe_global_reactor
+from txmsg._sink import send_event
 
 __all__ = [
     "EchoClientFactory",
@@ -74,11 +76,7 @@ class _EventSink(_TypingProtocol):
 
 
 def _resolve_clock(clock: IReactorTime | None) -> IReactorTime:
-    if clock is None:
-        from twisted.internet import reactor
-
-        return cast(IReactorTime, reactor)
-    return clock
+    return maybe_global_reactor(clock)
 
 
 def _peer(transport: Any) -> str:
@@ -404,12 +402,7 @@ class EchoServerFactory(_EchoServerFactoryBase):
         self._emit("echo.idle_timeout", {"peer": peer, "idle": idle_for})
 
     def _emit(self, name: str, payload: dict[str, Any]) -> None:
-        if self.events is None:
-            return
-        try:
-            self.events.dispatch(name, payload, source="echo")
-        except Exception:
-            self.log.failure("Event sink failed on {name}", name=name)
+        send_event(self.events, name, payload, "echo", self.log)
 
 
 class EchoDatagramProtocol(DatagramProtocol):

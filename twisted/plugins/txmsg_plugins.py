@@ -27,6 +27,6 @@ from twisted.application.reactors import Reactor  # noqa: E402
 
 txmsg_epoll = Reactor(
     "txmsg-epoll",
-    "txmsg.epollreactor",
+    "txmsg.net.epollreactor",
     "epoll reactor without the per-event legacy log context (txmsg; Linux)",
 )

@@ -17,6 +17,7 @@ from txmsg.amqp.connection import (
 )
 from txmsg.amqp.consumer import (
     Consumer,
+    ConsumerStopped,
     DeadLetter,
     Delivery,
     Disposition,
@@ -53,6 +54,7 @@ __all__ = [
     "AMQPConnection",
     "Binding",
     "Consumer",
+    "ConsumerStopped",
     "DeadLetter",
     "Delivery",
     "Disposition",

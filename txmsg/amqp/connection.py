@@ -19,14 +19,24 @@ imported inside functions here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    TimeoutError,
+    fail,
+    maybeDeferred,
+    succeed,
+)
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg._reactor import maybe_global_reactor
+from txmsg._sink import send_event
+from txmsg._waiters import Waiters
 from txmsg.amqp._protocol import _Factory, describe_reason, reason_preserving_protocol
 from txmsg.amqp._refusal import LoginRefused, describe_refusal
 from txmsg.amqp.topology import Declaration, Topology
@@ -101,11 +111,7 @@ class AMQPConnection(Service):
             vhost, keep retrying (with backoff) instead of giving up; either
             way the refusal is logged once and kept in L{refusal}.
         """
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor
-        self._reactor = reactor
+        self._reactor = reactor = maybe_global_reactor(reactor)
         self.address: AMQPAddress = parse_amqp_url(url)
         self.events = events
         self.connection_name = connection_name
@@ -119,10 +125,10 @@ class AMQPConnection(Service):
         self._ready = False
         self._generation = 0
         self._stopping = False
-        self._waiters: list[Deferred] = []
+        self._ready_waiters: Waiters[Any] = Waiters(reactor)
         self._participants: list[Any] = []
         self._publisher: Any = None
-        self._lost_waiters: list[Deferred] = []
+        self._lost_waiters: Waiters[None] = Waiters(reactor)
         self.retry_refused_login = retry_refused_login
         #: why RabbitMQ refused the last connection set-up (one line), or None
         self.refusal: str | None = None
@@ -164,30 +170,12 @@ class AMQPConnection(Service):
             return fail(ServiceStopped("AMQP connection service is stopped"))
         if self._ready:
             return succeed(self._connection)
+        url = self.address.redacted
         if self.refusal is not None and not self.retry_refused_login:
             return fail(LoginRefused(self.refusal))
-        timer: list = []
-
-        def cancel(d: Deferred) -> None:
-            if d in self._waiters:
-                self._waiters.remove(d)
-            for t in timer:
-                if t.active():
-                    t.cancel()
-
-        d: Deferred = Deferred(cancel)
-        self._waiters.append(d)
-        if timeout is not None:
-
-            def expire() -> None:
-                if d in self._waiters:
-                    self._waiters.remove(d)
-                    url = self.address.redacted
-                    d.errback(NotConnectedError(f"no AMQP connection to {url} within {timeout}s"))
-
-            timer.append(self._reactor.callLater(timeout, expire))
-            d.addBoth(_cancel_timer, timer[0])
-        return d
+        return self._ready_waiters.wait(
+            timeout, lambda: NotConnectedError(f"no AMQP connection to {url} within {timeout}s")
+        )
 
     def add_refusal_observer(self, observer: Callable[[str], object]) -> None:
         """
@@ -297,32 +285,51 @@ class AMQPConnection(Service):
         """
         super().stopService()
         self._stopping = True
-        waiters, self._waiters = self._waiters, []
-        for w in waiters:
-            w.errback(ServiceStopped("AMQP connection service stopped"))
+        self._ready_waiters.fail(ServiceStopped("AMQP connection service stopped"))
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
         for p in sorted(self._participants, key=lambda p: getattr(p, "stop_order", 0)):
-            try:
-                await maybeDeferred(p.stop)
-            except Exception:
-                self.log.failure("Stopping {participant!r} failed", participant=p)
+            await self._stop_participant(p)
         conn = self._connection
         if conn is not None and conn.is_open:
-            d: Deferred = Deferred()
-            self._lost_waiters.append(d)
-            timer = self._reactor.callLater(self._close_timeout, d.callback, None)
-            d.addBoth(_cancel_timer, timer)
+            d = self._lost_waiters.wait(self._close_timeout)
             try:
                 conn.close()
             except Exception:
                 self.log.failure("Closing the AMQP connection failed")
-                if not d.called:
-                    d.callback(None)
-            await d
+                d.cancel()
+            try:
+                await d
+            except (CancelledError, TimeoutError):
+                pass
         if self._client_service is not None:
             await maybeDeferred(self._client_service.stopService)
+
+    async def _stop_participant(self, participant: Any) -> None:
+        """
+        Stop one participant, waiting at most its C{grace} seconds (plus
+        the close timeout) when it has one: a handler that never finishes
+        must not keep the service from stopping.
+        """
+        grace = getattr(participant, "grace", None)
+        d = maybeDeferred(participant.stop)
+        timer = None
+        if grace is not None:
+            timer = self._reactor.callLater(grace + self._close_timeout, d.cancel)
+        try:
+            await d
+        except CancelledError:
+            self.log.warn(
+                "{participant!r} did not stop within {grace}s; stopping without it",
+                participant=participant,
+                grace=grace,
+            )
+        except Exception:
+            self.log.failure("Stopping {participant!r} failed", participant=participant)
+        finally:
+            if timer is not None and timer.active():
+                timer.cancel()
 
     # -- protocol callbacks (ReasonPreservingConnection or test fakes) ------
 
@@ -367,9 +374,7 @@ class AMQPConnection(Service):
 
     def _refused(self, refusal: str) -> None:
         if not self.retry_refused_login:
-            waiters, self._waiters = self._waiters, []
-            for w in waiters:
-                w.errback(LoginRefused(refusal))
+            self._ready_waiters.fail(LoginRefused(refusal))
             if self._client_service is not None and not self._stopping:
                 self._client_service.stopService()
         for observer in list(self._refusal_observers):
@@ -383,9 +388,7 @@ class AMQPConnection(Service):
         self._ready = True
         for p in list(self._participants):
             self._attach_one(p, conn)
-        waiters, self._waiters = self._waiters, []
-        for w in waiters:
-            w.callback(conn)
+        self._ready_waiters.fire(conn)
 
     def _setup_failed(self, f: Failure, conn: Any) -> None:
         if conn is self._connection:
@@ -417,10 +420,7 @@ class AMQPConnection(Service):
             except Exception:
                 self.log.failure("Detaching {participant!r} failed", participant=p)
         self._emit("amqp.lost", self._payload(**fields))
-        waiters, self._lost_waiters = self._lost_waiters, []
-        for w in waiters:
-            if not w.called:
-                w.callback(None)
+        self._lost_waiters.fire(None)
 
     # -- helpers ------------------------------------------------------------
 
@@ -452,10 +452,7 @@ class AMQPConnection(Service):
         return payload
 
     def _emit(self, name: str, payload: dict) -> None:
-        if self.events is None:
-            return
-        d = maybeDeferred(self.events.dispatch, name, payload, source="txmsg.amqp")
-        d.addErrback(lambda f: self.log.failure("Event {name} failed", f, name=name))
+        send_event(self.events, name, payload, "txmsg.amqp", self.log)
 
 
 def _prepare(protocol: Any) -> Deferred:
@@ -464,10 +461,4 @@ def _prepare(protocol: Any) -> Deferred:
     # "NoTransition: no transition for _clientDisconnected" tracebacks).  A
     # failed AMQP set-up is reported through _protocol_failed instead, and
     # the loss of its connection makes ClientService retry as usual.
-    return protocol.ready.addErrback(lambda _: None)
-
-
-def _cancel_timer(result: Any, timer: Any) -> Any:
-    if timer.active():
-        timer.cancel()
-    return result
+    return cast(Deferred, protocol.ready).addErrback(lambda _: None)

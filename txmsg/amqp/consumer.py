@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, TimeoutError, ensureDeferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg._waiters import InFlight, Waiters
 from txmsg.amqp._protocol import describe_reason
 from txmsg.amqp.delivery import (
     DeadLetter,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:  # a type only: connection.py imports this module
 
 __all__ = [
     "Consumer",
+    "ConsumerStopped",
     "DeadLetter",
     "Delivery",
     "DropMessage",
@@ -51,6 +53,10 @@ __all__ = [
     "Outcome",
     "RetryLater",
 ]
+
+
+class ConsumerStopped(Exception):
+    """The consumer was stopped before what was waited for happened."""
 
 
 class _Session:
@@ -90,6 +96,7 @@ class Consumer:
         exclusive: bool = False,
         arguments: dict | None = None,
         retry_delay: float = 1.0,
+        grace: float | None = 30.0,
     ) -> None:
         """
         @param connection: the L{txmsg.amqp.connection.AMQPConnection}.
@@ -104,6 +111,9 @@ class Consumer:
         @param on_error: what a handler failure does (L{ErrorPolicy}).
         @param retry_delay: seconds before recreating the consumer after a
             channel error or a broker cancel.
+        @param grace: seconds L{stop} waits for running handlers before it
+            closes the channel anyway (their deliveries are then requeued by
+            the broker and their late results not acked); L{None}: no limit.
         """
         if prefetch < 1:
             raise ValueError("prefetch must be >= 1 (manual acks need a bound)")
@@ -128,11 +138,11 @@ class Consumer:
         self._session: _Session | None = None
         self._starting = False
         self._retry_call: Any = None
-        self._inflight = 0
+        self.grace = grace
+        self._inflight = InFlight(connection.reactor)
         self._pumping = False
         self._stopped = False
-        self._idle: list[Deferred] = []
-        self._consuming_waiters: list[Deferred] = []
+        self._consuming_waiters: Waiters[str] = Waiters(connection.reactor)
         self.acked = 0
         self.nacked = 0
         if isinstance(queue, Queue):
@@ -150,17 +160,22 @@ class Consumer:
         """Whether a broker consumer is currently active."""
         return self._session is not None
 
-    def when_consuming(self) -> Deferred:
+    def when_consuming(self, timeout: float | None = None) -> Deferred[str]:
         """
         A Deferred firing with the queue name once a broker consumer is active
-        (at once if it is).
+        (at once if it is).  Cancelling it stops the wait.
+
+        @param timeout: seconds to wait; L{None} waits until the consumer
+            stops.
+        @return: the Deferred; it fails with L{ConsumerStopped} if the
+            consumer is (or gets) stopped first, or after C{timeout} with
+            C{twisted.internet.defer.TimeoutError}.
         """
-        d: Deferred = Deferred()
         if self._session is not None:
-            d.callback(self._session.name)
-        else:
-            self._consuming_waiters.append(d)
-        return d
+            return succeed(self._session.name)
+        if self._stopped:
+            return fail(ConsumerStopped(f"{self!r} is stopped"))
+        return self._consuming_waiters.wait(timeout)
 
     @property
     def queue_name(self) -> str | None:
@@ -208,9 +223,7 @@ class Consumer:
             queue=name,
             prefetch=self._prefetch,
         )
-        waiters, self._consuming_waiters = self._consuming_waiters, []
-        for w in waiters:
-            w.callback(name)
+        self._consuming_waiters.fire(name)
         self._pump()
 
     def _start_failed(self, f: Failure, conn: Any) -> None:
@@ -254,7 +267,7 @@ class Consumer:
             return
         self._pumping = True
         try:
-            while not self._stopped and self._inflight < self._concurrency:
+            while not self._stopped and self._inflight.count < self._concurrency:
                 session = self._session
                 if session is None or session.dead or session.waiting is not None:
                     return
@@ -304,7 +317,7 @@ class Consumer:
             method.consumer_tag,
             msg.properties,
         )
-        self._inflight += 1
+        self._inflight.enter()
         try:
             result = self._handler(delivery)
         except BaseException:
@@ -339,11 +352,7 @@ class Consumer:
         except Exception:
             self.log.failure("Settling delivery {tag} failed", tag=delivery.delivery_tag)
         finally:
-            self._inflight -= 1
-            if self._inflight == 0 and self._idle:
-                idle, self._idle = self._idle, []
-                for w in idle:
-                    w.callback(None)
+            self._inflight.leave()
             self._pump()
 
     def _outcome(self, result: Any, delivery: Delivery) -> Disposition:
@@ -380,11 +389,15 @@ class Consumer:
 
     def stop(self) -> Deferred:
         """
-        Stop cleanly: take no more deliveries, wait for running handlers and
-        their acks, then cancel the consumer and close its channel (which
-        makes the broker requeue deliveries buffered but not handled).
+        Stop cleanly: take no more deliveries, wait (up to C{grace} seconds)
+        for running handlers and their acks, then cancel the consumer and
+        close its channel (which makes the broker requeue deliveries
+        buffered but not handled, and those whose handler outlived the
+        grace period).  Pending L{when_consuming} calls fail with
+        L{ConsumerStopped}.
         """
         self._stopped = True
+        self._consuming_waiters.fail(ConsumerStopped(f"{self!r} stopped"))
         self._conn.remove_participant(self)
         if self._retry_call is not None and self._retry_call.active():
             self._retry_call.cancel()
@@ -392,10 +405,16 @@ class Consumer:
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
-        if self._inflight:
-            d: Deferred = Deferred()
-            self._idle.append(d)
-            await d
+        try:
+            await self._inflight.drain(self.grace)
+        except TimeoutError:
+            self.log.warn(
+                "Consumer on {queue} stopping with {n} handler(s) still running after "
+                "{grace}s; their deliveries will be redelivered",
+                queue=self.queue_name,
+                n=self._inflight.count,
+                grace=self.grace,
+            )
         session, self._session = self._session, None
         if session is None:
             return

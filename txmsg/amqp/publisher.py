@@ -26,6 +26,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg._waiters import InFlight
 from txmsg.amqp._protocol import describe_reason
 from txmsg.amqp.properties import make_properties
 
@@ -288,8 +289,7 @@ class Publisher:
         self._channel: Any = None
         self._opening: Any = None
         self._channel_waiters: list[_Publish] = []
-        self._outstanding = 0
-        self._drained: list[Deferred] = []
+        self._outstanding = InFlight()
         self._stopped = False
         #: Counters: publishes asked for, and how they settled.
         self.published = 0
@@ -359,7 +359,7 @@ class Publisher:
             **property_fields,
         )
         op = _Publish(self, (exchange, routing_key, body, props, mandatory))
-        self._outstanding += 1
+        self._outstanding.enter()
         self.published += 1
         if timeout is _DEFAULT:
             # Default deadlines are in FIFO order: one sweeping timer serves all.
@@ -388,11 +388,7 @@ class Publisher:
         for op in waiters:
             op.fail(PublisherStopped("the publisher stopped before connecting"))
         self._conn.remove_participant(self)
-        if self._outstanding == 0:
-            return succeed(None)
-        d: Deferred = Deferred()
-        self._drained.append(d)
-        return d
+        return self._outstanding.drain()
 
     # -- participant ----------------------------------------------------------
 
@@ -474,14 +470,10 @@ class Publisher:
                 return
 
     def _finished(self) -> None:
-        self._outstanding -= 1
-        if self._outstanding == 0:
-            if self._sweep is not None:
-                if self._sweep.active():
-                    self._sweep.cancel()
-                self._sweep = None
-                self._deadlines.clear()
-            if self._drained:
-                drained, self._drained = self._drained, []
-                for d in drained:
-                    d.callback(None)
+        if self._outstanding.count == 1 and self._sweep is not None:
+            # the last one: no deadlines left to sweep
+            if self._sweep.active():
+                self._sweep.cancel()
+            self._sweep = None
+            self._deadlines.clear()
+        self._outstanding.leave()

@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
+from txmsg._reactor import maybe_global_reactor
 from txmsg.events._delivery import _Delivery
 from txmsg.events._model import _MARK, Event, IEventSink
 from txmsg.events._registration import Registration, _as_callable, _order
@@ -62,10 +63,7 @@ class EventRegistry(_Delivery):
     # -- reactor, resolved late ------------------------------------------------
 
     def _get_reactor(self) -> Any:
-        if self._reactor is None:
-            from twisted.internet import reactor
-
-            self._reactor = reactor
+        self._reactor = maybe_global_reactor(self._reactor)
         return self._reactor
 
     def _schedule(self) -> None:

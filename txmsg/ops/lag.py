@@ -14,6 +14,8 @@ from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
+from txmsg._reactor import maybe_global_reactor
+
 __all__ = ["ReactorLagMonitor"]
 
 
@@ -44,10 +46,7 @@ class ReactorLagMonitor(Service):
         self._loop: LoopingCall | None = None
 
     def _clock(self) -> Any:
-        if self._reactor is None:
-            from twisted.internet import reactor
-
-            self._reactor = reactor
+        self._reactor = maybe_global_reactor(self._reactor)
         return self._reactor
 
     def seconds(self) -> float:

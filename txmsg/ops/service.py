@@ -12,16 +12,19 @@ worker.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IAddress,
+)
 from twisted.logger import Logger
 from twisted.web.server import Site
 
+from txmsg._reactor import maybe_global_reactor
+from txmsg.net.listen import listening_service
 from txmsg.ops.health import Check, HealthRoot
 from txmsg.ops.lag import ReactorLagMonitor
 
@@ -34,40 +37,6 @@ __all__ = [
 ]
 
 
-class _HealthListener(StreamServerEndpointService):
-    """
-    Listen for the health site; log the address; fail start-up when the
-    port cannot be bound.
-    """
-
-    log = Logger()
-    _raiseSynchronously = True
-
-    def __init__(
-        self, endpoint: IStreamServerEndpoint, factory: IProtocolFactory, description: str
-    ) -> None:
-        super().__init__(endpoint, factory)
-        self.description = description
-        self.port: Any = None
-
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()
-
-        def listening(port: IListeningPort) -> IListeningPort:
-            self.port = port
-            address = port.getHost()
-            self.log.info(
-                "txmsg health endpoint listening on {description} ({host}:{port})",
-                description=self.description,
-                host=getattr(address, "host", address),
-                port=getattr(address, "port", ""),
-            )
-            return port
-
-        if self._waitingForPort is not None:  # set by the call above
-            self._waitingForPort.addCallback(listening)
-
-
 class HealthService(MultiService):
     """
     A reactor-lag monitor (child C{"lag"}) and an HTTP listener (child
@@ -76,7 +45,10 @@ class HealthService(MultiService):
     @ivar lag: the L{ReactorLagMonitor}.
     @ivar registry: the C{prometheus_client.CollectorRegistry} served.
     @ivar site: the C{twisted.web.server.Site}.
+    @ivar address: the address the listener is bound to, once it listens.
     """
+
+    log = Logger()
 
     def __init__(
         self,
@@ -95,10 +67,7 @@ class HealthService(MultiService):
         @param lag_interval: seconds between reactor-lag ticks.
         """
         super().__init__()
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor
+        reactor = maybe_global_reactor(reactor)
         self.lag = ReactorLagMonitor(lag_interval, reactor=reactor)
         self.lag.setName("lag")
         self.lag.setServiceParent(self)
@@ -108,9 +77,21 @@ class HealthService(MultiService):
         self.site.displayTracebacks = False
         # One log line per probe would drown the useful ones.
         self.site.log = lambda request: None  # type: ignore[method-assign]
-        self.listener = _HealthListener(serverFromString(reactor, endpoint), self.site, endpoint)
+        self.address: IAddress | None = None
+        self.listener = listening_service(
+            reactor, endpoint, self.site, announce=partial(self._listening, endpoint)
+        )
         self.listener.setName("listener")
         self.listener.setServiceParent(self)
+
+    def _listening(self, description: str, address: IAddress) -> None:
+        self.address = address
+        self.log.info(
+            "txmsg health endpoint listening on {description} ({host}:{port})",
+            description=description,
+            host=getattr(address, "host", address),
+            port=getattr(address, "port", ""),
+        )
 
 
 def echo_checks(echo: Any) -> Callable[[], list[Check]]:

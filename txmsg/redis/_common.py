@@ -15,6 +15,8 @@ from typing import Any
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import deferLater
 
+from txmsg._reactor import maybe_global_reactor
+
 __all__ = [
     "Script",
     "as_bytes",
@@ -54,9 +56,7 @@ def resolve_reactor(reactor: Any, redis: Any = None) -> Any:
         redis = redis.connection
     if isinstance(redis, RedisConnection):
         return redis.reactor
-    from twisted.internet import reactor as global_reactor
-
-    return global_reactor
+    return maybe_global_reactor(None)
 
 
 def join_key(namespace: str, *parts: str) -> str:

@@ -36,6 +36,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txmsg._lograte import should_log as _should_log
+from txmsg._waiters import Waiters
 from txmsg.serializers import Serializer, get_serializer
 
 __all__ = ["Message", "Subscription", "SubscriptionCancelled"]
@@ -143,7 +144,7 @@ class Subscription:
         self._queue: deque[Any] = deque()
         self._in_flight = 0
         self._draining = False
-        self._waiters: list[Deferred[Subscription]] = []
+        self._waiters: Waiters[Subscription] = Waiters()
 
     def __repr__(self) -> str:
         return "<Subscription {} {!r} active={}>".format(
@@ -152,31 +153,26 @@ class Subscription:
 
     # confirmation -------------------------------------------------------
 
-    def when_active(self) -> Deferred[Subscription]:
+    def when_active(self, timeout: float | None = None) -> Deferred[Subscription]:
         """
         Fire with this subscription once Redis has confirmed it (at once if
         it is).  Errbacks with L{SubscriptionCancelled} when cancelled or when
-        the pub/sub service stops first.  Add your own timeout if you need
-        one: Redis may be down for a long time.
+        the pub/sub service stops first.  Redis may be down for a long time:
+        pass a C{timeout} (seconds, on the global reactor; it then fails with
+        C{twisted.internet.defer.TimeoutError}) or add your own.
         """
         if self.active:
             return succeed(self)
         if self.cancelled:
             return fail(SubscriptionCancelled(f"{self!r} was cancelled"))
-        d: Deferred[Subscription] = Deferred(lambda d: self._waiters.remove(d))
-        self._waiters.append(d)
-        return d
+        return self._waiters.wait(timeout)
 
     def _confirmed(self) -> None:
         self.active = True
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            d.callback(self)
+        self._waiters.fire(self)
 
     def _fail_waiters(self, reason: Exception) -> None:
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            d.errback(reason)
+        self._waiters.fail(reason)
 
     def cancel(self) -> None:
         """

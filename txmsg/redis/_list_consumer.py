@@ -17,6 +17,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg._waiters import InFlight
 from txmsg.redis import _list_scripts as scripts
 from txmsg.redis._common import call, handler_of, sleep
 
@@ -112,9 +113,8 @@ class ListConsumer(Service):
         self._blocking = blocking_redis
         self._owns_blocking = False
         self._use_blmove = True
-        self._in_flight: set[Deferred[None]] = set()
+        self._in_flight = InFlight()
         self._room: Deferred[None] | None = None
-        self._drained: Deferred[None] | None = None
         self._stranded = False
         self._beats: LoopingCall | None = None
         self._beat_count = 0
@@ -287,10 +287,7 @@ class ListConsumer(Service):
             room.callback(None)
 
     async def _drain(self) -> None:
-        while self._in_flight:
-            waiting: Deferred[None] = Deferred()
-            self._drained = waiting
-            await waiting
+        await self._in_flight.drain()
 
     # heartbeat and recovery
 
@@ -333,15 +330,11 @@ class ListConsumer(Service):
 
     def _start(self, raw: Any) -> None:
         d = Deferred.fromCoroutine(self._handle(raw))
-        self._in_flight.add(d)
+        self._in_flight.enter()
 
         def finished(result: Any) -> None:
-            self._in_flight.discard(d)
+            self._in_flight.leave()
             self._wake_room()
-            drained = self._drained
-            if drained is not None and not self._in_flight and not drained.called:
-                self._drained = None
-                drained.callback(None)
             if isinstance(result, Failure):
                 self.log.failure("Bookkeeping of a list item failed", result)
 

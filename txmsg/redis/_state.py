@@ -12,7 +12,10 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 
-__all__ = ["ConnectionState", "RedisRefused", "describe_refusal", "emit"]
+from txmsg._sink import send_event
+from txmsg._waiters import Waiters
+
+__all__ = ["ConnectionState", "RedisRefused", "describe_refusal"]
 
 
 class RedisRefused(Exception):
@@ -44,20 +47,7 @@ def describe_refusal(url: str, why: str) -> str:
     return "Redis at {} refused the connection: {}".format(url, text)
 
 
-def emit(events: Any, name: str, payload: Any, source: str, log: Logger) -> None:
-    """
-    Dispatch C{name} to the C{events} sink if there is one; a failing sink is
-    logged, never raised.
-    """
-    if events is None:
-        return
-    try:
-        d = events.dispatch(name, payload, source=source)
-    except Exception:
-        log.failure("Event sink failed to take {event}", event=name)
-        return
-    if isinstance(d, Deferred):
-        d.addErrback(lambda f: log.failure("Event {event} failed", f, event=name))
+__all__ = ["ConnectionState"]
 
 
 class ConnectionState:
@@ -75,7 +65,7 @@ class ConnectionState:
         """
         @param role: C{"commands"} or C{"pubsub"}, in payloads and logs.
         @param url: the redacted URL.
-        @param events: the event sink (see L{emit}), or C{None}.
+        @param events: the event sink (see L{txmsg._sink.send_event}), or C{None}.
         """
         self.role = role
         self.url = url
@@ -84,7 +74,7 @@ class ConnectionState:
         self.stopping = False
         self.connections = 0
         self.refusal: str | None = None
-        self._waiters: list[Deferred[None]] = []
+        self._waiters: Waiters[None] = Waiters()
 
     def describe(self) -> str:
         """
@@ -103,17 +93,13 @@ class ConnectionState:
             return succeed(None)
         if self.refusal is not None:
             return fail(RedisRefused(self.refusal))
-        d: Deferred[None] = Deferred(lambda d: self._waiters.remove(d))
-        self._waiters.append(d)
-        return d
+        return self._waiters.wait()
 
     def fail_waiters(self, reason: Exception) -> None:
         """
         Errback every pending L{when_connected} (the service is stopping).
         """
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            d.errback(reason)
+        self._waiters.fail(reason)
 
     def refused(self, why: str) -> None:
         """
@@ -137,10 +123,8 @@ class ConnectionState:
         self.connections += 1
         self.log.info("Redis {role} connection up: {url}", role=self.role, url=self.url)
         payload = {"url": self.url, "role": self.role, "connections": size}
-        emit(self.events, "redis.connected", payload, "txmsg.redis", self.log)
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            d.callback(None)
+        send_event(self.events, "redis.connected", payload, "txmsg.redis", self.log)
+        self._waiters.fire(None)
 
     def lost(self) -> None:
         """
@@ -157,4 +141,4 @@ class ConnectionState:
             "connections": 0,
             "reason": "stopped" if self.stopping else "lost",
         }
-        emit(self.events, "redis.lost", payload, "txmsg.redis", self.log)
+        send_event(self.events, "redis.lost", payload, "txmsg.redis", self.log)

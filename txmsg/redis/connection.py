@@ -31,6 +31,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 
+from txmsg._reactor import maybe_global_reactor
 from txmsg.redis._deadline import DeadlineProxy, RedisCommandTimeout
 from txmsg.redis._state import ConnectionState
 from txmsg.redis.url import RedisURL, parse_redis_url
@@ -95,10 +96,7 @@ class RedisConnection(Service):
         """
         The reactor in use (resolved late).
         """
-        if self._reactor is None:
-            from twisted.internet import reactor
-
-            self._reactor = reactor
+        self._reactor = maybe_global_reactor(self._reactor)
         return self._reactor
 
     def _build_factory(self) -> Any:

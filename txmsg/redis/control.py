@@ -35,7 +35,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
@@ -44,6 +44,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg._reactor import maybe_global_reactor
 from txmsg.redis._delivery import Message, Subscription
 from txmsg.redis.pubsub import publish
 
@@ -360,10 +361,7 @@ def send_control(
     """
     if wait_reply is None:
         wait_reply = command in REPLY_COMMANDS
-    if clock is None:
-        from twisted.internet import reactor
-
-        clock = cast(IReactorTime, reactor)
+    clock = maybe_global_reactor(clock)
     return Deferred.fromCoroutine(
         _send(
             connection,

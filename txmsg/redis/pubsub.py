@@ -32,6 +32,7 @@ from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg._reactor import maybe_global_reactor
 from txmsg.redis._delivery import Message, Subscription, SubscriptionCancelled
 from txmsg.redis._state import ConnectionState
 from txmsg.redis.url import RedisURL, parse_redis_url
@@ -125,11 +126,9 @@ class PubSub(Service):
         Start the subscriber connection.
         """
         super().startService()
-        from twisted.internet import reactor as global_reactor
-
         from txmsg.redis._protocol import PubSubFactory
 
-        reactor = self._reactor if self._reactor is not None else global_reactor
+        reactor = maybe_global_reactor(self._reactor)
         self.state.stopping = False
         factory = PubSubFactory(self, self.url.password, self.url.username)
         factory.state = self.state

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from twisted.internet.interfaces import IStreamClientEndpoint
 
+from txmsg._reactor import maybe_global_reactor
 from txmsg._redact import redact_url
 
 __all__ = [
@@ -109,8 +110,7 @@ class RedisURL:
         @param reactor: the reactor to connect with (global one when C{None}).
         @param connect_timeout: seconds allowed for a TCP/unix connect.
         """
-        if reactor is None:
-            from twisted.internet import reactor
+        reactor = maybe_global_reactor(reactor)
         from twisted.internet import endpoints
 
         timeout = 30 if connect_timeout is None else connect_timeout
@@ -118,7 +118,7 @@ class RedisURL:
             assert self.path is not None
             return endpoints.UNIXClientEndpoint(reactor, self.path, timeout=timeout)
         assert self.host is not None and self.port is not None
-        from txmsg.transport import client_reactor
+        from txmsg.net.transport import client_reactor
 
         inner: IStreamClientEndpoint = endpoints.HostnameEndpoint(
             client_reactor(reactor), self.host, self.port, timeout=timeout

@@ -6,22 +6,24 @@ C{twistd txmsg-echo}: Options and makeService.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from twisted.application.internet import StreamServerEndpointService, UDPServer
+from twisted.application.internet import UDPServer
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python import usage
 
 from txmsg._coerce import seconds, whole_number
 from txmsg._endpoints import loopback_by_default
+from txmsg._reactor import maybe_global_reactor
 from txmsg.echo import EchoDatagramProtocol, EchoServerFactory
+from txmsg.net.listen import listening_service
+from txmsg.net.transport import write_through_applies
 from txmsg.ops.options import OpsOptions
 from txmsg.tap._listen_failure import exit_if_cannot_listen
-from txmsg.transport import server_endpoint, write_through_applies
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -135,34 +137,15 @@ def _address(address: Any) -> str:
     return str(name if name is not None else address)
 
 
-class _LoggedEndpointService(StreamServerEndpointService):
-    """
-    A StreamServerEndpointService that logs the address it listens on and
-    fails twistd's start-up when it cannot listen.
-    """
+def _announce(description: str) -> Callable[[Any], None]:
+    def announce(address: Any) -> None:
+        _log.info(
+            "txmsg-echo listening on {description} ({address})",
+            description=description,
+            address=_address(address),
+        )
 
-    log = Logger()
-    _raiseSynchronously = True
-
-    def __init__(
-        self, endpoint: IStreamServerEndpoint, factory: IProtocolFactory, description: str
-    ) -> None:
-        super().__init__(endpoint, factory)
-        self.description = description
-
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()
-
-        def listening(port: IListeningPort) -> IListeningPort:
-            self.log.info(
-                "txmsg-echo listening on {description} ({address})",
-                description=self.description,
-                address=_address(port.getHost()),
-            )
-            return port
-
-        if self._waitingForPort is not None:  # set by the call above
-            self._waitingForPort.addCallback(listening)
+    return announce
 
 
 class EchoService(MultiService):
@@ -209,8 +192,7 @@ def makeService(options: Options, reactor: Any = None) -> EchoService:
     @param options: parsed L{Options}.
     @param reactor: the reactor; the global one by default.
     """
-    if reactor is None:
-        from twisted.internet import reactor
+    reactor = maybe_global_reactor(reactor)
     factory = EchoServerFactory(
         max_connections=options["max-connections"],
         idle_timeout=options["idle-timeout"],
@@ -227,8 +209,13 @@ def makeService(options: Options, reactor: Any = None) -> EchoService:
         else "standard (write-through not available on {})".format(type(reactor).__name__),
     )
     for description in options["listen"]:
-        endpoint = server_endpoint(reactor, description, write_through=write_through)
-        child = _LoggedEndpointService(endpoint, factory, description)
+        child = listening_service(
+            reactor,
+            description,
+            factory,
+            announce=_announce(description),
+            write_through=write_through,
+        )
         child.setName("listen:" + description)
         child.setServiceParent(service)
     if options["udp"] is not None:

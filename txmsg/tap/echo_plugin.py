@@ -15,7 +15,8 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from txmsg import epollreactor
+from txmsg._reactor import maybe_global_reactor
+from txmsg.net import epollreactor
 from txmsg.tap.echo import EchoService, Options
 from txmsg.tap.echo import makeService as make_echo_service
 
@@ -26,13 +27,13 @@ _log = Logger()
 
 def makeService(options: Options) -> EchoService:
     """
-    Install L{txmsg.epollreactor} when no reactor was chosen (C{twistd -r}),
+    Install L{txmsg.net.epollreactor} when no reactor was chosen (C{twistd -r}),
     then build the echo service on the reactor in use.
 
     @param options: parsed L{Options}.
     """
     lean = epollreactor.install_unless_chosen()
-    from twisted.internet import reactor
+    reactor: Any = maybe_global_reactor(None)
 
     _log.info(
         "txmsg-echo reactor: {name}{note}",

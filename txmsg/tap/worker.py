@@ -23,6 +23,7 @@ from txmsg._coerce import (
     url_from_environment,
     whole_number,
 )
+from txmsg._reactor import maybe_global_reactor
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
 from txmsg.ops.options import OpsOptions
 from txmsg.redis.url import ENV_VAR as REDIS_ENV_VAR
@@ -202,8 +203,7 @@ def makeService(options: Options, reactor: Any = None) -> Any:
     @param options: parsed L{Options}.
     @param reactor: the reactor; the global one by default.
     """
-    if reactor is None:
-        from twisted.internet import reactor
+    reactor = maybe_global_reactor(reactor)
     from txmsg.worker.service import WorkerService
 
     def shutdown() -> None:

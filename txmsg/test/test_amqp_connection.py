@@ -4,6 +4,7 @@ Tests for L{txmsg.amqp.connection}.
 """
 
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import Clock
@@ -166,6 +167,45 @@ class AMQPConnectionTests(SynchronousTestCase):
         self.assertNoResult(d)
         self.clock.advance(10)
         self.successResultOf(d)
+
+    def test_stop_bounded_by_participant_grace(self):
+        """
+        A participant whose stop() never fires holds stopService for its
+        C{grace} plus the close timeout only; then the service stops anyway.
+        """
+
+        class Stuck:
+            grace = 5.0
+            stop_order = 0
+
+            def _attach(self, conn):
+                return None
+
+            def _detach(self, reason):
+                pass
+
+            def stop(self):
+                return Deferred()
+
+        self.svc.add_participant(Stuck())
+        d = self.svc.stopService()
+        self.clock.advance(14.9)
+        self.assertNoResult(d)
+        self.clock.advance(0.1)
+        self.successResultOf(d)
+
+    def test_when_ready_cancel_and_timeout(self):
+        """
+        when_ready can be cancelled, and fails with NotConnectedError (naming
+        the redacted URL) after its timeout.
+        """
+        cancelled = self.svc.when_ready()
+        cancelled.cancel()
+        self.failureResultOf(cancelled, CancelledError)
+        timed = self.svc.when_ready(timeout=3)
+        self.clock.advance(3)
+        failure = self.failureResultOf(timed, NotConnectedError)
+        self.assertIn("within 3s", str(failure.value))
 
     def test_stop_fails_waiters(self):
         """Waiters fail with L{ServiceStopped}, and later calls fail at once."""

@@ -6,7 +6,7 @@ Tests for L{txmsg.amqp.consumer}.
 from typing import Any
 
 from pika.exceptions import ConnectionClosedByBroker
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from txmsg.amqp._fakes import FakeConnection, fake_service
 from txmsg.amqp.consumer import (
     Consumer,
+    ConsumerStopped,
     DeadLetter,
     Disposition,
     DropMessage,
@@ -63,6 +64,51 @@ class ConsumerTests(SynchronousTestCase):
         FakeConnection(self.svc).open()
         self.assertEqual(self.successResultOf(d), "work")
         self.assertEqual(self.successResultOf(consumer.when_consuming()), "work")
+
+    def test_when_consuming_fails_on_stop(self):
+        """
+        A pending when_consuming fails with ConsumerStopped when the consumer
+        stops first, and a call after the stop fails at once.
+        """
+        consumer = Consumer(self.svc, "work", self.handler)
+        d = consumer.when_consuming()
+        self.successResultOf(consumer.stop())
+        self.failureResultOf(d, ConsumerStopped)
+        self.failureResultOf(consumer.when_consuming(), ConsumerStopped)
+
+    def test_when_consuming_cancel_and_timeout(self):
+        """
+        when_consuming can be cancelled, and fails with TimeoutError after
+        its timeout; neither affects a later wait.
+        """
+        consumer = Consumer(self.svc, "work", self.handler)
+        cancelled = consumer.when_consuming()
+        cancelled.cancel()
+        self.failureResultOf(cancelled, CancelledError)
+        timed = consumer.when_consuming(timeout=5)
+        self.clock.advance(5)
+        self.failureResultOf(timed, TimeoutError)
+        later = consumer.when_consuming()
+        FakeConnection(self.svc).open()
+        self.assertEqual(self.successResultOf(later), "work")
+
+    def test_stop_bounded_by_grace(self):
+        """
+        A handler that never finishes holds stop() for C{grace} seconds
+        only; then the channel is closed (the broker requeues the delivery)
+        and the late result is not acked.
+        """
+        consumer, conn, ch = self.start(grace=7)
+        ch.deliver(b"1")
+        stopped = consumer.stop()
+        self.clock.advance(6)
+        self.assertNoResult(stopped)
+        self.assertTrue(ch.is_open)
+        self.clock.advance(1)
+        self.successResultOf(stopped)
+        self.assertFalse(ch.is_open)
+        self.pending[0].callback(None)
+        self.assertEqual(ch.acks, [])
 
     def test_ack_after_success(self):
         """The ack is sent only after the handler's Deferred succeeds, on the delivering channel."""
@@ -232,6 +278,23 @@ class ConsumerTests(SynchronousTestCase):
         self.pending[0].callback(None)
         self.assertEqual(ch.acks, [t])
         self.assertEqual(conn.close_calls, 1)
+        self.successResultOf(d)
+
+    def test_service_stop_with_stuck_handler(self):
+        """
+        A handler that never finishes does not keep the connection service
+        from stopping: its consumer's grace bounds the wait, then the
+        connection is closed.
+        """
+        consumer, conn, ch = self.start(grace=30)
+        ch.deliver(b"1")
+        d = self.svc.stopService()
+        self.clock.advance(29)
+        self.assertNoResult(d)
+        self.assertEqual(conn.close_calls, 0)
+        self.clock.advance(1)
+        self.assertEqual(conn.close_calls, 1)
+        conn.lose(ConnectionLost())
         self.successResultOf(d)
 
     def test_events_dispatch(self):

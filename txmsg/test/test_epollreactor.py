@@ -1,7 +1,7 @@
 # -*- test-case-name: txmsg.test.test_epollreactor -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Tests for L{txmsg.epollreactor} and L{txmsg._writethrough.LeanEPollReactor}.
+Tests for L{txmsg.net.epollreactor} (and its old name, L{txmsg.epollreactor}).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg._writethrough import LeanEPollReactor, lean_reactor_ok
+from txmsg.net.epollreactor import LeanEPollReactor, lean_reactor_ok
 
 
 class FakePoller:
@@ -73,13 +73,13 @@ class LeanEPollReactorTests(SynchronousTestCase):
 
     def test_install(self) -> None:
         """
-        C{txmsg.epollreactor.install} installs the lean reactor, or the
+        C{txmsg.net.epollreactor.install} installs the lean reactor, or the
         stock C{EPollReactor} when this Twisted's loop changed.
         """
         from twisted.internet import epollreactor as twisted_epoll
         from twisted.internet import main
 
-        from txmsg import epollreactor
+        from txmsg.net import epollreactor
 
         class Lean:
             pass
@@ -102,7 +102,7 @@ class LeanEPollReactorTests(SynchronousTestCase):
         C{install_unless_chosen} installs the lean reactor only when no
         reactor is installed yet and the lean loop applies.
         """
-        from txmsg import epollreactor
+        from txmsg.net import epollreactor
 
         installed: list[str] = []
         self.patch(epollreactor, "install", lambda: installed.append("lean"))
@@ -122,7 +122,7 @@ class LeanEPollReactorTests(SynchronousTestCase):
         """
         from twisted.internet import reactor
 
-        from txmsg import epollreactor
+        from txmsg.net import epollreactor
 
         self.assertIs(reactor, sys.modules["twisted.internet.reactor"])
 
@@ -131,10 +131,54 @@ class LeanEPollReactorTests(SynchronousTestCase):
 
     def test_loop_shape(self) -> None:
         """
-        C{EPollReactor} still has the internals and loop the lean reactor
-        replicates (fails loudly after a Twisted upgrade that changed them).
+        On this (tested) Twisted the lean reactor applies, and
+        C{EPollReactor} still has the internals the lean loop uses: it
+        dispatches each event through C{log.callWithLogger} to
+        C{_doReadOrWrite} after C{self._poller.poll(timeout, n)}.  Fails
+        loudly after a Twisted upgrade that changed them.
         """
+        import inspect
+
+        from twisted.internet.epollreactor import EPollReactor
+
         self.assertTrue(lean_reactor_ok())
+        source = inspect.getsource(EPollReactor.doPoll)
+        self.assertIn("self._poller.poll(timeout, len(self._selectables))", source)
+        self.assertIn("log.callWithLogger(selectable, _drdw, selectable, fd, event)", source)
+        self.assertTrue(callable(EPollReactor._doReadOrWrite))
+
+    def test_untested_twisted(self) -> None:
+        """
+        On a Twisted release outside the tested range the lean reactor does
+        not apply, and C{install} installs the stock C{EPollReactor}.
+        """
+        from twisted.internet import epollreactor as twisted_epoll
+        from twisted.internet import main
+
+        from txmsg.net import epollreactor
+
+        class Stock:
+            pass
+
+        installed: list[Any] = []
+        self.patch(epollreactor, "tested_twisted", lambda: False)
+        self.patch(main, "installReactor", installed.append)
+        self.patch(twisted_epoll, "EPollReactor", Stock)
+        self.assertFalse(lean_reactor_ok())
+        epollreactor.install()
+        self.assertEqual([type(r) for r in installed], [Stock])
+
+    def test_old_name(self) -> None:
+        """
+        C{txmsg.epollreactor} still offers the lean reactor and its
+        installers (a thin re-export of L{txmsg.net.epollreactor}).
+        """
+        import txmsg.epollreactor
+        from txmsg.net import epollreactor
+
+        for name in txmsg.epollreactor.__all__:
+            self.assertIs(getattr(txmsg.epollreactor, name), getattr(epollreactor, name))
+        self.assertEqual(LeanEPollReactor.__module__, "txmsg.net.epollreactor")
 
     def test_plugin_declared(self) -> None:
         """
@@ -158,5 +202,5 @@ class LeanEPollReactorTests(SynchronousTestCase):
         self.assertTrue(IReactorInstaller.providedBy(module.txmsg_epoll))
         self.assertEqual(
             (module.txmsg_epoll.shortName, module.txmsg_epoll.moduleName),
-            ("txmsg-epoll", "txmsg.epollreactor"),
+            ("txmsg-epoll", "txmsg.net.epollreactor"),
         )

@@ -200,7 +200,7 @@ class MakeServiceTests(SynchronousTestCase):
         """
         from twisted.internet import reactor
 
-        from txmsg import epollreactor
+        from txmsg.net import epollreactor
         from txmsg.tap import echo_plugin
 
         asked: list[bool] = []
@@ -235,7 +235,7 @@ class WriteThroughServiceTests(SynchronousTestCase):
 
     def endpoints(self, reactor: Any, *args: str) -> list[Any]:
         service = makeService(parse(*args), reactor=reactor)
-        return [child.endpoint for child in service]
+        return [child.endpoint.wrapped for child in service]
 
     def test_posix_reactor(self) -> None:
         """
@@ -245,7 +245,7 @@ class WriteThroughServiceTests(SynchronousTestCase):
         from twisted.internet.epollreactor import EPollReactor
         from twisted.internet.posixbase import PosixReactorBase
 
-        from txmsg.transport import WriteThroughReactor
+        from txmsg.net.transport import WriteThroughReactor
 
         reactor = PosixReactorBase.__new__(EPollReactor)
         (endpoint,) = self.endpoints(reactor)

@@ -1,7 +1,7 @@
 # -*- test-case-name: txmsg.test.test_writethrough -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Tests for L{txmsg._writethrough} and L{txmsg.transport}: the write-through
+Tests for L{txmsg.net._writethrough} and L{txmsg.net.transport}: the write-through
 transport on a fake socket and a L{MemoryReactor}, and the Twisted internals
 it relies on.
 """
@@ -9,8 +9,9 @@ it relies on.
 from __future__ import annotations
 
 import errno
-from typing import Any
+from typing import Any, cast
 
+import twisted
 from twisted.internet import abstract, main, tcp
 from twisted.internet.endpoints import TCP4ServerEndpoint, UNIXServerEndpoint
 from twisted.internet.interfaces import IPushProducer, IReactorTCP, IReactorTime
@@ -20,9 +21,10 @@ from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+import txmsg.net.transport
 import txmsg.transport
-from txmsg import _writethrough
-from txmsg._writethrough import (
+from txmsg.net import _writethrough
+from txmsg.net._writethrough import (
     WriteThroughClient,
     WriteThroughConnector,
     WriteThroughPort,
@@ -31,7 +33,7 @@ from txmsg._writethrough import (
     applies,
     internals_ok,
 )
-from txmsg.transport import client_reactor, server_endpoint
+from txmsg.net.transport import client_reactor, server_endpoint
 
 
 class FakeSocket:
@@ -390,7 +392,7 @@ class WriteThroughServerTests(SynchronousTestCase):
 class WriteThroughReactorTests(SynchronousTestCase):
     """
     Tests for L{WriteThroughReactor}, L{applies} and
-    L{txmsg.transport.server_endpoint}.
+    L{txmsg.net.transport.server_endpoint}.
     """
 
     def test_proxy(self) -> None:
@@ -460,10 +462,14 @@ class WriteThroughReactorTests(SynchronousTestCase):
 
     def test_exports(self) -> None:
         """
-        L{txmsg.transport} exports exactly its public names.
+        L{txmsg.net.transport} exports exactly its public names, and its
+        old name C{txmsg.transport} the same objects.
         """
+        self.assertEqual(sorted(txmsg.transport.__all__), sorted(txmsg.net.transport.__all__))
+        for name in txmsg.transport.__all__:
+            self.assertIs(getattr(txmsg.transport, name), getattr(txmsg.net.transport, name))
         self.assertEqual(
-            sorted(txmsg.transport.__all__),
+            sorted(txmsg.net.transport.__all__),
             [
                 "WriteThroughClient",
                 "WriteThroughConnector",
@@ -475,15 +481,15 @@ class WriteThroughReactorTests(SynchronousTestCase):
                 "write_through_applies",
             ],
         )
-        for name in txmsg.transport.__all__:
-            self.assertTrue(hasattr(txmsg.transport, name), name)
+        for name in txmsg.net.transport.__all__:
+            self.assertTrue(hasattr(txmsg.net.transport, name), name)
 
 
 class WriteThroughClientTests(SynchronousTestCase):
     """
     Tests for the client side: L{WriteThroughReactor.connectTCP},
     L{WriteThroughConnector}, L{WriteThroughClient} and
-    L{txmsg.transport.client_reactor}.
+    L{txmsg.net.transport.client_reactor}.
     """
 
     def test_connect_tcp(self) -> None:
@@ -580,10 +586,44 @@ class WriteThroughClientTests(SynchronousTestCase):
 
         self.assertFalse(applies(PosixReactorBase.__new__(CustomConnect)))
 
+    def test_untested_twisted(self) -> None:
+        """
+        On a Twisted release outside the tested range the write-through
+        path does not apply (even with its internals intact), and one
+        warning names the release.
+        """
+        from twisted.internet.epollreactor import EPollReactor
+        from twisted.logger import ILogObserver, globalLogPublisher
+
+        events: list[dict[str, Any]] = []
+        observer = cast(ILogObserver, events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.patch(_writethrough, "_checked", [])
+        self.patch(_writethrough, "tested_twisted", lambda: False)
+        reactor = PosixReactorBase.__new__(EPollReactor)
+        self.assertFalse(applies(reactor))
+        self.assertFalse(applies(reactor))
+        self.assertIs(client_reactor(reactor, write_through=True), reactor)
+        warnings = [e for e in events if "tested on" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 1)
+        self.assertEqual(warnings[0]["version"], twisted.__version__)
+
+    def test_tested_twisted(self) -> None:
+        """
+        On a tested Twisted release whose internals pass the probe, the
+        write-through path applies.
+        """
+        from twisted.internet.epollreactor import EPollReactor
+
+        self.patch(_writethrough, "_checked", [])
+        self.patch(_writethrough, "tested_twisted", lambda: True)
+        self.assertTrue(applies(PosixReactorBase.__new__(EPollReactor)))
+
 
 class TwistedInternalsTests(SynchronousTestCase):
     """
-    The Twisted internals L{txmsg._writethrough} relies on.  If one of these
+    The Twisted internals L{txmsg.net._writethrough} relies on.  If one of these
     fails after a Twisted upgrade, the write-through path must be updated
     (until then it disables itself: L{applies} is false).
     """

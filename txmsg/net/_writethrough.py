@@ -1,9 +1,9 @@
-# -*- test-case-name: txmsg.test.test_writethrough,txmsg.test.test_epollreactor -*-
+# -*- test-case-name: txmsg.test.test_writethrough -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Write-through TCP transports (server and client side) and a lean epoll
-reactor loop: the only module of txmsg that relies on Twisted's private
-internals.
+Write-through TCP transports (server and client side), built on Twisted's
+private TCP internals (with L{txmsg.net.epollreactor}, the only code of
+txmsg that is).
 
 Twisted's C{FileDescriptor.write} always appends to the write buffer and
 asks the reactor for a writability event (an C{epoll_ctl} to arm
@@ -32,22 +32,14 @@ a Twisted upgrade changes them):
   - C{doRead} replicates C{tcp.Connection.doRead} + C{_dataReceived}
     (an empty read is C{CONNECTION_DONE}).
 
-When the check fails, L{applies} is false and callers fall back to the
-standard transport: slower, never wrong.
-
-L{LeanEPollReactor} is Twisted's C{EPollReactor} with one change: its loop
-calls C{_doReadOrWrite} for each I/O event directly instead of through
-C{twisted.python.log.callWithLogger}, which builds a legacy log context
-(C{system} = the transport's log prefix) around every event and costs more
-than a microsecond per event.  It relies on C{EPollReactor._poller},
-C{_selectables}, C{_doReadOrWrite} and on the shape of C{doPoll} (checked by
-the same tests).  C{twistd txmsg-echo} uses it unless C{-r} names a
-reactor; elsewhere it is opt-in (C{twistd -r txmsg-epoll}).
+The fast path is used only on a Twisted release inside the range these
+internals were tested on (L{txmsg.net._versions}) whose transports also pass
+L{internals_ok}'s probe; otherwise L{applies} is false and callers fall back
+to the standard transport: slower, never wrong.
 """
 
 from __future__ import annotations
 
-import errno
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -56,8 +48,9 @@ from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import Logger
 from zope.interface import directlyProvides, providedBy
 
+from txmsg.net._versions import tested_range_text, tested_twisted, twisted_version
+
 __all__ = [
-    "LeanEPollReactor",
     "WriteThroughClient",
     "WriteThroughConnector",
     "WriteThroughMixin",
@@ -365,7 +358,8 @@ def applies(reactor: Any) -> bool:
     @return: whether L{WriteThroughReactor} can serve C{reactor}: a
         C{PosixReactorBase} (epoll, poll, select, kqueue, asyncio-selector
         reactors) that does not override C{listenTCP}, with Twisted's
-        internals as expected.  False for IOCP and any other reactor, and
+        internals as expected (a tested Twisted release, see
+        L{txmsg.net._versions}).  False for IOCP and any other reactor, and
         for test doubles such as C{MemoryReactor}.
     """
     try:
@@ -379,92 +373,27 @@ def applies(reactor: Any) -> bool:
     if type(reactor).connectTCP is not PosixReactorBase.connectTCP:
         return False
     if not _checked:
-        _checked.append(internals_ok())
-        if not _checked[0]:
-            _log.warn(
-                "Twisted {version}'s transport internals are not what txmsg's "
-                "write-through path expects: using standard transports",
-                version=_twisted_version(),
-            )
+        _checked.append(_usable())
     return _checked[0]
 
 
-def _twisted_version() -> str:
-    import twisted
-
-    return str(twisted.__version__)
-
-
-def _lean_reactor_class() -> type:
-    from twisted.internet.epollreactor import EPollReactor
-
-    class LeanEPollReactor(EPollReactor):
-        """
-        C{EPollReactor} whose loop dispatches I/O events without
-        C{log.callWithLogger}.  The only visible difference: legacy
-        C{twisted.python.log.msg}/C{err} calls made inside an I/O handler
-        are logged with system C{"-"} instead of the transport's log prefix
-        (C{twisted.logger.Logger} events are unaffected).  Exceptions
-        escaping an event are logged and the loop goes on, as before.
-        """
-
-        def doPoll(self, timeout: float | None) -> None:
-            """
-            Poll for events and dispatch each to C{_doReadOrWrite}.
-            """
-            if timeout is None:
-                timeout = -1
-            try:
-                events = self._poller.poll(timeout, len(self._selectables))
-            except OSError as err:
-                if err.errno == errno.EINTR:
-                    return
-                raise
-            drdw = self._doReadOrWrite
-            selectables = self._selectables
-            for fd, event in events:
-                selectable = selectables.get(fd)
-                if selectable is None:
-                    continue
-                try:
-                    drdw(selectable, fd, event)
-                except KeyboardInterrupt:
-                    raise
-                except BaseException:
-                    _log.failure(
-                        "Unhandled error in I/O event handler of {selectable!r}",
-                        selectable=selectable,
-                    )
-
-        doIteration = doPoll
-
-    LeanEPollReactor.__qualname__ = "LeanEPollReactor"
-    return LeanEPollReactor
-
-
-try:
-    LeanEPollReactor: Any = _lean_reactor_class()
-except ImportError:  # pragma: no cover - no epoll on this platform
-    LeanEPollReactor = None
-
-
-def lean_reactor_ok() -> bool:
+def _usable() -> bool:
     """
-    @return: whether C{EPollReactor} still has the internals and the loop
-        shape L{LeanEPollReactor} replicates.
+    Whether this Twisted is one the fast path may run on; logs why not.
     """
-    if LeanEPollReactor is None:
+    if not tested_twisted():
+        _log.warn(
+            "Twisted {version} is outside the releases txmsg's write-through "
+            "transport was tested on ({tested}): using standard transports",
+            version=twisted_version(),
+            tested=tested_range_text(),
+        )
         return False
-    import inspect
-
-    from twisted.internet.epollreactor import EPollReactor
-
-    try:
-        source = inspect.getsource(EPollReactor.doPoll)
-    except (OSError, TypeError):
+    if not internals_ok():
+        _log.warn(
+            "Twisted {version}'s transport internals are not what txmsg's "
+            "write-through path expects: using standard transports",
+            version=twisted_version(),
+        )
         return False
-    return (
-        hasattr(EPollReactor, "_doReadOrWrite")
-        and "self._poller.poll(timeout, len(self._selectables))" in source
-        and "log.callWithLogger(selectable, _drdw, selectable, fd, event)" in source
-    )
+    return True
