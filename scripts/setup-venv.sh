@@ -25,6 +25,9 @@ else
 fi
 say "Installing txmsg and its test peers into $VENV"
 # Every extra, so that no unit test skips for a missing optional package.
+# setuptools builds into build/ and never cleans it: a module deleted or moved
+# in the checkout would still be installed from there.
+rm -rf build
 quiet_pip install --quiet --upgrade ".[msgpack]" -r requirements-dev.txt
 # Wheel installs never regenerate Twisted's plugin cache; do it once here so
 # twistd does not try (and fail) to write it at run time.
