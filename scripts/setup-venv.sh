@@ -25,7 +25,7 @@ else
 fi
 say "Installing txmsg and its test peers into $VENV"
 # Every extra, so that no unit test skips for a missing optional package.
-quiet_pip install --quiet --upgrade ".[msgpack]" -r requirements-dev.txt
+quiet_pip install --quiet --upgrade ".[msgpack,testing]" -r requirements-dev.txt
 # Wheel installs never regenerate Twisted's plugin cache; do it once here so
 # twistd does not try (and fail) to write it at run time.
 "$VENV/bin/python" -c 'from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))'
