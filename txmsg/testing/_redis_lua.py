@@ -90,7 +90,8 @@ return function(source)
 end, function(fn, keys, argv)
   rawset(_G, 'KEYS', keys)
   rawset(_G, 'ARGV', argv)
-  return pcall(fn)
+  local ok, result = pcall(fn)
+  return ok, result
 end
 """
 

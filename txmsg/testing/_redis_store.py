@@ -175,7 +175,7 @@ class FakeRedis:
         lst = self._get(key, list)
         n = int(count)
         at = [i for i, v in enumerate(lst) if v == value]
-        gone = at[-n:] if n < 0 else at[:n] if n > 0 else at
+        gone = at[n:] if n < 0 else at[:n] if n > 0 else at
         for i in reversed(gone):
             del lst[i]
         self._put(key, lst)
