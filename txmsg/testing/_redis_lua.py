@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from txmsg.testing._redis_reply import ResponseError, Status
+from txmsg.testing._redis_reply import OK, ResponseError, Status
 
 try:
     from lupa import lua51 as _lupa
@@ -106,7 +106,8 @@ def _located(message: bytes, sha: str, line: int | None) -> str:
 
 class LuaUnavailable(Exception):
     """
-    A script was run but C{lupa} is not installed.
+    A script was run on L{txmsg.testing.MemoryRedis} but C{lupa}, which
+    runs it, is not installed (C{pip install 'txmsg[testing]'}).
     """
 
 
@@ -148,7 +149,7 @@ class LuaScripts:
         """C{SCRIPT FLUSH}."""
         self.sources.clear()
         self._compiled.clear()
-        return Status(b"OK")
+        return OK
 
     def eval(self, source: bytes, numkeys: bytes, *rest: bytes) -> Any:
         """C{EVAL}: load and run."""
