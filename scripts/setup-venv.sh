@@ -28,7 +28,7 @@ say "Installing txmsg and its test peers into $VENV"
 # setuptools builds into build/ and never cleans it: a module deleted or moved
 # in the checkout would still be installed from there.
 rm -rf build
-quiet_pip install --quiet --upgrade ".[msgpack]" -r requirements-dev.txt
+quiet_pip install --quiet --upgrade ".[msgpack,testing]" -r requirements-dev.txt
 # Wheel installs never regenerate Twisted's plugin cache; do it once here so
 # twistd does not try (and fail) to write it at run time.
 "$VENV/bin/python" -c 'from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))'

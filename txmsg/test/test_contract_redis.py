@@ -8,17 +8,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from txmsg.test._contract_base import MemoryRunner
 from txmsg.test._contract_redis import RedisContract
+from txmsg.test._optional import missing
 from txmsg.testing import MemoryRedis
+
+# The contract tests that run txmsg's Lua scripts (MemoryRedis runs them in lupa).
+_SCRIPTED = frozenset(
+    {
+        "test_cache_get_or_compute",
+        "test_delay_queue",
+        "test_list_queue_blocking",
+        "test_list_queue_fifo_and_dead_letters",
+        "test_lock_exclusive_and_expiring",
+    }
+)
 
 
 class MemoryRedisContractTests(MemoryRunner, RedisContract, SynchronousTestCase):
     """L{RedisContract} on the in-memory Redis."""
 
     def setUp(self) -> None:
+        reason = missing("lupa", extra="testing")
+        if reason is not None and self._testMethodName in _SCRIPTED:
+            raise SkipTest(reason)
         MemoryRunner.setUp(self)
         self.memory = MemoryRedis(self.clock)
 

@@ -155,6 +155,7 @@ class CacheTests(SynchronousTestCase):
         self.failureResultOf(self.cache.set("k", object()), SerializationError)
         self.assertEqual(self.redis.calls, [])
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_get_or_compute_miss_then_hit(self) -> None:
         """
         A miss computes, stores with the TTL and returns; a hit does not
@@ -175,6 +176,7 @@ class CacheTests(SynchronousTestCase):
         self.assertEqual(len(calls), 1)
         self.assertIsNone(self.redis.raw("app.lock:user:1"))
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_coroutine_compute(self) -> None:
         """
         C{compute} may be a coroutine function.
@@ -185,6 +187,7 @@ class CacheTests(SynchronousTestCase):
 
         self.assertEqual(self.successResultOf(self.cache.get_or_compute("k", compute)), 7)
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_in_process_coalescing(self) -> None:
         """
         Concurrent callers in one process share one computation.
@@ -203,6 +206,7 @@ class CacheTests(SynchronousTestCase):
         self.assertEqual([self.successResultOf(d) for d in ds], ["v"] * 5)
         self.assertEqual(calls, [1])
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_failure_shared_and_not_cached(self) -> None:
         """
         A failing computation fails every waiting caller, caches nothing and
@@ -232,6 +236,7 @@ class CacheTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d), "theirs")
         self.assertEqual(self.cache.computations, 0)
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_other_process_died(self) -> None:
         """
         If the process holding the compute lock dies, its lock expires after
@@ -262,6 +267,7 @@ class CacheTests(SynchronousTestCase):
         self.clock.pump([0.5, 0.5])
         self.assertEqual(self.successResultOf(d), "anyway")
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_undecodable_entry_recomputed(self) -> None:
         """
         In C{get_or_compute}, an undecodable entry counts as a miss and is

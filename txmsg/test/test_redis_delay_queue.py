@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from txmsg.events import EventRegistry
 from txmsg.redis.delay_queue import DelayedItem, DelayQueue
 from txmsg.redis.list_queue import ReliableQueue
+from txmsg.test._optional import skip_unless_importable
 from txmsg.testing._redis_store import FakeRedis
 
 
@@ -44,6 +45,7 @@ class Msg:
         self.data = data
 
 
+@skip_unless_importable("lupa", extra="testing")
 class DelayQueueTests(SynchronousTestCase):
     """
     Tests for L{DelayQueue} and L{DelayPoller} on an in-memory Redis and a

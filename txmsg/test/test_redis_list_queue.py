@@ -13,6 +13,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.redis.list_queue import ReliableQueue
+from txmsg.test._optional import skip_unless_importable
 from txmsg.testing._redis_store import FakeRedis
 
 
@@ -56,6 +57,7 @@ class ReliableQueueTests(SynchronousTestCase):
         self.consumers.append(c)
         return c
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_push_fifo_burst(self) -> None:
         """
         Burst mode (the seed's lpop mode) takes items in push order until the
@@ -73,6 +75,7 @@ class ReliableQueueTests(SynchronousTestCase):
         self.assertEqual(self.blocking.calls, [])
         self.assertIn("LMOVE", self.redis.names())
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_block_mode_uses_dedicated_connection(self) -> None:
         """
         Block mode (the seed's blpop mode) pops with BLMOVE and its timeout on
@@ -95,6 +98,7 @@ class ReliableQueueTests(SynchronousTestCase):
         self.assertEqual({a[0] for a in self.blocking.calls}, {"BLMOVE"})
         self.assertIsNone(self.redis.raw(c.processing_key))
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_in_processing_list_while_handled(self) -> None:
         """
         While the callback runs, the item sits in the consumer's processing
@@ -109,6 +113,7 @@ class ReliableQueueTests(SynchronousTestCase):
         self.assertIsNone(self.redis.raw(c.processing_key))
         self.assertEqual(c.handled, 1)
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_failure_dead_letters(self) -> None:
         """
         A failing callback's item goes to C{Q:dead} (default).
@@ -120,6 +125,7 @@ class ReliableQueueTests(SynchronousTestCase):
         self.assertEqual(c.failed, 1)
         self.flushLoggedErrors(ZeroDivisionError)
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_failure_requeue(self) -> None:
         """
         With C{on_failure="requeue"} a failed item goes back to the queue's
@@ -138,6 +144,7 @@ class ReliableQueueTests(SynchronousTestCase):
         self.assertEqual(seen, ["x", "y", "x"])
         self.flushLoggedErrors(ValueError)
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_undecodable_dead_lettered(self) -> None:
         """
         An item the serializer cannot decode is dead-lettered, not handed to
@@ -149,6 +156,7 @@ class ReliableQueueTests(SynchronousTestCase):
         self.assertEqual(got, [])
         self.assertEqual(self.redis.raw("queue:work:dead"), [b"\xff"])
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_heartbeat(self) -> None:
         """
         A consumer registers and refreshes a heartbeat key with a TTL every
@@ -161,6 +169,7 @@ class ReliableQueueTests(SynchronousTestCase):
             self.assertIsNotNone(self.redis.raw(c.heartbeat_key))
         self.assertEqual(self.redis.expires[c.heartbeat_key.encode()], 8.0)
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_dead_consumer_recovered(self) -> None:
         """
         The processing list of a consumer whose heartbeat expired is moved
@@ -178,6 +187,7 @@ class ReliableQueueTests(SynchronousTestCase):
         self.assertEqual(r.raw("queue:work:processing:alive"), [b'"a1"'])
         self.assertEqual(r.raw("queue:work:consumers"), {b"alive"})
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_periodic_sweep(self) -> None:
         """
         A running consumer sweeps every heartbeat_ttl seconds: items of a
@@ -192,6 +202,7 @@ class ReliableQueueTests(SynchronousTestCase):
         self.clock.pump([1.0, 1.0, 1.0])
         self.assertEqual(got, ["orphan"])
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_stop_gives_back(self) -> None:
         """
         Stopping waits for the callback in flight, and items left in the
@@ -210,6 +221,7 @@ class ReliableQueueTests(SynchronousTestCase):
         self.assertIsNone(self.redis.raw(c.heartbeat_key))
         self.assertIsNone(self.redis.raw("queue:work:consumers"))
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_concurrency(self) -> None:
         """
         At most C{concurrency} callbacks run at once.
@@ -231,6 +243,7 @@ class ReliableQueueTests(SynchronousTestCase):
         pending[2].callback(None)
         self.assertEqual(self.successResultOf(c.done), 3)
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_pop_error_recovers_stranded(self) -> None:
         """
         After a failed pop (whose item may have been moved anyway), the
@@ -262,6 +275,7 @@ class ReliableQueueTests(SynchronousTestCase):
         self.assertEqual(got, ["lost-reply"])
         self.assertIsNone(self.redis.raw(c2.processing_key))
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_events_route(self) -> None:
         """
         With C{events=}/C{event=} payloads go to the registry.

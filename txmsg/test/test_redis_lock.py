@@ -11,6 +11,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.redis.lock import Lock, LockError, LockNotAcquired, LockNotOwned
+from txmsg.test._optional import skip_unless_importable
 from txmsg.testing._redis_store import FakeRedis
 
 
@@ -45,6 +46,7 @@ class LockTests(SynchronousTestCase):
         self.assertEqual(len(lock.token or ""), 32)
         self.assertNotEqual(lock.token, self.lock().token or "")
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_tokens_differ(self) -> None:
         """
         Each acquisition gets a new random token.
@@ -97,6 +99,7 @@ class LockTests(SynchronousTestCase):
         self.failureResultOf(self.lock().acquire(timeout=0), LockNotAcquired)
         self.assertEqual(self.redis.names(), ["SET", "SET"])
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_release(self) -> None:
         """
         The owner's release deletes the key.
@@ -107,6 +110,7 @@ class LockTests(SynchronousTestCase):
         self.assertIsNone(self.redis.raw("lock:res"))
         self.assertFalse(lock.held)
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_slow_holder_cannot_delete_new_owners_lock(self) -> None:
         """
         A holder whose lock expired and was taken by another cannot delete
@@ -127,6 +131,7 @@ class LockTests(SynchronousTestCase):
         """
         self.failureResultOf(self.lock().release(), LockNotOwned)
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_extend_by_owner(self) -> None:
         """
         C{extend} by the owner pushes the expiry out.
@@ -140,6 +145,7 @@ class LockTests(SynchronousTestCase):
         self.assertEqual(lock.valid_until, 18.0)
         self.successResultOf(lock.release())
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_extend_after_expiry_refused(self) -> None:
         """
         Extending an expired lock (now somebody else's) fails with
@@ -154,6 +160,7 @@ class LockTests(SynchronousTestCase):
         self.clock.advance(5)
         self.assertIsNone(self.redis.raw("lock:res"))
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_auto_extend_while_held(self) -> None:
         """
         With C{auto_extend}, the lock outlives its TTL while held, renewed
@@ -166,6 +173,7 @@ class LockTests(SynchronousTestCase):
         self.successResultOf(lock.release())
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_auto_extend_detects_loss(self) -> None:
         """
         When a renewal finds the lock gone, renewals stop, C{lost} is set and
@@ -180,6 +188,7 @@ class LockTests(SynchronousTestCase):
         self.assertTrue(lock.lost)
         self.assertFalse(lock.held)
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_auto_extend_survives_errors(self) -> None:
         """
         A renewal that fails with a Redis error is retried at the next
@@ -196,6 +205,7 @@ class LockTests(SynchronousTestCase):
         self.assertEqual(self.redis.raw("lock:res"), lock.token.encode())
         self.successResultOf(lock.release())
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_evalsha_then_eval_fallback(self) -> None:
         """
         Scripts run with EVALSHA; on NOSCRIPT they are sent with EVAL once,
@@ -218,6 +228,7 @@ class LockTests(SynchronousTestCase):
         self.successResultOf(lock.acquire())
         self.assertRaises(LockError, lock.try_acquire)
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_async_with(self) -> None:
         """
         C{async with lock:} holds the lock in the block and releases after.
@@ -234,6 +245,7 @@ class LockTests(SynchronousTestCase):
         self.assertIsNotNone(inside[0])
         self.assertIsNone(self.redis.raw("lock:res"))
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_async_with_error_releases(self) -> None:
         """
         An exception in the block propagates and the lock is released.
@@ -247,6 +259,7 @@ class LockTests(SynchronousTestCase):
         self.failureResultOf(Deferred.fromCoroutine(go()), ZeroDivisionError)
         self.assertIsNone(self.redis.raw("lock:res"))
 
+    @skip_unless_importable("lupa", extra="testing")
     def test_run_reports_lost_lock(self) -> None:
         """
         C{run(fn)} returns fn's result; if the lock expired before release,

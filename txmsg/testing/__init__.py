@@ -39,6 +39,7 @@ from txmsg.testing._amqp_broker import MemoryAMQPConnection, MemoryBroker
 from txmsg.testing._amqp_state import BrokerMessage
 from txmsg.testing._events import RecordingEvents, SyncThreadPool
 from txmsg.testing._redis import MemoryRedisHandler
+from txmsg.testing._redis_lua import LuaUnavailable
 from txmsg.testing._redis_services import MemoryRedis
 from txmsg.testing._worker import (
     DeadLetterRecord,
@@ -49,6 +50,7 @@ from txmsg.testing._worker import (
 __all__ = [
     "BrokerMessage",
     "DeadLetterRecord",
+    "LuaUnavailable",
     "MemoryAMQPConnection",
     "MemoryBroker",
     "MemoryRedis",

@@ -7,8 +7,8 @@ Redis layer uses (a command handler with C{execute_command} and
 txredisapi-style methods; a subscriber protocol driving L{PubSub}'s router
 interface), so the real L{txmsg.redis.RedisService}, L{PubSub},
 L{KeyExpiry}, L{ControlListener}, L{Cache}, L{Lock}, L{DelayQueue} and
-L{ReliableQueue} run unmodified on it.  The data commands and Lua scripts
-come from the primitives' unit-test fake; this adds pub/sub with patterns,
+L{ReliableQueue} run unmodified on it.  The data commands and Lua scripting
+come from the primitives' unit-test store; this adds pub/sub with patterns,
 keyspace expiry notifications driven by the clock, more commands,
 connections that can be dropped, and the services.
 """
@@ -20,7 +20,8 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail
 
-from txmsg.testing._redis_store import FakeRedis, ResponseError, _score
+from txmsg.testing._redis_reply import OK, ResponseError, Status
+from txmsg.testing._redis_store import FakeRedis
 
 __all__ = ["MemoryRedisCore", "MemoryRedisHandler"]
 
@@ -146,7 +147,7 @@ class MemoryRedisCore(FakeRedis):
         for flag, scale in ((b"EX", 1.0), (b"PX", 0.001)):
             if flag in up:
                 self.expires[key] = self.clock.seconds() + int(opts[up.index(flag) + 1]) * scale
-        return b"OK"
+        return OK
 
     def _c_setex(self, key: bytes, seconds: bytes, value: bytes) -> Any:
         return self._c_set(key, value, b"EX", seconds)
@@ -189,28 +190,7 @@ class MemoryRedisCore(FakeRedis):
         )
 
     def _c_ping(self, *args: bytes) -> Any:
-        return args[0] if args else b"PONG"
-
-    def _c_hset(self, key: bytes, *pairs: bytes) -> int:
-        h = self._get(key, dict)
-        n = 0
-        for f, v in zip(pairs[::2], pairs[1::2], strict=False):
-            n += f not in h
-            h[f] = v
-        self._put(key, h)
-        return n
-
-    def _c_hget(self, key: bytes, field: bytes) -> Any:
-        return self._get(key, dict).get(field)
-
-    def _c_hgetall(self, key: bytes) -> list:
-        return [x for kv in sorted(self._get(key, dict).items()) for x in kv]
-
-    def _c_hdel(self, key: bytes, *fields: bytes) -> int:
-        h = self._get(key, dict)
-        n = sum(1 for f in fields if h.pop(f, None) is not None)
-        self._put(key, h)
-        return n
+        return args[0] if args else Status(b"PONG")
 
     def _pop(self, key: bytes, left: bool) -> Any:
         lst = self._get(key, list)
@@ -235,55 +215,17 @@ class MemoryRedisCore(FakeRedis):
     def _c_scard(self, key: bytes) -> int:
         return len(self._get(key, set))
 
-    def _c_zadd(self, key: bytes, *pairs: bytes) -> int:
-        z = self._get(key, dict)
-        n = 0
-        for s, m in zip(pairs[::2], pairs[1::2], strict=False):
-            n += m not in z
-            z[m] = float(s)
-        self._put(key, z)
-        return n
-
-    def _c_zrem(self, key: bytes, *members: bytes) -> int:
-        return sum(self._zrem(key, m) for m in members)
-
-    def _c_zscore(self, key: bytes, member: bytes) -> Any:
-        s = self._get(key, dict).get(member)
-        return None if s is None else repr(s).encode()
-
-    def _c_zrangebyscore(self, key: bytes, lo: bytes, hi: bytes, *opts: bytes) -> list:
-        def bound(b: bytes) -> float:
-            return float(b.replace(b"+inf", b"inf").replace(b"-inf", b"-inf"))
-
-        return [m for m, _ in self._zrange(key, bound(lo), bound(hi))]
-
-    def _c_zrange(self, key: bytes, start: bytes, stop: bytes, *opts: bytes) -> list:
-        items = self._zrange(key, float("-inf"), float("inf"))
-        s, e = int(start), int(stop)
-        chosen = items[s : (None if e == -1 else e + 1)]
-        if b"WITHSCORES" in (o.upper() for o in opts):
-            return [x for m, score in chosen for x in (m, _score(score))]
-        return [m for m, _ in chosen]
-
     def _c_config(self, action: bytes, name: bytes, *value: bytes) -> Any:
         key = name.decode()
         if action.upper() == b"GET":
             return [name, self.config.get(key, "").encode()] if key in self.config else []
         self.config[key] = value[0].decode() if value else ""
-        return b"OK"
+        return OK
 
     # -- pub/sub ---------------------------------------------------------------------
 
     def _c_publish(self, channel: bytes, message: bytes) -> int:
         return self._fanout(channel, message)
-
-    def _s_schedule(self, keys: list[bytes], args: list[bytes]) -> int:
-        n = len(self.published)
-        result = super()._s_schedule(keys, args)
-        extra, self.published[n:] = self.published[n:], []
-        for channel, message in extra:
-            self._fanout(channel, message)
-        return result
 
     def _fanout(self, channel: bytes, message: bytes) -> int:
         self.published.append((channel, message))

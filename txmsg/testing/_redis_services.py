@@ -20,7 +20,7 @@ from txmsg.redis.connection import RedisConnection
 from txmsg.redis.pubsub import PubSub
 from txmsg.redis.service import RedisService
 from txmsg.testing._redis import MemoryRedisCore, MemoryRedisHandler, _tx_error
-from txmsg.testing._redis_store import _b
+from txmsg.testing._redis_reply import _b
 
 __all__ = ["MemoryPubSub", "MemoryRedis", "MemoryRedisConnection", "MemoryRedisService"]
 

@@ -4,8 +4,8 @@
 The in-memory Redis store behind L{txmsg.testing.MemoryRedis} and the
 primitives' unit tests: the commands they send
 through C{execute_command}, key expiry on a L{Clock}, blocking BLMOVE, and
-the Lua scripts (EVALSHA/EVAL) re-implemented in Python.  The Lua itself is
-exercised against the real server by the integration tests.
+EVAL/EVALSHA/SCRIPT, which run txmsg's real Lua scripts in an embedded Lua
+(L{txmsg.testing._redis_lua}) whose C{redis.call} runs the commands here.
 """
 
 from __future__ import annotations
@@ -16,39 +16,10 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
-from txmsg.redis import _delay_scripts as ds
-from txmsg.redis import _list_scripts as ls
-from txmsg.redis import lock as lock_module
+from txmsg.testing._redis_lua import LuaScripts, LuaUnavailable
+from txmsg.testing._redis_reply import OK, ResponseError, _b, _reply, _score
 
-
-class ResponseError(Exception):
-    """
-    Stands in for txredisapi's ResponseError (an error reply).
-    """
-
-
-def _b(v: Any) -> bytes:
-    if isinstance(v, bytes):
-        return v
-    return str(v).encode("utf-8")
-
-
-def _score(s: float) -> bytes:
-    """A sorted-set score as Redis writes it in replies: C{50}, not C{50.0}."""
-    if s.is_integer() and abs(s) < 2**53:
-        return b"%d" % s
-    return repr(s).encode()
-
-
-def _reply(v: Any) -> Any:
-    if isinstance(v, bytes):
-        try:
-            return v.decode("utf-8")
-        except UnicodeDecodeError:
-            return v
-    if isinstance(v, list):
-        return [_reply(x) for x in v]
-    return v
+__all__ = ["FakeRedis", "ResponseError"]
 
 
 class FakeRedis:
@@ -63,42 +34,13 @@ class FakeRedis:
         self.clock = clock or Clock()
         self.data: dict[bytes, Any] = {}
         self.expires: dict[bytes, float] = {}
-        self.loaded: set[str] = set()
         self.calls: list[tuple[Any, ...]] = []
         self.published: list[tuple[bytes, bytes]] = []
         self.paused = False
         self.error: Exception | None = None
         self._held: list[tuple[Deferred[Any], Any]] = []
         self._blocked: list[list[Any]] = []
-        self._scripts: dict[str, Callable[[list[bytes], list[bytes]], Any]] = {
-            lock_module._RELEASE.sha: self._s_release,
-            lock_module._EXTEND.sha: self._s_extend,
-            ds.SCHEDULE.sha: self._s_schedule,
-            ds.CLAIM.sha: self._s_claim,
-            ds.ACK.sha: self._s_ack,
-            ds.RETRY.sha: self._s_retry,
-            ds.DEAD.sha: self._s_dead,
-            ds.MOVE.sha: self._s_move,
-            ls.RECOVER.sha: self._s_recover,
-            ls.FAIL.sha: self._s_fail,
-            ls.REQUEUE.sha: self._s_requeue,
-        }
-        self._sources = {
-            s.source: s.sha
-            for s in (
-                lock_module._RELEASE,
-                lock_module._EXTEND,
-                ds.SCHEDULE,
-                ds.CLAIM,
-                ds.ACK,
-                ds.RETRY,
-                ds.DEAD,
-                ds.MOVE,
-                ls.RECOVER,
-                ls.FAIL,
-                ls.REQUEUE,
-            )
-        }
+        self.scripts = LuaScripts(self._command)
 
     # plumbing
 
@@ -109,8 +51,12 @@ class FakeRedis:
         name = str(args[0]).upper()
         try:
             result = getattr(self, "_c_" + name.lower())(*[_b(a) for a in args[1:]])
-        except ResponseError as e:
+        except (ResponseError, LuaUnavailable) as e:
             return fail(e)
+        finally:
+            # Clients blocked in BLMOVE are served once the whole command
+            # (a script, too) has run, as in Redis.
+            self._serve_blocked()
         if isinstance(result, Deferred):
             return result
         if self.paused:
@@ -133,6 +79,11 @@ class FakeRedis:
         The command names sent so far.
         """
         return [str(c[0]).upper() for c in self.calls]
+
+    def _command(self, name: str) -> Callable[..., Any] | None:
+        """The implementation of command C{name} (lower case), if any."""
+        method: Callable[..., Any] | None = getattr(self, "_c_" + name, None)
+        return method
 
     def _alive(self, key: bytes) -> bool:
         exp = self.expires.get(key)
@@ -174,7 +125,7 @@ class FakeRedis:
         if b"PX" in opts_l:
             ms = int(opts[opts_l.index(b"PX") + 1])
             self.expires[key] = self.clock.seconds() + ms / 1000.0
-        return b"OK"
+        return OK
 
     def _c_del(self, *keys: bytes) -> int:
         n = 0
@@ -184,8 +135,8 @@ class FakeRedis:
                 self._put(k, None)
         return n
 
-    def _c_exists(self, key: bytes) -> int:
-        return int(self._alive(key))
+    def _c_exists(self, *keys: bytes) -> int:
+        return sum(1 for k in keys if self._alive(k))
 
     def _c_pexpire(self, key: bytes, ms: bytes) -> int:
         if not self._alive(key):
@@ -204,14 +155,12 @@ class FakeRedis:
         for v in values:
             lst.insert(0, v)
         self._put(key, lst)
-        self._serve_blocked()
         return len(lst)
 
     def _c_rpush(self, key: bytes, *values: bytes) -> int:
         lst = self._get(key, list)
         lst.extend(values)
         self._put(key, lst)
-        self._serve_blocked()
         return len(lst)
 
     def _c_llen(self, key: bytes) -> int:
@@ -225,12 +174,12 @@ class FakeRedis:
     def _c_lrem(self, key: bytes, count: bytes, value: bytes) -> int:
         lst = self._get(key, list)
         n = int(count)
-        assert n == 1, "fake supports LREM count 1 only"
-        if value in lst:
-            lst.remove(value)
-            self._put(key, lst)
-            return 1
-        return 0
+        at = [i for i, v in enumerate(lst) if v == value]
+        gone = at[n:] if n < 0 else at[:n] if n > 0 else at
+        for i in reversed(gone):
+            del lst[i]
+        self._put(key, lst)
+        return len(gone)
 
     def _c_lmove(self, src: bytes, dst: bytes, wherefrom: bytes, whereto: bytes) -> Any:
         lst = self._get(src, list)
@@ -300,154 +249,104 @@ class FakeRedis:
     def _c_smembers(self, key: bytes) -> list[bytes]:
         return sorted(self._get(key, set))
 
+    def _c_hset(self, key: bytes, *pairs: bytes) -> int:
+        h = self._get(key, dict)
+        n = 0
+        for f, v in zip(pairs[::2], pairs[1::2], strict=True):
+            n += f not in h
+            h[f] = v
+        self._put(key, h)
+        return n
+
+    def _c_hget(self, key: bytes, field: bytes) -> Any:
+        return self._get(key, dict).get(field)
+
+    def _c_hgetall(self, key: bytes) -> list[bytes]:
+        return [x for kv in sorted(self._get(key, dict).items()) for x in kv]
+
+    def _c_hdel(self, key: bytes, *fields: bytes) -> int:
+        h = self._get(key, dict)
+        n = sum(1 for f in fields if h.pop(f, None) is not None)
+        self._put(key, h)
+        return n
+
+    def _c_hincrby(self, key: bytes, field: bytes, amount: bytes) -> int:
+        h = self._get(key, dict)
+        value = int(h.get(field, b"0")) + int(amount)
+        h[field] = b"%d" % value
+        self._put(key, h)
+        return value
+
     def _c_zcard(self, key: bytes) -> int:
         return len(self._get(key, dict))
 
-    def _zrange(
-        self, key: bytes, lo: float, hi: float, limit: int | None = None
-    ) -> list[tuple[bytes, float]]:
+    def _c_zadd(self, key: bytes, *pairs: bytes) -> int:
         z = self._get(key, dict)
-        items = sorted(((s, m) for m, s in z.items()), key=lambda t: (t[0], t[1]))
-        out = [(m, s) for s, m in items if lo <= s <= hi]
-        return out if limit is None else out[:limit]
+        n = 0
+        for s, m in zip(pairs[::2], pairs[1::2], strict=True):
+            n += m not in z
+            z[m] = float(s)
+        self._put(key, z)
+        return n
 
-    # the scripts
+    def _c_zrem(self, key: bytes, *members: bytes) -> int:
+        z = self._get(key, dict)
+        n = sum(1 for m in members if z.pop(m, None) is not None)
+        self._put(key, z)
+        return n
 
-    def _c_evalsha(self, sha: bytes, numkeys: bytes, *rest: bytes) -> Any:
-        name = sha.decode()
-        if name not in self.loaded:
-            raise ResponseError("NOSCRIPT No matching script. Please use EVAL.")
-        n = int(numkeys)
-        return self._scripts[name](list(rest[:n]), list(rest[n:]))
+    def _c_zscore(self, key: bytes, member: bytes) -> Any:
+        s = self._get(key, dict).get(member)
+        return None if s is None else _score(s)
+
+    def _sorted(self, key: bytes) -> list[tuple[bytes, float]]:
+        """A sorted set's members with their scores, in Redis's order."""
+        z = self._get(key, dict)
+        return sorted(z.items(), key=lambda t: (t[1], t[0]))
+
+    @staticmethod
+    def _listing(items: list[tuple[bytes, float]], opts: tuple[bytes, ...]) -> list[bytes]:
+        """Members, each followed by its score with WITHSCORES."""
+        if b"WITHSCORES" in (o.upper() for o in opts):
+            return [x for m, score in items for x in (m, _score(score))]
+        return [m for m, _ in items]
+
+    def _c_zrange(self, key: bytes, start: bytes, stop: bytes, *opts: bytes) -> list[bytes]:
+        items = self._sorted(key)
+        s, e = int(start), int(stop)
+        return self._listing(items[s : (None if e == -1 else e + 1)], opts)
+
+    def _c_zrangebyscore(self, key: bytes, lo: bytes, hi: bytes, *opts: bytes) -> list[bytes]:
+        def within(score: float, bound: bytes, low: bool) -> bool:
+            open_ = bound.startswith(b"(")
+            b = float(bound[1:] if open_ else bound)
+            if low:
+                return score > b if open_ else score >= b
+            return score < b if open_ else score <= b
+
+        items = [
+            (m, s) for m, s in self._sorted(key) if within(s, lo, True) and within(s, hi, False)
+        ]
+        up = [o.upper() for o in opts]
+        if b"LIMIT" in up:
+            offset, count = (int(x) for x in opts[up.index(b"LIMIT") + 1 : up.index(b"LIMIT") + 3])
+            items = items[offset:] if count < 0 else items[offset : offset + count]
+        return self._listing(items, opts)
+
+    # scripts (L{txmsg.testing._redis_lua})
 
     def _c_eval(self, source: bytes, numkeys: bytes, *rest: bytes) -> Any:
-        sha = self._sources[source.decode()]
-        self.loaded.add(sha)
-        return self._c_evalsha(sha.encode(), numkeys, *rest)
+        return self.scripts.eval(source, numkeys, *rest)
 
-    def _s_release(self, keys: list[bytes], args: list[bytes]) -> int:
-        if self._c_get(keys[0]) == args[0]:
-            return self._c_del(keys[0])
-        return 0
+    def _c_evalsha(self, sha: bytes, numkeys: bytes, *rest: bytes) -> Any:
+        return self.scripts.evalsha(sha, numkeys, *rest)
 
-    def _s_extend(self, keys: list[bytes], args: list[bytes]) -> int:
-        if self._c_get(keys[0]) == args[0]:
-            return self._c_pexpire(keys[0], args[1])
-        return 0
-
-    def _zadd(self, key: bytes, score: float, member: bytes) -> None:
-        z = self._get(key, dict)
-        z[member] = score
-        self._put(key, z)
-
-    def _zrem(self, key: bytes, member: bytes) -> int:
-        z = self._get(key, dict)
-        if member in z:
-            del z[member]
-            self._put(key, z)
-            return 1
-        return 0
-
-    def _hset(self, key: bytes, field: bytes, value: Any) -> None:
-        h = self._get(key, dict)
-        h[field] = value
-        self._put(key, h)
-
-    def _hdel(self, key: bytes, field: bytes) -> None:
-        h = self._get(key, dict)
-        h.pop(field, None)
-        self._put(key, h)
-
-    def _first_score(self, key: bytes) -> bytes:
-        items = self._zrange(key, float("-inf"), float("inf"), 1)
-        return _score(items[0][1]) if items else b""
-
-    def _s_schedule(self, keys: list[bytes], args: list[bytes]) -> int:
-        self._hset(keys[1], args[0], args[2])
-        self._zadd(keys[0], float(args[1]), args[0])
-        if args[3]:
-            first = self._zrange(keys[0], float("-inf"), float("inf"), 1)
-            if first and first[0][0] == args[0]:
-                self.published.append((args[3], args[1]))
-        return 1
-
-    def _s_claim(self, keys: list[bytes], args: list[bytes]) -> list[Any]:
-        due, proc, items, attempts = keys
-        now = float(args[0])
-        for m, _ in self._zrange(proc, float("-inf"), now, 1000):
-            self._zrem(proc, m)
-            self._zadd(due, now, m)
-        out: list[Any] = [b"", b""]
-        limit = int(args[1])
-        if limit > 0:
-            for m, s in self._zrange(due, float("-inf"), now, limit):
-                self._zrem(due, m)
-                payload = self._get(items, dict).get(m)
-                if payload is not None:
-                    self._zadd(proc, float(args[2]), m)
-                    a = self._get(attempts, dict)
-                    a[m] = a.get(m, 0) + 1
-                    self._put(attempts, a)
-                    out += [m, payload, a[m], _score(s)]
-                else:
-                    self._hdel(attempts, m)
-        out[0] = self._first_score(due)
-        out[1] = self._first_score(proc)
-        return out
-
-    def _s_ack(self, keys: list[bytes], args: list[bytes]) -> int:
-        n = self._zrem(keys[0], args[0]) + self._zrem(keys[1], args[0])
-        self._hdel(keys[2], args[0])
-        self._hdel(keys[3], args[0])
-        return n
-
-    def _s_retry(self, keys: list[bytes], args: list[bytes]) -> int:
-        if self._zrem(keys[0], args[0]):
-            self._zadd(keys[1], float(args[1]), args[0])
-            return 1
-        return 0
-
-    def _s_dead(self, keys: list[bytes], args: list[bytes]) -> int:
-        if self._zrem(keys[0], args[0]):
-            self._hdel(keys[1], args[0])
-            self._hdel(keys[2], args[0])
-            self._c_rpush(keys[3], args[1])
-            return 1
-        return 0
-
-    def _s_move(self, keys: list[bytes], args: list[bytes]) -> list[Any]:
-        due, items, attempts, lst = keys
-        ids = self._zrange(due, float("-inf"), float(args[0]), int(args[1]))
-        for m, _ in ids:
-            self._zrem(due, m)
-            payload = self._get(items, dict).get(m)
-            if payload is not None:
-                self._c_lpush(lst, payload)
-            self._hdel(items, m)
-            self._hdel(attempts, m)
-        return [len(ids), self._first_score(due)]
-
-    def _s_recover(self, keys: list[bytes], args: list[bytes]) -> int:
-        hb, proc, queue, consumers = keys
-        force = args[2] == b"1"
-        if not force and self._alive(hb):
-            return -1
-        n = 0
-        while n < int(args[1]) and self._c_lmove(proc, queue, b"LEFT", b"RIGHT") is not None:
-            n += 1
-        if not self._get(proc, list) and not force:
-            self._c_srem(consumers, args[0])
-        self._serve_blocked()
-        return n
-
-    def _s_fail(self, keys: list[bytes], args: list[bytes]) -> int:
-        if self._c_lrem(keys[0], b"1", args[0]):
-            self._c_rpush(keys[1], args[0])
-            return 1
-        return 0
-
-    def _s_requeue(self, keys: list[bytes], args: list[bytes]) -> int:
-        if self._c_lrem(keys[0], b"1", args[0]):
-            self._c_lpush(keys[1], args[0])
-            return 1
-        return 0
+    def _c_script(self, action: bytes, *args: bytes) -> Any:
+        what = action.upper()
+        if what == b"LOAD":
+            return self.scripts.load(*args)
+        if what == b"EXISTS":
+            return self.scripts.exists(*args)
+        if what == b"FLUSH":
+            return self.scripts.flush()
+        raise ResponseError("ERR unknown subcommand '{}'".format(action.decode()))

@@ -1,10 +1,11 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-The in-memory Redis of L{txmsg.testing} runs each Lua script of txmsg's
-Redis primitives as a Python twin.  These tests run every script on the real
-Redis and on the twin from the same state with the same arguments, and
-require the same reply and the same resulting keys: a change to a script
-that its twin does not follow fails here.
+The in-memory Redis of L{txmsg.testing} runs txmsg's real Lua scripts in an
+embedded Lua whose C{redis.call} runs its own commands.  These tests run
+every script on the real Redis and on L{MemoryRedis} from the same state with
+the same arguments, and require the same reply and the same resulting keys:
+a script using a command (or an option, or a reply shape) that the in-memory
+commands get wrong fails here.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from txmsg.redis import _delay_scripts as ds
 from txmsg.redis import _list_scripts as ls
 from txmsg.redis import lock as lock_module
 from txmsg.redis._common import Script
+from txmsg.test._optional import skip_unless_importable
 from txmsg.testing import MemoryRedis
 
-# Every script the twin implements; a new one must get a scenario below.
+# Every script of txmsg's Redis primitives; a new one must get a scenario below.
 SCRIPTS = [
     lock_module._RELEASE,
     lock_module._EXTEND,
@@ -60,7 +62,7 @@ def _pairs(reply: Any) -> list[tuple[Any, Any]]:
 
 
 class _Side:
-    """Runs commands and scripts on one Redis (real or twin), synchronously."""
+    """Runs commands and scripts on one Redis (real or in memory), synchronously."""
 
     def __init__(self, run: Callable[..., Any]) -> None:
         self._run = run
@@ -91,14 +93,16 @@ class _Side:
         return out
 
 
-class ScriptTwinTests(SynchronousTestCase):
+@skip_unless_importable("lupa", extra="testing")
+class ScriptParityTests(SynchronousTestCase):
     """
-    Every Lua script and its Python twin agree, reply and state.
+    Every Lua script gives the same reply and leaves the same keys on the
+    real Redis and on L{MemoryRedis}.
     """
 
     def setUp(self) -> None:
         self.peer = redis_py()
-        self.ns = "txmsg-twins:" + uuid.uuid4().hex + ":"
+        self.ns = "txmsg-script-parity:" + uuid.uuid4().hex + ":"
         self.addCleanup(self._clean)
         fake = MemoryRedis()
 
@@ -106,7 +110,7 @@ class ScriptTwinTests(SynchronousTestCase):
             return self.successResultOf(fake.execute_command(*args))
 
         self.real = _Side(self.peer.execute_command)
-        self.twin = _Side(on_fake)
+        self.memory = _Side(on_fake)
         self.covered: set[str] = set()
 
     def _clean(self) -> None:
@@ -127,12 +131,12 @@ class ScriptTwinTests(SynchronousTestCase):
         for step in steps:
             if isinstance(step[0], Script):
                 self.covered.add(step[0].name)
-                replies = [side.script(*step) for side in (self.real, self.twin)]
+                replies = [side.script(*step) for side in (self.real, self.memory)]
                 self.assertEqual(replies[0], replies[1], f"reply to {step!r}")
             else:
-                for side in (self.real, self.twin):
+                for side in (self.real, self.memory):
                     side.cmd(*step)
-        self.assertEqual(self.real.state(keys), self.twin.state(keys))
+        self.assertEqual(self.real.state(keys), self.memory.state(keys))
 
     def test_lock(self) -> None:
         """RELEASE and EXTEND, with the right and a wrong token."""
@@ -212,5 +216,14 @@ class ScriptTwinTests(SynchronousTestCase):
         self.assertEqual(self.covered, {"list.recover", "list.fail", "list.requeue"})
 
     def test_every_script_has_a_scenario(self) -> None:
-        """The scenarios above cover every script the twin implements."""
-        self.assertEqual(set(MemoryRedis()._scripts), {s.sha for s in SCRIPTS})
+        """
+        The scenarios above cover every L{Script} that txmsg's Redis
+        primitives define.
+        """
+        defined = {
+            value.name
+            for module in (lock_module, ds, ls)
+            for value in vars(module).values()
+            if isinstance(value, Script)
+        }
+        self.assertEqual(defined, {s.name for s in SCRIPTS})
