@@ -240,7 +240,7 @@ class WorkerHarness:
         return self.clock.seconds() - start
 
     def _busy(self) -> bool:
-        if self.worker._running:
+        if self.worker.running_tasks:
             return True
         for q in self.queues:
             for name in self.broker.queue_names(q + ".retry.*") + [q]:
