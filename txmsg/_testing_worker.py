@@ -177,7 +177,10 @@ class WorkerHarness:
             retry=retry or RetryPolicy(jitter=0.0),
             redis=redis,
         )
-        self.worker.log = Logger(namespace="txmsg.worker", observer=self.logs.append)
+        worker_log = Logger(namespace="txmsg.worker", observer=self.logs.append)
+        w = self.worker
+        for part in (w, w.pipeline, w.pipeline.settlement, w.control, w.timers, w.idempotency, w.broker):
+            part.log = worker_log
         for spec_name in self.registry.names():
             spec = self.registry.get(spec_name)
             self.events.add(spec.event_name, self._observe)
@@ -342,7 +345,7 @@ class WorkerHarness:
         for m in self.broker.messages(dead_letter_queue_name(queue or self.queues[0])):
             try:
                 body = json.loads(m.body)
-            except ValueError:
+            except (ValueError, RecursionError):
                 body = {}
             if not isinstance(body, dict):
                 body = {}

@@ -266,7 +266,8 @@ class WorkerServiceTests(SynchronousTestCase):
     def test_not_acked_when_handoff_fails(self) -> None:
         """
         When the retry cannot be published (the broker nacks it), the
-        delivery is not acked but requeued: nothing is lost.
+        delivery is not acked until its fallback, a retry through the delay
+        queue, is confirmed; it is never nacked back to the head of the queue.
         """
         self.start()
         self.deliver(encode_task(Task("boom", (), {}, "t5")))
@@ -274,8 +275,10 @@ class WorkerServiceTests(SynchronousTestCase):
         publisher.nack()
         self.clock.advance(0)
         self.assertEqual(self.consumer_channel.acks, [])
-        self.assertEqual(len(self.consumer_channel.nacks), 1)
-        self.assertTrue(self.consumer_channel.nacks[0][1])
+        [(key, _, props)] = self.publishes()[-1:]
+        self.assertEqual((key, props.headers[ATTEMPT_HEADER]), ("work.retry.1000ms", 1))
+        self.assertEqual(len(self.consumer_channel.acks), 1)
+        self.assertEqual(self.consumer_channel.nacks, [])
         self.flushLoggedErrors()
 
     def test_blocking_task_runs_in_pool(self) -> None:
