@@ -53,9 +53,7 @@ class PoisonTests(TestCase):
             "",
             self.queue,
             body,
-            pika.BasicProperties(
-                content_type="application/json", delivery_mode=2, headers=headers
-            ),
+            pika.BasicProperties(content_type="application/json", delivery_mode=2, headers=headers),
             mandatory=True,
         )
 

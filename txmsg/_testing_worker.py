@@ -179,7 +179,15 @@ class WorkerHarness:
         )
         worker_log = Logger(namespace="txmsg.worker", observer=self.logs.append)
         w = self.worker
-        for part in (w, w.pipeline, w.pipeline.settlement, w.control, w.timers, w.idempotency, w.broker):
+        for part in (
+            w,
+            w.pipeline,
+            w.pipeline.settlement,
+            w.control,
+            w.timers,
+            w.idempotency,
+            w.broker,
+        ):
             part.log = worker_log
         for spec_name in self.registry.names():
             spec = self.registry.get(spec_name)

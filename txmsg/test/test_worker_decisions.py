@@ -83,7 +83,9 @@ class DecideTests(SynchronousTestCase):
         """A task cancelled by a control command is dead-lettered as C{cancelled}."""
         decision = decide(FACTS, Cancelled("stop-job"), POLICY)
         assert isinstance(decision, DeadLetter)
-        self.assertEqual((decision.reason, decision.error_message), ("cancelled", "cancelled by stop-job"))
+        self.assertEqual(
+            (decision.reason, decision.error_message), ("cancelled", "cancelled by stop-job")
+        )
 
     def test_shutdown_requeues(self) -> None:
         """A task cancelled because the grace period ended is requeued."""
@@ -136,7 +138,9 @@ class AdmitTests(SynchronousTestCase):
 
     def test_counted_redelivery_runs(self) -> None:
         """When the broker counts deliveries, a redelivered message just runs."""
-        self.assertIsNone(admit(DeliveryFacts("w", "t", attempts=2, redelivered=True, counted=True), 2))
+        self.assertIsNone(
+            admit(DeliveryFacts("w", "t", attempts=2, redelivered=True, counted=True), 2)
+        )
 
     def test_limit(self) -> None:
         """

@@ -29,7 +29,7 @@ a broker provider (L{txmsg.worker.brokers}) carries the decisions out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from txmsg.worker.envelope import CONTENT_TYPE, encode_error, encode_result
 from txmsg.worker.retry import RetryPolicy
@@ -159,7 +159,7 @@ class Broken:
     transient: bool = False
 
 
-Outcome = Union[Succeeded, Failed, Cancelled, Duplicate, Rejected, Broken]
+Outcome = Succeeded | Failed | Cancelled | Duplicate | Rejected | Broken
 
 
 # -- decisions -----------------------------------------------------------------
@@ -218,7 +218,7 @@ class Requeue:
     """Give the delivery back to the broker unchanged (nack with requeue)."""
 
 
-Decision = Union[Ack, Reply, Retry, DeadLetter, Requeue]
+Decision = Ack | Reply | Retry | DeadLetter | Requeue
 
 
 def _error_reply(facts: DeliveryFacts, error_type: str, message: str) -> bytes | None:
@@ -308,7 +308,9 @@ def _retry(facts: DeliveryFacts, policy: RetryPolicy, jitter: float, error: str)
 
 
 def _failed(facts: DeliveryFacts, outcome: Failed, policy: RetryPolicy, jitter: float) -> Decision:
-    error = "timed out" if outcome.timed_out else "{}: {}".format(outcome.error_type, outcome.message)
+    error = (
+        "timed out" if outcome.timed_out else "{}: {}".format(outcome.error_type, outcome.message)
+    )
     if policy.should_retry(facts.attempt):
         return _retry(facts, policy, jitter, error)
     reply_type = "TaskTimeout" if outcome.timed_out else outcome.error_type

@@ -89,7 +89,9 @@ class WorkerTimers:
         """
         Store the worker's status in the registry.
         """
-        d = maybeDeferred(register_worker, self.redis.handler, self.status(), ttl=self.heartbeat * 3)
+        d = maybeDeferred(
+            register_worker, self.redis.handler, self.status(), ttl=self.heartbeat * 3
+        )
         return d.addErrback(
             lambda f: self.log.warn("Worker heartbeat failed: {e}", e=f.getErrorMessage())
         )
@@ -101,4 +103,3 @@ class WorkerTimers:
         if self.redis is None:
             return succeed(None)
         return unregister_worker(self.redis.handler, self.name).addErrback(lambda f: None)
-

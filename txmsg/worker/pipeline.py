@@ -35,7 +35,6 @@ from txmsg.worker.decisions import (
     BAD_ARGUMENTS,
     BAD_HEADERS,
     MALFORMED,
-    UNKNOWN_TASK as UNKNOWN_TASK_REASON,
     Ack,
     Broken,
     Cancelled,
@@ -52,6 +51,9 @@ from txmsg.worker.decisions import (
     Succeeded,
     admit,
     decide,
+)
+from txmsg.worker.decisions import (
+    UNKNOWN_TASK as UNKNOWN_TASK_REASON,
 )
 from txmsg.worker.envelope import MalformedTask, Task, decode_task
 from txmsg.worker.headers import BadHeaders, read_headers
@@ -140,12 +142,31 @@ class DeliveryPipeline:
             return self.retry
         return replace(self.retry, max_retries=max_retries)
 
+    def retry_delays(self) -> list[float]:
+        """
+        Every delay any task can retry after (one delay queue per delay and
+        work queue); the first step always, as failed settlements wait there.
+        """
+        delays = set(self.retry.steps()) | {self.retry.step_delay(1)}
+        for name in self.tasks.names():
+            spec = self.tasks.get(name)
+            if spec is not None and spec.max_retries is not None:
+                delays.update(self.policy(spec.max_retries).steps())
+        return sorted(delays)
+
     # -- installing ------------------------------------------------------------
 
     def install(self, run_in_thread: Callable[..., Deferred[Any]]) -> None:
         """
         Register the tasks and raw handlers on the event registry.
         """
+        idempotent = [n for n in self.tasks.names() if self.tasks.get(n).idempotent]  # type: ignore[union-attr]
+        if idempotent and self.idempotency.redis is None:
+            self.log.warn(
+                "Tasks {tasks} are declared idempotent, but this worker has no Redis "
+                "(--redis): they may run more than once per id",
+                tasks=", ".join(idempotent),
+            )
         self._task_handlers = self.tasks.install(self.events, run_in_thread)
         for queue, function in self.raw_handlers.items():
             if inspect.iscoroutinefunction(function):
@@ -231,7 +252,13 @@ class DeliveryPipeline:
         bad_arguments = spec.check_arguments(task.args, task.kwargs)
         if bad_arguments is not None:
             text = "bad arguments for task {!r}: {}".format(task.name, bad_arguments)
-            return facts, task.name, policy, Rejected(BAD_ARGUMENTS, "TypeError", text, "TypeError"), None
+            return (
+                facts,
+                task.name,
+                policy,
+                Rejected(BAD_ARGUMENTS, "TypeError", text, "TypeError"),
+                None,
+            )
         if spec.idempotent and not await self.idempotency.claim(task.id):
             return facts, task.name, policy, Duplicate(), None
         admitted = admit(facts, policy.max_retries)
@@ -304,7 +331,9 @@ class DeliveryPipeline:
         is dead-lettered at once (plain messages carry no attempt count).
         """
         queue = message.queue
-        result = await self.events.dispatch("raw." + queue, message, source=self.source + ":" + queue)
+        result = await self.events.dispatch(
+            "raw." + queue, message, source=self.source + ":" + queue
+        )
         if result.failures:
             failure = result.failures[0].failure
             self.stats.failed += 1

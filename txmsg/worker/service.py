@@ -4,28 +4,20 @@
 The task worker service: consume tasks from a broker, run them through the
 event registry, ack only after their outcome is settled.
 
-L{WorkerService} only wires the parts and starts and stops them; each
-delivery takes this path (see C{docs/worker.md}):
-
-  - L{txmsg.worker.brokers}: the broker (RabbitMQ first) delivers it as an
-    L{IncomingMessage};
-  - L{txmsg.worker.pipeline}: headers and body are checked, the task runs as
-    the event C{task.<name>} (on the reactor, or in the thread pool for
-    blocking tasks);
-  - L{txmsg.worker.decisions}: its outcome becomes a decision (ack, reply,
-    retry after a delay, dead letter, requeue), a pure function;
-  - L{txmsg.worker.settlement}: the broker publishes what the decision needs,
-    with confirms, and only then acks.
-
-Control commands are in L{txmsg.worker.control}, idempotency keys in
-L{txmsg.worker.idempotency}, the heartbeat and lag check in
-L{txmsg.worker.heartbeat}.
+L{WorkerService} only wires the parts below and starts and stops them.  A
+delivery goes from the broker (L{txmsg.worker.brokers}) through the
+pipeline (L{txmsg.worker.pipeline}: checks, the task run) to a decision
+(L{txmsg.worker.decisions}, pure) that the settlement carries out
+(L{txmsg.worker.settlement}: publish with confirm, then ack).  Control
+commands: L{txmsg.worker.control}; idempotency keys:
+L{txmsg.worker.idempotency}; heartbeat and lag check:
+L{txmsg.worker.heartbeat}; the shutdown grace period:
+L{txmsg.worker.shutdown}.  See C{docs/worker.md}.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -43,7 +35,7 @@ from txmsg.worker._stats import WorkerStats
 from txmsg.worker.brokers.amqp import AMQPWorkerBroker
 from txmsg.worker.brokers.interfaces import IWorkerBroker
 from txmsg.worker.control import WorkerControl
-from txmsg.worker.headers import (
+from txmsg.worker.headers import (  # noqa: F401 (re-exported from their old place)
     ERROR_MESSAGE_HEADER,
     ERROR_TYPE_HEADER,
     FAILED_AT_HEADER,
@@ -57,19 +49,10 @@ from txmsg.worker.idempotency import IdempotencyKeys
 from txmsg.worker.pipeline import DeliveryPipeline
 from txmsg.worker.retry import RetryPolicy
 from txmsg.worker.settlement import Settlement
+from txmsg.worker.shutdown import GracePeriod
 from txmsg.worker.tasks import TaskContext, TaskRegistry
 
-__all__ = [
-    "ERROR_MESSAGE_HEADER",
-    "ERROR_TYPE_HEADER",
-    "FAILED_AT_HEADER",
-    "QUEUE_HEADER",
-    "REASON_HEADER",
-    "TRACEBACK_HEADER",
-    "WORKER_HEADER",
-    "WorkerService",
-    "default_worker_name",
-]
+__all__ = ["WorkerService", "default_worker_name"]
 
 
 def default_worker_name() -> str:
@@ -121,36 +104,30 @@ class WorkerService(MultiService):
     ) -> None:
         """
         @param tasks: the tasks this worker runs.
-        @param queues: the work queues to consume (each gets C{.retry.*} and
-            C{.dead} companions).
-        @param raw_handlers: queue name -> function called with the raw body
-            bytes, for queues that carry plain messages rather than v1 tasks;
-            a coroutine function runs on the reactor, any other function in
-            the thread pool.
-        @param amqp_url: the broker (default C{$TXMSG_AMQP_URL}).
-        @param redis_url: Redis for the control channel and the worker
-            registry; L{None} (and no C{redis}) for none.
+        @param queues: the work queues (each gets C{.retry.*} and C{.dead}).
+        @param raw_handlers: queue name -> function called with the body
+            bytes, for queues of plain messages (a coroutine function runs on
+            the reactor, any other in the thread pool).
+        @param amqp_url: the broker (default C{$TXMSG_AMQP_URL}); or C{amqp},
+            an existing L{txmsg.amqp.AMQPConnection}.
+        @param redis_url: Redis for the control channel and worker registry;
+            or C{redis}, an existing L{txmsg.redis.RedisService}; else none.
         @param name: the worker name (default C{<host>.<pid>}).
         @param prefetch: unacked deliveries per queue (1: fair dispatch).
-        @param concurrency: threads for blocking tasks.
+        @param concurrency: threads for blocking tasks (or C{threadpool}, a
+            thread pool that the caller starts and stops).
         @param grace: seconds running tasks get to finish when stopping.
         @param retry: the default L{RetryPolicy}.
-        @param heartbeat: seconds between worker-registry updates in Redis.
-        @param lag_warning: log a warning when the reactor is this many
-            seconds late (something blocks it).
+        @param heartbeat: seconds between worker-registry updates.
+        @param lag_warning: warn when the reactor is this many seconds late.
         @param on_shutdown: called for the C{shutdown} control command
-            (default: stop this service).  C{twistd} passes C{reactor.stop}.
-        @param handle_signals: when stopping, make a second SIGTERM/SIGINT
-            cut the grace period short (for C{twistd}).
-        @param queue_type: C{x-queue-type} of the work and dead-letter queues,
-            e.g. C{"quorum"} (the delay queues stay classic).
-        @param events: an L{txmsg.events.EventRegistry} to dispatch on
-            (default: a new one).
+            (default: stop this service); C{twistd} passes C{reactor.stop}.
+        @param handle_signals: when stopping, a second SIGTERM/SIGINT ends
+            the grace period (for C{twistd}).
+        @param queue_type: C{x-queue-type} of the work and dead-letter
+            queues, e.g. C{"quorum"} (delay queues stay classic).
+        @param events: the L{txmsg.events.EventRegistry} (default: a new one).
         @param reactor: the reactor (default: the global one).
-        @param amqp: an existing L{txmsg.amqp.AMQPConnection} to use.
-        @param redis: an existing L{txmsg.redis.RedisService}.
-        @param threadpool: the thread pool for blocking tasks (default: one of
-            C{concurrency} threads, started and stopped with the worker).
         """
         super().__init__()
         if reactor is None:
@@ -173,7 +150,6 @@ class WorkerService(MultiService):
         self._consumers: dict[str, Any] = {}
         self._threadpool: Any = threadpool
         self._own_threadpool = threadpool is None
-        self._grace_call: Any = None
         self.events = events if events is not None else EventRegistry(reactor=reactor)
         if amqp is None:
             amqp = AMQPConnection(
@@ -213,10 +189,9 @@ class WorkerService(MultiService):
             heartbeat=heartbeat,
             lag_warning=lag_warning,
         )
+        self.grace_period = GracePeriod(reactor, lambda: self.running_tasks)
         # Older names of the control commands.
         self._control_pause, self._control_resume = self.control.pause, self.control.resume
-        self._control_stop_job = self.control.stop_job
-        self._control_kill_horse = self.control.kill_horse
 
     @property
     def running_tasks(self) -> dict[str, TaskContext]:
@@ -224,8 +199,6 @@ class WorkerService(MultiService):
         The running tasks, by task id.
         """
         return self.pipeline.running
-
-    _running = running_tasks
 
     @property
     def consumers(self) -> dict[str, Any]:
@@ -243,16 +216,9 @@ class WorkerService(MultiService):
 
     def retry_steps(self) -> list[float]:
         """
-        Every delay any task of this worker can retry after (one delay queue
-        per step and work queue); the first step always, as settlement
-        failures wait there.
+        Every delay a task of this worker can retry after (a delay queue each).
         """
-        steps = set(self.retry.steps()) | {self.retry.step_delay(1)}
-        for name in self.tasks.names():
-            spec = self.tasks.get(name)
-            if spec is not None and spec.max_retries is not None:
-                steps.update(self.pipeline.policy(spec.max_retries).steps())
-        return sorted(steps)
+        return self.pipeline.retry_delays()
 
     # -- IService -------------------------------------------------------------
 
@@ -270,17 +236,10 @@ class WorkerService(MultiService):
         if self._own_threadpool:
             self._threadpool = ThreadPool(0, self.concurrency, "txmsg-worker")
             self._threadpool.start()
-        self.pipeline.install(self._run_in_thread)
+        self.pipeline.install(self._run_in_thread)  # warns about idempotency without Redis
         super().startService()
         for queue in self.queues:
             self._consumers[queue] = self.broker.consume(queue, self.pipeline.handle, self.prefetch)
-        idempotent = [n for n in self.tasks.names() if self.tasks.get(n).idempotent]  # type: ignore[union-attr]
-        if idempotent and self.redis is None:
-            self.log.warn(
-                "Tasks {tasks} are declared idempotent, but this worker has no Redis "
-                "(--redis): they may run more than once per id",
-                tasks=", ".join(idempotent),
-            )
         self.state = "running"
         self.timers.start()
         self.log.info(
@@ -322,18 +281,14 @@ class WorkerService(MultiService):
             grace=self.grace,
             n=len(self.running_tasks),
         )
-        self._grace_call = self._reactor.callLater(self.grace, self._grace_expired)
-        if self._handle_signals:
-            self._install_second_signal()
+        self.grace_period.start(self.grace, self._handle_signals)
         self.timers.stop()
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
         consumers, self._consumers = list(self._consumers.values()), {}
         await DeferredList([c.stop() for c in consumers], consumeErrors=True)
-        if self._grace_call is not None and self._grace_call.active():
-            self._grace_call.cancel()
-        self._grace_call = None
+        self.grace_period.cancel()
         await self.timers.unregister()
         # Stop the AMQP connection (flushes acks and confirms), then Redis,
         # then whatever else was added; not all at once as MultiService would.
@@ -348,32 +303,6 @@ class WorkerService(MultiService):
             self._threadpool = None
         self.state = "stopped"
         self.log.info("Worker {name} stopped", name=self.name)
-
-    def _grace_expired(self) -> None:
-        self._grace_call = None
-        if self.running_tasks:
-            self.log.warn(
-                "Grace period over: cancelling {n} running task(s); they are requeued",
-                n=len(self.running_tasks),
-            )
-        for context in list(self.running_tasks.values()):
-            context.cancel("shutdown")
-
-    def _install_second_signal(self) -> None:
-        def second(signum: int, frame: Any) -> None:
-            self.log.warn("Second signal: stopping now")
-            self._reactor.callFromThread(self._expire_now)
-
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            try:
-                signal.signal(signum, second)
-            except ValueError:  # not the main thread
-                return
-
-    def _expire_now(self) -> None:
-        if self._grace_call is not None and self._grace_call.active():
-            self._grace_call.cancel()
-        self._grace_expired()
 
     def _run_in_thread(
         self, function: Callable[..., Any], *args: Any, **kwargs: Any

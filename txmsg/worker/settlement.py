@@ -43,7 +43,9 @@ class Settlement:
         self.clock = clock
         self.delay = delay
 
-    async def settle(self, message: IncomingMessage, facts: DeliveryFacts, decision: Decision) -> Any:
+    async def settle(
+        self, message: IncomingMessage, facts: DeliveryFacts, decision: Decision
+    ) -> Any:
         """
         Carry C{decision} out; never fails.
 

@@ -31,8 +31,8 @@ from txmsg.amqp import (
     queue_arguments,
 )
 from txmsg.worker.brokers.interfaces import IncomingMessage, IWorkerBroker
-from txmsg.worker.envelope import CONTENT_TYPE
 from txmsg.worker.decisions import Ack, DeadLetter, Decision, Reply, Requeue, Retry
+from txmsg.worker.envelope import CONTENT_TYPE
 from txmsg.worker.headers import (
     ATTEMPT_HEADER,
     DELIVERY_COUNT_HEADER,
@@ -99,7 +99,9 @@ class AMQPWorkerBroker:
                 dead_letter_exchange="",
                 dead_letter_routing_key=queue,
             )
-            declarations.append(Queue(retry_queue_name(queue, delay), durable=True, arguments=arguments))
+            declarations.append(
+                Queue(retry_queue_name(queue, delay), durable=True, arguments=arguments)
+            )
         self.amqp.declare(*declarations)
 
     def consume(
