@@ -150,6 +150,7 @@ class WorkerService(MultiService):
         self._consumers: dict[str, Any] = {}
         self._threadpool: Any = threadpool
         self._own_threadpool = threadpool is None
+        self._listening = False
         self.events = events if events is not None else EventRegistry(reactor=reactor)
         if amqp is None:
             amqp = AMQPConnection(
@@ -231,7 +232,8 @@ class WorkerService(MultiService):
         for queue in self.queues:
             raw = queue in self.raw_handlers
             self.broker.declare(queue, [] if raw else self.retry_steps(), self.queue_type)
-        if self.redis is not None:
+        if self.redis is not None and not self._listening:
+            self._listening = True
             self.redis.control_listener(self.name, self.control.handlers(), status=self.status)
         if self._own_threadpool:
             self._threadpool = ThreadPool(0, self.concurrency, "txmsg-worker")
