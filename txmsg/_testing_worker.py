@@ -182,11 +182,13 @@ class WorkerHarness:
         for part in (
             w,
             w.pipeline,
+            w.pipeline.report,
             w.pipeline.settlement,
             w.control,
             w.timers,
             w.idempotency,
             w.broker,
+            w.grace_period,
         ):
             part.log = worker_log
         for spec_name in self.registry.names():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pika.spec import BasicProperties
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -26,6 +27,11 @@ from txmsg.worker.service import (
     WorkerService,
 )
 from txmsg.worker.tasks import TaskRegistry
+
+
+def task_properties(**kw: Any) -> BasicProperties:
+    """Properties of a v1 task message (persistent JSON), plus C{kw}."""
+    return BasicProperties(content_type="application/json", delivery_mode=2, **kw)
 
 
 class WorkerServiceTests(SynchronousTestCase):

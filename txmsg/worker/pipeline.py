@@ -58,6 +58,7 @@ from txmsg.worker.decisions import (
 from txmsg.worker.envelope import MalformedTask, Task, decode_task
 from txmsg.worker.headers import BadHeaders, read_headers
 from txmsg.worker.idempotency import IdempotencyKeys
+from txmsg.worker.report import DeliveryReport
 from txmsg.worker.retry import RetryPolicy
 from txmsg.worker.settlement import Settlement
 from txmsg.worker.tasks import _CANCELLED, TaskContext, TaskRegistry, TaskSpec
@@ -130,6 +131,7 @@ class DeliveryPipeline:
         self.source = source
         self.jitter = jitter
         self.running: dict[str, TaskContext] = {}
+        self.report = DeliveryReport(stats)
         self._task_handlers: dict[str, Any] = {}
         self._raw_adapters: dict[str, Any] = {}
 
@@ -219,7 +221,7 @@ class DeliveryPipeline:
             decision = outcome
         else:
             decision = decide(facts, outcome, policy, self.jitter())
-        self._report(facts, label, outcome, decision, failure)
+        self.report.report(facts, label, outcome, decision, failure)
         return await self.settlement.settle(message, facts, decision)
 
     async def _task(
@@ -354,102 +356,6 @@ class DeliveryPipeline:
             body = value if isinstance(value, bytes) else str(value).encode("utf-8")
             return Reply(body, content_type="text/plain")
         return Ack()
-
-    # -- counting and logging ------------------------------------------------------
-
-    def _report(
-        self,
-        facts: DeliveryFacts,
-        label: str,
-        outcome: Outcome | Decision,
-        decision: Decision,
-        failure: Failure | None,
-    ) -> None:
-        """
-        Count what became of a delivery and log it, once.
-        """
-        stats, queue = self.stats, facts.queue
-        if isinstance(outcome, Succeeded):
-            stats.succeeded += 1
-            stats.record(queue, label, "succeeded")
-            return
-        if isinstance(outcome, Duplicate):
-            stats.duplicates += 1
-            stats.record(queue, label, "duplicate")
-            self.log.info(
-                "Skipping task {id} ({name}): it already ran (idempotency key)",
-                id=facts.task_id,
-                name=label,
-            )
-            return
-        if isinstance(decision, Requeue):
-            stats.requeued += 1
-            stats.record(queue, label, "requeued")
-            return
-        if isinstance(outcome, Cancelled):
-            stats.cancelled += 1
-        elif isinstance(outcome, Failed):
-            stats.timed_out += int(outcome.timed_out)
-            stats.failed += 1
-        elif isinstance(outcome, Rejected):
-            if outcome.reason == UNKNOWN_TASK_REASON:
-                stats.unknown += 1
-            else:
-                stats.malformed += 1
-        if isinstance(decision, Retry):
-            self._report_retry(facts, label, decision, outcome)
-        elif isinstance(decision, DeadLetter):
-            stats.dead_lettered += 1
-            stats.record(queue, label, "dead_lettered", decision.reason)
-            self._log_dead_letter(facts, label, decision, failure)
-
-    def _report_retry(
-        self, facts: DeliveryFacts, label: str, retry: Retry, outcome: Outcome | Decision
-    ) -> None:
-        if retry.redelivered:
-            self.log.info(
-                "Task {id} ({name}) was redelivered: counting it as run {n} and queueing it again",
-                id=facts.task_id,
-                name=label,
-                n=retry.attempts,
-            )
-            return
-        self.stats.retried += 1
-        self.stats.record(facts.queue, label, "retried")
-        self.log.warn(
-            "Task {task} {id} failed on attempt {attempt} ({error}); retrying in {delay}s",
-            task=label,
-            id=facts.task_id,
-            attempt=retry.attempts,
-            error=retry.error,
-            delay=retry.delay,
-        )
-
-    def _log_dead_letter(
-        self, facts: DeliveryFacts, label: str, dead: DeadLetter, failure: Failure | None
-    ) -> None:
-        if dead.reason == "failed" and failure is not None:
-            self.log.failure(
-                "Task {task} {id} failed on its last attempt ({attempt}); dead-lettering it",
-                failure,
-                task=label,
-                id=facts.task_id,
-                attempt=dead.attempts,
-            )
-        elif dead.reason == MALFORMED:
-            self.log.warn(
-                "Dead-lettering a malformed message from {queue}: {reason}",
-                queue=facts.queue,
-                reason=dead.error_message,
-            )
-        elif dead.reason != "cancelled" and not dead.reason.startswith("internal-error"):
-            self.log.warn(
-                "Dead-lettering task {id} from {queue} ({reason}): {message}",
-                id=facts.task_id,
-                queue=facts.queue,
-                reason=dead.reason,
-                message=dead.error_message,
-            )
 
 
 def _coroutine_adapter(function: Callable[[bytes], Any]) -> Callable[[Any], Any]:
