@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from txredisapi import ConnectionError as RedisConnectionError
 
-from txmsg.testing import WorkerHarness
+from txmsg.testing import WorkerHarness, memory_redis
 from txmsg.worker.envelope import CONTENT_TYPE, Task, encode_task
 from txmsg.worker.headers import ATTEMPT_HEADER, DELIVERY_COUNT_HEADER
 from txmsg.worker.retry import RetryPolicy
@@ -199,3 +201,34 @@ class PoisonTests(SynchronousTestCase):
         self.send(encode_task(Task("look", (), {}, "r")))
         self.crash()
         self.assertEqual(seen, [(1, False), (2, True)])
+
+
+class TransientTests(SynchronousTestCase):
+    """
+    An error outside the task that may be transient is retried through the
+    broker's delay queue, counted, never in a hot loop.
+    """
+
+    def test_redis_gone(self) -> None:
+        """
+        When Redis is gone, an idempotent task cannot claim its id: the
+        message waits in the delay queue (counted as a run) and runs once
+        Redis is back.
+        """
+        clock = Clock()
+        redis = memory_redis(clock)
+        runs: list[int] = []
+        tasks = TaskRegistry()
+        tasks.add(runs.append, name="once", idempotent=True)
+        h = WorkerHarness(tasks, clock, redis=redis, retry=RetryPolicy(initial_delay=1, jitter=0))
+        redis.memory.fail_commands(RedisConnectionError("Not connected"))
+        task_id = h.submit("once", 7)
+        self.assertEqual(runs, [])
+        [retry] = h.retries(task_id)
+        self.assertEqual((retry["queue"], retry["attempt"]), ("tasks.retry.1000ms", 1))
+        self.assertEqual(h.broker.message_count("tasks"), 0)
+        redis.memory.fail_commands(None)
+        h.advance(1)
+        self.assertEqual(runs, [7])
+        self.assertEqual(h.dead_letters(), [])
+        self.successResultOf(h.stop())

@@ -27,6 +27,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ConnectError, ConnectionClosed, ConnectionLost
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from txredisapi import ConnectionError as RedisConnectionError
 
 from txmsg.amqp import NotConnectedError, PublishError
 from txmsg.worker._stats import MALFORMED_TASK, RAW_TASK, UNKNOWN_TASK, WorkerStats
@@ -74,13 +75,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionLost,
     NotConnectedError,
     PublishError,
+    RedisConnectionError,
 )
-try:  # txredisapi's own errors do not derive from the ones above
-    from txredisapi import ConnectionError as _RedisConnectionError
-
-    TRANSIENT_ERRORS += (_RedisConnectionError,)
-except ImportError:  # pragma: no cover
-    pass
 
 
 def traceback_summary(failure: Failure, limit: int = 2000) -> str:
@@ -205,17 +201,24 @@ class DeliveryPipeline:
             facts, label, policy, outcome, failure = await self._task(message, facts)
         except Exception:
             failure = Failure()
-            self.log.failure(
-                "Handling a delivery from {queue} failed outside its task; it is "
-                "dead-lettered, or retried later if the error looks transient",
-                failure,
-                queue=message.queue,
-            )
+            transient = failure.check(*TRANSIENT_ERRORS) is not None and label != RAW_TASK
+            if transient:
+                self.log.warn(
+                    "Handling a delivery from {queue} failed ({error}); retrying it later",
+                    queue=message.queue,
+                    error=failure.getErrorMessage() or _type_name(failure),
+                )
+            else:
+                self.log.failure(
+                    "Handling a delivery from {queue} failed outside its task; dead-lettering it",
+                    failure,
+                    queue=message.queue,
+                )
             outcome = Broken(
                 _type_name(failure),
                 failure.getErrorMessage(),
                 traceback_summary(failure),
-                transient=failure.check(*TRANSIENT_ERRORS) is not None,
+                transient=transient,
             )
         if isinstance(outcome, (Ack, Reply, Retry, DeadLetter, Requeue)):
             decision = outcome
