@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_worker_registry -*-
+# -*- test-case-name: txmsg.test.test_worker_cli -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 The worker registry in Redis: each worker's status under

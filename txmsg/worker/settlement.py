@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_worker_settlement -*-
+# -*- test-case-name: txmsg.test.test_worker_poison -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 Settlement: carry a decision out on the broker, and what to do when that
