@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_worker_client -*-
+# -*- test-case-name: txmsg.test.test_worker_cli -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 Submitting tasks from code.

@@ -27,9 +27,9 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ConnectError, ConnectionClosed, ConnectionLost
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from txredisapi import ConnectionError as RedisConnectionError
 
 from txmsg.amqp import NotConnectedError, PublishError
+from txmsg.redis import RedisCommandTimeout, RedisNotRunning
 from txmsg.worker._stats import MALFORMED_TASK, RAW_TASK, UNKNOWN_TASK, WorkerStats
 from txmsg.worker.brokers.interfaces import IncomingMessage
 from txmsg.worker.decisions import (
@@ -75,8 +75,23 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionLost,
     NotConnectedError,
     PublishError,
-    RedisConnectionError,
+    RedisNotRunning,
+    RedisCommandTimeout,
 )
+
+
+def is_transient(failure: Failure) -> bool:
+    """
+    Whether an error outside a task may go away on a later try.  txredisapi's
+    C{ConnectionError} is matched by name: importing txredisapi here would
+    install the global reactor.
+    """
+    if failure.check(*TRANSIENT_ERRORS) is not None:
+        return True
+    return any(
+        c.__module__ == "txredisapi" and c.__name__ == "ConnectionError"
+        for c in getattr(failure.type, "__mro__", ())
+    )
 
 
 def traceback_summary(failure: Failure, limit: int = 2000) -> str:
@@ -201,7 +216,7 @@ class DeliveryPipeline:
             facts, label, policy, outcome, failure = await self._task(message, facts)
         except Exception:
             failure = Failure()
-            transient = failure.check(*TRANSIENT_ERRORS) is not None and label != RAW_TASK
+            transient = is_transient(failure) and label != RAW_TASK
             if transient:
                 self.log.warn(
                     "Handling a delivery from {queue} failed ({error}); retrying it later",
