@@ -239,8 +239,11 @@ class DeliveryPipeline:
             decision = outcome
         else:
             decision = decide(facts, outcome, policy, self.jitter())
+        settled = await self.settlement.settle(message, facts, decision)
+        # Counted once settled (as the consumer acks it): what /metrics shows
+        # is already done.
         self.report.report(facts, label, outcome, decision, failure)
-        return await self.settlement.settle(message, facts, decision)
+        return settled
 
     async def _task(
         self, message: IncomingMessage, facts: DeliveryFacts
