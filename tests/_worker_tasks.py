@@ -64,3 +64,14 @@ def fail(message="always fails"):
     Always raise ValueError.
     """
     raise ValueError(message)
+
+
+@tasks.task
+def record_and_fail(path, item):
+    """
+    Append C{item} as a line to the file C{path} (a side effect one can
+    count), then raise ValueError.
+    """
+    with open(path, "a") as f:
+        f.write("{}\n".format(item))
+    raise ValueError("recorded, then failed")

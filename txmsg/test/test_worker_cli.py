@@ -2,7 +2,7 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 Tests for the worker's client side: L{txmsg.worker.client}, the console
-commands' parsing and formatting, and L{txmsg.worker.registry}.
+commands' parsing and formatting, and L{txmsg.worker.roster}.
 """
 
 from __future__ import annotations
@@ -10,17 +10,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from twisted.application.service import MultiService
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.amqp._fakes import FakeConnection, fake_service
+from txmsg.testing import MemoryBroker
 from txmsg.worker import dead_letters_cli, send_cli, workers_cli
 from txmsg.worker.client import TaskClient, TaskFailed
 from txmsg.worker.envelope import encode_error, encode_result
-from txmsg.worker.registry import list_workers, register_worker, unregister_worker
+from txmsg.worker.roster import list_workers, register_worker, unregister_worker
 
 
 class SendOptionsTests(SynchronousTestCase):
@@ -179,7 +178,7 @@ class FakeRedis:
 
 class RegistryTests(SynchronousTestCase):
     """
-    Tests for L{txmsg.worker.registry}.
+    Tests for L{txmsg.worker.roster}.
     """
 
     def test_register_list_unregister(self) -> None:
@@ -203,33 +202,38 @@ class RegistryTests(SynchronousTestCase):
 
 class TaskClientTests(SynchronousTestCase):
     """
-    Tests for L{TaskClient}.
+    Tests for L{TaskClient}, on the in-memory broker.
     """
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.amqp = fake_service(self.clock)
-        self.amqp.setServiceParent(MultiService())
+        self.broker = MemoryBroker(self.clock)
+        self.broker.declare_queue("jobs")
+        self.amqp = self.broker.connection(reactor=self.clock)
+        self.amqp.startService()
+        self.addCleanup(self.amqp.stopService)
         self.client = TaskClient(self.amqp, queue="jobs")
-        self.conn = FakeConnection(self.amqp).open()
+        self.clock.advance(0)
 
     def test_submit_without_wait(self) -> None:
         """
         C{submit} publishes a persistent v1 task and fires with its id once
         confirmed.
         """
+        self.broker.hold_confirms()
         d = self.client.submit("add", (1, 2), task_id="t1")
         self.clock.advance(0)
-        [channel] = [c for c in self.conn.channels if c.published]
-        [(exchange, key, body, props, mandatory)] = channel.published
-        self.assertEqual((exchange, key, mandatory), ("", "jobs", True))
+        [message] = self.broker.messages("jobs")
+        self.assertEqual(message.routing_key, "jobs")
         self.assertEqual(
-            json.loads(body), {"task": "add", "args": [1, 2], "kwargs": {}, "id": "t1"}
+            json.loads(message.body), {"task": "add", "args": [1, 2], "kwargs": {}, "id": "t1"}
         )
+        props = message.properties
         self.assertEqual((props.delivery_mode, props.message_id), (2, "t1"))
         self.assertEqual(props.content_type, "application/json")
         self.assertNoResult(d)
-        channel.ack()
+        self.broker.release_confirms()
+        self.clock.advance(0)
         self.assertEqual(self.successResultOf(d), "t1")
 
     def test_submit_and_wait(self) -> None:
@@ -237,21 +241,30 @@ class TaskClientTests(SynchronousTestCase):
         With C{wait}, the result of the reply is returned; an error reply is
         a L{TaskFailed}.
         """
-        ok = self.client.submit("add", (1, 2), wait=True, task_id="t2")
-        failed = self.client.submit("boom", wait=True, task_id="t3")
-        self.clock.advance(0)
-        rpc = self.client._rpc_client()
-        calls = list(rpc._pending.values())
-        self.assertEqual(len(calls), 2)
-        for call in calls:
-            props = type("P", (), {"correlation_id": call.corr})
-            body = json.loads(call.args[2])
+        server = self.broker.connection(reactor=self.clock)
+
+        def serve(delivery: Any) -> Any:
+            body = json.loads(delivery.body)
             reply = (
                 encode_result(body["id"], 3)
                 if body["task"] == "add"
                 else encode_error(body["id"], "ZeroDivisionError", "nope")
             )
-            rpc._reply(type("M", (), {"properties": props, "body": reply}))
+            return server.publish(
+                "",
+                delivery.reply_to,
+                reply,
+                correlation_id=delivery.correlation_id,
+                persistent=False,
+            )
+
+        server.consume("jobs", serve)
+        server.startService()
+        self.addCleanup(server.stopService)
+        ok = self.client.submit("add", (1, 2), wait=True, task_id="t2")
+        failed = self.client.submit("boom", wait=True, task_id="t3")
+        for _ in range(5):
+            self.clock.advance(0)
         self.assertEqual(self.successResultOf(ok), 3)
         f = self.failureResultOf(failed, TaskFailed)
         self.assertEqual((f.value.error_type, f.value.message), ("ZeroDivisionError", "nope"))

@@ -1,7 +1,8 @@
 # -*- test-case-name: txmsg.test.test_worker_service -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Tests for L{txmsg.worker.service.WorkerService}, on the AMQP fakes and a Clock.
+Tests for L{txmsg.worker.service.WorkerService}, on the in-memory broker
+(L{txmsg.testing.MemoryBroker}) and a Clock.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ import json
 from typing import Any
 
 from pika.spec import BasicProperties
-from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.amqp._fakes import FakeConnection, fake_service
 from txmsg.events import EventRegistry
+from txmsg.redis.control import ControlCommand
 from txmsg.test._events_fakes import FakeThreadPool, ThreadingClock
+from txmsg.testing import BrokerMessage, MemoryBroker
 from txmsg.worker.envelope import Task, encode_task
 from txmsg.worker.retry import ATTEMPT_HEADER, RetryPolicy
 from txmsg.worker.service import (
@@ -25,10 +26,11 @@ from txmsg.worker.service import (
     TRACEBACK_HEADER,
     WorkerService,
 )
-from txmsg.worker.tasks import TaskRegistry
+from txmsg.worker.tasks import TaskCatalog
 
 
 def task_properties(**kw: Any) -> BasicProperties:
+    """Properties of a v1 task message (persistent JSON), plus C{kw}."""
     return BasicProperties(content_type="application/json", delivery_mode=2, **kw)
 
 
@@ -41,10 +43,13 @@ class WorkerServiceTests(SynchronousTestCase):
         self.pool = FakeThreadPool()
         self.clock = ThreadingClock(self.pool)
         self.events = EventRegistry(reactor=self.clock)
-        self.amqp = fake_service(self.clock, events=self.events)
-        self.amqp.setServiceParent(MultiService())  # never started: driven by the fakes
-        self.tasks = TaskRegistry()
+        self.broker = MemoryBroker(self.clock)
+        self.broker.declare_queue("replies")
+        self.amqp = self.broker.connection(events=self.events)
+        self.tasks = TaskCatalog()
         self.pending: list[Deferred[Any]] = []
+        self.mine: set[int] = set()
+        self.seen = 0
         self.tasks.add(lambda x, y: x + y, name="add")
         self.tasks.add(self.slow, name="slow")
         self.tasks.add(self.boom, name="boom")
@@ -59,11 +64,11 @@ class WorkerServiceTests(SynchronousTestCase):
     def boom(self) -> None:
         raise ZeroDivisionError("division by zero")
 
-    def start(self, **kw: Any) -> None:
+    def start(self, queues: tuple[str, ...] = ("work",), **kw: Any) -> None:
         kw.setdefault("retry", RetryPolicy(max_retries=2, initial_delay=1, jitter=0))
         self.worker = WorkerService(
             self.tasks,
-            queues=["work"],
+            queues=queues,
             name="w1",
             amqp=self.amqp,
             events=self.events,
@@ -72,38 +77,28 @@ class WorkerServiceTests(SynchronousTestCase):
             **kw,
         )
         self.worker.startService()
-        self.conn = FakeConnection(self.amqp).open()
-        [self.consumer_channel] = [c for c in self.conn.channels if c.consumers]
-
-    def deliver(self, body: bytes, **kw: Any) -> int:
-        props = kw.pop("properties", None) or task_properties()
-        tag = self.consumer_channel.deliver(body, props, routing_key="work", **kw)
         self.clock.advance(0)
-        return tag
 
-    def publishes(self) -> list[tuple[str, bytes, Any]]:
+    def deliver(self, body: bytes, queue: str = "work", **properties: Any) -> None:
+        """Publish C{body} to C{queue} as another client would, and let it flow."""
+        properties.setdefault("content_type", "application/json")
+        self.broker.publish("", queue, body, **properties)
+        self.mine.add(id(self.broker.published[-1]))
+        self.clock.advance(0)
+
+    def publishes(self) -> list[BrokerMessage]:
         """
-        Confirm every publish, again and again while confirming leads to more,
-        and return what was published since the last call: (routing key,
-        body, properties).
+        What the worker published (and the broker accepted) since the last
+        call, once everything due ran.
         """
-        while True:
-            waiting = [c for c in self.conn.channels if c.unconfirmed()]
-            if not waiting:
-                break
-            for channel in waiting:
-                while channel.unconfirmed():
-                    channel.ack()
-            self.clock.advance(0)
-        found = []
-        seen = getattr(self, "_seen", {})
-        for channel in self.conn.channels:
-            start = seen.get(id(channel), 0)
-            for _exchange, key, body, props, _ in channel.published[start:]:
-                found.append((key, body, props))
-            seen[id(channel)] = len(channel.published)
-        self._seen = seen
+        self.clock.advance(0)
+        found = [m for m in self.broker.published[self.seen :] if id(m) not in self.mine]
+        self.seen = len(self.broker.published)
         return found
+
+    def settled(self) -> bool:
+        """Whether no delivery of C{work} waits for an ack."""
+        return self.broker.unacked_count("work") == 0
 
     def test_topology(self) -> None:
         """
@@ -112,25 +107,20 @@ class WorkerServiceTests(SynchronousTestCase):
         the work queue.
         """
         self.start()
-        declared = {
-            kw["queue"]: kw
-            for ch in self.conn.channels
-            for name, kw in ch.calls
-            if name == "queue_declare"
-        }
+        names = self.broker.queue_names("work*")
         self.assertEqual(
-            set(declared), {"work", "work.dead", "work.retry.1000ms", "work.retry.2000ms"}
+            set(names), {"work", "work.dead", "work.retry.1000ms", "work.retry.2000ms"}
         )
-        self.assertTrue(all(kw["durable"] for kw in declared.values()))
+        self.assertTrue(all(self.broker.queue(n).durable for n in names))
         self.assertEqual(
-            declared["work.retry.2000ms"]["arguments"],
+            self.broker.queue("work.retry.2000ms").arguments,
             {
                 "x-message-ttl": 2000,
                 "x-dead-letter-exchange": "",
                 "x-dead-letter-routing-key": "work",
             },
         )
-        self.assertIsNone(declared["work"]["arguments"])
+        self.assertEqual(self.broker.queue("work").arguments, {})
 
     def test_quorum_queues(self) -> None:
         """
@@ -138,15 +128,9 @@ class WorkerServiceTests(SynchronousTestCase):
         declared as quorum queues; the delay queues stay classic.
         """
         self.start(queue_type="quorum")
-        declared = {
-            kw["queue"]: kw["arguments"] or {}
-            for ch in self.conn.channels
-            for name, kw in ch.calls
-            if name == "queue_declare"
-        }
-        self.assertEqual(declared["work"], {"x-queue-type": "quorum"})
-        self.assertEqual(declared["work.dead"], {"x-queue-type": "quorum"})
-        self.assertNotIn("x-queue-type", declared["work.retry.1000ms"])
+        self.assertEqual(self.broker.queue("work").arguments, {"x-queue-type": "quorum"})
+        self.assertEqual(self.broker.queue("work.dead").arguments, {"x-queue-type": "quorum"})
+        self.assertNotIn("x-queue-type", self.broker.queue("work.retry.1000ms").arguments)
 
     def test_success_replies_then_acks(self) -> None:
         """
@@ -154,16 +138,19 @@ class WorkerServiceTests(SynchronousTestCase):
         delivery is acked only once that reply is confirmed.
         """
         self.start()
-        body = encode_task(Task("add", (2, 3), {}, "t1"))
-        tag = self.deliver(
-            body, properties=task_properties(reply_to="replies", correlation_id="c1")
+        self.broker.hold_confirms()
+        self.deliver(
+            encode_task(Task("add", (2, 3), {}, "t1")), reply_to="replies", correlation_id="c1"
         )
-        self.assertEqual(self.consumer_channel.acks, [])
-        [(key, reply, props)] = self.publishes()
-        self.assertEqual(key, "replies")
-        self.assertEqual(json.loads(reply), {"id": "t1", "status": "ok", "result": 5})
-        self.assertEqual(props.correlation_id, "c1")
-        self.assertEqual(self.consumer_channel.acks, [tag])
+        [reply] = self.publishes()
+        self.assertEqual(reply.routing_key, "replies")
+        self.assertEqual(json.loads(reply.body), {"id": "t1", "status": "ok", "result": 5})
+        self.assertEqual(reply.properties.correlation_id, "c1")
+        self.assertFalse(self.settled())
+        self.broker.release_confirms()
+        self.clock.advance(0)
+        self.assertTrue(self.settled())
+        self.assertEqual(self.broker.acked, 1)
         self.assertEqual(self.worker.stats.succeeded, 1)
 
     def test_failure_goes_to_retry_queue(self) -> None:
@@ -174,16 +161,15 @@ class WorkerServiceTests(SynchronousTestCase):
         """
         self.start()
         body = encode_task(Task("boom", (), {}, "t2"))
-        tag = self.deliver(body)
-        [(key, retried, props)] = self.publishes()
-        self.assertEqual(key, "work.retry.1000ms")
-        self.assertEqual(retried, body)
-        self.assertEqual(props.headers[ATTEMPT_HEADER], 1)
-        self.assertEqual(props.expiration, "1000")
-        self.assertEqual(props.delivery_mode, 2)
-        self.assertEqual(self.consumer_channel.acks, [tag])
+        self.deliver(body)
+        [retried] = self.publishes()
+        self.assertEqual(retried.routing_key, "work.retry.1000ms")
+        self.assertEqual(retried.body, body)
+        self.assertEqual(retried.headers[ATTEMPT_HEADER], 1)
+        self.assertEqual(retried.properties.expiration, "1000")
+        self.assertEqual(retried.properties.delivery_mode, 2)
+        self.assertTrue(self.settled())
         self.assertEqual(self.worker.stats.retried, 1)
-        # A failure that will be retried is a warning, not a logged error.
         self.assertEqual(self.flushLoggedErrors(ZeroDivisionError), [])
 
     def test_second_retry_waits_longer(self) -> None:
@@ -191,10 +177,11 @@ class WorkerServiceTests(SynchronousTestCase):
         The second retry uses the next, longer step.
         """
         self.start()
-        body = encode_task(Task("boom", (), {}, "t2"))
-        self.deliver(body, properties=task_properties(headers={ATTEMPT_HEADER: 1}))
-        [(key, _, props)] = self.publishes()
-        self.assertEqual((key, props.headers[ATTEMPT_HEADER]), ("work.retry.2000ms", 2))
+        self.deliver(encode_task(Task("boom", (), {}, "t2")), headers={ATTEMPT_HEADER: 1})
+        [retried] = self.publishes()
+        self.assertEqual(
+            (retried.routing_key, retried.headers[ATTEMPT_HEADER]), ("work.retry.2000ms", 2)
+        )
         self.flushLoggedErrors(ZeroDivisionError)
 
     def test_dead_letter_after_last_retry(self) -> None:
@@ -204,26 +191,20 @@ class WorkerServiceTests(SynchronousTestCase):
         """
         self.start()
         body = encode_task(Task("boom", (), {}, "t3"))
-        tag = self.deliver(
-            body,
-            properties=task_properties(
-                headers={ATTEMPT_HEADER: 2}, reply_to="replies", correlation_id="c3"
-            ),
-        )
-        published = self.publishes()
-        self.assertEqual([key for key, _, _ in published], ["work.dead", "replies"])
-        _, dead, props = published[0]
-        self.assertEqual(dead, body)
-        self.assertEqual(props.headers[REASON_HEADER], "failed")
-        self.assertEqual(props.headers[ERROR_TYPE_HEADER], "ZeroDivisionError")
-        self.assertEqual(props.headers[ATTEMPT_HEADER], 3)
-        self.assertIn("division by zero", props.headers[TRACEBACK_HEADER])
-        self.assertIsNone(props.expiration)
+        self.deliver(body, headers={ATTEMPT_HEADER: 2}, reply_to="replies", correlation_id="c3")
+        dead, reply = self.publishes()
+        self.assertEqual([dead.routing_key, reply.routing_key], ["work.dead", "replies"])
+        self.assertEqual(dead.body, body)
+        self.assertEqual(dead.headers[REASON_HEADER], "failed")
+        self.assertEqual(dead.headers[ERROR_TYPE_HEADER], "ZeroDivisionError")
+        self.assertEqual(dead.headers[ATTEMPT_HEADER], 3)
+        self.assertIn("division by zero", dead.headers[TRACEBACK_HEADER])
+        self.assertIsNone(dead.properties.expiration)
         self.assertEqual(
-            json.loads(published[1][1])["error"],
+            json.loads(reply.body)["error"],
             {"type": "ZeroDivisionError", "message": "division by zero"},
         )
-        self.assertEqual(self.consumer_channel.acks, [tag])
+        self.assertTrue(self.settled())
         self.flushLoggedErrors(ZeroDivisionError)
 
     def test_per_task_max_retries(self) -> None:
@@ -233,8 +214,8 @@ class WorkerServiceTests(SynchronousTestCase):
         self.tasks.add(self.boom, name="fragile", max_retries=0)
         self.start()
         self.deliver(encode_task(Task("fragile", (), {}, "t")))
-        [(key, _, _)] = self.publishes()
-        self.assertEqual(key, "work.dead")
+        [dead] = self.publishes()
+        self.assertEqual(dead.routing_key, "work.dead")
         self.flushLoggedErrors(ZeroDivisionError)
 
     def test_malformed_and_unknown(self) -> None:
@@ -246,10 +227,10 @@ class WorkerServiceTests(SynchronousTestCase):
         self.deliver(b"{not json")
         self.deliver(encode_task(Task("nope", (), {}, "t4")))
         published = self.publishes()
-        self.assertEqual([key for key, _, _ in published], ["work.dead", "work.dead"])
-        reasons = [props.headers[REASON_HEADER] for _, _, props in published]
+        self.assertEqual([m.routing_key for m in published], ["work.dead", "work.dead"])
+        reasons = [m.headers[REASON_HEADER] for m in published]
         self.assertEqual(reasons, ["malformed", "unknown-task"])
-        self.assertEqual(len(self.consumer_channel.acks), 2)
+        self.assertEqual(self.broker.acked, 2)
         self.assertEqual((self.worker.stats.malformed, self.worker.stats.unknown), (1, 1))
 
     def test_bad_arguments_dead_lettered_at_once(self) -> None:
@@ -259,23 +240,27 @@ class WorkerServiceTests(SynchronousTestCase):
         """
         self.start()
         self.deliver(encode_task(Task("add", (1,), {}, "t")))
-        [(key, _, props)] = self.publishes()
-        self.assertEqual((key, props.headers[REASON_HEADER]), ("work.dead", "bad-arguments"))
-        self.assertIn("missing a required argument", props.headers["x-txmsg-error-message"])
+        [dead] = self.publishes()
+        self.assertEqual(
+            (dead.routing_key, dead.headers[REASON_HEADER]), ("work.dead", "bad-arguments")
+        )
+        self.assertIn("missing a required argument", dead.headers["x-txmsg-error-message"])
 
     def test_not_acked_when_handoff_fails(self) -> None:
         """
         When the retry cannot be published (the broker nacks it), the
-        delivery is not acked but requeued: nothing is lost.
+        delivery is not acked until its fallback, a retry through the delay
+        queue, is confirmed; it is never nacked back to the head of the queue.
         """
         self.start()
+        self.broker.nack_next(1, routing_key="work.retry.*")
         self.deliver(encode_task(Task("boom", (), {}, "t5")))
-        [publisher] = [c for c in self.conn.channels if c.unconfirmed()]
-        publisher.nack()
-        self.clock.advance(0)
-        self.assertEqual(self.consumer_channel.acks, [])
-        self.assertEqual(len(self.consumer_channel.nacks), 1)
-        self.assertTrue(self.consumer_channel.nacks[0][1])
+        [retried] = self.publishes()
+        self.assertEqual(
+            (retried.routing_key, retried.headers[ATTEMPT_HEADER]), ("work.retry.1000ms", 1)
+        )
+        self.assertTrue(self.settled())
+        self.assertEqual(self.broker.message_count("work"), 0)
         self.flushLoggedErrors()
 
     def test_blocking_task_runs_in_pool(self) -> None:
@@ -284,15 +269,14 @@ class WorkerServiceTests(SynchronousTestCase):
         """
         self.start()
         self.deliver(
-            encode_task(Task("threaded", (), {}, "t6")),
-            properties=task_properties(reply_to="r", correlation_id="c"),
+            encode_task(Task("threaded", (), {}, "t6")), reply_to="replies", correlation_id="c"
         )
         self.assertEqual(len(self.pool.work), 1)
         self.assertEqual(self.publishes(), [])
         self.pool.run_all()
         self.clock.advance(0)
-        [(_, reply, _)] = self.publishes()
-        self.assertEqual(json.loads(reply)["result"], "from a thread")
+        [reply] = self.publishes()
+        self.assertEqual(json.loads(reply.body)["result"], "from a thread")
 
     def test_timeout_is_a_failure(self) -> None:
         """
@@ -301,8 +285,8 @@ class WorkerServiceTests(SynchronousTestCase):
         self.start()
         self.deliver(encode_task(Task("hangs", (), {}, "t7")))
         self.clock.advance(5)
-        [(key, _, _)] = self.publishes()
-        self.assertEqual(key, "work.retry.1000ms")
+        [retried] = self.publishes()
+        self.assertEqual(retried.routing_key, "work.retry.1000ms")
         self.assertEqual(self.worker.stats.timed_out, 1)
         self.flushLoggedErrors()
 
@@ -311,16 +295,15 @@ class WorkerServiceTests(SynchronousTestCase):
         C{stop-job} cancels one running task: it is dead-lettered as
         cancelled, not retried.
         """
-        from txmsg.redis.control import ControlCommand
-
         self.start()
         self.deliver(encode_task(Task("slow", (), {}, "job-1")))
         self.assertEqual([r["id"] for r in self.worker.status()["running"]], ["job-1"])
-        reply = self.worker._control_stop_job(ControlCommand("stop-job", {"job_id": "job-1"}))
+        reply = self.worker.control.stop_job(ControlCommand("stop-job", {"job_id": "job-1"}))
         self.assertEqual(reply, {"job_id": "job-1", "cancelled": True})
-        self.clock.advance(0)
-        [(key, _, props)] = self.publishes()
-        self.assertEqual((key, props.headers[REASON_HEADER]), ("work.dead", "cancelled"))
+        [dead] = self.publishes()
+        self.assertEqual(
+            (dead.routing_key, dead.headers[REASON_HEADER]), ("work.dead", "cancelled")
+        )
         self.assertEqual(self.worker.stats.cancelled, 1)
         self.flushLoggedErrors()
 
@@ -330,13 +313,13 @@ class WorkerServiceTests(SynchronousTestCase):
         period, acks it, then closes the connection.
         """
         self.start(grace=10)
-        tag = self.deliver(encode_task(Task("slow", (), {}, "t8")))
+        self.deliver(encode_task(Task("slow", (), {}, "t8")))
         d = self.worker.stopService()
         self.assertNoResult(d)
         self.clock.advance(3)
         self.pending[0].callback("done")
         self.clock.advance(0)
-        self.assertEqual(self.consumer_channel.acks, [tag])
+        self.assertEqual(self.broker.acked, 1)
         self.successResultOf(d)
         self.assertEqual(self.worker.state, "stopped")
         self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -347,12 +330,14 @@ class WorkerServiceTests(SynchronousTestCase):
         requeued (nacked with requeue), not acked and not dead-lettered.
         """
         self.start(grace=10)
-        tag = self.deliver(encode_task(Task("slow", (), {}, "t9")))
+        self.deliver(encode_task(Task("slow", (), {}, "t9")))
         d = self.worker.stopService()
         self.clock.advance(10)
-        self.assertEqual(self.consumer_channel.nacks, [(tag, True)])
-        self.assertEqual(self.consumer_channel.acks, [])
         self.successResultOf(d)
+        self.assertEqual(self.broker.acked, 0)
+        [back] = self.broker.messages("work")
+        self.assertTrue(back.redelivered)
+        self.assertEqual(self.broker.message_count("work.dead"), 0)
         self.assertEqual(self.worker.stats.requeued, 1)
         self.flushLoggedErrors()
 
@@ -363,22 +348,16 @@ class WorkerServiceTests(SynchronousTestCase):
         shutdown logs no traceback.  The dead letter of a stopped job still
         names C{CancelledError}.
         """
-        from twisted.internet.defer import CancelledError
-
-        from txmsg.redis.control import ControlCommand
-
         self.start(grace=10)
         self.deliver(encode_task(Task("slow", (), {}, "job-1")))
-        self.worker._control_stop_job(ControlCommand("stop-job", {"job_id": "job-1"}))
-        self.clock.advance(0)
-        [(key, _, props)] = self.publishes()
-        self.assertEqual(key, "work.dead")
-        self.assertEqual(props.headers[ERROR_TYPE_HEADER], "CancelledError")
-        self.assertIn("stop-job", props.headers["x-txmsg-error-message"])
+        self.worker.control.stop_job(ControlCommand("stop-job", {"job_id": "job-1"}))
+        [dead] = self.publishes()
+        self.assertEqual(dead.routing_key, "work.dead")
+        self.assertEqual(dead.headers[ERROR_TYPE_HEADER], "CancelledError")
+        self.assertIn("stop-job", dead.headers["x-txmsg-error-message"])
         self.deliver(encode_task(Task("slow", (), {}, "job-2")))
-        self.worker._control_kill_horse(ControlCommand("kill-horse", {}))
-        self.clock.advance(0)
-        self.assertEqual([k for k, _, _ in self.publishes()], ["work.dead"])
+        self.worker.control.kill_horse(ControlCommand("kill-horse", {}))
+        self.assertEqual([m.routing_key for m in self.publishes()], ["work.dead"])
         self.deliver(encode_task(Task("slow", (), {}, "job-3")))
         d = self.worker.stopService()
         self.clock.advance(10)
@@ -395,7 +374,7 @@ class WorkerServiceTests(SynchronousTestCase):
         """
         seen: list[bytes] = []
         self.worker = WorkerService(
-            TaskRegistry(),
+            TaskCatalog(),
             queues=[],
             raw_handlers={"plain": seen.append},
             amqp=self.amqp,
@@ -404,14 +383,13 @@ class WorkerServiceTests(SynchronousTestCase):
             threadpool=self.pool,
         )
         self.worker.startService()
-        conn = FakeConnection(self.amqp).open()
-        [channel] = [c for c in conn.channels if c.consumers]
-        tag = channel.deliver(b"hello...", BasicProperties())
         self.clock.advance(0)
+        self.deliver(b"hello...", queue="plain")
+        self.assertEqual(self.broker.acked, 0)
         self.pool.run_all()
         self.clock.advance(0)
         self.assertEqual(seen, [b"hello..."])
-        self.assertEqual(channel.acks, [tag])
+        self.assertEqual(self.broker.acked, 1)
 
     def test_raw_handler_reply(self) -> None:
         """
@@ -429,7 +407,7 @@ class WorkerServiceTests(SynchronousTestCase):
             return a
 
         self.worker = WorkerService(
-            TaskRegistry(),
+            TaskCatalog(),
             queues=[],
             raw_handlers={"rpc_queue": fib},
             amqp=self.amqp,
@@ -438,26 +416,25 @@ class WorkerServiceTests(SynchronousTestCase):
             threadpool=self.pool,
         )
         self.worker.startService()
-        self.conn = FakeConnection(self.amqp).open()
-        [channel] = [c for c in self.conn.channels if c.consumers]
-        channel.deliver(
-            b"10", BasicProperties(reply_to="amq.rabbitmq.reply-to", correlation_id="x")
+        self.clock.advance(0)
+        self.deliver(b"10", queue="rpc_queue", reply_to="replies", correlation_id="x")
+        [reply] = self.publishes()
+        self.assertEqual(
+            (reply.routing_key, reply.body, reply.properties.correlation_id),
+            ("replies", b"55", "x"),
         )
-        self.clock.advance(0)
-        [(key, body, props)] = self.publishes()
-        self.assertEqual((key, body, props.correlation_id), ("amq.rabbitmq.reply-to", b"55", "x"))
-        channel.deliver(b"-1", BasicProperties())
-        self.clock.advance(0)
-        [(key, _, props)] = self.publishes()
-        self.assertEqual((key, props.headers[REASON_HEADER]), ("rpc_queue.dead", "failed"))
+        self.deliver(b"-1", queue="rpc_queue")
+        [dead] = self.publishes()
+        self.assertEqual(
+            (dead.routing_key, dead.headers[REASON_HEADER]), ("rpc_queue.dead", "failed")
+        )
         self.flushLoggedErrors(ValueError)
 
     def test_idempotent_task_runs_once_per_id(self) -> None:
         """
         An idempotent task delivered twice with the same id runs once; after
-        a failure its id is released so that the retry runs.
+        a failure its id is released so that the retry can run.
         """
-        from twisted.internet.defer import succeed
 
         class FakeRedis:
             parent = "someone"
@@ -490,17 +467,16 @@ class WorkerServiceTests(SynchronousTestCase):
         self.start(redis=redis)
         body = encode_task(Task("once", (1,), {}, "same-id"))
         self.deliver(body)
-        self.publishes()
-        self.deliver(body, redelivered=True)
-        self.publishes()
+        self.deliver(body)
         self.assertEqual(runs, [1])
         self.assertEqual(self.worker.stats.duplicates, 1)
-        self.assertEqual(len(self.consumer_channel.acks), 2)
+        self.assertEqual(self.broker.acked, 2)
         self.assertIn("txmsg:task-ran:same-id", redis.keys)
         self.assertIn("txmsg:worker:w1", redis.keys)  # the first heartbeat
+        self.publishes()
         self.deliver(encode_task(Task("once_fails", (), {}, "f-id")))
-        [(key, _, _)] = self.publishes()
-        self.assertEqual(key, "work.retry.1000ms")
+        [retried] = self.publishes()
+        self.assertEqual(retried.routing_key, "work.retry.1000ms")
         self.assertNotIn("txmsg:task-ran:f-id", redis.keys)
         self.flushLoggedErrors(ZeroDivisionError)
 
@@ -516,6 +492,20 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertEqual(status["state"], "running")
         self.assertEqual(status["counts"]["succeeded"], 0)
         json.dumps(status)
+
+    def test_init_has_no_side_effects(self) -> None:
+        """
+        Making a worker declares nothing and registers nothing: that
+        happens when it starts.
+        """
+        self.worker = WorkerService(
+            self.tasks, queues=["work"], amqp=self.amqp, events=self.events, reactor=self.clock
+        )
+        self.assertEqual(self.amqp.topology.declarations, ())
+        self.assertEqual(self.worker.running_tasks, {})
+        self.worker.startService()
+        self.assertEqual(len(self.amqp.topology.declarations), 5)  # 3 delay queues
+        self.successResultOf(self.worker.stopService())
 
     def test_invalid_settings(self) -> None:
         """

@@ -159,9 +159,21 @@ class WorkerHarness:
             retry=retry or RetryPolicy(jitter=0.0),
             redis=redis,
         )
-        self.worker.log = Logger(
-            namespace="txmsg.worker", observer=cast(ILogObserver, self.logs.append)
-        )
+        worker_log = Logger(namespace="txmsg.worker", observer=cast(ILogObserver, self.logs.append))
+        w = self.worker
+        parts: list[Any] = [
+            w,
+            w.pipeline,
+            w.pipeline.report,
+            w.pipeline.settlement,
+            w.control,
+            w.timers,
+            w.idempotency,
+            w.broker,
+            w.grace_period,
+        ]
+        for part in parts:
+            part.log = worker_log
         for spec_name in self.registry.names():
             spec = self.registry.get(spec_name)
             assert spec is not None
@@ -224,7 +236,7 @@ class WorkerHarness:
         return self.clock.seconds() - start
 
     def _busy(self) -> bool:
-        if self.worker._running:
+        if self.worker.running_tasks:
             return True
         for q in self.queues:
             for name in self.broker.queue_names(q + ".retry.*") + [q]:
@@ -318,7 +330,7 @@ class WorkerHarness:
         for m in self.broker.messages(dead_letter_queue_name(queue or self.queues[0])):
             try:
                 body = json.loads(m.body)
-            except ValueError:
+            except (ValueError, RecursionError):
                 body = {}
             if not isinstance(body, dict):
                 body = {}

@@ -121,8 +121,9 @@ class WorkerStats:
 
         @param outcome: C{succeeded}, C{retried}, C{dead_lettered}, C{requeued}
             or C{duplicate} (an idempotent task that already ran).
-        @param reason: for dead letters: C{malformed}, C{unknown-task},
-            C{bad-arguments}, C{failed} or C{cancelled}.
+        @param reason: for dead letters: C{malformed}, C{bad-headers},
+            C{unknown-task}, C{bad-arguments}, C{failed}, C{cancelled},
+            C{delivery-limit} or C{internal-error:<ExceptionType>}.
         """
         key = (queue, task, outcome)
         self.outcomes[key] = self.outcomes.get(key, 0) + 1

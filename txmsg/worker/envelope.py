@@ -21,6 +21,7 @@ client in any language can produce and read these messages.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,31 @@ __all__ = [
 
 CONTENT_TYPE = "application/json"
 _ALLOWED_KEYS = frozenset({"task", "args", "kwargs", "id"})
+
+#: The deepest nesting of arrays and objects a task body may have.  Python's
+#: JSON parser recurses once per level and would raise C{RecursionError}
+#: long before any reasonable task needs this many.
+MAX_DEPTH = 100
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def _nesting_depth(body: bytes) -> int:
+    """
+    How deep arrays and objects nest in C{body} (brackets inside strings do
+    not count); exact for valid JSON, an upper bound for anything else.
+    """
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return 0  # cannot nest deeper than it has brackets: the common, fast case
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING.sub(b"", body)):
+        if bracket in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 class MalformedTask(ValueError):
@@ -117,6 +143,10 @@ def decode_task(
     """
     if content_type is not None and content_type.split(";")[0].strip().lower() != CONTENT_TYPE:
         raise MalformedTask("content type {!r} is not {}".format(content_type, CONTENT_TYPE))
+    if not isinstance(body, bytes):
+        raise MalformedTask("body must be bytes, not {}".format(type(body).__name__))
+    if _nesting_depth(body) > MAX_DEPTH:
+        raise MalformedTask("body nests deeper than {} levels".format(MAX_DEPTH))
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as e:

@@ -76,7 +76,7 @@ def format_workers(workers: list[dict[str, Any]], now: float) -> str:
 
 async def _main(reactor: Any, options: Options) -> int:
     from txmsg.redis import RedisConnection
-    from txmsg.worker.registry import list_workers
+    from txmsg.worker.roster import list_workers
 
     redis = RedisConnection(options["redis"], reactor=reactor, command_timeout=options["timeout"])
     redis.startService()

@@ -1,0 +1,212 @@
+# -*- test-case-name: txmsg.test.test_worker_brokers -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+The worker on RabbitMQ: L{AMQPWorkerBroker}, the first L{IWorkerBroker}.
+
+Work queue C{Q} comes with C{Q.dead} and one delay queue per retry delay,
+C{Q.retry.<ms>ms}, whose messages expire back into C{Q}.  Every decision is
+carried out with publisher confirms, and only then is the delivery acked
+(by the L{txmsg.amqp.Consumer}, on the channel it came from).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from txmsg.amqp import (
+    AMQPConnection,
+    Delivery,
+    ErrorPolicy,
+    Outcome,
+    PublishReturned,
+    Queue,
+    make_properties,
+    queue_arguments,
+)
+from txmsg.worker.brokers.interfaces import IncomingMessage, IWorkerBroker
+from txmsg.worker.decisions import Ack, DeadLetter, Decision, Reply, Requeue, Retry
+from txmsg.worker.envelope import CONTENT_TYPE
+from txmsg.worker.headers import (
+    ATTEMPT_HEADER,
+    DELIVERY_COUNT_HEADER,
+    ERROR_MESSAGE_HEADER,
+    ERROR_TYPE_HEADER,
+    FAILED_AT_HEADER,
+    QUEUE_HEADER,
+    REASON_HEADER,
+    REDELIVERED_HEADER,
+    TRACEBACK_HEADER,
+    WORKER_HEADER,
+)
+from txmsg.worker.retry import dead_letter_queue_name, retry_queue_name
+
+__all__ = ["AMQPWorkerBroker"]
+
+
+def incoming(queue: str, delivery: Delivery) -> IncomingMessage:
+    """
+    The broker-neutral view of an AMQP delivery.
+    """
+    props = delivery.properties
+    return IncomingMessage(
+        body=delivery.body,
+        queue=queue,
+        headers=props.headers or {},
+        content_type=props.content_type,
+        message_id=props.message_id,
+        reply_to=props.reply_to,
+        correlation_id=props.correlation_id,
+        redelivered=bool(delivery.redelivered),
+        handle=delivery,
+    )
+
+
+@implementer(IWorkerBroker)
+class AMQPWorkerBroker:
+    """
+    Consume and settle tasks on an L{AMQPConnection}.
+
+    @ivar amqp: the connection.
+    @ivar worker_name: put in the headers of dead letters.
+    """
+
+    log = Logger(namespace="txmsg.worker.service")
+    name = "amqp"
+
+    def __init__(self, amqp: AMQPConnection, worker_name: str) -> None:
+        self.amqp = amqp
+        self.worker_name = worker_name
+
+    def declare(self, queue: str, retry_delays: Sequence[float], queue_type: str | None) -> None:
+        """
+        Declare C{queue} (durable), its dead-letter queue and its delay queues.
+        """
+        kind = queue_arguments(queue_type=queue_type) if queue_type else {}
+        declarations = [
+            Queue(queue, durable=True, arguments=dict(kind)),
+            Queue(dead_letter_queue_name(queue), durable=True, arguments=dict(kind)),
+        ]
+        for delay in retry_delays:
+            arguments = queue_arguments(
+                message_ttl=int(round(delay * 1000)),
+                dead_letter_exchange="",
+                dead_letter_routing_key=queue,
+            )
+            declarations.append(
+                Queue(retry_queue_name(queue, delay), durable=True, arguments=arguments)
+            )
+        self.amqp.declare(*declarations)
+
+    def consume(
+        self, queue: str, handler: Callable[[IncomingMessage], Awaitable[Any]], prefetch: int
+    ) -> Any:
+        """
+        A L{txmsg.amqp.Consumer} of C{queue} calling C{handler}.
+        """
+        return self.amqp.consume(
+            queue,
+            lambda delivery: handler(incoming(queue, delivery)),
+            prefetch=prefetch,
+            on_error=ErrorPolicy.REQUEUE,
+            # The worker's own grace period settles every running task (see
+            # GracePeriod); the consumer must not close its channel earlier.
+            grace=None,
+        )
+
+    def settle(self, message: IncomingMessage, decision: Decision) -> Deferred[Any]:
+        """
+        Publish what C{decision} needs, confirmed; fire with the consumer's
+        L{Outcome}.
+        """
+        if isinstance(decision, Ack):
+            return succeed(Outcome.ACK)
+        if isinstance(decision, Requeue):
+            return succeed(Outcome.RETRY)
+        if isinstance(decision, Reply):
+            d = self.reply(message, decision.body, decision.content_type)
+        elif isinstance(decision, Retry):
+            d = self._republish(message, decision)
+        else:
+            d = self._dead_letter(message, decision)
+        return d.addCallback(lambda _: Outcome.ACK)
+
+    def _properties(self, message: IncomingMessage, headers: dict[str, Any]) -> Any:
+        # The broker's own delivery count belongs to the old copy: the new one
+        # carries what it counted in the attempt header.
+        merged = {k: v for k, v in message.headers.items() if k != DELIVERY_COUNT_HEADER}
+        merged.update(headers)
+        props = make_properties(message.handle.properties)
+        props.headers = merged
+        return props
+
+    def _republish(self, message: IncomingMessage, retry: Retry) -> Deferred[None]:
+        headers: dict[str, Any] = {ATTEMPT_HEADER: retry.attempts}
+        if retry.redelivered:
+            headers[REDELIVERED_HEADER] = 1
+        if retry.delay > 0:
+            target = retry_queue_name(message.queue, retry.delay)
+            expiration_ms = retry.expiration_ms or int(round(retry.delay * 1000))
+            expiration: str | None = str(expiration_ms)
+        else:
+            target, expiration = message.queue, None
+        return self.amqp.publish(
+            "",
+            target,
+            message.body,
+            properties=self._properties(message, headers),
+            expiration=expiration,
+        )
+
+    def _dead_letter(self, message: IncomingMessage, dead: DeadLetter) -> Deferred[None]:
+        headers: dict[str, Any] = {
+            REASON_HEADER: dead.reason,
+            ERROR_TYPE_HEADER: dead.error_type,
+            ERROR_MESSAGE_HEADER: dead.error_message[:1000],
+            TRACEBACK_HEADER: dead.traceback,
+            QUEUE_HEADER: message.queue,
+            WORKER_HEADER: self.worker_name,
+            FAILED_AT_HEADER: int(time.time()),
+        }
+        if dead.attempts is not None:
+            headers[ATTEMPT_HEADER] = dead.attempts
+        d = self.amqp.publish(
+            "",
+            dead_letter_queue_name(message.queue),
+            message.body,
+            properties=self._properties(message, headers),
+            expiration=None,
+        )
+        if dead.reply is not None:
+            body = dead.reply
+            d.addCallback(lambda _: self.reply(message, body, CONTENT_TYPE))
+        return d
+
+    def reply(self, message: IncomingMessage, body: bytes, content_type: str) -> Deferred[None]:
+        """
+        Send a reply (not persistent) to C{reply_to}; an unroutable reply
+        (the caller is gone) is logged.
+        """
+        if not message.reply_to:
+            return succeed(None)
+        reply_to = message.reply_to
+        d = self.amqp.publish(
+            "",
+            reply_to,
+            body,
+            content_type=content_type,
+            correlation_id=message.correlation_id,
+            persistent=False,
+        )
+
+        def returned(f: Failure) -> None:
+            f.trap(PublishReturned)
+            self.log.warn("Reply to {reply_to} was unroutable (caller gone?)", reply_to=reply_to)
+
+        return d.addErrback(returned)
