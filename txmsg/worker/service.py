@@ -40,12 +40,14 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg.ordered import stop_in_order
 from txmsg.worker._stats import MALFORMED_TASK, RAW_TASK, UNKNOWN_TASK, WorkerStats
+from txmsg.worker._stopping import drain_consumers, unregister_logged
 from txmsg.worker.envelope import (
     CONTENT_TYPE,
     MalformedTask,
@@ -377,19 +379,19 @@ class WorkerService(MultiService):
 
     async def _stop(self) -> None:
         consumers, self._consumers = list(self._consumers.values()), {}
-        await DeferredList([c.stop() for c in consumers], consumeErrors=True)
+        await drain_consumers(consumers, self.log)
         if self._grace_call is not None and self._grace_call.active():
             self._grace_call.cancel()
         self._grace_call = None
+        self.log.info("Worker {name} drained", name=self.name)
         if self.redis is not None:
-            await self._unregister()
+            await unregister_logged(self.redis, self.name, self.log)
         # Stop the AMQP connection (flushes acks and confirms), then Redis,
         # then whatever else was added; not all at once as MultiService would.
-        for service in [self.amqp, self.redis] + list(self):
-            # Only our own children: a shared RedisService (passed in, with
-            # another parent) is stopped by its owner.
-            if service is not None and service.parent is self and service.running:
-                await service.stopService()
+        # Only our own children: a shared RedisService (passed in, with
+        # another parent) is stopped by its owner, after this worker.
+        own = [s for s in [self.amqp, self.redis] + list(self) if s is not None]
+        await stop_in_order(dict.fromkeys(s for s in own if s.parent is self), self.log)
         Service.stopService(self)
         for registration_handler in self._task_handlers.values():
             self.events.remove(registration_handler)
@@ -833,8 +835,3 @@ class WorkerService(MultiService):
         return d.addErrback(
             lambda f: self.log.warn("Worker heartbeat failed: {e}", e=f.getErrorMessage())
         )
-
-    def _unregister(self) -> Deferred[None]:
-        from txmsg.worker.registry import unregister_worker
-
-        return unregister_worker(self.redis.handler, self.name).addErrback(lambda f: None)
