@@ -115,6 +115,7 @@ class AMQPConnection(Service):
         self._waiters: list[Deferred] = []
         self._participants: list[Any] = []
         self._publisher: Any = None
+        self._replies: Any = None
         self._lost_waiters: list[Deferred] = []
 
     # -- state --------------------------------------------------------------
@@ -226,6 +227,17 @@ class AMQPConnection(Service):
 
             self._publisher = Publisher(self)
         return self._publisher
+
+    def replies(self) -> Any:
+        """
+        The L{txmsg.amqp.reply.ReplySender} of this connection: RPC replies
+        through the default publisher, warning only about lost ones.
+        """
+        if self._replies is None:
+            from txmsg.amqp.reply import ReplySender
+
+            self._replies = ReplySender(self)
+        return self._replies
 
     def publish(self, exchange: str, routing_key: str, body: Any, **kw: Any) -> Deferred:
         """

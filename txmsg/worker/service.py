@@ -719,25 +719,10 @@ class WorkerService(MultiService):
     def _reply(
         self, delivery: Any, body: bytes, content_type: str = CONTENT_TYPE
     ) -> Deferred[None]:
-        from txmsg.amqp import PublishReturned
-
         props = delivery.properties
-        d = self.amqp.publish(
-            "",
-            props.reply_to,
-            body,
-            content_type=content_type,
-            correlation_id=props.correlation_id,
-            persistent=False,
+        return self.amqp.replies().send(
+            props.reply_to, body, content_type=content_type, correlation_id=props.correlation_id
         )
-
-        def returned(f: Failure) -> None:
-            f.trap(PublishReturned)
-            self.log.warn(
-                "Reply to {reply_to} was unroutable (caller gone?)", reply_to=props.reply_to
-            )
-
-        return d.addErrback(returned)
 
     # -- control ----------------------------------------------------------------
 
