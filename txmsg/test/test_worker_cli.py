@@ -120,7 +120,13 @@ class LiveStatusesTests(SynchronousTestCase):
         not with the (older) ones of its last heartbeat.
         """
         stale = {"name": "w1", "counts": {"dead_lettered": 0}, "time": 1.0}
-        live = {"name": "w1", "counts": {"dead_lettered": 2}, "time": 9.0}
+        live = {
+            "name": "w1",
+            "state": "running",
+            "queues": ["q"],
+            "counts": {"dead_lettered": 2},
+            "time": 9.0,
+        }
         asked: list[str] = []
 
         def ask(name: str) -> Any:
