@@ -47,7 +47,12 @@ from twisted.python.failure import Failure
 
 from txmsg.ordered import stop_in_order
 from txmsg.worker._stats import MALFORMED_TASK, RAW_TASK, UNKNOWN_TASK, WorkerStats
-from txmsg.worker._stopping import drain_consumers, unregister_logged
+from txmsg.worker._lifecycle import (
+    announce_consuming,
+    drain_consumers,
+    one_line,
+    unregister_logged,
+)
 from txmsg.worker.envelope import (
     CONTENT_TYPE,
     MalformedTask,
@@ -324,13 +329,14 @@ class WorkerService(MultiService):
                 tasks=", ".join(idempotent),
             )
         self.state = "running"
+        self.stats.start_ticking(self._reactor.seconds())
         self._start_timer(self._check_lag, 1.0)
         if self.redis is not None:
             self._start_timer(self._beat, self.heartbeat, now=True)
-        self.log.info(
-            "Worker {name} consuming {queues} (prefetch {prefetch}, {concurrency} threads, "
-            "tasks: {tasks})",
-            name=self.name,
+        announce_consuming(
+            self.name,
+            self._consumers.values(),
+            self.log,
             queues=", ".join(self.queues),
             prefetch=self.prefetch,
             concurrency=self.concurrency,
@@ -818,5 +824,5 @@ class WorkerService(MultiService):
             register_worker, self.redis.handler, self.status(), ttl=self.heartbeat * 3
         )
         return d.addErrback(
-            lambda f: self.log.warn("Worker heartbeat failed: {e}", e=f.getErrorMessage())
+            lambda f: self.log.warn("Worker heartbeat failed: {reason}", reason=one_line(f))
         )

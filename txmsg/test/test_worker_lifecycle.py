@@ -1,8 +1,8 @@
-# -*- test-case-name: txmsg.test.test_worker_stopping -*-
+# -*- test-case-name: txmsg.test.test_worker_lifecycle -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 Tests for the worker's drain when it shares services with an application
-(L{txmsg.worker._stopping}, L{txmsg.ordered}).
+(L{txmsg.worker._lifecycle}, L{txmsg.ordered}).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -20,7 +20,7 @@ from txmsg.events import EventRegistry
 from txmsg.ordered import OrderedMultiService
 from txmsg.redis.connection import RedisNotRunning
 from txmsg.test._events_fakes import FakeThreadPool, ThreadingClock
-from txmsg.worker._stopping import one_line
+from txmsg.worker._lifecycle import one_line
 from txmsg.worker.service import WorkerService
 from txmsg.worker.tasks import TaskRegistry
 
@@ -181,3 +181,84 @@ class OneLineTests(SynchronousTestCase):
         """
         self.assertEqual(one_line(Failure(ValueError("bad  value"))), "ValueError: bad value")
         self.assertEqual(one_line(Failure(ValueError())), "ValueError")
+
+
+class StartUpTests(SynchronousTestCase):
+    """
+    What the worker says and measures right after it starts.
+    """
+
+    def setUp(self) -> None:
+        self.pool = FakeThreadPool()
+        self.clock = ThreadingClock(self.pool)
+        self.events = EventRegistry(reactor=self.clock)
+        self.amqp = fake_service(self.clock, events=self.events)
+        self.amqp.setServiceParent(MultiService())  # never started: driven by the fakes
+        self.messages: list[str] = []
+        globalLogPublisher.addObserver(self.observe)
+        self.addCleanup(globalLogPublisher.removeObserver, self.observe)
+
+    def observe(self, event: LogEvent) -> None:
+        if event.get("log_namespace", "").startswith("txmsg.worker"):
+            self.messages.append(formatEvent(event))
+
+    def worker(self, **kw: Any) -> WorkerService:
+        tasks = TaskRegistry()
+        tasks.add(lambda: None, name="noop")
+        worker = WorkerService(
+            tasks,
+            queues=["work"],
+            name="w1",
+            amqp=self.amqp,
+            events=self.events,
+            reactor=self.clock,
+            threadpool=self.pool,
+            **kw,
+        )
+        worker.startService()
+        self.addCleanup(worker.stopService)
+        return worker
+
+    def test_connecting_then_consuming(self) -> None:
+        """
+        The worker says it is connecting when it starts, and that it
+        consumes only once the broker registered its consumer.
+        """
+        self.worker()
+        self.assertEqual(
+            self.messages,
+            [
+                "Worker w1 connecting: will consume work (prefetch 1, 4 threads, tasks: noop)",
+            ],
+        )
+        FakeConnection(self.amqp).open()
+        self.assertEqual(self.messages[-1], "Worker w1 consuming work")
+
+    def test_block_at_start_up_is_measured(self) -> None:
+        """
+        A reactor blocked right after start-up shows in the first lag tick:
+        the lag is recorded and warned about.
+        """
+        worker = self.worker(lag_warning=0.5)
+        self.clock.advance(3.5)  # the first tick, due at 1.0, runs at 3.5
+        self.assertEqual(worker.stats.max_lag, 2.5)
+        self.assertIn(
+            "The reactor was 2.50s late: something blocks it (a blocking call in a "
+            "task not declared blocking=True?)",
+            self.messages,
+        )
+
+    def test_heartbeat_failure_is_one_line(self) -> None:
+        """
+        A failed heartbeat is one warning naming the cause, not the raw
+        C{FirstError} of the registry's C{gatherResults}.
+        """
+
+        class DownRedis(FakeRedisService):
+            def set(self, key: str, value: str, expire: int = 0, **kw: Any) -> Deferred[Any]:
+                return fail(ConnectionError("Not connected"))
+
+        redis = DownRedis([])
+        redis.startService()
+        self.worker(redis=redis)
+        self.assertIn("Worker heartbeat failed: ConnectionError: Not connected", self.messages)

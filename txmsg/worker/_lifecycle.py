@@ -1,9 +1,10 @@
-# -*- test-case-name: txmsg.test.test_worker_stopping -*-
+# -*- test-case-name: txmsg.test.test_worker_lifecycle -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-The steps of a worker's drain that must never skip the ones after them:
-stopping the consumers and removing the worker's registry entry.  Each logs
-what went wrong, in one line, and returns normally.
+Steps of a worker's life that are not about tasks: saying when it really
+consumes, and the steps of its drain that must never skip the ones after
+them (stopping the consumers, removing the registry entry), each of which
+logs what went wrong in one line and returns normally.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from twisted.internet.defer import DeferredList, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txmsg.worker.registry import unregister_worker
 
-__all__ = ["drain_consumers", "one_line", "unregister_logged"]
+__all__ = ["announce_consuming", "drain_consumers", "one_line", "unregister_logged"]
 
 
 def one_line(failure: Failure) -> str:
@@ -32,6 +33,29 @@ def one_line(failure: Failure) -> str:
     name = failure.type.__name__ if failure.type else "Error"
     message = " ".join(failure.getErrorMessage().split())
     return "{}: {}".format(name, message) if message else name
+
+
+def announce_consuming(
+    name: str, consumers: Iterable[Any], log: Logger, **details: Any
+) -> Deferred[None]:
+    """
+    Log that worker C{name} is connecting now, and that it consumes once
+    every consumer has registered with the broker (not before: the broker
+    may be unreachable).
+
+    @param details: C{queues}, C{prefetch}, C{concurrency}, C{tasks} (text).
+    """
+    log.info(
+        "Worker {name} connecting: will consume {queues} (prefetch {prefetch}, "
+        "{concurrency} threads, tasks: {tasks})",
+        name=name,
+        **details,
+    )
+    d = DeferredList([c.when_consuming() for c in consumers], fireOnOneErrback=True)
+    d.addCallback(
+        lambda _: log.info("Worker {name} consuming {queues}", name=name, queues=details["queues"])
+    )
+    return d.addErrback(lambda f: None)
 
 
 async def drain_consumers(consumers: Iterable[Any], log: Logger) -> None:
