@@ -46,13 +46,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txmsg.ordered import stop_in_order
-from txmsg.worker._stats import MALFORMED_TASK, RAW_TASK, UNKNOWN_TASK, WorkerStats
 from txmsg.worker._lifecycle import (
     announce_consuming,
     drain_consumers,
     one_line,
     unregister_logged,
 )
+from txmsg.worker._stats import MALFORMED_TASK, RAW_TASK, UNKNOWN_TASK, WorkerStats
 from txmsg.worker.envelope import (
     CONTENT_TYPE,
     MalformedTask,
