@@ -20,20 +20,20 @@ the return says nothing:
     there.
 
 So replies to direct reply-to names are published without C{mandatory}, and
-whether the caller was still there is asked the way RabbitMQ's direct
+whether the caller is still there is asked the way RabbitMQ's direct
 reply-to guide suggests: a passive C{queue.declare} of the reply name, which
 succeeds while the caller's consumer exists and fails with 404 NOT_FOUND
-once it is gone.  The check runs after the reply was published (it does not
-delay the task's ack), one at a time on a channel of its own, and at most
-one per reply name is in flight: replies sent while it runs share the next
-check.
+once it is gone.  The check is sent, on a channel of its own, just before
+the reply (checked after it, a caller that got its last reply and left at
+once would look like a loss), and runs alongside it; replies sent while a
+check of their name is in flight share it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -58,6 +58,11 @@ def _not_found(failure: Failure) -> bool:
     return bool(failure.check(ChannelClosedByBroker)) and failure.value.reply_code == 404
 
 
+def _pass_on(result: bool, waiter: Deferred[bool]) -> bool:
+    waiter.callback(result)
+    return result
+
+
 class ReplySender:
     """
     Publish replies on an L{txmsg.amqp.AMQPConnection}'s publisher and log
@@ -75,11 +80,8 @@ class ReplySender:
         """
         self._conn = connection
         self._channel: Any = None
-        # One check at a time on the channel: a 404 closes it, and must
-        # answer only the check that caused it.
-        self._lock = DeferredLock()
-        #: reply name -> whether another check is due after the running one.
-        self._checking: dict[str, bool] = {}
+        #: reply name -> the check in flight for it (fires with "gone").
+        self._checks: dict[str, Deferred[bool]] = {}
         self.lost = 0
 
     def send(self, reply_to: str, body: bytes, **properties: Any) -> Deferred[None]:
@@ -90,72 +92,69 @@ class ReplySender:
             C{content_type}, ...).
         @return: a Deferred firing with L{None} once the broker confirmed
             the reply, or failing as L{txmsg.amqp.publisher.Publisher.publish}
-            does; a returned reply is logged, not a failure.
+            does; a lost reply is logged, not a failure.
         """
-        direct = is_direct_reply_to(reply_to)
-        d = self._conn.publish(
-            "", reply_to, body, mandatory=not direct, persistent=False, **properties
-        )
-        if direct:
-            d.addCallback(lambda _: self._check(reply_to))
+        if is_direct_reply_to(reply_to):
+            return Deferred.fromCoroutine(self._send_direct(reply_to, body, properties))
+        d = self._conn.publish("", reply_to, body, mandatory=True, persistent=False, **properties)
         return d.addErrback(self._returned, reply_to)
 
     def _returned(self, f: Failure, reply_to: str) -> None:
         f.trap(PublishReturned)
+        self._lost(reply_to, "no such queue (the caller is gone)")
+
+    def _lost(self, reply_to: str, why: str) -> None:
         self.lost += 1
-        self.log.warn(
-            "Reply to {reply_to} was lost: no such queue (the caller is gone)",
-            reply_to=reply_to,
-        )
+        self.log.warn("Reply to {reply_to} was lost: {why}", reply_to=reply_to, why=why)
 
     # -- direct reply-to ----------------------------------------------------
 
-    def _check(self, name: str) -> None:
-        if name in self._checking:
-            self._checking[name] = True  # the running check's answer may predate the reply
-            return
-        self._checking[name] = False
-        Deferred.fromCoroutine(self._run_checks(name))
+    async def _send_direct(self, name: str, body: bytes, properties: dict[str, Any]) -> None:
+        # The check goes out before the reply: checked after it, a caller
+        # that got its last reply and left at once would count as lost.
+        # A check already in flight for this name answers for this reply
+        # too (it was sent before it).
+        check = self._checks.get(name)
+        if check is None:
+            try:
+                await self._probe_channel()
+            except Exception:
+                pass  # no connection: the publish waits or fails on its own
+            check = self._checks[name] = Deferred.fromCoroutine(self._caller_gone(name))
+            check.addBoth(self._check_done, name, check)
+        published = self._conn.publish(
+            "", name, body, mandatory=False, persistent=False, **properties
+        )
+        gone: Deferred[bool] = Deferred()
+        check.addCallback(_pass_on, gone)  # the check never fails
+        await published
+        if await gone:
+            self._lost(name, "the caller had gone before it was sent")
 
-    async def _run_checks(self, name: str) -> None:
-        try:
-            while True:
-                gone = await self._caller_gone(name)
-                if gone:
-                    self.lost += 1
-                    self.log.warn(
-                        "Reply to {reply_to} was lost: the caller had gone when it was sent",
-                        reply_to=name,
-                    )
-                again = self._checking[name]
-                if gone or not again:
-                    return
-                self._checking[name] = False
-        finally:
-            del self._checking[name]
+    def _check_done(self, result: bool, name: str, check: Deferred[bool]) -> bool:
+        if self._checks.get(name) is check:
+            del self._checks[name]
+        return result
 
     async def _caller_gone(self, name: str) -> bool:
         """
         Whether the caller behind direct reply-to C{name} has gone; L{False}
-        when that cannot be told (no connection).
+        when that cannot be told (no connection, or the channel was closed
+        by another name's check).
         """
-        await self._lock.acquire()
         try:
             channel = await self._probe_channel()
             await channel.queue_declare(queue=name, passive=True)
         except Exception:
             failure = Failure()
             self._channel = None
-            if _not_found(failure):
+            if _not_found(failure) and name in str(failure.value.reply_text):
                 return True
             self.log.debug(
                 "Could not check the caller of {reply_to}: {reason}",
                 reply_to=name,
                 reason=failure.getErrorMessage(),
             )
-            return False
-        finally:
-            self._lock.release()
         return False
 
     async def _probe_channel(self) -> Any:

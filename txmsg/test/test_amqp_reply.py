@@ -60,9 +60,10 @@ class ReplySenderTests(SynchronousTestCase):
         """
         A reply to a direct reply-to name is published without C{mandatory}
         (RabbitMQ up to 4.1 returns every such reply as NO_ROUTE although it
-        delivered it), so the broker's return cannot cause a false warning.
+        delivered it), after a passive declare of the name has been sent.
         """
         d = self.replies.send(DIRECT, b"{}", correlation_id="c1")
+        self.assertEqual(self.probes(), [(DIRECT, True)])
         channel = self.publisher_channel()
         [(exchange, key, body, props, mandatory)] = channel.published
         self.assertEqual((exchange, key, mandatory), ("", DIRECT, False))
@@ -70,14 +71,13 @@ class ReplySenderTests(SynchronousTestCase):
         self.assertNotEqual(props.delivery_mode, 2)
         channel.ack()
         self.assertIsNone(self.successResultOf(d))
-        self.assertEqual(self.probes(), [(DIRECT, True)])
         self.assertEqual(self.warnings, [])
         self.assertEqual(self.replies.lost, 0)
 
     def test_direct_reply_to_caller_gone(self) -> None:
         """
-        When the passive declare of the reply name fails with 404, the
-        caller had gone: one warning, and the next check opens a new
+        When the passive declare of the reply name fails with 404 naming it,
+        the caller had gone: one warning, and the next check opens a new
         channel.
         """
         self.conn.channel_errors[("queue_declare", DIRECT)] = (
@@ -89,7 +89,7 @@ class ReplySenderTests(SynchronousTestCase):
         self.successResultOf(d)
         self.assertEqual(
             self.warnings,
-            ["Reply to {} was lost: the caller had gone when it was sent".format(DIRECT)],
+            ["Reply to {} was lost: the caller had gone before it was sent".format(DIRECT)],
         )
         self.assertEqual(self.replies.lost, 1)
         del self.conn.channel_errors[("queue_declare", DIRECT)]
@@ -99,39 +99,40 @@ class ReplySenderTests(SynchronousTestCase):
         self.assertEqual(len(self.conn.channels), channels + 1)
         self.assertEqual(len(self.warnings), 1)
 
-    def test_checks_coalesce(self) -> None:
+    def test_check_in_flight_is_shared(self) -> None:
         """
-        Replies sent while a check of their name runs share one more check
-        after it, so a busy caller costs at most two checks at a time.
+        Replies sent while a check of their name is in flight share it
+        instead of sending one each, and wait for its answer.
         """
         self.replies.send(DIRECT, b"1")
         channel = self.publisher_channel()
         channel.ack()
         [probe] = [c for c in self.conn.channels if c is not channel]
         probe.hold.add("queue_declare")
-        self.assertEqual(len(self.probes()), 1)  # the first check was not held
-        self.replies.send(DIRECT, b"2")
+        d2 = self.replies.send(DIRECT, b"2")
+        d3 = self.replies.send(DIRECT, b"3")
         channel.ack()
-        self.replies.send(DIRECT, b"3")
-        channel.ack()
-        self.replies.send(DIRECT, b"4")
         channel.ack()
         self.assertEqual(len(self.probes()), 2)
+        self.assertNoResult(d2)
         probe.release()
-        self.assertEqual(len(self.probes()), 3)
-        probe.release()
+        self.successResultOf(d2)
+        self.successResultOf(d3)
+        self.replies.send(DIRECT, b"4")
         self.assertEqual(len(self.probes()), 3)
         self.assertEqual(self.warnings, [])
 
-    def test_no_connection_is_not_a_loss(self) -> None:
+    def test_other_names_404_is_not_a_loss(self) -> None:
         """
-        When the check cannot run (the connection went away), nothing is
-        reported lost.
+        A channel closed by another name's 404 (or anything but a 404 for
+        this name) does not count as a loss.
         """
+        self.conn.channel_errors[("queue_declare", DIRECT)] = (
+            404,
+            "NOT_FOUND - no queue 'amq.rabbitmq.reply-to.other' in vhost '/'",
+        )
         d = self.replies.send(DIRECT, b"{}")
-        channel = self.publisher_channel()
-        self.conn.channel_errors[("queue_declare", DIRECT)] = (320, "CONNECTION_FORCED")
-        channel.ack()
+        self.publisher_channel().ack()
         self.successResultOf(d)
         self.assertEqual(self.warnings, [])
 
