@@ -79,10 +79,10 @@ class Child(Service):
         super().stopService()
 
 
-class SharedRedisDrainTests(SynchronousTestCase):
+class _WorkerFixture(SynchronousTestCase):
     """
-    A worker sharing a Redis service with its application drains and leaves
-    the worker registry when the application stops.
+    A worker's fakes: AMQP connection, clock, thread pool, and the txmsg log
+    messages as text in C{self.messages}.
     """
 
     def setUp(self) -> None:
@@ -100,6 +100,13 @@ class SharedRedisDrainTests(SynchronousTestCase):
     def observe(self, event: LogEvent) -> None:
         if event.get("log_namespace", "").startswith("txmsg"):
             self.messages.append(formatEvent(event))
+
+
+class SharedRedisDrainTests(_WorkerFixture):
+    """
+    A worker sharing a Redis service with its application drains and leaves
+    the worker registry when the application stops.
+    """
 
     def build(self, top: MultiService) -> tuple[FakeRedisService, WorkerService]:
         redis = FakeRedisService(self.calls)
@@ -183,20 +190,10 @@ class OneLineTests(SynchronousTestCase):
         self.assertEqual(one_line(Failure(ValueError())), "ValueError")
 
 
-class StartUpTests(SynchronousTestCase):
+class StartUpTests(_WorkerFixture):
     """
     What the worker says and measures right after it starts.
     """
-
-    def setUp(self) -> None:
-        self.pool = FakeThreadPool()
-        self.clock = ThreadingClock(self.pool)
-        self.events = EventRegistry(reactor=self.clock)
-        self.amqp = fake_service(self.clock, events=self.events)
-        self.amqp.setServiceParent(MultiService())  # never started: driven by the fakes
-        self.messages: list[str] = []
-        globalLogPublisher.addObserver(self.observe)
-        self.addCleanup(globalLogPublisher.removeObserver, self.observe)
 
     def observe(self, event: LogEvent) -> None:
         if event.get("log_namespace", "").startswith("txmsg.worker"):
