@@ -11,6 +11,10 @@ Redis subscription whose messages become events, a task worker on queue
 $TXMSG_APP_QUEUE (default app_tasks) running examples/example_tasks.py, and a
 health endpoint on $TXMSG_APP_HEALTH_PORT (default 8081).  Every part is an
 ordinary IService: take the ones you need into your own MultiService.
+
+The services share the Redis connection, so the top of the tree is an
+OrderedMultiService: on SIGTERM the worker drains (finishes its tasks, leaves
+the worker registry) before the Redis connection it uses goes down.
 """
 
 import os
@@ -24,6 +28,7 @@ sys.path.insert(0, os.getcwd())  # find examples.example_tasks from the repo roo
 from txmsg.echo import EchoServerFactory  # noqa: E402
 from txmsg.events import EventRegistry  # noqa: E402
 from txmsg.ops.service import worker_health  # noqa: E402
+from txmsg.ordered import OrderedMultiService  # noqa: E402
 from txmsg.redis import RedisService  # noqa: E402
 from txmsg.worker.service import WorkerService  # noqa: E402
 from txmsg.worker.tasks import load_tasks  # noqa: E402
@@ -34,7 +39,7 @@ health_port = int(os.environ.get("TXMSG_APP_HEALTH_PORT", "8081"))
 queue = os.environ.get("TXMSG_APP_QUEUE", "app_tasks")
 
 application = service.Application("txmsg example app")
-top = service.MultiService()
+top = OrderedMultiService()
 top.setServiceParent(application)
 
 # One registry: echo connection events, Redis messages and tasks all land here.
@@ -73,4 +78,5 @@ worker = WorkerService(
     events=registry,
 )
 worker.setServiceParent(top)
+top.uses(worker, redis)  # stop the worker first, then the Redis it shares
 worker_health(worker, "tcp:{}:interface=127.0.0.1".format(health_port)).setServiceParent(top)

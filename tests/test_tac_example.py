@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import urllib.request
 import uuid
@@ -31,7 +32,9 @@ class AppTacTests(SynchronousTestCase):
         """
         The echo server echoes, a Redis message becomes an event handled by
         the app, a task submitted over AMQP comes back with its result,
-        /ready says 200, and SIGTERM stops everything cleanly.
+        /ready says 200, and SIGTERM drains the worker, removes it from the
+        worker registry and closes the AMQP connection before the shared
+        Redis connection stops.
         """
         queue = "tac-" + uuid.uuid4().hex[:8]
         echo_port, health_port = free_port(), free_port()
@@ -85,6 +88,33 @@ class AppTacTests(SynchronousTestCase):
         ) as response:
             self.assertEqual(response.status, 200)
         app.assert_clean_stop(app.terminate())
+        self.assert_drained(app.log(), queue)
+
+    def assert_drained(self, log: str, queue: str) -> None:
+        """
+        The worker drained, left the worker registry and closed its AMQP
+        connection before the shared Redis connection went down.
+        """
+        # twistd's prefix: "<timestamp> [<namespace>] "
+        lines = [re.sub(r"^\S+ \[[^\]]*\] ", "", line) for line in log.splitlines()]
+        expected = [
+            "Worker app-worker drained",
+            "Worker app-worker removed from the worker registry",
+            "AMQP connection to amqp://guest:***@127.0.0.1:5672/%2F lost: "
+            "pika.exceptions.ConnectionClosedByClient: (200, 'Normal shutdown')",
+            "Worker app-worker stopped",
+            "Redis commands connection closed: redis://127.0.0.1:6379/0",
+        ]
+        positions = []
+        for text in expected:
+            matches = [i for i, line in enumerate(lines) if line == text]
+            self.assertTrue(matches, "no log line {!r} in:\n{}".format(text, log))
+            positions.append(matches[0])
+        self.assertEqual(positions, sorted(positions), "out of order:\n" + log)
+        self.assertNotIn("non-clean fashion", log)
+        self.assertNotIn("Scheduling retry", log)
+        self.assertNotIn("failed", log.split("Received SIGTERM")[-1])
+        self.assertIsNone(redis.Redis().get("txmsg:worker:app-worker"))
 
     def delete_queues(self, queue: str) -> None:
         connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1"))

@@ -134,6 +134,7 @@ class AMQPConnection(Service):
         self.refusal: str | None = None
         self._refusal_observers: list[Callable[[str], object]] = []
         self._setup_failures = 0
+        self._replies: Any = None
 
     # -- state --------------------------------------------------------------
 
@@ -235,6 +236,17 @@ class AMQPConnection(Service):
 
             self._publisher = Publisher(self)
         return self._publisher
+
+    def replies(self) -> Any:
+        """
+        The L{txmsg.amqp.reply.ReplySender} of this connection: RPC replies
+        through the default publisher, warning only about lost ones.
+        """
+        if self._replies is None:
+            from txmsg.amqp.reply import ReplySender
+
+            self._replies = ReplySender(self)
+        return self._replies
 
     def publish(self, exchange: str, routing_key: str, body: Any, **kw: Any) -> Deferred:
         """

@@ -31,6 +31,7 @@ from txmsg.amqp._protocol import describe_reason
 from txmsg.amqp.consumer import Consumer, Delivery, DropMessage
 from txmsg.amqp.properties import make_properties
 from txmsg.amqp.publisher import PublishReturned
+from txmsg.amqp.reply import is_direct_reply_to
 from txmsg.amqp.topology import Queue
 
 if TYPE_CHECKING:  # a type only: connection.py imports this module
@@ -361,8 +362,15 @@ class RPCServer:
             correlation_id=delivery.correlation_id,
         )
         try:
+            # A direct reply-to reply is returned as unroutable by RabbitMQ up
+            # to 4.1 even when delivered (see txmsg.amqp.reply): no mandatory.
             await self._publisher.publish(
-                "", delivery.reply_to, reply, properties=props, persistent=False
+                "",
+                delivery.reply_to,
+                reply,
+                properties=props,
+                persistent=False,
+                mandatory=not is_direct_reply_to(delivery.reply_to),
             )
         except PublishReturned:
             self.log.info(

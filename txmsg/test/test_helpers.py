@@ -7,16 +7,18 @@ L{txmsg._sink} and L{txmsg._waiters}.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, fail, succeed
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, Logger, globalLogPublisher
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg._reactor import maybe_global_reactor
 from txmsg._sink import send_event
 from txmsg._waiters import InFlight, Waiters
+from txmsg.test._logs import captured_global_logs
 
 
 class MaybeGlobalReactorTests(SynchronousTestCase):
@@ -64,12 +66,8 @@ class SendEventTests(SynchronousTestCase):
 
     log = Logger()
 
-    def logged(self) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        observer = cast(ILogObserver, events.append)
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
-        return events
+    def logged(self) -> EventLoggingObserver:
+        return captured_global_logs(self)
 
     def test_no_sink(self) -> None:
         """

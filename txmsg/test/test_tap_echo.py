@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.echo import EchoServerFactory
 from txmsg.tap.echo import DEFAULT_LISTEN, Options, loopback_by_default, makeService
+from txmsg.test._logs import captured_global_logs
 
 
 class UDPMemoryReactor(MemoryReactorClock):
@@ -212,11 +213,7 @@ class MakeServiceTests(SynchronousTestCase):
 
         self.patch(epollreactor, "install_unless_chosen", spy)
         self.assertIs(echo_plugin.Options, Options)
-        logged: list[dict[str, Any]] = []
-        from twisted.logger import globalLogPublisher
-
-        globalLogPublisher.addObserver(logged.append)  # type: ignore[arg-type]
-        self.addCleanup(globalLogPublisher.removeObserver, logged.append)  # type: ignore[arg-type]
+        logged = captured_global_logs(self)
         service = echo_plugin.makeService(parse("--listen", "tcp:0"))
         self.assertEqual(asked, [False])
         self.assertIs(service.factory.clock, reactor)

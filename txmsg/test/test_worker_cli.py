@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
+from txmsg.redis.control import ControlTimeout
 from txmsg.testing import MemoryBroker
 from txmsg.worker import dead_letters_cli, send_cli, workers_cli
 from txmsg.worker.client import TaskClient, TaskFailed
@@ -104,6 +105,52 @@ class DeadLettersTests(SynchronousTestCase):
             ("add", "i1", "failed", "ValueError: bad", 4),
         )
         self.assertIsNone(dead_letters_cli.describe(b"\xff junk", {})["task"])
+
+
+class LiveStatusesTests(SynchronousTestCase):
+    """
+    Tests for L{workers_cli.live_statuses}: C{txmsg workers} shows what
+    C{txmsg control NAME status} shows.
+    """
+
+    def test_live_reply_wins_over_the_heartbeat(self) -> None:
+        """
+        A worker that answers C{status} is shown with its live counters,
+        not with the (older) ones of its last heartbeat.
+        """
+        stale = {"name": "w1", "counts": {"dead_lettered": 0}, "time": 1.0}
+        live = {
+            "name": "w1",
+            "state": "running",
+            "queues": ["q"],
+            "counts": {"dead_lettered": 2},
+            "time": 9.0,
+        }
+        asked: list[str] = []
+
+        def ask(name: str) -> Any:
+            asked.append(name)
+            return succeed({"id": "x", "ok": True, "result": live})
+
+        shown = self.successResultOf(
+            Deferred.fromCoroutine(workers_cli.live_statuses([stale], ask))
+        )
+        self.assertEqual(asked, ["w1"])
+        self.assertEqual(shown, [live])
+        row = workers_cli.format_workers(shown, 9.0).splitlines()[1].split()
+        self.assertEqual(row[6], "2")  # DEAD
+
+    def test_silent_worker_keeps_its_registry_entry(self) -> None:
+        """
+        A worker that does not answer (or answers with an error) is shown as
+        its registry entry says.
+        """
+        entries = [{"name": "w1"}, {"name": "w2"}]
+        replies = {"w1": fail(ControlTimeout("no reply")), "w2": succeed({"ok": False})}
+        shown = self.successResultOf(
+            Deferred.fromCoroutine(workers_cli.live_statuses(entries, replies.__getitem__))
+        )
+        self.assertEqual(shown, entries)
 
 
 class FormatWorkersTests(SynchronousTestCase):

@@ -9,7 +9,7 @@ it relies on.
 from __future__ import annotations
 
 import errno
-from typing import Any, cast
+from typing import Any
 
 import twisted
 from twisted.internet import abstract, main, tcp
@@ -34,6 +34,7 @@ from txmsg.net._writethrough import (
     internals_ok,
 )
 from txmsg.net.transport import client_reactor, server_endpoint
+from txmsg.test._logs import captured_global_logs
 
 
 class FakeSocket:
@@ -593,12 +594,8 @@ class WriteThroughClientTests(SynchronousTestCase):
         warning names the release.
         """
         from twisted.internet.epollreactor import EPollReactor
-        from twisted.logger import ILogObserver, globalLogPublisher
 
-        events: list[dict[str, Any]] = []
-        observer = cast(ILogObserver, events.append)
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        events = captured_global_logs(self)
         self.patch(_writethrough, "_checked", [])
         self.patch(_writethrough, "tested_twisted", lambda: False)
         reactor = PosixReactorBase.__new__(EPollReactor)

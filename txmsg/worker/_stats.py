@@ -131,6 +131,13 @@ class WorkerStats:
             key = (queue, task, reason)
             self.dead_letter_reasons[key] = self.dead_letter_reasons.get(key, 0) + 1
 
+    def start_ticking(self, now: float) -> None:
+        """
+        The lag timer starts now: its first tick is measured from here, so
+        a block right after start-up is recorded too.
+        """
+        self._last_tick = now
+
     def tick(self, now: float, interval: float) -> float:
         """
         Record a timer tick expected every C{interval} seconds.

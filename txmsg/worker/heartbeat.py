@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from txmsg.worker._lifecycle import one_line
 from txmsg.worker._stats import WorkerStats
-from txmsg.worker.roster import register_worker, unregister_worker
+from txmsg.worker.roster import register_worker
 
 __all__ = ["WorkerTimers"]
 
@@ -52,6 +53,7 @@ class WorkerTimers:
         """
         Start the timers.
         """
+        self.stats.start_ticking(self.clock.seconds())
         self._start(self.check_lag, 1.0)
         if self.redis is not None:
             self._start(self.beat, self.heartbeat, now=True)
@@ -93,13 +95,5 @@ class WorkerTimers:
             register_worker, self.redis.handler, self.status(), ttl=self.heartbeat * 3
         )
         return d.addErrback(
-            lambda f: self.log.warn("Worker heartbeat failed: {e}", e=f.getErrorMessage())
+            lambda f: self.log.warn("Worker heartbeat failed: {reason}", reason=one_line(f))
         )
-
-    def unregister(self) -> Deferred[None]:
-        """
-        Remove the worker from the registry (failures are ignored).
-        """
-        if self.redis is None:
-            return succeed(None)
-        return unregister_worker(self.redis.handler, self.name).addErrback(lambda f: None)

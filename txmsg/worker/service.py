@@ -23,14 +23,16 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from txmsg.amqp import AMQPConnection
 from txmsg.events import EventRegistry
+from txmsg.ordered import stop_in_order
 from txmsg.redis import RedisService
+from txmsg.worker._lifecycle import announce_consuming, drain_consumers, unregister_logged
 from txmsg.worker._stats import WorkerStats
 from txmsg.worker.brokers.amqp import AMQPWorkerBroker
 from txmsg.worker.brokers.interfaces import IWorkerBroker
@@ -244,10 +246,10 @@ class WorkerService(MultiService):
             self._consumers[queue] = self.broker.consume(queue, self.pipeline.handle, self.prefetch)
         self.state = "running"
         self.timers.start()
-        self.log.info(
-            "Worker {name} consuming {queues} (prefetch {prefetch}, {concurrency} threads, "
-            "tasks: {tasks})",
-            name=self.name,
+        announce_consuming(
+            str(self.name),
+            self._consumers.values(),
+            self.log,
             queues=", ".join(self.queues),
             prefetch=self.prefetch,
             concurrency=self.concurrency,
@@ -289,15 +291,17 @@ class WorkerService(MultiService):
 
     async def _stop(self) -> None:
         consumers, self._consumers = list(self._consumers.values()), {}
-        await DeferredList([c.stop() for c in consumers], consumeErrors=True)
+        await drain_consumers(consumers, self.log)
         self.grace_period.cancel()
-        await self.timers.unregister()
+        self.log.info("Worker {name} drained", name=self.name)
+        if self.redis is not None:
+            await unregister_logged(self.redis, str(self.name), self.log)
         # Stop the AMQP connection (flushes acks and confirms), then Redis,
         # then whatever else was added; not all at once as MultiService would.
-        for service in [self.amqp, self.redis] + list(self):
-            # Only our own children: a shared service is stopped by its owner.
-            if service is not None and service.parent is self and service.running:
-                await service.stopService()
+        # Only our own children: a shared RedisService (passed in, with
+        # another parent) is stopped by its owner, after this worker.
+        own = [s for s in [self.amqp, self.redis] + list(self) if s is not None]
+        await stop_in_order(dict.fromkeys(s for s in own if s.parent is self), self.log)
         Service.stopService(self)
         self.pipeline.uninstall()
         if self._own_threadpool and self._threadpool is not None:

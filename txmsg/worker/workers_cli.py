@@ -1,23 +1,30 @@
 # -*- test-case-name: txmsg.test.test_worker_cli -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-C{txmsg workers}: list the running workers from the registry in Redis.
+C{txmsg workers}: list the running workers.
+
+The registry in Redis says which workers exist; what each is doing (state,
+running tasks, counters) comes from the worker itself, through the same
+C{status} control command as C{txmsg control NAME status}, so both commands
+show the same numbers.  A worker that does not answer in time is shown as
+its last heartbeat left it.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 
 from txmsg._coerce import check_redis_url, redis_url_option, seconds, url_from_environment
 from txmsg._options import GnuOptions
 from txmsg.redis.url import ENV_VAR as REDIS_ENV_VAR
 from txmsg.worker._cli_common import say
 
-__all__ = ["Options", "format_workers", "run"]
+__all__ = ["Options", "format_workers", "live_statuses", "run"]
 
 
 class Options(GnuOptions):
@@ -74,19 +81,56 @@ def format_workers(workers: list[dict[str, Any]], now: float) -> str:
     )
 
 
+async def live_statuses(
+    workers: list[dict[str, Any]], ask: Callable[[str], Deferred[Any]]
+) -> list[dict[str, Any]]:
+    """
+    Replace each registry entry by its worker's own C{status} reply.
+
+    @param workers: entries from the registry (each has a C{name}).
+    @param ask: sends C{status} to the named worker; fires with the control
+        reply (C{{"ok": True, "result": {...}}}) or fails (no answer in time).
+    @return: the live status of each worker that answered, else its
+        registry entry, in the same order.
+    """
+    replies = await DeferredList([ask(str(w.get("name"))) for w in workers], consumeErrors=True)
+    live = []
+    for entry, (ok, reply) in zip(workers, replies, strict=True):
+        if (
+            ok
+            and isinstance(reply, dict)
+            and reply.get("ok")
+            and isinstance(reply.get("result"), dict)
+        ):
+            live.append(reply["result"])
+        else:
+            live.append(entry)
+    return live
+
+
 async def _main(reactor: Any, options: Options) -> int:
-    from txmsg.redis import RedisConnection
+    from txmsg.redis import PubSub, RedisConnection
+    from txmsg.redis.control import send_control
     from txmsg.worker.roster import list_workers
 
-    redis = RedisConnection(options["redis"], reactor=reactor, command_timeout=options["timeout"])
+    url = options["redis"]
+    timeout = options["timeout"]
+    redis = RedisConnection(url, reactor=reactor, command_timeout=timeout)
+    pubsub = PubSub(url, reactor=reactor)
     redis.startService()
+    pubsub.startService()
+
+    def ask(name: str) -> Deferred[Any]:
+        return send_control(redis, pubsub, name, "status", timeout=min(timeout, 2.0), clock=reactor)
+
     try:
-        await redis.when_connected(options["timeout"])
-        workers = await list_workers(redis.handler)
+        await redis.when_connected(timeout)
+        workers = await live_statuses(await list_workers(redis.handler), ask)
     except Exception as e:
         say("workers", "cannot read the worker registry: {}".format(e))
         return 1
     finally:
+        await pubsub.stopService()
         await redis.stopService()
     if options["json"]:
         for w in workers:

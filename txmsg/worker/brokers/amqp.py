@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txmsg.amqp import (
@@ -25,7 +24,6 @@ from txmsg.amqp import (
     Delivery,
     ErrorPolicy,
     Outcome,
-    PublishReturned,
     Queue,
     make_properties,
     queue_arguments,
@@ -190,23 +188,17 @@ class AMQPWorkerBroker:
 
     def reply(self, message: IncomingMessage, body: bytes, content_type: str) -> Deferred[None]:
         """
-        Send a reply (not persistent) to C{reply_to}; an unroutable reply
-        (the caller is gone) is logged.
+        Send a reply (not persistent) to C{reply_to}; a reply that is
+        really lost (the caller is gone) is logged (L{txmsg.amqp.reply}).
         """
         if not message.reply_to:
             return succeed(None)
-        reply_to = message.reply_to
-        d = self.amqp.publish(
-            "",
-            reply_to,
-            body,
-            content_type=content_type,
-            correlation_id=message.correlation_id,
-            persistent=False,
+        return cast(
+            Deferred[None],
+            self.amqp.replies().send(
+                message.reply_to,
+                body,
+                content_type=content_type,
+                correlation_id=message.correlation_id,
+            ),
         )
-
-        def returned(f: Failure) -> None:
-            f.trap(PublishReturned)
-            self.log.warn("Reply to {reply_to} was unroutable (caller gone?)", reply_to=reply_to)
-
-        return d.addErrback(returned)
