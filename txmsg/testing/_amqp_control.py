@@ -283,10 +283,15 @@ class BrokerControls(BrokerState):
             raise ValueError("unknown AMQP methods: {}".format(", ".join(sorted(unknown))))
         self._hold_methods.update(methods)
 
-    def release_replies(self) -> None:
-        """Send the withheld replies, in order, and stop withholding."""
-        self._hold_methods.clear()
-        held, self._held_replies = self._held_replies, []
+    def release_replies(self, *methods: str) -> None:
+        """
+        Send the withheld replies to C{methods} (default: all), in order,
+        and stop withholding them.
+        """
+        chosen = set(methods) if methods else set(self._hold_methods)
+        self._hold_methods -= chosen
+        held = [h for h in self._held_replies if h.method in chosen]
+        self._held_replies = [h for h in self._held_replies if h.method not in chosen]
         for h in held:
             h.release()
 
