@@ -16,7 +16,7 @@ from twisted.internet.task import Clock
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.amqp._fakes import FakeConnection, fake_service
+from txmsg.testing import MemoryBroker
 from txmsg.worker import dead_letters_cli, send_cli, workers_cli
 from txmsg.worker.client import TaskClient, TaskFailed
 from txmsg.worker.envelope import encode_error, encode_result
@@ -208,10 +208,13 @@ class TaskClientTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.amqp = fake_service(self.clock)
+        self.broker = MemoryBroker(self.clock)
+        self.broker.declare_queue("jobs")
+        self.broker.hold_confirms()
+        self.amqp = self.broker.connection()
         self.amqp.setServiceParent(MultiService())
         self.client = TaskClient(self.amqp, queue="jobs")
-        self.conn = FakeConnection(self.amqp).open()
+        self.conn = self.broker.connect(self.amqp)
 
     def test_submit_without_wait(self) -> None:
         """
@@ -229,7 +232,7 @@ class TaskClientTests(SynchronousTestCase):
         self.assertEqual((props.delivery_mode, props.message_id), (2, "t1"))
         self.assertEqual(props.content_type, "application/json")
         self.assertNoResult(d)
-        channel.ack()
+        self.broker.release_confirm()
         self.assertEqual(self.successResultOf(d), "t1")
 
     def test_submit_and_wait(self) -> None:
