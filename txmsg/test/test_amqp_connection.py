@@ -170,6 +170,7 @@ class AMQPConnectionTests(SynchronousTestCase):
         self.broker.hold_replies("Connection.Close")
         d = self.svc.stopService()
         self.assertNoResult(d)
+        self.assertEqual(conn.close_calls, 1)
         self.clock.advance(10)
         self.successResultOf(d)
 

@@ -212,9 +212,7 @@ class ConsumerTests(SynchronousTestCase):
         consumer, conn, ch = self.start(handler=handler)
         for i in range(6):
             self.deliver(ch, str(i).encode())
-        first = {
-            d.method.delivery_tag: d.body for d in ch.deliveries if not d.method.redelivered
-        }
+        first = {d.method.delivery_tag: d.body for d in ch.deliveries if not d.method.redelivered}
         self.assertEqual(
             [(first.get(tag), requeue) for tag, requeue in ch.nacks],
             [(b"0", True), (b"1", False), (b"3", True), (b"4", False)],

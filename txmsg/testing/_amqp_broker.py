@@ -180,7 +180,7 @@ class MemoryAMQPProtocol(Protocol):
     def connectionLost(self, reason: Any = None) -> None:
         was_open, self._open = self._open, False
         self._lost = True
-        exc = reason.value if isinstance(reason, Failure) else reason
+        exc: Any = reason.value if isinstance(reason, Failure) else reason
         if self in self.broker.connections:
             self.broker.connections.remove(self)
         self.broker._fail_held(self, exc)
@@ -270,7 +270,10 @@ class MemoryBroker(BrokerControls):
     L{txmsg.testing.memory_amqp}); inspect queues with L{messages},
     L{message_count}, L{unacked_count}, L{consumer_count}; inject failures
     with L{drop_connections}, L{refuse_connections}, L{nack_next},
-    L{return_next}, L{delay_next} and L{hold_confirms}.
+    L{return_next}, L{delay_next}, L{hold_confirms} / L{release_confirm},
+    L{hold_replies} and L{block_connections} (the control API of
+    L{txmsg.testing._amqp_control.BrokerControls}); attach a service that
+    is not started with L{connect}.
 
     Nothing happens until the clock runs: call C{clock.advance(0)} (or
     L{flush}) to let the broker deliver and confirm.
@@ -308,7 +311,7 @@ class MemoryBroker(BrokerControls):
         """
         proto = MemoryAMQPProtocol(self, owner)
         proto.connected = True
-        proto.transport = _Transport(self, proto)
+        proto.transport = cast(Any, _Transport(self, proto))
         self.connections.append(proto)
         proto._handshake()
         return proto
