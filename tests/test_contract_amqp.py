@@ -19,12 +19,13 @@ from tests._amqp_support import (
     require_broker,
 )
 from txmsg.amqp import AMQPConnection
-from txmsg.test._contract_amqp import AMQPContract, WorkerContract
+from txmsg.test._contract_amqp import WorkerContract
+from txmsg.test._contract_amqp_broker import AMQPBrokerContract
 from txmsg.test._contract_base import RealRunner
 
 
-class RealAMQPContractTests(RealRunner, AMQPContract, WorkerContract, TestCase):
-    """L{AMQPContract} and L{WorkerContract} on RabbitMQ."""
+class RealAMQPContractTests(RealRunner, AMQPBrokerContract, WorkerContract, TestCase):
+    """L{AMQPBrokerContract} (with L{AMQPContract}) and L{WorkerContract} on RabbitMQ."""
 
     def setUp(self) -> None:
         require_broker()

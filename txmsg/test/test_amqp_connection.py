@@ -1,6 +1,7 @@
+# -*- test-case-name: txmsg.test.test_amqp_connection -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Tests for L{txmsg.amqp.connection}.
+Tests for L{txmsg.amqp.connection}, on L{txmsg.testing.MemoryBroker}.
 """
 
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
@@ -12,7 +13,6 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.amqp._fakes import FakeConnection, fake_service
 from txmsg.amqp.connection import (
     AMQPConnection,
     NotConnectedError,
@@ -21,7 +21,9 @@ from txmsg.amqp.connection import (
     reason_preserving_protocol,
 )
 from txmsg.amqp.topology import Binding, Exchange, Queue
-from txmsg.testing import RecordingEvents
+from txmsg.testing import MemoryBroker, RecordingEvents
+
+URL = "amqp://guest:secret@broker.example:5672/%2F"
 
 
 class _Participant:
@@ -39,18 +41,19 @@ class _Participant:
 
 
 class AMQPConnectionTests(SynchronousTestCase):
-    """Tests for L{AMQPConnection} driven by L{FakeConnection}."""
+    """Tests for L{AMQPConnection} driven by L{MemoryBroker.connect}."""
 
     def setUp(self):
         self.clock = Clock()
         self.events = RecordingEvents()
-        self.svc = fake_service(self.clock, self.events, connection_name="t1")
+        self.broker = MemoryBroker(self.clock)
+        self.svc = self.broker.connection(url=URL, events=self.events, connection_name="t1")
 
     def test_connected_event_and_ready(self):
         """A ready connection emits C{amqp.connected} (no password) and fires when_ready."""
         d = self.svc.when_ready()
         self.assertNoResult(d)
-        conn = FakeConnection(self.svc).open()
+        conn = self.broker.connect(self.svc)
         self.assertIs(self.successResultOf(d), conn)
         (payload,) = self.events.named("amqp.connected")
         self.assertEqual(payload["host"], "broker.example")
@@ -59,7 +62,7 @@ class AMQPConnectionTests(SynchronousTestCase):
 
     def test_lost_event_carries_real_reason(self):
         """C{amqp.lost} carries the close reason's type, code and text."""
-        conn = FakeConnection(self.svc).open()
+        conn = self.broker.connect(self.svc)
         conn.lose(ConnectionClosedByBroker(320, "CONNECTION_FORCED - maintenance"))
         (payload,) = self.events.named("amqp.lost")
         self.assertEqual(payload["reply_code"], 320)
@@ -76,7 +79,7 @@ class AMQPConnectionTests(SynchronousTestCase):
     def test_when_ready_timer_cancelled_on_connect(self):
         """A when_ready timer is cancelled when the connection becomes ready."""
         d = self.svc.when_ready(timeout=5)
-        FakeConnection(self.svc).open()
+        self.broker.connect(self.svc)
         self.successResultOf(d)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -86,22 +89,24 @@ class AMQPConnectionTests(SynchronousTestCase):
         q = Queue.server_named()
         self.svc.declare(Binding(q, ex))
         for _ in range(2):
-            conn = FakeConnection(self.svc).open()
+            conn = self.broker.connect(self.svc)
             names = [name for ch in conn.channels for name, _ in ch.calls]
             self.assertEqual(names[:3], ["exchange_declare", "queue_declare", "queue_bind"])
             bind = [kw for ch in conn.channels for n, kw in ch.calls if n == "queue_bind"][0]
             self.assertEqual(bind["queue"], self.svc.topology.queue_name(q))
             self.assertTrue(bind["queue"].startswith("amq.gen-"))
+            self.assertEqual(self.broker.queue_names("amq.gen-*"), [bind["queue"]])
             conn.lose(ConnectionLost())
+            self.assertEqual(self.broker.queue_names("amq.gen-*"), [])
 
     def test_server_named_queue_gets_new_name(self):
         """A server-named queue's new name after a reconnect reaches its bindings."""
         q = Queue.server_named()
         self.svc.declare(Binding(q, "amq.fanout"))
-        conn = FakeConnection(self.svc).open()
+        conn = self.broker.connect(self.svc)
         first = self.svc.topology.queue_name(q)
         conn.lose(ConnectionLost())
-        conn = FakeConnection(self.svc).open()
+        conn = self.broker.connect(self.svc)
         second = self.svc.topology.queue_name(q)
         self.assertNotEqual(first, second)
         binds = [kw["queue"] for ch in conn.channels for n, kw in ch.calls if n == "queue_bind"]
@@ -109,14 +114,15 @@ class AMQPConnectionTests(SynchronousTestCase):
 
     def test_declare_failure_does_not_stop_others(self):
         """A refused declaration is reported; later ones are declared on a new channel."""
-        conn = FakeConnection(self.svc)
-        conn.channel_errors[("queue_declare", "bad")] = (406, "PRECONDITION_FAILED")
+        self.broker.declare_queue("bad", durable=False)  # inequivalent: 406
         self.svc.declare(Queue("bad"), Queue("good"))
-        conn.open()
+        conn = self.broker.connect(self.svc)
+        self.clock.advance(0)  # the channel error arrives
         declared = [
             kw["queue"] for ch in conn.channels for n, kw in ch.calls if n == "queue_declare"
         ]
         self.assertEqual(declared, ["bad", "good"])
+        self.assertTrue(self.broker.has_queue("good"))
         self.assertEqual(len(self.events.named("amqp.topology_failed")), 1)
         self.assertIsNotNone(self.svc.connection)
         self.assertEqual(len(self.flushLoggedErrors(ChannelClosedByBroker)), 1)
@@ -126,18 +132,17 @@ class AMQPConnectionTests(SynchronousTestCase):
         log = []
         self.svc.declare(Queue("q"))
         self.svc.add_participant(_Participant(log, "p"))
-        conn = FakeConnection(self.svc)
-        conn.hold_channels = True
-        conn.open()
+        self.broker.hold_replies("Channel.Open")
+        conn = self.broker.connect(self.svc)
         self.assertEqual(log, [])
-        conn.release_channels()
+        self.broker.release_replies()
         self.assertEqual(log, [("attach", "p", conn)])
         conn.lose(ConnectionLost())
         self.assertEqual(log[-1][:2], ("detach", "p"))
 
     def test_participant_added_while_ready_attaches_now(self):
         """A participant added to a ready connection attaches at once."""
-        conn = FakeConnection(self.svc).open()
+        conn = self.broker.connect(self.svc)
         log = []
         self.svc.add_participant(_Participant(log, "late"))
         self.assertEqual(log, [("attach", "late", conn)])
@@ -147,8 +152,8 @@ class AMQPConnectionTests(SynchronousTestCase):
         log = []
         self.svc.add_participant(_Participant(log, "publisher", 2))
         self.svc.add_participant(_Participant(log, "consumer", 0))
-        conn = FakeConnection(self.svc).open()
-        conn.hold_close = True
+        conn = self.broker.connect(self.svc)
+        self.broker.hold_replies("Connection.Close")
         d = self.svc.stopService()
         self.assertEqual(
             [e for e in log if e[0] == "stop"],
@@ -161,10 +166,11 @@ class AMQPConnectionTests(SynchronousTestCase):
 
     def test_stop_close_timeout(self):
         """If the broker never answers the close, stopService still finishes after close_timeout."""
-        conn = FakeConnection(self.svc).open()
-        conn.hold_close = True
+        conn = self.broker.connect(self.svc)
+        self.broker.hold_replies("Connection.Close")
         d = self.svc.stopService()
         self.assertNoResult(d)
+        self.assertEqual(conn.close_calls, 1)
         self.clock.advance(10)
         self.successResultOf(d)
 
@@ -220,14 +226,9 @@ class AMQPConnectionTests(SynchronousTestCase):
 
     def test_blocked_events(self):
         """Connection.Blocked / Unblocked become amqp.blocked / amqp.unblocked events."""
-        conn = FakeConnection(self.svc).open()
-
-        class Frame:
-            class method:
-                reason = "low on memory"
-
-        conn._impl.blocked[0](conn, Frame)
-        conn._impl.unblocked[0](conn, Frame)
+        self.broker.connect(self.svc)
+        self.broker.block_connections("low on memory")
+        self.broker.unblock_connections()
         self.assertEqual(self.events.named("amqp.blocked")[0]["reason"], "low on memory")
         self.assertEqual(len(self.events.named("amqp.unblocked")), 1)
 

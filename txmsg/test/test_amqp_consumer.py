@@ -1,6 +1,7 @@
+# -*- test-case-name: txmsg.test.test_amqp_consumer -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Tests for L{txmsg.amqp.consumer}.
+Tests for L{txmsg.amqp.consumer}, on L{txmsg.testing.MemoryBroker}.
 """
 
 from typing import Any
@@ -11,7 +12,6 @@ from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.amqp._fakes import FakeConnection, fake_service
 from txmsg.amqp.consumer import (
     Consumer,
     ConsumerStopped,
@@ -22,15 +22,17 @@ from txmsg.amqp.consumer import (
     RetryLater,
 )
 from txmsg.amqp.topology import Queue
-from txmsg.testing import RecordingEvents
+from txmsg.testing import MemoryBroker, RecordingEvents
 
 
 class ConsumerTests(SynchronousTestCase):
-    """Tests for L{Consumer} on fake connections."""
+    """Tests for L{Consumer} on memory broker connections."""
 
     def setUp(self):
         self.clock = Clock()
-        self.svc = fake_service(self.clock)
+        self.broker = MemoryBroker(self.clock)
+        self.broker.declare_queue("work")
+        self.svc = self.broker.connection()
         self.seen = []
         self.pending: Any = []  # a list, or None for handlers that return None
 
@@ -44,9 +46,22 @@ class ConsumerTests(SynchronousTestCase):
 
     def start(self, **kw):
         consumer = Consumer(self.svc, "work", kw.pop("handler", self.handler), **kw)
-        conn = FakeConnection(self.svc).open()
+        conn = self.broker.connect(self.svc)
         ch = conn.channels[-1]
         return consumer, conn, ch
+
+    def deliver(self, ch, body, **properties):
+        """
+        Publish C{body} to the C{work} queue and let the broker deliver it;
+        returns the delivery tag it got on C{ch}, or L{None} if it is not
+        delivered yet (the consumer's prefetch is full).
+        """
+        seen = len(ch.deliveries)
+        self.broker.publish("", "work", body, **properties)
+        self.clock.advance(0)
+        if len(ch.deliveries) == seen:
+            return None
+        return ch.deliveries[-1].method.delivery_tag
 
     def test_qos_before_consume(self):
         """basic_qos(prefetch) is set before basic_consume, with manual acks."""
@@ -61,7 +76,7 @@ class ConsumerTests(SynchronousTestCase):
         consumer = Consumer(self.svc, "work", self.handler)
         d = consumer.when_consuming()
         self.assertNoResult(d)
-        FakeConnection(self.svc).open()
+        self.broker.connect(self.svc)
         self.assertEqual(self.successResultOf(d), "work")
         self.assertEqual(self.successResultOf(consumer.when_consuming()), "work")
 
@@ -89,7 +104,7 @@ class ConsumerTests(SynchronousTestCase):
         self.clock.advance(5)
         self.failureResultOf(timed, TimeoutError)
         later = consumer.when_consuming()
-        FakeConnection(self.svc).open()
+        self.broker.connect(self.svc)
         self.assertEqual(self.successResultOf(later), "work")
 
     def test_stop_bounded_by_grace(self):
@@ -99,7 +114,7 @@ class ConsumerTests(SynchronousTestCase):
         and the late result is not acked.
         """
         consumer, conn, ch = self.start(grace=7)
-        ch.deliver(b"1")
+        self.deliver(ch, b"1")
         stopped = consumer.stop()
         self.clock.advance(6)
         self.assertNoResult(stopped)
@@ -109,11 +124,13 @@ class ConsumerTests(SynchronousTestCase):
         self.assertFalse(ch.is_open)
         self.pending[0].callback(None)
         self.assertEqual(ch.acks, [])
+        self.clock.advance(0)
+        self.assertEqual(self.broker.message_count("work"), 1)
 
     def test_ack_after_success(self):
         """The ack is sent only after the handler's Deferred succeeds, on the delivering channel."""
         consumer, conn, ch = self.start()
-        tag = ch.deliver(b"hello", routing_key="work")
+        tag = self.deliver(ch, b"hello")
         self.assertEqual(self.seen[0].body, b"hello")
         self.assertEqual(ch.acks, [])
         self.pending[0].callback(None)
@@ -122,10 +139,11 @@ class ConsumerTests(SynchronousTestCase):
     def test_prefetch_one_handles_one_at_a_time(self):
         """With concurrency 1 the next delivery waits for the previous handler."""
         consumer, conn, ch = self.start()
-        ch.deliver(b"1")
-        ch.deliver(b"2")
+        self.deliver(ch, b"1")
+        self.deliver(ch, b"2")
         self.assertEqual(len(self.seen), 1)
         self.pending[0].callback(None)
+        self.clock.advance(0)
         self.assertEqual(len(self.seen), 2)
 
     def test_coroutine_handler(self):
@@ -136,14 +154,18 @@ class ConsumerTests(SynchronousTestCase):
             return None
 
         consumer, conn, ch = self.start(handler=handler)
-        tag = ch.deliver(b"x")
+        tag = self.deliver(ch, b"x")
         self.assertEqual(ch.acks, [tag])
 
     def test_sync_handler_many(self):
         """A synchronous handler drains a buffered batch without recursion."""
         self.pending = None
         consumer, conn, ch = self.start(prefetch=100)
-        tags = [ch.deliver(b"x") for _ in range(3000)]
+        for _ in range(3000):
+            self.broker.publish("", "work", b"x")
+        self.clock.advance(0)
+        tags = [d.method.delivery_tag for d in ch.deliveries]
+        self.assertEqual(len(tags), 3000)
         self.assertEqual(ch.acks, tags)
 
     def test_failure_requeues_then_dead_letters(self):
@@ -153,15 +175,18 @@ class ConsumerTests(SynchronousTestCase):
             raise ValueError("boom")
 
         consumer, conn, ch = self.start(handler=handler)
-        t1 = ch.deliver(b"x")
-        t2 = ch.deliver(b"x", redelivered=True)
+        self.deliver(ch, b"x")  # nacked with requeue: the broker redelivers it
+        first, again = ch.deliveries
+        self.assertEqual((first.method.redelivered, again.method.redelivered), (False, True))
+        t1, t2 = first.method.delivery_tag, again.method.delivery_tag
         self.assertEqual(ch.nacks, [(t1, True), (t2, False)])
+        self.assertEqual(self.broker.message_count("work"), 0)
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 2)
 
     def test_policy_dead_letter(self):
         """With ErrorPolicy.DEAD_LETTER a failure nacks without requeue."""
         consumer, conn, ch = self.start(handler=lambda d: 1 / 0, on_error=ErrorPolicy.DEAD_LETTER)
-        t = ch.deliver(b"x")
+        t = self.deliver(ch, b"x")
         self.assertEqual(ch.nacks, [(t, False)])
         self.flushLoggedErrors(ZeroDivisionError)
 
@@ -177,25 +202,29 @@ class ConsumerTests(SynchronousTestCase):
         ]
 
         def handler(delivery):
-            d = decisions.pop(0)
+            if delivery.redelivered:  # a requeued one comes back: ack it
+                return None
+            d = decisions[int(delivery.body)]
             if isinstance(d, Exception):
                 raise d
             return d
 
         consumer, conn, ch = self.start(handler=handler)
-        tags = [ch.deliver(b"x") for _ in range(6)]
+        for i in range(6):
+            self.deliver(ch, str(i).encode())
+        first = {d.method.delivery_tag: d.body for d in ch.deliveries if not d.method.redelivered}
         self.assertEqual(
-            ch.nacks,
-            [(tags[0], True), (tags[1], False), (tags[3], True), (tags[4], False)],
+            [(first.get(tag), requeue) for tag, requeue in ch.nacks],
+            [(b"0", True), (b"1", False), (b"3", True), (b"4", False)],
         )
-        self.assertEqual(ch.acks, [tags[2], tags[5]])
+        self.assertEqual([first[tag] for tag in ch.acks if tag in first], [b"2", b"5"])
 
     def test_no_ack_on_stale_channel(self):
         """A handler finishing after a reconnect does not ack on any channel."""
         consumer, conn, ch = self.start()
-        ch.deliver(b"x")
+        self.deliver(ch, b"x")
         conn.lose(ConnectionClosedByBroker(320, "CONNECTION_FORCED"))
-        conn2 = FakeConnection(self.svc).open()
+        conn2 = self.broker.connect(self.svc)
         ch2 = conn2.channels[-1]
         self.pending[0].callback(None)
         self.assertEqual((ch.acks, ch2.acks, ch2.nacks), ([], [], []))
@@ -206,25 +235,23 @@ class ConsumerTests(SynchronousTestCase):
         consumer, conn, ch = self.start(prefetch=5)
         conn.lose(ConnectionLost())
         self.assertFalse(consumer.consuming)
-        conn2 = FakeConnection(self.svc).open()
+        conn2 = self.broker.connect(self.svc)
         ch2 = conn2.channels[-1]
         self.assertEqual([n for n, _ in ch2.calls], ["basic_qos", "basic_consume"])
         self.pending = None
-        t = ch2.deliver(b"again")
+        t = self.deliver(ch2, b"again")
         self.assertEqual(ch2.acks, [t])
 
     def test_channel_error_retries_after_delay(self):
         """A channel error (e.g. missing queue) recreates the consumer after retry_delay."""
-        conn = FakeConnection(self.svc)
-        conn.channel_errors[("basic_consume", "work")] = (
-            404,
-            "NOT_FOUND - no queue 'work'",
-        )
+        self.broker.delete_queue("work")  # consuming it: 404 NOT_FOUND
         consumer = Consumer(self.svc, "work", self.handler, retry_delay=2)
-        conn.open()
+        conn = self.broker.connect(self.svc)
+        self.clock.advance(0)
         self.assertFalse(consumer.consuming)
+        self.assertEqual(conn.open_channels(), [])
         self.flushLoggedErrors()
-        del conn.channel_errors[("basic_consume", "work")]
+        self.broker.declare_queue("work")
         self.clock.advance(2)
         self.assertTrue(consumer.consuming)
         self.assertEqual(len(conn.open_channels()), 1)
@@ -232,12 +259,14 @@ class ConsumerTests(SynchronousTestCase):
     def test_broker_cancel_closes_channel_and_recreates(self):
         """A broker cancel closes the channel (requeueing buffered deliveries) and re-consumes later."""
         consumer, conn, ch = self.start()
-        ch.deliver(b"1")
-        ch.deliver(b"2")
-        ch.cancel_consumer(next(iter(ch.consumers)))
+        self.deliver(ch, b"1")
+        self.deliver(ch, b"2")
+        self.broker.delete_queue("work")  # the broker cancels its consumers
         self.pending[0].callback(None)
         self.assertEqual(len(ch.acks), 1)
         self.assertFalse(ch.is_open)
+        self.clock.advance(0)  # Channel.CloseOk
+        self.broker.declare_queue("work")
         self.clock.advance(1)
         self.assertTrue(consumer.consuming)
         self.assertIsNot(conn.channels[-1], ch)
@@ -246,22 +275,23 @@ class ConsumerTests(SynchronousTestCase):
         """A consumer of a server-named L{Queue} consumes the name the broker gave."""
         q = Queue.server_named()
         Consumer(self.svc, q, self.handler)
-        conn = FakeConnection(self.svc).open()
+        conn = self.broker.connect(self.svc)
         consume = [kw for c in conn.channels for n, kw in c.calls if n == "basic_consume"]
         self.assertEqual(consume[0]["queue"], self.svc.topology.queue_name(q))
 
     def test_clean_stop(self):
         """stop waits for in-flight handlers and their acks, then closes the channel."""
         consumer, conn, ch = self.start(prefetch=2)
-        t1 = ch.deliver(b"1")
-        ch.deliver(b"2")
-        ch.deliver(b"3")
+        t1 = self.deliver(ch, b"1")
+        self.deliver(ch, b"2")
+        self.deliver(ch, b"3")
         stopped = consumer.stop()
         self.assertNoResult(stopped)
         self.assertTrue(ch.is_open)
         self.pending[0].callback(None)
         self.assertNoResult(stopped)
         self.pending[1].callback(None)
+        self.clock.advance(0)  # Channel.CloseOk
         self.successResultOf(stopped)
         self.assertEqual(len(self.seen), 2)
         self.assertEqual(ch.acks[0], t1)
@@ -272,12 +302,14 @@ class ConsumerTests(SynchronousTestCase):
     def test_service_stop_order(self):
         """Stopping the service acks in-flight work before closing the connection."""
         consumer, conn, ch = self.start()
-        t = ch.deliver(b"1")
+        t = self.deliver(ch, b"1")
         d = self.svc.stopService()
         self.assertEqual(conn.close_calls, 0)
         self.pending[0].callback(None)
         self.assertEqual(ch.acks, [t])
+        self.clock.advance(0)  # Channel.CloseOk, then Connection.CloseOk
         self.assertEqual(conn.close_calls, 1)
+        self.clock.advance(0)
         self.successResultOf(d)
 
     def test_service_stop_with_stuck_handler(self):
@@ -287,7 +319,7 @@ class ConsumerTests(SynchronousTestCase):
         connection is closed.
         """
         consumer, conn, ch = self.start(grace=30)
-        ch.deliver(b"1")
+        self.deliver(ch, b"1")
         d = self.svc.stopService()
         self.clock.advance(29)
         self.assertNoResult(d)
@@ -302,9 +334,9 @@ class ConsumerTests(SynchronousTestCase):
         events = RecordingEvents()
         self.svc.events = events
         Consumer(self.svc, "work", None, event_name="work.item")
-        conn = FakeConnection(self.svc).open()
+        conn = self.broker.connect(self.svc)
         ch = conn.channels[-1]
-        t = ch.deliver(b"payload")
+        t = self.deliver(ch, b"payload")
         ((name, payload, source),) = [e for e in events.events if e[0] == "work.item"]
         self.assertEqual((payload.body, source), (b"payload", "amqp:work"))
         self.assertEqual(ch.acks, [t])

@@ -1,6 +1,7 @@
+# -*- test-case-name: txmsg.test.test_amqp_publisher -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Tests for L{txmsg.amqp.publisher}.
+Tests for L{txmsg.amqp.publisher}, on L{txmsg.testing.MemoryBroker}.
 """
 
 from pika.exceptions import ConnectionClosedByBroker
@@ -8,7 +9,6 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.amqp._fakes import FakeConnection, fake_service
 from txmsg.amqp.properties import make_properties
 from txmsg.amqp.publisher import (
     Publisher,
@@ -18,22 +18,28 @@ from txmsg.amqp.publisher import (
     PublishReturned,
     PublishTimeout,
 )
+from txmsg.testing import MemoryBroker
 
 
 class PublisherTests(SynchronousTestCase):
-    """Tests for L{Publisher} on fake connections."""
+    """Tests for L{Publisher} on memory broker connections (confirms withheld)."""
 
     def setUp(self):
         self.clock = Clock()
-        self.svc = fake_service(self.clock)
+        self.broker = MemoryBroker(self.clock)
+        self.broker.declare_queue("q")
+        self.broker.hold_confirms()
+        self.svc = self.broker.connection()
         self.pub = Publisher(self.svc, window=3, timeout=10)
 
     def connect(self):
-        conn = FakeConnection(self.svc).open()
+        conn = self.broker.connect(self.svc)
         return conn, conn.channels[-1]
 
     def test_confirm_fires_publish(self):
         """publish fires only when the broker confirms; properties are persistent with headers."""
+        self.broker.declare_exchange("ex")
+        self.broker.bind("q", "ex", "key")
         conn, ch = self.connect()
         d = self.pub.publish("ex", "key", "body", headers={"a": 1}, content_type="text/plain")
         self.assertNoResult(d)
@@ -43,38 +49,38 @@ class PublisherTests(SynchronousTestCase):
             (props.delivery_mode, props.headers, props.content_type),
             (2, {"a": 1}, "text/plain"),
         )
-        ch.ack()
+        self.broker.release_confirm()
         self.assertIsNone(self.successResultOf(d))
+        self.clock.advance(0)  # the broker's own work (queue dispatch)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual([m.body for m in self.broker.messages("q")], [b"body"])
 
     def test_confirm_held(self):
         """A publish issued while Confirm.Select is outstanding waits for SelectOk."""
-        conn2 = FakeConnection(self.svc)
-        conn2.hold_channels = True
-        conn2.open()
+        self.broker.hold_replies("Channel.Open", "Confirm.Select")
+        conn2 = self.broker.connect(self.svc)
         d = self.pub.publish("", "q", b"x")
-        ch = conn2.pending_channels[0][1]
-        ch.hold.add("confirm_delivery")
-        conn2.release_channels()
+        [ch] = conn2.channels
+        self.broker.release_replies("Channel.Open")
         self.assertEqual([n for n, _ in ch.calls], ["confirm_delivery"])
         self.assertEqual(ch.published, [])
-        ch.release()
+        self.broker.release_replies()
         self.assertEqual(len(ch.published), 1)
-        ch.ack()
+        self.broker.release_confirm()
         self.successResultOf(d)
 
     def test_nack(self):
         """A broker nack fails the publish with L{PublishNacked}."""
         conn, ch = self.connect()
         d = self.pub.publish("", "q", b"x")
-        ch.nack()
+        self.broker.release_confirm(nack=True)
         self.failureResultOf(d, PublishNacked)
 
     def test_returned(self):
         """A returned mandatory message fails with L{PublishReturned} and its reply code."""
         conn, ch = self.connect()
-        d = self.pub.publish("", "nowhere", b"x")
-        ch.return_message()
+        d = self.pub.publish("", "nowhere", b"x")  # no such queue: unroutable
+        self.broker.release_confirm()
         f = self.failureResultOf(d, PublishReturned)
         self.assertEqual(f.value.reply_code, 312)
 
@@ -85,7 +91,7 @@ class PublisherTests(SynchronousTestCase):
         self.clock.advance(2)
         self.assertEqual(self.failureResultOf(d, PublishTimeout).value.stage, "confirm")
         self.assertEqual(self.pub.unconfirmed, 1)
-        ch.ack()
+        self.broker.release_confirm()
         self.assertEqual(self.pub.unconfirmed, 0)
 
     def test_default_deadlines_share_one_timer(self):
@@ -94,11 +100,12 @@ class PublisherTests(SynchronousTestCase):
         d1 = self.pub.publish("", "q", b"1")
         self.clock.advance(4)
         d2 = self.pub.publish("", "q", b"2")
+        self.clock.advance(0)  # the broker's own work (queue dispatch)
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
         self.clock.advance(6)
         self.failureResultOf(d1, PublishTimeout)
         self.assertNoResult(d2)
-        ch.ack(2)
+        self.broker.release_confirm(2)
         self.successResultOf(d2)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -120,7 +127,7 @@ class PublisherTests(SynchronousTestCase):
         self.assertNoResult(d)
         conn, ch = self.connect()
         self.assertEqual(len(ch.published), 1)
-        ch.ack()
+        self.broker.release_confirm()
         self.successResultOf(d)
 
     def test_disconnected_timeout(self):
@@ -137,9 +144,9 @@ class PublisherTests(SynchronousTestCase):
         conn, ch = self.connect()
         ds = [self.pub.publish("", "q", str(i)) for i in range(5)]
         self.assertEqual(len(ch.published), 3)
-        ch.ack(2, multiple=True)
+        self.broker.release_confirm(2, multiple=True)
         self.assertEqual(len(ch.published), 5)
-        ch.ack(5, multiple=True)
+        self.broker.release_confirm(5, multiple=True)
         for d in ds:
             self.successResultOf(d)
 
@@ -151,7 +158,7 @@ class PublisherTests(SynchronousTestCase):
         d = self.pub.publish("", "q", b"late", timeout=1)
         self.clock.advance(1)
         self.assertEqual(self.failureResultOf(d, PublishTimeout).value.stage, "window")
-        ch.ack(3, multiple=True)
+        self.broker.release_confirm(3, multiple=True)
         self.assertEqual(len(ch.published), 3)
         self.assertEqual(self.pub.unconfirmed, 0)
 
@@ -168,17 +175,24 @@ class PublisherTests(SynchronousTestCase):
         """A channel error fails its publishes; the next publish goes on a new channel."""
         conn, ch = self.connect()
         d = self.pub.publish("missing-exchange", "k", b"x")
-        ch.close_by_broker(404, "NOT_FOUND - no exchange")
-        self.failureResultOf(d, PublishLost)
+        self.clock.advance(0)  # the broker closes the channel: 404 NOT_FOUND
+        self.assertEqual(self.failureResultOf(d, PublishLost).value.reason.reply_code, 404)
         self.assertTrue(conn.channels[-1].is_open)
         d2 = self.pub.publish("", "q", b"y")
-        conn.channels[-1].ack()
+        self.broker.release_confirm()
         self.successResultOf(d2)
 
     def test_sync_raise_becomes_failure(self):
         """pika raising synchronously (closing channel) becomes a failed Deferred."""
         conn, ch = self.connect()
-        ch.is_closing = True
+        publish = ch.basic_publish
+
+        def closing(*args):
+            # The channel starts closing just before the publish: pika raises.
+            ch.close()
+            return publish(*args)
+
+        self.patch(ch, "basic_publish", closing)
         d = self.pub.publish("", "q", b"x")
         self.failureResultOf(d, PublishLost)
 
@@ -189,7 +203,7 @@ class PublisherTests(SynchronousTestCase):
         stopped = self.pub.stop()
         self.assertNoResult(stopped)
         self.failureResultOf(self.pub.publish("", "q", b"y"), PublisherStopped)
-        ch.ack()
+        self.broker.release_confirm()
         self.successResultOf(d)
         self.successResultOf(stopped)
 

@@ -17,14 +17,14 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.amqp import LoginRefused
-from txmsg.amqp._fakes import FakeConnection, fake_service
 from txmsg.amqp._refusal import describe_refusal
 from txmsg.amqp.url import parse_amqp_url
-from txmsg.testing import RecordingEvents
+from txmsg.testing import MemoryBroker, RecordingEvents
 
 ACCESS_REFUSED = ConnectionClosedByBroker(
     403, "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN."
 )
+URL = "amqp://guest:secret@broker.example:5672/%2F"
 LOGIN = (
     "RabbitMQ refused the login for user 'guest' on vhost '/' at "
     "amqp://guest:***@broker.example:5672/%2F: check the user name and password in the AMQP URL"
@@ -82,6 +82,7 @@ class ConnectionRefusalTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.events = RecordingEvents()
+        self.broker = MemoryBroker(self.clock)
 
     def test_refused_once_and_waiters_fail(self) -> None:
         """
@@ -89,7 +90,7 @@ class ConnectionRefusalTests(SynchronousTestCase):
         L{LoginRefused} on the next turn of the reactor (not inside pika's
         callback), later waiters fail at once, and observers hear of it.
         """
-        svc = fake_service(self.clock, self.events)
+        svc = self.broker.connection(url=URL, events=self.events)
         seen: list[str] = []
         svc.add_refusal_observer(seen.append)
         waiter = svc.when_ready()
@@ -110,14 +111,14 @@ class ConnectionRefusalTests(SynchronousTestCase):
         With C{retry_refused_login}, waiters keep waiting and a later
         successful login clears the refusal.
         """
-        svc = fake_service(self.clock, self.events, retry_refused_login=True)
+        svc = self.broker.connection(url=URL, events=self.events, retry_refused_login=True)
         waiter = svc.when_ready()
         with capturedLogs():
             svc._protocol_failed(object(), ACCESS_REFUSED)
             self.clock.advance(0)
         self.assertNoResult(waiter)
         self.assertEqual(svc.refusal, LOGIN)
-        conn = FakeConnection(svc).open()
+        conn = self.broker.connect(svc)
         self.assertIs(self.successResultOf(waiter), conn)
         self.assertIsNone(svc.refusal)
 
@@ -126,7 +127,7 @@ class ConnectionRefusalTests(SynchronousTestCase):
         A connection whose set-up failed counts as a failed attempt for the
         retry policy, so refused logins back off.
         """
-        svc = fake_service(self.clock, self.events, retry_refused_login=True)
+        svc = self.broker.connection(url=URL, events=self.events, retry_refused_login=True)
         with capturedLogs():
             svc._protocol_failed(object(), ACCESS_REFUSED)
             svc._protocol_failed(object(), ConnectionClosedByBroker(320, "x"))

@@ -1,16 +1,15 @@
+# -*- test-case-name: txmsg.test.test_amqp_rpc -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Tests for L{txmsg.amqp.rpc}.
+Tests for L{txmsg.amqp.rpc}, on L{txmsg.testing.MemoryBroker}.
 """
 
-from pika import spec
 from pika.exceptions import ConnectionClosedByBroker
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.amqp._fakes import FakeConnection, fake_service
 from txmsg.amqp.rpc import (
     DIRECT_REPLY_TO,
     RPCClient,
@@ -19,10 +18,7 @@ from txmsg.amqp.rpc import (
     RPCTimeout,
     RPCUnroutable,
 )
-
-
-def reply(ch, corr, body):
-    ch.deliver(body, properties=spec.BasicProperties(correlation_id=corr))
+from txmsg.testing import MemoryBroker
 
 
 class RPCClientTests(SynchronousTestCase):
@@ -30,12 +26,22 @@ class RPCClientTests(SynchronousTestCase):
 
     def setUp(self):
         self.clock = Clock()
-        self.svc = fake_service(self.clock)
+        self.broker = MemoryBroker(self.clock)
+        self.broker.declare_queue("rpc_queue")
+        self.svc = self.broker.connection()
         self.client = RPCClient(self.svc, timeout=10)
 
     def connect(self):
-        conn = FakeConnection(self.svc).open()
+        conn = self.broker.connect(self.svc)
         return conn, conn.channels[-1]
+
+    def reply(self, request, corr, body):
+        """Answer request number C{request} as a server would, to its reply address."""
+        self.clock.advance(0)
+        address = self.broker.published[request].properties.reply_to
+        self.assertTrue(address.startswith(DIRECT_REPLY_TO + "."))
+        self.broker.publish("", address, body, correlation_id=corr)
+        self.clock.advance(0)
 
     def test_direct_reply_to_setup(self):
         """The client consumes amq.rabbitmq.reply-to (auto-ack) and enables confirms before publishing."""
@@ -56,18 +62,19 @@ class RPCClientTests(SynchronousTestCase):
             (key, body, mandatory, props1.reply_to),
             ("rpc_queue", b"30", True, DIRECT_REPLY_TO),
         )
-        reply(ch, props2.correlation_id, b"b")
+        self.reply(1, props2.correlation_id, b"b")
         self.assertNoResult(d1)
         self.assertEqual(self.successResultOf(d2), b"b")
-        reply(ch, props1.correlation_id, b"a")
+        self.reply(0, props1.correlation_id, b"a")
         self.assertEqual(self.successResultOf(d1), b"a")
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_unknown_reply_discarded_with_log(self):
         """A reply with an unknown correlation_id is discarded with a log line."""
         conn, ch = self.connect()
+        self.client.call("rpc_queue", b"1")
         with capturedLogs() as events:
-            reply(ch, "nobody", b"x")
+            self.reply(0, "nobody", b"x")
         self.assertEqual(self.client.discarded, 1)
         self.assertTrue(any("nobody" in repr(e.get("corr")) for e in events))
 
@@ -77,7 +84,7 @@ class RPCClientTests(SynchronousTestCase):
         d = self.client.call("rpc_queue", b"1", timeout=2)
         self.clock.advance(2)
         self.failureResultOf(d, RPCTimeout)
-        reply(ch, ch.published[0][3].correlation_id, b"late")
+        self.reply(0, ch.published[0][3].correlation_id, b"late")
         self.assertEqual(self.client.discarded, 1)
 
     def test_cancel_cleans_up(self):
@@ -86,6 +93,7 @@ class RPCClientTests(SynchronousTestCase):
         d = self.client.call("rpc_queue", b"1")
         d.cancel()
         self.failureResultOf(d, CancelledError)
+        self.clock.advance(0)  # the broker's own work (confirm, queue dispatch)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.client._pending, {})
 
@@ -95,6 +103,7 @@ class RPCClientTests(SynchronousTestCase):
         d = self.client.call("rpc_queue", b"1")
         conn.lose(ConnectionClosedByBroker(320, "CONNECTION_FORCED"))
         self.failureResultOf(d, RPCLost)
+        self.clock.advance(0)  # the broker's own work (confirm, queue dispatch)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_call_while_disconnected_waits(self):
@@ -102,14 +111,14 @@ class RPCClientTests(SynchronousTestCase):
         d = self.client.call("rpc_queue", b"1")
         conn, ch = self.connect()
         self.assertEqual(len(ch.published), 1)
-        reply(ch, ch.published[0][3].correlation_id, b"ok")
+        self.reply(0, ch.published[0][3].correlation_id, b"ok")
         self.assertEqual(self.successResultOf(d), b"ok")
 
     def test_unroutable(self):
         """A request nobody can receive fails fast with L{RPCUnroutable}."""
         conn, ch = self.connect()
-        d = self.client.call("nobody", b"1")
-        ch.return_message()
+        d = self.client.call("nobody", b"1")  # no such queue: returned
+        self.clock.advance(0)
         self.failureResultOf(d, RPCUnroutable)
 
     def test_exclusive_reply_queue_recreated(self):
@@ -117,7 +126,7 @@ class RPCClientTests(SynchronousTestCase):
         client = RPCClient(self.svc, direct_reply_to=False)
         names = []
         for _ in range(2):
-            conn = FakeConnection(self.svc).open()
+            conn = self.broker.connect(self.svc)
             names.append(client.reply_to)
             conn.lose(ConnectionClosedByBroker(320, "x"))
         self.assertNotEqual(names[0], names[1])
@@ -127,39 +136,44 @@ class RPCClientTests(SynchronousTestCase):
 class RPCServerTests(SynchronousTestCase):
     """Tests for L{RPCServer}."""
 
+    def start_server(self, handler):
+        """An L{RPCServer} on C{rpc_queue} of a broker that withholds confirms."""
+        broker = MemoryBroker(Clock())
+        broker.declare_queue("rpc_queue")
+        broker.hold_confirms()
+        svc = broker.connection()
+        RPCServer(svc, "rpc_queue", handler)
+        conn = broker.connect(svc)
+        [self.consumer_ch] = [c for c in conn.channels if c.consumer_tags]
+        [self.pub_ch] = [c for c in conn.channels if c is not self.consumer_ch and c.is_open]
+        return broker
+
     def test_answers_with_correlation_id_then_acks(self):
         """The reply goes to reply_to with the same correlation_id; the request is acked after its confirm."""
-        svc = fake_service(Clock())
-        RPCServer(svc, "rpc_queue", lambda d: int(d.body) * 2)
-        conn = FakeConnection(svc).open()
-        consumer_ch = [c for c in conn.channels if c.consumers][0]
-        pub_ch = [c for c in conn.channels if c is not consumer_ch and c.is_open][0]
-        tag = consumer_ch.deliver(
-            b"21",
-            properties=spec.BasicProperties(
-                reply_to="amq.rabbitmq.reply-to.abc", correlation_id="c-1"
-            ),
-        )
-        ((exchange, key, body, props, _),) = pub_ch.published
+        broker = self.start_server(lambda d: int(d.body) * 2)
+        broker.declare_queue("replies")
+        broker.publish("", "rpc_queue", b"21", reply_to="replies", correlation_id="c-1")
+        broker.flush()
+        [request] = self.consumer_ch.deliveries
+        ((exchange, key, body, props, _),) = self.pub_ch.published
         self.assertEqual(
             (exchange, key, body, props.correlation_id),
-            ("", "amq.rabbitmq.reply-to.abc", b"42", "c-1"),
+            ("", "replies", b"42", "c-1"),
         )
-        self.assertEqual(consumer_ch.acks, [])
-        pub_ch.ack()
-        self.assertEqual(consumer_ch.acks, [tag])
+        [answer] = broker.messages("replies")
+        self.assertEqual((answer.body, answer.properties.correlation_id), (b"42", "c-1"))
+        self.assertEqual(self.consumer_ch.acks, [])
+        broker.release_confirm()
+        self.assertEqual(self.consumer_ch.acks, [request.method.delivery_tag])
 
     def test_client_gone_drops_request(self):
         """If the reply is returned (client gone), the request is dropped (acked), not requeued."""
-        svc = fake_service(Clock())
         result = Deferred()
-        RPCServer(svc, "rpc_queue", lambda d: result)
-        conn = FakeConnection(svc).open()
-        consumer_ch = [c for c in conn.channels if c.consumers][0]
-        pub_ch = [c for c in conn.channels if c is not consumer_ch and c.is_open][0]
-        tag = consumer_ch.deliver(
-            b"1", properties=spec.BasicProperties(reply_to="gone", correlation_id="c")
-        )
-        result.callback(b"r")
-        pub_ch.return_message()
-        self.assertEqual(consumer_ch.acks, [tag])
+        broker = self.start_server(lambda d: result)
+        broker.publish("", "rpc_queue", b"1", reply_to="gone", correlation_id="c")
+        broker.flush()
+        [request] = self.consumer_ch.deliveries
+        result.callback(b"r")  # the reply to "gone" is unroutable: returned
+        broker.release_confirm()
+        self.assertEqual(self.consumer_ch.acks, [request.method.delivery_tag])
+        self.assertEqual(broker.message_count("rpc_queue"), 0)

@@ -1,12 +1,13 @@
+# -*- test-case-name: txmsg.test.test_amqp_topology -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Tests for L{txmsg.amqp.topology}.
+Tests for L{txmsg.amqp.topology}, on L{txmsg.testing.MemoryBroker}.
 """
 
 from twisted.internet.defer import succeed
+from twisted.internet.error import ConnectionLost
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.amqp._fakes import FakeConnection
 from txmsg.amqp.topology import (
     Binding,
     Exchange,
@@ -15,15 +16,17 @@ from txmsg.amqp.topology import (
     UnresolvedQueueName,
     queue_arguments,
 )
+from txmsg.testing import MemoryBroker
 
 
 class TopologyTests(SynchronousTestCase):
     """Tests for L{Topology} and the declarations."""
 
     def declare(self, topology):
-        conn = FakeConnection()
-        conn.is_open = True
+        self.broker = MemoryBroker()
+        conn = self.broker.connect(None)
         failures = self.successResultOf(topology.declare(lambda: conn.channel()))
+        self.broker.flush()
         return conn, failures
 
     def test_idempotent_add(self):
@@ -62,6 +65,8 @@ class TopologyTests(SynchronousTestCase):
             },
         )
         self.assertFalse(conn.channels[0].is_open)
+        self.assertEqual(self.broker.exchange_type("h"), "headers")
+        self.assertTrue(self.broker.has_queue("jobs"))
 
     def test_server_named_resolution(self):
         """Server-named queue names are resolved after declaration and forgotten on loss."""
@@ -86,6 +91,7 @@ class TopologyTests(SynchronousTestCase):
     def test_no_channel_errbacks(self):
         """declare fails when no channel can be opened at all."""
         t = Topology([Queue("q")])
-        conn = FakeConnection()
+        conn = MemoryBroker().connect(None)
+        conn.lose(ConnectionLost())
         d = t.declare(lambda: succeed(None).addCallback(lambda _: conn.channel()))
         self.failureResultOf(d)

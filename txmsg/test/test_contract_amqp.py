@@ -10,13 +10,16 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.test._contract_amqp import AMQPContract, WorkerContract
+from txmsg.test._contract_amqp import WorkerContract
+from txmsg.test._contract_amqp_broker import AMQPBrokerContract
 from txmsg.test._contract_base import MemoryRunner
 from txmsg.testing import MemoryBroker
 
 
-class MemoryAMQPContractTests(MemoryRunner, AMQPContract, WorkerContract, SynchronousTestCase):
-    """L{AMQPContract} and L{WorkerContract} on the in-memory broker."""
+class MemoryAMQPContractTests(
+    MemoryRunner, AMQPBrokerContract, WorkerContract, SynchronousTestCase
+):
+    """L{AMQPBrokerContract} (with L{AMQPContract}) and L{WorkerContract} on the in-memory broker."""
 
     def setUp(self) -> None:
         MemoryRunner.setUp(self)

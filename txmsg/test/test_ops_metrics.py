@@ -17,7 +17,6 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.amqp._fakes import FakeConnection, fake_service
 from txmsg.amqp.publisher import Publisher
 from txmsg.echo import EchoServerFactory
 from txmsg.events import EventRegistry
@@ -32,8 +31,7 @@ from txmsg.ops.metrics import (
 from txmsg.ops.service import worker_checks
 from txmsg.redis._delivery import Subscription
 from txmsg.test._events_fakes import ThreadingClock
-from txmsg.test.test_worker_service import task_properties
-from txmsg.testing import SyncThreadPool
+from txmsg.testing import MemoryBroker, SyncThreadPool
 from txmsg.worker._stats import DurationHistogram, WorkerStats
 from txmsg.worker.envelope import Task, encode_task
 from txmsg.worker.retry import ATTEMPT_HEADER, RetryPolicy
@@ -150,6 +148,9 @@ class EventsCollectorTests(SynchronousTestCase):
         self.assertIsNone(value("txmsg_events_dispatched_total", {"event": "c"}))
 
 
+URL = "amqp://guest:secret@broker.example:5672/%2F"
+
+
 class AMQPCollectorTests(SynchronousTestCase):
     """
     Connection state and publisher counters of an AMQP connection.
@@ -161,20 +162,23 @@ class AMQPCollectorTests(SynchronousTestCase):
         or failed (connection lost) as the broker settles them.
         """
         clock = Clock()
-        svc = fake_service(clock)
+        broker = MemoryBroker(clock)
+        broker.declare_queue("q")
+        broker.hold_confirms()
+        svc = broker.connection()
         publisher = Publisher(svc, timeout=None)
         value = _registry(AMQPCollector(svc)).get_sample_value
         self.assertEqual(value("txmsg_amqp_connected"), 0)
-        conn = FakeConnection(svc).open()
-        channel = conn.channels[-1]
+        conn = broker.connect(svc)
         self.assertEqual(
             (value("txmsg_amqp_connected"), value("txmsg_amqp_connections_total")),
             (1, 1),
         )
-        results = [publisher.publish("", "q", b"x") for _ in range(4)]
-        channel.ack(1)
-        channel.nack(2)
-        channel.return_message(3)
+        # the third goes to a queue that does not exist: it is returned
+        results = [publisher.publish("", key, b"x") for key in ("q", "q", "nowhere", "q")]
+        broker.release_confirm(1)
+        broker.release_confirm(2, nack=True)
+        broker.release_confirm(3)
         self.assertEqual(value("txmsg_amqp_publishes_unconfirmed"), 1)
         conn.lose(ConnectionLost())
         for d in results[1:]:
@@ -242,7 +246,8 @@ class WorkerCollectorTests(SynchronousTestCase):
         self.pool = SyncThreadPool(hold=True)
         self.clock = ThreadingClock(self.pool)
         self.events = EventRegistry(reactor=self.clock)
-        self.amqp = fake_service(self.clock, events=self.events)
+        self.broker = MemoryBroker(self.clock)
+        self.amqp = self.broker.connection(url=URL, events=self.events)
         self.amqp.setServiceParent(MultiService())
         tasks = TaskCatalog()
         tasks.add(lambda x, y: x + y, name="add")
@@ -268,16 +273,20 @@ class WorkerCollectorTests(SynchronousTestCase):
         return [c.name for c in self.checks() if not c.ok]
 
     def connect(self) -> None:
-        self.conn = FakeConnection(self.amqp).open()
-        [self.channel] = [c for c in self.conn.channels if c.consumers]
+        self.conn = self.broker.connect(self.amqp)
+        self.clock.advance(0)
+        [self.channel] = [c for c in self.conn.channels if c.consumer_tags]
 
     def deliver(self, body: bytes, **headers: Any) -> None:
-        self.channel.deliver(body, task_properties(headers=headers or None), routing_key="work")
-        self.clock.advance(0)
-        while any(c.unconfirmed() for c in self.conn.channels):
-            for channel in self.conn.channels:
-                while channel.unconfirmed():
-                    channel.ack()
+        self.broker.publish(
+            "",
+            "work",
+            body,
+            content_type="application/json",
+            delivery_mode=2,
+            headers=headers or None,
+        )
+        for _ in range(10):  # deliveries, replies, retries and their confirms
             self.clock.advance(0)
 
     def test_outcomes_by_queue_and_task(self) -> None:

@@ -10,7 +10,6 @@ failure injection.  See L{txmsg.testing}.
 from __future__ import annotations
 
 from collections.abc import Callable
-from fnmatch import fnmatchcase
 from typing import Any, cast
 
 from pika.exceptions import (
@@ -33,7 +32,8 @@ from txmsg.amqp.connection import AMQPConnection
 from txmsg.amqp.interfaces import IAMQPConnection
 from txmsg.amqp.properties import make_properties
 from txmsg.testing._amqp_channel import MemoryChannel
-from txmsg.testing._amqp_state import BrokerError, BrokerMessage, BrokerState
+from txmsg.testing._amqp_control import BrokerControls
+from txmsg.testing._amqp_state import BrokerError, BrokerMessage
 
 __all__ = ["MemoryAMQPConnection", "MemoryBroker"]
 
@@ -97,6 +97,7 @@ class MemoryAMQPProtocol(Protocol):
         self.ready: Deferred | None = Deferred()
         self.closed: Deferred | None = None
         self.channels: list[MemoryChannel] = []
+        self.close_calls = 0
         self._impl = _Impl()
         self._open = False
         self._lost = False
@@ -121,7 +122,7 @@ class MemoryAMQPProtocol(Protocol):
         self.clock.callLater(0, self._handshake)
 
     def _handshake(self) -> None:
-        if self._lost:
+        if self._lost or self.ready is None:
             return
         self._open = True
         self.closed = Deferred()
@@ -137,27 +138,52 @@ class MemoryAMQPProtocol(Protocol):
             raise ConnectionWrongStateError("Connection is closed.")
         ch = MemoryChannel(self, len(self.channels) + 1)
         self.channels.append(ch)
-        return succeed(ch)
+        return self.broker._reply(self, "Channel.Open", succeed(ch))
+
+    def open_channels(self) -> list[MemoryChannel]:
+        """The channels still open."""
+        return [c for c in self.channels if c.is_open]
 
     def _channel_closed(self, channel: MemoryChannel) -> None:
         pass
 
     def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> Any:
-        """Close from the client side; fires C{closed} when done."""
+        """
+        Close from the client side; fires C{closed} when done (counted in
+        C{close_calls}; withheld while the broker holds C{Connection.Close}).
+        """
+        self.close_calls += 1
         if not self._open:
             return None
-
         transport = cast(Any, self.transport)
         transport.reason = ConnectionClosedByClient(reply_code, reply_text)
-        transport.loseConnection()
+        if self.broker._holds("Connection.Close"):
+            self.broker._hold(self, "Connection.Close", transport.loseConnection, lambda _: None)
+        else:
+            transport.loseConnection()
         return self.closed
+
+    def lose(self, reason: BaseException) -> None:
+        """
+        Lose the connection at once with C{reason} (a network failure such
+        as C{ConnectionLost}, or the broker's C{ConnectionClosedByBroker}):
+        every channel closes with it, unacked deliveries are requeued and
+        the owner is told.  Use L{MemoryBroker.drop_connections} for the
+        broker's own forced close on the next turn.
+        """
+        if self._lost:
+            return
+        if self.transport is not None:
+            cast(Any, self.transport).disconnecting = True
+        self.connectionLost(Failure(reason))
 
     def connectionLost(self, reason: Any = None) -> None:
         was_open, self._open = self._open, False
         self._lost = True
-        exc = reason.value if isinstance(reason, Failure) else reason
+        exc: Any = reason.value if isinstance(reason, Failure) else reason
         if self in self.broker.connections:
             self.broker.connections.remove(self)
+        self.broker._fail_held(self, exc)
         for ch in self.channels:
             ch._close(exc)
         for name in [n for n, q in self.broker._queues.items() if q.owner is self]:
@@ -202,13 +228,22 @@ class MemoryAMQPConnection(AMQPConnection):
     @ivar broker: the L{MemoryBroker}.
     """
 
-    def __init__(self, broker: MemoryBroker, **kw: Any) -> None:
-
+    def __init__(
+        self,
+        broker: MemoryBroker,
+        url: str = "amqp://guest:guest@memory-broker:5672/%2F",
+        **kw: Any,
+    ) -> None:
+        """
+        @param url: the AMQP URL the connection reports (logs, events,
+            errors); it always connects to C{broker}.
+        @param kw: passed to L{AMQPConnection}.
+        """
         kw.setdefault("reactor", broker.clock)
         kw.setdefault(
             "retry_policy", backoffPolicy(initialDelay=0.5, maxDelay=10.0, jitter=lambda: 0.0)
         )
-        super().__init__("amqp://guest:guest@memory-broker:5672/%2F", **kw)
+        super().__init__(url, **kw)
         self.broker = broker
 
     def startService(self) -> None:
@@ -227,34 +262,7 @@ class MemoryAMQPConnection(AMQPConnection):
         self._client_service.startService()
 
 
-class _Rule:
-    def __init__(
-        self,
-        kind: str,
-        count: int | None,
-        routing_key: str,
-        exchange: str | None,
-        seconds: float = 0.0,
-    ) -> None:
-        self.kind = kind
-        self.count = count
-        self.routing_key = routing_key
-        self.exchange = exchange
-        self.seconds = seconds
-
-    def take(self, msg: BrokerMessage) -> bool:
-        if self.count is not None and self.count <= 0:
-            return False
-        if self.exchange is not None and msg.exchange != self.exchange:
-            return False
-        if not fnmatchcase(msg.routing_key, self.routing_key):
-            return False
-        if self.count is not None:
-            self.count -= 1
-        return True
-
-
-class MemoryBroker(BrokerState):
+class MemoryBroker(BrokerControls):
     """
     An in-memory RabbitMQ driven by a clock.
 
@@ -262,7 +270,10 @@ class MemoryBroker(BrokerState):
     L{txmsg.testing.memory_amqp}); inspect queues with L{messages},
     L{message_count}, L{unacked_count}, L{consumer_count}; inject failures
     with L{drop_connections}, L{refuse_connections}, L{nack_next},
-    L{return_next}, L{delay_next} and L{hold_confirms}.
+    L{return_next}, L{delay_next}, L{hold_confirms} / L{release_confirm},
+    L{hold_replies} and L{block_connections} (the control API of
+    L{txmsg.testing._amqp_control.BrokerControls}); attach a service that
+    is not started with L{connect}.
 
     Nothing happens until the clock runs: call C{clock.advance(0)} (or
     L{flush}) to let the broker deliver and confirm.
@@ -280,19 +291,30 @@ class MemoryBroker(BrokerState):
         if clock is None:
             clock = Clock()
         super().__init__(clock)
-        self.connections: list[MemoryAMQPProtocol] = []
         self.published: list[BrokerMessage] = []
         self.refusing = False
         self.confirm_delay = 0.0
         self.acked = 0
         self._ids = 0
-        self._rules: list[_Rule] = []
-        self._holding = False
-        self._held: list[tuple] = []
 
     def connection(self, **kw: Any) -> MemoryAMQPConnection:
         """A new (not started) L{AMQPConnection} to this broker."""
         return MemoryAMQPConnection(self, **kw)
+
+    def connect(self, owner: Any) -> MemoryAMQPProtocol:
+        """
+        Accept one connection for C{owner} at once, without its
+        C{ClientService}: for an L{AMQPConnection} that is not started, each
+        call is one connection attempt that succeeded.  The connection is
+        ready (C{owner} has been told) when this returns; lose it with
+        L{MemoryAMQPProtocol.lose}.
+        """
+        proto = MemoryAMQPProtocol(self, owner)
+        proto.connected = True
+        proto.transport = cast(Any, _Transport(self, proto))
+        self.connections.append(proto)
+        proto._handshake()
+        return proto
 
     def flush(self) -> None:
         """Run everything due now (deliveries, confirms, acks)."""
@@ -381,63 +403,7 @@ class MemoryBroker(BrokerState):
         """Make new connection attempts fail (C{ConnectionRefusedError}) or succeed."""
         self.refusing = refuse
 
-    def nack_next(
-        self, count: int | None = 1, routing_key: str = "*", exchange: str | None = None
-    ) -> None:
-        """
-        Nack the next C{count} matching confirmed publishes (not routed):
-        they fail with L{txmsg.amqp.PublishNacked}.
-
-        @param routing_key: a glob on the routing key.
-        @param count: L{None} for every one from now on.
-        """
-        self._rules.append(_Rule("nack", count, routing_key, exchange))
-
-    def return_next(
-        self, count: int | None = 1, routing_key: str = "*", exchange: str | None = None
-    ) -> None:
-        """
-        Treat the next C{count} matching publishes as unroutable: a mandatory
-        one fails with L{txmsg.amqp.PublishReturned}.
-        """
-        self._rules.append(_Rule("return", count, routing_key, exchange))
-
-    def delay_next(
-        self,
-        seconds: float,
-        count: int | None = 1,
-        routing_key: str = "*",
-        exchange: str | None = None,
-    ) -> None:
-        """
-        Deliver the next C{count} matching publishes C{seconds} late (they are
-        routed and confirmed at once): e.g. delay an RPC reply (routing key
-        C{"amq.rabbitmq.reply-to.*"}) to test a caller's timeout.
-        """
-        self._rules.append(_Rule("delay", count, routing_key, exchange, seconds))
-
-    def hold_confirms(self) -> None:
-        """Route publishes but withhold their confirms until L{release_confirms}."""
-        self._holding = True
-
-    def release_confirms(self) -> None:
-        """Send the withheld confirms."""
-        self._holding = False
-        held, self._held = self._held, []
-        for channel, seq, outcome in held:
-            channel._confirm(seq, outcome)
-
-    def clear_failures(self) -> None:
-        """Forget every pending injected publish failure."""
-        self._rules = []
-
     # -- publishing (called by MemoryChannel) ------------------------------------
-
-    def _rule(self, msg: BrokerMessage) -> _Rule | None:
-        for rule in self._rules:
-            if rule.take(msg):
-                return rule
-        return None
 
     def _accept(
         self, channel: MemoryChannel, seq: int, msg: BrokerMessage, mandatory: bool
@@ -450,7 +416,7 @@ class MemoryBroker(BrokerState):
         seq: int,
         msg: BrokerMessage,
         mandatory: bool,
-        rule: _Rule | None,
+        rule: Any,
     ) -> None:
         if channel.is_closed:
             return
@@ -470,9 +436,5 @@ class MemoryBroker(BrokerState):
             else:
                 self.enqueue(names, msg)
             outcome = channel._returned(msg) if (mandatory and not names) else "ack"
-        if not seq:
-            return
-        if self._holding:
-            self._held.append((channel, seq, outcome))
-        else:
-            self.clock.callLater(self.confirm_delay, channel._confirm, seq, outcome)
+        if seq:
+            self._send_confirm(channel, seq, outcome, self.confirm_delay)

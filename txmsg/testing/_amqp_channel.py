@@ -28,49 +28,23 @@ from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
 from txmsg.amqp.interfaces import IChannel
-from txmsg.testing._amqp_queue import ClosableDeferredQueue, ReceivedMessage
+from txmsg.testing._amqp_control import ChannelRecord, recorded
+from txmsg.testing._amqp_queue import ReceivedMessage, _Consumer, _Frame
 from txmsg.testing._amqp_state import DIRECT_REPLY_TO, BrokerError, BrokerMessage
 
 __all__ = ["MemoryChannel"]
 
 
-class _Frame:
-    def __init__(self, method: Any) -> None:
-        self.method = method
-
-
-class _Consumer:
-    """One C{basic_consume} on a channel."""
-
-    def __init__(
-        self, channel: MemoryChannel, queue: str, tag: str, auto_ack: bool, prefetch: int
-    ) -> None:
-        self.channel = channel
-        self.queue = queue
-        self.tag = tag
-        self.auto_ack = auto_ack
-        self.prefetch = prefetch
-        self.unacked = 0
-        self.buffer = ClosableDeferredQueue()
-
-    def has_capacity(self) -> bool:
-        return self.auto_ack or not self.prefetch or self.unacked < self.prefetch
-
-    def deliver(self, msg: BrokerMessage) -> None:
-        self.channel._deliver(self, msg)
-
-    def deliver_direct(self, msg: BrokerMessage) -> None:
-        self.channel._deliver(self, msg)
-
-    def cancelled_by_broker(self) -> None:
-        self.channel._drop_consumer(self, broker=True)
-
-
 @implementer(IChannel)
-class MemoryChannel:
-    """A C{TwistedChannel} on a L{txmsg.testing.MemoryBroker} connection."""
+class MemoryChannel(ChannelRecord):
+    """
+    A C{TwistedChannel} on a L{txmsg.testing.MemoryBroker} connection; what
+    its client sent is in C{calls}, C{published}, C{acks}, C{nacks} and
+    C{deliveries} (see L{ChannelRecord}).
+    """
 
     def __init__(self, connection: Any, number: int) -> None:
+        super().__init__()
         self._conn = connection
         self._broker = connection.broker
         self.channel_number = number
@@ -120,6 +94,7 @@ class MemoryChannel:
 
     # -- declarations ----------------------------------------------------------
 
+    @recorded
     def exchange_declare(
         self,
         exchange: str,
@@ -139,10 +114,12 @@ class MemoryChannel:
             )
         )
 
+    @recorded
     def exchange_delete(self, exchange: str | None = None, if_unused: bool = False) -> Deferred:
         """Delete an exchange."""
         return self._run(lambda: _Frame(self._broker.delete_exchange(exchange or "")))
 
+    @recorded
     def queue_declare(
         self,
         queue: str,
@@ -162,6 +139,7 @@ class MemoryChannel:
 
         return self._run(declare)
 
+    @recorded
     def queue_bind(
         self,
         queue: str,
@@ -182,6 +160,7 @@ class MemoryChannel:
             )
         )
 
+    @recorded
     def queue_unbind(
         self,
         queue: str,
@@ -201,11 +180,13 @@ class MemoryChannel:
             )
         )
 
+    @recorded
     def queue_delete(self, queue: str, if_unused: bool = False, if_empty: bool = False) -> Deferred:
         """Delete a queue."""
 
         return self._run(lambda: _Frame(spec.Queue.DeleteOk(self._broker.delete_queue(queue))))
 
+    @recorded
     def queue_purge(self, queue: str) -> Deferred:
         """Drop a queue's ready messages."""
 
@@ -217,6 +198,7 @@ class MemoryChannel:
 
         return self._run(purge)
 
+    @recorded
     def basic_qos(
         self, prefetch_size: int = 0, prefetch_count: int = 0, global_qos: bool = False
     ) -> Deferred:
@@ -228,6 +210,7 @@ class MemoryChannel:
 
         return self._run(qos)
 
+    @recorded
     def confirm_delivery(self) -> Deferred:
         """Turn publisher confirms on."""
 
@@ -239,6 +222,7 @@ class MemoryChannel:
 
     # -- consuming -------------------------------------------------------------
 
+    @recorded
     def basic_consume(
         self,
         queue: str,
@@ -279,6 +263,7 @@ class MemoryChannel:
 
         return self._run(consume)
 
+    @recorded
     def basic_cancel(self, consumer_tag: str = "") -> Deferred:
         """Cancel a consumer (its buffer is dropped; unacked stay unacked)."""
         c = self._consumers.get(consumer_tag)
@@ -313,7 +298,9 @@ class MemoryChannel:
         method = spec.Basic.Deliver(
             c.tag, self._tag, msg.redelivered, msg.exchange, msg.routing_key
         )
-        c.buffer.put(ReceivedMessage(self, method, msg.properties, msg.body))
+        delivery = ReceivedMessage(self, method, msg.properties, msg.body)
+        self.deliveries.append(delivery)
+        c.buffer.put(delivery)
 
     def _check_open(self) -> None:
         if self._closed is not None or self._closing:
@@ -339,11 +326,13 @@ class MemoryChannel:
             self._broker.kick(c.queue)
         return out
 
+    @recorded
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
         """Ack (raises C{ChannelWrongStateError} on a closed channel, like pika)."""
         self._check_open()
         self._conn.broker.acked += len(self._settle(delivery_tag, multiple))
 
+    @recorded
     def basic_nack(
         self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True
     ) -> None:
@@ -357,6 +346,7 @@ class MemoryChannel:
             else:
                 self._broker.dead_letter(q, msg, "rejected")
 
+    @recorded
     def basic_get(self, queue: str, auto_ack: bool = False) -> Deferred:
         """
         Take the head message of C{queue}: fires with it (as pika's
@@ -383,12 +373,14 @@ class MemoryChannel:
 
         return self._run(get)
 
+    @recorded
     def basic_reject(self, delivery_tag: int, requeue: bool = True) -> None:
         """Reject one delivery."""
         self.basic_nack(delivery_tag, False, requeue)
 
     # -- publishing --------------------------------------------------------------
 
+    @recorded
     def basic_publish(
         self,
         exchange: str,
@@ -426,13 +418,16 @@ class MemoryChannel:
         self._conn.broker._accept(self, seq, msg, mandatory)
         return d if d is not None else succeed(None)
 
-    def _confirm(self, seq: int, outcome: str) -> None:
-
+    def _confirm(self, seq: int, outcome: Any, multiple_upto: int | None = None) -> None:
+        """Settle publish C{seq}: C{"ack"}, C{"nack"} or the returned message."""
         d = self._unconfirmed.pop(seq, None)
         if d is None:
             return
         if outcome == "ack":
-            d.callback(spec.Basic.Ack(delivery_tag=seq, multiple=False))
+            if multiple_upto is not None:
+                d.callback(spec.Basic.Ack(delivery_tag=multiple_upto, multiple=True))
+            else:
+                d.callback(spec.Basic.Ack(delivery_tag=seq, multiple=False))
         elif outcome == "nack":
             d.errback(NackError([]))
         else:
@@ -448,12 +443,17 @@ class MemoryChannel:
 
     # -- closing -----------------------------------------------------------------
 
+    @recorded
     def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> None:
         """Close by the client (completes on the next turn)."""
 
         self._check_open()
         self._closing = True
-        self._conn.clock.callLater(0, self._close, ChannelClosedByClient(reply_code, reply_text))
+        reason = ChannelClosedByClient(reply_code, reply_text)
+        if self._broker._holds("Channel.Close"):
+            self._broker._hold(self, "Channel.Close", lambda: self._close(reason), lambda _: None)
+        else:
+            self._conn.clock.callLater(0, self._close, reason)
 
     def _broker_close(self, error: BrokerError, calls: list) -> None:
 
@@ -469,6 +469,7 @@ class MemoryChannel:
             return
         self._closed = reason
         self._closing = False
+        self._broker._fail_held(self, reason)
         for c in list(self._consumers.values()):
             self._detach_consumer(c, auto_delete=True)
             c.buffer.close(reason)

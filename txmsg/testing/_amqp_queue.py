@@ -2,7 +2,8 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 pika's consumer queue and message tuple, declared again for the memory
-broker: importing pika's Twisted adapter would install the global reactor.
+broker (importing pika's Twisted adapter would install the global reactor),
+and the memory channel's consumers and reply frames.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredQueue, fail
 
+from txmsg.testing._amqp_state import BrokerMessage
+
 __all__ = ["ClosableDeferredQueue", "ReceivedMessage"]
+
 
 #: pika's C{ReceivedMessage} (importing pika's Twisted adapter would install
 #: the global reactor, so it is declared again here, field for field).
@@ -47,3 +51,35 @@ class ClosableDeferredQueue(DeferredQueue):
         while self.waiting:
             self.waiting.pop().errback(reason)
         self.pending = []
+
+
+class _Frame:
+    """A reply frame: pika fires a channel method's Deferred with one."""
+
+    def __init__(self, method: Any) -> None:
+        self.method = method
+
+
+class _Consumer:
+    """One C{basic_consume} on a channel."""
+
+    def __init__(self, channel: Any, queue: str, tag: str, auto_ack: bool, prefetch: int) -> None:
+        self.channel = channel
+        self.queue = queue
+        self.tag = tag
+        self.auto_ack = auto_ack
+        self.prefetch = prefetch
+        self.unacked = 0
+        self.buffer = ClosableDeferredQueue()
+
+    def has_capacity(self) -> bool:
+        return self.auto_ack or not self.prefetch or self.unacked < self.prefetch
+
+    def deliver(self, msg: BrokerMessage) -> None:
+        self.channel._deliver(self, msg)
+
+    def deliver_direct(self, msg: BrokerMessage) -> None:
+        self.channel._deliver(self, msg)
+
+    def cancelled_by_broker(self) -> None:
+        self.channel._drop_consumer(self, broker=True)
