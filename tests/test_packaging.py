@@ -115,7 +115,8 @@ class WheelTests(SynchronousTestCase):
         [wheel] = [f for f in os.listdir(out) if f.endswith(".whl")]
         names = set(zipfile.ZipFile(os.path.join(out, wheel)).namelist())
         self.assertIn("twisted/plugins/txmsg_plugins.py", names)
-        self.assertIn("txmsg/echo.py", names)
+        self.assertIn("txmsg/echo/__init__.py", names)
+        self.assertIn("txmsg/echo/_server.py", names)
         self.assertIn("txmsg/py.typed", names)
         for forbidden in ["twisted/__init__.py", "twisted/plugins/__init__.py"]:
             self.assertNotIn(forbidden, names)

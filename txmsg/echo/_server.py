@@ -1,10 +1,10 @@
 # -*- test-case-name: txmsg.test.test_echo -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Echo server and client.
+The echo server: L{EchoServerFactory} and its L{EchoServerProtocol}.
 
-The server side is L{EchoServerFactory}: byte-exact echo, compatible with
-L{twisted.protocols.wire.Echo}, plus what a real service needs:
+Byte-exact echo, compatible with L{twisted.protocols.wire.Echo}, plus what a
+real service needs:
 
   - a cap on concurrent connections (extra connections are closed at once,
     with a log line and an C{echo.rejected} event);
@@ -14,34 +14,28 @@ L{twisted.protocols.wire.Echo}, plus what a real service needs:
     streaming producer), so a peer that sends without reading cannot grow the
     server's memory beyond the transport's buffer;
   - connection events (C{echo.connected}, C{echo.lost}, C{echo.rejected},
-    C{echo.idle_timeout}, optionally C{echo.data}) sent to an event sink, and
-    running counters in L{EchoServerFactory.stats}.
+    C{echo.idle_timeout}, optionally C{echo.data}) sent to an
+    L{txmsg.events.IEventSink}, and running counters in
+    L{EchoServerFactory.stats}.
 
-The client side is L{EchoClientProtocol} (pipelined C{echo(payload)} calls on one
-connection), L{connect_echo} and the one-shot L{echo}.
+Public names are re-exported by L{txmsg.echo}.
 """
 
 from __future__ import annotations
 
-import builtins
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
-from typing import Protocol as _TypingProtocol
 
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.error import ConnectingCancelledError
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IAddress,
     IConsumer,
     IDelayedCall,
     IPushProducer,
     IReactorTime,
-    IStreamClientEndpoint,
     ITCPTransport,
-    IUDPTransport,
 )
-from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, connectionDone
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -49,34 +43,9 @@ from zope.interface import implementer
 from txmsg._lograte import should_log
 from txmsg._reactor import maybe_global_reactor
 from txmsg._sink import send_event
+from txmsg.events import IEventSink
 
-__all__ = [
-    "EchoClientFactory",
-    "EchoClientProtocol",
-    "EchoConnectFailed",
-    "EchoConnectionLost",
-    "EchoDatagramProtocol",
-    "EchoError",
-    "EchoServerFactory",
-    "EchoServerProtocol",
-    "EchoStats",
-    "EchoTimeout",
-    "connect_echo",
-    "echo",
-]
-
-
-class _EventSink(_TypingProtocol):
-    """
-    What the echo factory needs of an event sink: L{txmsg.events.EventRegistry}
-    provides it.
-    """
-
-    def dispatch(self, name: str, payload: Any = None, *, source: str | None = None) -> Any: ...
-
-
-def _resolve_clock(clock: IReactorTime | None) -> IReactorTime:
-    return maybe_global_reactor(clock)
+__all__ = ["EchoServerFactory", "EchoServerProtocol", "EchoStats"]
 
 
 def _peer(transport: Any) -> str:
@@ -89,9 +58,6 @@ def _peer(transport: Any) -> str:
         return "{}:{}".format(host, getattr(peer, "port", ""))
     name = getattr(peer, "name", None)
     return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name or peer)
-
-
-# --------------------------------------------------------------------------- server
 
 
 @dataclass
@@ -271,7 +237,7 @@ class EchoServerFactory(_EchoServerFactoryBase):
         *,
         max_connections: int = 0,
         idle_timeout: float = 0,
-        events: _EventSink | None = None,
+        events: IEventSink | None = None,
         emit_data: bool = False,
         clock: IReactorTime | None = None,
     ) -> None:
@@ -281,8 +247,8 @@ class EchoServerFactory(_EchoServerFactoryBase):
         @param idle_timeout: close a connection that received nothing for
             this many seconds; C{0} means never.
         @param events: where to send C{echo.*} events (an
-            L{txmsg.events.EventRegistry} or anything with the same
-            C{dispatch(name, payload, source=...)}); L{None} for none.
+            L{txmsg.events.IEventSink} such as L{txmsg.events.EventRegistry});
+            L{None} for none.
         @param emit_data: also send an C{echo.data} event for every chunk
             received (off by default: it costs a dispatch per read).
         @param clock: the reactor (or a L{Clock}) for timers; the global
@@ -296,7 +262,7 @@ class EchoServerFactory(_EchoServerFactoryBase):
         self.idle_timeout = idle_timeout
         self.events = events
         self.emit_data = emit_data and events is not None
-        self.clock = _resolve_clock(clock)
+        self.clock = maybe_global_reactor(clock)
         self.stats = EchoStats()
         self.connections: set[EchoServerProtocol] = set()
         self._closed_in = 0
@@ -403,261 +369,3 @@ class EchoServerFactory(_EchoServerFactoryBase):
 
     def _emit(self, name: str, payload: dict[str, Any]) -> None:
         send_event(self.events, name, payload, "echo", self.log)
-
-
-class EchoDatagramProtocol(DatagramProtocol):
-    """
-    Echo every UDP datagram back to its sender.
-
-    @ivar datagrams: datagrams echoed.
-    @ivar bytes: bytes echoed.
-    """
-
-    datagrams = 0
-    bytes = 0
-
-    transport: IUDPTransport
-
-    def datagramReceived(self, datagram: builtins.bytes, addr: Any) -> None:
-        """
-        Send C{datagram} back to C{addr}.
-        """
-        self.datagrams += 1
-        self.bytes += len(datagram)
-        self.transport.write(datagram, addr)
-
-
-# --------------------------------------------------------------------------- client
-
-
-class EchoError(Exception):
-    """
-    Base class of the echo client's errors.
-    """
-
-
-class EchoConnectFailed(EchoError):
-    """
-    The connection to the echo server could not be made.
-    """
-
-
-class EchoConnectionLost(EchoError):
-    """
-    The connection closed before the whole payload came back.
-    """
-
-
-class EchoTimeout(EchoError):
-    """
-    The connection or the echo took longer than its timeout.
-    """
-
-
-class _Request:
-    __slots__ = ("size", "deferred", "timer")
-
-    def __init__(self, size: int, deferred: Deferred[bytes]) -> None:
-        self.size = size
-        self.deferred = deferred
-        self.timer: IDelayedCall | None = None
-
-
-class EchoClientProtocol(Protocol):
-    """
-    Send payloads to an echo server and get each one back.
-
-    Calls to L{echo} may be pipelined: each returned L{Deferred} fires, in
-    order, once as many bytes as its payload came back (in however many
-    chunks).  A timeout or cancellation of one call closes the connection,
-    since the replies that follow could no longer be told apart; every other
-    pending call then fails with L{EchoConnectionLost}.
-    """
-
-    transport: ITCPTransport
-    log = Logger()
-
-    def __init__(self, clock: IReactorTime | None = None) -> None:
-        """
-        @param clock: the reactor (or a L{Clock}) for timeouts.
-        """
-        self._clock = clock
-        self._pending: deque[_Request] = deque()
-        self._buffer = bytearray()
-        self._lost: Failure | None = None
-        self.bytes_sent = 0
-        self.bytes_received = 0
-
-    def echo(self, payload: bytes, timeout: float | None = None) -> Deferred[bytes]:
-        """
-        Send C{payload} and wait for it to come back.
-
-        @param payload: the bytes to send.
-        @param timeout: seconds to wait for the whole echo, or L{None}.
-        @return: a L{Deferred} firing with the echoed bytes, or failing with
-            L{EchoTimeout}, L{EchoConnectionLost} or L{CancelledError}.
-        """
-        if not isinstance(payload, bytes):
-            raise TypeError("payload must be bytes, not {}".format(type(payload).__name__))
-        if self._lost is not None:
-            return fail(
-                EchoConnectionLost("connection already closed: " + self._lost.getErrorMessage())
-            )
-        request = _Request(len(payload), Deferred(lambda d: self._abandon(request, None)))
-        if not payload:
-            request.deferred.callback(b"")
-            return request.deferred
-        self._pending.append(request)
-        if timeout is not None:
-            request.timer = _resolve_clock(self._clock).callLater(
-                timeout, self._abandon, request, timeout
-            )
-        self.transport.write(payload)
-        self.bytes_sent += len(payload)
-        return request.deferred
-
-    def dataReceived(self, data: bytes) -> None:
-        """
-        Collect echoed bytes and fire every request that is complete.
-        """
-        self.bytes_received += len(data)
-        buffer = self._buffer
-        buffer += data
-        pending = self._pending
-        while pending and len(buffer) >= pending[0].size:
-            request = pending.popleft()
-            chunk = bytes(buffer[: request.size])
-            del buffer[: request.size]
-            if request.timer is not None and request.timer.active():
-                request.timer.cancel()
-            request.deferred.callback(chunk)
-        if buffer and not pending:
-            self.log.warn("Discarding {n} unexpected bytes from the echo server", n=len(buffer))
-            buffer.clear()
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """
-        Fail every pending request with L{EchoConnectionLost}.
-        """
-        self._lost = reason
-        pending, self._pending = self._pending, deque()
-        got = len(self._buffer)
-        for request in pending:
-            if request.timer is not None and request.timer.active():
-                request.timer.cancel()
-            request.deferred.errback(
-                EchoConnectionLost(
-                    "connection closed after {} of {} bytes came back: {}".format(
-                        got, request.size, reason.getErrorMessage()
-                    )
-                )
-            )
-            got = 0
-
-    def _abandon(self, request: _Request, timeout: float | None) -> None:
-        if request not in self._pending:
-            return
-        self._pending.remove(request)
-        if request.timer is not None and request.timer.active():
-            request.timer.cancel()
-        if timeout is not None:
-            request.deferred.errback(EchoTimeout("no complete echo within {}s".format(timeout)))
-        elif not request.deferred.called:
-            request.deferred.errback(CancelledError())
-        self.transport.abortConnection()
-
-
-class EchoClientFactory(Factory):
-    """
-    Build L{EchoClientProtocol}s sharing one clock.
-    """
-
-    protocol = EchoClientProtocol
-
-    def __init__(self, clock: IReactorTime | None = None) -> None:
-        """
-        @param clock: the reactor (or a L{Clock}) for timeouts.
-        """
-        self.clock = clock
-
-    def buildProtocol(self, addr: IAddress | None) -> EchoClientProtocol:
-        """
-        Build one client protocol.
-        """
-        proto = EchoClientProtocol(self.clock)
-        proto.factory = self
-        return proto
-
-
-def _endpoint(endpoint: IStreamClientEndpoint | str, reactor: Any) -> IStreamClientEndpoint:
-    if isinstance(endpoint, str):
-        from twisted.internet.endpoints import clientFromString
-
-        return clientFromString(reactor, endpoint)
-    return endpoint
-
-
-def connect_echo(
-    endpoint: IStreamClientEndpoint | str,
-    *,
-    timeout: float | None = 30.0,
-    reactor: Any = None,
-) -> Deferred[EchoClientProtocol]:
-    """
-    Connect to an echo server.
-
-    @param endpoint: an endpoint, or a client endpoint string such as
-        C{"tcp:host=127.0.0.1:port=8007"} or C{"unix:path=/run/echo.sock"}.
-    @param timeout: seconds to wait for the connection, or L{None}.
-    @param reactor: the reactor; the global one by default.
-    @return: a L{Deferred} firing with a connected L{EchoClientProtocol}, or
-        failing with L{EchoConnectFailed} or L{EchoTimeout}.
-    """
-    reactor = _resolve_clock(reactor)
-    ep = _endpoint(endpoint, reactor)
-    d = ep.connect(EchoClientFactory(reactor))
-    described = endpoint if isinstance(endpoint, str) else repr(endpoint)
-
-    def timed_out(result: Any, seconds: float) -> Any:
-        raise EchoTimeout("could not connect to {} within {}s".format(described, seconds))
-
-    if timeout is not None:
-        d.addTimeout(timeout, reactor, onTimeoutCancel=timed_out)
-
-    def failed(f: Failure) -> Failure:
-        if f.check(EchoTimeout, CancelledError):
-            return f
-        if f.check(ConnectingCancelledError):
-            raise CancelledError()
-        raise EchoConnectFailed(
-            "could not connect to {}: {}".format(described, f.getErrorMessage())
-        )
-
-    return cast("Deferred[EchoClientProtocol]", d.addErrback(failed))
-
-
-def echo(
-    endpoint: IStreamClientEndpoint | str,
-    payload: bytes,
-    *,
-    timeout: float | None = 10.0,
-    reactor: Any = None,
-) -> Deferred[bytes]:
-    """
-    Connect, echo one payload, disconnect.
-
-    @param endpoint: as for L{connect_echo}.
-    @param payload: the bytes to send.
-    @param timeout: seconds for the connection and again for the echo.
-    @param reactor: the reactor; the global one by default.
-    @return: a L{Deferred} firing with the echoed bytes.
-    """
-
-    def connected(proto: EchoClientProtocol) -> Deferred[bytes]:
-        def done(result: Any) -> Any:
-            proto.transport.loseConnection()
-            return result
-
-        return proto.echo(payload, timeout).addBoth(done)
-
-    return connect_echo(endpoint, timeout=timeout, reactor=reactor).addCallback(connected)

@@ -20,6 +20,7 @@ from twisted.protocols.wire import Echo
 from twisted.python.failure import Failure
 from twisted.test.iosim import connectedServerAndClient
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from txmsg.echo import (
@@ -33,6 +34,7 @@ from txmsg.echo import (
     connect_echo,
     echo,
 )
+from txmsg.events import IEventSink
 from txmsg.testing import RecordingEvents
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
@@ -280,6 +282,7 @@ class EchoServerProtocolTests(SynchronousTestCase):
         An event sink that raises is logged; the echo goes on.
         """
 
+        @implementer(IEventSink)
         class Broken:
             def dispatch(self, *a: Any, **kw: Any) -> None:
                 raise RuntimeError("sink down")
@@ -549,3 +552,37 @@ class ConnectEchoTests(SynchronousTestCase):
         d = connect_echo("tcp:host=127.0.0.1:port=8007", reactor=reactor, timeout=5)
         reactor.advance(5)
         self.failureResultOf(d, EchoTimeout)
+
+
+class EchoPackageTests(SynchronousTestCase):
+    """
+    Tests for the public surface of the L{txmsg.echo} package.
+    """
+
+    def test_public_names(self) -> None:
+        """
+        L{txmsg.echo} exports the server, UDP and client names, each one the
+        object its private module defines.
+        """
+        import txmsg.echo
+        from txmsg.echo import _client, _server, _udp
+
+        public = [
+            "EchoClientFactory",
+            "EchoClientProtocol",
+            "EchoConnectFailed",
+            "EchoConnectionLost",
+            "EchoDatagramProtocol",
+            "EchoError",
+            "EchoServerFactory",
+            "EchoServerProtocol",
+            "EchoStats",
+            "EchoTimeout",
+            "connect_echo",
+            "echo",
+        ]
+        self.assertEqual(sorted(txmsg.echo.__all__), public)
+        self.assertEqual(sorted(_server.__all__ + _udp.__all__ + _client.__all__), public)
+        for module in (_server, _udp, _client):
+            for name in module.__all__:
+                self.assertIs(getattr(txmsg.echo, name), getattr(module, name))
