@@ -15,11 +15,11 @@ from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublish
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.amqp._fakes import FakeConnection, fake_service
 from txmsg.events import EventRegistry
 from txmsg.ordered import OrderedMultiService
 from txmsg.redis.connection import RedisNotRunning
 from txmsg.test._events_fakes import FakeThreadPool, ThreadingClock
+from txmsg.testing import MemoryBroker
 from txmsg.worker._lifecycle import one_line
 from txmsg.worker.service import WorkerService
 from txmsg.worker.tasks import TaskCatalog
@@ -89,8 +89,10 @@ class _WorkerFixture(SynchronousTestCase):
         self.pool = FakeThreadPool()
         self.clock = ThreadingClock(self.pool)
         self.events = EventRegistry(reactor=self.clock)
-        self.amqp = fake_service(self.clock, events=self.events)
-        self.amqp.setServiceParent(MultiService())  # never started: driven by the fakes
+        self.broker = MemoryBroker(self.clock)
+        self.amqp = self.broker.connection(events=self.events)
+        # never started: connected by hand with broker.connect
+        self.amqp.setServiceParent(MultiService())
         self.calls: list[str] = []
         self.messages: list[str] = []
         observer = cast(ILogObserver, self.observe)
@@ -124,7 +126,8 @@ class SharedRedisDrainTests(_WorkerFixture):
         worker.setServiceParent(top)
         Child(self.calls).setServiceParent(worker)
         top.startService()
-        FakeConnection(self.amqp).open()
+        self.broker.connect(self.amqp)
+        self.broker.flush()
         self.assertIn("txmsg:worker:w1", redis.keys)  # the first heartbeat
         return redis, worker
 
@@ -136,7 +139,9 @@ class SharedRedisDrainTests(_WorkerFixture):
         top = OrderedMultiService()
         redis, worker = self.build(top)
         top.uses(worker, redis)
-        self.successResultOf(top.stopService())
+        d = top.stopService()
+        self.broker.flush()  # the broker answers on the next reactor turn
+        self.successResultOf(d)
         self.assertEqual(self.calls, ["unregistered", "child stopped", "redis stopped"])
         self.assertEqual(redis.keys, {})
         self.assertIn("Worker w1 drained", self.messages)
@@ -152,7 +157,9 @@ class SharedRedisDrainTests(_WorkerFixture):
         top = MultiService()
         redis, worker = self.build(top)
         redis.stopService()  # as MultiService may do before the worker's drain ends
-        self.successResultOf(worker.stopService())
+        d = worker.stopService()
+        self.broker.flush()
+        self.successResultOf(d)
         self.assertIn("child stopped", self.calls)
         self.assertEqual(worker.state, "stopped")
         self.assertIn(
@@ -231,7 +238,8 @@ class StartUpTests(_WorkerFixture):
                 "Worker w1 connecting: will consume work (prefetch 1, 4 threads, tasks: noop)",
             ],
         )
-        FakeConnection(self.amqp).open()
+        self.broker.connect(self.amqp)
+        self.broker.flush()
         self.assertEqual(self.messages[-1], "Worker w1 consuming work")
 
     def test_block_at_start_up_is_measured(self) -> None:
