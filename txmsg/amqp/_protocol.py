@@ -44,8 +44,8 @@ def reason_preserving_protocol() -> type:
       - reports the close reason pika recorded (C{ConnectionClosedByBroker(320,
         ...)}, C{ConnectionClosedByClient(200, ...)}, C{ConnectionBlockedTimeout})
         instead of Twisted's C{ConnectionDone} (LIBS.md section 1.2);
-      - tells its C{owner} (an L{AMQPConnection}) when it is ready and when it
-        is lost.
+      - tells its C{owner} (an L{AMQPConnection}) when it is ready, when it
+        is lost, and why an attempt failed before it was ready.
     """
     global _protocol_class
     if _protocol_class is None:
@@ -75,6 +75,8 @@ def reason_preserving_protocol() -> type:
                 super().connectionLost(reason)
                 if self.owner is not None and was_open:
                     self.owner._protocol_lost(self, reason)
+                elif self.owner is not None and reason is not None:
+                    self.owner._attempt_failed(reason)
 
         _protocol_class = ReasonPreservingConnection
     return _protocol_class

@@ -26,6 +26,7 @@ from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg._tls import AMQP_HINTS, describe_tls_failure
 from txmsg.amqp._protocol import _Factory, describe_reason, reason_preserving_protocol
 from txmsg.amqp.topology import Declaration, Topology
 from txmsg.amqp.url import AMQPAddress, parse_amqp_url
@@ -116,6 +117,7 @@ class AMQPConnection(Service):
         self._participants: list[Any] = []
         self._publisher: Any = None
         self._lost_waiters: list[Deferred] = []
+        self._failure: str | None = None
 
     # -- state --------------------------------------------------------------
 
@@ -309,6 +311,7 @@ class AMQPConnection(Service):
             conn.close()
             return
         self._connection = conn
+        self._failure = None
         self._generation += 1
         generation = self._generation
         self._watch_blocked(conn)
@@ -322,6 +325,24 @@ class AMQPConnection(Service):
         d = self.topology.declare(self.open_channel)
         d.addCallback(self._topology_declared, conn, generation)
         d.addErrback(self._setup_failed, conn)
+
+    def _attempt_failed(self, reason: Failure) -> None:
+        """
+        A connection attempt was lost before it was ready.  When the cause is
+        one the user must fix (a TLS verification failure, a missing client
+        certificate), log it once (again only when it changes) and fail the
+        pending L{when_ready} calls with it now rather than at their
+        timeout; the service keeps retrying with backoff.
+        """
+        message = describe_tls_failure(reason, self.address.redacted, AMQP_HINTS)
+        if message is None or self._stopping:
+            return
+        if message != self._failure:
+            self.log.error("AMQP connection failed: {reason}", reason=message)
+        self._failure = message
+        waiters, self._waiters = self._waiters, []
+        for w in waiters:
+            w.errback(NotConnectedError(message))
 
     def _topology_declared(self, failures: list, conn: Any, generation: int) -> None:
         if conn is not self._connection or generation != self._generation:

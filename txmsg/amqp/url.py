@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from txmsg._redact import redact_url
+from txmsg._tls import client_tls_options
 
 __all__ = [
     "DEFAULT_AMQP_URL",
@@ -115,24 +116,13 @@ class AMQPAddress:
         return wrapClientTLS(tls_creator, tcp)
 
     def _tls_creator(self) -> Any:
-        from twisted.internet import ssl
-
         opts = self.tls_options
-        kwargs: dict = {}
-        cafile = opts.get("ca_certs") or opts.get("cafile")
-        if cafile:
-            with open(cafile, "rb") as f:
-                kwargs["trustRoot"] = ssl.Certificate.loadPEM(f.read())
-        if opts.get("certfile"):
-            with open(opts["certfile"], "rb") as f:
-                pem = f.read()
-            keyfile = opts.get("keyfile")
-            if keyfile:
-                with open(keyfile, "rb") as f:
-                    pem += b"\n" + f.read()
-            kwargs["clientCertificate"] = ssl.PrivateCertificate.loadPEM(pem)
-        hostname = opts.get("server_hostname") or self.host
-        return ssl.optionsForClientTLS(hostname, **kwargs)
+        return client_tls_options(
+            opts.get("server_hostname") or self.host,
+            opts.get("ca_certs") or opts.get("cafile"),
+            opts.get("certfile"),
+            opts.get("keyfile"),
+        )
 
 
 def parse_amqp_url(url: str | None = None) -> AMQPAddress:
@@ -165,6 +155,12 @@ def parse_amqp_url(url: str | None = None) -> AMQPAddress:
             tls_options = dict(ast.literal_eval(raw[0]) or {})
     except (ValueError, SyntaxError, TypeError) as e:
         raise ValueError(f"invalid AMQP URL {redact_url(url)}: {e}") from None
+    except OSError as e:
+        # pika loads the ssl_options files (ca_certs, certfile, keyfile) now.
+        detail = f"{e.strerror}: {e.filename}" if e.filename else (e.strerror or str(e))
+        raise ValueError(
+            f"invalid AMQP URL {redact_url(url)}: cannot read a TLS file ({detail})"
+        ) from None
     return AMQPAddress(
         url=url,
         host=parts.hostname or "localhost",

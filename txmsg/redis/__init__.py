@@ -25,7 +25,7 @@ default reactor): that happens when a service starts.
 from txmsg.redis._deadline import RedisCommandTimeout
 from txmsg.redis._delivery import Message, Subscription, SubscriptionCancelled
 from txmsg.redis.cache import Cache, CacheDecodeError
-from txmsg.redis.connection import RedisConnection, RedisNotRunning
+from txmsg.redis.connection import RedisConnection, RedisConnectionFailed, RedisNotRunning
 from txmsg.redis.control import (
     ControlCommand,
     ControlListener,
@@ -65,6 +65,7 @@ __all__ = [
     "PubSub",
     "RedisCommandTimeout",
     "RedisConnection",
+    "RedisConnectionFailed",
     "RedisNotRunning",
     "RedisService",
     "RedisURL",

@@ -13,9 +13,10 @@ from typing import Any
 
 import txredisapi
 
+from txmsg._tls import REDIS_HINTS, describe_tls_failure
 from txmsg.redis._state import ConnectionState
 
-__all__ = ["CommandFactory", "CommandProtocol", "ObservedFactoryMixin"]
+__all__ = ["CommandFactory", "CommandProtocol", "ObservedFactoryMixin", "TLSFailureMixin"]
 
 
 class ObservedFactoryMixin:
@@ -39,8 +40,38 @@ class ObservedFactoryMixin:
         if self.state is not None and before > 0 and self.size == 0:
             self.state.lost()
 
+    def connectionError(self, why: str) -> None:
+        """
+        txredisapi could not set up a connection (AUTH or SELECT failed, or
+        the connection was lost first) and stopped reconnecting: tell the
+        L{ConnectionState} (unless it already knows the real cause, such as a
+        TLS failure), instead of failing C{self.deferred}, which nobody waits
+        on and which would be logged as "Unhandled error in Deferred".
+        """
+        self.deferred = None
+        if self.state is not None and self.state.failure is None:
+            self.state.failed(why)
 
-class CommandProtocol(txredisapi.RedisProtocol):  # type: ignore[misc,name-defined]
+
+class TLSFailureMixin:
+    """
+    Report a connection lost to a failed TLS handshake to the factory's
+    L{ConnectionState} (see L{txmsg._tls.describe_tls_failure}) before
+    txredisapi turns it into "Lost connection".
+    """
+
+    factory: Any
+
+    def connectionLost(self, why: Any) -> None:
+        state = getattr(self.factory, "state", None)
+        if state is not None:
+            message = describe_tls_failure(why, state.url, REDIS_HINTS)
+            if message is not None:
+                state.failed(message)
+        super().connectionLost(why)  # type: ignore[misc]
+
+
+class CommandProtocol(TLSFailureMixin, txredisapi.RedisProtocol):  # type: ignore[misc,name-defined]
     """
     txredisapi's protocol, with MULTI working when replies are bytes
     (C{charset=None} with hiredis returns C{b"OK"}, which txredisapi rejects).

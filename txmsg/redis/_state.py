@@ -12,7 +12,14 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-__all__ = ["ConnectionState", "emit"]
+__all__ = ["ConnectionState", "RedisConnectionFailed", "emit"]
+
+
+class RedisConnectionFailed(ConnectionError):
+    """
+    A connection to Redis was made but could not be used (a TLS handshake
+    failed, ...); the message says why in one line, without the password.
+    """
 
 
 def emit(events: Any, name: str, payload: Any, source: str, log: Logger) -> None:
@@ -38,6 +45,8 @@ class ConnectionState:
     @ivar is_connected: C{True} while at least one connection is usable.
     @ivar connections: how many times it went from none to one.
     @ivar stopping: set by the owner while it closes the pool on purpose.
+    @ivar failure: the one-line reason the last connection attempt failed
+        (see L{failed}), or C{None}; cleared once a connection is usable.
     """
 
     log = Logger()
@@ -54,13 +63,19 @@ class ConnectionState:
         self.is_connected = False
         self.stopping = False
         self.connections = 0
+        self.failure: str | None = None
         self._waiters: list[Deferred[None]] = []
 
     def describe(self) -> str:
         """
-        A short text for error messages: where, and connected or not.
+        A short text for error messages: where, and connected or not (and
+        why not, when an attempt failed).
         """
-        return "{} {}".format(self.url, "connected" if self.is_connected else "not connected")
+        if self.is_connected:
+            return f"{self.url} connected"
+        if self.failure is not None:
+            return f"{self.url} not connected: {self.failure}"
+        return f"{self.url} not connected"
 
     def when_connected(self) -> Deferred[None]:
         """
@@ -81,11 +96,30 @@ class ConnectionState:
         for d in waiters:
             d.errback(reason)
 
+    def failed(self, message: str) -> None:
+        """
+        A connection attempt failed for a reason the user must fix (a TLS
+        verification failure, ...): log C{message} once (again only when it
+        changes) and errback every pending L{when_connected} with
+        L{RedisConnectionFailed} at once instead of letting them time out.
+
+        @param message: one line naming the cause and the fix.
+        """
+        if self.stopping:
+            return
+        if message != self.failure:
+            self.log.error(
+                "Redis {role} connection failed: {reason}", role=self.role, reason=message
+            )
+        self.failure = message
+        self.fail_waiters(RedisConnectionFailed(message))
+
     def connected(self, size: int) -> None:
         """
         The pool has its first usable connection.
         """
         self.is_connected = True
+        self.failure = None
         self.connections += 1
         self.log.info("Redis {role} connection up: {url}", role=self.role, url=self.url)
         payload = {"url": self.url, "role": self.role, "connections": size}

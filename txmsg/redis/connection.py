@@ -32,10 +32,15 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 
 from txmsg.redis._deadline import DeadlineProxy, RedisCommandTimeout
-from txmsg.redis._state import ConnectionState
+from txmsg.redis._state import ConnectionState, RedisConnectionFailed
 from txmsg.redis.url import RedisURL, parse_redis_url
 
-__all__ = ["RedisConnection", "RedisCommandTimeout", "RedisNotRunning"]
+__all__ = [
+    "RedisCommandTimeout",
+    "RedisConnection",
+    "RedisConnectionFailed",
+    "RedisNotRunning",
+]
 
 
 class RedisNotRunning(Exception):

@@ -87,7 +87,7 @@ class Options(GnuOptions):
 
 
 async def _run(reactor: Any, options: Options) -> int:
-    from txmsg.redis.connection import RedisConnection
+    from txmsg.redis.connection import RedisConnection, RedisConnectionFailed
     from txmsg.redis.control import REPLY_COMMANDS, ControlTimeout, send_control
     from txmsg.redis.pubsub import PubSub
 
@@ -110,7 +110,7 @@ async def _run(reactor: Any, options: Options) -> int:
             timeout=timeout,
             clock=reactor,
         )
-    except ControlTimeout as e:
+    except (ControlTimeout, RedisConnectionFailed) as e:
         sys.stderr.write(f"txmsg control: {e}\n")
         return 1
     except Exception as e:
