@@ -14,6 +14,7 @@ L{describe_tls_failure} first and report its sentence instead.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
@@ -25,6 +26,7 @@ __all__ = [
     "TLSHints",
     "client_tls_options",
     "describe_tls_failure",
+    "unreadable_tls_file",
 ]
 
 
@@ -132,6 +134,21 @@ def describe_tls_failure(
             f"certificate ({text}); use one signed by a CA the server trusts"
         )
     return f"TLS handshake with {where} failed: {text}"
+
+
+def unreadable_tls_file(options: dict[str, str | None]) -> str | None:
+    """
+    Check the files a URL names for TLS before anything tries to use them.
+
+    @param options: option name (C{ca_certs}, C{certfile}, ...) to path (or
+        L{None} when not given).
+    @return: C{"cannot read OPTION file 'PATH'"} for the first file that
+        cannot be read, else L{None}.
+    """
+    for option, path in options.items():
+        if path and not os.access(path, os.R_OK):
+            return f"cannot read {option} file {path!r}"
+    return None
 
 
 def _read(path: str, what: str) -> bytes:

@@ -71,11 +71,12 @@ def reason_preserving_protocol() -> type:
                     and pending is not None
                 ):
                     reason = Failure(pending)
-                was_open = self.ready is None
                 super().connectionLost(reason)
-                if self.owner is not None and was_open:
+                if self.owner is None or reason is None:
+                    return
+                if self.owner._connection is self:
                     self.owner._protocol_lost(self, reason)
-                elif self.owner is not None and reason is not None:
+                else:
                     self.owner._attempt_failed(reason)
 
         _protocol_class = ReasonPreservingConnection

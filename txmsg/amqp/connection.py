@@ -118,6 +118,7 @@ class AMQPConnection(Service):
         self._publisher: Any = None
         self._lost_waiters: list[Deferred] = []
         self._failure: str | None = None
+        self._early_losses = 0
 
     # -- state --------------------------------------------------------------
 
@@ -258,13 +259,20 @@ class AMQPConnection(Service):
         if endpoint is None:
             endpoint = self.address.endpoint(self._reactor, self._tls_creator)
         policy = self._retry_policy or backoffPolicy(initialDelay=0.5, maxDelay=10.0)
+        self._early_losses = 0
+
+        def retry_delay(attempt: int) -> float:
+            # ClientService counts an attempt that connected as a success;
+            # one lost before it was ready must still back off.
+            return policy(max(attempt, self._early_losses))
+
         self.log.info("Connecting to AMQP broker {url}", url=self.address.redacted)
         self._client_service = ClientService(
             endpoint,
             _Factory(self),
-            retryPolicy=policy,
+            retryPolicy=retry_delay,
             clock=self._reactor,
-            prepareConnection=lambda p: p.ready,
+            prepareConnection=_prepare,
         )
         self._client_service.startService()
 
@@ -312,6 +320,7 @@ class AMQPConnection(Service):
             return
         self._connection = conn
         self._failure = None
+        self._early_losses = 0
         self._generation += 1
         generation = self._generation
         self._watch_blocked(conn)
@@ -334,12 +343,18 @@ class AMQPConnection(Service):
         pending L{when_ready} calls with it now rather than at their
         timeout; the service keeps retrying with backoff.
         """
+        self._early_losses += 1
         message = describe_tls_failure(reason, self.address.redacted, AMQP_HINTS)
         if message is None or self._stopping:
             return
         if message != self._failure:
             self.log.error("AMQP connection failed: {reason}", reason=message)
         self._failure = message
+        # Next turn: ClientService has yet to hear of this loss, and a waiter
+        # may stop the service at once.
+        self._reactor.callLater(0, self._fail_waiters, message)
+
+    def _fail_waiters(self, message: str) -> None:
         waiters, self._waiters = self._waiters, []
         for w in waiters:
             w.errback(NotConnectedError(message))
@@ -425,6 +440,19 @@ class AMQPConnection(Service):
             return
         d = maybeDeferred(self.events.dispatch, name, payload, source="txmsg.amqp")
         d.addErrback(lambda f: self.log.failure("Event {name} failed", f, name=name))
+
+
+def _prepare(protocol: Any) -> Deferred:
+    """
+    C{ClientService}'s C{prepareConnection}: wait until pika's connection is
+    open.  When it is lost (or refused) before that, C{ready} fails; the
+    failure is dropped here, because a failed C{prepareConnection} moves
+    C{ClientService} to waiting while the connection's own loss is still to
+    be reported, which it cannot handle (automat C{NoTransition} tracebacks
+    on every attempt).  The loss alone makes it retry, and the owner learns
+    why through C{_attempt_failed}.
+    """
+    return protocol.ready.addErrback(lambda _: None)
 
 
 def _cancel_timer(result: Any, timer: Any) -> Any:

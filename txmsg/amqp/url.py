@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from txmsg._redact import redact_url
-from txmsg._tls import client_tls_options
+from txmsg._tls import client_tls_options, unreadable_tls_file
 
 __all__ = [
     "DEFAULT_AMQP_URL",
@@ -145,22 +145,22 @@ def parse_amqp_url(url: str | None = None) -> AMQPAddress:
             raise ValueError("scheme must be amqp or amqps")
         tls = scheme == "amqps"
         port = parts.port or (5671 if tls else 5672)
-        # Validate everything else (query arguments, credentials) with pika.
-        import pika
-
-        pika.URLParameters(url)
         tls_options: dict = {}
         raw = parse_qs(parts.query).get("ssl_options")
         if tls and raw:
             tls_options = dict(ast.literal_eval(raw[0]) or {})
-    except (ValueError, SyntaxError, TypeError) as e:
+        # pika reads these files: say which one cannot be read first.
+        unreadable = unreadable_tls_file(
+            {k: tls_options.get(k) for k in ("ca_certs", "cafile", "certfile", "keyfile")}
+        )
+        if unreadable:
+            raise ValueError(unreadable)
+        # Validate everything else (query arguments, credentials) with pika.
+        import pika
+
+        pika.URLParameters(url)
+    except (ValueError, SyntaxError, TypeError, OSError) as e:
         raise ValueError(f"invalid AMQP URL {redact_url(url)}: {e}") from None
-    except OSError as e:
-        # pika loads the ssl_options files (ca_certs, certfile, keyfile) now.
-        detail = f"{e.strerror}: {e.filename}" if e.filename else (e.strerror or str(e))
-        raise ValueError(
-            f"invalid AMQP URL {redact_url(url)}: cannot read a TLS file ({detail})"
-        ) from None
     return AMQPAddress(
         url=url,
         host=parts.hostname or "localhost",

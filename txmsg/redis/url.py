@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from twisted.internet.interfaces import IStreamClientEndpoint
 
 from txmsg._redact import redact_url
-from txmsg._tls import client_tls_options
+from txmsg._tls import client_tls_options, unreadable_tls_file
 
 __all__ = [
     "DEFAULT_REDIS_URL",
@@ -194,12 +194,9 @@ def parse_redis_url(
         raise InvalidRedisURL(f"Redis URL has no host: {redact_url(url)}")
     db_text = parts.path.lstrip("/") or query.get("db", "0")
     db = _int(db_text, "db", url)
-    for option in ("ca_certs", "certfile", "keyfile"):
-        path = query.get(option)
-        if path and not os.access(path, os.R_OK):
-            raise InvalidRedisURL(
-                f"cannot read {option} file {path!r} of Redis URL {redact_url(url)}"
-            )
+    unreadable = unreadable_tls_file({k: query.get(k) for k in ("ca_certs", "certfile", "keyfile")})
+    if unreadable:
+        raise InvalidRedisURL(f"{unreadable} of Redis URL {redact_url(url)}")
     return RedisURL(
         scheme,
         host,

@@ -11,13 +11,16 @@ from typing import Any
 
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.error import ConnectionLost
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import Logger, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from txmsg.redis._deadline import DeadlineProxy, RedisCommandTimeout
 from txmsg.redis._factory import CommandFactory
-from txmsg.redis._state import ConnectionState
+from txmsg.redis._state import ConnectionState, RedisConnectionFailed
 from txmsg.redis.connection import RedisConnection, RedisNotRunning
 from txmsg.test._redis_fakes import RecordingEvents
 
@@ -192,6 +195,61 @@ class ConnectionStateTests(SynchronousTestCase):
         self.state.connected(1)
         self.assertEqual(self.state.describe(), "redis://:***@h:1/0 connected")
 
+    def test_failed(self) -> None:
+        """
+        C{failed(message)} errbacks the waiters at once with
+        L{RedisConnectionFailed}, logs the message once while it repeats,
+        and C{describe()} shows it until a connection is usable.
+        """
+        logged: list[str] = []
+        self.state.log = Logger(observer=lambda e: logged.append(formatEvent(e)))
+        d = self.state.when_connected()
+        self.state.failed("TLS went wrong")
+        self.assertEqual(
+            str(self.failureResultOf(d, RedisConnectionFailed).value), "TLS went wrong"
+        )
+        self.state.failed("TLS went wrong")
+        self.assertEqual(logged, ["Redis commands connection failed: TLS went wrong"])
+        self.assertEqual(self.state.describe(), "redis://:***@h:1/0 not connected: TLS went wrong")
+        self.state.connected(1)
+        self.state.lost()
+        self.assertEqual(self.state.describe(), "redis://:***@h:1/0 not connected")
+
+    def test_failed_while_stopping(self) -> None:
+        """
+        A failure while the owner closes the pool on purpose is not
+        reported.
+        """
+        self.state.stopping = True
+        d = self.state.when_connected()
+        self.state.failed("TLS went wrong")
+        self.assertNoResult(d)
+        self.assertIsNone(self.state.failure)
+
+    def test_factory_connection_error(self) -> None:
+        """
+        When txredisapi gives up on a connection it could not set up, the
+        factory reports its message to the state (failing the waiters) and
+        leaves no failed Deferred behind (no "Unhandled error in Deferred").
+        """
+        f = CommandFactory("x", 0, 1, True, convertNumbers=False)
+        f.state = self.state
+        d = self.state.when_connected()
+        f.connectionError("Redis error: could not auth: WRONGPASS")
+        self.assertIsNone(f.deferred)
+        self.assertIn("WRONGPASS", str(self.failureResultOf(d, RedisConnectionFailed).value))
+
+    def test_factory_connection_error_after_tls_failure(self) -> None:
+        """
+        After a TLS failure, txredisapi's "Lost connection" message does not
+        replace the real cause.
+        """
+        f = CommandFactory("x", 0, 1, True, convertNumbers=False)
+        f.state = self.state
+        self.state.failed("TLS certificate verification failed")
+        f.connectionError("Redis error: could not set dbid=0: Lost connection")
+        self.assertEqual(self.state.failure, "TLS certificate verification failed")
+
 
 class CommandProtocolTests(SynchronousTestCase):
     """
@@ -207,3 +265,40 @@ class CommandProtocolTests(SynchronousTestCase):
 
         p = CommandProtocol(None)
         self.assertIs(p._tx_started(b"OK"), p)
+
+    def test_tls_failure_reported(self) -> None:
+        """
+        A connection lost to a failed TLS verification tells the factory's
+        state why, in one line naming the C{ca_certs} option, before
+        txredisapi reports "Lost connection".
+        """
+        from OpenSSL.SSL import Error as SSLError
+
+        from txmsg.redis._factory import CommandProtocol
+
+        state = ConnectionState("commands", "rediss://:***@h:1/0")
+        f = CommandFactory("x", 0, 1, True, convertNumbers=False)
+        f.state = state
+        p = f.buildProtocol(None)
+        self.assertIsInstance(p, CommandProtocol)
+        p.makeConnection(StringTransport())
+        p.connectionLost(Failure(SSLError([("SSL routines", "", "certificate verify failed")])))
+        assert state.failure is not None
+        self.assertTrue(
+            state.failure.startswith("TLS certificate verification failed for rediss://:***@h:1/0"),
+            state.failure,
+        )
+        self.assertIn("?ca_certs=", state.failure)
+        self.assertIsNone(f.deferred)
+
+    def test_other_loss_not_reported(self) -> None:
+        """
+        A connection lost for another reason is not a TLS failure.
+        """
+        state = ConnectionState("commands", "rediss://:***@h:1/0")
+        f = CommandFactory("x", None, 1, True, convertNumbers=False)
+        f.state = state
+        p = f.buildProtocol(None)
+        p.makeConnection(StringTransport())
+        p.connectionLost(Failure(ConnectionLost()))
+        self.assertIsNone(state.failure)

@@ -1,0 +1,263 @@
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Integration tests: txmsg over TLS (C{amqps://}) to a private RabbitMQ node
+with a TLS listener and a CA the test generates: a trusted CA, an untrusted
+one, and client certificates.  Each class starts its own node (a few seconds)
+on spare loopback ports; the shared broker on 5672 is never touched.
+"""
+
+from __future__ import annotations
+
+import atexit
+import subprocess
+import time
+
+from twisted.application.internet import backoffPolicy
+from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
+from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.trial.unittest import TestCase
+
+from tests._amqp_support import unique
+from tests._process import script
+from tests._redis_support import wait_for
+from tests._tls_support import TestPKI, TLSBroker
+from txmsg.amqp import AMQPConnection, NotConnectedError, Queue
+
+PASSWORD = "guest"
+
+
+_node: tuple[bool, TestPKI, TLSBroker] | None = None
+
+
+def _stop_node() -> None:
+    global _node
+    if _node is not None:
+        _, pki, broker = _node
+        _node = None
+        try:
+            broker.stop()
+        finally:
+            pki.cleanup()
+
+
+def tls_node(require_client_cert: bool) -> tuple[TestPKI, TLSBroker]:
+    """
+    The private TLS node (and its certificates) with
+    C{fail_if_no_peer_cert = require_client_cert}, started on first use and
+    shared by the tests that ask for the same setting; a node with the
+    other setting is stopped first, and the last one at exit.  (trial has
+    no per-class fixtures, and a node takes a few seconds to start.)
+    """
+    global _node
+    if _node is not None and _node[0] == require_client_cert:
+        return _node[1], _node[2]
+    _stop_node()
+    pki = TestPKI()
+    broker = TLSBroker(pki, fail_if_no_peer_cert=require_client_cert)
+    try:
+        broker.start()
+    except BaseException:
+        broker.stop()
+        pki.cleanup()
+        raise
+    _node = (require_client_cert, pki, broker)
+    return pki, broker
+
+
+atexit.register(_stop_node)
+
+
+class _TLSBrokerCase(TestCase):
+    """
+    Tests against the private TLS node of L{tls_node};
+    C{require_client_cert} is its C{ssl_options.fail_if_no_peer_cert}.
+    """
+
+    timeout = 120
+    require_client_cert = False
+
+    def setUp(self) -> None:
+        self.pki, self.broker = tls_node(self.require_client_cert)
+        self.errors: list[str] = []
+
+        def observe(event: LogEvent) -> None:
+            if "connection failed" in (event.get("log_format") or ""):
+                self.errors.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+
+    def connection(self, url: str) -> AMQPConnection:
+        """A started L{AMQPConnection}, stopped in cleanup."""
+        conn = AMQPConnection(
+            url,
+            reactor=reactor,
+            connection_name=unique("txmsg-tls"),
+            retry_policy=backoffPolicy(initialDelay=0.5, maxDelay=2.0),
+        )
+        conn.startService()
+        self.addCleanup(conn.stopService)
+        return conn
+
+    async def assertWorks(self, url: str) -> None:
+        """A message published over C{url} is consumed over C{url}."""
+        queue = Queue(unique("txmsg-tls-q"), durable=False, auto_delete=True)
+        conn = self.connection(url)
+        conn.declare(queue)
+        await conn.when_ready(20)
+        got: list[bytes] = []
+        conn.consume(queue, lambda delivery: got.append(delivery.body))
+        await conn.publish("", queue.name, b"over tls", timeout=15)
+        await wait_for(lambda: got, 15)
+        self.assertEqual(got, [b"over tls"])
+        self.assertEqual(self.errors, [])
+
+    async def assertConnectFails(self, url: str, *expected: str) -> str:
+        """
+        Connecting to C{url} fails well before the 30 s allowed with one
+        clear L{NotConnectedError} containing C{expected}, logged once (the
+        service keeps retrying without logging it again), without the
+        password; returns the message.
+        """
+        conn = self.connection(url)
+        started = time.monotonic()
+        try:
+            await conn.when_ready(30)
+        except NotConnectedError as e:
+            message = str(e)
+        else:
+            self.fail(f"connecting to {url} succeeded")
+        self.assertLess(time.monotonic() - started, 15)
+        for text in expected:
+            self.assertIn(text, message)
+        self.assertIn("guest:***@", message)
+        # a retry fails the same way and is not logged again
+        try:
+            await conn.when_ready(30)
+        except NotConnectedError as e:
+            self.assertEqual(str(e), message)
+        else:
+            self.fail(f"reconnecting to {url} succeeded")
+        self.assertEqual(len(self.errors), 1, self.errors)
+        self.assertIn(message, self.errors[0])
+        return message
+
+    async def assertCLIFails(self, url: str, *expected: str) -> None:
+        """
+        C{txmsg send --amqp URL} exits non-zero with one stderr line
+        containing C{expected}, and no traceback.
+        """
+
+        def run() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [script("txmsg"), "send", "--amqp", url, "--timeout", "30", "add", "1", "2"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        r = await deferToThread(run)
+        self.assertNotEqual(r.returncode, 0)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        for text in expected:
+            self.assertIn(text, lines[0])
+        self.assertIn("guest:***@", lines[0])
+        self.assertNotIn("Traceback", r.stderr)
+
+
+class ServerCertificateTests(_TLSBrokerCase):
+    """
+    C{amqps://} to a node that does not require client certificates.
+    """
+
+    async def test_trusted_ca(self) -> None:
+        """
+        With C{ssl_options={'ca_certs': ...}} naming the CA that signed the
+        node's certificate, publishing and consuming work.
+        """
+        await self.assertWorks(self.broker.tls_url(ca_certs=self.pki.ca))
+
+    async def test_untrusted_platform_store(self) -> None:
+        """
+        Without C{ca_certs} the platform's trust store does not know the
+        test CA: one line names the TLS verification failure and the
+        C{ssl_options} C{ca_certs} option.
+        """
+        await self.assertConnectFails(
+            self.broker.tls_url(),
+            "TLS certificate verification failed",
+            "not signed by a trusted CA",
+            "'ca_certs'",
+        )
+
+    async def test_untrusted_other_ca(self) -> None:
+        """
+        A C{ca_certs} file with another CA fails the same way.
+        """
+        await self.assertConnectFails(
+            self.broker.tls_url(ca_certs=self.pki.other_ca),
+            "TLS certificate verification failed",
+            "'ca_certs'",
+        )
+
+    async def test_untrusted_cli(self) -> None:
+        """
+        C{txmsg send} to the node without its CA prints one line naming the
+        TLS verification failure and the CA option, and exits non-zero.
+        """
+        await self.assertCLIFails(
+            self.broker.tls_url(), "TLS certificate verification failed", "'ca_certs'"
+        )
+
+
+class ClientCertificateTests(_TLSBrokerCase):
+    """
+    C{amqps://} to a node with C{ssl_options.fail_if_no_peer_cert = true}.
+    """
+
+    require_client_cert = True
+
+    async def test_with_client_certificate(self) -> None:
+        """
+        With C{certfile}/C{keyfile} of a certificate from the node's CA,
+        publishing and consuming work.
+        """
+        await self.assertWorks(
+            self.broker.tls_url(
+                ca_certs=self.pki.ca, certfile=self.pki.client_cert, keyfile=self.pki.client_key
+            )
+        )
+
+    async def test_without_client_certificate(self) -> None:
+        """
+        Without a client certificate one line says the server requires one
+        and names C{certfile}.
+        """
+        await self.assertConnectFails(
+            self.broker.tls_url(ca_certs=self.pki.ca),
+            "requires a client certificate",
+            "'certfile'",
+        )
+
+    async def test_untrusted_client_certificate(self) -> None:
+        """
+        A client certificate from a CA the node does not trust is rejected,
+        in one line that says so.
+        """
+        await self.assertConnectFails(
+            self.broker.tls_url(
+                ca_certs=self.pki.ca, certfile=self.pki.rogue_cert, keyfile=self.pki.rogue_key
+            ),
+            "rejected the client certificate",
+        )
+
+    async def test_without_client_certificate_cli(self) -> None:
+        """
+        C{txmsg send} without a client certificate prints one line naming
+        the missing client certificate.
+        """
+        await self.assertCLIFails(
+            self.broker.tls_url(ca_certs=self.pki.ca), "requires a client certificate", "'certfile'"
+        )
