@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -21,8 +22,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from twisted.internet.threads import deferToThread
+from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.trial.unittest import TestCase
 
 from tests._amqp_support import PrivateBroker, free_port
+from tests._process import script
 from tests._redis_support import RedisServer
 
 
@@ -181,36 +186,13 @@ class TLSRedisServer(RedisServer):
         cred = f":{password}@" if password is not None else ""
         self.url = f"rediss://{cred}127.0.0.1:{self.port}/0"
 
-    def start(self) -> TLSRedisServer:
-        """Start the server and wait until a trusted TLS client gets PONG."""
-        args = [
-            self.exe,
-            "--port",
-            "0",
-            "--tls-port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            self.dir,
-        ] + self.extra
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.peer().ping()
-                return self
-            except Exception:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise AssertionError(
-                        f"TLS redis-server on port {self.port} did not start"
-                    ) from None
-                time.sleep(0.05)
+    def listen_args(self) -> list[str]:
+        """TLS only: no plain port."""
+        return ["--port", "0", "--tls-port", str(self.port)]
+
+    def ping(self) -> None:
+        """PING through a trusted TLS client."""
+        self.peer().ping()
 
     def peer(self):  # type: ignore[no-untyped-def]
         """A redis-py client with the trusted CA and client certificate."""
@@ -260,3 +242,68 @@ class TLSBroker(PrivateBroker):
         if ssl_options:
             url += "?ssl_options=" + quote(repr(ssl_options), safe="")
         return url
+
+
+class OneLineErrors(TestCase):
+    """
+    Assertions for "one clear line" failures: of the library (a failed
+    Deferred, logged once) and of the C{txmsg} command line.
+
+    @ivar errors: formatted log events whose format mentions "connection
+        failed" since C{setUp}.
+    """
+
+    def setUp(self) -> None:
+        self.errors: list[str] = []
+
+        def observe(event: LogEvent) -> None:
+            if "connection failed" in (event.get("log_format") or ""):
+                self.errors.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+
+    async def failure_line(
+        self, waiting: Awaitable[object], error: type[Exception], within: float
+    ) -> str:
+        """
+        Await C{waiting}: it must fail with C{error} within C{within}
+        seconds; return the error's message.
+        """
+        started = time.monotonic()
+        try:
+            await waiting
+        except error as e:
+            self.assertLess(time.monotonic() - started, within)
+            return str(e)
+        raise self.failureException(f"no {error.__name__}")
+
+    def assertLine(self, line: str, expected: Sequence[str], redacted: str) -> None:
+        """
+        C{line} contains every C{expected} text and the C{redacted}
+        credentials (C{user:***@}), and no traceback.
+        """
+        for text in expected:
+            self.assertIn(text, line)
+        self.assertIn(redacted, line)
+        self.assertNotIn("Traceback", line)
+
+    async def assertCLIFails(
+        self, args: Sequence[str], expected: Sequence[str], redacted: str, secret: str
+    ) -> None:
+        """
+        C{txmsg ARGS} exits non-zero with exactly one line on standard
+        error (see L{assertLine}) and never prints C{secret}.
+        """
+
+        def run() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [script("txmsg"), *args], capture_output=True, text=True, timeout=60
+            )
+
+        r = await deferToThread(run)
+        self.assertNotEqual(r.returncode, 0)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertLine(lines[0], expected, redacted)
+        self.assertNotIn(secret, r.stdout + r.stderr)
