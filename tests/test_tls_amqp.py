@@ -2,8 +2,9 @@
 """
 Integration tests: txmsg over TLS (C{amqps://}) to a private RabbitMQ node
 with a TLS listener and a CA the test generates: a trusted CA, an untrusted
-one, and client certificates.  Each class starts its own node (a few seconds)
-on spare loopback ports; the shared broker on 5672 is never touched.
+one, and client certificates.  Each class shares one node (it takes a few
+seconds to start) on spare loopback ports; the shared broker on 5672 is never
+touched.
 """
 
 from __future__ import annotations
@@ -57,6 +58,17 @@ def tls_node(require_client_cert: bool) -> tuple[TestPKI, TLSBroker]:
 
 
 atexit.register(_stop_node)
+_finished: dict[type, int] = {}
+
+
+def _test_finished(case: type) -> None:
+    """
+    Stop the node once every test of C{case} has run (when only some of
+    them run, at exit).
+    """
+    _finished[case] = _finished.get(case, 0) + 1
+    if _finished[case] == len([n for n in dir(case) if n.startswith("test_")]):
+        _stop_node()
 
 
 class _TLSBrokerCase(OneLineErrors):
@@ -71,6 +83,7 @@ class _TLSBrokerCase(OneLineErrors):
     def setUp(self) -> None:
         super().setUp()
         self.pki, self.broker = tls_node(self.require_client_cert)
+        self.addCleanup(_test_finished, type(self))
 
     def connection(self, url: str) -> AMQPConnection:
         """A started L{AMQPConnection}, stopped in cleanup."""
