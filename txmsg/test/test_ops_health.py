@@ -152,3 +152,41 @@ class HealthRootTests(SynchronousTestCase):
             (200, {"endpoints": ["/live", "/ready", "/metrics"]}),
         )
         self.assertEqual(render(self.root, b"nope")[0], 404)
+
+
+class WorkerChecksTests(SynchronousTestCase):
+    """
+    Tests for L{txmsg.ops.service.worker_checks}.
+    """
+
+    def test_setup_failure_named(self) -> None:
+        """
+        While the AMQP set-up fails for a reason the user must fix (here a
+        failed TLS handshake; a refused login the same), the C{amqp} check
+        gives that reason in one line, without the password.
+        """
+        from OpenSSL.SSL import Error as SSLError
+        from twisted.logger import capturedLogs
+
+        from txmsg.amqp._fakes import fake_service
+        from txmsg.ops.service import worker_checks
+
+        amqp = fake_service(Clock())
+        worker = type(
+            "W",
+            (),
+            {"state": "running", "amqp": amqp, "consumers": {}, "queues": [], "redis": None},
+        )()
+        check = worker_checks(worker)
+        self.assertEqual(
+            check()[1], Check("amqp", False, "not connected to " + amqp.address.redacted)
+        )
+        with capturedLogs():
+            amqp._protocol_failed(
+                object(), SSLError([("SSL routines", "", "certificate verify failed")])
+            )
+        detail = check()[1].detail
+        self.assertTrue(
+            detail.startswith("TLS certificate verification failed for amqp://guest:***@"), detail
+        )
+        self.assertNotIn("secret", detail)
