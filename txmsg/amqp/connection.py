@@ -400,7 +400,7 @@ class AMQPConnection(Service):
             return
         reason = str(failure)
         if self.setup_failure is None or str(self.setup_failure) != reason:
-            self.log.error("{reason}", reason=reason)
+            self.log.error("AMQP connection failed: {reason}", reason=reason)
         self.setup_failure = failure
         self._emit("amqp.setup_failed", self._payload(reason=reason, error=type(failure).__name__))
         # Not from inside pika's callback: ClientService is still waiting for

@@ -105,7 +105,9 @@ class ConnectionState:
             return
         if self.failure is None:
             self.failure = error
-            self.log.error("{reason}", reason=str(error))
+            self.log.error(
+                "Redis {role} connection failed: {reason}", role=self.role, reason=str(error)
+            )
         self.fail_waiters(self.failure)
 
     def connected(self, size: int) -> None:

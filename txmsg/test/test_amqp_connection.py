@@ -105,7 +105,7 @@ class AMQPConnectionTests(SynchronousTestCase):
             self.clock.advance(0)
         self.assertEqual(str(self.failureResultOf(d2, NotConnectedError).value), message)
         errors = [formatEvent(e) for e in events if e["log_level"] == LogLevel.error]
-        self.assertEqual(errors, [message])
+        self.assertEqual(errors, ["AMQP connection failed: " + message])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_other_attempt_failure_waits(self):

@@ -213,7 +213,9 @@ class ConnectionStateTests(SynchronousTestCase):
             message = str(self.failureResultOf(d, RedisConnectionFailed).value)
             self.state.failed(Failure(_ssl_error("certificate verify failed")))
         self.assertTrue(message.startswith("TLS certificate verification failed"), message)
-        self.assertEqual([formatEvent(e) for e in events], [message])
+        self.assertEqual(
+            [formatEvent(e) for e in events], ["Redis commands connection failed: " + message]
+        )
         self.assertEqual(self.state.describe(), message)
         self.state.connected(1)
         self.state.lost()
