@@ -4,10 +4,8 @@
 A reconnecting AMQP connection service on pika's Twisted adapter.
 
 L{AMQPConnection} is an C{IService} built on L{ClientService} and
-L{backoffPolicy}, waiting in C{prepareConnection} until pika's connection is
-open.  A set-up that fails for a reason the user must fix (a refused login, a
-failed TLS handshake; see L{txmsg.amqp._setup_failure}) is logged once and
-fails L{AMQPConnection.when_ready} at once.  After every
+L{backoffPolicy}; a set-up the user must fix (a refused login, a failed TLS
+handshake; see L{txmsg.amqp._setup_failure}) is named once.  After every
 (re)connect it declares its L{Topology}, then lets each I{participant}
 (publishers, consumers, RPC clients; see L{txmsg.amqp.publisher},
 L{txmsg.amqp.consumer}, L{txmsg.amqp.rpc}) rebuild its channel, C{basic_qos},
@@ -22,7 +20,7 @@ imported inside functions here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import (
@@ -40,7 +38,12 @@ from twisted.python.failure import Failure
 from txmsg._reactor import maybe_global_reactor
 from txmsg._sink import send_event
 from txmsg._waiters import Waiters
-from txmsg.amqp._protocol import _Factory, describe_reason, reason_preserving_protocol
+from txmsg.amqp._protocol import (
+    _Factory,
+    describe_reason,
+    prepare_connection,
+    reason_preserving_protocol,
+)
 from txmsg.amqp._setup_failure import (
     AMQPConnectionFailed,
     LoginRefused,
@@ -300,7 +303,7 @@ class AMQPConnection(Service):
             # back off further.
             retryPolicy=lambda attempts: policy(max(attempts, self._setup_failures)),
             clock=self._reactor,
-            prepareConnection=_prepare,
+            prepareConnection=prepare_connection,
         )
         self._client_service.startService()
 
@@ -409,11 +412,9 @@ class AMQPConnection(Service):
 
     def _report_setup_failure(self, failure: AMQPConnectionFailed) -> None:
         """
-        Unless the user asked to retry (L{retry_refused_login}), fail the
-        pending L{when_ready} calls with C{failure} now rather than at their
-        timeout and, for a refused login, stop retrying and tell the refusal
-        observers.  A TLS failure is retried with backoff: the broker's
-        certificate may be replaced without restarting us.
+        Unless asked to retry (L{retry_refused_login}), fail the L{when_ready}
+        calls now and, for a refused login, stop retrying and tell the refusal
+        observers (a TLS failure is retried: the certificate may be replaced).
         """
         if self.retry_refused_login or self._stopping:
             return
@@ -497,16 +498,3 @@ class AMQPConnection(Service):
 
     def _emit(self, name: str, payload: dict) -> None:
         send_event(self.events, name, payload, "txmsg.amqp", self.log)
-
-
-def _prepare(protocol: Any) -> Deferred:
-    """
-    C{ClientService}'s C{prepareConnection}: wait until pika's connection is
-    open.  When it is lost (or refused) before that, C{ready} fails; the
-    failure is dropped here, because a failed C{prepareConnection} moves
-    C{ClientService} to waiting while the connection's own loss is still to
-    be reported, which it cannot handle (automat C{NoTransition} tracebacks
-    on every attempt).  The loss alone makes it retry, and the owner learns
-    why through C{_protocol_failed}.
-    """
-    return cast(Deferred, protocol.ready).addErrback(lambda _: None)
