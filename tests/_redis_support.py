@@ -74,8 +74,7 @@ class RedisServer:
         """
         args = [
             self.exe,
-            "--port",
-            str(self.port),
+            *self.listen_args(),
             "--bind",
             "127.0.0.1",
             "--save",
@@ -91,7 +90,7 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while True:
             try:
-                redis.Redis(port=self.port, socket_timeout=1).ping()
+                self.ping()
                 return self
             except redis.exceptions.AuthenticationError:
                 return self  # up, with --requirepass
@@ -102,6 +101,20 @@ class RedisServer:
                         f"redis-server on port {self.port} did not start"
                     ) from None
                 time.sleep(0.05)
+
+    def listen_args(self) -> list[str]:
+        """
+        The redis-server arguments that say where it listens.
+        """
+        return ["--port", str(self.port)]
+
+    def ping(self) -> None:
+        """
+        PING the server (raises until it answers).
+        """
+        import redis
+
+        redis.Redis(port=self.port, socket_timeout=1).ping()
 
     def stop(self) -> None:
         """

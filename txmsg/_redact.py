@@ -4,7 +4,8 @@
 Remove secrets from URLs before they reach a log line or an error message.
 """
 
-from urllib.parse import urlsplit, urlunsplit
+import re
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 __all__ = ["redact_url"]
 
@@ -24,8 +25,26 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable url>"
+    if "password" in unquote(parts.query).lower():
+        parts = parts._replace(query=_redact_query(parts.query))
+        url = urlunsplit(parts)
     userinfo, at, hostport = parts.netloc.rpartition("@")
     if not at or ":" not in userinfo:
         return url
     user = userinfo.split(":", 1)[0]
     return urlunsplit(parts._replace(netloc="{}:***@{}".format(user, hostport)))
+
+
+# A private key's passphrase in pika's ssl_options ({'password': '...'}) or a
+# password=... query argument.
+_QUERY_SECRETS = (
+    (re.compile(r"""(['"]password['"]\s*:\s*)(['"])(?:(?!\2).)*\2""", re.I), r"\1'***'"),
+    (re.compile(r"(^|&)(password=)[^&]*", re.I), r"\1\2***"),
+)
+
+
+def _redact_query(query: str) -> str:
+    text = unquote(query)
+    for pattern, replacement in _QUERY_SECRETS:
+        text = pattern.sub(replacement, text)
+    return text

@@ -11,6 +11,7 @@ install the global reactor): that happens when a connection is started.
 
 from txmsg.amqp.connection import (
     AMQPConnection,
+    AMQPConnectionFailed,
     LoginRefused,
     NotConnectedError,
     ServiceStopped,
@@ -52,6 +53,7 @@ __all__ = [
     "DEFAULT_AMQP_URL",
     "DIRECT_REPLY_TO",
     "AMQPConnection",
+    "AMQPConnectionFailed",
     "Binding",
     "Consumer",
     "ConsumerStopped",

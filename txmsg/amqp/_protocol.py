@@ -8,8 +8,9 @@ because importing pika's Twisted adapter installs the global reactor.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IProtocolFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -115,3 +116,16 @@ class _Factory:
         proto.owner = owner
         proto.factory = self
         return proto
+
+
+def prepare_connection(protocol: Any) -> Deferred:
+    """
+    C{ClientService}'s C{prepareConnection}: wait until pika's connection is
+    open.  When it is lost (or refused) before that, C{ready} fails; the
+    failure is dropped here, because a failed C{prepareConnection} moves
+    C{ClientService} to waiting while the connection's own loss is still to
+    be reported, which it cannot handle (automat C{NoTransition} tracebacks
+    on every attempt).  The loss alone makes it retry, and the owner learns
+    why through C{_protocol_failed}.
+    """
+    return cast(Deferred, protocol.ready).addErrback(lambda _: None)

@@ -4,7 +4,8 @@
 A reconnecting AMQP connection service on pika's Twisted adapter.
 
 L{AMQPConnection} is an C{IService} built on L{ClientService} and
-L{backoffPolicy} with C{prepareConnection=lambda p: p.ready}.  After every
+L{backoffPolicy}; a set-up the user must fix (a refused login, a failed TLS
+handshake; see L{txmsg.amqp._setup_failure}) is named once.  After every
 (re)connect it declares its L{Topology}, then lets each I{participant}
 (publishers, consumers, RPC clients; see L{txmsg.amqp.publisher},
 L{txmsg.amqp.consumer}, L{txmsg.amqp.rpc}) rebuild its channel, C{basic_qos},
@@ -19,7 +20,7 @@ imported inside functions here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import (
@@ -37,23 +38,30 @@ from twisted.python.failure import Failure
 from txmsg._reactor import maybe_global_reactor
 from txmsg._sink import send_event
 from txmsg._waiters import Waiters
-from txmsg.amqp._protocol import _Factory, describe_reason, reason_preserving_protocol
-from txmsg.amqp._refusal import LoginRefused, describe_refusal
+from txmsg.amqp._protocol import (
+    _Factory,
+    describe_reason,
+    prepare_connection,
+    reason_preserving_protocol,
+)
+from txmsg.amqp._setup_failure import (
+    AMQPConnectionFailed,
+    LoginRefused,
+    NotConnectedError,
+    describe_setup_failure,
+)
 from txmsg.amqp.topology import Declaration, Topology
 from txmsg.amqp.url import AMQPAddress, parse_amqp_url
 
 __all__ = [
     "AMQPConnection",
+    "AMQPConnectionFailed",
     "LoginRefused",
     "NotConnectedError",
     "ServiceStopped",
     "describe_reason",
     "reason_preserving_protocol",
 ]
-
-
-class NotConnectedError(Exception):
-    """No AMQP connection became ready within the allowed time."""
 
 
 class ServiceStopped(NotConnectedError):
@@ -107,9 +115,12 @@ class AMQPConnection(Service):
         @param tls_creator: TLS connection creator for C{amqps}.
         @param close_timeout: seconds to wait for the AMQP close handshake in
             L{stopService}.
-        @param retry_refused_login: when RabbitMQ refuses the login or the
-            vhost, keep retrying (with backoff) instead of giving up; either
-            way the refusal is logged once and kept in L{refusal}.
+        @param retry_refused_login: when a set-up fails for a reason the
+            user must fix (RabbitMQ refuses the login or the vhost, the TLS
+            handshake fails), keep L{when_ready} waiting and keep retrying
+            (with backoff) instead of failing it at once and, for a refused
+            login, giving up; either way the reason is logged once and kept
+            in L{setup_failure}.
         """
         self._reactor = reactor = maybe_global_reactor(reactor)
         self.address: AMQPAddress = parse_amqp_url(url)
@@ -130,8 +141,9 @@ class AMQPConnection(Service):
         self._publisher: Any = None
         self._lost_waiters: Waiters[None] = Waiters(reactor)
         self.retry_refused_login = retry_refused_login
-        #: why RabbitMQ refused the last connection set-up (one line), or None
-        self.refusal: str | None = None
+        #: why the last connection set-up failed, when the user must fix it
+        #: (see L{AMQPConnectionFailed}); None once a connection is ready
+        self.setup_failure: AMQPConnectionFailed | None = None
         self._refusal_observers: list[Callable[[str], object]] = []
         self._setup_failures = 0
         self._replies: Any = None
@@ -165,23 +177,33 @@ class AMQPConnection(Service):
         @param timeout: seconds to wait; L{None} waits until the service
             stops.
         @return: a Deferred firing with the pika connection, or failing with
-            L{NotConnectedError} after C{timeout} or L{ServiceStopped}.
+            L{NotConnectedError} after C{timeout}, L{ServiceStopped}, or at
+            once with L{AMQPConnectionFailed} (L{LoginRefused}) while the
+            last set-up failed for a reason the user must fix.
         """
         if self._stopping:
             return fail(ServiceStopped("AMQP connection service is stopped"))
         if self._ready:
             return succeed(self._connection)
         url = self.address.redacted
-        if self.refusal is not None and not self.retry_refused_login:
-            return fail(LoginRefused(self.refusal))
+        failure = self.setup_failure
+        if failure is not None and not self.retry_refused_login:
+            return fail(type(failure)(str(failure)))
         return self._ready_waiters.wait(
             timeout, lambda: NotConnectedError(f"no AMQP connection to {url} within {timeout}s")
         )
 
+    @property
+    def refusal(self) -> str | None:
+        """Why RabbitMQ refused the last login or vhost (one line), or L{None}."""
+        failure = self.setup_failure
+        return str(failure) if isinstance(failure, LoginRefused) else None
+
     def add_refusal_observer(self, observer: Callable[[str], object]) -> None:
         """
-        Call C{observer} with the one-line reason each time RabbitMQ refuses
-        the login or vhost (see L{LoginRefused}).
+        Call C{observer} with the one-line reason each time the connection
+        gives up because RabbitMQ refused the login or vhost (see
+        L{LoginRefused}; never with L{retry_refused_login}).
         """
         self._refusal_observers.append(observer)
 
@@ -277,14 +299,23 @@ class AMQPConnection(Service):
         if endpoint is None:
             endpoint = self.address.endpoint(self._reactor, self._tls_creator)
         policy = self._retry_policy or backoffPolicy(initialDelay=0.5, maxDelay=10.0)
+        self._early_losses = 0
+
+        def retry_delay(attempt: int) -> float:
+            # ClientService counts an attempt that connected as a success;
+            # one lost before it was ready must still back off.
+            return policy(max(attempt, self._early_losses))
+
         self.log.info("Connecting to AMQP broker {url}", url=self.address.redacted)
         self._client_service = ClientService(
             endpoint,
             _Factory(self),
-            # A connection whose AMQP set-up failed counts as a failed attempt.
-            retryPolicy=lambda attempts: policy(attempts + self._setup_failures),
+            # ClientService counts an attempt that connected as a success (and
+            # starts counting again); one whose AMQP set-up failed must still
+            # back off further.
+            retryPolicy=lambda attempts: policy(max(attempts, self._setup_failures)),
             clock=self._reactor,
-            prepareConnection=_prepare,
+            prepareConnection=prepare_connection,
         )
         self._client_service.startService()
 
@@ -351,7 +382,7 @@ class AMQPConnection(Service):
             return
         self._connection = conn
         self._setup_failures = 0
-        self.refusal = None
+        self.setup_failure = None
         self._generation += 1
         generation = self._generation
         self._watch_blocked(conn)
@@ -367,30 +398,44 @@ class AMQPConnection(Service):
         d.addErrback(self._setup_failed, conn)
 
     def _protocol_failed(self, conn: Any, error: BaseException) -> None:
+        """
+        pika could not set up a connection (refused, lost, TLS handshake
+        failed).  Every such attempt counts for the retry delay.  When the
+        user must fix the cause (see L{describe_setup_failure}), it is logged
+        once (again only when it changes) and reported on the next turn.
+        """
         self._setup_failures += 1
-        refusal = describe_refusal(error, self.address)
-        if refusal is None:
+        failure = describe_setup_failure(error, self.address)
+        if failure is None or self._stopping:
             self.log.info(
                 "AMQP connection set-up at {url} failed: {reason_type}: {reason}",
                 url=self.address.redacted,
                 **describe_reason(error),
             )
             return
-        if refusal != self.refusal:
-            self.log.error("{refusal}", refusal=refusal)
-        self.refusal = refusal
-        self._emit("amqp.refused", self._payload(reason=refusal))
+        reason = str(failure)
+        if self.setup_failure is None or str(self.setup_failure) != reason:
+            self.log.error("AMQP connection failed: {reason}", reason=reason)
+        self.setup_failure = failure
+        self._emit("amqp.setup_failed", self._payload(reason=reason, error=type(failure).__name__))
         # Not from inside pika's callback: ClientService is still waiting for
         # prepareConnection, and stopping it now would break its state machine.
-        self._reactor.callLater(0, self._refused, refusal)
+        self._reactor.callLater(0, self._report_setup_failure, failure)
 
-    def _refused(self, refusal: str) -> None:
-        if not self.retry_refused_login:
-            self._ready_waiters.fail(LoginRefused(refusal))
-            if self._client_service is not None and not self._stopping:
+    def _report_setup_failure(self, failure: AMQPConnectionFailed) -> None:
+        """
+        Unless asked to retry (L{retry_refused_login}), fail the L{when_ready}
+        calls now and, for a refused login, stop retrying and tell the refusal
+        observers (a TLS failure is retried: the certificate may be replaced).
+        """
+        if self.retry_refused_login or self._stopping:
+            return
+        self._ready_waiters.fail(failure)
+        if isinstance(failure, LoginRefused):
+            if self._client_service is not None:
                 self._client_service.stopService()
-        for observer in list(self._refusal_observers):
-            observer(refusal)
+            for observer in list(self._refusal_observers):
+                observer(str(failure))
 
     def _topology_declared(self, failures: list, conn: Any, generation: int) -> None:
         if conn is not self._connection or generation != self._generation:
@@ -465,12 +510,3 @@ class AMQPConnection(Service):
 
     def _emit(self, name: str, payload: dict) -> None:
         send_event(self.events, name, payload, "txmsg.amqp", self.log)
-
-
-def _prepare(protocol: Any) -> Deferred:
-    # ClientService cannot take a connection that fails prepareConnection and
-    # is then lost (Twisted's state machine has no transition for it: the
-    # "NoTransition: no transition for _clientDisconnected" tracebacks).  A
-    # failed AMQP set-up is reported through _protocol_failed instead, and
-    # the loss of its connection makes ClientService retry as usual.
-    return cast(Deferred, protocol.ready).addErrback(lambda _: None)

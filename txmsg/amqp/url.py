@@ -27,6 +27,7 @@ from twisted.internet.interfaces import (
 )
 
 from txmsg._redact import redact_url
+from txmsg._tls import client_tls_options, unreadable_tls_file
 
 __all__ = [
     "DEFAULT_AMQP_URL",
@@ -123,24 +124,13 @@ class AMQPAddress:
         return wrapClientTLS(tls_creator, tcp)
 
     def _tls_creator(self) -> Any:
-        from twisted.internet import ssl
-
         opts = self.tls_options
-        kwargs: dict = {}
-        cafile = opts.get("ca_certs") or opts.get("cafile")
-        if cafile:
-            with open(cafile, "rb") as f:
-                kwargs["trustRoot"] = ssl.Certificate.loadPEM(f.read())
-        if opts.get("certfile"):
-            with open(opts["certfile"], "rb") as f:
-                pem = f.read()
-            keyfile = opts.get("keyfile")
-            if keyfile:
-                with open(keyfile, "rb") as f:
-                    pem += b"\n" + f.read()
-            kwargs["clientCertificate"] = ssl.PrivateCertificate.loadPEM(pem)
-        hostname = opts.get("server_hostname") or self.host
-        return ssl.optionsForClientTLS(hostname, **kwargs)
+        return client_tls_options(
+            opts.get("server_hostname") or self.host,
+            opts.get("ca_certs") or opts.get("cafile"),
+            opts.get("certfile"),
+            opts.get("keyfile"),
+        )
 
 
 def parse_amqp_url(url: str | None = None) -> AMQPAddress:
@@ -163,15 +153,21 @@ def parse_amqp_url(url: str | None = None) -> AMQPAddress:
             raise ValueError("scheme must be amqp or amqps")
         tls = scheme == "amqps"
         port = parts.port or (5671 if tls else 5672)
-        # Validate everything else (query arguments, credentials) with pika.
-        import pika
-
-        pika.URLParameters(url)
         tls_options: dict = {}
         raw = parse_qs(parts.query).get("ssl_options")
         if tls and raw:
             tls_options = dict(ast.literal_eval(raw[0]) or {})
-    except (ValueError, SyntaxError, TypeError) as e:
+        # pika reads these files: say which one cannot be read first.
+        unreadable = unreadable_tls_file(
+            {k: tls_options.get(k) for k in ("ca_certs", "cafile", "certfile", "keyfile")}
+        )
+        if unreadable:
+            raise ValueError(unreadable)
+        # Validate everything else (query arguments, credentials) with pika.
+        import pika
+
+        pika.URLParameters(url)
+    except (ValueError, SyntaxError, TypeError, OSError) as e:
         raise ValueError(f"invalid AMQP URL {redact_url(url)}: {e}") from None
     return AMQPAddress(
         url=url,

@@ -133,8 +133,8 @@ def worker_checks(worker: Any) -> Callable[[], list[Check]]:
                 "amqp",
                 up,
                 ("connected to " if up else "not connected to ") + amqp.address.redacted
-                if up or getattr(amqp, "refusal", None) is None
-                else amqp.refusal,
+                if up or getattr(amqp, "setup_failure", None) is None
+                else str(amqp.setup_failure),
             )
         )
         consumers = worker.consumers

@@ -24,7 +24,7 @@ default reactor): that happens when a service starts.
 
 from txmsg.redis._deadline import RedisCommandTimeout
 from txmsg.redis._delivery import Message, Subscription, SubscriptionCancelled
-from txmsg.redis._state import RedisRefused
+from txmsg.redis._setup_failure import RedisConnectionFailed, RedisRefused
 from txmsg.redis.cache import Cache, CacheDecodeError
 from txmsg.redis.connection import RedisConnection, RedisNotRunning
 from txmsg.redis.control import (
@@ -66,6 +66,7 @@ __all__ = [
     "PubSub",
     "RedisCommandTimeout",
     "RedisConnection",
+    "RedisConnectionFailed",
     "RedisNotRunning",
     "RedisRefused",
     "RedisService",

@@ -15,7 +15,7 @@ import txredisapi
 
 from txmsg.redis._state import ConnectionState
 
-__all__ = ["CommandFactory", "CommandProtocol", "ObservedFactoryMixin"]
+__all__ = ["CommandFactory", "CommandProtocol", "ObservedFactoryMixin", "TLSFailureMixin"]
 
 
 class ObservedFactoryMixin:
@@ -35,12 +35,13 @@ class ObservedFactoryMixin:
 
     def connectionError(self, why: str) -> None:
         """
-        txredisapi gave up on the connection (AUTH or SELECT refused): tell
-        the L{ConnectionState}, which reports it; txredisapi's own Deferred
-        for it is then handled here, so it never logs "Unhandled error".
+        txredisapi gave up on a connection (AUTH or SELECT failed, or the
+        connection was lost first): tell the L{ConnectionState}, which
+        reports it; txredisapi's own Deferred for it is then handled here,
+        so it never logs "Unhandled error in Deferred".
         """
         if self.state is not None:
-            self.state.refused(why)
+            self.state.failed(why)
             pending = getattr(self, "deferred", None)
             if pending is not None:
                 pending.addErrback(lambda _: None)
@@ -53,7 +54,23 @@ class ObservedFactoryMixin:
             self.state.lost()
 
 
-class CommandProtocol(txredisapi.RedisProtocol):
+class TLSFailureMixin:
+    """
+    Report a connection lost to a failed TLS handshake to the factory's
+    L{ConnectionState} (see L{ConnectionState.failed}) before txredisapi
+    turns it into "Lost connection".
+    """
+
+    factory: Any
+
+    def connectionLost(self, why: Any) -> None:
+        state = getattr(self.factory, "state", None)
+        if state is not None:
+            state.failed(why)
+        super().connectionLost(why)  # type: ignore[misc]
+
+
+class CommandProtocol(TLSFailureMixin, txredisapi.RedisProtocol):
     """
     txredisapi's protocol, with MULTI working when replies are bytes
     (C{charset=None} with hiredis returns C{b"OK"}, which txredisapi rejects).

@@ -15,7 +15,7 @@ from typing import Any
 
 import txredisapi
 
-from txmsg.redis._factory import ObservedFactoryMixin
+from txmsg.redis._factory import ObservedFactoryMixin, TLSFailureMixin
 
 __all__ = ["PubSubFactory", "PubSubProtocol"]
 
@@ -24,7 +24,7 @@ _UNCONFIRMS = frozenset({b"unsubscribe", b"punsubscribe"})
 _NO_ROUTES: dict[bytes, Any] = {}
 
 
-class PubSubProtocol(txredisapi.SubscriberProtocol):
+class PubSubProtocol(TLSFailureMixin, txredisapi.SubscriberProtocol):
     """
     A subscriber connection that asks its router for the subscriptions to
     (re-)establish each time it is connected and usable, and hands messages

@@ -2,7 +2,8 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 Connection-state bookkeeping shared by the command and pub/sub connections:
-log lines, C{redis.connected}/C{redis.lost} events, and waiters.
+log lines, C{redis.connected}/C{redis.lost} events, waiters, and why a
+connection could not be set up.
 """
 
 from __future__ import annotations
@@ -11,43 +12,24 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from txmsg._sink import send_event
 from txmsg._waiters import Waiters
+from txmsg.redis._setup_failure import (
+    RedisConnectionFailed,
+    RedisRefused,
+    describe_refusal,
+    describe_setup_failure,
+)
 
-__all__ = ["ConnectionState", "RedisRefused", "describe_refusal"]
-
-
-class RedisRefused(Exception):
-    """
-    Redis refused to set up the connection (a wrong password or user name,
-    a database that does not exist).  Not transient: the connection is not
-    retried.
-    """
-
-
-_TXREDISAPI_PREFIX = "Redis error: "
-_AUTH_PREFIX = "could not auth: "
-
-
-def describe_refusal(url: str, why: str) -> str:
-    """
-    One line for a refused connection set-up.
-
-    @param url: the redacted URL.
-    @param why: txredisapi's text (C{"Redis error: could not auth: WRONGPASS ..."}).
-    """
-    text = why[len(_TXREDISAPI_PREFIX) :] if why.startswith(_TXREDISAPI_PREFIX) else why
-    text = " ".join(text.split())
-    if text.startswith(_AUTH_PREFIX):
-        return (
-            "Redis at {} refused the login: {}; check the user name and password "
-            "in the Redis URL".format(url, text[len(_AUTH_PREFIX) :].rstrip("."))
-        )
-    return "Redis at {} refused the connection: {}".format(url, text)
-
-
-__all__ = ["ConnectionState"]
+__all__ = [
+    "ConnectionState",
+    "RedisConnectionFailed",
+    "RedisRefused",
+    "describe_refusal",
+    "describe_setup_failure",
+]
 
 
 class ConnectionState:
@@ -57,6 +39,8 @@ class ConnectionState:
     @ivar is_connected: C{True} while at least one connection is usable.
     @ivar connections: how many times it went from none to one.
     @ivar stopping: set by the owner while it closes the pool on purpose.
+    @ivar failure: why the connection could not be set up (see L{failed}),
+        or C{None}; cleared once a connection is usable.
     """
 
     log = Logger()
@@ -73,26 +57,28 @@ class ConnectionState:
         self.is_connected = False
         self.stopping = False
         self.connections = 0
-        self.refusal: str | None = None
+        self.failure: RedisConnectionFailed | None = None
         self._waiters: Waiters[None] = Waiters()
 
     def describe(self) -> str:
         """
-        A short text for error messages: where, and connected or not.
+        A short text for error messages: where, and connected or not (and
+        why not, when an attempt failed).
         """
-        if self.refusal is not None and not self.is_connected:
-            return self.refusal
+        if self.failure is not None and not self.is_connected:
+            return str(self.failure)
         return "{} {}".format(self.url, "connected" if self.is_connected else "not connected")
 
     def when_connected(self) -> Deferred[None]:
         """
         A Deferred firing once a connection is usable (now, if one is).
-        Callers should add their own timeout; L{fail_waiters} errbacks it.
+        Callers should add their own timeout; L{fail_waiters} errbacks it,
+        and it fails at once after a set-up failure (see L{failed}).
         """
         if self.is_connected:
             return succeed(None)
-        if self.refusal is not None:
-            return fail(RedisRefused(self.refusal))
+        if self.failure is not None:
+            return fail(type(self.failure)(str(self.failure)))
         return self._waiters.wait()
 
     def fail_waiters(self, reason: Exception) -> None:
@@ -101,25 +87,35 @@ class ConnectionState:
         """
         self._waiters.fail(reason)
 
-    def refused(self, why: str) -> None:
+    def failed(self, reason: str | Failure | BaseException) -> None:
         """
-        Redis refused the connection set-up (txredisapi then stops
-        reconnecting): log it once and fail the waiters with
-        L{RedisRefused}.
+        A connection could not be set up: txredisapi gave up on it
+        (C{reason} is its text: C{AUTH} or C{SELECT} failed, and it stops
+        reconnecting) or it was lost (C{reason} is why).  When the user must
+        fix the cause (see L{describe_setup_failure}), log it once, keep it
+        for L{describe} and L{when_connected}, and errback every pending
+        L{when_connected} with it at once instead of letting them time out.
 
-        @param why: txredisapi's description.
+        The first cause is kept until a connection is usable: what follows
+        it (txredisapi's "Lost connection" after a failed TLS handshake, the
+        other connections of the pool failing the same way) adds nothing.
         """
-        first = self.refusal is None
-        self.refusal = describe_refusal(self.url, why)
-        if first:
-            self.log.error("{refusal}", refusal=self.refusal)
-        self.fail_waiters(RedisRefused(self.refusal))
+        error = describe_setup_failure(self.url, reason)
+        if error is None or self.stopping:
+            return
+        if self.failure is None:
+            self.failure = error
+            self.log.error(
+                "Redis {role} connection failed: {reason}", role=self.role, reason=str(error)
+            )
+        self.fail_waiters(self.failure)
 
     def connected(self, size: int) -> None:
         """
         The pool has its first usable connection.
         """
         self.is_connected = True
+        self.failure = None
         self.connections += 1
         self.log.info("Redis {role} connection up: {url}", role=self.role, url=self.url)
         payload = {"url": self.url, "role": self.role, "connections": size}

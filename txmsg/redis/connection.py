@@ -33,10 +33,15 @@ from twisted.logger import Logger
 
 from txmsg._reactor import maybe_global_reactor
 from txmsg.redis._deadline import DeadlineProxy, RedisCommandTimeout
-from txmsg.redis._state import ConnectionState
+from txmsg.redis._state import ConnectionState, RedisConnectionFailed
 from txmsg.redis.url import RedisURL, parse_redis_url
 
-__all__ = ["RedisConnection", "RedisCommandTimeout", "RedisNotRunning"]
+__all__ = [
+    "RedisCommandTimeout",
+    "RedisConnection",
+    "RedisConnectionFailed",
+    "RedisNotRunning",
+]
 
 
 class RedisNotRunning(Exception):

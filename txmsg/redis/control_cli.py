@@ -28,7 +28,7 @@ from twisted.python import usage
 
 from txmsg._coerce import check_redis_url, redis_url_option, seconds, url_from_environment
 from txmsg._options import GnuOptions, usage_error_line
-from txmsg.redis._state import RedisRefused
+from txmsg.redis._state import RedisConnectionFailed
 from txmsg.redis.url import ENV_VAR, parse_redis_url
 
 __all__ = ["Options", "run", "main"]
@@ -114,7 +114,7 @@ async def _run(reactor: Any, options: Options) -> int:
             timeout=timeout,
             clock=reactor,
         )
-    except (ControlTimeout, RedisRefused) as e:
+    except (ControlTimeout, RedisConnectionFailed) as e:
         sys.stderr.write(f"txmsg control: {e}\n")
         return 1
     except Exception as e:

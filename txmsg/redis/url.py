@@ -7,6 +7,7 @@ Accepted forms::
 
     redis://[[user]:password@]host[:port][/db]     (port 6379, db 0 by default)
     rediss://[[user]:password@]host[:port][/db][?ca_certs=/path/ca.pem]   (TLS)
+        [&certfile=/path/client.pem[&keyfile=/path/client.key]]  (client certificate)
     unix:///path/to/redis.sock[?db=N]              (also: redis+unix://, unix:/path)
 
 When no URL is given, C{TXMSG_REDIS_URL} from the environment is used, else
@@ -26,6 +27,7 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 
 from txmsg._reactor import maybe_global_reactor
 from txmsg._redact import redact_url
+from txmsg._tls import client_tls_options, unreadable_tls_file
 
 __all__ = [
     "DEFAULT_REDIS_URL",
@@ -63,6 +65,10 @@ class RedisURL:
     @ivar ca_certs: for C{rediss}, a PEM file of trusted CAs (else the
         platform's trust store).
     @ivar url: the original text, for L{redacted}.
+    @ivar certfile: for C{rediss}, a PEM file with a client certificate (and
+        its key unless C{keyfile} is given), for servers started with
+        C{--tls-auth-clients yes}.
+    @ivar keyfile: for C{rediss}, the client certificate's private key.
     """
 
     scheme: str
@@ -74,6 +80,8 @@ class RedisURL:
     password: str | None = field(default=None, repr=False)
     ca_certs: str | None = None
     url: str = field(default="", repr=False)
+    certfile: str | None = None
+    keyfile: str | None = None
 
     @property
     def tls(self) -> bool:
@@ -109,6 +117,8 @@ class RedisURL:
 
         @param reactor: the reactor to connect with (global one when C{None}).
         @param connect_timeout: seconds allowed for a TCP/unix connect.
+        @raise ValueError: for C{rediss}, when a CA or client certificate
+            file cannot be read.
         """
         reactor = maybe_global_reactor(reactor)
         from twisted.internet import endpoints
@@ -125,13 +135,7 @@ class RedisURL:
         )
         if not self.tls:
             return inner
-        from twisted.internet import ssl
-
-        trust = None
-        if self.ca_certs:
-            with open(self.ca_certs, "rb") as f:
-                trust = ssl.Certificate.loadPEM(f.read())
-        options = ssl.optionsForClientTLS(self.host, trustRoot=trust)
+        options = client_tls_options(self.host, self.ca_certs, self.certfile, self.keyfile)
         return endpoints.wrapClientTLS(options, inner)
 
 
@@ -154,7 +158,9 @@ def parse_redis_url(
     @param url: the URL; when C{None} or empty, C{TXMSG_REDIS_URL} from
         C{environ} (default C{os.environ}), else L{DEFAULT_REDIS_URL}.
         A L{RedisURL} is returned unchanged.
-    @raise InvalidRedisURL: for an unknown scheme, a bad port or db number.
+    @raise InvalidRedisURL: for an unknown scheme, a bad port or db number,
+        or a TLS file (C{ca_certs}, C{certfile}, C{keyfile}) that cannot be
+        read.
     """
     if isinstance(url, RedisURL):
         return url
@@ -188,6 +194,9 @@ def parse_redis_url(
         raise InvalidRedisURL(f"Redis URL has no host: {redact_url(url)}")
     db_text = parts.path.lstrip("/") or query.get("db", "0")
     db = _int(db_text, "db", url)
+    unreadable = unreadable_tls_file({k: query.get(k) for k in ("ca_certs", "certfile", "keyfile")})
+    if unreadable:
+        raise InvalidRedisURL(f"{unreadable} of Redis URL {redact_url(url)}")
     return RedisURL(
         scheme,
         host,
@@ -198,4 +207,6 @@ def parse_redis_url(
         password,
         query.get("ca_certs"),
         url,
+        query.get("certfile"),
+        query.get("keyfile"),
     )

@@ -4,17 +4,20 @@
 Tests for L{txmsg.amqp.connection}, on L{txmsg.testing.MemoryBroker}.
 """
 
+from OpenSSL.SSL import Error as SSLError
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.amqp.connection import (
     AMQPConnection,
+    AMQPConnectionFailed,
     NotConnectedError,
     ServiceStopped,
     describe_reason,
@@ -24,6 +27,10 @@ from txmsg.amqp.topology import Binding, Exchange, Queue
 from txmsg.testing import MemoryBroker, RecordingEvents
 
 URL = "amqp://guest:secret@broker.example:5672/%2F"
+
+
+def _ssl_error(reason):
+    return SSLError([("SSL routines", "", reason)])
 
 
 class _Participant:
@@ -75,6 +82,44 @@ class AMQPConnectionTests(SynchronousTestCase):
         self.clock.advance(5)
         self.failureResultOf(d, NotConnectedError)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_tls_failure_fails_waiters(self):
+        """
+        An attempt lost to a TLS verification failure fails the pending
+        when_ready calls on the next turn with one line naming the cause
+        and the CA option (password redacted), logged once while it
+        repeats.
+        """
+        with capturedLogs() as events:
+            d = self.svc.when_ready(timeout=30)
+            self.svc._protocol_failed(object(), _ssl_error("certificate verify failed"))
+            self.assertNoResult(d)
+            self.clock.advance(0)
+            message = str(self.failureResultOf(d, AMQPConnectionFailed).value)
+            self.assertTrue(
+                message.startswith(
+                    "TLS certificate verification failed for amqp://guest:***@broker.example:5672/"
+                ),
+                message,
+            )
+            self.assertIn("ssl_options={'ca_certs': '/path/to/ca.pem'}", message)
+            d2 = self.svc.when_ready(timeout=30)
+            self.svc._protocol_failed(object(), _ssl_error("certificate verify failed"))
+            self.clock.advance(0)
+        self.assertEqual(str(self.failureResultOf(d2, NotConnectedError).value), message)
+        errors = [formatEvent(e) for e in events if e["log_level"] == LogLevel.error]
+        self.assertEqual(errors, ["AMQP connection failed: " + message])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_other_attempt_failure_waits(self):
+        """
+        An attempt lost for a reason that is not a TLS failure leaves
+        when_ready waiting (the service retries).
+        """
+        d = self.svc.when_ready()
+        self.svc._protocol_failed(object(), ConnectionLost())
+        self.clock.advance(0)
+        self.assertNoResult(d)
 
     def test_when_ready_timer_cancelled_on_connect(self):
         """A when_ready timer is cancelled when the connection becomes ready."""
@@ -259,6 +304,33 @@ class ClientServiceWiringTests(SynchronousTestCase):
         self.assertIs(proto.owner, svc)
         self.assertEqual(proto._impl.params.client_properties["connection_name"], "wired")
         svc.stopService()
+
+    def test_lost_before_ready_retries_with_backoff(self):
+        """
+        A connection lost before pika's connection opened (a failed TLS
+        handshake, a refused login) makes ClientService retry, without an
+        automat NoTransition error, and each such attempt backs off further.
+        """
+        reactor = MemoryReactorClock()
+        svc = AMQPConnection(
+            "amqps://guest:guest@127.0.0.1:5671/%2F",
+            reactor=reactor,
+            endpoint=TCP4ClientEndpoint(reactor, "127.0.0.1", 5671),
+            retry_policy=float,
+        )
+        svc.startService()
+        d = svc.when_ready()
+        for attempt in (1, 2, 3):
+            self.assertEqual(len(reactor.tcpClients), attempt)
+            wrapper = reactor.tcpClients[-1][2].buildProtocol(None)
+            wrapper.makeConnection(StringTransport())
+            wrapper.connectionLost(Failure(_ssl_error("certificate verify failed")))
+            reactor.advance(attempt - 0.01)
+            self.assertEqual(len(reactor.tcpClients), attempt)
+            reactor.advance(0.01)
+        self.assertEqual(len(reactor.tcpClients), 4)
+        self.assertIn("TLS certificate verification failed", str(self.failureResultOf(d).value))
+        self.successResultOf(svc.stopService())
 
     def test_reason_preserved(self):
         """A ConnectionDone after a broker close is reported as the broker's reason."""

@@ -3,6 +3,8 @@
 Tests for L{txmsg.amqp.url}.
 """
 
+from urllib.parse import quote
+
 from twisted.internet.endpoints import HostnameEndpoint, _WrapperEndpoint
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
@@ -44,6 +46,18 @@ class AMQPURLTests(SynchronousTestCase):
         r = MemoryReactorClock()
         self.assertIsInstance(parse_amqp_url("amqp://h/").endpoint(r), HostnameEndpoint)
         self.assertIsInstance(parse_amqp_url("amqps://h/").endpoint(r), _WrapperEndpoint)
+
+    def test_unreadable_tls_file(self) -> None:
+        """
+        An C{ssl_options} file that cannot be read is a URL error naming the
+        file, without the password.
+        """
+        missing = self.mktemp()
+        url = "amqps://u:s3cret@h/%2F?ssl_options=" + quote(repr({"ca_certs": missing}))
+        with self.assertRaises(ValueError) as cm:
+            parse_amqp_url(url)
+        self.assertIn(f"cannot read ca_certs file {missing!r}", str(cm.exception))
+        self.assertNotIn("s3cret", str(cm.exception))
 
     def test_redacted(self) -> None:
         """The redacted form hides the password."""

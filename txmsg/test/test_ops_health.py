@@ -9,14 +9,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from OpenSSL.SSL import Error as SSLError
 from prometheus_client import CollectorRegistry, Counter
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import getChildForRequest
 from twisted.web.test.requesthelper import DummyRequest
 
 from txmsg.ops.health import Check, HealthRoot
 from txmsg.ops.lag import ReactorLagMonitor
+from txmsg.ops.service import worker_checks
+from txmsg.testing import MemoryBroker
 
 
 def render(
@@ -152,3 +156,35 @@ class HealthRootTests(SynchronousTestCase):
             (200, {"endpoints": ["/live", "/ready", "/metrics"]}),
         )
         self.assertEqual(render(self.root, b"nope")[0], 404)
+
+
+class WorkerChecksTests(SynchronousTestCase):
+    """
+    Tests for L{txmsg.ops.service.worker_checks}.
+    """
+
+    def test_setup_failure_named(self) -> None:
+        """
+        While the AMQP set-up fails for a reason the user must fix (here a
+        failed TLS handshake; a refused login the same), the C{amqp} check
+        gives that reason in one line, without the password.
+        """
+        amqp = MemoryBroker(Clock()).connection(url="amqp://guest:secret@broker.example:5672/%2F")
+        worker = type(
+            "W",
+            (),
+            {"state": "running", "amqp": amqp, "consumers": {}, "queues": [], "redis": None},
+        )()
+        check = worker_checks(worker)
+        self.assertEqual(
+            check()[1], Check("amqp", False, "not connected to " + amqp.address.redacted)
+        )
+        with capturedLogs():
+            amqp._protocol_failed(
+                object(), SSLError([("SSL routines", "", "certificate verify failed")])
+            )
+        detail = check()[1].detail
+        self.assertTrue(
+            detail.startswith("TLS certificate verification failed for amqp://guest:***@"), detail
+        )
+        self.assertNotIn("secret", detail)

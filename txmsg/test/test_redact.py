@@ -71,3 +71,22 @@ class RedactURLTests(SynchronousTestCase):
         A password containing C{@} (unescaped) is removed whole.
         """
         self.assertNotIn("p@ss", redact_url("amqp://u:p@ss@host/"))
+
+    def test_query_passwords(self) -> None:
+        """
+        A key passphrase in C{ssl_options} (plain or percent-encoded) and a
+        C{password=} query argument are replaced by C{***}; the rest of the
+        query stays readable.
+        """
+        self.assertEqual(
+            redact_url("amqps://u:pw@h/%2F?ssl_options={'certfile':'/c.pem','password':'k3y'}"),
+            "amqps://u:***@h/%2F?ssl_options={'certfile':'/c.pem','password':'***'}",
+        )
+        encoded = "amqps://h/%2F?ssl_options=%7B%27password%27%3A%20%27k3y%27%7D&heartbeat=5"
+        self.assertEqual(
+            redact_url(encoded), "amqps://h/%2F?ssl_options={'password': '***'}&heartbeat=5"
+        )
+        self.assertEqual(
+            redact_url("rediss://h/0?password=k3y&ca_certs=/ca.pem"),
+            "rediss://h/0?password=***&ca_certs=/ca.pem",
+        )

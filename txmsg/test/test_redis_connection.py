@@ -11,16 +11,24 @@ from typing import Any
 
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import LogLevel, capturedLogs
+from twisted.internet.error import ConnectionLost
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import LogLevel, capturedLogs, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from txmsg.redis._deadline import DeadlineProxy, RedisCommandTimeout
 from txmsg.redis._factory import CommandFactory
-from txmsg.redis._state import ConnectionState, RedisRefused
+from txmsg.redis._state import ConnectionState, RedisConnectionFailed, RedisRefused
 from txmsg.redis.connection import RedisConnection, RedisNotRunning
 from txmsg.testing import RecordingEvents
+
+
+def _ssl_error(reason: str) -> Exception:
+    from OpenSSL.SSL import Error as SSLError
+
+    return SSLError([("SSL routines", "", reason)])
 
 
 class FakePoolFactory:
@@ -193,6 +201,93 @@ class ConnectionStateTests(SynchronousTestCase):
         self.state.connected(1)
         self.assertEqual(self.state.describe(), "redis://:***@h:1/0 connected")
 
+    def test_failed(self) -> None:
+        """
+        A lost connection whose TLS handshake failed errbacks the waiters at
+        once with L{RedisConnectionFailed}, is logged once while it repeats,
+        and C{describe()} shows it until a connection is usable.
+        """
+        d = self.state.when_connected()
+        with capturedLogs() as events:
+            self.state.failed(Failure(_ssl_error("certificate verify failed")))
+            message = str(self.failureResultOf(d, RedisConnectionFailed).value)
+            self.state.failed(Failure(_ssl_error("certificate verify failed")))
+        self.assertTrue(message.startswith("TLS certificate verification failed"), message)
+        self.assertEqual(
+            [formatEvent(e) for e in events], ["Redis commands connection failed: " + message]
+        )
+        self.assertEqual(self.state.describe(), message)
+        self.state.connected(1)
+        self.state.lost()
+        self.assertEqual(self.state.describe(), "redis://:***@h:1/0 not connected")
+
+    def test_other_loss_is_no_failure(self) -> None:
+        """
+        A connection lost for another reason is no set-up failure: nothing
+        is logged and the waiters keep waiting.
+        """
+        d = self.state.when_connected()
+        with capturedLogs() as logged:
+            self.state.failed(Failure(ConnectionLost()))
+        self.assertNoResult(d)
+        self.assertEqual(logged, [])
+        self.assertIsNone(self.state.failure)
+
+    def test_failed_while_stopping(self) -> None:
+        """
+        A failure while the owner closes the pool on purpose is not
+        reported.
+        """
+        self.state.stopping = True
+        d = self.state.when_connected()
+        self.state.failed(Failure(_ssl_error("certificate verify failed")))
+        self.assertNoResult(d)
+        self.assertIsNone(self.state.failure)
+
+    def test_factory_connection_error(self) -> None:
+        """
+        When txredisapi gives up on a connection it could not set up, the
+        factory reports its message to the state (failing the waiters) and
+        leaves no failed Deferred behind (no "Unhandled error in Deferred").
+        """
+        f = CommandFactory("x", 0, 1, True, convertNumbers=False)
+        f.state = self.state
+        d = self.state.when_connected()
+        with capturedLogs():
+            f.connectionError("Redis error: could not auth: WRONGPASS")
+        self.assertIsNone(f.deferred)
+        self.assertIn("WRONGPASS", str(self.failureResultOf(d, RedisRefused).value))
+
+    def test_factory_connection_error_after_tls_failure(self) -> None:
+        """
+        After a TLS failure, txredisapi's "Lost connection" message does not
+        replace the real cause, and is not logged.
+        """
+        f = CommandFactory("x", 0, 1, True, convertNumbers=False)
+        f.state = self.state
+        with capturedLogs() as logged:
+            self.state.failed(Failure(_ssl_error("certificate verify failed")))
+            f.connectionError("Redis error: could not set dbid=0: Lost connection")
+        assert self.state.failure is not None
+        self.assertNotIsInstance(self.state.failure, RedisRefused)
+        self.assertIn("TLS certificate verification failed", str(self.state.failure))
+        self.assertEqual(len(logged), 1)
+
+    def test_lost_during_setup(self) -> None:
+        """
+        A connection lost during its set-up for another reason (txredisapi
+        gives up on it) is reported as lost, not as a refused login.
+        """
+        with capturedLogs():
+            self.state.failed("Redis error: could not auth: Lost connection")
+        failure = self.failureResultOf(self.state.when_connected(), RedisConnectionFailed)
+        self.assertNotIsInstance(failure.value, RedisRefused)
+        self.assertEqual(
+            str(failure.value),
+            "Redis at redis://:***@h:1/0 closed the connection while it was set up: "
+            "could not auth: Lost connection",
+        )
+
 
 class CommandProtocolTests(SynchronousTestCase):
     """
@@ -208,6 +303,43 @@ class CommandProtocolTests(SynchronousTestCase):
 
         p = CommandProtocol(None)
         self.assertIs(p._tx_started(b"OK"), p)
+
+    def test_tls_failure_reported(self) -> None:
+        """
+        A connection lost to a failed TLS verification tells the factory's
+        state why, in one line naming the C{ca_certs} option, before
+        txredisapi reports "Lost connection".
+        """
+        from OpenSSL.SSL import Error as SSLError
+
+        from txmsg.redis._factory import CommandProtocol
+
+        state = ConnectionState("commands", "rediss://:***@h:1/0")
+        f = CommandFactory("x", 0, 1, True, convertNumbers=False)
+        f.state = state
+        p = f.buildProtocol(None)
+        self.assertIsInstance(p, CommandProtocol)
+        p.makeConnection(StringTransport())
+        p.connectionLost(Failure(SSLError([("SSL routines", "", "certificate verify failed")])))
+        message = str(state.failure)
+        self.assertTrue(
+            message.startswith("TLS certificate verification failed for rediss://:***@h:1/0"),
+            message,
+        )
+        self.assertIn("?ca_certs=", message)
+        self.assertIsNone(f.deferred)
+
+    def test_other_loss_not_reported(self) -> None:
+        """
+        A connection lost for another reason is not a TLS failure.
+        """
+        state = ConnectionState("commands", "rediss://:***@h:1/0")
+        f = CommandFactory("x", None, 1, True, convertNumbers=False)
+        f.state = state
+        p = f.buildProtocol(None)
+        p.makeConnection(StringTransport())
+        p.connectionLost(Failure(ConnectionLost()))
+        self.assertIsNone(state.failure)
 
 
 class RefusalTests(SynchronousTestCase):
@@ -250,7 +382,7 @@ class RefusalTests(SynchronousTestCase):
         """
         state = ConnectionState("commands", "redis://h:6379/3")
         with capturedLogs():
-            state.refused("Redis error: could not set dbid=3: ERR DB index is out of range")
+            state.failed("Redis error: could not set dbid=3: ERR DB index is out of range")
         self.failureResultOf(state.when_connected(), RedisRefused)
         self.assertEqual(
             state.describe(),

@@ -39,8 +39,35 @@ class ParseRedisURLTests(SynchronousTestCase):
         """
         C{rediss://} means TLS, with an optional CA file.
         """
-        u = parse_redis_url("rediss://h:6380/1?ca_certs=/etc/ca.pem")
-        self.assertEqual((u.tls, u.ca_certs, u.db), (True, "/etc/ca.pem", 1))
+        ca = self.mktemp()
+        with open(ca, "w"):
+            pass
+        u = parse_redis_url(f"rediss://h:6380/1?ca_certs={ca}")
+        self.assertEqual((u.tls, u.ca_certs, u.db), (True, ca, 1))
+
+    def test_tls_client_certificate(self) -> None:
+        """
+        C{certfile} and C{keyfile} name the client certificate and key.
+        """
+        cert, key = self.mktemp(), self.mktemp()
+        for path in (cert, key):
+            with open(path, "w"):
+                pass
+        u = parse_redis_url(f"rediss://h/0?certfile={cert}&keyfile={key}")
+        self.assertEqual((u.certfile, u.keyfile, u.ca_certs), (cert, key, None))
+
+    def test_tls_unreadable_file(self) -> None:
+        """
+        A TLS file that cannot be read is a URL error naming the option and
+        the file, without the password.
+        """
+        missing = self.mktemp()
+        for option in ("ca_certs", "certfile", "keyfile"):
+            e = self.assertRaises(
+                InvalidRedisURL, parse_redis_url, f"rediss://:pw@h/0?{option}={missing}"
+            )
+            self.assertIn(f"cannot read {option} file {missing!r}", str(e))
+            self.assertNotIn(":pw@", str(e))
 
     def test_unix(self) -> None:
         """

@@ -66,14 +66,14 @@ async def amqp_connection(reactor: Any, url: str | None, timeout: float) -> Asyn
 
     @raise CommandError: when the broker cannot be reached within C{timeout}.
     """
-    from txmsg.amqp import AMQPConnection, LoginRefused, NotConnectedError
+    from txmsg.amqp import AMQPConnection, AMQPConnectionFailed, NotConnectedError
 
     conn = AMQPConnection(url, reactor=reactor, connection_name="txmsg cli")
     conn.startService()
     try:
         try:
             await conn.when_ready(timeout)
-        except LoginRefused as e:
+        except AMQPConnectionFailed as e:  # a refused login, a TLS failure
             raise CommandError(str(e)) from None
         except NotConnectedError as e:
             raise CommandError("cannot reach RabbitMQ: {}".format(e)) from None
