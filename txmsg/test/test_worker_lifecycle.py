@@ -15,11 +15,11 @@ from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublish
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.amqp._fakes import FakeConnection, fake_service
 from txmsg.events import EventRegistry
 from txmsg.ordered import OrderedMultiService
 from txmsg.redis.connection import RedisNotRunning
 from txmsg.test._events_fakes import FakeThreadPool, ThreadingClock
+from txmsg.testing import MemoryBroker
 from txmsg.worker._lifecycle import one_line
 from txmsg.worker.service import WorkerService
 from txmsg.worker.tasks import TaskCatalog
@@ -81,16 +81,17 @@ class Child(Service):
 
 class _WorkerFixture(SynchronousTestCase):
     """
-    A worker's fakes: AMQP connection, clock, thread pool, and the txmsg log
-    messages as text in C{self.messages}.
+    A worker's fakes: a memory broker and an AMQP connection to it, clock,
+    thread pool, and the txmsg log messages as text in C{self.messages}.
     """
 
     def setUp(self) -> None:
         self.pool = FakeThreadPool()
         self.clock = ThreadingClock(self.pool)
         self.events = EventRegistry(reactor=self.clock)
-        self.amqp = fake_service(self.clock, events=self.events)
-        self.amqp.setServiceParent(MultiService())  # never started: driven by the fakes
+        self.broker = MemoryBroker(self.clock)
+        self.amqp = self.broker.connection(events=self.events)
+        self.amqp.setServiceParent(MultiService())  # never started: see broker.connect
         self.calls: list[str] = []
         self.messages: list[str] = []
         observer = cast(ILogObserver, self.observe)
@@ -124,7 +125,7 @@ class SharedRedisDrainTests(_WorkerFixture):
         worker.setServiceParent(top)
         Child(self.calls).setServiceParent(worker)
         top.startService()
-        FakeConnection(self.amqp).open()
+        self.broker.connect(self.amqp)
         self.assertIn("txmsg:worker:w1", redis.keys)  # the first heartbeat
         return redis, worker
 
@@ -136,7 +137,9 @@ class SharedRedisDrainTests(_WorkerFixture):
         top = OrderedMultiService()
         redis, worker = self.build(top)
         top.uses(worker, redis)
-        self.successResultOf(top.stopService())
+        d = top.stopService()
+        self.broker.flush()  # the broker answers the channel closes
+        self.successResultOf(d)
         self.assertEqual(self.calls, ["unregistered", "child stopped", "redis stopped"])
         self.assertEqual(redis.keys, {})
         self.assertIn("Worker w1 drained", self.messages)
@@ -152,7 +155,9 @@ class SharedRedisDrainTests(_WorkerFixture):
         top = MultiService()
         redis, worker = self.build(top)
         redis.stopService()  # as MultiService may do before the worker's drain ends
-        self.successResultOf(worker.stopService())
+        d = worker.stopService()
+        self.broker.flush()  # the broker answers the channel closes
+        self.successResultOf(d)
         self.assertIn("child stopped", self.calls)
         self.assertEqual(worker.state, "stopped")
         self.assertIn(
@@ -231,7 +236,7 @@ class StartUpTests(_WorkerFixture):
                 "Worker w1 connecting: will consume work (prefetch 1, 4 threads, tasks: noop)",
             ],
         )
-        FakeConnection(self.amqp).open()
+        self.broker.connect(self.amqp)
         self.assertEqual(self.messages[-1], "Worker w1 consuming work")
 
     def test_block_at_start_up_is_measured(self) -> None:
