@@ -11,14 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from pika.exceptions import ChannelClosedByBroker
+from pika.spec import BasicProperties
 
-from txmsg.amqp import Queue
+from txmsg.amqp import PublishReturned, Queue
+from txmsg.amqp.reply import is_direct_reply_to
 from txmsg.test._contract_amqp import AMQPContract
 from txmsg.test._contract_base import contract
 
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
 
 class AMQPBrokerContract(AMQPContract):
-    """Channel errors and broker cancels."""
+    """Channel errors, broker cancels and direct reply-to names."""
 
     @contract
     async def test_inequivalent_declaration(self) -> None:
@@ -57,3 +61,66 @@ class AMQPBrokerContract(AMQPContract):
         await self.wait(conn.publish("", q.name, b"back"))
         await self.eventually(lambda: got == [b"back"])
         self.flush_errors(ChannelClosedByBroker)
+
+    async def direct_reply_to_caller(self, conn: Any) -> tuple[Any, Any, str]:
+        """
+        A caller consuming on C{amq.rabbitmq.reply-to} on a channel of its
+        own: C{(channel, its consumer queue, the generated reply name)}.
+        """
+        caller = await self.wait(conn.open_channel())
+        replies, _tag = await self.wait(caller.basic_consume(DIRECT_REPLY_TO, auto_ack=True))
+        requests = await self.declare_queue(conn, self.unique("requests"))
+        got: list[Any] = []
+        await self.consume(conn, requests, got.append)
+        caller.basic_publish(
+            "", requests.name, b"request", BasicProperties(reply_to=DIRECT_REPLY_TO)
+        )
+        await self.eventually(lambda: got)
+        name = got[0].reply_to
+        self.assertTrue(is_direct_reply_to(name), name)
+        return caller, replies, name
+
+    @contract
+    async def test_direct_reply_to_name_check(self) -> None:
+        """
+        A passive declare of a generated direct reply-to name succeeds while
+        its caller consumes on C{amq.rabbitmq.reply-to} (and a reply to it
+        reaches the caller); once the caller's channel is closed it fails
+        with 404 naming it, closing the declaring channel.
+        """
+        conn = await self.connect()
+        caller, replies, name = await self.direct_reply_to_caller(conn)
+        checker = await self.wait(conn.open_channel())
+        frame = await self.wait(checker.queue_declare(name, passive=True))
+        self.assertEqual((frame.method.queue, frame.method.consumer_count), (name, 1))
+        await self.wait(conn.publish("", name, b"reply", mandatory=False))
+        reply = await self.wait(replies.get())
+        self.assertEqual(reply.body, b"reply")
+        caller.close()
+        await self.wait(caller.on_closed)
+        err = await self.failure_of(checker.queue_declare(name, passive=True))
+        self.assertIsInstance(err, ChannelClosedByBroker)
+        self.assertEqual(
+            (err.reply_code, err.reply_text),
+            (404, f"NOT_FOUND - no queue '{name}' in vhost '/'"),
+        )
+        await self.eventually(lambda: checker.is_closed)
+
+    @contract
+    async def test_direct_reply_to_mandatory(self) -> None:
+        """
+        A mandatory publish to a live direct reply-to name reaches the
+        caller I{and} comes back as 312 NO_ROUTE (RabbitMQ up to 4.1); to a
+        gone caller's name it is just returned.
+        """
+        conn = await self.connect()
+        caller, replies, name = await self.direct_reply_to_caller(conn)
+        err = await self.failure_of(conn.publish("", name, b"mandatory"))
+        self.assertIsInstance(err, PublishReturned)
+        self.assertEqual(err.reply_code, 312)
+        reply = await self.wait(replies.get())
+        self.assertEqual(reply.body, b"mandatory")
+        caller.close()
+        await self.wait(caller.on_closed)
+        err = await self.failure_of(conn.publish("", name, b"late"))
+        self.assertIsInstance(err, PublishReturned)

@@ -1,21 +1,58 @@
 # -*- test-case-name: txmsg.test.test_amqp_reply -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Tests for L{txmsg.amqp.reply}.
+Tests for L{txmsg.amqp.reply}, on L{txmsg.testing.MemoryBroker}.
+
+The callers are real direct reply-to clients: a connection of their own
+consuming on C{amq.rabbitmq.reply-to}, whose request gives the generated
+reply name; a caller is gone once its channel is closed.
 """
 
 from __future__ import annotations
 
 from typing import Any, cast
 
+from pika.spec import BasicProperties
 from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.amqp._fakes import FakeChannel, FakeConnection, fake_service
 from txmsg.amqp.reply import ReplySender, is_direct_reply_to
+from txmsg.testing import MemoryBroker
+from txmsg.testing._amqp_channel import MemoryChannel
+from txmsg.testing._amqp_queue import ClosableDeferredQueue
 
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+#: A name as RabbitMQ 3.10 generates it.
 DIRECT = "amq.rabbitmq.reply-to.g1h2AA1yZXBseUA5MjQ4ODg0AAADdQAAAABrDlUS.3auFiRutTy+ox75kdhWHkQ=="
+
+
+class _Caller:
+    """An RPC caller using direct reply-to, on a connection of its own."""
+
+    def __init__(self, test: SynchronousTestCase, broker: MemoryBroker) -> None:
+        connection = broker.connect(None)
+        self.channel: MemoryChannel = test.successResultOf(connection.channel())
+        self.replies: ClosableDeferredQueue
+        self.replies, _tag = test.successResultOf(
+            self.channel.basic_consume(DIRECT_REPLY_TO, auto_ack=True)
+        )
+        self.channel.basic_publish(
+            "", "requests", b"request", BasicProperties(reply_to=DIRECT_REPLY_TO)
+        )
+        request = broker.get("requests")
+        assert request is not None
+        #: the reply name the server sees in the request's C{reply_to}.
+        self.name: str = request.properties.reply_to
+
+    def received(self) -> list[bytes]:
+        """The bodies of the replies that reached this caller."""
+        return [m.body for m in self.replies.pending]
+
+    def leave(self, clock: Clock) -> None:
+        """Close the caller's channel (its consumer goes with it)."""
+        self.channel.close()
+        clock.advance(0)
 
 
 class ReplySenderTests(SynchronousTestCase):
@@ -24,8 +61,12 @@ class ReplySenderTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.svc = fake_service(Clock())
-        self.conn = FakeConnection(self.svc).open()
+        self.clock = Clock()
+        self.broker = MemoryBroker(self.clock)
+        self.broker.declare_queue("requests")
+        self.broker.hold_confirms()
+        self.svc = self.broker.connection()
+        self.conn = self.broker.connect(self.svc)
         self.replies = self.svc.replies()
         self.warnings: list[str] = []
         observer = cast(ILogObserver, self.observe)
@@ -38,16 +79,19 @@ class ReplySenderTests(SynchronousTestCase):
         ].name in ("warn", "error"):
             self.warnings.append(formatEvent(event))
 
-    def publisher_channel(self) -> FakeChannel:
+    def caller(self) -> _Caller:
+        return _Caller(self, self.broker)
+
+    def publisher_channel(self) -> MemoryChannel:
         [channel] = [c for c in self.conn.channels if c.published]
         return channel
 
     def probes(self) -> list[tuple[str, Any]]:
         return [
-            (call[1]["queue"], call[1].get("passive"))
+            (kw["queue"], kw["passive"])
             for c in self.conn.channels
-            for call in c.calls
-            if call[0] == "queue_declare"
+            for name, kw in c.calls
+            if name == "queue_declare"
         ]
 
     def test_same_sender_per_connection(self) -> None:
@@ -61,16 +105,20 @@ class ReplySenderTests(SynchronousTestCase):
         """
         A reply to a direct reply-to name is published without C{mandatory}
         (RabbitMQ up to 4.1 returns every such reply as NO_ROUTE although it
-        delivered it), after a passive declare of the name has been sent.
+        delivered it), after a passive declare of the name has been sent;
+        it reaches the caller and fires once confirmed.
         """
-        d = self.replies.send(DIRECT, b"{}", correlation_id="c1")
-        self.assertEqual(self.probes(), [(DIRECT, True)])
+        caller = self.caller()
+        d = self.replies.send(caller.name, b"{}", correlation_id="c1")
+        self.assertEqual(self.probes(), [(caller.name, True)])
         channel = self.publisher_channel()
         [(exchange, key, body, props, mandatory)] = channel.published
-        self.assertEqual((exchange, key, mandatory), ("", DIRECT, False))
+        self.assertEqual((exchange, key, mandatory), ("", caller.name, False))
         self.assertEqual(props.correlation_id, "c1")
         self.assertNotEqual(props.delivery_mode, 2)
-        channel.ack()
+        self.assertEqual(caller.received(), [b"{}"])
+        self.assertNoResult(d)
+        self.broker.release_confirm()
         self.assertIsNone(self.successResultOf(d))
         self.assertEqual(self.warnings, [])
         self.assertEqual(self.replies.lost, 0)
@@ -81,61 +129,75 @@ class ReplySenderTests(SynchronousTestCase):
         the caller had gone: one warning, and the next check opens a new
         channel.
         """
-        self.conn.channel_errors[("queue_declare", DIRECT)] = (
-            404,
-            "NOT_FOUND - no queue '{}' in vhost '/'".format(DIRECT),
-        )
-        d = self.replies.send(DIRECT, b"{}")
-        self.publisher_channel().ack()
-        self.successResultOf(d)
+        caller = self.caller()
+        caller.leave(self.clock)
+        d = self.replies.send(caller.name, b"{}")
+        self.broker.release_confirm()
+        self.assertNoResult(d)
+        self.clock.advance(0)  # the broker answers the declare: 404
+        self.assertIsNone(self.successResultOf(d))
         self.assertEqual(
             self.warnings,
-            ["Reply to {} was lost: the caller had gone before it was sent".format(DIRECT)],
+            ["Reply to {} was lost: the caller had gone before it was sent".format(caller.name)],
         )
         self.assertEqual(self.replies.lost, 1)
-        del self.conn.channel_errors[("queue_declare", DIRECT)]
+        self.assertEqual(caller.received(), [])
         channels = len(self.conn.channels)
-        self.replies.send(DIRECT, b"{}")
-        self.publisher_channel().ack()
+        other = self.caller()
+        d = self.replies.send(other.name, b"{}")
+        self.broker.release_confirm()
+        self.successResultOf(d)
         self.assertEqual(len(self.conn.channels), channels + 1)
         self.assertEqual(len(self.warnings), 1)
+        self.assertEqual(other.received(), [b"{}"])
 
     def test_check_in_flight_is_shared(self) -> None:
         """
         Replies sent while a check of their name is in flight share it
         instead of sending one each, and wait for its answer.
         """
-        self.replies.send(DIRECT, b"1")
-        channel = self.publisher_channel()
-        channel.ack()
-        [probe] = [c for c in self.conn.channels if c is not channel]
-        probe.hold.add("queue_declare")
-        d2 = self.replies.send(DIRECT, b"2")
-        d3 = self.replies.send(DIRECT, b"3")
-        channel.ack()
-        channel.ack()
+        caller = self.caller()
+        d1 = self.replies.send(caller.name, b"1")
+        self.broker.release_confirm()
+        self.successResultOf(d1)
+        self.broker.hold_replies("Queue.Declare")
+        d2 = self.replies.send(caller.name, b"2")
+        d3 = self.replies.send(caller.name, b"3")
+        self.broker.release_confirms()
         self.assertEqual(len(self.probes()), 2)
         self.assertNoResult(d2)
-        probe.release()
+        self.assertNoResult(d3)
+        self.broker.release_replies("Queue.Declare")
         self.successResultOf(d2)
         self.successResultOf(d3)
-        self.replies.send(DIRECT, b"4")
+        self.replies.send(caller.name, b"4")
         self.assertEqual(len(self.probes()), 3)
         self.assertEqual(self.warnings, [])
+        self.assertEqual(caller.received(), [b"1", b"2", b"3", b"4"])
 
     def test_other_names_404_is_not_a_loss(self) -> None:
         """
         A channel closed by another name's 404 (or anything but a 404 for
-        this name) does not count as a loss.
+        this name) does not count as a loss: checks in flight for a live
+        caller and a gone one share the probe channel, which the gone
+        name's 404 closes before the live name's check is answered.
         """
-        self.conn.channel_errors[("queue_declare", DIRECT)] = (
-            404,
-            "NOT_FOUND - no queue 'amq.rabbitmq.reply-to.other' in vhost '/'",
+        gone, live = self.caller(), self.caller()
+        gone.leave(self.clock)
+        self.broker.hold_replies("Queue.Declare")
+        d_gone = self.replies.send(gone.name, b"lost")
+        d_live = self.replies.send(live.name, b"{}")
+        self.assertEqual(self.probes(), [(gone.name, True), (live.name, True)])
+        self.broker.release_confirms()
+        self.clock.advance(0)  # the 404 for the gone name closes the probe channel
+        self.successResultOf(d_gone)
+        self.successResultOf(d_live)
+        self.assertEqual(
+            self.warnings,
+            ["Reply to {} was lost: the caller had gone before it was sent".format(gone.name)],
         )
-        d = self.replies.send(DIRECT, b"{}")
-        self.publisher_channel().ack()
-        self.successResultOf(d)
-        self.assertEqual(self.warnings, [])
+        self.assertEqual(self.replies.lost, 1)
+        self.assertEqual(live.received(), [b"{}"])
 
     def test_ordinary_queue_returned(self) -> None:
         """
@@ -145,7 +207,8 @@ class ReplySenderTests(SynchronousTestCase):
         d = self.replies.send("replies-of-a-gone-client", b"{}")
         channel = self.publisher_channel()
         self.assertTrue(channel.published[0][4])
-        channel.return_message()
+        self.assertNoResult(d)
+        self.broker.release_confirm()
         self.assertIsNone(self.successResultOf(d))
         self.assertEqual(
             self.warnings,
@@ -159,5 +222,6 @@ class ReplySenderTests(SynchronousTestCase):
         itself or look-alikes.
         """
         self.assertTrue(is_direct_reply_to(DIRECT))
-        self.assertFalse(is_direct_reply_to("amq.rabbitmq.reply-to"))
+        self.assertTrue(is_direct_reply_to(self.caller().name))
+        self.assertFalse(is_direct_reply_to(DIRECT_REPLY_TO))
         self.assertFalse(is_direct_reply_to("replies"))

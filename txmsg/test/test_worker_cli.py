@@ -303,6 +303,7 @@ class TaskClientTests(SynchronousTestCase):
                 reply,
                 correlation_id=delivery.correlation_id,
                 persistent=False,
+                mandatory=False,  # RabbitMQ returns mandatory direct replies (delivered too)
             )
 
         server.consume("jobs", serve)

@@ -81,8 +81,8 @@ class Child(Service):
 
 class _WorkerFixture(SynchronousTestCase):
     """
-    A worker's fakes: AMQP connection, clock, thread pool, and the txmsg log
-    messages as text in C{self.messages}.
+    A worker's fakes: a memory broker and an AMQP connection to it, clock,
+    thread pool, and the txmsg log messages as text in C{self.messages}.
     """
 
     def setUp(self) -> None:

@@ -435,6 +435,6 @@ class MemoryBroker(BrokerControls):
                 self.clock.callLater(rule.seconds, self.enqueue, names, msg)
             else:
                 self.enqueue(names, msg)
-            outcome = channel._returned(msg) if (mandatory and not names) else "ack"
+            outcome = channel._returned(msg) if (mandatory and self.returned(names)) else "ack"
         if seq:
             self._send_confirm(channel, seq, outcome, self.confirm_delay)

@@ -132,6 +132,9 @@ class MemoryChannel(ChannelRecord):
         """Declare a queue; fires with a frame whose C{method} is C{Queue.DeclareOk}."""
 
         def declare() -> Any:
+            if queue.startswith(DIRECT_REPLY_TO):
+                self._broker.check_reply_to(queue)
+                return _Frame(spec.Queue.DeclareOk(queue, 0, 1))
             q = self._broker.declare_queue(
                 queue, durable, exclusive, auto_delete, arguments, self._conn, passive
             )

@@ -5,7 +5,8 @@ The in-memory AMQP broker behind L{txmsg.testing.MemoryBroker}: exchanges
 (direct, fanout, topic, headers and the default exchange), queues (durable,
 exclusive, auto-delete, server-named), bindings, message TTL and per-message
 expiration (expired at the head of the queue, as RabbitMQ does), dead-letter
-exchanges with C{x-death} headers, and direct reply-to routing.  Time is a
+exchanges with C{x-death} headers, and direct reply-to (routing, and
+declares of its names).  Time is a
 L{twisted.internet.task.Clock} (or any C{IReactorTime}).
 
 The client side (channels, consumers, acks, confirms) lives in
@@ -449,6 +450,26 @@ class BrokerState:
         """Drop every reply-to address of C{consumer}."""
         for k in [k for k, v in self._reply_to.items() if v is consumer]:
             del self._reply_to[k]
+
+    def check_reply_to(self, name: str) -> None:
+        """
+        A declare (passive or not) of a name starting C{amq.rabbitmq.reply-to},
+        as RabbitMQ up to 4.1 answers it: the pseudo-queue itself, and a
+        generated name while its consumer is consuming, exist; otherwise
+        404 NOT_FOUND naming it.
+        """
+        if name != DIRECT_REPLY_TO and name not in self._reply_to:
+            raise BrokerError(404, f"NOT_FOUND - no queue '{name}' in vhost '/'")
+
+    def returned(self, names: list[str]) -> bool:
+        """
+        Whether a mandatory publish that reached C{names} comes back
+        (312 NO_ROUTE): when no queue is among them.  A direct reply-to
+        consumer gets its reply as a side effect of routing, which RabbitMQ
+        up to 4.1 does not count: a mandatory reply is delivered I{and}
+        returned.
+        """
+        return all(name in self._reply_to for name in names)
 
     # -- inspection -------------------------------------------------------------
 
