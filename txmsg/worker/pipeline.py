@@ -52,6 +52,7 @@ from txmsg.worker.decisions import (
     Succeeded,
     admit,
     decide,
+    hand_back,
 )
 from txmsg.worker.decisions import (
     UNKNOWN_TASK as UNKNOWN_TASK_REASON,
@@ -245,6 +246,26 @@ class DeliveryPipeline:
         self.report.report(facts, label, outcome, decision, failure)
         return settled
 
+    async def give_back(self, message: IncomingMessage) -> Any:
+        """
+        Hand back a delivery that arrived after its consumer stopped
+        (shutdown, C{pause}): its task never started, so it goes back to
+        the broker without counting as a run (L{hand_back}).  One with bad
+        headers is only nacked: its next delivery dead-letters it.
+        """
+        facts = DeliveryFacts(message.queue)
+        try:
+            headers = read_headers(message.headers)
+        except BadHeaders:
+            return await self.settlement.settle(message, facts, Requeue())
+        facts = replace(
+            facts,
+            attempts=headers.attempts + (headers.delivery_count or 0),
+            redelivered=message.redelivered,
+            counted=headers.delivery_count is not None,
+        )
+        return await self.settlement.settle(message, facts, hand_back(facts))
+
     async def _task(
         self, message: IncomingMessage, facts: DeliveryFacts
     ) -> tuple[DeliveryFacts, str, RetryPolicy, Outcome | Decision, Failure | None]:
@@ -334,7 +355,10 @@ class DeliveryPipeline:
             error_type = "CancelledError" if failure is None else _type_name(failure)
             if failure is None:
                 failure = Failure(CancelledError("cancelled by " + because))
-            return Cancelled(because, error_type, traceback_summary(failure)), failure
+            cancelled = Cancelled(
+                because, error_type, traceback_summary(failure), started=context.started
+            )
+            return cancelled, failure
         if failure is None:
             return Succeeded(value), None
         return (
