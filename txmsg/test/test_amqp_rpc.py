@@ -21,6 +21,9 @@ from txmsg.amqp.rpc import (
 )
 
 
+GOOD = "amq.rabbitmq.reply-to.g1h2AA1yZXBseUA5MjQ4ODg0AAADdQAAAABrDlUS.3auFiRutTy+ox75kdhWHkQ=="
+
+
 def reply(ch, corr, body):
     ch.deliver(body, properties=spec.BasicProperties(correlation_id=corr))
 
@@ -136,14 +139,12 @@ class RPCServerTests(SynchronousTestCase):
         pub_ch = [c for c in conn.channels if c is not consumer_ch and c.is_open][0]
         tag = consumer_ch.deliver(
             b"21",
-            properties=spec.BasicProperties(
-                reply_to="amq.rabbitmq.reply-to.abc", correlation_id="c-1"
-            ),
+            properties=spec.BasicProperties(reply_to=GOOD, correlation_id="c-1"),
         )
         ((exchange, key, body, props, _),) = pub_ch.published
         self.assertEqual(
             (exchange, key, body, props.correlation_id),
-            ("", "amq.rabbitmq.reply-to.abc", b"42", "c-1"),
+            ("", GOOD, b"42", "c-1"),
         )
         self.assertEqual(consumer_ch.acks, [])
         pub_ch.ack()
@@ -163,3 +164,27 @@ class RPCServerTests(SynchronousTestCase):
         result.callback(b"r")
         pub_ch.return_message()
         self.assertEqual(consumer_ch.acks, [tag])
+
+    def test_forged_direct_reply_to_dropped(self):
+        """
+        A request whose C{reply_to} is a direct reply-to name RabbitMQ did
+        not generate is acked with one warning; its handler does not run
+        and nothing is published (such a publish can close the connection).
+        """
+        svc = fake_service(Clock())
+        calls = []
+        RPCServer(svc, "rpc_queue", calls.append)
+        conn = FakeConnection(svc).open()
+        consumer_ch = [c for c in conn.channels if c.consumers][0]
+        with capturedLogs() as events:
+            tag = consumer_ch.deliver(
+                b"1",
+                properties=spec.BasicProperties(
+                    reply_to="amq.rabbitmq.reply-to.abc.def", correlation_id="c"
+                ),
+            )
+        self.assertEqual(calls, [])
+        self.assertEqual(consumer_ch.acks, [tag])
+        self.assertEqual([c.published for c in conn.channels if c.published], [])
+        warnings = [e for e in events if e["log_level"].name == "warn"]
+        self.assertEqual(len(warnings), 1)

@@ -29,6 +29,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txmsg.amqp import NotConnectedError, PublishError
+from txmsg.amqp.reply_to import reply_to_problem
 from txmsg.redis import RedisCommandTimeout, RedisNotRunning
 from txmsg.worker._stats import MALFORMED_TASK, RAW_TASK, UNKNOWN_TASK, WorkerStats
 from txmsg.worker.brokers.interfaces import IncomingMessage
@@ -209,12 +210,22 @@ class DeliveryPipeline:
         facts = DeliveryFacts(message.queue, has_reply_to=bool(message.reply_to))
         label, policy = MALFORMED_TASK, self.retry
         failure: Failure | None = None
+        problem = reply_to_problem(message.reply_to) if message.reply_to else None
         try:
-            if message.queue in self.raw_handlers:
+            if problem is not None:
+                # Never replied to: the broker could close the connection.
+                facts = replace(facts, has_reply_to=False)
+                outcome: Outcome | Decision = Rejected(
+                    BAD_HEADERS, "BadHeaders", problem, "BadHeaders"
+                )
+                if message.queue in self.raw_handlers:
+                    label = RAW_TASK
+            elif message.queue in self.raw_handlers:
                 label = RAW_TASK
                 decision = await self._raw(message, facts)
                 return await self.settlement.settle(message, facts, decision)
-            facts, label, policy, outcome, failure = await self._task(message, facts)
+            else:
+                facts, label, policy, outcome, failure = await self._task(message, facts)
         except Exception:
             failure = Failure()
             transient = is_transient(failure) and label != RAW_TASK
