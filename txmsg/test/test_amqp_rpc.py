@@ -20,7 +20,6 @@ from txmsg.amqp.rpc import (
     RPCUnroutable,
 )
 
-
 GOOD = "amq.rabbitmq.reply-to.g1h2AA1yZXBseUA5MjQ4ODg0AAADdQAAAABrDlUS.3auFiRutTy+ox75kdhWHkQ=="
 
 
