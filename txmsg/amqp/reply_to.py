@@ -7,11 +7,12 @@ C{reply_to} comes from the wire.  For most names the worst a bad one does
 is a lost reply, but RabbitMQ decodes direct reply-to names
 (C{amq.rabbitmq.reply-to.<pid>.<key>}) itself: C{<pid>} is the base64 of an
 Erlang process id in the external term format, C{<key>} the base64 of a
-random id.  RabbitMQ 3.10 and 3.11 hand C{<pid>} to C{binary_to_term};
-later versions (3.12 on, 4.x) parse the same bytes as a pid whose node is
-C{reply@<hash>}.  A name that does not decode (C{amq.rabbitmq.reply-to.x})
-makes some versions fail inside the connection process: a publish, or a
-passive C{queue.declare}, to it closes the I{whole} connection with 541
+random id.  The oldest decoder hands C{<pid>} to C{binary_to_term}; the
+newer one (RabbitMQ 4.x, and the 3.10.8 tested here, whose pids name the
+node C{reply@<hash>}) parses the same bytes as a pid and falls back to the
+old one.  A name that does not decode (C{amq.rabbitmq.reply-to.abc.def})
+fails inside the connection process: a publish, or a passive
+C{queue.declare}, to it closes the I{whole} connection with 541
 INTERNAL_ERROR.  So such names are refused before they are used.
 
 L{reply_to_problem} is conservative: a direct reply-to name must have
