@@ -75,3 +75,15 @@ def record_and_fail(path, item):
     with open(path, "a") as f:
         f.write("{}\n".format(item))
     raise ValueError("recorded, then failed")
+
+
+@tasks.task(blocking=True, max_retries=0)
+def once(path, item, seconds):
+    """
+    Append C{item} to the file C{path} as it starts, then block a pool
+    thread for C{seconds}; never retried.
+    """
+    with open(path, "a") as f:
+        f.write("{}\n".format(item))
+    time.sleep(seconds)
+    return item

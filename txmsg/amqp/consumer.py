@@ -97,6 +97,7 @@ class Consumer:
         arguments: dict | None = None,
         retry_delay: float = 1.0,
         grace: float | None = 30.0,
+        give_back: Any = None,
     ) -> None:
         """
         @param connection: the L{txmsg.amqp.connection.AMQPConnection}.
@@ -114,6 +115,12 @@ class Consumer:
         @param grace: seconds L{stop} waits for running handlers before it
             closes the channel anyway (their deliveries are then requeued by
             the broker and their late results not acked); L{None}: no limit.
+        @param give_back: called (like C{handler}) with each delivery that
+            arrives after L{stop}: the consumer is cancelled at the broker
+            first, and what was already sent is handed to C{give_back}
+            (whose result settles it, as a handler's does) instead of being
+            left for the broker to requeue when the channel closes, which
+            would mark it redelivered.  L{None}: left to the broker.
         """
         if prefetch < 1:
             raise ValueError("prefetch must be >= 1 (manual acks need a bound)")
@@ -129,6 +136,8 @@ class Consumer:
                 return registry.dispatch(name, d, source="amqp:" + d.queue)
 
         self._handler = handler
+        self._give_back = give_back
+        self._cancelled: Deferred | None = None
         self._prefetch = prefetch
         self._concurrency = concurrency or prefetch
         self._on_error = ErrorPolicy(on_error)
@@ -284,16 +293,30 @@ class Consumer:
         if isinstance(result, Failure):
             self._queue_closed(result, session)
             return
-        if self._stopped or session is not self._session:
-            # Left unacked: closing the channel makes the broker requeue it.
+        if session is not self._session:
+            return  # left unacked: its channel is gone
+        if self._stopped:
+            if self._give_back is not None:
+                self._handle(session, result, self._give_back)
+                self._take_back(session)
+            # Else left unacked: closing the channel makes the broker requeue it.
             return
         self._handle(session, result)
         self._pump()
 
+    def _take_back(self, session: _Session) -> None:
+        # Stopped with give_back: take every delivery the broker sent before
+        # it confirmed the cancel (then the queue closes).
+        if session.dead or session.waiting is not None:
+            return
+        d = session.queue.get()
+        session.waiting = d
+        d.addBoth(self._got, session)
+
     def _queue_closed(self, f: Failure, session: _Session) -> None:
         f.trap(Exception)
         session.dead = True
-        if self._session is not session:
+        if self._session is not session or self._stopped:
             return
         from pika.exceptions import ConsumerCancelled
 
@@ -305,7 +328,7 @@ class Consumer:
             if session.channel.is_open:
                 session.channel.close()
 
-    def _handle(self, session: _Session, msg: Any) -> None:
+    def _handle(self, session: _Session, msg: Any, handler: Any = None) -> None:
         method = msg.method
         delivery = Delivery(
             msg.body,
@@ -319,7 +342,7 @@ class Consumer:
         )
         self._inflight.enter()
         try:
-            result = self._handler(delivery)
+            result = (handler or self._handler)(delivery)
         except BaseException:
             result = Failure()
         else:
@@ -402,9 +425,26 @@ class Consumer:
         if self._retry_call is not None and self._retry_call.active():
             self._retry_call.cancel()
         self._retry_call = None
+        session = self._session
+        if self._give_back is not None and session is not None and not session.dead:
+            self._cancelled = self._cancel(session)
         return Deferred.fromCoroutine(self._stop())
 
+    def _cancel(self, session: _Session) -> Deferred:
+        self._take_back(session)
+        try:
+            d = session.channel.basic_cancel(session.tag)
+        except Exception as e:
+            return fail(e)
+        return d if isinstance(d, Deferred) else succeed(d)
+
     async def _stop(self) -> None:
+        cancelled, self._cancelled = self._cancelled, None
+        if cancelled is not None:
+            try:
+                await cancelled  # what the broker sent before is taken back by then
+            except Exception as e:
+                self.log.debug("Cancelling the consumer failed: {error}", error=e)
         try:
             await self._inflight.drain(self.grace)
         except TimeoutError:

@@ -34,16 +34,14 @@ from __future__ import annotations
 from typing import Any
 
 from pika.exceptions import ChannelClosedByBroker
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txmsg.amqp.publisher import PublishReturned
+from txmsg.amqp.reply_to import DIRECT_REPLY_TO_PREFIX, reply_to_problem
 
 __all__ = ["DIRECT_REPLY_TO_PREFIX", "ReplySender", "is_direct_reply_to"]
-
-#: Names RabbitMQ generates for direct reply-to callers start with this.
-DIRECT_REPLY_TO_PREFIX = "amq.rabbitmq.reply-to."
 
 
 def is_direct_reply_to(name: str) -> bool:
@@ -92,8 +90,14 @@ class ReplySender:
             C{content_type}, ...).
         @return: a Deferred firing with L{None} once the broker confirmed
             the reply, or failing as L{txmsg.amqp.publisher.Publisher.publish}
-            does; a lost reply is logged, not a failure.
+            does; a lost reply is logged, not a failure.  A name the broker
+            could choke on (L{reply_to_problem}) is never sent to: the
+            reply is logged as lost.
         """
+        problem = reply_to_problem(reply_to)
+        if problem is not None:
+            self._lost(reply_to[:100], problem)
+            return succeed(None)
         if is_direct_reply_to(reply_to):
             return Deferred.fromCoroutine(self._send_direct(reply_to, body, properties))
         d = self._conn.publish("", reply_to, body, mandatory=True, persistent=False, **properties)

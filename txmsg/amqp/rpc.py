@@ -32,6 +32,7 @@ from txmsg.amqp.consumer import Consumer, Delivery, DropMessage
 from txmsg.amqp.properties import make_properties
 from txmsg.amqp.publisher import PublishReturned
 from txmsg.amqp.reply import is_direct_reply_to
+from txmsg.amqp.reply_to import reply_to_problem
 from txmsg.amqp.topology import Queue
 
 if TYPE_CHECKING:  # a type only: connection.py imports this module
@@ -348,6 +349,12 @@ class RPCServer:
     async def _answer(self, delivery: Delivery) -> None:
         from twisted.internet.defer import ensureDeferred
 
+        problem = reply_to_problem(delivery.reply_to) if delivery.reply_to else None
+        if problem is not None:
+            # Checked before the handler runs and before the broker sees it:
+            # a forged direct reply-to name can close the whole connection.
+            self.log.warn("Dropping RPC request: {problem}", problem=problem)
+            return
         result = self._handler(delivery)
         if hasattr(result, "__await__") and not isinstance(result, Deferred):
             result = ensureDeferred(result)

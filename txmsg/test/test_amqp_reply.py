@@ -18,6 +18,7 @@ from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublish
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.amqp.reply import ReplySender, is_direct_reply_to
+from txmsg.amqp.reply_to import reply_to_problem
 from txmsg.testing import MemoryBroker
 from txmsg.testing._amqp_channel import MemoryChannel
 from txmsg.testing._amqp_queue import ClosableDeferredQueue
@@ -225,3 +226,58 @@ class ReplySenderTests(SynchronousTestCase):
         self.assertTrue(is_direct_reply_to(self.caller().name))
         self.assertFalse(is_direct_reply_to(DIRECT_REPLY_TO))
         self.assertFalse(is_direct_reply_to("replies"))
+
+    def test_forged_direct_name_never_sent(self) -> None:
+        """
+        A reply to a direct reply-to name that does not decode is neither
+        probed nor published (RabbitMQ can close the whole connection on
+        either): it is logged as lost.
+        """
+        name = "amq.rabbitmq.reply-to.garbage"
+        self.assertIsNone(self.successResultOf(self.replies.send(name, b"{}")))
+        self.assertEqual(self.probes(), [])
+        self.assertEqual([c for c in self.conn.channels if c.published], [])
+        self.assertEqual(self.replies.lost, 1)
+        self.assertEqual(len(self.warnings), 1)
+
+
+class ReplyToProblemTests(SynchronousTestCase):
+    """
+    L{reply_to_problem} accepts the names a broker generates and ordinary
+    queue names, and refuses what the broker could choke on.
+    """
+
+    def test_generated_names(self) -> None:
+        """
+        Names as RabbitMQ generates them (3.10.8 here; both pid encodings)
+        and ordinary queue names pass.
+        """
+        old_style = "amq.rabbitmq.reply-to.g2dkABByYWJiaXRAbG9jYWxob3N0AAABIwAAAAAD.a2V5a2V5a2V5a2V5a2V5aw=="
+        for name in (DIRECT, old_style, "replies", "amq.gen-abc", "x" * 255):
+            self.assertIsNone(reply_to_problem(name), name)
+
+    def test_forged_names(self) -> None:
+        """
+        Direct reply-to names of any other shape are refused: one part, three
+        parts, empty parts, bad base64, base64 of something not a pid, a pid
+        with trailing bytes; and names longer than 255 bytes.
+        """
+        pid, key = DIRECT[len("amq.rabbitmq.reply-to.") :].split(".")
+        forged = [
+            "amq.rabbitmq.reply-to.garbage",
+            "amq.rabbitmq.reply-to.abc.def",
+            "amq.rabbitmq.reply-to.",
+            "amq.rabbitmq.reply-to..",
+            "amq.rabbitmq.reply-to.{}.".format(pid),
+            "amq.rabbitmq.reply-to.{}.{}.{}".format(pid, key, key),
+            "amq.rabbitmq.reply-to.{}.{}".format(key, key),
+            "amq.rabbitmq.reply-to.{}.{}".format(pid[:-4], key),
+            "amq.rabbitmq.reply-to.{}AAAA.{}".format(pid, key),
+            "amq.rabbitmq.reply-to.{}.{}".format(pid, "k!y"),
+            "amq.rabbitmq.reply-to.{}.{}".format(pid, "a" * 300),
+            "x" * 256,
+            "é" * 128,
+            "",
+        ]
+        for name in forged:
+            self.assertIsNotNone(reply_to_problem(name), name)

@@ -177,3 +177,23 @@ class RPCServerTests(SynchronousTestCase):
         broker.release_confirm()
         self.assertEqual(self.consumer_ch.acks, [request.method.delivery_tag])
         self.assertEqual(broker.message_count("rpc_queue"), 0)
+
+    def test_forged_direct_reply_to_dropped(self):
+        """
+        A request whose C{reply_to} is a direct reply-to name RabbitMQ did
+        not generate is acked with one warning; its handler does not run
+        and nothing is published (such a publish can close the connection).
+        """
+        calls = []
+        broker = self.start_server(calls.append)
+        with capturedLogs() as events:
+            broker.publish(
+                "", "rpc_queue", b"1", reply_to="amq.rabbitmq.reply-to.abc.def", correlation_id="c"
+            )
+            broker.flush()
+        [request] = self.consumer_ch.deliveries
+        self.assertEqual(calls, [])
+        self.assertEqual(self.consumer_ch.acks, [request.method.delivery_tag])
+        self.assertEqual(self.pub_ch.published, [])
+        warnings = [e for e in events if e["log_level"].name == "warn"]
+        self.assertEqual(len(warnings), 1)

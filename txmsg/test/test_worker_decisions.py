@@ -25,6 +25,7 @@ from txmsg.worker.decisions import (
     Succeeded,
     admit,
     decide,
+    hand_back,
 )
 from txmsg.worker.retry import RetryPolicy
 
@@ -88,8 +89,31 @@ class DecideTests(SynchronousTestCase):
         )
 
     def test_shutdown_requeues(self) -> None:
-        """A task cancelled because the grace period ended is requeued."""
+        """
+        A task that started and was cancelled because the grace period
+        ended is requeued counted: it may have had side effects.
+        """
         self.assertEqual(decide(FACTS, Cancelled("shutdown"), POLICY), Requeue())
+        self.assertTrue(decide(FACTS, Cancelled("shutdown", started=True), POLICY).counted)
+
+    def test_shutdown_before_start_is_not_counted(self) -> None:
+        """
+        A task that never started (it waited for a thread) is handed back
+        uncounted, with the runs it had so far, even at C{max_retries=0}.
+        """
+        facts = DeliveryFacts("work", task_id="t1", attempts=2)
+        decision = decide(facts, Cancelled("shutdown", started=False), RetryPolicy(max_retries=0))
+        self.assertEqual(decision, Requeue(counted=False, attempts=2))
+
+    def test_hand_back_counts_an_uncounted_redelivery(self) -> None:
+        """
+        Handing back a classic queue's redelivery counts it (as L{admit}
+        would) and keeps the mark; a quorum queue's count is already in.
+        """
+        classic = DeliveryFacts("work", attempts=1, redelivered=True)
+        self.assertEqual(hand_back(classic), Requeue(counted=False, attempts=2, redelivered=True))
+        quorum = DeliveryFacts("work", attempts=1, redelivered=True, counted=True)
+        self.assertEqual(hand_back(quorum), Requeue(counted=False, attempts=1, redelivered=True))
 
     def test_duplicate_acks(self) -> None:
         """An idempotent task that already ran is acked."""

@@ -162,6 +162,26 @@ class PoisonTests(SynchronousTestCase):
         self.h.advance(0)
         self.assertEqual(self.runs, ["f", "f"])
 
+    def test_forged_direct_reply_to(self) -> None:
+        """
+        A task whose C{reply_to} is a direct reply-to name the broker did
+        not generate is dead-lettered at once as C{bad-headers}, without
+        running and without any reply (publishing to such a name can close
+        the worker's connection); the next task runs.
+        """
+        self.h.connection.publish(
+            "",
+            "tasks",
+            encode_task(Task("fail", ("r",), {}, "r")),
+            content_type=CONTENT_TYPE,
+            reply_to="amq.rabbitmq.reply-to.garbage",
+        )
+        self.h.advance(0)
+        self.assertEqual(self.runs, [])
+        self.assertEqual(self.reasons(), ["bad-headers"])
+        self.assertEqual(self.h.outcomes, {})
+        self.assertNextTaskRuns()
+
     def test_crash_loop_is_capped(self) -> None:
         """
         A message whose run never finishes because the worker loses its

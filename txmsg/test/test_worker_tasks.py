@@ -22,6 +22,7 @@ def inline_thread(function: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
     Stand-in for the thread pool: run at once, record that it was used.
     """
     inline_thread.calls.append(function)  # type: ignore[attr-defined]
+    inline_thread.calls.extend(a for a in args if callable(a))  # type: ignore[attr-defined]
     return succeed(function(*args, **kwargs))
 
 

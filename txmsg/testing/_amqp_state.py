@@ -15,6 +15,8 @@ L{txmsg.testing._amqp_broker}; this module holds state and routing only.
 
 from __future__ import annotations
 
+import base64
+import struct
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -441,8 +443,15 @@ class BrokerState:
     # -- direct reply-to ------------------------------------------------------
 
     def reply_to_address(self, consumer: Any) -> str:
-        """A fresh C{amq.rabbitmq.reply-to.<token>} address for C{consumer}."""
-        address = DIRECT_REPLY_TO + "." + uuid.uuid4().hex
+        """
+        A fresh C{amq.rabbitmq.reply-to.<pid>.<key>} address for
+        C{consumer}, shaped as RabbitMQ makes them.
+        """
+        token = uuid.uuid4().bytes
+        node = b"reply@memory"
+        pid = bytes([131, 88, 118]) + struct.pack(">H", len(node)) + node + token[:12]
+        key = base64.b64encode(token).decode()
+        address = "{}.{}.{}".format(DIRECT_REPLY_TO, base64.b64encode(pid).decode(), key)
         self._reply_to[address] = consumer
         return address
 

@@ -12,8 +12,14 @@ it: one of the outcome values below), one frozen decision value out:
     with its new attempt count, then ack;
   - L{DeadLetter}: publish it (confirmed) to the dead-letter queue with the
     reason, and the error reply if any, then ack;
-  - L{Requeue}: hand it back to the broker as it is (the shutdown grace
-    period ended while it ran).
+  - L{Requeue}: hand it back to the broker.  C{counted}: as it is (nack
+    with requeue), so that the broker counts the delivery (its task
+    started and was cancelled when the shutdown grace period ended: it may
+    have had side effects).  Not counted (L{hand_back}): its task never
+    started (it waited for a thread when the grace period ended, or it
+    arrived after the consumer stopped), so an unchanged copy goes back to
+    its queue (confirmed), then the delivery is acked: a graceful restart
+    does not use up a retry.
 
 The rule for poison: a delivery whose handling fails for a reason that is
 not the task's own failure (L{Rejected}, L{Broken}) is dead-lettered at once
@@ -51,6 +57,7 @@ __all__ = [
     "Succeeded",
     "admit",
     "decide",
+    "hand_back",
 ]
 
 #: Dead-letter reasons of deliveries that never reached their task.
@@ -119,12 +126,15 @@ class Failed:
 class Cancelled:
     """
     The worker cancelled the task on purpose: C{because} is C{"stop-job"},
-    C{"kill-horse"} or C{"shutdown"} (the grace period ended).
+    C{"kill-horse"} or C{"shutdown"} (the grace period ended); C{started}:
+    whether its function had been called (a blocking task may still have
+    been waiting for a thread).
     """
 
     because: str
     error_type: str = "CancelledError"
     traceback: str = ""
+    started: bool = True
 
 
 @dataclass(frozen=True)
@@ -215,7 +225,19 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class Requeue:
-    """Give the delivery back to the broker unchanged (nack with requeue)."""
+    """
+    Give the delivery back to the broker.
+
+    @ivar counted: C{True}: nack it with requeue, so that the broker counts
+        the delivery (C{redelivered}, C{x-delivery-count}) and so does the
+        delivery cap.  C{False}: publish a copy to its queue (confirmed)
+        with C{attempts} runs and the C{redelivered} mark, then ack: the
+        broker does not count it.
+    """
+
+    counted: bool = True
+    attempts: int = 0
+    redelivered: bool = False
 
 
 Decision = Ack | Reply | Retry | DeadLetter | Requeue
@@ -254,6 +276,20 @@ def admit(facts: DeliveryFacts, max_retries: int) -> Decision | None:
     return None
 
 
+def hand_back(facts: DeliveryFacts) -> Requeue:
+    """
+    A delivery whose task never started, given back to the broker without
+    counting as a run.  A broker redelivery not counted yet (classic
+    queues' C{redelivered}) is counted now, as L{admit} would have.
+    """
+    uncounted = facts.redelivered and not facts.counted
+    return Requeue(
+        counted=False,
+        attempts=facts.attempts + (1 if uncounted else 0),
+        redelivered=facts.redelivered,
+    )
+
+
 def decide(
     facts: DeliveryFacts, outcome: Outcome, policy: RetryPolicy, jitter: float = 0.0
 ) -> Decision:
@@ -282,7 +318,7 @@ def decide(
         )
     if isinstance(outcome, Cancelled):
         if outcome.because == "shutdown":
-            return Requeue()
+            return Requeue() if outcome.started else hand_back(facts)
         message = "cancelled by " + outcome.because
         return DeadLetter(
             "cancelled",

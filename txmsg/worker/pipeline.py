@@ -29,6 +29,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txmsg.amqp import NotConnectedError, PublishError
+from txmsg.amqp.reply_to import reply_to_problem
 from txmsg.redis import RedisCommandTimeout, RedisNotRunning
 from txmsg.worker._stats import MALFORMED_TASK, RAW_TASK, UNKNOWN_TASK, WorkerStats
 from txmsg.worker.brokers.interfaces import IncomingMessage
@@ -52,6 +53,7 @@ from txmsg.worker.decisions import (
     Succeeded,
     admit,
     decide,
+    hand_back,
 )
 from txmsg.worker.decisions import (
     UNKNOWN_TASK as UNKNOWN_TASK_REASON,
@@ -208,12 +210,22 @@ class DeliveryPipeline:
         facts = DeliveryFacts(message.queue, has_reply_to=bool(message.reply_to))
         label, policy = MALFORMED_TASK, self.retry
         failure: Failure | None = None
+        problem = reply_to_problem(message.reply_to) if message.reply_to else None
         try:
-            if message.queue in self.raw_handlers:
+            if problem is not None:
+                # Never replied to: the broker could close the connection.
+                facts = replace(facts, has_reply_to=False)
+                outcome: Outcome | Decision = Rejected(
+                    BAD_HEADERS, "BadHeaders", problem, "BadHeaders"
+                )
+                if message.queue in self.raw_handlers:
+                    label = RAW_TASK
+            elif message.queue in self.raw_handlers:
                 label = RAW_TASK
                 decision = await self._raw(message, facts)
                 return await self.settlement.settle(message, facts, decision)
-            facts, label, policy, outcome, failure = await self._task(message, facts)
+            else:
+                facts, label, policy, outcome, failure = await self._task(message, facts)
         except Exception:
             failure = Failure()
             transient = is_transient(failure) and label != RAW_TASK
@@ -244,6 +256,26 @@ class DeliveryPipeline:
         # is already done.
         self.report.report(facts, label, outcome, decision, failure)
         return settled
+
+    async def give_back(self, message: IncomingMessage) -> Any:
+        """
+        Hand back a delivery that arrived after its consumer stopped
+        (shutdown, C{pause}): its task never started, so it goes back to
+        the broker without counting as a run (L{hand_back}).  One with bad
+        headers is only nacked: its next delivery dead-letters it.
+        """
+        facts = DeliveryFacts(message.queue)
+        try:
+            headers = read_headers(message.headers)
+        except BadHeaders:
+            return await self.settlement.settle(message, facts, Requeue())
+        facts = replace(
+            facts,
+            attempts=headers.attempts + (headers.delivery_count or 0),
+            redelivered=message.redelivered,
+            counted=headers.delivery_count is not None,
+        )
+        return await self.settlement.settle(message, facts, hand_back(facts))
 
     async def _task(
         self, message: IncomingMessage, facts: DeliveryFacts
@@ -334,7 +366,10 @@ class DeliveryPipeline:
             error_type = "CancelledError" if failure is None else _type_name(failure)
             if failure is None:
                 failure = Failure(CancelledError("cancelled by " + because))
-            return Cancelled(because, error_type, traceback_summary(failure)), failure
+            cancelled = Cancelled(
+                because, error_type, traceback_summary(failure), started=context.started
+            )
+            return cancelled, failure
         if failure is None:
             return Succeeded(value), None
         return (

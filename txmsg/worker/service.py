@@ -243,7 +243,7 @@ class WorkerService(MultiService):
         self.pipeline.install(self._run_in_thread)  # warns about idempotency without Redis
         super().startService()
         for queue in self.queues:
-            self._consumers[queue] = self.broker.consume(queue, self.pipeline.handle, self.prefetch)
+            self._consumers[queue] = self._consume(queue)
         self.state = "running"
         self.timers.start()
         announce_consuming(
@@ -270,7 +270,7 @@ class WorkerService(MultiService):
         Consume again after L{pause}.
         """
         for queue in self.queues:
-            self._consumers[queue] = self.broker.consume(queue, self.pipeline.handle, self.prefetch)
+            self._consumers[queue] = self._consume(queue)
         self.state = "running"
 
     def stopService(self) -> Deferred[None]:
@@ -309,6 +309,11 @@ class WorkerService(MultiService):
             self._threadpool = None
         self.state = "stopped"
         self.log.info("Worker {name} stopped", name=self.name)
+
+    def _consume(self, queue: str) -> Any:
+        # What arrives after the consumer stopped goes back uncounted.
+        pipeline = self.pipeline
+        return self.broker.consume(queue, pipeline.handle, self.prefetch, pipeline.give_back)
 
     def _run_in_thread(
         self, function: Callable[..., Any], *args: Any, **kwargs: Any

@@ -55,6 +55,15 @@ class Settlement:
             return await self.broker.settle(message, decision)
         except Exception as e:
             error = "{}: {}".format(type(e).__name__, e)
+        if isinstance(decision, Requeue) and not decision.counted:
+            # Only ever at a stop, never in a loop: no need to wait.
+            self.log.warn(
+                "Could not hand back delivery of {queue} uncounted ({error}); "
+                "giving it back to the broker as it is",
+                queue=message.queue,
+                error=error,
+            )
+            return await self.broker.settle(message, Requeue())
         fallback = Retry(self.delay, facts.attempt, error=error)
         if not isinstance(decision, (Ack, Requeue)):
             self.log.warn(

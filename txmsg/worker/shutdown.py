@@ -3,7 +3,9 @@
 """
 The shutdown grace period: running tasks get C{grace} seconds to finish;
 then (or at a second SIGTERM/SIGINT) they are cancelled, and the worker's
-decision step requeues them.
+decision step requeues them (counted: they may have had side effects).
+Tasks that have not started yet (waiting for a thread) are cancelled at
+once and handed back uncounted.
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ class GracePeriod:
         SIGINT ends it at once.
         """
         self._call = self.reactor.callLater(grace, self.expire)
+        # Tasks still waiting for a thread do not start now: they go back to
+        # the broker at once, uncounted; the grace period is for the others.
+        waiting = [c for c in self.running().values() if not c.started]
+        for context in waiting:
+            context.cancel("shutdown")
+        if waiting:
+            self.log.info("Handing back {n} task(s) that had not started", n=len(waiting))
         if handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 try:

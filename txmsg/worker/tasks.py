@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ from twisted.internet.defer import (
     Deferred,
     ensureDeferred,
     maybeDeferred,
+    succeed,
 )
 from twisted.python.failure import Failure
 
@@ -129,6 +131,10 @@ class TaskContext:
     @ivar headers: the message headers.
     @ivar cancelled_because: why the task was cancelled (C{"stop-job"},
         C{"kill-horse"}, C{"shutdown"}), or L{None}.
+    @ivar started: whether the task's function was called.  A blocking
+        task waits for a free thread of the pool first; cancelled before
+        that, it never runs (and, at shutdown, it is handed back to the
+        broker without counting as a run).
     """
 
     task: Task
@@ -137,20 +143,41 @@ class TaskContext:
     queue: str = ""
     headers: dict[str, Any] = field(default_factory=dict)
     cancelled_because: str | None = None
+    started: bool = False
     _running: Deferred[Any] | None = field(default=None, repr=False)
+    # Taken by the pool thread that starts the task and by cancel().
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def cancel(self, reason: str) -> bool:
         """
-        Cancel the running task (its Deferred is cancelled; a task in a thread
-        runs on, but its result is discarded).
+        Cancel the task: one that has not started yet never will; a running
+        one has its Deferred cancelled (a task in a thread runs on, but its
+        result is discarded).
 
-        @return: whether there was something running to cancel.
+        @return: whether there was something to cancel.
         """
-        if self._running is None or self._running.called:
+        if self._running is not None and self._running.called:
             return False
-        self.cancelled_because = reason
-        self._running.cancel()
+        with self._lock:
+            if self.cancelled_because is not None:
+                return False
+            self.cancelled_because = reason
+        if self._running is not None:
+            self._running.cancel()
         return True
+
+    def begin(self) -> bool:
+        """
+        Called (in the task's thread, or on the reactor) just before the
+        task's function: mark it started, unless it was cancelled first.
+
+        @return: whether the function may run.
+        """
+        with self._lock:
+            if self.cancelled_because is not None:
+                return False
+            self.started = True
+            return True
 
 
 class _TaskHandler:
@@ -173,9 +200,12 @@ class _TaskHandler:
         kwargs = dict(task.kwargs)
         if spec.wants_context:
             kwargs["context"] = context
+        if context.cancelled_because is not None:
+            return succeed(_CANCELLED)  # cancelled before it was dispatched
         if spec.blocking:
-            d = self._run_in_thread(spec.function, *task.args, **kwargs)
+            d = self._run_in_thread(_call_started, context, spec.function, task.args, kwargs)
         else:
+            context.begin()  # on the reactor, as cancel() is: cannot lose
             d = maybeDeferred(_call_async, spec.function, task.args, kwargs)
         context._running = d
         return d.addErrback(_cancelled_on_purpose, context)
@@ -188,6 +218,19 @@ def _cancelled_on_purpose(failure: Failure, context: TaskContext) -> Any:
     if context.cancelled_because is not None and failure.check(CancelledError):
         return _CANCELLED
     return failure
+
+
+def _call_started(
+    context: TaskContext,
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    # In the pool thread: a task cancelled while it waited for the thread
+    # never runs (its Deferred already failed with CancelledError).
+    if not context.begin():
+        raise CancelledError("cancelled before it started")
+    return function(*args, **kwargs)
 
 
 def _call_async(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -103,15 +103,21 @@ class AMQPWorkerBroker:
         self.amqp.declare(*declarations)
 
     def consume(
-        self, queue: str, handler: Callable[[IncomingMessage], Awaitable[Any]], prefetch: int
+        self,
+        queue: str,
+        handler: Callable[[IncomingMessage], Awaitable[Any]],
+        prefetch: int,
+        give_back: Callable[[IncomingMessage], Awaitable[Any]] | None = None,
     ) -> Any:
         """
-        A L{txmsg.amqp.Consumer} of C{queue} calling C{handler}.
+        A L{txmsg.amqp.Consumer} of C{queue} calling C{handler} (and
+        C{give_back} for deliveries that arrive after it was stopped).
         """
         return self.amqp.consume(
             queue,
             lambda delivery: handler(incoming(queue, delivery)),
             prefetch=prefetch,
+            give_back=(None if give_back is None else lambda d: give_back(incoming(queue, d))),
             on_error=ErrorPolicy.REQUEUE,
             # The worker's own grace period settles every running task (see
             # GracePeriod); the consumer must not close its channel earlier.
@@ -126,8 +132,10 @@ class AMQPWorkerBroker:
         if isinstance(decision, Ack):
             return succeed(Outcome.ACK)
         if isinstance(decision, Requeue):
-            return succeed(Outcome.RETRY)
-        if isinstance(decision, Reply):
+            if decision.counted:
+                return succeed(Outcome.RETRY)
+            d = self._hand_back(message, decision)
+        elif isinstance(decision, Reply):
             d = self.reply(message, decision.body, decision.content_type)
         elif isinstance(decision, Retry):
             d = self._republish(message, decision)
@@ -160,6 +168,23 @@ class AMQPWorkerBroker:
             message.body,
             properties=self._properties(message, headers),
             expiration=expiration,
+        )
+
+    def _hand_back(self, message: IncomingMessage, requeue: Requeue) -> Deferred[None]:
+        # A nack with requeue would count as a delivery (classic queues set
+        # redelivered, quorum queues increment x-delivery-count): a copy
+        # published back to the queue (then the delivery acked) does not.
+        headers: dict[str, Any] = {}
+        if requeue.attempts:
+            headers[ATTEMPT_HEADER] = requeue.attempts
+        if requeue.redelivered:
+            headers[REDELIVERED_HEADER] = 1
+        return self.amqp.publish(
+            "",
+            message.queue,
+            message.body,
+            properties=self._properties(message, headers),
+            expiration=None,
         )
 
     def _dead_letter(self, message: IncomingMessage, dead: DeadLetter) -> Deferred[None]:

@@ -60,7 +60,10 @@ class IWorkerBroker(Interface):
         """
 
     def consume(
-        queue: str, handler: Callable[[IncomingMessage], Awaitable[Any]], prefetch: int
+        queue: str,
+        handler: Callable[[IncomingMessage], Awaitable[Any]],
+        prefetch: int,
+        give_back: Callable[[IncomingMessage], Awaitable[Any]] | None = None,
     ) -> Any:
         """
         Consume C{queue}, at most C{prefetch} deliveries unsettled at once.
@@ -68,6 +71,9 @@ class IWorkerBroker(Interface):
         @param handler: called with each L{IncomingMessage}; its Deferred
             fires with what L{settle} returned for that message, which the
             provider then applies (ack, or give it back to the broker).
+        @param give_back: called, like C{handler}, with each delivery that
+            arrives after the consumer was stopped (it settles it with an
+            uncounted C{Requeue}); L{None}: the broker requeues those.
         @return: the consumer: an object with C{stop()} returning a
             Deferred, and C{consuming} (whether it is registered now).
         """
@@ -79,7 +85,9 @@ class IWorkerBroker(Interface):
         the broker to confirm it.
 
         @return: a Deferred firing with the final action for the consumer
-            to apply (ack, or requeue for C{Requeue}), or failing when a
+            to apply (ack, or requeue for a counted C{Requeue}; an
+            uncounted one is published back to its queue, then acked), or
+            failing when a
             publish failed, in which case nothing was acked.
         """
 
