@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import PlatformCollector, ProcessCollector
 from prometheus_client.core import (
     CollectorRegistry,
     CounterMetricFamily,
@@ -236,8 +237,6 @@ class WorkerCollector:
 
 
 def _base_registry(lag: ReactorLagMonitor) -> CollectorRegistry:
-    from prometheus_client import PlatformCollector, ProcessCollector
-
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)

@@ -27,6 +27,7 @@ from txmsg._reactor import maybe_global_reactor
 from txmsg.net.listen import listening_service
 from txmsg.ops.health import Check, HealthRoot
 from txmsg.ops.lag import ReactorLagMonitor
+from txmsg.ops.metrics import echo_registry, worker_registry
 
 __all__ = [
     "HealthService",
@@ -166,8 +167,6 @@ def worker_health(
     """
     A L{HealthService} for a worker (add it to the worker's service tree).
     """
-    from txmsg.ops.metrics import worker_registry
-
     return HealthService(
         endpoint,
         lambda lag: worker_registry(worker, lag),
@@ -183,8 +182,6 @@ def echo_health(
     """
     A L{HealthService} for an echo service (add it to the echo service tree).
     """
-    from txmsg.ops.metrics import echo_registry
-
     return HealthService(
         endpoint,
         lambda lag: echo_registry(echo.factory, lag),
