@@ -105,6 +105,7 @@ class RedisConnection(Service):
         return self._reactor
 
     def _build_factory(self) -> Any:
+        # txredisapi (under _factory) installs the global reactor when imported
         from txmsg.redis._factory import CommandFactory
 
         url = self.url

@@ -126,6 +126,7 @@ class PubSub(Service):
         Start the subscriber connection.
         """
         super().startService()
+        # txredisapi (under _protocol) installs the global reactor when imported
         from txmsg.redis._protocol import PubSubFactory
 
         reactor = maybe_global_reactor(self._reactor)
@@ -303,7 +304,7 @@ class PubSub(Service):
         d.addErrback(self._send_failed, what, names)
 
     def _send_failed(self, failure: Failure, what: str, names: list[bytes]) -> None:
-        from txredisapi import ConnectionError
+        from txredisapi import ConnectionError  # installs the global reactor when imported
 
         if failure.check(ConnectionError):
             # the connection went away: its subscriptions went with it, and
