@@ -13,8 +13,8 @@ confirms and consumers.  C{amqp.connected} / C{amqp.lost} events carry the
 real close reason (pika reports every close as C{ConnectionDone};
 L{reason_preserving_protocol} fixes that).
 
-pika's Twisted adapter installs the global reactor when imported, so it is only
-imported inside functions here.
+pika's Twisted adapter installs the global reactor when imported, so only
+L{txmsg.amqp._protocol} imports it, on first use.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import (
     CancelledError,
@@ -50,6 +51,9 @@ from txmsg.amqp._setup_failure import (
     NotConnectedError,
     describe_setup_failure,
 )
+from txmsg.amqp.consumer import Consumer
+from txmsg.amqp.publisher import Publisher
+from txmsg.amqp.reply import ReplySender
 from txmsg.amqp.topology import Declaration, Topology
 from txmsg.amqp.url import AMQPAddress, parse_amqp_url
 
@@ -254,8 +258,6 @@ class AMQPConnection(Service):
     def publisher(self) -> Any:
         """The default L{txmsg.amqp.publisher.Publisher} of this connection."""
         if self._publisher is None:
-            from txmsg.amqp.publisher import Publisher
-
             self._publisher = Publisher(self)
         return self._publisher
 
@@ -265,8 +267,6 @@ class AMQPConnection(Service):
         through the default publisher, warning only about lost ones.
         """
         if self._replies is None:
-            from txmsg.amqp.reply import ReplySender
-
             self._replies = ReplySender(self)
         return self._replies
 
@@ -283,16 +283,12 @@ class AMQPConnection(Service):
 
         @return: the L{txmsg.amqp.consumer.Consumer}.
         """
-        from txmsg.amqp.consumer import Consumer
-
         return Consumer(self, queue, handler, prefetch=prefetch, **kw)
 
     # -- IService -----------------------------------------------------------
 
     def startService(self) -> None:
         """Start connecting (and reconnecting) to the broker."""
-        from twisted.application.internet import ClientService, backoffPolicy
-
         super().startService()
         self._stopping = False
         endpoint = self._endpoint
