@@ -23,7 +23,7 @@ from txmsg.redis._common import call, handler_of, sleep
 from txmsg.redis.connection import RedisConnection
 from txmsg.redis.service import RedisService
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a type only: list_queue.py imports this module
     from txmsg.redis.list_queue import ReliableQueue
 
 __all__ = ["BlockingPopTimeout", "ListConsumer"]

@@ -23,6 +23,7 @@ from txmsg.echo import EchoDatagramProtocol, EchoServerFactory
 from txmsg.net.listen import listening_service
 from txmsg.net.transport import write_through_applies
 from txmsg.ops.options import OpsOptions
+from txmsg.ops.service import echo_health
 from txmsg.tap._listen_failure import exit_if_cannot_listen
 
 __all__ = [
@@ -224,8 +225,6 @@ def makeService(options: Options, reactor: Any = None) -> EchoService:
         udp.setName("udp:{}:{}".format(host, port))
         udp.setServiceParent(service)
     if options["health"] is not None:
-        from txmsg.ops.service import echo_health
-
         health = echo_health(service, options["health"], reactor=reactor)
         health.setName("health")
         health.setServiceParent(service)

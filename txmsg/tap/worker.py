@@ -26,9 +26,11 @@ from txmsg._coerce import (
 from txmsg._reactor import maybe_global_reactor
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
 from txmsg.ops.options import OpsOptions
+from txmsg.ops.service import worker_health
 from txmsg.redis.url import ENV_VAR as REDIS_ENV_VAR
 from txmsg.tap._listen_failure import exit_status_at_end
 from txmsg.worker.retry import RetryPolicy
+from txmsg.worker.service import WorkerService
 from txmsg.worker.tasks import TaskCatalog, load_tasks
 
 __all__ = ["Options", "makeService"]
@@ -204,7 +206,6 @@ def makeService(options: Options, reactor: Any = None) -> Any:
     @param reactor: the reactor; the global one by default.
     """
     reactor = maybe_global_reactor(reactor)
-    from txmsg.worker.service import WorkerService
 
     def shutdown() -> None:
         if reactor.running:
@@ -237,8 +238,6 @@ def makeService(options: Options, reactor: Any = None) -> Any:
 
         amqp.add_refusal_observer(give_up)
     if options["health"] is not None:
-        from txmsg.ops.service import worker_health
-
         health = worker_health(worker, options["health"], reactor=reactor)
         health.setName("health")
         health.setServiceParent(worker)

@@ -28,6 +28,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from txmsg._reactor import maybe_global_reactor
 from txmsg.amqp import AMQPConnection
 from txmsg.events import EventRegistry
 from txmsg.ordered import stop_in_order
@@ -132,8 +133,7 @@ class WorkerService(MultiService):
         @param reactor: the reactor (default: the global one).
         """
         super().__init__()
-        if reactor is None:
-            from twisted.internet import reactor  # the global reactor, resolved late
+        reactor = maybe_global_reactor(reactor)
         if prefetch < 1 or concurrency < 1 or grace < 0:
             raise ValueError("need prefetch >= 1, concurrency >= 1, grace >= 0")
         self.clock = self._reactor = reactor
