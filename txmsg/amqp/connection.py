@@ -20,7 +20,7 @@ L{txmsg.amqp._protocol} imports it, on first use.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
@@ -32,7 +32,12 @@ from twisted.internet.defer import (
     maybeDeferred,
     succeed,
 )
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IReactorTCP,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -94,7 +99,7 @@ class AMQPConnection(Service):
         self,
         url: str | None = None,
         *,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         events: Any = None,
         connection_name: str | None = None,
         topology: Topology | None = None,
@@ -255,13 +260,13 @@ class AMQPConnection(Service):
 
     # -- convenience --------------------------------------------------------
 
-    def publisher(self) -> Any:
+    def publisher(self) -> Publisher:
         """The default L{txmsg.amqp.publisher.Publisher} of this connection."""
         if self._publisher is None:
             self._publisher = Publisher(self)
         return self._publisher
 
-    def replies(self) -> Any:
+    def replies(self) -> Any:  # a ReplySender; typed once worker/brokers/amqp.py drops its cast
         """
         The L{txmsg.amqp.reply.ReplySender} of this connection: RPC replies
         through the default publisher, warning only about lost ones.
@@ -277,7 +282,7 @@ class AMQPConnection(Service):
         """
         return self.publisher().publish(exchange, routing_key, body, **kw)
 
-    def consume(self, queue: Any, handler: Any = None, prefetch: int = 1, **kw: Any) -> Any:
+    def consume(self, queue: Any, handler: Any = None, prefetch: int = 1, **kw: Any) -> Consumer:
         """
         Start consuming; see L{txmsg.amqp.consumer.Consumer}.
 
@@ -293,7 +298,9 @@ class AMQPConnection(Service):
         self._stopping = False
         endpoint = self._endpoint
         if endpoint is None:
-            endpoint = self.address.endpoint(self._reactor, self._tls_creator)
+            endpoint = self.address.endpoint(
+                cast(IReactorTCP, self._reactor), self._tls_creator
+            )  # a reactor that connects provides IReactorTCP too (see txmsg._reactor)
         policy = self._retry_policy or backoffPolicy(initialDelay=0.5, maxDelay=10.0)
         self._early_losses = 0
 

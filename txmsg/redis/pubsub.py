@@ -29,6 +29,7 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -95,7 +96,7 @@ class PubSub(Service):
         url: str | RedisURL | None = None,
         *,
         connect_timeout: float = 5.0,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         events: Any = None,
     ) -> None:
         """

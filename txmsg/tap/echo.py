@@ -7,12 +7,13 @@ C{twistd txmsg-echo}: Options and makeService.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.internet import UDPServer
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -186,7 +187,7 @@ class EchoService(MultiService):
         return d.addCallback(close)
 
 
-def makeService(options: Options, reactor: Any = None) -> EchoService:
+def makeService(options: Options, reactor: IReactorTime | None = None) -> EchoService:
     """
     Build the echo service tree: one listener per C{--listen}, plus UDP if asked.
 
@@ -211,7 +212,7 @@ def makeService(options: Options, reactor: Any = None) -> EchoService:
     )
     for description in options["listen"]:
         child = listening_service(
-            reactor,
+            cast(IReactorCore, reactor),  # a reactor that listens (see txmsg._reactor)
             description,
             factory,
             announce=_announce(description),

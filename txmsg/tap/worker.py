@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
+from typing import Any, cast
 
+from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.python import usage
 
 from txmsg._coerce import (
@@ -198,7 +199,7 @@ class Options(OpsOptions):
         self["redis"] = url_from_environment(self["redis"], REDIS_ENV_VAR, check_redis_url)
 
 
-def makeService(options: Options, reactor: Any = None) -> Any:
+def makeService(options: Options, reactor: IReactorTime | None = None) -> Any:
     """
     Build the worker.
 
@@ -207,9 +208,11 @@ def makeService(options: Options, reactor: Any = None) -> Any:
     """
     reactor = maybe_global_reactor(reactor)
 
+    core = cast(IReactorCore, reactor)  # the running reactor (see txmsg._reactor)
+
     def shutdown() -> None:
-        if reactor.running:
-            reactor.stop()
+        if core.running:
+            core.stop()
 
     worker = WorkerService(
         options["task-registry"],

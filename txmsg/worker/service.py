@@ -20,10 +20,11 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -100,7 +101,7 @@ class WorkerService(MultiService):
         handle_signals: bool = False,
         queue_type: str | None = None,
         events: EventRegistry | None = None,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         amqp: AMQPConnection | None = None,
         redis: RedisService | None = None,
         threadpool: Any = None,
@@ -313,4 +314,6 @@ class WorkerService(MultiService):
     def _run_in_thread(
         self, function: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> Deferred[Any]:
-        return deferToThreadPool(self._reactor, self._threadpool, function, *args, **kwargs)
+        # the reactor also provides IReactorFromThreads (see txmsg._reactor)
+        threads = cast(IReactorFromThreads, self._reactor)
+        return deferToThreadPool(threads, self._threadpool, function, *args, **kwargs)
