@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from OpenSSL.SSL import Error as OpenSSLError
+from twisted.internet import ssl
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.python.failure import Failure
 
@@ -80,11 +82,7 @@ def _openssl_reasons(value: BaseException) -> list[str]:
     The reason strings of an C{OpenSSL.SSL.Error} (a list of C{(library,
     function, reason)} tuples), or C{[]} for anything else.
     """
-    try:
-        from OpenSSL.SSL import Error
-    except ImportError:  # pragma: no cover - Twisted[tls] brings pyOpenSSL
-        return []
-    if not isinstance(value, Error):
+    if not isinstance(value, OpenSSLError):
         return []
     reasons = []
     for item in value.args[0] if value.args and isinstance(value.args[0], list) else []:
@@ -179,8 +177,6 @@ def client_tls_options(
     @raise ValueError: when a file cannot be read or is not a PEM
         certificate or key; the message names the file.
     """
-    from twisted.internet import ssl
-
     kwargs: dict[str, object] = {}
     if ca_certs:
         pem = _read(ca_certs, "CA file")

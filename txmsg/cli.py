@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from twisted.internet.task import react
 from twisted.python import usage
 
 from txmsg import __version__
@@ -93,8 +94,6 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         print(usage_error_line(command, e), file=sys.stderr)
         sys.exit(2)
     module = _module_of(options.subCommand)
-
-    from twisted.internet.task import react
 
     def run(reactor: Any) -> Any:
         def exit_with(status: int) -> None:

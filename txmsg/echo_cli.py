@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO
 
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
 
 from txmsg._coerce import seconds
 from txmsg._options import GnuOptions
@@ -128,8 +129,6 @@ def run(reactor: Any, options: Options) -> Deferred[int]:
 
     @return: a L{Deferred} firing with the exit status.
     """
-    from twisted.internet.threads import deferToThreadPool
-
     pool = reactor.getThreadPool()
 
     def read_line() -> Deferred[bytes]:

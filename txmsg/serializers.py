@@ -110,7 +110,7 @@ class MsgpackSerializer:
     name = "msgpack"
 
     def __init__(self) -> None:
-        try:
+        try:  # msgpack is optional: imported on use, with a clear error if absent
             import msgpack
         except ImportError as e:
             raise UnknownSerializer(

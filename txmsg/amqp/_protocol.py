@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IAddress, IProtocolFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -53,8 +54,8 @@ def reason_preserving_protocol() -> type:
     """
     global _protocol_class
     if _protocol_class is None:
+        # pika's Twisted adapter installs the global reactor when imported
         from pika.adapters.twisted_connection import TwistedProtocolConnection
-        from twisted.internet import error
 
         class ReasonPreservingConnection(TwistedProtocolConnection):
             owner: Any = None
@@ -79,11 +80,7 @@ def reason_preserving_protocol() -> type:
 
             def connectionLost(self, reason: Any = None) -> None:
                 pending = getattr(self._impl, "_error", None)
-                if (
-                    reason is not None
-                    and reason.check(error.ConnectionDone)
-                    and pending is not None
-                ):
+                if reason is not None and reason.check(ConnectionDone) and pending is not None:
                     reason = Failure(pending)
                 was_open = self.ready is None
                 super().connectionLost(reason)

@@ -13,15 +13,16 @@ confirms and consumers.  C{amqp.connected} / C{amqp.lost} events carry the
 real close reason (pika reports every close as C{ConnectionDone};
 L{reason_preserving_protocol} fixes that).
 
-pika's Twisted adapter installs the global reactor when imported, so it is only
-imported inside functions here.
+pika's Twisted adapter installs the global reactor when imported, so only
+L{txmsg.amqp._protocol} imports it, on first use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import (
     CancelledError,
@@ -31,7 +32,12 @@ from twisted.internet.defer import (
     maybeDeferred,
     succeed,
 )
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IReactorTCP,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -50,6 +56,9 @@ from txmsg.amqp._setup_failure import (
     NotConnectedError,
     describe_setup_failure,
 )
+from txmsg.amqp.consumer import Consumer
+from txmsg.amqp.publisher import Publisher
+from txmsg.amqp.reply import ReplySender
 from txmsg.amqp.topology import Declaration, Topology
 from txmsg.amqp.url import AMQPAddress, parse_amqp_url
 
@@ -90,7 +99,7 @@ class AMQPConnection(Service):
         self,
         url: str | None = None,
         *,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         events: Any = None,
         connection_name: str | None = None,
         topology: Topology | None = None,
@@ -251,22 +260,18 @@ class AMQPConnection(Service):
 
     # -- convenience --------------------------------------------------------
 
-    def publisher(self) -> Any:
+    def publisher(self) -> Publisher:
         """The default L{txmsg.amqp.publisher.Publisher} of this connection."""
         if self._publisher is None:
-            from txmsg.amqp.publisher import Publisher
-
             self._publisher = Publisher(self)
         return self._publisher
 
-    def replies(self) -> Any:
+    def replies(self) -> Any:  # a ReplySender; typed once worker/brokers/amqp.py drops its cast
         """
         The L{txmsg.amqp.reply.ReplySender} of this connection: RPC replies
         through the default publisher, warning only about lost ones.
         """
         if self._replies is None:
-            from txmsg.amqp.reply import ReplySender
-
             self._replies = ReplySender(self)
         return self._replies
 
@@ -277,27 +282,25 @@ class AMQPConnection(Service):
         """
         return self.publisher().publish(exchange, routing_key, body, **kw)
 
-    def consume(self, queue: Any, handler: Any = None, prefetch: int = 1, **kw: Any) -> Any:
+    def consume(self, queue: Any, handler: Any = None, prefetch: int = 1, **kw: Any) -> Consumer:
         """
         Start consuming; see L{txmsg.amqp.consumer.Consumer}.
 
         @return: the L{txmsg.amqp.consumer.Consumer}.
         """
-        from txmsg.amqp.consumer import Consumer
-
         return Consumer(self, queue, handler, prefetch=prefetch, **kw)
 
     # -- IService -----------------------------------------------------------
 
     def startService(self) -> None:
         """Start connecting (and reconnecting) to the broker."""
-        from twisted.application.internet import ClientService, backoffPolicy
-
         super().startService()
         self._stopping = False
         endpoint = self._endpoint
         if endpoint is None:
-            endpoint = self.address.endpoint(self._reactor, self._tls_creator)
+            endpoint = self.address.endpoint(
+                cast(IReactorTCP, self._reactor), self._tls_creator
+            )  # a reactor that connects provides IReactorTCP too (see txmsg._reactor)
         policy = self._retry_policy or backoffPolicy(initialDelay=0.5, maxDelay=10.0)
         self._early_losses = 0
 

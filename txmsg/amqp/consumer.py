@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pika.exceptions import ConsumerCancelled
 from twisted.internet.defer import Deferred, TimeoutError, ensureDeferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -318,8 +319,6 @@ class Consumer:
         session.dead = True
         if self._session is not session or self._stopped:
             return
-        from pika.exceptions import ConsumerCancelled
-
         if f.check(ConsumerCancelled):
             # The broker cancelled us (queue deleted, failover).  Buffered
             # deliveries are stuck unacked until the channel closes, so close

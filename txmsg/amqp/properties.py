@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pika.spec import BasicProperties
+
 __all__ = ["make_properties"]
 
 
@@ -26,8 +28,6 @@ def make_properties(
 
     @param properties: existing properties to start from (not modified).
     """
-    from pika.spec import BasicProperties
-
     if properties is None and not fields and headers is None and content_type is None:
         return BasicProperties(delivery_mode=2) if persistent else BasicProperties()
     if properties is None:

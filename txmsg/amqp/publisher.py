@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from pika import exceptions
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -156,8 +157,6 @@ class _Publish:
         self.release()
         if self.result.called:
             return
-        from pika import exceptions
-
         if isinstance(f.value, exceptions.UnroutableError):
             msgs = f.value.messages or [None]
             method = getattr(msgs[0], "method", None)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pika
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IReactorTCP,
@@ -91,8 +93,6 @@ class AMQPAddress:
             management UI.
         @return: a L{pika.connection.URLParameters}.
         """
-        import pika
-
         params = pika.URLParameters(self.url)
         # Twisted does TLS (see endpoint()); pika must not try to.
         params.ssl_options = None
@@ -114,8 +114,6 @@ class AMQPAddress:
             L{optionsForClientTLS} from the host name (or C{server_hostname})
             and C{ca_certs}/C{certfile}/C{keyfile} of C{ssl_options}.
         """
-        from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
-
         tcp = HostnameEndpoint(reactor, self.host, self.port)
         if not self.tls:
             return tcp
@@ -164,8 +162,6 @@ def parse_amqp_url(url: str | None = None) -> AMQPAddress:
         if unreadable:
             raise ValueError(unreadable)
         # Validate everything else (query arguments, credentials) with pika.
-        import pika
-
         pika.URLParameters(url)
     except (ValueError, SyntaxError, TypeError, OSError) as e:
         raise ValueError(f"invalid AMQP URL {redact_url(url)}: {e}") from None

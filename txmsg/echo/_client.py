@@ -210,7 +210,7 @@ def connect_echo(
     endpoint: IStreamClientEndpoint | str,
     *,
     timeout: float | None = 30.0,
-    reactor: Any = None,
+    reactor: IReactorTime | None = None,
 ) -> Deferred[EchoClientProtocol]:
     """
     Connect to an echo server.
@@ -250,7 +250,7 @@ def echo(
     payload: bytes,
     *,
     timeout: float | None = 10.0,
-    reactor: Any = None,
+    reactor: IReactorTime | None = None,
 ) -> Deferred[bytes]:
     """
     Connect, echo one payload, disconnect.

@@ -63,6 +63,12 @@ __all__ = [
 
 _log = Logger()
 
+_PosixReactorBase: Any
+try:
+    from twisted.internet.posixbase import PosixReactorBase as _PosixReactorBase
+except ImportError:  # pragma: no cover - Windows without posixbase
+    _PosixReactorBase = None
+
 # Attributes of tcp.Server that the fast path reads (each has a class-level
 # default in Twisted, so a missing one means Twisted changed).
 _TRANSPORT_ATTRIBUTES = (
@@ -309,13 +315,11 @@ def internals_ok() -> bool:
     @return: whether the Twisted internals this module relies on are as
         expected (see the module docstring).
     """
-    try:
-        from twisted.internet.posixbase import PosixReactorBase
-    except ImportError:  # pragma: no cover - Windows without posixbase
+    if _PosixReactorBase is None:  # pragma: no cover - Windows without posixbase
         return False
     if tcp.Port.transport is not tcp.Server:
         return False
-    if not hasattr(PosixReactorBase, "listenTCP") or not hasattr(PosixReactorBase, "connectTCP"):
+    if not hasattr(_PosixReactorBase, "listenTCP") or not hasattr(_PosixReactorBase, "connectTCP"):
         return False
     if not hasattr(tcp.Connector, "_makeTransport"):
         return False
@@ -362,15 +366,11 @@ def applies(reactor: Any) -> bool:
         L{txmsg.net._versions}).  False for IOCP and any other reactor, and
         for test doubles such as C{MemoryReactor}.
     """
-    try:
-        from twisted.internet.posixbase import PosixReactorBase
-    except ImportError:  # pragma: no cover
+    if _PosixReactorBase is None or not isinstance(reactor, _PosixReactorBase):
         return False
-    if not isinstance(reactor, PosixReactorBase):
+    if type(reactor).listenTCP is not _PosixReactorBase.listenTCP:
         return False
-    if type(reactor).listenTCP is not PosixReactorBase.listenTCP:
-        return False
-    if type(reactor).connectTCP is not PosixReactorBase.connectTCP:
+    if type(reactor).connectTCP is not _PosixReactorBase.connectTCP:
         return False
     if not _checked:
         _checked.append(_usable())

@@ -35,6 +35,7 @@ import errno
 import sys
 from typing import Any
 
+from twisted.internet.main import installReactor
 from twisted.logger import Logger
 
 from txmsg.net._versions import tested_range_text, tested_twisted, twisted_version
@@ -43,14 +44,18 @@ __all__ = ["LeanEPollReactor", "install", "install_unless_chosen", "lean_reactor
 
 _log = Logger()
 
+_EPollReactor: Any
+try:
+    from twisted.internet.epollreactor import EPollReactor as _EPollReactor
+except ImportError:  # pragma: no cover - no epoll on this platform
+    _EPollReactor = None
+
 # What the lean loop uses of EPollReactor besides its public methods.
 _REACTOR_ATTRIBUTES = ("_doReadOrWrite", "doPoll")
 
 
-def _lean_reactor_class() -> type:
-    from twisted.internet.epollreactor import EPollReactor
-
-    class LeanEPollReactor(EPollReactor):
+def _lean_reactor_class(base: type) -> type:
+    class LeanEPollReactor(base):
         """
         C{EPollReactor} whose loop dispatches I/O events without
         C{log.callWithLogger}.  The only visible difference: legacy
@@ -95,10 +100,7 @@ def _lean_reactor_class() -> type:
     return LeanEPollReactor
 
 
-try:
-    LeanEPollReactor: Any = _lean_reactor_class()
-except ImportError:  # pragma: no cover - no epoll on this platform
-    LeanEPollReactor = None
+LeanEPollReactor: Any = None if _EPollReactor is None else _lean_reactor_class(_EPollReactor)
 
 
 def lean_reactor_ok() -> bool:
@@ -109,9 +111,7 @@ def lean_reactor_ok() -> bool:
     """
     if LeanEPollReactor is None or not tested_twisted():
         return False
-    from twisted.internet.epollreactor import EPollReactor
-
-    return all(hasattr(EPollReactor, name) for name in _REACTOR_ATTRIBUTES)
+    return all(hasattr(_EPollReactor, name) for name in _REACTOR_ATTRIBUTES)
 
 
 def install() -> None:
@@ -119,20 +119,16 @@ def install() -> None:
     Install L{LeanEPollReactor} as the global reactor (or the stock
     C{EPollReactor} if this Twisted is not one it was tested on).
     """
-    from twisted.internet.main import installReactor
-
     if lean_reactor_ok():
         installReactor(LeanEPollReactor())
         return
-    from twisted.internet.epollreactor import EPollReactor
-
     _log.warn(
         "txmsg-epoll: Twisted {version} is not a release the lean loop was tested "
         "on ({tested}); using the stock EPollReactor",
         version=twisted_version(),
         tested=tested_range_text(),
     )
-    installReactor(EPollReactor())
+    installReactor(_EPollReactor())
 
 
 def _reactor_installed() -> bool:

@@ -13,6 +13,9 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from txmsg.amqp.consumer import Consumer
+from txmsg.amqp.publisher import Publisher
+
 
 def _counter(name: str, doc: str, labels: list[str], rows: Any) -> CounterMetricFamily:
     family = CounterMetricFamily(name, doc, labels=labels)
@@ -41,8 +44,6 @@ class AMQPCollector:
         self._retired: dict[tuple[str, str], int] = {}
 
     def _consumers(self) -> list[tuple[Any, str]]:
-        from txmsg.amqp.consumer import Consumer
-
         current = {}
         for p in list(getattr(self.connection, "_participants", [])):
             if isinstance(p, Consumer):
@@ -77,8 +78,6 @@ class AMQPCollector:
             "AMQP connections that became ready.",
             value=conn.generation,
         )
-        from txmsg.amqp.publisher import Publisher
-
         publishers = [
             p for p in list(getattr(conn, "_participants", [])) if isinstance(p, Publisher)
         ]

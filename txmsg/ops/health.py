@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
@@ -126,8 +127,6 @@ class MetricsResource(Resource):
         """
         Collect now (on the reactor thread) and encode for the client.
         """
-        from prometheus_client.exposition import choose_encoder
-
         accept = request.getHeader(b"accept")
         encoder, content_type = choose_encoder(accept.decode("latin-1") if accept else "")
         body: bytes = encoder(self.registry)

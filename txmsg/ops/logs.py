@@ -35,6 +35,7 @@ from twisted.logger import (
     formatTime,
     timeFormatRFC3339,
 )
+from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
 from txmsg._redact import redact_url
@@ -215,8 +216,6 @@ def observer_factory(
         if logfile == "-" or (nodaemon and not logfile):
             out: Any = sys.stdout
         else:
-            from twisted.python.logfile import LogFile
-
             out = LogFile.fromFullPath(logfile or "twistd.log")
         if log_format == "json":
             return JSONLinesObserver(out)

@@ -15,8 +15,9 @@ Metric names are listed in C{docs/operations.md}.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from prometheus_client import PlatformCollector, ProcessCollector
 from prometheus_client.core import (
     CollectorRegistry,
     CounterMetricFamily,
@@ -25,11 +26,9 @@ from prometheus_client.core import (
     Metric,
 )
 
+from txmsg.echo import EchoServerFactory
 from txmsg.ops._connections import AMQPCollector, RedisCollector, _counter, _gauge
 from txmsg.ops.lag import ReactorLagMonitor
-
-if TYPE_CHECKING:  # a type only: the echo server is not needed to serve metrics
-    from txmsg.echo import EchoServerFactory
 
 __all__ = [
     "AMQPCollector",
@@ -236,8 +235,6 @@ class WorkerCollector:
 
 
 def _base_registry(lag: ReactorLagMonitor) -> CollectorRegistry:
-    from prometheus_client import PlatformCollector, ProcessCollector
-
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)

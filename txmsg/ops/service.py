@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 from twisted.application.service import MultiService
 from twisted.internet.interfaces import (
     IAddress,
+    IReactorCore,
+    IReactorTime,
 )
 from twisted.logger import Logger
 from twisted.web.server import Site
@@ -27,6 +29,7 @@ from txmsg._reactor import maybe_global_reactor
 from txmsg.net.listen import listening_service
 from txmsg.ops.health import Check, HealthRoot
 from txmsg.ops.lag import ReactorLagMonitor
+from txmsg.ops.metrics import echo_registry, worker_registry
 
 __all__ = [
     "HealthService",
@@ -56,7 +59,7 @@ class HealthService(MultiService):
         registry_factory: Callable[[ReactorLagMonitor], CollectorRegistry],
         checks: Callable[[], Iterable[Check]],
         *,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         lag_interval: float = 1.0,
     ) -> None:
         """
@@ -78,8 +81,12 @@ class HealthService(MultiService):
         # One log line per probe would drown the useful ones.
         self.site.log = lambda request: None  # type: ignore[method-assign]
         self.address: IAddress | None = None
+        # a reactor that listens provides IReactorCore too (see txmsg._reactor)
         self.listener = listening_service(
-            reactor, endpoint, self.site, announce=partial(self._listening, endpoint)
+            cast(IReactorCore, reactor),
+            endpoint,
+            self.site,
+            announce=partial(self._listening, endpoint),
         )
         self.listener.setName("listener")
         self.listener.setServiceParent(self)
@@ -161,13 +168,11 @@ def worker_checks(worker: Any) -> Callable[[], list[Check]]:
 
 
 def worker_health(
-    worker: Any, endpoint: str, *, reactor: Any = None, lag_interval: float = 1.0
+    worker: Any, endpoint: str, *, reactor: IReactorTime | None = None, lag_interval: float = 1.0
 ) -> HealthService:
     """
     A L{HealthService} for a worker (add it to the worker's service tree).
     """
-    from txmsg.ops.metrics import worker_registry
-
     return HealthService(
         endpoint,
         lambda lag: worker_registry(worker, lag),
@@ -178,13 +183,11 @@ def worker_health(
 
 
 def echo_health(
-    echo: Any, endpoint: str, *, reactor: Any = None, lag_interval: float = 1.0
+    echo: Any, endpoint: str, *, reactor: IReactorTime | None = None, lag_interval: float = 1.0
 ) -> HealthService:
     """
     A L{HealthService} for an echo service (add it to the echo service tree).
     """
-    from txmsg.ops.metrics import echo_registry
-
     return HealthService(
         endpoint,
         lambda lag: echo_registry(echo.factory, lag),

@@ -16,6 +16,8 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import deferLater
 
 from txmsg._reactor import maybe_global_reactor
+from txmsg.redis.connection import RedisConnection
+from txmsg.redis.service import RedisService
 
 __all__ = [
     "Script",
@@ -34,9 +36,6 @@ def handler_of(redis: Any) -> Any:
     or L{RedisService} (looked up at every call, so a restarted service is
     picked up), else C{redis} itself (a handler, or a test fake).
     """
-    from txmsg.redis.connection import RedisConnection
-    from txmsg.redis.service import RedisService
-
     if isinstance(redis, (RedisConnection, RedisService)):
         return redis.handler
     return redis
@@ -49,9 +48,6 @@ def resolve_reactor(reactor: Any, redis: Any = None) -> Any:
     """
     if reactor is not None:
         return reactor
-    from txmsg.redis.connection import RedisConnection
-    from txmsg.redis.service import RedisService
-
     if isinstance(redis, RedisService):
         redis = redis.connection
     if isinstance(redis, RedisConnection):

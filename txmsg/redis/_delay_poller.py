@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 
 from txmsg.redis._common import call
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a type only: delay_queue.py imports this module
     from txmsg.redis.delay_queue import DelayedItem, DelayQueue
 
 __all__ = ["DelayPoller", "NoHandler", "exponential_backoff"]

@@ -20,8 +20,10 @@ from twisted.python.failure import Failure
 from txmsg._waiters import InFlight
 from txmsg.redis import _list_scripts as scripts
 from txmsg.redis._common import call, handler_of, sleep
+from txmsg.redis.connection import RedisConnection
+from txmsg.redis.service import RedisService
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a type only: list_queue.py imports this module
     from txmsg.redis.list_queue import ReliableQueue
 
 __all__ = ["BlockingPopTimeout", "ListConsumer"]
@@ -223,9 +225,6 @@ class ListConsumer(Service):
 
     async def _connect_blocking(self) -> None:
         if self._blocking is None:
-            from txmsg.redis.connection import RedisConnection
-            from txmsg.redis.service import RedisService
-
             base = self.queue._redis
             if isinstance(base, RedisService):
                 base = base.connection
@@ -246,8 +245,6 @@ class ListConsumer(Service):
             await self._blocking.when_connected(timeout=base.connect_timeout)
 
     def _blocking_handler(self) -> Any:
-        from txmsg.redis.connection import RedisConnection
-
         if isinstance(self._blocking, RedisConnection):
             return self._blocking.raw_handler
         return self._blocking

@@ -29,6 +29,7 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from txmsg._reactor import maybe_global_reactor
@@ -73,7 +74,7 @@ class RedisConnection(Service):
         command_timeout: float = 5.0,
         connect_timeout: float = 5.0,
         decode_responses: bool = True,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         events: Any = None,
     ) -> None:
         """
@@ -105,6 +106,7 @@ class RedisConnection(Service):
         return self._reactor
 
     def _build_factory(self) -> Any:
+        # txredisapi (under _factory) installs the global reactor when imported
         from txmsg.redis._factory import CommandFactory
 
         url = self.url

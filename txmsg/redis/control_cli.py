@@ -24,11 +24,15 @@ import sys
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.task import react
 from twisted.python import usage
 
 from txmsg._coerce import check_redis_url, redis_url_option, seconds, url_from_environment
 from txmsg._options import GnuOptions, usage_error_line
 from txmsg.redis._state import RedisConnectionFailed
+from txmsg.redis.connection import RedisConnection
+from txmsg.redis.control import REPLY_COMMANDS, ControlTimeout, send_control
+from txmsg.redis.pubsub import PubSub
 from txmsg.redis.url import ENV_VAR, parse_redis_url
 
 __all__ = ["Options", "run", "main"]
@@ -91,10 +95,6 @@ class Options(GnuOptions):
 
 
 async def _run(reactor: Any, options: Options) -> int:
-    from txmsg.redis.connection import RedisConnection
-    from txmsg.redis.control import REPLY_COMMANDS, ControlTimeout, send_control
-    from txmsg.redis.pubsub import PubSub
-
     timeout = options["timeout"]
     wait = bool(options["wait"]) or options["command"] in REPLY_COMMANDS
     conn = RedisConnection(options["url"], reactor=reactor, command_timeout=timeout)
@@ -150,8 +150,6 @@ def main(argv: list[str] | None = None) -> None:
     """
     Parse C{argv} (default C{sys.argv[1:]}) and run; exits the process.
     """
-    from twisted.internet.task import react
-
     options = Options()
     try:
         options.parseOptions(sys.argv[1:] if argv is None else argv)

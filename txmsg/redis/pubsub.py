@@ -29,6 +29,7 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -95,7 +96,7 @@ class PubSub(Service):
         url: str | RedisURL | None = None,
         *,
         connect_timeout: float = 5.0,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         events: Any = None,
     ) -> None:
         """
@@ -126,6 +127,7 @@ class PubSub(Service):
         Start the subscriber connection.
         """
         super().startService()
+        # txredisapi (under _protocol) installs the global reactor when imported
         from txmsg.redis._protocol import PubSubFactory
 
         reactor = maybe_global_reactor(self._reactor)
@@ -303,7 +305,7 @@ class PubSub(Service):
         d.addErrback(self._send_failed, what, names)
 
     def _send_failed(self, failure: Failure, what: str, names: list[bytes]) -> None:
-        from txredisapi import ConnectionError
+        from txredisapi import ConnectionError  # installs the global reactor when imported
 
         if failure.check(ConnectionError):
             # the connection went away: its subscriptions went with it, and

@@ -18,6 +18,7 @@ from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 
 from txmsg.redis._delivery import Message, Subscription
 from txmsg.redis.connection import RedisConnection
@@ -47,7 +48,7 @@ class RedisService(MultiService):
         command_timeout: float = 5.0,
         poolsize: int = 1,
         decode_responses: bool = True,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         events: Any = None,
     ) -> None:
         """

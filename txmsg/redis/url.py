@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from twisted.internet import endpoints
 from twisted.internet.interfaces import IStreamClientEndpoint
 
 from txmsg._reactor import maybe_global_reactor
 from txmsg._redact import redact_url
 from txmsg._tls import client_tls_options, unreadable_tls_file
+from txmsg.net.transport import client_reactor
 
 __all__ = [
     "DEFAULT_REDIS_URL",
@@ -121,15 +123,12 @@ class RedisURL:
             file cannot be read.
         """
         reactor = maybe_global_reactor(reactor)
-        from twisted.internet import endpoints
 
         timeout = 30 if connect_timeout is None else connect_timeout
         if self.scheme == "unix":
             assert self.path is not None
             return endpoints.UNIXClientEndpoint(reactor, self.path, timeout=timeout)
         assert self.host is not None and self.port is not None
-        from txmsg.net.transport import client_reactor
-
         inner: IStreamClientEndpoint = endpoints.HostnameEndpoint(
             client_reactor(reactor), self.host, self.port, timeout=timeout
         )

@@ -7,12 +7,13 @@ C{twistd txmsg-echo}: Options and makeService.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.internet import UDPServer
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -23,6 +24,7 @@ from txmsg.echo import EchoDatagramProtocol, EchoServerFactory
 from txmsg.net.listen import listening_service
 from txmsg.net.transport import write_through_applies
 from txmsg.ops.options import OpsOptions
+from txmsg.ops.service import echo_health
 from txmsg.tap._listen_failure import exit_if_cannot_listen
 
 __all__ = [
@@ -185,7 +187,7 @@ class EchoService(MultiService):
         return d.addCallback(close)
 
 
-def makeService(options: Options, reactor: Any = None) -> EchoService:
+def makeService(options: Options, reactor: IReactorTime | None = None) -> EchoService:
     """
     Build the echo service tree: one listener per C{--listen}, plus UDP if asked.
 
@@ -210,7 +212,7 @@ def makeService(options: Options, reactor: Any = None) -> EchoService:
     )
     for description in options["listen"]:
         child = listening_service(
-            reactor,
+            cast(IReactorCore, reactor),  # a reactor that listens (see txmsg._reactor)
             description,
             factory,
             announce=_announce(description),
@@ -224,8 +226,6 @@ def makeService(options: Options, reactor: Any = None) -> EchoService:
         udp.setName("udp:{}:{}".format(host, port))
         udp.setServiceParent(service)
     if options["health"] is not None:
-        from txmsg.ops.service import echo_health
-
         health = echo_health(service, options["health"], reactor=reactor)
         health.setName("health")
         health.setServiceParent(service)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
+from typing import Any, cast
 
+from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.python import usage
 
 from txmsg._coerce import (
@@ -26,9 +27,11 @@ from txmsg._coerce import (
 from txmsg._reactor import maybe_global_reactor
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
 from txmsg.ops.options import OpsOptions
+from txmsg.ops.service import worker_health
 from txmsg.redis.url import ENV_VAR as REDIS_ENV_VAR
 from txmsg.tap._listen_failure import exit_status_at_end
 from txmsg.worker.retry import RetryPolicy
+from txmsg.worker.service import WorkerService
 from txmsg.worker.tasks import TaskCatalog, load_tasks
 
 __all__ = ["Options", "makeService"]
@@ -196,7 +199,7 @@ class Options(OpsOptions):
         self["redis"] = url_from_environment(self["redis"], REDIS_ENV_VAR, check_redis_url)
 
 
-def makeService(options: Options, reactor: Any = None) -> Any:
+def makeService(options: Options, reactor: IReactorTime | None = None) -> Any:
     """
     Build the worker.
 
@@ -204,11 +207,12 @@ def makeService(options: Options, reactor: Any = None) -> Any:
     @param reactor: the reactor; the global one by default.
     """
     reactor = maybe_global_reactor(reactor)
-    from txmsg.worker.service import WorkerService
+
+    core = cast(IReactorCore, reactor)  # the running reactor (see txmsg._reactor)
 
     def shutdown() -> None:
-        if reactor.running:
-            reactor.stop()
+        if core.running:
+            core.stop()
 
     worker = WorkerService(
         options["task-registry"],
@@ -237,8 +241,6 @@ def makeService(options: Options, reactor: Any = None) -> Any:
 
         amqp.add_refusal_observer(give_up)
     if options["health"] is not None:
-        from txmsg.ops.service import worker_health
-
         health = worker_health(worker, options["health"], reactor=reactor)
         health.setName("health")
         health.setServiceParent(worker)

@@ -32,6 +32,9 @@ from txmsg.amqp import (
     queue_arguments,
 )
 from txmsg.test._contract_base import ContractCase, contract
+from txmsg.worker import RetryPolicy, TaskCatalog
+from txmsg.worker.client import TaskClient, TaskFailed
+from txmsg.worker.retry import dead_letter_queue_name, retry_queue_name
 
 
 class AMQPContract(ContractCase):
@@ -370,10 +373,6 @@ class WorkerContract(ContractCase):
         async def consume(self, conn: Any, queue: Any, handler: Any, **kw: Any) -> Any: ...
 
     async def start_worker(self) -> tuple:
-        from txmsg.worker import RetryPolicy, TaskCatalog
-        from txmsg.worker.client import TaskClient
-        from txmsg.worker.retry import dead_letter_queue_name, retry_queue_name
-
         tasks = TaskCatalog()
         runs: list = []
 
@@ -402,8 +401,6 @@ class WorkerContract(ContractCase):
         return worker, TaskClient(client_conn, queue=queue, timeout=10), queue, runs
 
     async def dead_letters(self, queue: str, n: int) -> list:
-        from txmsg.worker.retry import dead_letter_queue_name
-
         conn = await self.connect()
         got: list = []
         await self.consume(conn, dead_letter_queue_name(queue), got.append)
@@ -423,8 +420,6 @@ class WorkerContract(ContractCase):
         C{<q>.retry.<ms>ms}), then goes to C{<q>.dead} with the reason,
         error and attempt count in headers, and the caller gets the error.
         """
-        from txmsg.worker.client import TaskFailed
-
         worker, client, queue, runs = await self.start_worker()
         start = self.clock.seconds()
         err = await self.failure_of(client.submit("boom", wait=True), timeout=10)
@@ -449,8 +444,6 @@ class WorkerContract(ContractCase):
     @contract
     async def test_worker_unknown_task(self) -> None:
         """An unknown task is dead-lettered at once with reason C{unknown-task}."""
-        from txmsg.worker.client import TaskFailed
-
         worker, client, queue, runs = await self.start_worker()
         err = await self.failure_of(client.submit("nope", wait=True))
         self.assertIsInstance(err, TaskFailed)

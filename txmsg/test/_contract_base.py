@@ -130,7 +130,7 @@ class RealRunner(ContractHelpers):
     timeout = 120
 
     def setUp(self) -> None:
-        from twisted.internet import reactor
+        from twisted.internet import reactor  # resolved late: the real reactor trial runs
 
         self.clock = reactor
 

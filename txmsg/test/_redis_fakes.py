@@ -11,6 +11,8 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import StringTransport
 
+from txmsg.redis._protocol import PubSubProtocol
+
 
 def bulk(value: bytes | str | int) -> bytes:
     """
@@ -62,8 +64,6 @@ def connect_pubsub(
     Build a L{txmsg.redis._protocol.PubSubProtocol} for C{router}, connected
     to a fresh StringTransport (a "new connection").
     """
-    from txmsg.redis._protocol import PubSubProtocol
-
     proto = PubSubProtocol(None, convertNumbers=False)
     if not hiredis:
         proto._reader = None

@@ -4,6 +4,7 @@
 Tests for L{txmsg.amqp.connection}, on L{txmsg.testing.MemoryBroker}.
 """
 
+import pika
 from OpenSSL.SSL import Error as SSLError
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 from twisted.internet.defer import CancelledError, Deferred
@@ -342,8 +343,6 @@ class ClientServiceWiringTests(SynchronousTestCase):
 
             def _protocol_lost(self, conn, reason):
                 lost.append(reason)
-
-        import pika
 
         proto = reason_preserving_protocol()(pika.ConnectionParameters(), custom_reactor=Clock())
         proto.owner = Owner()

@@ -13,7 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from txmsg.test._contract_amqp import WorkerContract
 from txmsg.test._contract_amqp_broker import AMQPBrokerContract
 from txmsg.test._contract_base import MemoryRunner
-from txmsg.testing import MemoryBroker
+from txmsg.testing import MemoryBroker, SyncThreadPool
+from txmsg.worker.service import WorkerService
 
 
 class MemoryAMQPContractTests(
@@ -41,9 +42,6 @@ class MemoryAMQPContractTests(
         pass
 
     def make_worker(self, tasks: Any, **kw: Any) -> Any:
-        from txmsg.testing import SyncThreadPool
-        from txmsg.worker.service import WorkerService
-
         return WorkerService(
             tasks,
             amqp=self.broker.connection(),

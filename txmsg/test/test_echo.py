@@ -14,7 +14,7 @@ from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs
 from twisted.protocols.wire import Echo
 from twisted.python.failure import Failure
@@ -23,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+import txmsg.echo
 from txmsg.echo import (
     EchoClientProtocol,
     EchoConnectFailed,
@@ -31,6 +32,9 @@ from txmsg.echo import (
     EchoServerFactory,
     EchoServerProtocol,
     EchoTimeout,
+    _client,
+    _server,
+    _udp,
     connect_echo,
     echo,
 )
@@ -531,8 +535,6 @@ class ConnectEchoTests(SynchronousTestCase):
         """
         A client endpoint string is parsed with the given reactor.
         """
-        from twisted.internet.testing import MemoryReactorClock
-
         reactor = MemoryReactorClock()
         d = connect_echo("tcp:host=127.0.0.1:port=8007", reactor=reactor, timeout=5)
         [(host, port, factory, timeout, bind)] = reactor.tcpClients
@@ -546,8 +548,6 @@ class ConnectEchoTests(SynchronousTestCase):
         A TCP connection attempt that outlasts the timeout fails with
         L{EchoTimeout}, not with the connector's cancellation error.
         """
-        from twisted.internet.testing import MemoryReactorClock
-
         reactor = MemoryReactorClock()
         d = connect_echo("tcp:host=127.0.0.1:port=8007", reactor=reactor, timeout=5)
         reactor.advance(5)
@@ -564,9 +564,6 @@ class EchoPackageTests(SynchronousTestCase):
         L{txmsg.echo} exports the server, UDP and client names, each one the
         object its private module defines.
         """
-        import txmsg.echo
-        from txmsg.echo import _client, _server, _udp
-
         public = [
             "EchoClientFactory",
             "EchoClientProtocol",

@@ -6,6 +6,7 @@ Tests for L{txmsg.echo_cli} and L{txmsg.cli}.
 
 from __future__ import annotations
 
+import importlib
 import io
 import sys
 from typing import Any
@@ -220,8 +221,6 @@ class ConsoleTests(SynchronousTestCase):
         """
         Every listed subcommand module provides C{Options} and C{run}.
         """
-        import importlib
-
         for name, module, doc in cli.SUBCOMMANDS:
             mod = importlib.import_module(module)
             self.assertTrue(callable(mod.run), name)

@@ -7,11 +7,18 @@ Tests for L{txmsg.net.epollreactor} (and its old name, L{txmsg.epollreactor}).
 from __future__ import annotations
 
 import errno
+import importlib.util
+import inspect
+import os
 import sys
 from typing import Any
 
+from twisted.application.reactors import IReactorInstaller
+from twisted.internet.epollreactor import EPollReactor
 from twisted.trial.unittest import SynchronousTestCase
 
+import txmsg.epollreactor
+from txmsg.net import epollreactor
 from txmsg.net.epollreactor import LeanEPollReactor, lean_reactor_ok
 
 
@@ -76,10 +83,6 @@ class LeanEPollReactorTests(SynchronousTestCase):
         C{txmsg.net.epollreactor.install} installs the lean reactor, or the
         stock C{EPollReactor} when this Twisted's loop changed.
         """
-        from twisted.internet import epollreactor as twisted_epoll
-        from twisted.internet import main
-
-        from txmsg.net import epollreactor
 
         class Lean:
             pass
@@ -88,10 +91,10 @@ class LeanEPollReactorTests(SynchronousTestCase):
             pass
 
         installed: list[Any] = []
-        self.patch(main, "installReactor", installed.append)
+        self.patch(epollreactor, "installReactor", installed.append)
         self.patch(epollreactor, "LeanEPollReactor", Lean)
         self.patch(epollreactor, "lean_reactor_ok", lambda: True)
-        self.patch(twisted_epoll, "EPollReactor", Stock)
+        self.patch(epollreactor, "_EPollReactor", Stock)
         epollreactor.install()
         self.patch(epollreactor, "lean_reactor_ok", lambda: False)
         epollreactor.install()
@@ -102,8 +105,6 @@ class LeanEPollReactorTests(SynchronousTestCase):
         C{install_unless_chosen} installs the lean reactor only when no
         reactor is installed yet and the lean loop applies.
         """
-        from txmsg.net import epollreactor
-
         installed: list[str] = []
         self.patch(epollreactor, "install", lambda: installed.append("lean"))
         cases = [(True, True), (False, False), (False, True)]  # (installed?, lean ok?)
@@ -120,9 +121,7 @@ class LeanEPollReactorTests(SynchronousTestCase):
         Once a reactor is installed (importing it installs the default),
         C{install_unless_chosen} leaves it alone.
         """
-        from twisted.internet import reactor
-
-        from txmsg.net import epollreactor
+        from twisted.internet import reactor  # importing it is what this test checks
 
         self.assertIs(reactor, sys.modules["twisted.internet.reactor"])
 
@@ -137,10 +136,6 @@ class LeanEPollReactorTests(SynchronousTestCase):
         C{_doReadOrWrite} after C{self._poller.poll(timeout, n)}.  Fails
         loudly after a Twisted upgrade that changed them.
         """
-        import inspect
-
-        from twisted.internet.epollreactor import EPollReactor
-
         self.assertTrue(lean_reactor_ok())
         source = inspect.getsource(EPollReactor.doPoll)
         self.assertIn("self._poller.poll(timeout, len(self._selectables))", source)
@@ -152,18 +147,14 @@ class LeanEPollReactorTests(SynchronousTestCase):
         On a Twisted release outside the tested range the lean reactor does
         not apply, and C{install} installs the stock C{EPollReactor}.
         """
-        from twisted.internet import epollreactor as twisted_epoll
-        from twisted.internet import main
-
-        from txmsg.net import epollreactor
 
         class Stock:
             pass
 
         installed: list[Any] = []
         self.patch(epollreactor, "tested_twisted", lambda: False)
-        self.patch(main, "installReactor", installed.append)
-        self.patch(twisted_epoll, "EPollReactor", Stock)
+        self.patch(epollreactor, "installReactor", installed.append)
+        self.patch(epollreactor, "_EPollReactor", Stock)
         self.assertFalse(lean_reactor_ok())
         epollreactor.install()
         self.assertEqual([type(r) for r in installed], [Stock])
@@ -173,9 +164,6 @@ class LeanEPollReactorTests(SynchronousTestCase):
         C{txmsg.epollreactor} still offers the lean reactor and its
         installers (a thin re-export of L{txmsg.net.epollreactor}).
         """
-        import txmsg.epollreactor
-        from txmsg.net import epollreactor
-
         for name in txmsg.epollreactor.__all__:
             self.assertIs(getattr(txmsg.epollreactor, name), getattr(epollreactor, name))
         self.assertEqual(LeanEPollReactor.__module__, "txmsg.net.epollreactor")
@@ -184,11 +172,6 @@ class LeanEPollReactorTests(SynchronousTestCase):
         """
         The twistd plugin file declares the C{txmsg-epoll} reactor.
         """
-        import importlib.util
-        import os
-
-        from twisted.application.reactors import IReactorInstaller
-
         path = os.path.join(
             os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
             "twisted",

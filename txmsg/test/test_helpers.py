@@ -37,7 +37,7 @@ class MaybeGlobalReactorTests(SynchronousTestCase):
         """
         L{None} gives the global reactor.
         """
-        from twisted.internet import reactor
+        from twisted.internet import reactor  # the global reactor this test compares with
 
         self.assertIs(maybe_global_reactor(None), reactor)
 

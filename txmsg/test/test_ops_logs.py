@@ -14,6 +14,7 @@ from typing import Any
 
 from twisted.logger import Logger, LogLevel, LogPublisher
 from twisted.python.failure import Failure
+from twisted.python.reflect import namedAny
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.ops import logs
@@ -222,8 +223,6 @@ class ObserverFactoryTests(SynchronousTestCase):
         L{twistd_logger} names a factory twistd can import, writing where
         twistd was told to.
         """
-        from twisted.python.reflect import namedAny
-
         path = self.mktemp()
         name = twistd_logger("json", path, False)
         self.assertEqual(name, "txmsg.ops.logs.twistd_json_observer")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from OpenSSL.SSL import Error as SSLError
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionLost
@@ -19,15 +20,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from txmsg.redis._deadline import DeadlineProxy, RedisCommandTimeout
-from txmsg.redis._factory import CommandFactory
+from txmsg.redis._factory import CommandFactory, CommandProtocol
 from txmsg.redis._state import ConnectionState, RedisConnectionFailed, RedisRefused
 from txmsg.redis.connection import RedisConnection, RedisNotRunning
 from txmsg.testing import RecordingEvents
 
 
 def _ssl_error(reason: str) -> Exception:
-    from OpenSSL.SSL import Error as SSLError
-
     return SSLError([("SSL routines", "", reason)])
 
 
@@ -299,8 +298,6 @@ class CommandProtocolTests(SynchronousTestCase):
         MULTI works when replies are bytes (hiredis with charset None), which
         plain txredisapi rejects.
         """
-        from txmsg.redis._factory import CommandProtocol
-
         p = CommandProtocol(None)
         self.assertIs(p._tx_started(b"OK"), p)
 
@@ -310,10 +307,6 @@ class CommandProtocolTests(SynchronousTestCase):
         state why, in one line naming the C{ca_certs} option, before
         txredisapi reports "Lost connection".
         """
-        from OpenSSL.SSL import Error as SSLError
-
-        from txmsg.redis._factory import CommandProtocol
-
         state = ConnectionState("commands", "rediss://:***@h:1/0")
         f = CommandFactory("x", 0, 1, True, convertNumbers=False)
         f.state = state

@@ -7,6 +7,7 @@ Tests for L{txmsg.redis.control} and L{txmsg.redis.control_cli} options.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -206,8 +207,6 @@ class ControlOptionsTests(SynchronousTestCase):
         """
         Without C{--redis}, C{TXMSG_REDIS_URL} is used.
         """
-        import os
-
         self.patch(os, "environ", {"TXMSG_REDIS_URL": "redis://envhost:7/0"})
         o = Options()
         o.parseOptions(["w1", "ping"])

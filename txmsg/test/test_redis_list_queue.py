@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from txmsg.events import EventRegistry
 from txmsg.redis.list_queue import ReliableQueue
 from txmsg.test._optional import skip_unless_importable
 from txmsg.testing._redis_store import FakeRedis
@@ -258,8 +259,6 @@ class ReliableQueueTests(SynchronousTestCase):
                     err = next(errors, None)
                     if err is not None:
                         self.redis.execute_command("LMOVE", "queue:work", args[2], "RIGHT", "LEFT")
-                        from twisted.internet.defer import fail
-
                         return fail(err)
                 return super().execute_command(*args)
 
@@ -280,8 +279,6 @@ class ReliableQueueTests(SynchronousTestCase):
         """
         With C{events=}/C{event=} payloads go to the registry.
         """
-        from txmsg.events import EventRegistry
-
         registry = EventRegistry(reactor=self.clock)
         seen: list[Any] = []
         registry.add("email", lambda e: seen.append((e.payload, e.source)))

@@ -14,6 +14,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from txmsg.redis._protocol import _PIECE
 from txmsg.redis.pubsub import PubSub
 from txmsg.test._redis_fakes import (
     array,
@@ -174,8 +175,6 @@ class PubSubProtocolTests(SynchronousTestCase):
         fell behind) is delivered whole and in order, replies straddling the
         pieces included, with a confirmation in the middle handled in turn.
         """
-        from txmsg.redis._protocol import _PIECE
-
         sub = self.pubsub.subscribe("c", self.received.append)
         proto, _ = self.connect()
         first = b"".join(array("message", "c", "m%05d" % i + "x" * 57) for i in range(600))

@@ -9,11 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import IServiceMaker
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.address import IPv4Address
+from twisted.internet.epollreactor import EPollReactor
+from twisted.internet.error import ConnectionDone
+from twisted.internet.posixbase import PosixReactorBase
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.plugin import getPlugins
+from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.echo import EchoServerFactory
+from txmsg.net import epollreactor
+from txmsg.net.transport import WriteThroughReactor
+from txmsg.tap import echo_plugin
 from txmsg.tap.echo import DEFAULT_LISTEN, Options, loopback_by_default, makeService
 from txmsg.test._logs import captured_global_logs
 
@@ -163,9 +172,6 @@ class MakeServiceTests(SynchronousTestCase):
         """
         Stopping the service stops listening and closes open connections.
         """
-        from twisted.internet.address import IPv4Address
-        from twisted.internet.testing import StringTransport
-
         reactor = UDPMemoryReactor()
         service = makeService(parse(), reactor=reactor)
         service.startService()
@@ -176,8 +182,6 @@ class MakeServiceTests(SynchronousTestCase):
         d = service.stopService()
         self.assertTrue(transport.disconnecting)
         self.assertNoResult(d)
-        from twisted.internet.error import ConnectionDone
-        from twisted.python.failure import Failure
 
         proto.connectionLost(Failure(ConnectionDone()))
         self.successResultOf(d)
@@ -186,8 +190,6 @@ class MakeServiceTests(SynchronousTestCase):
         """
         The twistd plugin C{txmsg-echo} names this module.
         """
-        from twisted.plugin import getPlugins
-
         makers = {p.tapname: p for p in getPlugins(IServiceMaker)}
         self.assertIn("txmsg-echo", makers)
         self.assertEqual(makers["txmsg-echo"].module, "txmsg.tap.echo_plugin")  # type: ignore[attr-defined]
@@ -199,10 +201,7 @@ class MakeServiceTests(SynchronousTestCase):
         service as L{makeService} on the running reactor, saying which
         reactor it runs on.
         """
-        from twisted.internet import reactor
-
-        from txmsg.net import epollreactor
-        from txmsg.tap import echo_plugin
+        from twisted.internet import reactor  # the running reactor this test is about
 
         asked: list[bool] = []
         real = epollreactor.install_unless_chosen
@@ -239,11 +238,6 @@ class WriteThroughServiceTests(SynchronousTestCase):
         On a POSIX reactor, TCP listeners get the write-through reactor
         proxy unless C{--no-write-through} is given.
         """
-        from twisted.internet.epollreactor import EPollReactor
-        from twisted.internet.posixbase import PosixReactorBase
-
-        from txmsg.net.transport import WriteThroughReactor
-
         reactor = PosixReactorBase.__new__(EPollReactor)
         (endpoint,) = self.endpoints(reactor)
         self.assertIsInstance(endpoint._reactor, WriteThroughReactor)

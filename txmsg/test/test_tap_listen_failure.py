@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from twisted.internet.error import CannotListenError
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger, LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -123,7 +123,7 @@ class ExitIfCannotListenTests(SynchronousTestCase):
                 raise ZeroDivisionError()
 
 
-class _BusyReactor(MemoryReactor):
+class _BusyReactor(MemoryReactorClock):
     def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
         raise in_use(interface, port)
 

@@ -6,8 +6,11 @@ Tests for L{txmsg.tap.worker}.
 
 from __future__ import annotations
 
+import os
+
 from twisted.application.service import IServiceMaker
 from twisted.internet.task import Clock
+from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -28,14 +31,10 @@ class OptionsTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        import os
-
         self.saved = {k: os.environ.pop(k, None) for k in ("TXMSG_AMQP_URL", "TXMSG_REDIS_URL")}
         self.addCleanup(self.restore)
 
     def restore(self) -> None:
-        import os
-
         for key, value in self.saved.items():
             if value is not None:
                 os.environ[key] = value
@@ -60,8 +59,6 @@ class OptionsTests(SynchronousTestCase):
         """
         The broker and Redis URLs come from the environment when not given.
         """
-        import os
-
         os.environ["TXMSG_AMQP_URL"] = "amqp://u:p@h/"
         os.environ["TXMSG_REDIS_URL"] = "redis://h:1/0"
         self.addCleanup(os.environ.pop, "TXMSG_AMQP_URL")
@@ -144,7 +141,5 @@ class MakeServiceTests(SynchronousTestCase):
         """
         The twistd plugin C{txmsg-worker} names this module.
         """
-        from twisted.plugin import getPlugins
-
         makers = {p.tapname: p for p in getPlugins(IServiceMaker)}
         self.assertEqual(makers["txmsg-worker"].module, "txmsg.tap.worker")  # type: ignore[attr-defined]

@@ -31,6 +31,7 @@ from txmsg.testing import (
     memory_redis,
 )
 from txmsg.worker import RetryPolicy, TaskCatalog
+from txmsg.worker.client import TaskFailed
 
 
 class ExportsTests(SynchronousTestCase):
@@ -228,7 +229,6 @@ class WorkerHarnessTests(SynchronousTestCase):
             (dead.task, dead.reason, dead.error_type, dead.attempts),
             ("fail", "failed", "KeyError", 2),
         )
-        from txmsg.worker.client import TaskFailed
 
         self.assertRaises(TaskFailed, self.h.result, task_id)
         self.assertTrue(any("retrying in 5.0s" in m for m in self.h.log_messages()))

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import datetime
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from OpenSSL.SSL import Error as SSLError
 from service_identity import VerificationError
 from service_identity.hazmat import DNS_ID, DNSMismatch
@@ -109,11 +113,6 @@ def _pem_files(test: SynchronousTestCase) -> tuple[str, str, str]:
     """
     Write a self-signed certificate and its key; return (cert, key, both).
     """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "t")])
     now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)

@@ -233,8 +233,6 @@ class RegistryTests(SynchronousTestCase):
         A registered worker is listed with its status and a TTL; an expired
         one is dropped from the set; an unregistered one is gone.
         """
-        from twisted.internet.defer import Deferred
-
         redis = FakeRedis()
         self.successResultOf(register_worker(redis, {"name": "w1", "state": "running"}, ttl=14.5))
         self.successResultOf(register_worker(redis, {"name": "w2", "state": "running"}, ttl=15))

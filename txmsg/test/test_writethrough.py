@@ -9,14 +9,18 @@ it relies on.
 from __future__ import annotations
 
 import errno
+import inspect
+import os
 from typing import Any
 
 import twisted
 from twisted.internet import abstract, main, tcp
 from twisted.internet.endpoints import TCP4ServerEndpoint, UNIXServerEndpoint
+from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.interfaces import IPushProducer, IReactorTCP, IReactorTime
 from twisted.internet.posixbase import PosixReactorBase
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.internet.selectreactor import SelectReactor
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -34,6 +38,7 @@ from txmsg.net._writethrough import (
     internals_ok,
 )
 from txmsg.net.transport import client_reactor, server_endpoint
+from txmsg.redis.url import parse_redis_url
 from txmsg.test._logs import captured_global_logs
 
 
@@ -414,8 +419,6 @@ class WriteThroughReactorTests(SynchronousTestCase):
         Write-through applies to Twisted's POSIX reactors only: not to a
         test double, nor to a reactor overriding C{listenTCP}.
         """
-        from twisted.internet.epollreactor import EPollReactor
-        from twisted.internet.selectreactor import SelectReactor
 
         class CustomTCP(SelectReactor):
             def listenTCP(self, *args: Any, **kwargs: Any) -> Any:
@@ -445,8 +448,6 @@ class WriteThroughReactorTests(SynchronousTestCase):
         On a POSIX reactor, C{server_endpoint} hands C{serverFromString} a
         L{WriteThroughReactor}, unless C{write_through=False}.
         """
-        from twisted.internet.epollreactor import EPollReactor
-
         reactor = PosixReactorBase.__new__(EPollReactor)
         endpoint = server_endpoint(reactor, "tcp:8007")
         self.assertIsInstance(endpoint._reactor, WriteThroughReactor)  # type: ignore[attr-defined]
@@ -549,10 +550,6 @@ class WriteThroughClientTests(SynchronousTestCase):
         argument or by C{TXMSG_WRITE_THROUGH=0}; a test double is returned
         as it is.
         """
-        import os
-
-        from twisted.internet.epollreactor import EPollReactor
-
         reactor = PosixReactorBase.__new__(EPollReactor)
         self.patch(os, "environ", {})
         self.assertIsInstance(client_reactor(reactor), WriteThroughReactor)
@@ -567,10 +564,6 @@ class WriteThroughClientTests(SynchronousTestCase):
         """
         Redis connections over TCP use the write-through reactor.
         """
-        from twisted.internet.epollreactor import EPollReactor
-
-        from txmsg.redis.url import parse_redis_url
-
         reactor = PosixReactorBase.__new__(EPollReactor)
         endpoint = parse_redis_url("redis://127.0.0.1:6379/0").endpoint(reactor)
         self.assertIsInstance(endpoint._reactor, WriteThroughReactor)  # type: ignore[attr-defined]
@@ -579,7 +572,6 @@ class WriteThroughClientTests(SynchronousTestCase):
         """
         A reactor overriding C{connectTCP} does not get the proxy.
         """
-        from twisted.internet.selectreactor import SelectReactor
 
         class CustomConnect(SelectReactor):
             def connectTCP(self, *args: Any, **kwargs: Any) -> Any:
@@ -593,8 +585,6 @@ class WriteThroughClientTests(SynchronousTestCase):
         path does not apply (even with its internals intact), and one
         warning names the release.
         """
-        from twisted.internet.epollreactor import EPollReactor
-
         events = captured_global_logs(self)
         self.patch(_writethrough, "_checked", [])
         self.patch(_writethrough, "tested_twisted", lambda: False)
@@ -611,8 +601,6 @@ class WriteThroughClientTests(SynchronousTestCase):
         On a tested Twisted release whose internals pass the probe, the
         write-through path applies.
         """
-        from twisted.internet.epollreactor import EPollReactor
-
         self.patch(_writethrough, "_checked", [])
         self.patch(_writethrough, "tested_twisted", lambda: True)
         self.assertTrue(applies(PosixReactorBase.__new__(EPollReactor)))
@@ -663,10 +651,6 @@ class TwistedInternalsTests(SynchronousTestCase):
         reports an empty read as C{CONNECTION_DONE} and otherwise calls the
         protocol: what L{WriteThroughServer.doRead} replicates.
         """
-        import inspect
-
-        from twisted.internet import main
-
         self.assertIn("return self._dataReceived(data)", inspect.getsource(tcp.Connection.doRead))
         transport, sock, reactor = make_transport()
         got: list[bytes] = []
@@ -680,8 +664,6 @@ class TwistedInternalsTests(SynchronousTestCase):
         C{tcp.Port} builds its connections from its C{transport} class
         attribute, and C{PosixReactorBase.listenTCP} builds a C{tcp.Port}.
         """
-        import inspect
-
         self.assertIs(tcp.Port.transport, tcp.Server)
         self.assertIn("self.transport(", inspect.getsource(tcp.Port.doRead))
         self.assertIn("tcp.Port(", inspect.getsource(PosixReactorBase.listenTCP))
@@ -691,8 +673,6 @@ class TwistedInternalsTests(SynchronousTestCase):
         C{tcp.Connector} builds its connection in C{_makeTransport}, and
         C{PosixReactorBase.connectTCP} builds and starts a C{tcp.Connector}.
         """
-        import inspect
-
         self.assertIn(
             "return Client(self.host, self.port, self.bindAddress, self, self.reactor)",
             inspect.getsource(tcp.Connector._makeTransport),

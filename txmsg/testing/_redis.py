@@ -44,7 +44,7 @@ def _tx_error(name: str, message: str) -> Exception:
     imported here, not at the top: importing it installs the global
     reactor, which importing L{txmsg.testing} must not do.)
     """
-    import txredisapi
+    import txredisapi  # installs the global reactor when imported: see above
 
     error: Exception = getattr(txredisapi, name)(message)
     return error

@@ -13,6 +13,10 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from twisted.internet.defer import Deferred
+
+from txmsg.amqp.connection import AMQPConnection, AMQPConnectionFailed, NotConnectedError
+
 __all__ = ["CommandError", "amqp_connection", "json_or_text", "run_command", "say"]
 
 
@@ -36,7 +40,6 @@ def run_command(command: str, main: Awaitable[int]) -> Any:
 
     @return: a Deferred firing with the exit status.
     """
-    from twisted.internet.defer import Deferred
 
     async def guarded() -> int:
         try:
@@ -66,8 +69,6 @@ async def amqp_connection(reactor: Any, url: str | None, timeout: float) -> Asyn
 
     @raise CommandError: when the broker cannot be reached within C{timeout}.
     """
-    from txmsg.amqp import AMQPConnection, AMQPConnectionFailed, NotConnectedError
-
     conn = AMQPConnection(url, reactor=reactor, connection_name="txmsg cli")
     conn.startService()
     try:

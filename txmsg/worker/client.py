@@ -16,14 +16,13 @@ raised, was dead-lettered or was unknown) or L{txmsg.amqp.RPCTimeout}.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.defer import Deferred
 
+from txmsg.amqp.connection import AMQPConnection
+from txmsg.amqp.rpc import RPCClient
 from txmsg.worker.envelope import CONTENT_TYPE, Task, decode_result, encode_task, new_task_id
-
-if TYPE_CHECKING:  # a type only: txmsg.amqp is imported when first used
-    from txmsg.amqp.connection import AMQPConnection
 
 __all__ = ["TaskClient", "TaskFailed"]
 
@@ -65,8 +64,6 @@ class TaskClient:
 
     def _rpc_client(self) -> Any:
         if self._rpc is None:
-            from txmsg.amqp import RPCClient
-
             self._rpc = RPCClient(self.amqp, timeout=self.timeout)
         return self._rpc
 

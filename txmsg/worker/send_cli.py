@@ -27,8 +27,11 @@ from txmsg._coerce import (
     whole_number,
 )
 from txmsg._options import GnuOptions
+from txmsg.amqp.publisher import PublishReturned
+from txmsg.amqp.rpc import RPCUnroutable
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
 from txmsg.worker._cli_common import amqp_connection, json_or_text, run_command, say
+from txmsg.worker.client import TaskClient
 
 __all__ = ["Options", "run"]
 
@@ -120,9 +123,6 @@ class _Progress:
 
 
 async def _send(reactor: Any, options: Options) -> int:
-    from txmsg.amqp import PublishReturned, RPCUnroutable
-    from txmsg.worker.client import TaskClient
-
     async with amqp_connection(reactor, options["amqp"], options["timeout"]) as conn:
         client = TaskClient(conn, queue=options["queue"], timeout=options["timeout"])
         progress = _Progress(options["count"], options["wait"], reactor)

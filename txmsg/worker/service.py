@@ -20,14 +20,16 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from txmsg._reactor import maybe_global_reactor
 from txmsg.amqp import AMQPConnection
 from txmsg.events import EventRegistry
 from txmsg.ordered import stop_in_order
@@ -99,7 +101,7 @@ class WorkerService(MultiService):
         handle_signals: bool = False,
         queue_type: str | None = None,
         events: EventRegistry | None = None,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         amqp: AMQPConnection | None = None,
         redis: RedisService | None = None,
         threadpool: Any = None,
@@ -132,8 +134,7 @@ class WorkerService(MultiService):
         @param reactor: the reactor (default: the global one).
         """
         super().__init__()
-        if reactor is None:
-            from twisted.internet import reactor  # the global reactor, resolved late
+        reactor = maybe_global_reactor(reactor)
         if prefetch < 1 or concurrency < 1 or grace < 0:
             raise ValueError("need prefetch >= 1, concurrency >= 1, grace >= 0")
         self.clock = self._reactor = reactor
@@ -318,4 +319,6 @@ class WorkerService(MultiService):
     def _run_in_thread(
         self, function: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> Deferred[Any]:
-        return deferToThreadPool(self._reactor, self._threadpool, function, *args, **kwargs)
+        # the reactor also provides IReactorFromThreads (see txmsg._reactor)
+        threads = cast(IReactorFromThreads, self._reactor)
+        return deferToThreadPool(threads, self._threadpool, function, *args, **kwargs)

@@ -21,8 +21,12 @@ from twisted.internet.defer import Deferred, DeferredList
 
 from txmsg._coerce import check_redis_url, redis_url_option, seconds, url_from_environment
 from txmsg._options import GnuOptions
+from txmsg.redis.connection import RedisConnection
+from txmsg.redis.control import send_control
+from txmsg.redis.pubsub import PubSub
 from txmsg.redis.url import ENV_VAR as REDIS_ENV_VAR
 from txmsg.worker._cli_common import say
+from txmsg.worker.roster import list_workers
 
 __all__ = ["Options", "format_workers", "live_statuses", "run"]
 
@@ -109,10 +113,6 @@ async def live_statuses(
 
 
 async def _main(reactor: Any, options: Options) -> int:
-    from txmsg.redis import PubSub, RedisConnection
-    from txmsg.redis.control import send_control
-    from txmsg.worker.roster import list_workers
-
     url = options["redis"]
     timeout = options["timeout"]
     redis = RedisConnection(url, reactor=reactor, command_timeout=timeout)
