@@ -155,7 +155,7 @@ class AMQPConnection(Service):
         self.setup_failure: AMQPConnectionFailed | None = None
         self._refusal_observers: list[Callable[[str], object]] = []
         self._setup_failures = 0
-        self._replies: Any = None
+        self._replies: ReplySender | None = None
 
     # -- state --------------------------------------------------------------
 
@@ -266,7 +266,7 @@ class AMQPConnection(Service):
             self._publisher = Publisher(self)
         return self._publisher
 
-    def replies(self) -> Any:  # a ReplySender; typed once worker/brokers/amqp.py drops its cast
+    def replies(self) -> ReplySender:
         """
         The L{txmsg.amqp.reply.ReplySender} of this connection: RPC replies
         through the default publisher, warning only about lost ones.

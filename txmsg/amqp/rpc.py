@@ -22,7 +22,8 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from pika.exceptions import UnroutableError
+from twisted.internet.defer import Deferred, ensureDeferred, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -179,7 +180,6 @@ class RPCClient:
         d.addErrback(self._publish_failed, call)
 
     def _publish_failed(self, f: Failure, call: _Call) -> None:
-        from pika.exceptions import UnroutableError
 
         if f.check(UnroutableError):
             err: RPCError = RPCUnroutable(
@@ -347,7 +347,6 @@ class RPCServer:
         self.consumer = Consumer(connection, queue, self._answer, prefetch=prefetch, **consumer_kw)
 
     async def _answer(self, delivery: Delivery) -> None:
-        from twisted.internet.defer import ensureDeferred
 
         problem = reply_to_problem(delivery.reply_to) if delivery.reply_to else None
         if problem is not None:

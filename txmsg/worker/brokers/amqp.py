@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -218,12 +218,9 @@ class AMQPWorkerBroker:
         """
         if not message.reply_to:
             return succeed(None)
-        return cast(
-            Deferred[None],
-            self.amqp.replies().send(
-                message.reply_to,
-                body,
-                content_type=content_type,
-                correlation_id=message.correlation_id,
-            ),
+        return self.amqp.replies().send(
+            message.reply_to,
+            body,
+            content_type=content_type,
+            correlation_id=message.correlation_id,
         )
