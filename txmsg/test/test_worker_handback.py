@@ -82,7 +82,7 @@ class GracefulRequeueTests(SynchronousTestCase):
             **kw,
         )
         if pool is not None:
-            h.worker._threadpool = pool
+            h.worker.threads.pool = pool
         h.start()
         return h
 

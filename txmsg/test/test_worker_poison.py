@@ -217,7 +217,7 @@ class PoisonTests(SynchronousTestCase):
             return d
 
         self.h.registry.add(look, name="look")
-        self.h.worker.pipeline.install(self.h.worker._run_in_thread)
+        self.h.worker.pipeline.install(self.h.worker.threads.run)
         self.send(encode_task(Task("look", (), {}, "r")))
         self.crash()
         self.assertEqual(seen, [(1, False), (2, True)])

@@ -10,14 +10,30 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults
 
-__all__ = ["WORKERS_KEY", "list_workers", "register_worker", "unregister_worker", "worker_key"]
+__all__ = [
+    "WORKERS_KEY",
+    "default_worker_name",
+    "list_workers",
+    "register_worker",
+    "unregister_worker",
+    "worker_key",
+]
 
 #: The set of registered worker names.
 WORKERS_KEY = "txmsg:workers"
+
+
+def default_worker_name() -> str:
+    """
+    C{<host>.<pid>}: unique per process on a machine.
+    """
+    return "{}.{}".format(socket.gethostname(), os.getpid())
 
 
 def worker_key(name: str) -> str:

@@ -17,17 +17,13 @@ L{txmsg.worker.shutdown}.  See C{docs/worker.md}.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, cast
+from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.threadpool import ThreadPool
 
 from txmsg._reactor import maybe_global_reactor
 from txmsg.amqp import AMQPConnection
@@ -39,31 +35,20 @@ from txmsg.worker._stats import WorkerStats
 from txmsg.worker.brokers.amqp import AMQPWorkerBroker
 from txmsg.worker.brokers.interfaces import IWorkerBroker
 from txmsg.worker.control import WorkerControl
-from txmsg.worker.headers import (  # noqa: F401 (re-exported from their old place)
-    ERROR_MESSAGE_HEADER,
-    ERROR_TYPE_HEADER,
-    FAILED_AT_HEADER,
-    QUEUE_HEADER,
-    REASON_HEADER,
-    TRACEBACK_HEADER,
-    WORKER_HEADER,
-)
+
+# The dead-letter header names, importable from here as before.
+from txmsg.worker.headers import *  # noqa: F403
 from txmsg.worker.heartbeat import WorkerTimers
 from txmsg.worker.idempotency import IdempotencyKeys
 from txmsg.worker.pipeline import DeliveryPipeline
 from txmsg.worker.retry import RetryPolicy
+from txmsg.worker.roster import default_worker_name
 from txmsg.worker.settlement import Settlement
 from txmsg.worker.shutdown import GracePeriod
 from txmsg.worker.tasks import TaskCatalog, TaskContext
+from txmsg.worker.threads import TaskThreads
 
 __all__ = ["WorkerService", "default_worker_name"]
-
-
-def default_worker_name() -> str:
-    """
-    C{<host>.<pid>}: unique per process on a machine.
-    """
-    return "{}.{}".format(socket.gethostname(), os.getpid())
 
 
 class WorkerService(MultiService):
@@ -119,7 +104,7 @@ class WorkerService(MultiService):
         @param name: the worker name (default C{<host>.<pid>}).
         @param prefetch: unacked deliveries per queue (1: fair dispatch).
         @param concurrency: threads for blocking tasks (or C{threadpool}, a
-            thread pool that the caller starts and stops).
+            thread pool that the caller starts and stops; see L{TaskThreads}).
         @param grace: seconds running tasks get to finish when stopping.
         @param retry: the default L{RetryPolicy}.
         @param heartbeat: seconds between worker-registry updates.
@@ -151,8 +136,7 @@ class WorkerService(MultiService):
         self.stats = WorkerStats(clock=reactor)
         self.state = "stopped"
         self._consumers: dict[str, Any] = {}
-        self._threadpool: Any = threadpool
-        self._own_threadpool = threadpool is None
+        self.threads = TaskThreads(reactor, concurrency, threadpool)
         self._listening = False
         self.events = events if events is not None else EventRegistry(reactor=reactor)
         if amqp is None:
@@ -238,10 +222,8 @@ class WorkerService(MultiService):
         if self.redis is not None and not self._listening:
             self._listening = True
             self.redis.control_listener(str(self.name), self.control.handlers(), status=self.status)
-        if self._own_threadpool:
-            self._threadpool = ThreadPool(0, self.concurrency, "txmsg-worker")
-            self._threadpool.start()
-        self.pipeline.install(self._run_in_thread)  # warns about idempotency without Redis
+        self.threads.start()
+        self.pipeline.install(self.threads.run)  # warns about idempotency without Redis
         super().startService()
         for queue in self.queues:
             self._consumers[queue] = self._consume(queue)
@@ -305,9 +287,7 @@ class WorkerService(MultiService):
         await stop_in_order(dict.fromkeys(s for s in own if s.parent is self), self.log)
         Service.stopService(self)
         self.pipeline.uninstall()
-        if self._own_threadpool and self._threadpool is not None:
-            self._threadpool.stop()
-            self._threadpool = None
+        self.threads.stop()
         self.state = "stopped"
         self.log.info("Worker {name} stopped", name=self.name)
 
@@ -315,10 +295,3 @@ class WorkerService(MultiService):
         # What arrives after the consumer stopped goes back uncounted.
         pipeline = self.pipeline
         return self.broker.consume(queue, pipeline.handle, self.prefetch, pipeline.give_back)
-
-    def _run_in_thread(
-        self, function: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> Deferred[Any]:
-        # the reactor also provides IReactorFromThreads (see txmsg._reactor)
-        threads = cast(IReactorFromThreads, self._reactor)
-        return deferToThreadPool(threads, self._threadpool, function, *args, **kwargs)
