@@ -8,6 +8,7 @@ because importing pika's Twisted adapter installs the global reactor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred
@@ -126,3 +127,19 @@ def prepare_connection(protocol: Any) -> Deferred:
     why through C{_protocol_failed}.
     """
     return cast(Deferred, protocol.ready).addErrback(lambda _: None)
+
+
+def watch_blocked(
+    conn: Any, blocked: Callable[[str | None], None], unblocked: Callable[[], None]
+) -> None:
+    """
+    Call C{blocked(reason)} when the broker blocks pika connection C{conn}
+    (a resource alarm) and C{unblocked()} when it lifts the block.
+    """
+    impl = getattr(conn, "_impl", None)
+    if impl is None or not hasattr(impl, "add_on_connection_blocked_callback"):
+        return
+    impl.add_on_connection_blocked_callback(
+        lambda _conn, frame: blocked(getattr(getattr(frame, "method", None), "reason", None))
+    )
+    impl.add_on_connection_unblocked_callback(lambda _conn, frame: unblocked())

@@ -29,6 +29,7 @@ __all__ = [
     "AMQPConnectionFailed",
     "LoginRefused",
     "NotConnectedError",
+    "ServiceStopped",
     "describe_refusal",
     "describe_setup_failure",
 ]
@@ -41,6 +42,10 @@ _VHOST_ERRORS = ("ProbableAccessDeniedError",)
 
 class NotConnectedError(Exception):
     """No AMQP connection became ready within the allowed time."""
+
+
+class ServiceStopped(NotConnectedError):
+    """The connection service is stopping or stopped."""
 
 
 class AMQPConnectionFailed(NotConnectedError):

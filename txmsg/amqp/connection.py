@@ -49,11 +49,13 @@ from txmsg.amqp._protocol import (
     describe_reason,
     prepare_connection,
     reason_preserving_protocol,
+    watch_blocked,
 )
 from txmsg.amqp._setup_failure import (
     AMQPConnectionFailed,
     LoginRefused,
     NotConnectedError,
+    ServiceStopped,
     describe_setup_failure,
 )
 from txmsg.amqp.consumer import Consumer
@@ -71,10 +73,6 @@ __all__ = [
     "describe_reason",
     "reason_preserving_protocol",
 ]
-
-
-class ServiceStopped(NotConnectedError):
-    """The connection service is stopping or stopped."""
 
 
 class AMQPConnection(Service):
@@ -302,13 +300,6 @@ class AMQPConnection(Service):
                 cast(IReactorTCP, self._reactor), self._tls_creator
             )  # a reactor that connects provides IReactorTCP too (see txmsg._reactor)
         policy = self._retry_policy or backoffPolicy(initialDelay=0.5, maxDelay=10.0)
-        self._early_losses = 0
-
-        def retry_delay(attempt: int) -> float:
-            # ClientService counts an attempt that connected as a success;
-            # one lost before it was ready must still back off.
-            return policy(max(attempt, self._early_losses))
-
         self.log.info("Connecting to AMQP broker {url}", url=self.address.redacted)
         self._client_service = ClientService(
             endpoint,
@@ -485,21 +476,15 @@ class AMQPConnection(Service):
     # -- helpers ------------------------------------------------------------
 
     def _watch_blocked(self, conn: Any) -> None:
-        impl = getattr(conn, "_impl", None)
-        if impl is None or not hasattr(impl, "add_on_connection_blocked_callback"):
-            return
-
-        def blocked(_conn: Any, frame: Any) -> None:
-            reason = getattr(getattr(frame, "method", None), "reason", None)
+        def blocked(reason: str | None) -> None:
             self.log.warn("AMQP broker blocked the connection: {reason}", reason=reason)
             self._emit("amqp.blocked", self._payload(reason=reason))
 
-        def unblocked(_conn: Any, frame: Any) -> None:
+        def unblocked() -> None:
             self.log.info("AMQP broker unblocked the connection")
             self._emit("amqp.unblocked", self._payload())
 
-        impl.add_on_connection_blocked_callback(blocked)
-        impl.add_on_connection_unblocked_callback(unblocked)
+        watch_blocked(conn, blocked, unblocked)
 
     def _payload(self, **fields: Any) -> dict:
         payload = {
