@@ -2,7 +2,7 @@
 """
 Echo benchmark: txmsg-echo against its peers, in the same run.
 
-    /work/main/.venv/bin/python benchmarks/echo.py [--quick] [--rounds N]
+    .venv/bin/python benchmarks/echo.py [--quick] [--rounds N]
         [--duration S] [--servers a,b,...] [--json FILE]
 
 Every server runs in its own process pinned to CPU 0; the load generator is a
