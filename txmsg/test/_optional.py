@@ -11,11 +11,12 @@ Makefile installs them all, so nothing skips there).
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["missing", "skip_unless_importable"]
+__all__ = ["fuzz", "missing", "skip_unless_importable"]
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -47,5 +48,32 @@ def skip_unless_importable(module: str, extra: str | None = None) -> Callable[[F
         if reason is not None:
             test.skip = reason  # type: ignore[attr-defined]
         return test
+
+    return mark
+
+
+def fuzz(*strategies: Callable[[Any], Any], examples: int = 300) -> Callable[[F], F]:
+    """
+    A property-based test with C{hypothesis} (a test dependency, absent from a
+    plain install: the test is then skipped with the reason).
+
+        @fuzz(lambda st: st.binary(max_size=300))
+        def test_decoder(self, body): ...
+
+    @param strategies: one function per argument, called with
+        C{hypothesis.strategies}, returning that argument's strategy.
+    @param examples: examples per run.
+    """
+
+    def mark(test: F) -> F:
+        reason = missing("hypothesis")
+        if reason is not None:
+            test.skip = reason  # type: ignore[attr-defined]
+            return test
+        hypothesis = importlib.import_module("hypothesis")
+        st = importlib.import_module("hypothesis.strategies")
+        given = hypothesis.given(*(strategy(st) for strategy in strategies))
+        settings = hypothesis.settings(max_examples=examples, deadline=None)
+        return settings(given(test))
 
     return mark

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from txmsg.test._optional import fuzz
 from txmsg.worker.envelope import MAX_DEPTH, MalformedTask, Task, decode_task
 from txmsg.worker.headers import (
     ATTEMPT_HEADER,
@@ -27,24 +26,28 @@ from txmsg.worker.headers import (
 #: The body that made C{decode_task} raise C{RecursionError}.
 NESTED = ('{"task":"add","args":[' + "[" * 1000 + "]" * 1000 + ",1]}").encode()
 
-_scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.floats(),
-    st.text(max_size=20),
-    st.binary(max_size=20),
-)
-_values = st.recursive(
-    _scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=10,
-)
-_header_names = st.sampled_from(
-    [ATTEMPT_HEADER, DELIVERY_COUNT_HEADER, REDELIVERED_HEADER, "x-other"]
-)
+
+def _values(st: Any) -> Any:
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(),
+        st.text(max_size=20),
+        st.binary(max_size=20),
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        ),
+        max_leaves=10,
+    )
+
+
+def _headers(st: Any) -> Any:
+    names = st.sampled_from([ATTEMPT_HEADER, DELIVERY_COUNT_HEADER, REDELIVERED_HEADER, "x-other"])
+    return st.one_of(_values(st), st.dictionaries(names, _values(st), max_size=4))
 
 
 class ReadHeadersTests(SynchronousTestCase):
@@ -74,8 +77,7 @@ class ReadHeadersTests(SynchronousTestCase):
         self.assertRaises(BadHeaders, read_headers, {REDELIVERED_HEADER: "yes"})
         self.assertRaises(BadHeaders, read_headers, ["not", "a", "table"])
 
-    @settings(max_examples=300, deadline=None)
-    @given(st.one_of(_values, st.dictionaries(_header_names, _values, max_size=4)))
+    @fuzz(_headers)
     def test_fuzz(self, headers: Any) -> None:
         """Any headers give valid counts or L{BadHeaders}, never another exception."""
         try:
@@ -116,18 +118,16 @@ class DecodeTaskFuzzTests(SynchronousTestCase):
         self.assertIsInstance(task, Task)
         self.assertTrue(task.name and task.id)
 
-    @settings(max_examples=300, deadline=None)
-    @given(st.binary(max_size=300), st.one_of(st.none(), st.text(max_size=30)))
+    @fuzz(lambda st: st.binary(max_size=300), lambda st: st.one_of(st.none(), st.text(max_size=30)))
     def test_fuzz_bytes(self, body: bytes, content_type: str | None) -> None:
         """Any bytes and content type: a task or L{MalformedTask}."""
         self._check(body, content_type)
 
-    @settings(max_examples=300, deadline=None)
-    @given(
-        st.dictionaries(
-            st.sampled_from(["task", "args", "kwargs", "id", "x"]), _values, max_size=5
+    @fuzz(
+        lambda st: st.dictionaries(
+            st.sampled_from(["task", "args", "kwargs", "id", "x"]), _values(st), max_size=5
         ),
-        st.integers(min_value=0, max_value=1200),
+        lambda st: st.integers(min_value=0, max_value=1200),
     )
     def test_fuzz_json(self, data: dict, depth: int) -> None:
         """Any JSON object, with arguments nested to any depth: a task or L{MalformedTask}."""
