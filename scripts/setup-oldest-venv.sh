@@ -27,6 +27,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     quiet_pip install --quiet --upgrade pip setuptools wheel
 fi
 say "Installing txmsg with Twisted $oldest (the oldest setup.cfg allows) into $VENV"
-quiet_pip install --quiet --upgrade "Twisted[tls]==$oldest" . -r requirements-dev.txt
+rm -rf build  # a stale build/ would install moved modules too
+quiet_pip install --quiet --upgrade "Twisted[tls]==$oldest" ".[msgpack,testing]" -r requirements-dev.txt
 "$VENV/bin/python" -c 'from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))'
 say "$VENV: Twisted $("$VENV/bin/python" -c 'import twisted; print(twisted.__version__)')"
