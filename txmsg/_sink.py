@@ -13,10 +13,14 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from txmsg.events._model import IEventSink
+
 __all__ = ["send_event"]
 
 
-def send_event(events: Any, name: str, payload: Any, source: str, log: Logger) -> None:
+def send_event(
+    events: IEventSink | None, name: str, payload: Any, source: str, log: Logger
+) -> None:
     """
     Dispatch C{name} with C{payload} to C{events} if there is a sink.
 

@@ -63,6 +63,7 @@ from txmsg.amqp.publisher import Publisher
 from txmsg.amqp.reply import ReplySender
 from txmsg.amqp.topology import Declaration, Topology
 from txmsg.amqp.url import AMQPAddress, parse_amqp_url
+from txmsg.events import IEventSink
 
 __all__ = [
     "AMQPConnection",
@@ -98,7 +99,7 @@ class AMQPConnection(Service):
         url: str | None = None,
         *,
         reactor: IReactorTime | None = None,
-        events: Any = None,
+        events: IEventSink | None = None,
         connection_name: str | None = None,
         topology: Topology | None = None,
         retry_policy: Callable[[int], float] | None = None,

@@ -38,6 +38,7 @@ from txmsg.amqp.delivery import (
     RetryLater,
 )
 from txmsg.amqp.topology import Queue
+from txmsg.events import IEventSink
 
 if TYPE_CHECKING:  # a type only: connection.py imports this module
     from txmsg.amqp.connection import AMQPConnection
@@ -92,7 +93,7 @@ class Consumer:
         prefetch: int = 1,
         concurrency: int | None = None,
         on_error: ErrorPolicy = ErrorPolicy.REQUEUE_ONCE,
-        events: Any = None,
+        events: IEventSink | None = None,
         event_name: str | None = None,
         exclusive: bool = False,
         arguments: dict | None = None,

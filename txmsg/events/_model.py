@@ -277,13 +277,14 @@ class IEventSink(Interface):
     and every txmsg service that takes C{events=} only relies on this.
     """
 
-    def dispatch(name, payload=None):  # type: ignore[no-untyped-def]
+    def dispatch(name, payload=None, *, source=None, metadata=None):  # type: ignore[no-untyped-def]
         """
         Deliver an event named C{name} carrying C{payload}.
 
-        Implementations also accept the keyword-only arguments
-        C{source: str | None = None} and C{metadata: Mapping | None = None}
-        (zope.interface cannot declare keyword-only arguments).
+        C{source} (C{str | None}) names where the event came from and
+        C{metadata} (a C{Mapping | None}) carries extra fields; both are
+        keyword-only.  (C{zope.interface.verify} ignores keyword-only
+        arguments, so implementations are checked for them by mypy only.)
 
         @return: a Deferred that fires with a L{DispatchResult} once every
             handler has finished; it never errbacks because of a handler.

@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg.events import IEventSink
 from txmsg.redis._common import call
 
 if TYPE_CHECKING:  # a type only: delay_queue.py imports this module
@@ -64,7 +65,7 @@ class DelayPoller(Service):
         queue: DelayQueue,
         callback: Callable[[DelayedItem], Any] | None = None,
         *,
-        events: Any = None,
+        events: IEventSink | None = None,
         event: str | None = None,
         target: Any = None,
         pubsub: Any = None,
@@ -281,6 +282,7 @@ class DelayPoller(Service):
         if self.callback is not None:
             d = call(self.callback, item)
         else:
+            assert self.events is not None  # the constructor requires it with event=
             d = call(
                 self.events.dispatch,
                 self.event,

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txmsg._waiters import InFlight
+from txmsg.events import IEventSink
 from txmsg.redis import _list_scripts as scripts
 from txmsg.redis._common import call, handler_of, sleep
 from txmsg.redis.connection import RedisConnection
@@ -61,7 +62,7 @@ class ListConsumer(Service):
         concurrency: int = 1,
         on_failure: str = "dead",
         blocking_redis: Any = None,
-        events: Any = None,
+        events: IEventSink | None = None,
         event: str | None = None,
         error_delay: float = 1.0,
         grace: float = 5.0,
@@ -353,6 +354,7 @@ class ListConsumer(Service):
             if self.callback is not None:
                 await call(self.callback, payload)
             else:
+                assert self.events is not None  # the constructor requires it with event=
                 result = await call(
                     self.events.dispatch,
                     self.event,

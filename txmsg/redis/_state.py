@@ -8,14 +8,13 @@ connection could not be set up.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txmsg._sink import send_event
 from txmsg._waiters import Waiters
+from txmsg.events import IEventSink
 from txmsg.redis._setup_failure import (
     RedisConnectionFailed,
     RedisRefused,
@@ -45,7 +44,7 @@ class ConnectionState:
 
     log = Logger()
 
-    def __init__(self, role: str, url: str, events: Any = None) -> None:
+    def __init__(self, role: str, url: str, events: IEventSink | None = None) -> None:
         """
         @param role: C{"commands"} or C{"pubsub"}, in payloads and logs.
         @param url: the redacted URL.

@@ -33,6 +33,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from txmsg._reactor import maybe_global_reactor
+from txmsg.events import IEventSink
 from txmsg.redis._deadline import DeadlineProxy, RedisCommandTimeout
 from txmsg.redis._state import ConnectionState, RedisConnectionFailed
 from txmsg.redis.url import RedisURL, parse_redis_url
@@ -75,7 +76,7 @@ class RedisConnection(Service):
         connect_timeout: float = 5.0,
         decode_responses: bool = True,
         reactor: IReactorTime | None = None,
-        events: Any = None,
+        events: IEventSink | None = None,
     ) -> None:
         """
         @param url: Redis URL; C{None} reads C{TXMSG_REDIS_URL}.

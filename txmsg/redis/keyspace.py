@@ -32,6 +32,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.logger import Logger
 
+from txmsg.events import IEventSink
 from txmsg.redis._delivery import Message, Subscription
 
 __all__ = ["ExpiredKey", "KeyExpiry", "merge_notify_flags"]
@@ -110,7 +111,7 @@ class KeyExpiry(Service):
         connection: Any,
         *,
         configure: bool = True,
-        events: Any = None,
+        events: IEventSink | None = None,
     ) -> None:
         """
         @param pubsub: the L{txmsg.redis.PubSub} to listen with.

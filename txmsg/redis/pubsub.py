@@ -34,6 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txmsg._reactor import maybe_global_reactor
+from txmsg.events import IEventSink
 from txmsg.redis._delivery import Message, Subscription, SubscriptionCancelled
 from txmsg.redis._state import ConnectionState
 from txmsg.redis.url import RedisURL, parse_redis_url
@@ -97,7 +98,7 @@ class PubSub(Service):
         *,
         connect_timeout: float = 5.0,
         reactor: IReactorTime | None = None,
-        events: Any = None,
+        events: IEventSink | None = None,
     ) -> None:
         """
         @param url: Redis URL; C{None} reads C{TXMSG_REDIS_URL}.

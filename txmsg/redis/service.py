@@ -20,6 +20,7 @@ from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
+from txmsg.events import IEventSink
 from txmsg.redis._delivery import Message, Subscription
 from txmsg.redis.connection import RedisConnection
 from txmsg.redis.control import ControlListener, Handler
@@ -49,7 +50,7 @@ class RedisService(MultiService):
         poolsize: int = 1,
         decode_responses: bool = True,
         reactor: IReactorTime | None = None,
-        events: Any = None,
+        events: IEventSink | None = None,
     ) -> None:
         """
         @param url: Redis URL; C{None} reads C{TXMSG_REDIS_URL}.

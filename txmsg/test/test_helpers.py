@@ -14,10 +14,12 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from txmsg._reactor import maybe_global_reactor
 from txmsg._sink import send_event
 from txmsg._waiters import InFlight, Waiters
+from txmsg.events import IEventSink
 from txmsg.test._logs import captured_global_logs
 
 
@@ -42,17 +44,20 @@ class MaybeGlobalReactorTests(SynchronousTestCase):
         self.assertIs(maybe_global_reactor(None), reactor)
 
 
+@implementer(IEventSink)
 class Sink:
     """
     An event sink that records, returns C{result} or raises C{error}.
     """
 
     def __init__(self, result: Any = None, error: Exception | None = None) -> None:
-        self.calls: list[tuple[str, Any, str]] = []
+        self.calls: list[tuple[str, Any, str | None]] = []
         self.result = result
         self.error = error
 
-    def dispatch(self, name: str, payload: Any, source: str) -> Any:
+    def dispatch(
+        self, name: str, payload: Any = None, *, source: str | None = None, metadata: Any = None
+    ) -> Any:
         self.calls.append((name, payload, source))
         if self.error is not None:
             raise self.error

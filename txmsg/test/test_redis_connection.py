@@ -17,8 +17,10 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from txmsg.events import IEventSink
 from txmsg.redis._deadline import DeadlineProxy, RedisCommandTimeout
 from txmsg.redis._factory import CommandFactory, CommandProtocol
 from txmsg.redis._state import ConnectionState, RedisConnectionFailed, RedisRefused
@@ -170,6 +172,7 @@ class ConnectionStateTests(SynchronousTestCase):
         An event sink that raises is logged, not propagated.
         """
 
+        @implementer(IEventSink)
         class Broken:
             def dispatch(self, *a, **kw):
                 raise RuntimeError("sink")

@@ -15,6 +15,7 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 
+from txmsg.events import IEventSink
 from txmsg.redis._deadline import DeadlineProxy
 from txmsg.redis.connection import RedisConnection
 from txmsg.redis.pubsub import PubSub
@@ -184,7 +185,11 @@ class MemoryRedisService(RedisService):
     """A real L{RedisService} whose connections are L{MemoryRedis} links."""
 
     def __init__(
-        self, redis: MemoryRedisCore, *, events: Any = None, command_timeout: float = 5.0
+        self,
+        redis: MemoryRedisCore,
+        *,
+        events: IEventSink | None = None,
+        command_timeout: float = 5.0,
     ) -> None:
         super().__init__(_URL, reactor=redis.clock, events=events, command_timeout=command_timeout)
         self.memory = redis
@@ -215,10 +220,14 @@ class MemoryRedis(MemoryRedisCore):
     @ivar published: C{(channel, message)} bytes pairs, every PUBLISH.
     """
 
-    def service(self, events: Any = None, command_timeout: float = 5.0) -> MemoryRedisService:
+    def service(
+        self, events: IEventSink | None = None, command_timeout: float = 5.0
+    ) -> MemoryRedisService:
         """A new (not started) L{txmsg.redis.RedisService} on this Redis."""
         return MemoryRedisService(self, events=events, command_timeout=command_timeout)
 
-    def connection(self, events: Any = None, command_timeout: float = 5.0) -> MemoryRedisConnection:
+    def connection(
+        self, events: IEventSink | None = None, command_timeout: float = 5.0
+    ) -> MemoryRedisConnection:
         """A new (not started) L{txmsg.redis.RedisConnection} on this Redis."""
         return MemoryRedisConnection(self, events=events, command_timeout=command_timeout)

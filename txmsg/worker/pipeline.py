@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 
 from txmsg.amqp import NotConnectedError, PublishError
 from txmsg.amqp.reply_to import reply_to_problem
+from txmsg.events import EventRegistry
 from txmsg.redis import RedisCommandTimeout, RedisNotRunning
 from txmsg.worker._stats import MALFORMED_TASK, RAW_TASK, UNKNOWN_TASK, WorkerStats
 from txmsg.worker.brokers.interfaces import IncomingMessage
@@ -123,7 +124,7 @@ class DeliveryPipeline:
         self,
         *,
         tasks: TaskCatalog,
-        events: Any,
+        events: EventRegistry,
         settlement: Settlement,
         stats: WorkerStats,
         retry: RetryPolicy,
@@ -394,6 +395,7 @@ class DeliveryPipeline:
         )
         if result.failures:
             failure = result.failures[0].failure
+            assert failure is not None  # DispatchResult.failures lists only those
             self.stats.failed += 1
             self.stats.dead_lettered += 1
             self.log.warn(

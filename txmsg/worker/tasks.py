@@ -45,6 +45,7 @@ from twisted.internet.defer import (
 )
 from twisted.python.failure import Failure
 
+from txmsg.events import EventRegistry
 from txmsg.worker.envelope import Task
 
 __all__ = [
@@ -339,7 +340,9 @@ class TaskCatalog:
     def __len__(self) -> int:
         return len(self._specs)
 
-    def install(self, events: Any, run_in_thread: Callable[..., Deferred[Any]]) -> dict[str, Any]:
+    def install(
+        self, events: EventRegistry, run_in_thread: Callable[..., Deferred[Any]]
+    ) -> dict[str, Any]:
         """
         Register every task on the event registry C{events} as the handler of
         C{task.<name>}.
