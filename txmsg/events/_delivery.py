@@ -13,6 +13,7 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -49,7 +50,7 @@ class _Delivery:
     """
 
     log = Logger()
-    _reactor: Any
+    _reactor: IReactorTime | None
     _cache: dict[str, tuple[Registration, ...]]
     _queue: list[tuple[Event, tuple[Registration, ...], Any]]
     _drain_call: Any
@@ -58,7 +59,7 @@ class _Delivery:
 
     if TYPE_CHECKING:
 
-        def _get_reactor(self) -> Any: ...
+        def _get_reactor(self) -> IReactorTime: ...
 
         def _schedule(self) -> None: ...
 

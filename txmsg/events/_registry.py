@@ -11,9 +11,10 @@ L{txmsg.events}; this module is re-exported from there.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
@@ -39,7 +40,7 @@ class EventRegistry(_Delivery):
 
     def __init__(
         self,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         threadpool: Any = None,
         *,
         cache_size: int = 1024,
@@ -62,7 +63,7 @@ class EventRegistry(_Delivery):
 
     # -- reactor, resolved late ------------------------------------------------
 
-    def _get_reactor(self) -> Any:
+    def _get_reactor(self) -> IReactorTime:
         self._reactor = maybe_global_reactor(self._reactor)
         return self._reactor
 
@@ -148,7 +149,8 @@ class EventRegistry(_Delivery):
 
     def _in_thread(self, call: Callable[[Event], Any]) -> Callable[[Event], Any]:
         def in_thread(event: Event) -> Deferred[Any]:
-            reactor = self._get_reactor()
+            # blocking handlers need a reactor with threads (as documented)
+            reactor = cast(IReactorThreads, self._get_reactor())
             if self._threadpool is None:
                 self._threadpool = reactor.getThreadPool()
             return deferToThreadPool(reactor, self._threadpool, call, event)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 
 from txmsg._reactor import maybe_global_reactor
@@ -41,7 +42,7 @@ def handler_of(redis: Any) -> Any:
     return redis
 
 
-def resolve_reactor(reactor: Any, redis: Any = None) -> Any:
+def resolve_reactor(reactor: IReactorTime | None, redis: Any = None) -> IReactorTime:
     """
     C{reactor} if given; else the reactor of a L{RedisConnection}; else the
     global reactor (imported late).
@@ -91,7 +92,7 @@ def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
     return maybeDeferred(run)
 
 
-def sleep(clock: Any, seconds: float) -> Deferred[None]:
+def sleep(clock: IReactorTime, seconds: float) -> Deferred[None]:
     """
     A Deferred firing after C{seconds} on C{clock}; cancelling it cancels the
     timer.  Never blocks the reactor.

@@ -43,6 +43,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 
 from txmsg.redis import _list_scripts as scripts
 from txmsg.redis._common import handler_of, join_key, resolve_reactor
@@ -66,7 +67,7 @@ class ReliableQueue:
         *,
         namespace: str = "queue",
         serializer: str | Serializer = "json",
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
     ) -> None:
         """
         @param redis: a L{RedisConnection}, L{RedisService} or command handler

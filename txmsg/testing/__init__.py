@@ -35,6 +35,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.task import Clock
+
 from txmsg.testing._amqp_broker import MemoryAMQPConnection, MemoryBroker
 from txmsg.testing._amqp_state import BrokerMessage
 from txmsg.testing._events import RecordingEvents, SyncThreadPool
@@ -65,7 +67,7 @@ __all__ = [
 
 
 def memory_amqp(
-    clock: Any = None, broker: MemoryBroker | None = None, **kw: Any
+    clock: Clock | None = None, broker: MemoryBroker | None = None, **kw: Any
 ) -> MemoryAMQPConnection:
     """
     A real L{txmsg.amqp.AMQPConnection} (not started) on an in-memory
@@ -83,7 +85,7 @@ def memory_amqp(
     return broker.connection(**kw)
 
 
-def memory_redis(clock: Any = None, redis: MemoryRedis | None = None, **kw: Any) -> Any:
+def memory_redis(clock: Clock | None = None, redis: MemoryRedis | None = None, **kw: Any) -> Any:
     """
     A real L{txmsg.redis.RedisService} (not started) on an in-memory Redis;
     the Redis is its C{memory} attribute.

@@ -284,9 +284,9 @@ class MemoryBroker(BrokerControls):
     @ivar acked: how many deliveries were acked.
     """
 
-    def __init__(self, clock: Any = None) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         """
-        @param clock: an C{IReactorTime} (default: a new C{Clock}).
+        @param clock: a C{Clock} (default: a new one).
         """
         if clock is None:
             clock = Clock()

@@ -21,6 +21,7 @@ from typing import Any, TypeVar, cast
 
 from pika import frame, spec
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 
 from txmsg.testing._amqp_state import BrokerMessage, BrokerState
 
@@ -159,7 +160,7 @@ class BrokerControls(BrokerState):
     Failure injection and reply control for L{txmsg.testing.MemoryBroker}.
     """
 
-    def __init__(self, clock: Any) -> None:
+    def __init__(self, clock: Clock) -> None:
         super().__init__(clock)
         self.connections: list[Any] = []
         self._rules: list[_Rule] = []

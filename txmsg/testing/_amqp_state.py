@@ -24,6 +24,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from pika.spec import BasicProperties
+from twisted.internet.task import Clock
 
 from txmsg.testing._amqp_routing import Exchange as _Exchange
 from txmsg.testing._amqp_routing import route_topic
@@ -110,7 +111,7 @@ class BrokerState:
     for the public face.
     """
 
-    def __init__(self, clock: Any) -> None:
+    def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self._exchanges: dict[str, _Exchange] = {}
         self._queues: dict[str, _Queue] = {}

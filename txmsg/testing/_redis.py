@@ -19,6 +19,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
 
 from txmsg.testing._redis_reply import OK, ResponseError, Status
 from txmsg.testing._redis_store import FakeRedis
@@ -56,9 +57,9 @@ class MemoryRedisCore(FakeRedis):
     (which adds the factories of the services that connect to it).
     """
 
-    def __init__(self, clock: Any = None) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         """
-        @param clock: an C{IReactorTime} (default: a new C{Clock}).
+        @param clock: a C{Clock} (default: a new one).
         """
         super().__init__(clock)
         self.expires = _Expires()

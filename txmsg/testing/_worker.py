@@ -43,10 +43,10 @@ __all__ = ["DeadLetterRecord", "TaskOutcome", "WorkerHarness"]
 REPLY_QUEUE = "txmsg-harness.replies"
 
 
-def ensure_thread_calls(clock: Any) -> Any:
+def ensure_thread_calls(clock: Clock) -> Clock:
     """Give a C{Clock} C{callFromThread} (a call on the next turn) if it lacks one."""
     if not hasattr(clock, "callFromThread"):
-        clock.callFromThread = lambda f, *a, **kw: clock.callLater(0, f, *a, **kw)
+        cast(Any, clock).callFromThread = lambda f, *a, **kw: clock.callLater(0, f, *a, **kw)
     return clock
 
 
@@ -109,7 +109,7 @@ class WorkerHarness:
     def __init__(
         self,
         tasks: TaskCatalog | ModuleType | str,
-        clock: Any = None,
+        clock: Clock | None = None,
         *,
         queues: tuple = ("tasks",),
         retry: RetryPolicy | None = None,

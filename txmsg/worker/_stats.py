@@ -9,6 +9,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Any
 
+from twisted.internet.interfaces import IReactorTime
+
 from txmsg.worker.envelope import Task
 
 #: Task-name labels for deliveries that name no task of this worker (a fixed
@@ -71,7 +73,7 @@ class WorkerStats:
     running; the reactor's lag.
     """
 
-    def __init__(self, clock: Any) -> None:
+    def __init__(self, clock: IReactorTime) -> None:
         self._clock = clock
         self.started_seconds = clock.seconds()
         self.succeeded = 0

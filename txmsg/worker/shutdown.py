@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
 from twisted.logger import Logger
 
 from txmsg.worker.tasks import TaskContext
@@ -29,7 +29,9 @@ class GracePeriod:
 
     log = Logger(namespace="txmsg.worker.service")
 
-    def __init__(self, reactor: Any, running: Callable[[], dict[str, TaskContext]]) -> None:
+    def __init__(
+        self, reactor: IReactorTime, running: Callable[[], dict[str, TaskContext]]
+    ) -> None:
         self.reactor = reactor
         self.running = running
         self._call: IDelayedCall | None = None
@@ -56,7 +58,7 @@ class GracePeriod:
 
     def _second_signal(self, signum: int, frame: Any) -> None:
         self.log.warn("Second signal: stopping now")
-        self.reactor.callFromThread(self.expire)
+        cast(IReactorFromThreads, self.reactor).callFromThread(self.expire)
 
     def cancel(self) -> None:
         """
