@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import react
 from twisted.python import usage
 
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         sys.exit(2)
     module = _module_of(options.subCommand)
 
-    def run(reactor: Any) -> Any:
+    def run(reactor: IReactorTime) -> Any:
         def exit_with(status: int) -> None:
             if status:
                 raise SystemExit(status)

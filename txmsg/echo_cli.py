@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, BinaryIO
+from typing import BinaryIO, cast
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 
 from txmsg._coerce import seconds
@@ -91,7 +92,7 @@ async def _echo_lines(
 
 
 async def _main(
-    reactor: Any,
+    reactor: IReactorTime,
     options: Options,
     read_line: Callable[[], Awaitable[bytes]],
     out: BinaryIO,
@@ -123,16 +124,17 @@ async def _main(
     return 0
 
 
-def run(reactor: Any, options: Options) -> Deferred[int]:
+def run(reactor: IReactorTime, options: Options) -> Deferred[int]:
     """
     Run C{txmsg echo}.
 
     @return: a L{Deferred} firing with the exit status.
     """
-    pool = reactor.getThreadPool()
+    threads = cast(IReactorThreads, reactor)
+    pool = threads.getThreadPool()
 
     def read_line() -> Deferred[bytes]:
         # Standard input may be a terminal: read it off the reactor thread.
-        return deferToThreadPool(reactor, pool, sys.stdin.buffer.readline)
+        return deferToThreadPool(threads, pool, sys.stdin.buffer.readline)
 
     return Deferred.fromCoroutine(_main(reactor, options, read_line, sys.stdout.buffer))

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import react
 from twisted.python import usage
 
@@ -94,7 +94,7 @@ class Options(GnuOptions):
         self["url"] = parse_redis_url(url)
 
 
-async def _run(reactor: Any, options: Options) -> int:
+async def _run(reactor: IReactorTime, options: Options) -> int:
     timeout = options["timeout"]
     wait = bool(options["wait"]) or options["command"] in REPLY_COMMANDS
     conn = RedisConnection(options["url"], reactor=reactor, command_timeout=timeout)
@@ -138,7 +138,7 @@ async def _run(reactor: Any, options: Options) -> int:
     return 0
 
 
-def run(reactor: Any, options: Options) -> Deferred[int]:
+def run(reactor: IReactorTime, options: Options) -> Deferred[int]:
     """
     Send the command described by parsed C{options}; fires with the exit
     status (0 ok, 1 no listener / no reply / error).

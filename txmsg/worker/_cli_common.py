@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 
 from txmsg.amqp.connection import AMQPConnection, AMQPConnectionFailed, NotConnectedError
 
@@ -63,7 +64,9 @@ def json_or_text(value: str) -> Any:
 
 
 @asynccontextmanager
-async def amqp_connection(reactor: Any, url: str | None, timeout: float) -> AsyncIterator[Any]:
+async def amqp_connection(
+    reactor: IReactorTime, url: str | None, timeout: float
+) -> AsyncIterator[Any]:
     """
     A started, ready L{txmsg.amqp.AMQPConnection}, stopped cleanly on exit.
 

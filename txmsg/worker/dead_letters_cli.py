@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
 from txmsg._coerce import (
@@ -102,7 +103,7 @@ def describe(body: bytes, headers: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _main(reactor: Any, options: Options) -> int:
+async def _main(reactor: IReactorTime, options: Options) -> int:
     dead = dead_letter_queue_name(options["queue"])
     async with amqp_connection(reactor, options["amqp"], options["timeout"]) as conn:
         channel = await conn.open_channel()
@@ -151,7 +152,7 @@ async def _main(reactor: Any, options: Options) -> int:
     return 0
 
 
-def run(reactor: Any, options: Options) -> Deferred[int]:
+def run(reactor: IReactorTime, options: Options) -> Deferred[int]:
     """
     Run C{txmsg dead-letters}.
     """

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
+from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
 from txmsg._coerce import (
@@ -97,7 +98,7 @@ class Options(GnuOptions):
 
 
 class _Progress:
-    def __init__(self, total: int, wait: bool, reactor: Any) -> None:
+    def __init__(self, total: int, wait: bool, reactor: IReactorTime) -> None:
         self.total, self.wait, self.reactor = total, wait, reactor
         self.sent = self.done = self.failed = 0
         self.started = time.monotonic()
@@ -122,7 +123,7 @@ class _Progress:
             print(line, file=sys.stderr, flush=True)
 
 
-async def _send(reactor: Any, options: Options) -> int:
+async def _send(reactor: IReactorTime, options: Options) -> int:
     async with amqp_connection(reactor, options["amqp"], options["timeout"]) as conn:
         client = TaskClient(conn, queue=options["queue"], timeout=options["timeout"])
         progress = _Progress(options["count"], options["wait"], reactor)
@@ -167,7 +168,7 @@ async def _send(reactor: Any, options: Options) -> int:
         return status
 
 
-def run(reactor: Any, options: Options) -> Deferred[int]:
+def run(reactor: IReactorTime, options: Options) -> Deferred[int]:
     """
     Run C{txmsg send}.
     """

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IReactorTime
 
 from txmsg._coerce import check_redis_url, redis_url_option, seconds, url_from_environment
 from txmsg._options import GnuOptions
@@ -112,7 +113,7 @@ async def live_statuses(
     return live
 
 
-async def _main(reactor: Any, options: Options) -> int:
+async def _main(reactor: IReactorTime, options: Options) -> int:
     url = options["redis"]
     timeout = options["timeout"]
     redis = RedisConnection(url, reactor=reactor, command_timeout=timeout)
@@ -140,7 +141,7 @@ async def _main(reactor: Any, options: Options) -> int:
     return 0
 
 
-def run(reactor: Any, options: Options) -> Deferred[int]:
+def run(reactor: IReactorTime, options: Options) -> Deferred[int]:
     """
     Run C{txmsg workers}.
     """
