@@ -200,7 +200,9 @@ class EchoClientFactory(Factory):
         return proto
 
 
-def _endpoint(endpoint: IStreamClientEndpoint | str, reactor: Any) -> IStreamClientEndpoint:
+def _endpoint(
+    endpoint: IStreamClientEndpoint | str, reactor: IReactorTime
+) -> IStreamClientEndpoint:
     if isinstance(endpoint, str):
         return clientFromString(reactor, endpoint)
     return endpoint

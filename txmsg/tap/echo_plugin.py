@@ -33,7 +33,7 @@ def makeService(options: Options) -> EchoService:
     @param options: parsed L{Options}.
     """
     lean = epollreactor.install_unless_chosen()
-    reactor: Any = maybe_global_reactor(None)
+    reactor = maybe_global_reactor(None)
 
     _log.info(
         "txmsg-echo reactor: {name}{note}",
