@@ -72,7 +72,7 @@ run "$VENV/bin/txmsg" send add 1 1 --queue "$Q" --count 200 --wait >/dev/null
 say "A task that always fails: retried twice, then dead-lettered (a few seconds)"
 if run "$VENV/bin/txmsg" send charge order-2 --queue "$Q" --wait -- -1; then exit 1; fi
 
-say "The worker registry and the control channel (Redis)"
+say "The worker roster and the control channel (Redis)"
 run "$VENV/bin/txmsg" workers
 run "$VENV/bin/txmsg" control demo-worker ping
 

@@ -21,7 +21,9 @@ from typing import Any
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
+from txmsg.worker._lifecycle import one_line
 from txmsg.worker.brokers.interfaces import IncomingMessage, IWorkerBroker
 from txmsg.worker.decisions import Ack, Decision, DeliveryFacts, Requeue, Retry
 
@@ -47,14 +49,16 @@ class Settlement:
         self, message: IncomingMessage, facts: DeliveryFacts, decision: Decision
     ) -> Any:
         """
-        Carry C{decision} out; never fails.
+        Carry C{decision} out, falling back as the module says.  Only the
+        last resort (giving the delivery back) can fail, when the connection
+        is gone; the broker then requeues the unacked delivery itself.
 
         @return: what the broker's consumer applies to the delivery.
         """
         try:
             return await self.broker.settle(message, decision)
-        except Exception as e:
-            error = "{}: {}".format(type(e).__name__, e)
+        except Exception:
+            error = one_line(Failure())
         if isinstance(decision, Requeue) and not decision.counted:
             # Only ever at a stop, never in a loop: no need to wait.
             self.log.warn(
@@ -76,8 +80,8 @@ class Settlement:
             )
             try:
                 return await self.broker.settle(message, fallback)
-            except Exception as e:
-                error = "{}: {}".format(type(e).__name__, e)
+            except Exception:
+                error = one_line(Failure())
         self.log.warn(
             "Could not settle delivery of {queue}: {error}; giving it back to the broker "
             "in {delay}s",
