@@ -29,7 +29,6 @@ event, so other handlers may observe C{task.*} too.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import threading
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from twisted.internet.defer import (
 )
 from twisted.python.failure import Failure
 
+from txmsg._loading import load_named
 from txmsg.events import EventRegistry
 from txmsg.worker.envelope import Task
 
@@ -372,29 +372,4 @@ def load_tasks(spec: str) -> TaskCatalog:
 
     @raise ValueError: with a one-line reason when it cannot be loaded.
     """
-    module_name, _, attribute = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as e:
-        raise ValueError(
-            "cannot import task module {!r}: {}: {}".format(module_name, type(e).__name__, e)
-        ) from e
-    if attribute:
-        catalog = getattr(module, attribute, None)
-        if not isinstance(catalog, TaskCatalog):
-            raise ValueError(
-                "{!r} is not a TaskCatalog in module {!r}".format(attribute, module_name)
-            )
-        return catalog
-    found = {k: v for k, v in vars(module).items() if isinstance(v, TaskCatalog)}
-    if "tasks" in found:
-        return found["tasks"]
-    if len(found) == 1:
-        return next(iter(found.values()))
-    if not found:
-        raise ValueError("module {!r} defines no TaskCatalog".format(module_name))
-    raise ValueError(
-        "module {!r} defines several TaskCatalog objects ({}); name one as {}:NAME".format(
-            module_name, ", ".join(sorted(found)), module_name
-        )
-    )
+    return load_named(spec, TaskCatalog, "tasks", "task module")
