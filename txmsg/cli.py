@@ -31,6 +31,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("send", "txmsg.worker.send_cli", "Submit a task (and wait for its result)."),
     ("workers", "txmsg.worker.workers_cli", "List the running workers."),
     ("dead-letters", "txmsg.worker.dead_letters_cli", "Inspect, requeue or purge dead letters."),
+    ("schedule", "txmsg.schedule.schedule_cli", "List a schedule's entries or fire one now."),
 ]
 
 

@@ -23,6 +23,13 @@ txmsg_worker = ServiceMaker(
     "txmsg-worker",
 )
 
+txmsg_scheduler = ServiceMaker(
+    "txmsg scheduler",
+    "txmsg.tap.scheduler",
+    "Send periodic tasks (cron or interval), each tick once across all schedulers.",
+    "txmsg-scheduler",
+)
+
 from twisted.application.reactors import Reactor  # noqa: E402
 
 txmsg_epoll = Reactor(

@@ -263,3 +263,15 @@ def worker_registry(worker: Any, lag: ReactorLagMonitor) -> CollectorRegistry:
     if worker.redis is not None:
         registry.register(RedisCollector(worker.redis))
     return registry
+
+
+def scheduler_registry(amqp: Any, redis: Any, lag: ReactorLagMonitor) -> CollectorRegistry:
+    """
+    A new registry with the process, reactor, AMQP and (when given) Redis
+    metrics of a scheduler.
+    """
+    registry = _base_registry(lag)
+    registry.register(AMQPCollector(amqp))
+    if redis is not None:
+        registry.register(RedisCollector(redis))
+    return registry

@@ -29,12 +29,13 @@ from txmsg._reactor import maybe_global_reactor
 from txmsg.net.listen import listening_service
 from txmsg.ops.health import Check, HealthRoot
 from txmsg.ops.lag import ReactorLagMonitor
-from txmsg.ops.metrics import echo_registry, worker_registry
+from txmsg.ops.metrics import echo_registry, scheduler_registry, worker_registry
 
 __all__ = [
     "HealthService",
     "echo_checks",
     "echo_health",
+    "scheduler_health",
     "worker_checks",
     "worker_health",
 ]
@@ -195,3 +196,37 @@ def echo_health(
         reactor=reactor,
         lag_interval=lag_interval,
     )
+
+
+def scheduler_health(
+    scheduler: Any,
+    amqp: Any,
+    redis: Any,
+    endpoint: str,
+    *,
+    reactor: IReactorTime | None = None,
+) -> HealthService:
+    """
+    A L{HealthService} for a scheduler: ready when its AMQP connection (and
+    Redis, when it has one) is up; C{/ready} also says whether it leads.
+    """
+
+    def checks() -> list[Check]:
+        up = amqp.connection is not None
+        result = [
+            Check(
+                "amqp",
+                up,
+                ("connected to " if up else "not connected to ") + amqp.address.redacted,
+            ),
+            Check("leader", True, "leading" if scheduler.leading else "standing by"),
+        ]
+        if redis is not None:
+            state = redis.connection.state
+            result.append(Check("redis:commands", bool(state.is_connected), state.describe()))
+        return result
+
+    def registry(lag: ReactorLagMonitor) -> CollectorRegistry:
+        return scheduler_registry(amqp, redis, lag)
+
+    return HealthService(endpoint, registry, checks, reactor=reactor)

@@ -44,14 +44,12 @@ from txmsg.schedule.entries import Entry, Schedule
 from txmsg.schedule.leader import LeaderLease, NotLeader
 from txmsg.schedule.ticks import due_ticks, next_tick, tick_task_id
 from txmsg.worker._lifecycle import one_line
+from txmsg.worker.headers import ONCE_HEADER
 
 __all__ = ["ONCE_HEADER", "SchedulerService", "Sender", "default_owner"]
 
 #: Seconds between attempts to send a tick the broker did not take.
 RETRY_DELAY = 1.0
-
-#: Header on every task a scheduler sends: the worker runs the id once.
-ONCE_HEADER = "x-txmsg-once"
 
 #: Sends one tick: C{sender(entry, task_id)} fires once the broker has it.
 Sender = Callable[[Entry, str], Deferred[Any]]
@@ -135,7 +133,7 @@ class SchedulerService(Service):
         )
         self._wake(0)
 
-    def stopService(self) -> Deferred[None] | None:
+    def stopService(self) -> Deferred[None]:
         """Stop firing; give the lease up so another scheduler takes over at once."""
         super().stopService()
         if self._call is not None and self._call.active():

@@ -113,7 +113,8 @@ class SchedulerServiceTests(SynchronousTestCase):
             second.startService()
             self.run_for(10.05)
             # SIGKILL: its timers stop, the lease stays until it expires.
-            first._call.cancel()  # type: ignore[union-attr]
+            assert first._call is not None
+            first._call.cancel()
             self.run_for(20.0)
         self.assertTrue(second.leading)
         ids = a.sent + b.sent

@@ -19,7 +19,7 @@ from txmsg.schedule.ticks import (
     next_tick,
     tick_task_id,
 )
-from txmsg.test._optional import fuzz, missing
+from txmsg.test._optional import fuzz
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -27,11 +27,12 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 def at(zone: ZoneInfo, *fields: int, fold: int = 0) -> float:
     """The instant of a wall-clock time in C{zone}."""
-    return datetime(*fields, tzinfo=zone, fold=fold).timestamp()  # type: ignore[misc]
+    return datetime(*fields).replace(tzinfo=zone, fold=fold).timestamp()  # type: ignore[arg-type]
 
 
 def utc(*fields: int) -> float:
-    return datetime(*fields, tzinfo=timezone.utc).timestamp()  # type: ignore[misc]
+    """The instant of a UTC time."""
+    return datetime(*fields).replace(tzinfo=timezone.utc).timestamp()  # type: ignore[arg-type]
 
 
 def fired_between(entry: Entry, start: float, end: float) -> list[float]:
@@ -198,7 +199,7 @@ class PropertyTests(SynchronousTestCase):
         self.assertIn(len(ticks), (3, 4, 5))
         self.assertEqual(ticks, sorted(set(ticks)))
         days = [datetime.fromtimestamp(t, ZoneInfo(zone)).date() for t in ticks]
-        for earlier, later in zip(days, days[1:]):
+        for earlier, later in zip(days, days[1:], strict=False):
             self.assertEqual((later - earlier).days, 1)
         for t in ticks:
             self.assertEqual(latest_tick(entry, t), t)

@@ -77,6 +77,7 @@ class TaskClient:
         wait: bool = False,
         timeout: float | None = None,
         task_id: str | None = None,
+        headers: Mapping[str, Any] | None = None,
     ) -> Deferred[Any]:
         """
         Send one task.
@@ -88,6 +89,7 @@ class TaskClient:
         @param wait: wait for and return the result.
         @param timeout: seconds (default: the client's).
         @param task_id: the id (default: a fresh one).
+        @param headers: message headers (e.g. C{x-txmsg-once}).
         @return: a Deferred firing with the task id, or with the result when
             C{wait}.
         @raise TypeError: at once, when an argument is not JSON-serializable.
@@ -103,6 +105,7 @@ class TaskClient:
                 body,
                 content_type=CONTENT_TYPE,
                 message_id=message.id,
+                headers=dict(headers) if headers else None,
                 timeout=timeout,
             )
             return d.addCallback(lambda _: message.id)
@@ -122,5 +125,6 @@ class TaskClient:
             content_type=CONTENT_TYPE,
             message_id=message.id,
             delivery_mode=2,
+            headers=dict(headers) if headers else None,
         )
         return d.addCallback(replied)

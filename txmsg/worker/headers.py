@@ -22,6 +22,7 @@ __all__ = [
     "ERROR_TYPE_HEADER",
     "FAILED_AT_HEADER",
     "MAX_COUNT",
+    "ONCE_HEADER",
     "QUEUE_HEADER",
     "REASON_HEADER",
     "REDELIVERED_HEADER",
@@ -38,6 +39,10 @@ DELIVERY_COUNT_HEADER = "x-delivery-count"
 #: Set by the worker when it republishes a redelivered message to count it:
 #: the task still sees C{redelivered}.
 REDELIVERED_HEADER = "x-txmsg-redelivered"
+
+#: Set by the scheduler: run this task id at most once (the worker claims
+#: the id in Redis, as for tasks declared idempotent).
+ONCE_HEADER = "x-txmsg-once"
 
 #: Headers set on dead letters.
 REASON_HEADER = "x-txmsg-reason"
@@ -72,11 +77,13 @@ class DeliveryHeaders:
         broker does not count.
     @ivar redelivered: whether the worker marked the message as redelivered
         when it republished it.
+    @ivar once: the sender asks that this task id run at most once.
     """
 
     attempts: int = 0
     delivery_count: int | None = None
     redelivered: bool = False
+    once: bool = False
 
 
 def _count(headers: Mapping[object, object], name: str) -> int | None:
@@ -104,7 +111,16 @@ def read_headers(headers: object) -> DeliveryHeaders:
         raise BadHeaders("headers must be a table, not {}".format(type(headers).__name__))
     attempts = _count(headers, ATTEMPT_HEADER)
     delivery_count = _count(headers, DELIVERY_COUNT_HEADER)
-    mark = headers.get(REDELIVERED_HEADER)
+    return DeliveryHeaders(
+        attempts or 0,
+        delivery_count,
+        _flag(headers, REDELIVERED_HEADER),
+        _flag(headers, ONCE_HEADER),
+    )
+
+
+def _flag(headers: Mapping[object, object], name: str) -> bool:
+    mark = headers.get(name)
     if mark is not None and mark not in (0, 1):  # True == 1, False == 0
-        raise BadHeaders("{} must be 0 or 1, not {!r}".format(REDELIVERED_HEADER, mark)[:200])
-    return DeliveryHeaders(attempts or 0, delivery_count, bool(mark))
+        raise BadHeaders("{} must be 0 or 1, not {!r}".format(name, mark)[:200])
+    return bool(mark)

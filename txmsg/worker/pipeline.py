@@ -315,21 +315,22 @@ class DeliveryPipeline:
                 Rejected(BAD_ARGUMENTS, "TypeError", text, "TypeError"),
                 None,
             )
-        if spec.idempotent and not await self.idempotency.claim(task.id):
+        once = spec.idempotent or headers.once
+        if once and not await self.idempotency.claim(task.id):
             return facts, task.name, policy, Duplicate(), None
         admitted = admit(facts, policy.max_retries)
         if admitted is not None:
-            if spec.idempotent:
+            if once:
                 await self.idempotency.release(task.id)
             return facts, task.name, policy, admitted, None
         redelivered = message.redelivered or headers.redelivered
         try:
             outcome, failure = await self._run(message, facts, spec, task, redelivered)
         except BaseException:
-            if spec.idempotent:
+            if once:
                 await self.idempotency.release(task.id)
             raise
-        if spec.idempotent and not isinstance(outcome, Succeeded):
+        if once and not isinstance(outcome, Succeeded):
             await self.idempotency.release(task.id)
         return facts, task.name, policy, outcome, failure
 
