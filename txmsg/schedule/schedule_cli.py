@@ -113,8 +113,11 @@ class RunOptions(_Common):
         self["amqp"] = url_from_environment(self["amqp"], AMQP_ENV_VAR, check_amqp_url)
 
 
-class Options(GnuOptions):
-    """Options of C{txmsg schedule}."""
+class Options(usage.Options):
+    """
+    Options of C{txmsg schedule} (plain options: what follows C{list} or
+    C{run} belongs to that subcommand).
+    """
 
     synopsis = "list|run [options]"
     subCommands = [

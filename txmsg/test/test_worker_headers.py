@@ -17,6 +17,7 @@ from txmsg.worker.envelope import MAX_DEPTH, MalformedTask, Task, decode_task
 from txmsg.worker.headers import (
     ATTEMPT_HEADER,
     DELIVERY_COUNT_HEADER,
+    ONCE_HEADER,
     REDELIVERED_HEADER,
     BadHeaders,
     DeliveryHeaders,
@@ -46,7 +47,9 @@ def _values(st: Any) -> Any:
 
 
 def _headers(st: Any) -> Any:
-    names = st.sampled_from([ATTEMPT_HEADER, DELIVERY_COUNT_HEADER, REDELIVERED_HEADER, "x-other"])
+    names = st.sampled_from(
+        [ATTEMPT_HEADER, DELIVERY_COUNT_HEADER, REDELIVERED_HEADER, ONCE_HEADER, "x-other"]
+    )
     return st.one_of(_values(st), st.dictionaries(names, _values(st), max_size=4))
 
 
@@ -63,6 +66,7 @@ class ReadHeadersTests(SynchronousTestCase):
         """Counts a worker or RabbitMQ writes are read."""
         headers = {ATTEMPT_HEADER: 2, DELIVERY_COUNT_HEADER: 1, REDELIVERED_HEADER: 1}
         self.assertEqual(read_headers(headers), DeliveryHeaders(2, 1, True))
+        self.assertEqual(read_headers({ONCE_HEADER: 1}), DeliveryHeaders(once=True))
 
     def test_bad_values(self) -> None:
         """
@@ -75,6 +79,7 @@ class ReadHeadersTests(SynchronousTestCase):
             self.assertIn(ATTEMPT_HEADER, str(e.exception))
         self.assertRaises(BadHeaders, read_headers, {DELIVERY_COUNT_HEADER: -1})
         self.assertRaises(BadHeaders, read_headers, {REDELIVERED_HEADER: "yes"})
+        self.assertRaises(BadHeaders, read_headers, {ONCE_HEADER: 2})
         self.assertRaises(BadHeaders, read_headers, ["not", "a", "table"])
 
     @fuzz(_headers)

@@ -19,6 +19,7 @@ from txmsg.redis.control import ControlCommand
 from txmsg.test._events_fakes import FakeThreadPool, ThreadingClock
 from txmsg.testing import BrokerMessage, MemoryBroker
 from txmsg.worker.envelope import Task, encode_task
+from txmsg.worker.headers import ONCE_HEADER
 from txmsg.worker.retry import ATTEMPT_HEADER, RetryPolicy
 from txmsg.worker.service import (
     ERROR_TYPE_HEADER,
@@ -479,6 +480,46 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertEqual(retried.routing_key, "work.retry.1000ms")
         self.assertNotIn("txmsg:task-ran:f-id", redis.keys)
         self.flushLoggedErrors(ZeroDivisionError)
+
+    def test_once_header_runs_an_id_once(self) -> None:
+        """
+        A task sent with C{x-txmsg-once} (as the scheduler sends each tick)
+        runs once per id even when the task is not declared idempotent.
+        """
+        claimed: dict[str, str] = {}
+
+        class ClaimingRedis:
+            parent = "someone"
+            handler = property(lambda self: self)
+
+            def control_listener(self, *a: Any, **kw: Any) -> None:
+                pass
+
+            def set(
+                self, key: str, value: str, expire: int = 0, only_if_not_exists: bool = False
+            ) -> Any:
+                if only_if_not_exists and key in claimed:
+                    return succeed(None)
+                claimed[key] = value
+                return succeed("OK")
+
+            def sadd(self, key: str, member: str) -> Any:
+                return succeed(1)
+
+            def delete(self, key: str) -> Any:
+                return succeed(int(claimed.pop(key, None) is not None))
+
+        runs: list[int] = []
+        self.tasks.add(lambda n: runs.append(n), name="tick")
+        self.start(redis=ClaimingRedis())
+        body = encode_task(Task("tick", (1,), {}, "every:2026-01-01T00:00:00Z"))
+        self.deliver(body, headers={ONCE_HEADER: 1})
+        self.deliver(body, headers={ONCE_HEADER: 1})
+        self.deliver(encode_task(Task("tick", (2,), {}, "plain")))
+        self.deliver(encode_task(Task("tick", (2,), {}, "plain")))
+        self.assertEqual(runs, [1, 2, 2])
+        self.assertEqual(self.worker.stats.duplicates, 1)
+        self.assertIn("txmsg:task-ran:every:2026-01-01T00:00:00Z", claimed)
 
     def test_status(self) -> None:
         """
