@@ -87,3 +87,14 @@ def once(path, item, seconds):
         f.write("{}\n".format(item))
     time.sleep(seconds)
     return item
+
+
+@tasks.task
+def record_id(path, *, context):
+    """
+    Append this task's id as a line to the file C{path} (the scheduler
+    tests count each tick's runs this way).
+    """
+    with open(path, "a") as f:
+        f.write(context.task.id + "\n")
+    return context.task.id
