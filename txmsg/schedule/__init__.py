@@ -6,6 +6,14 @@ once across any number of schedulers by L{SchedulerService}.
 """
 
 from txmsg.schedule.entries import Entry, Schedule, load_schedule
-from txmsg.schedule.service import ONCE_HEADER, SchedulerService
+from txmsg.schedule.service import SchedulerService, task_sender
+from txmsg.worker.headers import ONCE_HEADER
 
-__all__ = ["ONCE_HEADER", "Entry", "Schedule", "SchedulerService", "load_schedule"]
+__all__ = [
+    "ONCE_HEADER",
+    "Entry",
+    "Schedule",
+    "SchedulerService",
+    "load_schedule",
+    "task_sender",
+]

@@ -44,9 +44,10 @@ from txmsg.schedule.entries import Entry, Schedule
 from txmsg.schedule.leader import LeaderLease, NotLeader
 from txmsg.schedule.ticks import due_ticks, next_tick, tick_task_id
 from txmsg.worker._lifecycle import one_line
+from txmsg.worker.client import TaskClient
 from txmsg.worker.headers import ONCE_HEADER
 
-__all__ = ["ONCE_HEADER", "SchedulerService", "Sender", "default_owner"]
+__all__ = ["SchedulerService", "Sender", "default_owner", "task_sender"]
 
 #: Seconds between attempts to send a tick the broker did not take.
 RETRY_DELAY = 1.0
@@ -58,6 +59,25 @@ Sender = Callable[[Entry, str], Deferred[Any]]
 def default_owner() -> str:
     """A scheduler name unique on this network: C{host.pid.random}."""
     return "{}.{}.{}".format(socket.gethostname(), os.getpid(), uuid.uuid4().hex[:6])
+
+
+def task_sender(client: TaskClient, default_queue: str = "tasks") -> Sender:
+    """
+    The scheduler's sender: each tick as a task with its deterministic id
+    and the header that makes a worker run that id once.
+    """
+
+    def send(entry: Entry, task_id: str) -> Deferred[Any]:
+        return client.submit(
+            entry.task,
+            entry.args,
+            entry.kwargs,
+            queue=entry.queue or default_queue,
+            task_id=task_id,
+            headers={ONCE_HEADER: 1},
+        )
+
+    return send
 
 
 class SchedulerService(Service):

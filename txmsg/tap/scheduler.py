@@ -10,7 +10,6 @@ import os
 import sys
 from typing import Any
 
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 
@@ -30,10 +29,9 @@ from txmsg.ops.service import scheduler_health
 from txmsg.ordered import OrderedMultiService
 from txmsg.redis.service import RedisService
 from txmsg.redis.url import ENV_VAR as REDIS_ENV_VAR
-from txmsg.schedule.entries import Entry, load_schedule
-from txmsg.schedule.service import SchedulerService, default_owner
+from txmsg.schedule.entries import load_schedule
+from txmsg.schedule.service import SchedulerService, default_owner, task_sender
 from txmsg.worker.client import TaskClient
-from txmsg.worker.headers import ONCE_HEADER
 
 __all__ = ["Options", "makeService"]
 
@@ -88,25 +86,6 @@ class Options(OpsOptions):
             raise usage.UsageError("--owner may not contain '|'")
         self["amqp"] = url_from_environment(self["amqp"], AMQP_ENV_VAR, check_amqp_url)
         self["redis"] = url_from_environment(self["redis"], REDIS_ENV_VAR, check_redis_url)
-
-
-def task_sender(client: TaskClient, default_queue: str) -> Any:
-    """
-    The scheduler's sender: each tick as a task with its deterministic id
-    and the header that makes a worker run that id once.
-    """
-
-    def send(entry: Entry, task_id: str) -> Deferred[Any]:
-        return client.submit(
-            entry.task,
-            entry.args,
-            entry.kwargs,
-            queue=entry.queue or default_queue,
-            task_id=task_id,
-            headers={ONCE_HEADER: 1},
-        )
-
-    return send
 
 
 def makeService(options: Options, reactor: IReactorTime | None = None) -> Any:

@@ -13,7 +13,7 @@ from twisted.internet.task import Clock
 from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.schedule import Entry, Schedule, SchedulerService
+from txmsg.schedule import ONCE_HEADER, Entry, Schedule, SchedulerService, task_sender
 from txmsg.test._logs import captured_global_logs
 from txmsg.test._optional import missing
 from txmsg.testing import MemoryRedis
@@ -207,3 +207,34 @@ class SchedulerServiceTests(SynchronousTestCase):
             self.run_for(3.05)
         self.assertEqual(len(recorder.sent), 3)
         self.assertTrue(any("without Redis" in line for line in self.lines()))
+
+
+class TaskSenderTests(SynchronousTestCase):
+    """
+    L{task_sender} sends a tick as a task with its id and the once header.
+    """
+
+    def test_submit(self) -> None:
+        calls: list[tuple[Any, ...]] = []
+
+        class Client:
+            def submit(self, *args: Any, **kwargs: Any) -> Deferred[Any]:
+                calls.append((args, kwargs))
+                return succeed("id")
+
+        schedule = Schedule()
+        entry = schedule.every("e", 1, task="ping", args=(1,), kwargs={"k": 2})
+        other = schedule.every("f", 1, task="pong", queue="special")
+        send = task_sender(Client(), "default-q")  # type: ignore[arg-type]
+        self.successResultOf(send(entry, "e:1"))
+        self.successResultOf(send(other, "f:1"))
+        self.assertEqual(
+            calls,
+            [
+                (
+                    ("ping", (1,), {"k": 2}),
+                    dict(queue="default-q", task_id="e:1", headers={ONCE_HEADER: 1}),
+                ),
+                (("pong", (), {}), dict(queue="special", task_id="f:1", headers={ONCE_HEADER: 1})),
+            ],
+        )
