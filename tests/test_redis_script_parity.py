@@ -21,12 +21,13 @@ from txmsg.redis import _delay_scripts as ds
 from txmsg.redis import _list_scripts as ls
 from txmsg.redis import lock as lock_module
 from txmsg.redis._common import Script
+from txmsg.schedule import leader as leader_module
 from txmsg.test._optional import skip_unless_importable
 from txmsg.testing import MemoryRedis
 
 # Every script of txmsg's Redis primitives; a new one must get a scenario below.
 SCRIPTS = [
-    lock_module._RELEASE,
+    lock_module.RELEASE_IF_HELD,
     lock_module._EXTEND,
     ds.SCHEDULE,
     ds.CLAIM,
@@ -37,6 +38,8 @@ SCRIPTS = [
     ls.RECOVER,
     ls.FAIL,
     ls.REQUEUE,
+    leader_module._ACQUIRE,
+    leader_module._COVER,
 ]
 
 
@@ -147,11 +150,11 @@ class ScriptParityTests(SynchronousTestCase):
                 ("SET", key, "t1", "PX", 10000),
                 (lock_module._EXTEND, [key], ["other", 20000]),
                 (lock_module._EXTEND, [key], ["t1", 20000]),
-                (lock_module._RELEASE, [key], ["other"]),
+                (lock_module.RELEASE_IF_HELD, [key], ["other"]),
             ],
             keys,
         )
-        self.both([(lock_module._RELEASE, [key], ["t1"])], keys)
+        self.both([(lock_module.RELEASE_IF_HELD, [key], ["t1"])], keys)
         self.assertEqual(self.covered, {"lock.release", "lock.extend"})
 
     def test_delay_queue(self) -> None:
@@ -215,6 +218,26 @@ class ScriptParityTests(SynchronousTestCase):
         )
         self.assertEqual(self.covered, {"list.recover", "list.fail", "list.requeue"})
 
+    def test_scheduler_lease(self) -> None:
+        """ACQUIRE (take, renew, refuse, take over) and COVER (fenced, monotonic)."""
+        keys = self.k(leader="string", fence="string", covered="hash")
+        leader, fence, covered = keys
+        self.both(
+            [
+                (leader_module._ACQUIRE, [leader, fence], ["a", 10000]),
+                (leader_module._ACQUIRE, [leader, fence], ["a", 20000]),
+                (leader_module._ACQUIRE, [leader, fence], ["b", 10000]),
+                (leader_module._COVER, [leader, covered], ["a|1", "e", "100.5"]),
+                (leader_module._COVER, [leader, covered], ["a|1", "e", "99.0"]),
+                (leader_module._COVER, [leader, covered], ["b|1", "e", "200.0"]),
+                ("DEL", leader),
+                (leader_module._ACQUIRE, [leader, fence], ["b", 10000]),
+                (leader_module._COVER, [leader, covered], ["b|2", "f", "300.0"]),
+            ],
+            keys,
+        )
+        self.assertEqual(self.covered, {"schedule.acquire", "schedule.cover"})
+
     def test_every_script_has_a_scenario(self) -> None:
         """
         The scenarios above cover every L{Script} that txmsg's Redis
@@ -222,7 +245,7 @@ class ScriptParityTests(SynchronousTestCase):
         """
         defined = {
             value.name
-            for module in (lock_module, ds, ls)
+            for module in (lock_module, ds, ls, leader_module)
             for value in vars(module).values()
             if isinstance(value, Script)
         }

@@ -8,16 +8,25 @@ positional arguments, and usage errors reported as one line.
 from __future__ import annotations
 
 import getopt
+import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import NoReturn, TypeVar
 
 from twisted.application.app import ServerOptions
 from twisted.python import usage
 
 from txmsg import __version__
 
-__all__ = ["GnuOptions", "TwistdPluginOptions", "usage_error_line"]
+__all__ = [
+    "GnuOptions",
+    "TwistdPluginOptions",
+    "load_user_object",
+    "modules_from_cwd",
+    "usage_error_line",
+]
+
+T = TypeVar("T")
 
 # usage.Options puts this before a coercer's message; the coercers of
 # txmsg._coerce name the option themselves, so it is only noise.
@@ -106,3 +115,27 @@ class GnuOptions(_TxmsgVersion):
             else:
                 ordered.append(name)
         super().parseOptions(ordered + ["--"] + args)
+
+
+def modules_from_cwd() -> None:
+    """Let user modules be found in the current directory, as C{python -m} does."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+def load_user_object(loader: Callable[[str], T], spec: str | None, option: str) -> T:
+    """
+    Load the user's module object named by option C{option} (a task
+    catalog, a schedule) with C{loader}, finding modules in the current
+    directory first, as C{python -m} does.
+
+    @raise usage.UsageError: when the option is missing or the object
+        cannot be loaded (the loader's one-line reason).
+    """
+    if spec is None:
+        raise usage.UsageError("{} MODULE is required".format(option))
+    modules_from_cwd()
+    try:
+        return loader(spec)
+    except ValueError as e:
+        raise usage.UsageError(str(e)) from None

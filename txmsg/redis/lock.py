@@ -62,7 +62,9 @@ from txmsg.redis._common import (
 
 __all__ = ["Lock", "LockError", "LockNotAcquired", "LockNotOwned"]
 
-_RELEASE = Script(
+#: Delete KEYS[1] if it holds ARGV[1] (the owner's token); 1 if deleted.
+#: Also the scheduler's lease release.
+RELEASE_IF_HELD = Script(
     "lock.release",
     """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -232,7 +234,7 @@ class Lock:
         self.valid_until = None
         if token is None:
             return fail(LockNotOwned(f"{self.key} is not held by this object"))
-        d = _RELEASE(handler_of(self._redis), [self.key], [token])
+        d = RELEASE_IF_HELD(handler_of(self._redis), [self.key], [token])
 
         def done(deleted: Any) -> None:
             if not deleted:

@@ -24,6 +24,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 
 from txmsg.redis._common import Script, handler_of
+from txmsg.redis.lock import RELEASE_IF_HELD
 
 __all__ = ["LeaderLease", "NotLeader", "schedule_keys"]
 
@@ -42,16 +43,6 @@ end
 local token = redis.call('incr', KEYS[2])
 redis.call('set', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
 return token
-""",
-)
-
-_RELEASE = Script(
-    "schedule.release",
-    """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
 """,
 )
 
@@ -134,7 +125,7 @@ class LeaderLease:
         if not self.token:
             return succeed(None)
         value, self.token = self._value, 0
-        return _RELEASE(handler_of(self.redis), [self._leader], [value])
+        return RELEASE_IF_HELD(handler_of(self.redis), [self._leader], [value])
 
     def read_covered(self) -> Deferred[dict[str, float]]:
         """How far each entry's ticks were fired: C{{entry: instant}}."""

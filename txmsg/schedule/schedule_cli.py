@@ -12,8 +12,6 @@ C{txmsg schedule list|run}: look at a schedule and fire one entry by hand.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 import uuid
 from datetime import datetime, timezone
@@ -31,7 +29,7 @@ from txmsg._coerce import (
     seconds,
     url_from_environment,
 )
-from txmsg._options import GnuOptions
+from txmsg._options import GnuOptions, load_user_object
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
 from txmsg.redis.connection import RedisConnection
 from txmsg.redis.url import ENV_VAR as REDIS_ENV_VAR
@@ -58,14 +56,7 @@ class _Common(GnuOptions):
     ]
 
     def postOptions(self) -> None:
-        if self["schedule"] is None:
-            raise usage.UsageError("--schedule MODULE is required")
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        try:
-            self["loaded"] = load_schedule(self["schedule"])
-        except ValueError as e:
-            raise usage.UsageError(str(e))
+        self["loaded"] = load_user_object(load_schedule, self["schedule"], "--schedule")
 
 
 class ListOptions(_Common):

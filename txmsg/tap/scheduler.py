@@ -6,8 +6,6 @@ C{twistd txmsg-scheduler}: Options and makeService.
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -21,6 +19,7 @@ from txmsg._coerce import (
     seconds,
     url_from_environment,
 )
+from txmsg._options import load_user_object
 from txmsg._reactor import maybe_global_reactor
 from txmsg.amqp.connection import AMQPConnection
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
@@ -74,14 +73,7 @@ class Options(OpsOptions):
     def postOptions(self) -> None:
         """Load the schedule module; take URLs from the environment."""
         self.post_ops_options()
-        if self["schedule"] is None:
-            raise usage.UsageError("--schedule MODULE is required")
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        try:
-            self["loaded"] = load_schedule(self["schedule"])
-        except ValueError as e:
-            raise usage.UsageError(str(e))
+        self["loaded"] = load_user_object(load_schedule, self["schedule"], "--schedule")
         if self["owner"] is not None and "|" in self["owner"]:
             raise usage.UsageError("--owner may not contain '|'")
         self["amqp"] = url_from_environment(self["amqp"], AMQP_ENV_VAR, check_amqp_url)

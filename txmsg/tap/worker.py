@@ -7,8 +7,6 @@ C{twistd txmsg-worker}: Options and makeService.
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 from typing import Any, cast
 
 from twisted.internet.interfaces import IReactorCore, IReactorTime
@@ -24,6 +22,7 @@ from txmsg._coerce import (
     url_from_environment,
     whole_number,
 )
+from txmsg._options import load_user_object, modules_from_cwd
 from txmsg._reactor import maybe_global_reactor
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
 from txmsg.ops.options import OpsOptions
@@ -174,9 +173,7 @@ class Options(OpsOptions):
         self["retry"] = RetryPolicy(
             max_retries=self["max-retries"], initial_delay=delay, max_delay=max_delay
         )
-        # Like `python -m`, find task modules in the current directory.
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
+        modules_from_cwd()
         raw = {}
         for queue, function_spec in self["raw-handlers"]:
             function = load_function(function_spec)
@@ -189,10 +186,7 @@ class Options(OpsOptions):
                 raise usage.UsageError("--tasks MODULE is required (or --raw-handler)")
             self["task-registry"] = TaskCatalog()
         else:
-            try:
-                self["task-registry"] = load_tasks(self["tasks"])
-            except ValueError as e:
-                raise usage.UsageError(str(e))
+            self["task-registry"] = load_user_object(load_tasks, self["tasks"], "--tasks")
         if not self["queues"]:
             self["queues"] = [] if raw and not self["tasks"] else ["tasks"]
         self["amqp"] = url_from_environment(self["amqp"], AMQP_ENV_VAR, check_amqp_url)
