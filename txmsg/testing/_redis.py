@@ -169,6 +169,15 @@ class MemoryRedisCore(FakeRedis):
     def _c_persist(self, key: bytes) -> int:
         return 1 if self._alive(key) and dict.pop(self.expires, key, None) else 0
 
+    def _c_time(self) -> list[bytes]:
+        """TIME: the clock's seconds and microseconds."""
+        micros = int(round(self.clock.seconds() * 1_000_000))
+        return [str(micros // 1_000_000).encode(), str(micros % 1_000_000).encode()]
+
+    def _c_zremrangebyscore(self, key: bytes, lo: bytes, hi: bytes) -> int:
+        gone = self._c_zrangebyscore(key, lo, hi)
+        return self._c_zrem(key, *gone) if gone else 0
+
     def _c_incrby(self, key: bytes, amount: bytes) -> int:
         value = int(self._c_get(key) or 0) + int(amount)
         self.data[key] = str(value).encode()
