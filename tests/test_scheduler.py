@@ -16,6 +16,7 @@ from datetime import datetime
 from twisted.trial.unittest import TestCase
 
 from tests._process import TwistdProcess, script
+from tests._redis_support import redis_py
 from tests._worker_support import (
     REDIS_URL,
     SHARED_URL,
@@ -28,7 +29,7 @@ TICKS = 60
 
 
 def tick_time(task_id: str) -> float:
-    """The tick instant of a task id C{tick:<UTC time>Z}."""
+    """The tick instant of a task id C{<entry>:<UTC time>Z}."""
     return datetime.fromisoformat(task_id.split(":", 1)[1].rstrip("Z") + "+00:00").timestamp()
 
 
@@ -46,6 +47,24 @@ class SchedulerFailoverTests(OneQueueMixin, TestCase):
         os.close(fd)
         self.addCleanup(os.unlink, self.out)
         self.name = self.queue  # a schedule name nobody else uses
+        self.entry = "tick-" + self.queue.rsplit("-", 1)[-1]
+        self.addCleanup(self.forget_keys)
+
+    def env(self) -> dict[str, str]:
+        return worker_env(
+            TXMSG_TEST_QUEUE=self.queue, TXMSG_TEST_OUT=self.out, TXMSG_TEST_ENTRY=self.entry
+        )
+
+    def forget_keys(self) -> None:
+        """Delete the lease, the record and the workers' claims on the tick ids."""
+        peer = redis_py()
+        try:
+            keys = list(peer.scan_iter(match="txmsg:{schedule:" + self.name + "}:*"))
+            keys += list(peer.scan_iter(match="txmsg:task-ran:" + self.entry + ":*"))
+            if keys:
+                peer.delete(*keys)
+        finally:
+            peer.close()
 
     def scheduler(self, owner: str) -> TwistdProcess:
         process = TwistdProcess(
@@ -65,7 +84,7 @@ class SchedulerFailoverTests(OneQueueMixin, TestCase):
                 "3",
             ],
             ready="Scheduler {} started".format(owner),
-            env=worker_env(TXMSG_TEST_QUEUE=self.queue, TXMSG_TEST_OUT=self.out),
+            env=self.env(),
         )
         self.addCleanup(process.cleanup)
         return process.start()
@@ -95,14 +114,15 @@ class SchedulerFailoverTests(OneQueueMixin, TestCase):
         times = sorted(tick_time(r) for r in runs)
         self.assertEqual(times, [times[0] + i for i in range(len(times))])
         self.assertGreaterEqual(len(times), TICKS)
-        self.assertTrue(all(re.match(r"^tick:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", r) for r in runs))
-        self.assertIn("Fired tick", other.log())
+        stamp = r":\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
+        self.assertTrue(all(re.match("^" + self.entry + stamp, r) for r in runs), runs)
+        self.assertIn("Fired " + self.entry, other.log())
 
     def test_schedule_list_and_run(self) -> None:
         """C{txmsg schedule list} shows the entry; C{run} sends its task now."""
         import subprocess
 
-        env = worker_env(TXMSG_TEST_QUEUE=self.queue, TXMSG_TEST_OUT=self.out)
+        env = self.env()
         listed = subprocess.run(
             [
                 script("txmsg"),
@@ -130,7 +150,7 @@ class SchedulerFailoverTests(OneQueueMixin, TestCase):
                 script("txmsg"),
                 "schedule",
                 "run",
-                "tick",
+                self.entry,
                 "--schedule",
                 "tests._schedule_ticks",
                 "--amqp",
@@ -144,5 +164,5 @@ class SchedulerFailoverTests(OneQueueMixin, TestCase):
         )
         self.assertEqual(ran.returncode, 0, ran.stderr)
         task_id = ran.stdout.strip()
-        self.assertTrue(task_id.startswith("tick:run:"), task_id)
+        self.assertTrue(task_id.startswith(self.entry + ":run:"), task_id)
         wait_until(lambda: task_id in self.runs(), 20, "the task to run")
