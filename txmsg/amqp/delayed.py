@@ -212,8 +212,12 @@ class DelayedDelivery:
         return d.addCallback(check)
 
     def delay_until(self, eta: float) -> float:
-        """Seconds from now (this process's clock) until UNIX time C{eta}."""
-        return eta - maybe_global_reactor(self._clock).seconds()
+        """
+        Seconds from now until UNIX time C{eta}, on this process's clock
+        (C{clock}, or the connection's reactor).
+        """
+        clock = self._clock if self._clock is not None else getattr(self.amqp, "reactor", None)
+        return eta - maybe_global_reactor(clock).seconds()
 
     def publish(
         self,

@@ -49,6 +49,7 @@ from txmsg.worker.decisions import (
     Outcome,
     Rejected,
     Reply,
+    Delay,
     Requeue,
     Retry,
     Succeeded,
@@ -248,7 +249,7 @@ class DeliveryPipeline:
                 traceback_summary(failure),
                 transient=transient,
             )
-        if isinstance(outcome, (Ack, Reply, Retry, DeadLetter, Requeue)):
+        if isinstance(outcome, (Ack, Reply, Retry, DeadLetter, Requeue, Delay)):
             decision = outcome
         else:
             decision = decide(facts, outcome, policy, self.jitter())
