@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 
 from txmsg._reactor import maybe_global_reactor
@@ -117,6 +117,7 @@ class DelayedDelivery:
         self._clock = clock
         self._declared = False
         self._destinations: set[str] = set()
+        self._lock = DeferredLock()
 
     @property
     def deliver_exchange(self) -> str:
@@ -190,12 +191,19 @@ class DelayedDelivery:
             connected: the connection declares it on connecting), or
             failing with L{DelayTopologyFailed}.
         """
+        if self._declared and self._destinations.issuperset(queues) and not self._lock.locked:
+            return succeed(None)
+        # One declaration at a time: a publish must not overtake the
+        # declaration of the levels it goes through (publishes made while it
+        # is in flight wait for it, then find nothing left to declare).
+        return self._lock.run(self._declare, queues)
+
+    def _declare(self, queues: tuple[str, ...]) -> Deferred[None]:
         todo: list[Declaration] = []
         if not self._declared:
             todo.extend(self.declarations())
-        for queue in queues:
-            if queue not in self._destinations:
-                todo.append(self.destination(queue))
+        fresh = [q for q in dict.fromkeys(queues) if q not in self._destinations]
+        todo.extend(self.destination(q) for q in fresh)
         if not todo:
             return succeed(None)
         d: Deferred[Any] = self.amqp.declare(*todo)
@@ -207,17 +215,20 @@ class DelayedDelivery:
                     "declaring the delay topology failed at {!r}: {}".format(item, f.value)
                 )
             self._declared = True
-            self._destinations.update(queues)
+            self._destinations.update(fresh)
 
         return d.addCallback(check)
+
+    def _now(self) -> float:
+        clock = self._clock if self._clock is not None else getattr(self.amqp, "reactor", None)
+        return float(maybe_global_reactor(clock).seconds())
 
     def delay_until(self, eta: float) -> float:
         """
         Seconds from now until UNIX time C{eta}, on this process's clock
         (C{clock}, or the connection's reactor).
         """
-        clock = self._clock if self._clock is not None else getattr(self.amqp, "reactor", None)
-        return eta - maybe_global_reactor(clock).seconds()
+        return eta - self._now()
 
     def publish(
         self,
@@ -238,21 +249,26 @@ class DelayedDelivery:
         """
         try:
             wait = self.delay_until(eta) if eta is not None else float(delay)
-            n = levels.ticks(wait)
-            key = levels.encode(n, queue)
+            levels.encode(levels.ticks(wait), queue)
         except (TypeError, ValueError) as e:
             return fail(e)
+        due = self._now() + wait
         props = make_properties(properties, headers=publish_kw.pop("headers", None))
         publish_kw.pop("expiration", None)
         props.expiration = None
         props.headers = strip_dead_letter_headers(props.headers)
-        first = levels.first_level(n)
         pub = publisher if publisher is not None else self.amqp.publisher()
-        if first is None:
+        if wait <= 0:
             return pub.publish("", queue, body, properties=props, **publish_kw)  # type: ignore[no-any-return]
-        exchange = self.level(first)
-        d = self.declare(queue)
-        d.addCallback(
-            lambda _: pub.publish(exchange, key, body, properties=props, **publish_kw)
-        )
-        return d
+
+        def send(_: object) -> Deferred[None]:
+            # The wait is measured from now, once the levels are declared: a
+            # first publish that waited for the declarations is not late.
+            n = levels.ticks(due - self._now())
+            first = levels.first_level(n)
+            if first is None:
+                return pub.publish("", queue, body, properties=props, **publish_kw)  # type: ignore[no-any-return]
+            key = levels.encode(n, queue)
+            return pub.publish(self.level(first), key, body, properties=props, **publish_kw)  # type: ignore[no-any-return]
+
+        return self.declare(queue).addCallback(send)
