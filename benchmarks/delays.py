@@ -124,10 +124,7 @@ async def load(reactor, broker: PrivateBroker, queue_type: str, n: int) -> dict:
         sem = defer.DeferredSemaphore(500)
         start = time.perf_counter()
         await defer.gatherResults(
-            [
-                sem.run(delays.publish, name, body, rng.uniform(86400, 30 * 86400))
-                for _ in range(n)
-            ]
+            [sem.run(delays.publish, name, body, rng.uniform(86400, 30 * 86400)) for _ in range(n)]
         )
         rate = n / (time.perf_counter() - start)
         await task.deferLater(reactor, 5, lambda: None)
@@ -177,7 +174,9 @@ async def main(reactor, args) -> None:
     try:
         print(broker.ctl("eval", "rabbit_misc:version().").strip().strip('"'), "on this node")
         print("\n1. accuracy: delays 0.1 s .. {:.0f} s, log-uniform".format(args.max_delay))
-        print("{:>8} {:>6} {:>10} {:>10} {:>10}".format("levels", "n", "p50 ms", "p99 ms", "max ms"))
+        print(
+            "{:>8} {:>6} {:>10} {:>10} {:>10}".format("levels", "n", "p50 ms", "p99 ms", "max ms")
+        )
         for queue_type in ("classic", "quorum"):
             late = await accuracy(reactor, broker.url, queue_type, args.n, args.max_delay)
             if late:
@@ -207,7 +206,11 @@ async def main(reactor, args) -> None:
                     r["idle_cpu"],
                 )
             )
-        print("\n3. one TTL queue per distinct delay ({:,} queues, 1 message each)".format(args.ttl_queues))
+        print(
+            "\n3. one TTL queue per distinct delay ({:,} queues, 1 message each)".format(
+                args.ttl_queues
+            )
+        )
         per_queue = await ttl_queues(reactor, broker, args.ttl_queues)
         print(
             "   broker memory {:.1f} KiB per queue -> {:,.0f} MiB for {:,} distinct delays "

@@ -97,9 +97,7 @@ class DelayedTasksTests(TestCase):
         finally:
             await conn.stopService()
 
-    def check(
-        self, etas: dict[int, float], outages: list[tuple[float, float]], label: str
-    ) -> None:
+    def check(self, etas: dict[int, float], outages: list[tuple[float, float]], label: str) -> None:
         """
         Every task in C{etas} arrived, none before its ETA, each within
         L{LATE} of being due (its ETA, or the end of an outage it fell in).
@@ -162,7 +160,9 @@ class DelayedTasksTests(TestCase):
         self.broker.ctl("start_app")
         self.broker.ctl("await_startup")
         wait_until(
-            lambda: all(w.log().count("is open") > n for w, n in zip((first, second), before)),
+            lambda: all(
+                w.log().count("is open") > n for w, n in zip((first, second), before, strict=True)
+            ),
             30,
             "the workers to reconnect",
         )

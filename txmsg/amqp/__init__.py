@@ -27,9 +27,9 @@ from txmsg.amqp.consumer import (
     Outcome,
     RetryLater,
 )
-from txmsg.amqp.properties import make_properties
 from txmsg.amqp.delay_levels import LEVELS, MAX_DELAY, TICK, DelayTooLong
 from txmsg.amqp.delayed import DelayedDelivery, DelayTopologyFailed
+from txmsg.amqp.properties import make_properties
 from txmsg.amqp.publisher import (
     Publisher,
     PublishError,

@@ -134,13 +134,18 @@ class DelayedDelivery:
         return levels.level_name(self.prefix, level)
 
     def _queue_arguments(self, **kw: Any) -> dict[str, Any]:
+        args = queue_arguments(**kw)
         if self.queue_type == "quorum":
-            return queue_arguments(
-                queue_type="quorum",
-                **{"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"},
-                **kw,
+            args.update(
+                {
+                    "x-queue-type": "quorum",
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
+                }
             )
-        return queue_arguments(**{"x-queue-mode": "lazy"}, **kw)
+        else:
+            args["x-queue-mode"] = "lazy"
+        return args
 
     def declarations(self) -> list[Declaration]:
         """
@@ -259,7 +264,7 @@ class DelayedDelivery:
         props.headers = strip_dead_letter_headers(props.headers)
         pub = publisher if publisher is not None else self.amqp.publisher()
         if wait <= 0:
-            return pub.publish("", queue, body, properties=props, **publish_kw)  # type: ignore[no-any-return]
+            return pub.publish("", queue, body, properties=props, **publish_kw)
 
         def send(_: object) -> Deferred[None]:
             # The wait is measured from now, once the levels are declared: a
@@ -267,8 +272,8 @@ class DelayedDelivery:
             n = levels.ticks(due - self._now())
             first = levels.first_level(n)
             if first is None:
-                return pub.publish("", queue, body, properties=props, **publish_kw)  # type: ignore[no-any-return]
+                return pub.publish("", queue, body, properties=props, **publish_kw)
             key = levels.encode(n, queue)
-            return pub.publish(self.level(first), key, body, properties=props, **publish_kw)  # type: ignore[no-any-return]
+            return pub.publish(self.level(first), key, body, properties=props, **publish_kw)
 
         return self.declare(queue).addCallback(send)

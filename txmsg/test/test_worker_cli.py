@@ -73,9 +73,7 @@ class SendOptionsTests(SynchronousTestCase):
         self.assertEqual(self.parse("t", "--countdown", "2.5")["countdown"], 2.5)
         self.assertEqual(self.parse("t", "--eta", "1900000000")["eta"], 1900000000.0)
         self.assertEqual(self.parse("t", "--eta", "2030-01-01T00:00:00")["eta"], 1893456000.0)
-        self.assertEqual(
-            self.parse("t", "--eta", "2030-01-01T01:00:00+01:00")["eta"], 1893456000.0
-        )
+        self.assertEqual(self.parse("t", "--eta", "2030-01-01T01:00:00+01:00")["eta"], 1893456000.0)
         self.assertRaises(UsageError, self.parse, "t", "--eta", "tomorrow")
         self.assertRaises(UsageError, self.parse, "t", "--countdown", "-1")
         self.assertRaises(UsageError, self.parse, "t", "--countdown", "1", "--eta", "5")
@@ -345,7 +343,9 @@ class TaskClientTests(SynchronousTestCase):
         self.assertEqual(self.broker.message_count("jobs"), 0)
         self.clock.advance(0.01)
         [m] = self.broker.messages("jobs")
-        self.assertEqual((m.properties.message_id, m.properties.content_type), ("t4", "application/json"))
+        self.assertEqual(
+            (m.properties.message_id, m.properties.content_type), ("t4", "application/json")
+        )
         self.clock.advance(0.5)
         self.assertEqual(self.broker.message_count("jobs"), 2)
         self.assertRaises(ValueError, self.client.submit, "t", countdown=1, wait=True)

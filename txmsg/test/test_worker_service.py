@@ -14,10 +14,10 @@ from pika.spec import BasicProperties
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
+from txmsg.amqp.delay_levels import decode
 from txmsg.events import EventRegistry
 from txmsg.redis.control import ControlCommand
 from txmsg.test._events_fakes import FakeThreadPool, ThreadingClock
-from txmsg.amqp.delay_levels import decode
 from txmsg.testing import BrokerMessage, MemoryBroker
 from txmsg.worker.envelope import Task, encode_task
 from txmsg.worker.headers import ONCE_HEADER

@@ -33,10 +33,8 @@ class ExchangeBindings:
         arguments: dict | None = None,
     ) -> Deferred:
         """Bind exchange C{destination} to exchange C{source}."""
-        return self._run(  # type: ignore[no-any-return]
-            lambda: _Frame(
-                self._broker.bind_exchange(destination, source, routing_key, arguments)
-            )
+        return self._run(
+            lambda: _Frame(self._broker.bind_exchange(destination, source, routing_key, arguments))
         )
 
     def exchange_unbind(
@@ -47,8 +45,10 @@ class ExchangeBindings:
         arguments: dict | None = None,
     ) -> Deferred:
         """Remove an exchange-to-exchange binding."""
-        return self._run(  # type: ignore[no-any-return]
+        return self._run(
             lambda: _Frame(
-                self._broker.unbind_exchange(destination or "", source or "", routing_key, arguments)
+                self._broker.unbind_exchange(
+                    destination or "", source or "", routing_key, arguments
+                )
             )
         )

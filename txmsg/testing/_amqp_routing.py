@@ -81,7 +81,9 @@ class Exchange:
         return out
 
 
-def route_from(exchanges: dict[str, Exchange], start: Exchange, key: str, headers: dict) -> list[str]:
+def route_from(
+    exchanges: dict[str, Exchange], start: Exchange, key: str, headers: dict
+) -> list[str]:
     """
     The queues a message published to C{start} reaches: exchange-to-exchange
     bindings are followed (each exchange once), and an exchange none of whose

@@ -18,6 +18,7 @@ from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, Logger, formatEvent
 
 from txmsg.amqp import Queue
+from txmsg.amqp.delay_levels import TICK, decode
 from txmsg.events import EventRegistry
 from txmsg.testing._amqp_broker import MemoryBroker
 from txmsg.testing._events import SyncThreadPool
@@ -29,7 +30,6 @@ from txmsg.worker.envelope import (
     encode_task,
     new_task_id,
 )
-from txmsg.amqp.delay_levels import TICK, decode
 from txmsg.worker.retry import ATTEMPT_HEADER, RetryPolicy, dead_letter_queue_name
 from txmsg.worker.service import (
     ERROR_MESSAGE_HEADER,
@@ -241,9 +241,7 @@ class WorkerHarness:
             return True
         # Work queues and the delay levels (where retries and delays wait).
         names = list(self.queues) + self.broker.queue_names("txmsg.delay.*")
-        return any(
-            self.broker.message_count(n) or self.broker.unacked_count(n) for n in names
-        )
+        return any(self.broker.message_count(n) or self.broker.unacked_count(n) for n in names)
 
     # -- submitting ----------------------------------------------------------------
 

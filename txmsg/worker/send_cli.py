@@ -126,8 +126,9 @@ def _eta(text: str) -> float:
         when = datetime.fromisoformat(text)
     except ValueError:
         raise usage.UsageError(
-            "--eta must be a UNIX time or an ISO 8601 time (2030-01-31T12:00:00Z), "
-            "not {!r}".format(text)
+            "--eta must be a UNIX time or an ISO 8601 time (2030-01-31T12:00:00Z), not {!r}".format(
+                text
+            )
         ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)

@@ -35,8 +35,8 @@ from txmsg.amqp import (
     make_properties,
     queue_arguments,
 )
-from txmsg.worker.brokers.interfaces import IncomingMessage, IWorkerBroker
 from txmsg.amqp.delayed import DelayedDelivery
+from txmsg.worker.brokers.interfaces import IncomingMessage, IWorkerBroker
 from txmsg.worker.decisions import Ack, DeadLetter, Decision, Delay, Reply, Requeue, Retry
 from txmsg.worker.envelope import CONTENT_TYPE
 from txmsg.worker.headers import (
