@@ -69,18 +69,9 @@ class TaskClient:
         self.queue = queue
         self.timeout = timeout
         self._rpc: Any = None
-        self._delays: DelayedDelivery | None = None
-
-    @property
-    def delays(self) -> DelayedDelivery:
-        """The delayed delivery C{countdown} and C{eta} go through."""
-        if self._delays is None:
-            self._delays = DelayedDelivery(self.amqp)
-        return self._delays
-
-    @delays.setter
-    def delays(self, delays: DelayedDelivery) -> None:
-        self._delays = delays
+        #: The delayed delivery C{countdown} and C{eta} go through (classic
+        #: levels; set another for quorum ones).
+        self.delays = DelayedDelivery(amqp)
 
     def _rpc_client(self) -> Any:
         if self._rpc is None:

@@ -74,6 +74,16 @@ def incoming(queue: str, delivery: Delivery) -> IncomingMessage:
     )
 
 
+def _uncounted(attempts: int, redelivered: bool) -> dict[str, Any]:
+    # The headers of a copy republished without counting a run.
+    headers: dict[str, Any] = {}
+    if attempts:
+        headers[ATTEMPT_HEADER] = attempts
+    if redelivered:
+        headers[REDELIVERED_HEADER] = 1
+    return headers
+
+
 @implementer(IWorkerBroker)
 class AMQPWorkerBroker:
     """
@@ -89,14 +99,10 @@ class AMQPWorkerBroker:
     def __init__(self, amqp: AMQPConnection, worker_name: str) -> None:
         self.amqp = amqp
         self.worker_name = worker_name
-        self._delays: DelayedDelivery | None = None
-
-    @property
-    def delays(self) -> DelayedDelivery:
-        """The delayed delivery retries and delays go through."""
-        if self._delays is None:
-            self._delays = DelayedDelivery(self.amqp)
-        return self._delays
+        #: The delayed delivery retries and delays go through (its queue
+        #: type is set by the first L{declare}).
+        self.delays = DelayedDelivery(amqp)
+        self._delays_typed = False
 
     def declare(self, queue: str, retry_delays: Sequence[float], queue_type: str | None) -> None:
         """
@@ -109,9 +115,10 @@ class AMQPWorkerBroker:
             Queue(queue, durable=True, arguments=dict(kind)),
             Queue(dead_letter_queue_name(queue), durable=True, arguments=dict(kind)),
         )
-        if self._delays is None:
-            self._delays = DelayedDelivery(self.amqp, queue_type=queue_type)
-        self._delays.declare(queue)
+        if not self._delays_typed:
+            self._delays_typed = True
+            self.delays = DelayedDelivery(self.amqp, queue_type=queue_type)
+        self.delays.declare(queue)
 
     def consume(
         self,
@@ -178,28 +185,18 @@ class AMQPWorkerBroker:
         return self.delays.publish(message.queue, message.body, wait, properties=props)
 
     def _delay(self, message: IncomingMessage, delay: Delay) -> Deferred[None]:
-        headers: dict[str, Any] = {}
-        if delay.attempts:
-            headers[ATTEMPT_HEADER] = delay.attempts
-        if delay.redelivered:
-            headers[REDELIVERED_HEADER] = 1
-        props = self._properties(message, headers)
+        props = self._properties(message, _uncounted(delay.attempts, delay.redelivered))
         return self.delays.publish(message.queue, message.body, delay.seconds, properties=props)
 
     def _hand_back(self, message: IncomingMessage, requeue: Requeue) -> Deferred[None]:
         # A nack with requeue would count as a delivery (classic queues set
         # redelivered, quorum queues increment x-delivery-count): a copy
         # published back to the queue (then the delivery acked) does not.
-        headers: dict[str, Any] = {}
-        if requeue.attempts:
-            headers[ATTEMPT_HEADER] = requeue.attempts
-        if requeue.redelivered:
-            headers[REDELIVERED_HEADER] = 1
         return self.amqp.publish(
             "",
             message.queue,
             message.body,
-            properties=self._properties(message, headers),
+            properties=self._properties(message, _uncounted(requeue.attempts, requeue.redelivered)),
             expiration=None,
         )
 
