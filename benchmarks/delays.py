@@ -214,11 +214,12 @@ async def main(reactor, args) -> None:
         per_queue = await ttl_queues(reactor, broker, args.ttl_queues)
         print(
             "   broker memory {:.1f} KiB per queue -> {:,.0f} MiB for {:,} distinct delays "
-            "(levels: {:.1f} MiB for the same messages)".format(
+            "(classic levels: broker memory +{:.1f} MiB, level queues report {:.1f} MiB)".format(
                 per_queue / 1024,
                 per_queue * args.waiting / 2**20,
                 args.waiting,
                 results["classic"]["memory"] / 2**20,
+                results["classic"]["queue_memory"] / 2**20,
             )
         )
     finally:
