@@ -98,8 +98,12 @@ class KeyTests(SynchronousTestCase):
         self.assertEqual(waited, dl.path(n))
         self.assertEqual(sum(dl.level_ttl_ms(level) for level in waited), n * 100)
         self.assertTrue(route_topic(dl.deliver_binding_key(queue), key))
+        # Neither a longer name nor a dotted suffix of this one matches.
         self.assertFalse(route_topic(dl.deliver_binding_key("x." + queue), key))
-        self.assertFalse(route_topic(dl.deliver_binding_key(queue.split(".")[-1] + ".x"), key))
+        self.assertFalse(route_topic(dl.deliver_binding_key(queue + ".x"), key))
+        if "." in queue:
+            suffix = queue.split(".", 1)[1]
+            self.assertFalse(route_topic(dl.deliver_binding_key(suffix), key))
 
     def test_suffix_queues_do_not_collide(self) -> None:
         """Queue C{b} does not get the messages of queue C{a.b}."""
