@@ -232,13 +232,12 @@ async def one_run(reactor, client, kind, prefetch, n):
 
 
 def _count_and_delete(queue, replies):
-    from txmsg.worker.retry import RetryPolicy, dead_letter_queue_name, retry_queue_name
+    from txmsg.worker.retry import dead_letter_queue_name
 
     connection = pika.BlockingConnection(pika.URLParameters(URL))
     channel = connection.channel()
     left = channel.queue_declare(queue, passive=True).method.message_count
     names = [queue, dead_letter_queue_name(queue), replies]
-    names += [retry_queue_name(queue, step) for step in RetryPolicy().steps()]
     for name in names:
         channel.queue_delete(name)
     connection.close()

@@ -25,10 +25,10 @@ class ExampleTasksTests(SynchronousTestCase):
         self.assertEqual(self.worker.result(task_id), 5)
 
     def test_charge_is_retried(self) -> None:
-        """A failed charge waits 1 s in the retry queue, then succeeds."""
+        """A failed charge waits 1 s in the broker's delay levels, then succeeds."""
         task_id = self.worker.submit("charge", "order-1", 30)
         self.assertIsNone(self.worker.outcome(task_id))  # failed once, waiting
-        self.assertEqual(self.worker.retries(task_id)[0]["queue"], "tasks.retry.1000ms")
+        self.assertEqual(self.worker.retries(task_id)[0]["queue"], "tasks")
         self.worker.advance(1.0)
         self.assertEqual(
             self.worker.result(task_id), {"order": "order-1", "charged": 30, "attempt": 2}

@@ -22,7 +22,7 @@ import pika
 
 from tests._amqp_support import ROOT, SHARED_URL, require_broker, unique
 from tests._process import TwistdProcess, script, wait_for
-from txmsg.worker.retry import RetryPolicy, dead_letter_queue_name, retry_queue_name
+from txmsg.worker.retry import RetryPolicy, dead_letter_queue_name
 
 __all__ = [
     "Client",
@@ -117,12 +117,10 @@ class WorkerProcess(TwistdProcess):
 
 def worker_queue_names(queue: str, retry: RetryPolicy | None = None) -> list[str]:
     """
-    A work queue with its dead-letter and delay queues.
+    A work queue with its dead-letter queue (retries wait in the shared
+    delay levels, which stay).
     """
-    retry = retry or RetryPolicy()
-    return [queue, dead_letter_queue_name(queue)] + [
-        retry_queue_name(queue, step) for step in retry.steps()
-    ]
+    return [queue, dead_letter_queue_name(queue)]
 
 
 def delete_worker_queues(

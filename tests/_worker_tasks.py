@@ -98,3 +98,14 @@ def record_id(path, *, context):
     with open(path, "a") as f:
         f.write(context.task.id + "\n")
     return context.task.id
+
+
+@tasks.task
+def arrived(path, item):
+    """
+    Append C{item} and the wall-clock time it ran to the file C{path} (the
+    delayed-delivery tests compare it with the task's ETA).
+    """
+    with open(path, "a") as f:
+        f.write("{} {:.6f}\n".format(item, time.time()))
+    return item

@@ -21,10 +21,13 @@ from tests._amqp_support import (
 from txmsg.amqp import AMQPConnection
 from txmsg.test._contract_amqp import WorkerContract
 from txmsg.test._contract_amqp_broker import AMQPBrokerContract
+from txmsg.test._contract_amqp_delays import DelayContract
 from txmsg.test._contract_base import RealRunner
 
 
-class RealAMQPContractTests(RealRunner, AMQPBrokerContract, WorkerContract, TestCase):
+class RealAMQPContractTests(
+    RealRunner, AMQPBrokerContract, DelayContract, WorkerContract, TestCase
+):
     """L{AMQPBrokerContract} (with L{AMQPContract}) and L{WorkerContract} on RabbitMQ."""
 
     def setUp(self) -> None:

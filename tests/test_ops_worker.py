@@ -23,7 +23,7 @@ TASKS = "tests._ops_tasks"
 
 
 def _queues(queue: str) -> list[str]:
-    return [queue, queue + ".dead"] + [f"{queue}.retry.{ms}ms" for ms in (1000, 2000, 4000)]
+    return [queue, queue + ".dead"]
 
 
 class WorkerMetricsTests(TestCase):

@@ -119,8 +119,6 @@ class AppTacTests(SynchronousTestCase):
     def delete_queues(self, queue: str) -> None:
         connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1"))
         channel = connection.channel()
-        for name in [queue, queue + ".dead"] + [
-            "{}.retry.{}ms".format(queue, ms) for ms in (1000, 2000, 4000)
-        ]:
+        for name in [queue, queue + ".dead"]:
             channel.queue_delete(name)
         connection.close()

@@ -27,6 +27,8 @@ from txmsg.amqp.consumer import (
     Outcome,
     RetryLater,
 )
+from txmsg.amqp.delay_levels import LEVELS, MAX_DELAY, TICK, DelayTooLong
+from txmsg.amqp.delayed import DelayedDelivery, DelayTopologyFailed
 from txmsg.amqp.properties import make_properties
 from txmsg.amqp.publisher import (
     Publisher,
@@ -59,11 +61,16 @@ __all__ = [
     "ConsumerStopped",
     "DeadLetter",
     "Delivery",
+    "DelayTooLong",
+    "DelayTopologyFailed",
+    "DelayedDelivery",
     "Disposition",
     "DropMessage",
     "ErrorPolicy",
     "Exchange",
+    "LEVELS",
     "LoginRefused",
+    "MAX_DELAY",
     "NotConnectedError",
     "Outcome",
     "PublishError",
@@ -82,6 +89,7 @@ __all__ = [
     "RPCUnroutable",
     "RetryLater",
     "ServiceStopped",
+    "TICK",
     "Topology",
     "amqp_url",
     "make_properties",

@@ -51,6 +51,9 @@ class IChannel(Interface):
     def queue_bind(queue, exchange, routing_key=None, arguments=None):  # type: ignore[no-untyped-def]
         """Bind a queue to an exchange; returns a Deferred."""
 
+    def exchange_bind(destination, source, routing_key="", arguments=None):  # type: ignore[no-untyped-def]
+        """Bind exchange C{destination} to exchange C{source}; returns a Deferred."""
+
     def queue_purge(queue):  # type: ignore[no-untyped-def]
         """Drop a queue's ready messages; returns a Deferred."""
 

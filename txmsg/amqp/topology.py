@@ -26,6 +26,7 @@ __all__ = [
     "EXCHANGE_TYPES",
     "Binding",
     "Exchange",
+    "ExchangeBinding",
     "Queue",
     "Topology",
     "UnresolvedQueueName",
@@ -194,7 +195,20 @@ class Binding:
         return ex.name if isinstance(ex, Exchange) else ex
 
 
-Declaration = Exchange | Queue | Binding
+@dataclass(frozen=True)
+class ExchangeBinding:
+    """
+    A binding of exchange C{destination} to exchange C{source}: what
+    C{source} routes with C{routing_key} goes on to C{destination}.
+    """
+
+    destination: str
+    source: str
+    routing_key: str = ""
+    arguments: dict = field(default_factory=dict)
+
+
+Declaration = Exchange | Queue | Binding | ExchangeBinding
 
 
 class Topology:
@@ -224,7 +238,7 @@ class Topology:
         """
         new: list = []
         for item in declarations:
-            if not isinstance(item, (Exchange, Queue, Binding)):
+            if not isinstance(item, (Exchange, Queue, Binding, ExchangeBinding)):
                 raise TypeError(f"not a declaration: {item!r}")
             if isinstance(item, Binding):
                 parts = [item.exchange, item.queue]
@@ -300,6 +314,13 @@ class Topology:
                 self._names[item.token] = frame.method.queue
         elif isinstance(item, Exchange):
             yield item.declare(channel)
+        elif isinstance(item, ExchangeBinding):
+            yield channel.exchange_bind(
+                destination=item.destination,
+                source=item.source,
+                routing_key=item.routing_key,
+                arguments=item.arguments or None,
+            )
         else:
             yield channel.queue_bind(
                 queue=self.queue_name(item.queue),

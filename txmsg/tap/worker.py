@@ -129,8 +129,9 @@ class Options(OpsOptions):
             "queue-type",
             None,
             None,
-            "Declare new work and dead-letter queues of this type: quorum (replicated "
-            "across a cluster) or classic (the broker's default when not given).",
+            "Declare new work and dead-letter queues and the delay levels of this type: "
+            "quorum (replicated across a cluster) or classic (the broker's default when "
+            "not given).",
             choice("queue-type", "classic", "quorum"),
         ],
     ]

@@ -12,13 +12,14 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.test._contract_amqp import WorkerContract
 from txmsg.test._contract_amqp_broker import AMQPBrokerContract
+from txmsg.test._contract_amqp_delays import DelayContract
 from txmsg.test._contract_base import MemoryRunner
 from txmsg.testing import MemoryBroker, SyncThreadPool
 from txmsg.worker.service import WorkerService
 
 
 class MemoryAMQPContractTests(
-    MemoryRunner, AMQPBrokerContract, WorkerContract, SynchronousTestCase
+    MemoryRunner, AMQPBrokerContract, DelayContract, WorkerContract, SynchronousTestCase
 ):
     """L{AMQPBrokerContract} (with L{AMQPContract}) and L{WorkerContract} on the in-memory broker."""
 

@@ -222,7 +222,7 @@ class WorkerHarnessTests(SynchronousTestCase):
         self.assertEqual(self.h.attempts(task_id), 2)
         self.assertEqual(
             self.h.retries(task_id),
-            [{"id": task_id, "attempt": 1, "queue": "tasks.retry.5000ms", "expiration_ms": 5000}],
+            [{"id": task_id, "attempt": 1, "queue": "tasks", "expiration_ms": 5000}],
         )
         [dead] = self.h.dead_letters()
         self.assertEqual(

@@ -13,10 +13,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from txmsg.amqp import Outcome
+from txmsg.amqp.delay_levels import decode
 from txmsg.testing import memory_amqp
 from txmsg.worker.brokers import IncomingMessage, IWorkerBroker
 from txmsg.worker.brokers.amqp import AMQPWorkerBroker
-from txmsg.worker.decisions import Ack, DeadLetter, Requeue, Retry
+from txmsg.worker.decisions import Ack, DeadLetter, Delay, Requeue, Retry
 from txmsg.worker.headers import ATTEMPT_HEADER, DELIVERY_COUNT_HEADER, REASON_HEADER
 
 
@@ -41,10 +42,9 @@ class AMQPWorkerBrokerTests(SynchronousTestCase):
         self.assertTrue(verifyObject(IWorkerBroker, self.provider))
 
     def test_declare(self) -> None:
-        """The work queue comes with its dead-letter and delay queues."""
-        self.assertEqual(
-            sorted(self.broker.queue_names("work*")), ["work", "work.dead", "work.retry.1000ms"]
-        )
+        """The work queue comes with its dead-letter queue and the delay levels."""
+        self.assertEqual(sorted(self.broker.queue_names("work*")), ["work", "work.dead"])
+        self.assertIn("txmsg.delay.24", self.broker.queue_names("txmsg.delay.*"))
 
     def message(self, headers: dict | None = None) -> IncomingMessage:
         """Consume one message published to C{work} with C{headers}."""
@@ -60,16 +60,25 @@ class AMQPWorkerBrokerTests(SynchronousTestCase):
 
     def test_retry_strips_delivery_count(self) -> None:
         """
-        A retry goes to the delay queue with the new attempt count; the
-        broker's delivery count of the old copy is not carried over.
+        A retry waits in the delay levels for its jittered wait (900 ms: 512
+        + 256 + 128 ms, in ticks of 100 ms rounded up) with the new attempt
+        count; the broker's delivery count of the old copy is not carried
+        over, nor its dead-letter history.
         """
-        message = self.message({DELIVERY_COUNT_HEADER: 2, "x-app": "kept"})
+        message = self.message(
+            {DELIVERY_COUNT_HEADER: 2, "x-app": "kept", "x-death": [{"queue": "txmsg.delay.00"}]}
+        )
         d = self.provider.settle(message, Retry(1.0, 3, 900))
         self.clock.advance(0)
         self.assertIs(self.successResultOf(d), Outcome.ACK)
-        [copy] = self.broker.messages("work.retry.1000ms")
+        [copy] = self.broker.messages("txmsg.delay.03")
+        self.assertEqual(decode(copy.routing_key), (9, "work"))
         self.assertEqual(copy.headers, {ATTEMPT_HEADER: 3, "x-app": "kept"})
-        self.assertEqual(copy.properties.expiration, "900")
+        self.assertIsNone(copy.properties.expiration)
+        self.clock.advance(0.89)
+        self.assertEqual(self.broker.message_count("work"), 0)
+        self.clock.advance(0.01)
+        self.assertEqual(self.broker.message_count("work"), 1)
 
     def test_dead_letter_and_requeue(self) -> None:
         """A dead letter carries its reason; ack and requeue publish nothing."""
@@ -83,8 +92,39 @@ class AMQPWorkerBrokerTests(SynchronousTestCase):
         self.assertIs(self.successResultOf(self.provider.settle(message, Requeue())), Outcome.RETRY)
 
     def test_failed_publish_fails(self) -> None:
-        """A retry the broker cannot route fails: nothing is acked."""
+        """A retry the broker nacks fails: nothing is acked."""
         message = self.message()
+        self.broker.nack_next(1)
         d = self.provider.settle(message, Retry(7.0, 1))
         self.clock.advance(0)
         self.failureResultOf(d)
+
+    def test_retry_any_delay(self) -> None:
+        """
+        A retry after a delay no policy step named (7.3 s) waits in the
+        shared levels and is back in its queue on time, not a tick early.
+        """
+        message = self.message()
+        d = self.provider.settle(message, Retry(7.3, 1))
+        self.clock.advance(0)
+        self.assertIs(self.successResultOf(d), Outcome.ACK)
+        self.clock.advance(7.29)
+        self.assertEqual(self.broker.message_count("work"), 0)
+        self.clock.advance(0.01)
+        self.assertEqual(self.broker.message_count("work"), 1)
+
+    def test_delay(self) -> None:
+        """
+        A L{Delay} republishes the message unchanged (its attempt count
+        too) through the delay levels, then acks it.
+        """
+        message = self.message({ATTEMPT_HEADER: 2, "x-app": "kept"})
+        d = self.provider.settle(message, Delay(2.5, attempts=2))
+        self.clock.advance(0)
+        self.assertIs(self.successResultOf(d), Outcome.ACK)
+        self.clock.advance(2.49)
+        self.assertEqual(self.broker.message_count("work"), 0)
+        self.clock.advance(0.01)
+        [copy] = self.broker.messages("work")
+        self.assertEqual((copy.body, copy.headers[ATTEMPT_HEADER]), (b"body", 2))
+        self.assertEqual(copy.headers["x-app"], "kept")

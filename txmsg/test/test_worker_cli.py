@@ -65,6 +65,20 @@ class SendOptionsTests(SynchronousTestCase):
         self.assertRaises(UsageError, self.parse, "t", "--count", "0")
         self.assertRaises(UsageError, self.parse, "t", "--timeout", "x")
 
+    def test_countdown_and_eta(self) -> None:
+        """
+        C{--countdown} is seconds; C{--eta} a UNIX time or ISO 8601 (UTC
+        when no zone is named); they exclude each other and C{--wait}.
+        """
+        self.assertEqual(self.parse("t", "--countdown", "2.5")["countdown"], 2.5)
+        self.assertEqual(self.parse("t", "--eta", "1900000000")["eta"], 1900000000.0)
+        self.assertEqual(self.parse("t", "--eta", "2030-01-01T00:00:00")["eta"], 1893456000.0)
+        self.assertEqual(self.parse("t", "--eta", "2030-01-01T01:00:00+01:00")["eta"], 1893456000.0)
+        self.assertRaises(UsageError, self.parse, "t", "--eta", "tomorrow")
+        self.assertRaises(UsageError, self.parse, "t", "--countdown", "-1")
+        self.assertRaises(UsageError, self.parse, "t", "--countdown", "1", "--eta", "5")
+        self.assertRaises(UsageError, self.parse, "t", "--countdown", "1", "--wait")
+
 
 class DeadLettersTests(SynchronousTestCase):
     """
@@ -314,6 +328,28 @@ class TaskClientTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(ok), 3)
         f = self.failureResultOf(failed, TaskFailed)
         self.assertEqual((f.value.error_type, f.value.message), ("ZeroDivisionError", "nope"))
+
+    def test_countdown(self) -> None:
+        """
+        With C{countdown} (or C{eta}) the task waits in the broker's delay
+        levels and reaches the queue no earlier than asked.
+        """
+        self.clock.advance(100)
+        d = self.client.submit("add", (1, 2), task_id="t4", countdown=1.5)
+        e = self.client.submit("add", (1, 2), task_id="t5", eta=102.0)
+        self.clock.advance(0)
+        self.assertEqual((self.successResultOf(d), self.successResultOf(e)), ("t4", "t5"))
+        self.clock.advance(1.49)
+        self.assertEqual(self.broker.message_count("jobs"), 0)
+        self.clock.advance(0.01)
+        [m] = self.broker.messages("jobs")
+        self.assertEqual(
+            (m.properties.message_id, m.properties.content_type), ("t4", "application/json")
+        )
+        self.clock.advance(0.5)
+        self.assertEqual(self.broker.message_count("jobs"), 2)
+        self.assertRaises(ValueError, self.client.submit, "t", countdown=1, wait=True)
+        self.assertRaises(ValueError, self.client.submit, "t", countdown=1, eta=5.0)
 
     def test_unserializable(self) -> None:
         """

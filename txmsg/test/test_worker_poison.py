@@ -138,11 +138,11 @@ class PoisonTests(SynchronousTestCase):
         delivery is retried through the delay queue instead, not nacked
         back to the head of the queue.
         """
-        self.broker.nack_next(1, routing_key="tasks.retry.*")
+        self.broker.nack_next(1, routing_key="*.tasks")
         self.h.submit("fail", "f")
         self.assertEqual(self.runs, ["f"])
         self.assertEqual(self.broker.message_count("tasks"), 0)
-        self.assertEqual(self.broker.message_count("tasks.retry.1000ms"), 1)
+        self.assertEqual(self.broker.message_count("txmsg.delay.03"), 1)
         self.h.advance(1)
         self.assertEqual(self.runs, ["f", "f"])
 
@@ -151,7 +151,7 @@ class PoisonTests(SynchronousTestCase):
         When even the delayed retry cannot be published, the delivery is
         given back to the broker only after a delay: no hot loop.
         """
-        self.broker.nack_next(None, routing_key="tasks.retry.*")
+        self.broker.nack_next(None, routing_key="*.tasks")
         self.h.submit("fail", "f")
         self.assertEqual(self.broker.unacked_count("tasks"), 1)
         self.h.advance(0.9)
@@ -245,7 +245,7 @@ class TransientTests(SynchronousTestCase):
         task_id = h.submit("once", 7)
         self.assertEqual(runs, [])
         [retry] = h.retries(task_id)
-        self.assertEqual((retry["queue"], retry["attempt"]), ("tasks.retry.1000ms", 1))
+        self.assertEqual((retry["queue"], retry["attempt"]), ("tasks", 1))
         self.assertEqual(h.broker.message_count("tasks"), 0)
         redis.memory.fail_commands(None)
         h.advance(1)

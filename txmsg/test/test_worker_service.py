@@ -14,6 +14,7 @@ from pika.spec import BasicProperties
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
+from txmsg.amqp.delay_levels import decode
 from txmsg.events import EventRegistry
 from txmsg.redis.control import ControlCommand
 from txmsg.test._events_fakes import FakeThreadPool, ThreadingClock
@@ -103,35 +104,47 @@ class WorkerServiceTests(SynchronousTestCase):
 
     def test_topology(self) -> None:
         """
-        The work queue, its dead-letter queue and one delay queue per backoff
-        step are declared durable; a delay queue's messages expire back into
-        the work queue.
+        The work queue and its dead-letter queue are declared durable; the
+        shared delay levels are declared (no per-step delay queue), and the
+        work queue is bound to their deliver exchange.
         """
         self.start()
         names = self.broker.queue_names("work*")
-        self.assertEqual(
-            set(names), {"work", "work.dead", "work.retry.1000ms", "work.retry.2000ms"}
-        )
+        self.assertEqual(set(names), {"work", "work.dead"})
         self.assertTrue(all(self.broker.queue(n).durable for n in names))
+        levels = self.broker.queue_names("txmsg.delay.[0-9]*")
+        self.assertEqual(len(levels), 25)
         self.assertEqual(
-            self.broker.queue("work.retry.2000ms").arguments,
+            self.broker.queue("txmsg.delay.01").arguments,
             {
-                "x-message-ttl": 2000,
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": "work",
+                "x-queue-mode": "lazy",
+                "x-message-ttl": 200,
+                "x-dead-letter-exchange": "txmsg.delay.00",
             },
         )
+        self.broker.publish("txmsg.delay.deliver", "0." * 25 + "work", b"due")
+        self.assertEqual([m.body for m in self.broker.messages("work")], [b"due"])
         self.assertEqual(self.broker.queue("work").arguments, {})
 
     def test_quorum_queues(self) -> None:
         """
         With C{queue_type="quorum"} the work and dead-letter queues are
-        declared as quorum queues; the delay queues stay classic.
+        declared as quorum queues, and so are the delay levels (their own
+        set, dead-lettering at-least-once).
         """
         self.start(queue_type="quorum")
         self.assertEqual(self.broker.queue("work").arguments, {"x-queue-type": "quorum"})
         self.assertEqual(self.broker.queue("work.dead").arguments, {"x-queue-type": "quorum"})
-        self.assertNotIn("x-queue-type", self.broker.queue("work.retry.1000ms").arguments)
+        self.assertEqual(
+            self.broker.queue("txmsg.delay.quorum.00").arguments,
+            {
+                "x-queue-type": "quorum",
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+                "x-message-ttl": 100,
+                "x-dead-letter-exchange": "txmsg.delay.quorum.deliver",
+            },
+        )
 
     def test_success_replies_then_acks(self) -> None:
         """
@@ -164,10 +177,12 @@ class WorkerServiceTests(SynchronousTestCase):
         body = encode_task(Task("boom", (), {}, "t2"))
         self.deliver(body)
         [retried] = self.publishes()
-        self.assertEqual(retried.routing_key, "work.retry.1000ms")
+        self.assertEqual(
+            (retried.exchange, decode(retried.routing_key)), ("txmsg.delay.03", (10, "work"))
+        )
         self.assertEqual(retried.body, body)
         self.assertEqual(retried.headers[ATTEMPT_HEADER], 1)
-        self.assertEqual(retried.properties.expiration, "1000")
+        self.assertIsNone(retried.properties.expiration)
         self.assertEqual(retried.properties.delivery_mode, 2)
         self.assertTrue(self.settled())
         self.assertEqual(self.worker.stats.retried, 1)
@@ -181,7 +196,7 @@ class WorkerServiceTests(SynchronousTestCase):
         self.deliver(encode_task(Task("boom", (), {}, "t2")), headers={ATTEMPT_HEADER: 1})
         [retried] = self.publishes()
         self.assertEqual(
-            (retried.routing_key, retried.headers[ATTEMPT_HEADER]), ("work.retry.2000ms", 2)
+            (decode(retried.routing_key), retried.headers[ATTEMPT_HEADER]), ((20, "work"), 2)
         )
         self.flushLoggedErrors(ZeroDivisionError)
 
@@ -254,11 +269,11 @@ class WorkerServiceTests(SynchronousTestCase):
         queue, is confirmed; it is never nacked back to the head of the queue.
         """
         self.start()
-        self.broker.nack_next(1, routing_key="work.retry.*")
+        self.broker.nack_next(1, routing_key="*.work")
         self.deliver(encode_task(Task("boom", (), {}, "t5")))
         [retried] = self.publishes()
         self.assertEqual(
-            (retried.routing_key, retried.headers[ATTEMPT_HEADER]), ("work.retry.1000ms", 1)
+            (decode(retried.routing_key), retried.headers[ATTEMPT_HEADER]), ((10, "work"), 1)
         )
         self.assertTrue(self.settled())
         self.assertEqual(self.broker.message_count("work"), 0)
@@ -287,7 +302,7 @@ class WorkerServiceTests(SynchronousTestCase):
         self.deliver(encode_task(Task("hangs", (), {}, "t7")))
         self.clock.advance(5)
         [retried] = self.publishes()
-        self.assertEqual(retried.routing_key, "work.retry.1000ms")
+        self.assertEqual(decode(retried.routing_key), (10, "work"))
         self.assertEqual(self.worker.stats.timed_out, 1)
         self.flushLoggedErrors()
 
@@ -477,7 +492,7 @@ class WorkerServiceTests(SynchronousTestCase):
         self.publishes()
         self.deliver(encode_task(Task("once_fails", (), {}, "f-id")))
         [retried] = self.publishes()
-        self.assertEqual(retried.routing_key, "work.retry.1000ms")
+        self.assertEqual(decode(retried.routing_key), (10, "work"))
         self.assertNotIn("txmsg:task-ran:f-id", redis.keys)
         self.flushLoggedErrors(ZeroDivisionError)
 
@@ -545,7 +560,11 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertEqual(self.amqp.topology.declarations, ())
         self.assertEqual(self.worker.running_tasks, {})
         self.worker.startService()
-        self.assertEqual(len(self.amqp.topology.declarations), 5)  # 3 delay queues
+        # work, work.dead, its binding to the delay levels and their 104
+        # declarations (25 exchanges, queues, bindings and exchange bindings,
+        # the deliver and unroutable exchanges, the unroutable queue and its
+        # binding)
+        self.assertEqual(len(self.amqp.topology.declarations), 107)
         self.successResultOf(self.worker.stopService())
 
     def test_invalid_settings(self) -> None:

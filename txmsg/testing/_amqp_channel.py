@@ -29,6 +29,7 @@ from zope.interface import implementer
 
 from txmsg.amqp.interfaces import IChannel
 from txmsg.testing._amqp_control import ChannelRecord, recorded
+from txmsg.testing._amqp_exchange_bind import ExchangeBindings
 from txmsg.testing._amqp_queue import ReceivedMessage, _Consumer, _Frame
 from txmsg.testing._amqp_state import DIRECT_REPLY_TO, BrokerError, BrokerMessage
 
@@ -36,7 +37,7 @@ __all__ = ["MemoryChannel"]
 
 
 @implementer(IChannel)
-class MemoryChannel(ChannelRecord):
+class MemoryChannel(ExchangeBindings, ChannelRecord):
     """
     A C{TwistedChannel} on a L{txmsg.testing.MemoryBroker} connection; what
     its client sent is in C{calls}, C{published}, C{acks}, C{nacks} and

@@ -2,14 +2,16 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 How the in-memory broker's exchanges route: direct, fanout, topic (C{*} and
-C{#}) and headers (C{x-match} all/any), as RabbitMQ does.
+C{#}) and headers (C{x-match} all/any), exchange-to-exchange bindings and
+alternate exchanges, as RabbitMQ does; and RabbitMQ's dead-letter cycle
+check.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Exchange", "route_topic"]
+__all__ = ["Exchange", "is_cycle", "route_from", "route_topic"]
 
 
 def route_topic(pattern: str, key: str) -> bool:
@@ -51,19 +53,68 @@ class Exchange:
     internal: bool = False
     arguments: dict = field(default_factory=dict)
     bindings: list = field(default_factory=list)  # (queue, key, args)
+    exchange_bindings: list = field(default_factory=list)  # (exchange, key, args)
+
+    def _hit(self, bkey: str, args: dict, key: str, headers: dict) -> bool:
+        if self.type == "fanout":
+            return True
+        if self.type == "topic":
+            return route_topic(bkey, key)
+        if self.type == "headers":
+            return _headers_match(args, headers)
+        return bkey == key
 
     def route(self, key: str, headers: dict) -> list[str]:
         """The queues a message with routing key C{key} and C{headers} goes to."""
         out: list[str] = []
         for queue, bkey, args in self.bindings:
-            if self.type == "fanout":
-                hit = True
-            elif self.type == "topic":
-                hit = route_topic(bkey, key)
-            elif self.type == "headers":
-                hit = _headers_match(args, headers)
-            else:
-                hit = bkey == key
-            if hit and queue not in out:
+            if queue not in out and self._hit(bkey, args, key, headers):
                 out.append(queue)
         return out
+
+    def route_exchanges(self, key: str, headers: dict) -> list[str]:
+        """The exchanges bound to this one that the message goes on to."""
+        out: list[str] = []
+        for exchange, bkey, args in self.exchange_bindings:
+            if exchange not in out and self._hit(bkey, args, key, headers):
+                out.append(exchange)
+        return out
+
+
+def route_from(
+    exchanges: dict[str, Exchange], start: Exchange, key: str, headers: dict
+) -> list[str]:
+    """
+    The queues a message published to C{start} reaches: exchange-to-exchange
+    bindings are followed (each exchange once), and an exchange none of whose
+    bindings match hands the message to its C{alternate-exchange}.
+    """
+    out: list[str] = []
+    todo, seen = [start], {start.name}
+    while todo:
+        x = todo.pop(0)
+        queues = x.route(key, headers)
+        onward = x.route_exchanges(key, headers)
+        if not queues and not onward and x.arguments.get("alternate-exchange"):
+            onward = [x.arguments["alternate-exchange"]]
+        out.extend(q for q in queues if q not in out)
+        for name in onward:
+            nxt = exchanges.get(name)
+            if nxt is not None and name not in seen:
+                seen.add(name)
+                todo.append(nxt)
+    return out
+
+
+def is_cycle(queue: str, deaths: list[dict]) -> bool:
+    """
+    RabbitMQ's dead-letter cycle check: whether a message whose C{x-death}
+    history (newest first, this death included) is C{deaths} already died
+    in C{queue} with no rejection since (then it is not put there again).
+    """
+    for death in deaths:
+        if death.get("reason") == "rejected":
+            return False
+        if death.get("queue") == queue:
+            return True
+    return False

@@ -27,7 +27,7 @@ from pika.spec import BasicProperties
 from twisted.internet.task import Clock
 
 from txmsg.testing._amqp_routing import Exchange as _Exchange
-from txmsg.testing._amqp_routing import route_topic
+from txmsg.testing._amqp_routing import is_cycle, route_from, route_topic
 
 __all__ = ["BrokerError", "BrokerMessage", "route_topic"]
 
@@ -244,6 +244,8 @@ class BrokerState:
         """Delete an exchange (idempotent)."""
         if name and not name.startswith("amq."):
             self._exchanges.pop(name, None)
+            for ex in self._exchanges.values():
+                ex.exchange_bindings = [b for b in ex.exchange_bindings if b[0] != name]
 
     def _exchange(self, name: str) -> _Exchange:
         ex = self._exchanges.get(name)
@@ -265,10 +267,35 @@ class BrokerState:
             if routing_key in self._reply_to:
                 return [routing_key]
             return []
-        return ex.route(routing_key, dict(properties.headers or {}))
+        return route_from(self._exchanges, ex, routing_key, dict(properties.headers or {}))
 
-    def enqueue(self, names: list[str], message: BrokerMessage) -> None:
-        """Put a copy of C{message} into each named queue (or reply-to consumer)."""
+    def bind_exchange(
+        self, destination: str, source: str, routing_key: str = "", arguments: dict | None = None
+    ) -> None:
+        """Bind exchange C{destination} to exchange C{source} (idempotent)."""
+        src, dst = self._exchange(source), self._exchange(destination)
+        if src is None or dst is None:
+            raise BrokerError(
+                403, "ACCESS_REFUSED - operation not permitted on the default exchange"
+            )
+        binding = (destination, routing_key, dict(arguments or {}))
+        if binding not in src.exchange_bindings:
+            src.exchange_bindings.append(binding)
+
+    def unbind_exchange(
+        self, destination: str, source: str, routing_key: str = "", arguments: dict | None = None
+    ) -> None:
+        """Remove an exchange-to-exchange binding (idempotent)."""
+        src = self._exchange(source)
+        binding = (destination, routing_key, dict(arguments or {}))
+        if src is not None and binding in src.exchange_bindings:
+            src.exchange_bindings.remove(binding)
+
+    def enqueue(self, names: list[str], message: BrokerMessage, at: float | None = None) -> None:
+        """
+        Put a copy of C{message} into each named queue (or reply-to
+        consumer), as if at time C{at} (default: now) for its TTL.
+        """
         for name in names:
             target = self._reply_to.get(name)
             if target is not None:
@@ -278,11 +305,11 @@ class BrokerState:
             if q is None:
                 continue
             msg = _copy(message)
-            msg.expires_at = self._expiry(q, msg)
+            msg.expires_at = self._expiry(q, msg, at)
             q.ready.append(msg)
             self.kick(q.name)
 
-    def _expiry(self, q: _Queue, msg: BrokerMessage) -> float | None:
+    def _expiry(self, q: _Queue, msg: BrokerMessage, at: float | None) -> float | None:
         ttls = []
         if q.arguments.get("x-message-ttl") is not None:
             ttls.append(int(q.arguments["x-message-ttl"]))
@@ -291,7 +318,8 @@ class BrokerState:
             ttls.append(int(expiration))
         if not ttls:
             return None
-        return self.clock.seconds() + min(ttls) / 1000.0
+        # Rounded to the microsecond: sums of float TTLs must not drift late.
+        return round((self.clock.seconds() if at is None else at) + min(ttls) / 1000.0, 6)
 
     def kick(self, name: str) -> None:
         """Schedule expiry and delivery for queue C{name} (on the next turn)."""
@@ -388,7 +416,14 @@ class BrokerState:
         props.headers = headers
         key = q.arguments.get("x-dead-letter-routing-key") or msg.routing_key
         dead = BrokerMessage(dlx, key, msg.body, props)
-        self.enqueue(self.route(dlx, key, props), dead)
+        targets = self.route(dlx, key, props)
+        if reason != "rejected":
+            # RabbitMQ's cycle check: a message that already died in a
+            # target queue, with no rejection since, is not put there again.
+            targets = [t for t in targets if not is_cycle(t, deaths)]
+        # An expired message moves on at the moment it expired, even when the
+        # clock jumped past it (one Clock.advance over several TTLs).
+        self.enqueue(targets, dead, msg.expires_at if reason == "expired" else None)
 
     # -- direct reply-to ------------------------------------------------------
 

@@ -18,6 +18,7 @@ from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, Logger, formatEvent
 
 from txmsg.amqp import Queue
+from txmsg.amqp.delay_levels import TICK, decode
 from txmsg.events import EventRegistry
 from txmsg.testing._amqp_broker import MemoryBroker
 from txmsg.testing._events import SyncThreadPool
@@ -238,11 +239,9 @@ class WorkerHarness:
     def _busy(self) -> bool:
         if self.worker.running_tasks:
             return True
-        for q in self.queues:
-            for name in self.broker.queue_names(q + ".retry.*") + [q]:
-                if self.broker.message_count(name) or self.broker.unacked_count(name):
-                    return True
-        return False
+        # Work queues and the delay levels (where retries and delays wait).
+        names = list(self.queues) + self.broker.queue_names("txmsg.delay.*")
+        return any(self.broker.message_count(n) or self.broker.unacked_count(n) for n in names)
 
     # -- submitting ----------------------------------------------------------------
 
@@ -305,12 +304,19 @@ class WorkerHarness:
 
     def retries(self, task_id: str | None = None) -> list[dict]:
         """
-        Every retry the worker scheduled: C{{"id", "attempt", "queue",
-        "expiration_ms"}}, oldest first.
+        Every delayed retry the worker scheduled: C{{"id", "attempt",
+        "queue", "expiration_ms"}} (the work queue it goes back to, and its
+        wait in milliseconds, rounded up to the delay tick), oldest first.
         """
         out = []
         for m in self.broker.published:
-            if ".retry." not in m.routing_key or not m.exchange == "":
+            if not m.exchange.startswith("txmsg.delay."):
+                continue
+            try:
+                ticks, queue = decode(m.routing_key)
+            except ValueError:
+                continue
+            if ATTEMPT_HEADER not in m.headers:
                 continue
             tid = m.properties.message_id
             if task_id is None or tid == task_id:
@@ -318,8 +324,8 @@ class WorkerHarness:
                     {
                         "id": tid,
                         "attempt": m.headers.get(ATTEMPT_HEADER),
-                        "queue": m.routing_key,
-                        "expiration_ms": int(m.properties.expiration or 0),
+                        "queue": queue,
+                        "expiration_ms": int(ticks * TICK * 1000),
                     }
                 )
         return out

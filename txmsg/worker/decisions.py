@@ -12,6 +12,9 @@ it: one of the outcome values below), one frozen decision value out:
     with its new attempt count, then ack;
   - L{DeadLetter}: publish it (confirmed) to the dead-letter queue with the
     reason, and the error reply if any, then ack;
+  - L{Delay}: publish it again unchanged (confirmed) to reach its queue
+    C{seconds} from now, then ack; the attempt is not counted (a task that
+    arrived before its ETA: see L{delay});
   - L{Requeue}: hand it back to the broker.  C{counted}: as it is (nack
     with requeue), so that the broker counts the delivery (its task
     started and was cancelled when the shutdown grace period ended: it may
@@ -46,6 +49,7 @@ __all__ = [
     "Cancelled",
     "DeadLetter",
     "Decision",
+    "Delay",
     "DeliveryFacts",
     "Duplicate",
     "Failed",
@@ -57,6 +61,7 @@ __all__ = [
     "Succeeded",
     "admit",
     "decide",
+    "delay",
     "hand_back",
 ]
 
@@ -240,7 +245,21 @@ class Requeue:
     redelivered: bool = False
 
 
-Decision = Ack | Reply | Retry | DeadLetter | Requeue
+@dataclass(frozen=True)
+class Delay:
+    """
+    Publish the message again, unchanged but for C{attempts} and the
+    C{redelivered} mark (as an uncounted L{Requeue}), so that it reaches
+    its queue C{seconds} from now; then ack.  Not a run: the attempt count
+    does not grow.  Made by L{delay}.
+    """
+
+    seconds: float
+    attempts: int = 0
+    redelivered: bool = False
+
+
+Decision = Ack | Reply | Retry | DeadLetter | Requeue | Delay
 
 
 def _error_reply(facts: DeliveryFacts, error_type: str, message: str) -> bytes | None:
@@ -285,6 +304,20 @@ def hand_back(facts: DeliveryFacts) -> Requeue:
     uncounted = facts.redelivered and not facts.counted
     return Requeue(
         counted=False,
+        attempts=facts.attempts + (1 if uncounted else 0),
+        redelivered=facts.redelivered,
+    )
+
+
+def delay(facts: DeliveryFacts, seconds: float) -> Delay:
+    """
+    A delivery that came too early (its ETA is C{seconds} away), sent back
+    to wait in the broker without counting as a run; a broker redelivery
+    not counted yet is counted now, as L{hand_back} does.
+    """
+    uncounted = facts.redelivered and not facts.counted
+    return Delay(
+        seconds=max(0.0, seconds),
         attempts=facts.attempts + (1 if uncounted else 0),
         redelivered=facts.redelivered,
     )

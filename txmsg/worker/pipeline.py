@@ -43,6 +43,7 @@ from txmsg.worker.decisions import (
     Cancelled,
     DeadLetter,
     Decision,
+    Delay,
     DeliveryFacts,
     Duplicate,
     Failed,
@@ -160,8 +161,8 @@ class DeliveryPipeline:
 
     def retry_delays(self) -> list[float]:
         """
-        Every delay any task can retry after (one delay queue per delay and
-        work queue); the first step always, as failed settlements wait there.
+        Every delay any task can retry after (the first step always, as
+        failed settlements wait that long).
         """
         delays = set(self.retry.steps()) | {self.retry.step_delay(1)}
         for name in self.tasks.names():
@@ -248,7 +249,7 @@ class DeliveryPipeline:
                 traceback_summary(failure),
                 transient=transient,
             )
-        if isinstance(outcome, (Ack, Reply, Retry, DeadLetter, Requeue)):
+        if isinstance(outcome, (Ack, Reply, Retry, DeadLetter, Requeue, Delay)):
             decision = outcome
         else:
             decision = decide(facts, outcome, policy, self.jitter())

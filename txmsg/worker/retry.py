@@ -3,13 +3,17 @@
 """
 Retry arithmetic: exponential backoff with jitter, waiting in the broker.
 
-A failed task is republished to a per-step delay queue
-(C{<queue>.retry.<ms>ms}) whose messages expire after the step's delay and are
-dead-lettered back to the work queue.  One queue per step, so a short delay
-never waits behind a long one (RabbitMQ only expires messages at the head of a
-queue).  Jitter shortens each message's own expiration by up to C{jitter} of the
-step, so within one queue a message waits at most that fraction longer than
-its own delay.  After C{max_retries} retries the task goes to C{<queue>.dead}.
+A failed task is republished through the broker's delayed delivery
+(L{txmsg.amqp.delayed}: binary-weighted TTL levels shared by every queue and
+every delay), so any delay works, waits durably in the broker and comes
+back to the work queue no earlier than asked and within about a second
+after.  Jitter shortens each retry's wait by up to C{jitter} of its step,
+so that tasks that failed together do not all come back together.  After
+C{max_retries} retries the task goes to C{<queue>.dead}.
+
+Older versions used one queue per step, C{<queue>.retry.<ms>ms}
+(L{retry_queue_name}); see L{txmsg.worker.brokers.amqp} for what happens to
+messages still waiting in them.
 Pure: no I/O, no clock.
 """
 
@@ -32,7 +36,8 @@ ATTEMPT_HEADER = "x-txmsg-attempts"
 
 def retry_queue_name(queue: str, delay: float) -> str:
     """
-    The delay queue for one backoff step of C{queue}.
+    The per-step delay queue older versions used for one backoff step of
+    C{queue} (no longer declared; kept to find and drain old queues).
     """
     return "{}.retry.{}ms".format(queue, int(round(delay * 1000)))
 
@@ -91,8 +96,7 @@ class RetryPolicy:
 
     def steps(self) -> list[float]:
         """
-        Every distinct delay step this policy can use, shortest first (one
-        delay queue each).
+        Every distinct delay step this policy can use, shortest first.
         """
         return sorted({self.step_delay(r) for r in range(1, self.max_retries + 1)})
 

@@ -7,6 +7,8 @@ Each C{ARG} is a JSON value (C{3}, C{'"text"'}, C{'[1, 2]'}) or, when it is
 not JSON, a plain string.  Without C{--wait} the task ids are printed once
 the broker confirmed the messages; with C{--wait} the results are printed
 (as JSON) and the exit status is 1 when a task failed or timed out.
+C{--countdown S} or C{--eta TIME} (a UNIX time, or ISO 8601; UTC when it
+names no zone) makes the tasks wait in the broker first.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
@@ -42,7 +45,10 @@ class Options(GnuOptions):
     Options of C{txmsg send}.
     """
 
-    synopsis = "TASK [ARG...] [--kwargs JSON] [--queue Q] [--wait [--timeout S]] [--count N]"
+    synopsis = (
+        "TASK [ARG...] [--kwargs JSON] [--queue Q] [--wait [--timeout S]] [--count N] "
+        "[--countdown S | --eta TIME]"
+    )
     optParameters = [
         ["kwargs", "k", None, "Keyword arguments as a JSON object."],
         ["queue", "q", "tasks", "The work queue."],
@@ -68,6 +74,14 @@ class Options(GnuOptions):
             "Tasks in flight at once with --count.",
             whole_number("in-flight", 1),
         ],
+        [
+            "countdown",
+            None,
+            None,
+            "Deliver the task no earlier than this many seconds from now.",
+            seconds("countdown", 0),
+        ],
+        ["eta", None, None, "Deliver the task no earlier than this time (UNIX or ISO 8601)."],
     ]
     optFlags = [["wait", "w", "Wait for the results and print them."]]
 
@@ -91,10 +105,34 @@ class Options(GnuOptions):
                 raise usage.UsageError("--kwargs is not JSON: {}".format(e))
             if not isinstance(self["kwargs"], dict):
                 raise usage.UsageError("--kwargs must be a JSON object")
+        if self["eta"] is not None:
+            self["eta"] = _eta(self["eta"])
+        if (self["eta"] is not None or self["countdown"] is not None) and (
+            self["wait"] or (self["eta"] is not None and self["countdown"] is not None)
+        ):
+            raise usage.UsageError("--countdown and --eta exclude each other and --wait")
         try:
             json.dumps(self["args"])
         except (TypeError, ValueError) as e:  # pragma: no cover - parsed from JSON
             raise usage.UsageError(str(e))
+
+
+def _eta(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise usage.UsageError(
+            "--eta must be a UNIX time or an ISO 8601 time (2030-01-31T12:00:00Z), not {!r}".format(
+                text
+            )
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
 
 
 class _Progress:
@@ -133,7 +171,12 @@ async def _send(reactor: IReactorTime, options: Options) -> int:
         def one(_: Any) -> Deferred[Any]:
             progress.sent += 1
             d = client.submit(
-                options["task"], options["args"], options["kwargs"], wait=options["wait"]
+                options["task"],
+                options["args"],
+                options["kwargs"],
+                wait=options["wait"],
+                countdown=options["countdown"],
+                eta=options["eta"],
             )
 
             def ok(value: Any) -> None:

@@ -93,7 +93,8 @@ class WorkerService(MultiService):
     ) -> None:
         """
         @param tasks: the tasks this worker runs.
-        @param queues: the work queues (each gets C{.retry.*} and C{.dead}).
+        @param queues: the work queues (each gets C{.dead}, and is bound to
+            the broker's delay levels).
         @param raw_handlers: queue name -> function called with the body
             bytes, for queues of plain messages (a coroutine function runs on
             the reactor, any other in the thread pool).
@@ -114,7 +115,7 @@ class WorkerService(MultiService):
         @param handle_signals: when stopping, a second SIGTERM/SIGINT ends
             the grace period (for C{twistd}).
         @param queue_type: C{x-queue-type} of the work and dead-letter
-            queues, e.g. C{"quorum"} (delay queues stay classic).
+            queues and of the delay levels, e.g. C{"quorum"}.
         @param events: the L{txmsg.events.EventRegistry} (default: a new one).
         @param reactor: the reactor (default: the global one).
         """
@@ -204,7 +205,7 @@ class WorkerService(MultiService):
 
     def retry_steps(self) -> list[float]:
         """
-        Every delay a task of this worker can retry after (a delay queue each).
+        Every delay a task of this worker can retry after.
         """
         return self.pipeline.retry_delays()
 

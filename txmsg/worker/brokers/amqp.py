@@ -3,10 +3,17 @@
 """
 The worker on RabbitMQ: L{AMQPWorkerBroker}, the first L{IWorkerBroker}.
 
-Work queue C{Q} comes with C{Q.dead} and one delay queue per retry delay,
-C{Q.retry.<ms>ms}, whose messages expire back into C{Q}.  Every decision is
-carried out with publisher confirms, and only then is the delivery acked
-(by the L{txmsg.amqp.Consumer}, on the channel it came from).
+Work queue C{Q} comes with C{Q.dead}, and is bound as a destination of the
+broker's delayed delivery (L{txmsg.amqp.delayed}): a C{Retry} with any delay
+and a C{Delay} wait there, in a fixed set of TTL levels shared by every
+queue and delay, never in the worker.  Every decision is carried out with
+publisher confirms, and only then is the delivery acked (by the
+L{txmsg.amqp.Consumer}, on the channel it came from).
+
+Before this, each retry delay had its own queue, C{Q.retry.<ms>ms}.  Such
+queues are no longer declared or published to; messages still waiting in
+them expire back into C{Q} as before (the queue's own dead-letter
+arguments), so an upgrade loses nothing.  Delete them once empty.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ from txmsg.amqp import (
     make_properties,
     queue_arguments,
 )
+from txmsg.amqp.delayed import DelayedDelivery
 from txmsg.worker.brokers.interfaces import IncomingMessage, IWorkerBroker
-from txmsg.worker.decisions import Ack, DeadLetter, Decision, Reply, Requeue, Retry
+from txmsg.worker.decisions import Ack, DeadLetter, Decision, Delay, Reply, Requeue, Retry
 from txmsg.worker.envelope import CONTENT_TYPE
 from txmsg.worker.headers import (
     ATTEMPT_HEADER,
@@ -43,7 +51,7 @@ from txmsg.worker.headers import (
     TRACEBACK_HEADER,
     WORKER_HEADER,
 )
-from txmsg.worker.retry import dead_letter_queue_name, retry_queue_name
+from txmsg.worker.retry import dead_letter_queue_name
 
 __all__ = ["AMQPWorkerBroker"]
 
@@ -66,6 +74,16 @@ def incoming(queue: str, delivery: Delivery) -> IncomingMessage:
     )
 
 
+def _uncounted(attempts: int, redelivered: bool) -> dict[str, Any]:
+    # The headers of a copy republished without counting a run.
+    headers: dict[str, Any] = {}
+    if attempts:
+        headers[ATTEMPT_HEADER] = attempts
+    if redelivered:
+        headers[REDELIVERED_HEADER] = 1
+    return headers
+
+
 @implementer(IWorkerBroker)
 class AMQPWorkerBroker:
     """
@@ -81,26 +99,26 @@ class AMQPWorkerBroker:
     def __init__(self, amqp: AMQPConnection, worker_name: str) -> None:
         self.amqp = amqp
         self.worker_name = worker_name
+        #: The delayed delivery retries and delays go through (its queue
+        #: type is set by the first L{declare}).
+        self.delays = DelayedDelivery(amqp)
+        self._delays_typed = False
 
     def declare(self, queue: str, retry_delays: Sequence[float], queue_type: str | None) -> None:
         """
-        Declare C{queue} (durable), its dead-letter queue and its delay queues.
+        Declare C{queue} (durable), its dead-letter queue, the delay levels
+        (of C{queue_type}) and C{queue}'s binding to them.  C{retry_delays}
+        is not needed any more: any delay shares the same levels.
         """
         kind = queue_arguments(queue_type=queue_type) if queue_type else {}
-        declarations = [
+        self.amqp.declare(
             Queue(queue, durable=True, arguments=dict(kind)),
             Queue(dead_letter_queue_name(queue), durable=True, arguments=dict(kind)),
-        ]
-        for delay in retry_delays:
-            arguments = queue_arguments(
-                message_ttl=int(round(delay * 1000)),
-                dead_letter_exchange="",
-                dead_letter_routing_key=queue,
-            )
-            declarations.append(
-                Queue(retry_queue_name(queue, delay), durable=True, arguments=arguments)
-            )
-        self.amqp.declare(*declarations)
+        )
+        if not self._delays_typed:
+            self._delays_typed = True
+            self.delays = DelayedDelivery(self.amqp, queue_type=queue_type)
+        self.delays.declare(queue)
 
     def consume(
         self,
@@ -139,6 +157,8 @@ class AMQPWorkerBroker:
             d = self.reply(message, decision.body, decision.content_type)
         elif isinstance(decision, Retry):
             d = self._republish(message, decision)
+        elif isinstance(decision, Delay):
+            d = self._delay(message, decision)
         else:
             d = self._dead_letter(message, decision)
         return d.addCallback(lambda _: Outcome.ACK)
@@ -156,34 +176,27 @@ class AMQPWorkerBroker:
         headers: dict[str, Any] = {ATTEMPT_HEADER: retry.attempts}
         if retry.redelivered:
             headers[REDELIVERED_HEADER] = 1
-        if retry.delay > 0:
-            target = retry_queue_name(message.queue, retry.delay)
-            expiration_ms = retry.expiration_ms or int(round(retry.delay * 1000))
-            expiration: str | None = str(expiration_ms)
-        else:
-            target, expiration = message.queue, None
-        return self.amqp.publish(
-            "",
-            target,
-            message.body,
-            properties=self._properties(message, headers),
-            expiration=expiration,
-        )
+        props = self._properties(message, headers)
+        if retry.delay <= 0:
+            return self.amqp.publish(
+                "", message.queue, message.body, properties=props, expiration=None
+            )
+        wait = retry.expiration_ms / 1000.0 if retry.expiration_ms else retry.delay
+        return self.delays.publish(message.queue, message.body, wait, properties=props)
+
+    def _delay(self, message: IncomingMessage, delay: Delay) -> Deferred[None]:
+        props = self._properties(message, _uncounted(delay.attempts, delay.redelivered))
+        return self.delays.publish(message.queue, message.body, delay.seconds, properties=props)
 
     def _hand_back(self, message: IncomingMessage, requeue: Requeue) -> Deferred[None]:
         # A nack with requeue would count as a delivery (classic queues set
         # redelivered, quorum queues increment x-delivery-count): a copy
         # published back to the queue (then the delivery acked) does not.
-        headers: dict[str, Any] = {}
-        if requeue.attempts:
-            headers[ATTEMPT_HEADER] = requeue.attempts
-        if requeue.redelivered:
-            headers[REDELIVERED_HEADER] = 1
         return self.amqp.publish(
             "",
             message.queue,
             message.body,
-            properties=self._properties(message, headers),
+            properties=self._properties(message, _uncounted(requeue.attempts, requeue.redelivered)),
             expiration=None,
         )
 

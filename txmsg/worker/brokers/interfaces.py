@@ -6,8 +6,8 @@ What the worker needs from a broker: L{IWorkerBroker}.
 The worker's pipeline sees deliveries as L{IncomingMessage} values and
 answers each with a decision (L{txmsg.worker.decisions}); the provider
 carries the decision out (publish with confirm, then ack) and nothing
-else.  A provider for another broker (Redis Streams) or for scheduled tasks
-(a C{Retry} with any delay) plugs in here.
+else, a C{Retry} or C{Delay} with any delay included.  A provider for
+another broker (Redis Streams) plugs in here.
 """
 
 from __future__ import annotations
@@ -55,8 +55,10 @@ class IWorkerBroker(Interface):
 
     def declare(queue: str, retry_delays: Sequence[float], queue_type: str | None) -> None:
         """
-        Declare work queue C{queue} with its dead-letter queue and one delay
-        queue per retry delay (seconds); redeclared after every reconnect.
+        Declare work queue C{queue} with its dead-letter queue and whatever
+        the provider needs to delay messages by C{retry_delays} (seconds;
+        the AMQP provider's delay levels serve any delay); redeclared after
+        every reconnect.
         """
 
     def consume(
