@@ -1,12 +1,16 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 Pub/sub delivery rate: txmsg vs raw txredisapi vs a raw-hiredis Twisted
-protocol (the ceiling) vs redis-py, in one run.
+protocol (the ceiling) vs redis-py (blocking and asyncio), in one run.
 
-An independent publisher (its own process: pre-built pipelined PUBLISH
-commands on a raw socket, so that it is not the limit) publishes N 64-byte
-messages on a fresh channel to ONE subscriber at a time, each in its own
-process:
+Independent publishers (C{--publishers} processes, 2 by default: pre-built
+pipelined PUBLISH commands on raw sockets) publish N 64-byte messages on a
+fresh channel to ONE subscriber at a time, each in its own process.  Every
+round prints the publishers' own rate (messages Redis accepted per second,
+first send to last reply over all publishers) next to the subscriber's: a
+subscriber that received at the publish rate kept up, so its rate is only a
+lower bound (marked C{kept up}); one that fell behind is the limit, and its
+rate is its own.  The subscribers:
 
   - txmsg:      txmsg.redis.PubSub, a callback counting messages (each
                 one a Message);
@@ -17,7 +21,10 @@ process:
                 conversion, hiredis parser);
   - hiredis:    a plain Twisted Protocol that sends SUBSCRIBE itself and
                 feeds hiredis.Reader directly: no client library, the ceiling;
-  - redis-py:   a get_message() loop (hiredis parser).
+  - redis-py:   a blocking get_message() loop (hiredis parser);
+  - redis-py-listen: a blocking C{for m in pubsub.listen()} loop;
+  - redis-asyncio: C{redis.asyncio}, C{async for m in pubsub.listen()} on
+                the standard asyncio event loop.
 
 The rate is messages received / (time of last - time of first message); the
 subscriber's CPU time over the same span, per message, is the steadier
@@ -25,7 +32,7 @@ figure on a noisy machine.  Rounds rotate the subscribers; the median per
 subscriber is reported.  The subscriber runs on CPU 1 and the publisher
 on CPU 0 (Redis is left where the kernel puts it).
 
-    python benchmarks/redis_pubsub.py            # 200k messages, 5 rounds
+    python benchmarks/redis_pubsub.py            # 200k messages, 5 rounds, 2 publishers
     python benchmarks/redis_pubsub.py --quick    # 10k messages, 1 round
     python benchmarks/redis_pubsub.py --kinds txmsg,hiredis --rounds 9
 
@@ -71,7 +78,9 @@ def publisher(channel: str, count: int) -> None:
     """
     Publish C{count} messages as fast as Redis takes them: pre-built,
     pipelined PUBLISH commands on a raw socket (replies read and discarded by
-    a thread), so that the publisher is not what limits the rate.
+    a thread), so that the publisher is not what limits the rate.  Prints
+    C{{"start": ..., "end": ...}}: the monotonic clock (shared by every
+    process) at the first send and when the last reply arrived.
     """
     import socket
     import threading
@@ -106,6 +115,7 @@ def publisher(channel: str, count: int) -> None:
     replies.start()
     batch = command * 1000
     sock.sendall(prelude)
+    start = time.perf_counter()
     sent = 0
     while sent < count:
         n = min(1000, count - sent)
@@ -113,7 +123,9 @@ def publisher(channel: str, count: int) -> None:
         sent += n
     sock.shutdown(socket.SHUT_WR)
     replies.join(60)
+    end = time.perf_counter()
     sock.close()
+    print(json.dumps({"start": start, "end": end}), flush=True)
 
 
 def _drain(sock) -> None:
@@ -160,6 +172,78 @@ def sub_redis_py(channel: str, count: int) -> None:
             received += 1
     last = time.perf_counter()
     _report(received, first, last, cpu0, time.process_time())
+
+
+def sub_redis_py_listen(channel: str, count: int) -> None:
+    """redis-py's blocking iterator, C{PubSub.listen()}."""
+    r = _redis_py()
+    p = r.pubsub()
+    p.subscribe(channel)
+    while True:
+        m = p.get_message(timeout=5)
+        if m and m["type"] == "subscribe":
+            break
+    print("READY", flush=True)
+    received = 0
+    first = cpu0 = None
+    # listen() blocks forever: a socket timeout ends an idle run.
+    p.connection._sock.settimeout(IDLE)
+    try:
+        for m in p.listen():
+            if m["type"] == "message":
+                if first is None:
+                    first = time.perf_counter()
+                    cpu0 = time.process_time()
+                received += 1
+                if received >= count:
+                    break
+    except Exception:
+        pass
+    _report(received, first, time.perf_counter(), cpu0, time.process_time())
+
+
+def sub_redis_asyncio(channel: str, count: int) -> None:
+    """C{redis.asyncio}: C{async for} over C{PubSub.listen()}, stock asyncio loop."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from txmsg.redis.url import parse_redis_url
+
+    async def main() -> None:
+        u = parse_redis_url()
+        r = aioredis.Redis(
+            host=u.host, port=u.port, db=u.db, username=u.username, password=u.password
+        )
+        p = r.pubsub()
+        await p.subscribe(channel)
+        while True:
+            m = await p.get_message(timeout=5)
+            if m and m["type"] == "subscribe":
+                break
+        print("READY", flush=True)
+        state = {"n": 0, "first": None, "cpu0": None}
+
+        async def consume() -> None:
+            async for m in p.listen():
+                if m["type"] == "message":
+                    if state["first"] is None:
+                        state["first"] = time.perf_counter()
+                        state["cpu0"] = time.process_time()
+                    state["n"] += 1
+                    if state["n"] >= count:
+                        return
+
+        consumer = asyncio.ensure_future(consume())
+        seen = -1
+        while not consumer.done() and seen != state["n"]:
+            seen = state["n"]
+            await asyncio.wait([consumer], timeout=IDLE)
+        consumer.cancel()
+        last = time.perf_counter() if consumer.done() else time.perf_counter() - IDLE
+        _report(state["n"], state["first"], last, state["cpu0"], time.process_time())
+
+    asyncio.run(main())
 
 
 def _twisted_sub(channel: str, count: int, kind: str) -> None:
@@ -293,7 +377,15 @@ def _resp(parts: list[bytes]) -> bytes:
     return b"".join(out)
 
 
-KINDS = ("txmsg", "txmsg-data", "txredisapi", "hiredis", "redis-py")
+KINDS = (
+    "txmsg",
+    "txmsg-data",
+    "txredisapi",
+    "hiredis",
+    "redis-py",
+    "redis-py-listen",
+    "redis-asyncio",
+)
 TXMSG_KINDS = ("txmsg", "txmsg-data")
 
 ROLES = {
@@ -302,6 +394,8 @@ ROLES = {
     "txredisapi": lambda ch, n: _twisted_sub(ch, n, "txredisapi"),
     "hiredis": lambda ch, n: _twisted_sub(ch, n, "hiredis"),
     "redis-py": sub_redis_py,
+    "redis-py-listen": sub_redis_py_listen,
+    "redis-asyncio": sub_redis_asyncio,
     "publish": publisher,
 }
 
@@ -337,18 +431,37 @@ def _child(role: str, channel: str, count: int) -> subprocess.Popen:
     )
 
 
-def one_round(kind: str, count: int) -> dict:
+KEPT_UP = 0.95  # received at >= 95% of the publish rate: the subscriber kept up
+BUSY = 0.8  # a subscriber on less CPU than this over its window was waiting
+
+
+def limit_verdict(share: float, busy: float | None) -> str:
+    """Whether a subscriber's rate is its own limit or a lower bound."""
+    if share >= KEPT_UP:
+        return "kept up with the publishers: a lower bound"
+    if busy is not None and busy < BUSY:
+        return f"waited {1 - busy:.0%} of the time: a lower bound"
+    return "the subscriber is the limit"
+
+
+def one_round(kind: str, count: int, publishers: int) -> dict:
     channel = "txmsg:bench:" + uuid.uuid4().hex
     sub = _child(kind, channel, count)
     line = sub.stdout.readline().strip()
     if line != "READY":
         sub.kill()
         raise SystemExit(f"{kind} subscriber failed to start: {line!r}")
-    pub = _child("publish", channel, count)
-    pub.wait(timeout=120)
+    shares = [count // publishers + (i < count % publishers) for i in range(publishers)]
+    pubs = [_child("publish", channel, share) for share in shares]
+    spans = []
+    for pub in pubs:
+        out, _ = pub.communicate(timeout=120)
+        spans.append(json.loads(out.strip().splitlines()[-1]))
     out, _ = sub.communicate(timeout=120)
     result = json.loads(out.strip().splitlines()[-1])
     result["rate"] = result["received"] / result["elapsed"] if result["elapsed"] else 0.0
+    span = max(s["end"] for s in spans) - min(s["start"] for s in spans)
+    result["pub_rate"] = count / span if span > 0 else 0.0
     return result
 
 
@@ -358,6 +471,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--kinds", help="comma-separated subset of: " + ", ".join(KINDS))
+    parser.add_argument("--publishers", type=int, default=2, help="publisher processes (default 2)")
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     a = parser.parse_args()
@@ -372,42 +486,71 @@ def main() -> None:
         parser.error("unknown subscriber(s): " + ", ".join(unknown))
     rates: dict[str, list[float]] = {k: [] for k in kinds}
     costs: dict[str, list[float]] = {k: [] for k in kinds}
-    print(f"{count} messages of {SIZE} bytes, {rounds} round(s)")
+    pub_rates: dict[str, list[float]] = {k: [] for k in kinds}
+    busies: dict[str, list[float]] = {k: [] for k in kinds}
+    print(
+        f"{count} messages of {SIZE} bytes, {rounds} interleaved round(s), "
+        f"{a.publishers} publisher process(es)"
+    )
     for i in range(rounds):
         order = kinds[i % len(kinds) :] + kinds[: i % len(kinds)]
         for kind in order:
-            r = one_round(kind, count)
+            r = one_round(kind, count, a.publishers)
             rates[kind].append(r["rate"])
+            pub_rates[kind].append(r["pub_rate"])
             us = None
             if r.get("cpu") and r["received"]:
                 us = r["cpu"] * 1e6 / r["received"]
             if us is not None:
                 costs[kind].append(us)
+                if r["elapsed"]:
+                    busies[kind].append(r["cpu"] / r["elapsed"])
             print(
-                "  round {} {:<10} received {:>7}/{} in {:6.3f} s: {:>9,.0f} msg/s, "
-                "subscriber CPU {} us/msg".format(
+                "  round {} {:<15} received {:>7}/{} in {:6.3f} s: {:>9,.0f} msg/s, "
+                "published {:>9,.0f} msg/s ({:.0%}), subscriber CPU {} us/msg, busy {}".format(
                     i + 1,
                     kind,
                     r["received"],
                     count,
                     r["elapsed"],
                     r["rate"],
+                    r["pub_rate"],
+                    r["rate"] / r["pub_rate"] if r["pub_rate"] else 0.0,
                     "-" if us is None else f"{us:.2f}",
+                    f"{busies[kind][-1]:.0%}" if us is not None and r["elapsed"] else "-",
                 ),
                 flush=True,
             )
     med = {k: statistics.median(v) for k, v in rates.items()}
     cost = {k: statistics.median(v) if v else None for k, v in costs.items()}
+    pub_med = {k: statistics.median(v) for k, v in pub_rates.items()}
     print(f"\nmedian of {rounds} round(s):")
-    print("{:<12}{:>12}{:>16}".format("subscriber", "msg/s", "CPU us/msg"))
+    busy = {k: statistics.median(v) if v else None for k, v in busies.items()}
+    row = "{:<17}{:>12}{:>14}{:>9}{:>12}{:>7}  {}"
+    print(row.format("subscriber", "msg/s", "published/s", "sub/pub", "CPU us/msg", "busy", ""))
     for k in kinds:
+        share = med[k] / pub_med[k] if pub_med[k] else 0.0
         print(
-            "{:<12}{:>12,.0f}{:>16}".format(k, med[k], "-" if cost[k] is None else f"{cost[k]:.2f}")
+            row.format(
+                k,
+                f"{med[k]:,.0f}",
+                f"{pub_med[k]:,.0f}",
+                f"{share:.2f}",
+                "-" if cost[k] is None else f"{cost[k]:.2f}",
+                "-" if busy[k] is None else f"{busy[k]:.0%}",
+                limit_verdict(share, busy[k]),
+            )
         )
     for ours in TXMSG_KINDS:
         if ours not in med:
             continue
-        for peer, goal in (("txredisapi", 2.0), ("hiredis", 0.8), ("redis-py", 1.0)):
+        for peer, goal in (
+            ("txredisapi", 2.0),
+            ("hiredis", 0.8),
+            ("redis-py", 1.0),
+            ("redis-py-listen", 1.0),
+            ("redis-asyncio", 1.0),
+        ):
             if peer not in med:
                 continue
             ratio = med[ours] / med[peer]
@@ -419,8 +562,11 @@ def main() -> None:
             verdict = "met" if ratio >= goal else "NOT met"
             print(line + f" (goal >= {goal}: {verdict})")
     print(
-        "rates are bounded by Redis and the publisher when the subscriber keeps "
-        "up; CPU per message is the subscriber's own cost (steadier on a noisy VM)"
+        "sub/pub = subscriber rate / the publishers' rate in the same round; busy = the "
+        "subscriber's CPU time / its window.  A subscriber that kept up (sub/pub >= "
+        f"{KEPT_UP}) or was busy < {BUSY:.0%} was waiting for messages: its rate is only a "
+        "lower bound, and CPU per message (its own cost, steadier on a noisy VM) is the "
+        "figure to compare"
     )
 
 
