@@ -133,6 +133,24 @@ def _drain(sock) -> None:
         pass
 
 
+def _runq() -> float | None:
+    """Seconds this process has spent runnable but waiting for a CPU."""
+    try:
+        with open("/proc/self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+_RUNQ0: list[float | None] = [None]
+
+
+def _start_cpu() -> float:
+    """At the first message: note the run-queue wait; return the CPU time."""
+    _RUNQ0[0] = _runq()
+    return time.process_time()
+
+
 def _report(
     received: int,
     first: float | None,
@@ -142,8 +160,10 @@ def _report(
 ) -> None:
     elapsed = (last - first) if first is not None and last is not None else 0.0
     cpu = cpu_last - cpu_first if cpu_first is not None and cpu_last is not None else None
+    runq0, runq1 = _RUNQ0[0], _runq()
+    runq = runq1 - runq0 if runq0 is not None and runq1 is not None else None
     print(
-        json.dumps({"received": received, "elapsed": elapsed, "cpu": cpu}),
+        json.dumps({"received": received, "elapsed": elapsed, "cpu": cpu, "runq": runq}),
         flush=True,
     )
 
@@ -168,7 +188,7 @@ def sub_redis_py(channel: str, count: int) -> None:
         if m["type"] == "message":
             if first is None:
                 first = time.perf_counter()
-                cpu0 = time.process_time()
+                cpu0 = _start_cpu()
             received += 1
     last = time.perf_counter()
     _report(received, first, last, cpu0, time.process_time())
@@ -193,7 +213,7 @@ def sub_redis_py_listen(channel: str, count: int) -> None:
             if m["type"] == "message":
                 if first is None:
                     first = time.perf_counter()
-                    cpu0 = time.process_time()
+                    cpu0 = _start_cpu()
                 received += 1
                 if received >= count:
                     break
@@ -229,7 +249,7 @@ def sub_redis_asyncio(channel: str, count: int) -> None:
                 if m["type"] == "message":
                     if state["first"] is None:
                         state["first"] = time.perf_counter()
-                        state["cpu0"] = time.process_time()
+                        state["cpu0"] = _start_cpu()
                     state["n"] += 1
                     if state["n"] >= count:
                         return
@@ -262,7 +282,7 @@ def _twisted_sub(channel: str, count: int, kind: str) -> None:
         state["n"] = n
         if n == 1:
             state["first"] = time.perf_counter()
-            state["cpu0"] = time.process_time()
+            state["cpu0"] = _start_cpu()
         if n >= count:
             state["last"] = time.perf_counter()
             state["cpu1"] = time.process_time()
@@ -435,12 +455,20 @@ KEPT_UP = 0.95  # received at >= 95% of the publish rate: the subscriber kept up
 BUSY = 0.8  # a subscriber on less CPU than this over its window was waiting
 
 
-def limit_verdict(share: float, busy: float | None) -> str:
-    """Whether a subscriber's rate is its own limit or a lower bound."""
+def limit_verdict(share: float, busy: float | None, runq: float | None) -> str:
+    """
+    Whether a subscriber's rate is its own limit or a lower bound: it is its
+    own limit only when it was running or waiting for a CPU (other processes
+    had it) nearly all the time, not waiting for messages.
+    """
     if share >= KEPT_UP:
         return "kept up with the publishers: a lower bound"
-    if busy is not None and busy < BUSY:
-        return f"waited {1 - busy:.0%} of the time: a lower bound"
+    if busy is not None:
+        idle = 1 - busy - (runq or 0.0)
+        if idle > 1 - BUSY:
+            return f"idle {idle:.0%}, waiting for messages: a lower bound"
+        if runq and runq > 0.2:
+            return f"CPU-starved ({runq:.0%} waiting for a CPU): the machine is the limit"
     return "the subscriber is the limit"
 
 
@@ -488,6 +516,7 @@ def main() -> None:
     costs: dict[str, list[float]] = {k: [] for k in kinds}
     pub_rates: dict[str, list[float]] = {k: [] for k in kinds}
     busies: dict[str, list[float]] = {k: [] for k in kinds}
+    runqs: dict[str, list[float]] = {k: [] for k in kinds}
     print(
         f"{count} messages of {SIZE} bytes, {rounds} interleaved round(s), "
         f"{a.publishers} publisher process(es)"
@@ -505,9 +534,11 @@ def main() -> None:
                 costs[kind].append(us)
                 if r["elapsed"]:
                     busies[kind].append(r["cpu"] / r["elapsed"])
+                    if r.get("runq") is not None:
+                        runqs[kind].append(r["runq"] / r["elapsed"])
             print(
                 "  round {} {:<15} received {:>7}/{} in {:6.3f} s: {:>9,.0f} msg/s, "
-                "published {:>9,.0f} msg/s ({:.0%}), subscriber CPU {} us/msg, busy {}".format(
+                "published {:>9,.0f} msg/s ({:.0%}), subscriber CPU {} us/msg, busy {}, runq {}".format(
                     i + 1,
                     kind,
                     r["received"],
@@ -518,6 +549,9 @@ def main() -> None:
                     r["rate"] / r["pub_rate"] if r["pub_rate"] else 0.0,
                     "-" if us is None else f"{us:.2f}",
                     f"{busies[kind][-1]:.0%}" if us is not None and r["elapsed"] else "-",
+                    f"{r['runq'] / r['elapsed']:.0%}"
+                    if r.get("runq") is not None and r["elapsed"]
+                    else "-",
                 ),
                 flush=True,
             )
@@ -526,8 +560,13 @@ def main() -> None:
     pub_med = {k: statistics.median(v) for k, v in pub_rates.items()}
     print(f"\nmedian of {rounds} round(s):")
     busy = {k: statistics.median(v) if v else None for k, v in busies.items()}
-    row = "{:<17}{:>12}{:>14}{:>9}{:>12}{:>7}  {}"
-    print(row.format("subscriber", "msg/s", "published/s", "sub/pub", "CPU us/msg", "busy", ""))
+    runq = {k: statistics.median(v) if v else None for k, v in runqs.items()}
+    row = "{:<17}{:>12}{:>14}{:>9}{:>12}{:>7}{:>7}  {}"
+    print(
+        row.format(
+            "subscriber", "msg/s", "published/s", "sub/pub", "CPU us/msg", "busy", "runq", ""
+        )
+    )
     for k in kinds:
         share = med[k] / pub_med[k] if pub_med[k] else 0.0
         print(
@@ -538,7 +577,8 @@ def main() -> None:
                 f"{share:.2f}",
                 "-" if cost[k] is None else f"{cost[k]:.2f}",
                 "-" if busy[k] is None else f"{busy[k]:.0%}",
-                limit_verdict(share, busy[k]),
+                "-" if runq[k] is None else f"{runq[k]:.0%}",
+                limit_verdict(share, busy[k], runq[k]),
             )
         )
     for ours in TXMSG_KINDS:
@@ -563,10 +603,11 @@ def main() -> None:
             print(line + f" (goal >= {goal}: {verdict})")
     print(
         "sub/pub = subscriber rate / the publishers' rate in the same round; busy = the "
-        "subscriber's CPU time / its window.  A subscriber that kept up (sub/pub >= "
-        f"{KEPT_UP}) or was busy < {BUSY:.0%} was waiting for messages: its rate is only a "
-        "lower bound, and CPU per message (its own cost, steadier on a noisy VM) is the "
-        "figure to compare"
+        "subscriber's CPU time / its window; runq = its time runnable but waiting for a "
+        "CPU (other processes had it; /proc/self/schedstat).  A subscriber that kept up "
+        f"(sub/pub >= {KEPT_UP}) or sat idle > {1 - BUSY:.0%} of its window was waiting "
+        "for messages: its rate is only a lower bound.  CPU per message (its own cost, "
+        "steadier on a noisy VM) is the figure to compare"
     )
 
 
