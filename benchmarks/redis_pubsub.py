@@ -451,6 +451,30 @@ def _child(role: str, channel: str, count: int) -> subprocess.Popen:
     )
 
 
+def _redis_pid() -> int | None:
+    """The local Redis server's process id (None when it is not on this host)."""
+    try:
+        pid = int(_redis_py().info("server")["process_id"])
+    except Exception:
+        return None
+    return pid if os.path.exists(f"/proc/{pid}/stat") else None
+
+
+def _proc_times(pid: int | None) -> tuple[float, float] | None:
+    """CPU seconds (all threads) and run-queue wait seconds of process C{pid}."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/schedstat") as f:
+            runq = int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+    tck = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tck, runq
+
+
 KEPT_UP = 0.95  # received at >= 95% of the publish rate: the subscriber kept up
 BUSY = 0.8  # a subscriber on less CPU than this over its window was waiting
 
@@ -472,7 +496,7 @@ def limit_verdict(share: float, busy: float | None, runq: float | None) -> str:
     return "the subscriber is the limit"
 
 
-def one_round(kind: str, count: int, publishers: int) -> dict:
+def one_round(kind: str, count: int, publishers: int, redis_pid: int | None = None) -> dict:
     channel = "txmsg:bench:" + uuid.uuid4().hex
     sub = _child(kind, channel, count)
     line = sub.stdout.readline().strip()
@@ -480,13 +504,20 @@ def one_round(kind: str, count: int, publishers: int) -> dict:
         sub.kill()
         raise SystemExit(f"{kind} subscriber failed to start: {line!r}")
     shares = [count // publishers + (i < count % publishers) for i in range(publishers)]
+    redis0, wall0 = _proc_times(redis_pid), time.perf_counter()
     pubs = [_child("publish", channel, share) for share in shares]
     spans = []
     for pub in pubs:
         out, _ = pub.communicate(timeout=120)
         spans.append(json.loads(out.strip().splitlines()[-1]))
     out, _ = sub.communicate(timeout=120)
+    redis1, wall = _proc_times(redis_pid), time.perf_counter() - wall0
     result = json.loads(out.strip().splitlines()[-1])
+    if redis0 and redis1:
+        # Redis over the whole round (publishing and delivering): near 100%
+        # busy + runq means Redis, or the CPU it could get, was the limit.
+        result["redis_busy"] = (redis1[0] - redis0[0]) / wall
+        result["redis_runq"] = (redis1[1] - redis0[1]) / wall
     result["rate"] = result["received"] / result["elapsed"] if result["elapsed"] else 0.0
     span = max(s["end"] for s in spans) - min(s["start"] for s in spans)
     result["pub_rate"] = count / span if span > 0 else 0.0
@@ -517,6 +548,7 @@ def main() -> None:
     pub_rates: dict[str, list[float]] = {k: [] for k in kinds}
     busies: dict[str, list[float]] = {k: [] for k in kinds}
     runqs: dict[str, list[float]] = {k: [] for k in kinds}
+    redis_pid = _redis_pid()
     print(
         f"{count} messages of {SIZE} bytes, {rounds} interleaved round(s), "
         f"{a.publishers} publisher process(es)"
@@ -524,7 +556,7 @@ def main() -> None:
     for i in range(rounds):
         order = kinds[i % len(kinds) :] + kinds[: i % len(kinds)]
         for kind in order:
-            r = one_round(kind, count, a.publishers)
+            r = one_round(kind, count, a.publishers, redis_pid)
             rates[kind].append(r["rate"])
             pub_rates[kind].append(r["pub_rate"])
             us = None
@@ -552,6 +584,11 @@ def main() -> None:
                     f"{r['runq'] / r['elapsed']:.0%}"
                     if r.get("runq") is not None and r["elapsed"]
                     else "-",
+                )
+                + (
+                    "; Redis busy {:.0%}, runq {:.0%}".format(r["redis_busy"], r["redis_runq"])
+                    if "redis_busy" in r
+                    else ""
                 ),
                 flush=True,
             )
@@ -591,7 +628,7 @@ def main() -> None:
             ("redis-py-listen", 1.0),
             ("redis-asyncio", 1.0),
         ):
-            if peer not in med:
+            if peer not in med or not med[peer]:
                 continue
             ratio = med[ours] / med[peer]
             line = "{}/{}: rate {:.2f}x".format(ours, peer, ratio)
