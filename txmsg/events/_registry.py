@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_events -*-
+# -*- test-case-name: txmsg.test.test_events,txmsg.test.test_events_trie -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 L{EventRegistry}: registration, matching and the resolution cache; the
