@@ -55,7 +55,6 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred, succeed
 
 from txmsg.events import Event, EventRegistry, Registration
-from txmsg.events._registration import _order
 
 NAME = "bench.event"
 
@@ -213,15 +212,8 @@ class LinearRegistry(EventRegistry):
         self._linear.append((re.compile(fnmatch.translate(pattern)).match, reg))
         return reg
 
-    def _resolve(self, name: str) -> tuple[Registration, ...]:
-        regs = list(self._exact.get(name, ()))
-        regs.extend(reg for match, reg in self._linear if reg.active and match(name))
-        regs.sort(key=_order)
-        resolved = tuple(regs)
-        if len(self._cache) >= self._cache_size:
-            self._cache.clear()
-        self._cache[name] = resolved
-        return resolved
+    def _matching_globs(self, name: str) -> list[Registration]:
+        return [reg for match, reg in self._linear if reg.active and match(name)]
 
 
 GLOB_COUNTS = (10, 100, 1000, 10_000)

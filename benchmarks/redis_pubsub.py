@@ -168,15 +168,20 @@ def _report(
     )
 
 
-def sub_redis_py(channel: str, count: int) -> None:
-    r = _redis_py()
-    p = r.pubsub()
+def _redis_py_subscribed(channel: str):  # type: ignore[no-untyped-def]
+    """A redis-py PubSub subscribed to C{channel}, once READY is printed."""
+    p = _redis_py().pubsub()
     p.subscribe(channel)
     while True:
         m = p.get_message(timeout=5)
         if m and m["type"] == "subscribe":
             break
     print("READY", flush=True)
+    return p
+
+
+def sub_redis_py(channel: str, count: int) -> None:
+    p = _redis_py_subscribed(channel)
     received = 0
     first = last = None
     cpu0 = None
@@ -196,14 +201,7 @@ def sub_redis_py(channel: str, count: int) -> None:
 
 def sub_redis_py_listen(channel: str, count: int) -> None:
     """redis-py's blocking iterator, C{PubSub.listen()}."""
-    r = _redis_py()
-    p = r.pubsub()
-    p.subscribe(channel)
-    while True:
-        m = p.get_message(timeout=5)
-        if m and m["type"] == "subscribe":
-            break
-    print("READY", flush=True)
+    p = _redis_py_subscribed(channel)
     received = 0
     first = cpu0 = None
     # listen() blocks forever: a socket timeout ends an idle run.

@@ -262,13 +262,17 @@ class EventRegistry(_Delivery):
         if not isinstance(name, str):
             raise TypeError(f"event name must be a str, not {name!r}")
         regs = list(self._exact.get(name, ()))
-        regs.extend(self._globs.match(name))
+        regs.extend(self._matching_globs(name))
         regs.sort(key=_order)
         resolved = tuple(regs)
         if len(self._cache) >= self._cache_size:
             self._cache.clear()
         self._cache[name] = resolved
         return resolved
+
+    def _matching_globs(self, name: str) -> list[Registration]:
+        """The glob registrations matching C{name}, in no particular order."""
+        return self._globs.match(name)
 
     def _invalidate(self, reg: Registration) -> None:
         if reg._match is None:
