@@ -35,6 +35,13 @@ on CPU 0 (Redis is left where the kernel puts it).
     python benchmarks/redis_pubsub.py            # 200k messages, 5 rounds, 2 publishers
     python benchmarks/redis_pubsub.py --quick    # 10k messages, 1 round
     python benchmarks/redis_pubsub.py --kinds txmsg,hiredis --rounds 9
+    python benchmarks/redis_pubsub.py --backlog  # each subscriber drains a 100k backlog
+
+With C{--backlog} the subscriber is stopped (SIGSTOP) while everything is
+published and continued afterwards: it then reads a full socket as fast as
+it can, so the publishers provably are not the limit and the rate between
+its first and last message is its own ceiling (with Redis writing out its
+buffer; Redis's CPU is printed).
 
 Needs Redis at $TXMSG_REDIS_URL (default redis://127.0.0.1:6379/0).
 """
@@ -44,6 +51,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -54,6 +62,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SIZE = 64
 IDLE = 3.0  # seconds without a message: the subscriber gives up
+FIRST_WAIT = 30.0  # ... but it waits this long for the first one (--backlog)
 
 
 def _redis_py():
@@ -187,7 +196,7 @@ def sub_redis_py(channel: str, count: int) -> None:
     cpu0 = None
     get = p.get_message
     while received < count:
-        m = get(timeout=IDLE)
+        m = get(timeout=IDLE if first is not None else FIRST_WAIT)
         if m is None:
             break
         if m["type"] == "message":
@@ -205,11 +214,12 @@ def sub_redis_py_listen(channel: str, count: int) -> None:
     received = 0
     first = cpu0 = None
     # listen() blocks forever: a socket timeout ends an idle run.
-    p.connection._sock.settimeout(IDLE)
+    p.connection._sock.settimeout(FIRST_WAIT)
     try:
         for m in p.listen():
             if m["type"] == "message":
                 if first is None:
+                    p.connection._sock.settimeout(IDLE)
                     first = time.perf_counter()
                     cpu0 = _start_cpu()
                 received += 1
@@ -256,7 +266,7 @@ def sub_redis_asyncio(channel: str, count: int) -> None:
         seen = -1
         while not consumer.done() and seen != state["n"]:
             seen = state["n"]
-            await asyncio.wait([consumer], timeout=IDLE)
+            await asyncio.wait([consumer], timeout=IDLE if state["n"] else FIRST_WAIT)
         consumer.cancel()
         last = time.perf_counter() if consumer.done() else time.perf_counter() - IDLE
         _report(state["n"], state["first"], last, state["cpu0"], time.process_time())
@@ -267,7 +277,7 @@ def sub_redis_asyncio(channel: str, count: int) -> None:
 def _twisted_sub(channel: str, count: int, kind: str) -> None:
     from twisted.internet import defer, reactor, task
 
-    state = {"n": 0, "first": None, "last": None, "cpu0": None, "cpu1": None}
+    state = {"n": 0, "first": None, "last": None, "cpu0": None, "cpu1": None, "ready": 0.0}
     done = defer.Deferred()
     idle = [None]
 
@@ -287,8 +297,11 @@ def _twisted_sub(channel: str, count: int, kind: str) -> None:
             finish()
 
     def watchdog() -> None:
-        # give up when no message arrived for IDLE seconds
-        if state["n"] == idle[0]:
+        # give up when no message arrived for IDLE seconds (FIRST_WAIT for
+        # the first message)
+        if state["n"] == 0 and time.perf_counter() - state["ready"] < FIRST_WAIT:
+            reactor.callLater(IDLE, watchdog)
+        elif state["n"] == idle[0]:
             state["last"] = time.perf_counter() - IDLE
             finish()
         else:
@@ -335,6 +348,7 @@ def _twisted_sub(channel: str, count: int, kind: str) -> None:
             f.startConnecting(u.endpoint(reactor))
             await active
         print("READY", flush=True)
+        state["ready"] = time.perf_counter()
         reactor.callLater(IDLE, watchdog)
         await done
         _report(state["n"], state["first"], state["last"], state["cpu0"], state["cpu1"])
@@ -477,13 +491,15 @@ KEPT_UP = 0.95  # received at >= 95% of the publish rate: the subscriber kept up
 BUSY = 0.8  # a subscriber on less CPU than this over its window was waiting
 
 
-def limit_verdict(share: float, busy: float | None, runq: float | None) -> str:
+def limit_verdict(
+    share: float, busy: float | None, runq: float | None, backlog: bool = False
+) -> str:
     """
     Whether a subscriber's rate is its own limit or a lower bound: it is its
     own limit only when it was running or waiting for a CPU (other processes
     had it) nearly all the time, not waiting for messages.
     """
-    if share >= KEPT_UP:
+    if share >= KEPT_UP and not backlog:
         return "kept up with the publishers: a lower bound"
     if busy is not None:
         idle = 1 - busy - (runq or 0.0)
@@ -494,13 +510,19 @@ def limit_verdict(share: float, busy: float | None, runq: float | None) -> str:
     return "the subscriber is the limit"
 
 
-def one_round(kind: str, count: int, publishers: int, redis_pid: int | None = None) -> dict:
+def one_round(
+    kind: str, count: int, publishers: int, redis_pid: int | None = None, backlog: bool = False
+) -> dict:
     channel = "txmsg:bench:" + uuid.uuid4().hex
     sub = _child(kind, channel, count)
     line = sub.stdout.readline().strip()
     if line != "READY":
         sub.kill()
         raise SystemExit(f"{kind} subscriber failed to start: {line!r}")
+    if backlog:
+        # Everything is published while the subscriber is stopped; Redis
+        # holds it in the subscriber's output buffer and socket.
+        os.kill(sub.pid, signal.SIGSTOP)
     shares = [count // publishers + (i < count % publishers) for i in range(publishers)]
     redis0, wall0 = _proc_times(redis_pid), time.perf_counter()
     pubs = [_child("publish", channel, share) for share in shares]
@@ -508,6 +530,8 @@ def one_round(kind: str, count: int, publishers: int, redis_pid: int | None = No
     for pub in pubs:
         out, _ = pub.communicate(timeout=120)
         spans.append(json.loads(out.strip().splitlines()[-1]))
+    if backlog:
+        os.kill(sub.pid, signal.SIGCONT)
     out, _ = sub.communicate(timeout=120)
     redis1, wall = _proc_times(redis_pid), time.perf_counter() - wall0
     result = json.loads(out.strip().splitlines()[-1])
@@ -529,13 +553,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--kinds", help="comma-separated subset of: " + ", ".join(KINDS))
     parser.add_argument("--publishers", type=int, default=2, help="publisher processes (default 2)")
+    parser.add_argument(
+        "--backlog",
+        action="store_true",
+        help="publish while the subscriber is stopped (SIGSTOP), then time its drain: "
+        "the publishers cannot be the limit (default 100k messages)",
+    )
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     a = parser.parse_args()
     if a.role:
         ROLES[a.role](a.args[0], int(a.args[1]))
         return
-    count = a.count or (10_000 if a.quick else 200_000)
+    # Backlog: 100k messages is ~14 MB in Redis's output buffer for the
+    # subscriber, under the default pub/sub hard limit (32 MB) and drained
+    # well within the soft limit's 60 s.
+    count = a.count or (10_000 if a.quick else 100_000 if a.backlog else 200_000)
     rounds = a.rounds or (1 if a.quick else 5)
     kinds = a.kinds.split(",") if a.kinds else list(KINDS)
     unknown = [k for k in kinds if k not in KINDS]
@@ -550,11 +583,17 @@ def main() -> None:
     print(
         f"{count} messages of {SIZE} bytes, {rounds} interleaved round(s), "
         f"{a.publishers} publisher process(es)"
+        + (
+            "; backlog mode: published while the subscriber was stopped, then drained "
+            "(the rate is the subscriber's own; ignore sub/pub)"
+            if a.backlog
+            else ""
+        )
     )
     for i in range(rounds):
         order = kinds[i % len(kinds) :] + kinds[: i % len(kinds)]
         for kind in order:
-            r = one_round(kind, count, a.publishers, redis_pid)
+            r = one_round(kind, count, a.publishers, redis_pid, a.backlog)
             rates[kind].append(r["rate"])
             pub_rates[kind].append(r["pub_rate"])
             us = None
@@ -613,7 +652,7 @@ def main() -> None:
                 "-" if cost[k] is None else f"{cost[k]:.2f}",
                 "-" if busy[k] is None else f"{busy[k]:.0%}",
                 "-" if runq[k] is None else f"{runq[k]:.0%}",
-                limit_verdict(share, busy[k], runq[k]),
+                limit_verdict(share, busy[k], runq[k], a.backlog),
             )
         )
     for ours in TXMSG_KINDS:
