@@ -103,7 +103,11 @@ class _Node(Generic[_T]):
 
     def empty(self) -> bool:
         return not (
-            self.values or self.literal or self.classes or self.any is not None or self.star
+            self.values
+            or self.literal
+            or self.classes
+            or self.any is not None
+            or self.star is not None
         )
 
 
