@@ -21,6 +21,9 @@ Rules (also in C{docs/events.md}):
     (L{fnmatch.fnmatchcase}): C{*} matches any characters I{including dots},
     so C{"order.*"} matches C{"order.created"} and C{"order.line.added"} but
     not C{"order"}; C{"*"} matches every event, L{HANDLER_FAILED} included.
+    Globs are matched with a character trie, so resolving a name costs time
+    in proportion to its length, not to the number of registrations; each
+    name's resolution is cached.
   - B{Ordering.} All registrations matching an event, exact and glob alike,
     run by priority (higher first), then in registration order.
   - B{Which handlers.} An event goes to the handlers registered when

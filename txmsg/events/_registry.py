@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_events -*-
+# -*- test-case-name: txmsg.test.test_events,txmsg.test.test_events_trie -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 L{EventRegistry}: registration, matching and the resolution cache; the
@@ -22,6 +22,7 @@ from txmsg._reactor import maybe_global_reactor
 from txmsg.events._delivery import _Delivery
 from txmsg.events._model import _MARK, Event, IEventSink
 from txmsg.events._registration import Registration, _as_callable, _order
+from txmsg.events._trie import GlobTrie
 
 
 @implementer(IEventSink)
@@ -49,7 +50,7 @@ class EventRegistry(_Delivery):
         self._threadpool = threadpool
         self._cache_size = cache_size
         self._exact: dict[str, list[Registration]] = {}
-        self._globs: list[Registration] = []
+        self._globs: GlobTrie[Registration] = GlobTrie()
         self._cache: dict[str, tuple[Registration, ...]] = {}
         self._queue: list[tuple[Event, tuple[Registration, ...], Any]] = []
         self._drain_call: Any = None
@@ -136,7 +137,7 @@ class EventRegistry(_Delivery):
         if reg._match is None:
             self._exact.setdefault(pattern, []).append(reg)
         else:
-            self._globs.append(reg)
+            self._globs.add(pattern, reg)
         self._invalidate(reg)
         return reg
 
@@ -209,7 +210,7 @@ class EventRegistry(_Delivery):
             if not regs:
                 del self._exact[reg.pattern]
         else:
-            self._globs.remove(reg)
+            self._globs.remove(reg.pattern, reg)
         self._invalidate(reg)
 
     def register_object(self, obj: object) -> list[Registration]:
@@ -261,13 +262,17 @@ class EventRegistry(_Delivery):
         if not isinstance(name, str):
             raise TypeError(f"event name must be a str, not {name!r}")
         regs = list(self._exact.get(name, ()))
-        regs.extend(reg for reg in self._globs if reg._match(name))  # type: ignore[misc]
+        regs.extend(self._matching_globs(name))
         regs.sort(key=_order)
         resolved = tuple(regs)
         if len(self._cache) >= self._cache_size:
             self._cache.clear()
         self._cache[name] = resolved
         return resolved
+
+    def _matching_globs(self, name: str) -> list[Registration]:
+        """The glob registrations matching C{name}, in no particular order."""
+        return self._globs.match(name)
 
     def _invalidate(self, reg: Registration) -> None:
         if reg._match is None:
