@@ -30,6 +30,13 @@ txmsg_scheduler = ServiceMaker(
     "txmsg-scheduler",
 )
 
+txmsg_dashboard = ServiceMaker(
+    "txmsg dashboard",
+    "txmsg.tap.dashboard",
+    "Web dashboard: queues, workers and dead letters (requeue, purge), with /metrics.",
+    "txmsg-dashboard",
+)
+
 from twisted.application.reactors import Reactor  # noqa: E402
 
 txmsg_epoll = Reactor(

@@ -4,18 +4,16 @@
 C{txmsg dead-letters QUEUE [--requeue | --purge]}: inspect and replay the
 dead letters of a work queue.
 
-Listing reads up to C{--limit} messages from C{QUEUE.dead} without acking them
-and closes the channel, which puts them back: nothing is lost by looking.
-C{--requeue} republishes each dead letter to the queue it died in (its
-C{x-txmsg-queue} header, else C{QUEUE}) with its attempt count reset, with
-confirms, and only then removes it.  C{--purge} deletes them all.
+Listing reads up to C{--limit} messages from C{QUEUE.dead} without removing
+them.  C{--requeue} republishes each dead letter to the queue it died in with
+its attempt count reset, with confirms, and only then removes it (with a
+progress bar).  C{--purge} deletes them all.  The operations themselves are
+in L{txmsg.worker.dead_letters}, shared with the dashboard.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -29,13 +27,14 @@ from txmsg._coerce import (
     whole_number,
 )
 from txmsg._options import GnuOptions
+from txmsg._progress import progress
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
+from txmsg.worker import dead_letters
 from txmsg.worker._cli_common import CommandError, amqp_connection, run_command
-from txmsg.worker.retry import ATTEMPT_HEADER, dead_letter_queue_name
+from txmsg.worker.dead_letters import DeadLetter, describe
+from txmsg.worker.retry import dead_letter_queue_name
 
 __all__ = ["Options", "describe", "run"]
-
-_TXMSG_HEADERS = "x-txmsg-"
 
 
 class Options(GnuOptions):
@@ -76,79 +75,55 @@ class Options(GnuOptions):
         self["amqp"] = url_from_environment(self["amqp"], AMQP_ENV_VAR, check_amqp_url)
 
 
-def describe(body: bytes, headers: dict[str, Any]) -> dict[str, Any]:
-    """
-    The interesting fields of one dead letter.
-    """
-    try:
-        task = json.loads(body)
-        name, task_id = (
-            (task.get("task"), task.get("id")) if isinstance(task, dict) else (None, None)
+def _print(index: int, letter: DeadLetter, as_json: bool) -> None:
+    info = letter.info
+    if as_json:
+        print(json.dumps(info))
+        return
+    print(
+        "{:>4}  {} {}  {}  attempts={}  {}  {}".format(
+            index,
+            info["task"],
+            info["id"],
+            info["reason"],
+            info["attempts"],
+            info["failed_at"],
+            info["error"],
         )
-    except ValueError:
-        name = task_id = None
-    failed_at = headers.get("x-txmsg-failed-at")
-    return {
-        "task": name,
-        "id": task_id,
-        "reason": headers.get("x-txmsg-reason"),
-        "error": "{}: {}".format(
-            headers.get("x-txmsg-error-type", "?"), headers.get("x-txmsg-error-message", "")
-        ),
-        "attempts": headers.get(ATTEMPT_HEADER, "-"),
-        "failed_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(failed_at))
-        if isinstance(failed_at, (int, float))
-        else None,
-        "body": body[:200].decode("utf-8", "replace"),
-    }
+    )
 
 
 async def _main(reactor: IReactorTime, options: Options) -> int:
-    dead = dead_letter_queue_name(options["queue"])
+    queue, limit = options["queue"], options["limit"]
+    dead = dead_letter_queue_name(queue)
     async with amqp_connection(reactor, options["amqp"], options["timeout"]) as conn:
-        channel = await conn.open_channel()
         try:
-            declared = await channel.queue_declare(dead, passive=True)
-        except Exception as e:
-            raise CommandError("no queue {!r}: {}".format(dead, e)) from None
-        total = declared.method.message_count
-        if options["purge"]:
-            await channel.queue_purge(dead)
-            print("purged {} dead letter(s) from {}".format(total, dead))
-            return 0
-        print("{} dead letter(s) in {}".format(total, dead))
-        requeued = 0
-        for index in range(min(total, options["limit"])):
-            message = await channel.basic_get(dead, auto_ack=False)
-            if message is None:
-                break
-            headers = dict(message.properties.headers or {})
-            info = describe(message.body, headers)
-            if options["json"]:
-                print(json.dumps(info))
-            else:
-                print(
-                    "{:>4}  {} {}  {}  attempts={}  {}  {}".format(
-                        index + 1,
-                        info["task"],
-                        info["id"],
-                        info["reason"],
-                        info["attempts"],
-                        info["failed_at"],
-                        info["error"],
-                    )
-                )
-            if options["requeue"]:
-                target = headers.get("x-txmsg-queue") or options["queue"]
-                clean = {k: v for k, v in headers.items() if not k.startswith(_TXMSG_HEADERS)}
-                props = message.properties
-                props.headers = clean
-                await conn.publish("", target, message.body, properties=props)
-                channel.basic_ack(message.method.delivery_tag)
-                requeued += 1
-        if options["requeue"]:
-            print("requeued {} dead letter(s) to their work queue".format(requeued))
-        channel.close()  # unacked messages go back to the dead-letter queue
+            if options["purge"]:
+                total = await dead_letters.purge(conn, queue)
+                print("purged {} dead letter(s) from {}".format(total, dead))
+                return 0
+            total = await dead_letters.count(conn, queue)
+            print("{} dead letter(s) in {}".format(total, dead))
+            shown = 0
+
+            def show(letter: DeadLetter) -> None:
+                nonlocal shown
+                shown += 1
+                _print(shown, letter, options["json"])
+
+            if not options["requeue"]:
+                await dead_letters.peek(conn, queue, limit, each=show)
+                return 0
+            with progress(min(total, limit), "requeued") as bar:
+
+                def requeued(letter: DeadLetter) -> None:
+                    show(letter)
+                    bar.advance()
+
+                done = await dead_letters.requeue(conn, queue, limit, each=requeued)
+        except dead_letters.NoSuchQueue as e:
+            raise CommandError(str(e)) from None
+        print("requeued {} dead letter(s) to their work queue".format(len(done)))
     return 0
 
 

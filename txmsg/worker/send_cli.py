@@ -14,8 +14,6 @@ names no zone) makes the tasks wait in the broker first.
 from __future__ import annotations
 
 import json
-import sys
-import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,6 +29,7 @@ from txmsg._coerce import (
     whole_number,
 )
 from txmsg._options import GnuOptions
+from txmsg._progress import progress
 from txmsg.amqp.publisher import PublishReturned
 from txmsg.amqp.rpc import RPCUnroutable
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
@@ -135,41 +134,13 @@ def _eta(text: str) -> float:
     return when.timestamp()
 
 
-class _Progress:
-    def __init__(self, total: int, wait: bool, reactor: IReactorTime) -> None:
-        self.total, self.wait, self.reactor = total, wait, reactor
-        self.sent = self.done = self.failed = 0
-        self.started = time.monotonic()
-        self._last = 0.0
-
-    def show(self, final: bool = False) -> None:
-        if self.total == 1:
-            return
-        now = time.monotonic()
-        interactive = sys.stderr.isatty()
-        if not final and (not interactive or now - self._last < 0.5):
-            return
-        self._last = now
-        rate = (self.done if self.wait else self.sent) / max(now - self.started, 1e-9)
-        line = "sent {}/{}".format(self.sent, self.total)
-        if self.wait:
-            line += ", done {}/{}, failed {}".format(self.done, self.total, self.failed)
-        line += " ({:.0f}/s)".format(rate)
-        if interactive:
-            print("\r" + line, end="\n" if final else "", file=sys.stderr, flush=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
-
-
 async def _send(reactor: IReactorTime, options: Options) -> int:
     async with amqp_connection(reactor, options["amqp"], options["timeout"]) as conn:
         client = TaskClient(conn, queue=options["queue"], timeout=options["timeout"])
-        progress = _Progress(options["count"], options["wait"], reactor)
         limit = DeferredSemaphore(options["in-flight"])
         status = 0
 
         def one(_: Any) -> Deferred[Any]:
-            progress.sent += 1
             d = client.submit(
                 options["task"],
                 options["args"],
@@ -180,18 +151,15 @@ async def _send(reactor: IReactorTime, options: Options) -> int:
             )
 
             def ok(value: Any) -> None:
-                progress.done += 1
                 if options["wait"]:
                     print(json.dumps(value))
                 else:
                     print(value)
-                progress.show()
+                meter.advance()
 
             def failed(f: Any) -> None:
                 nonlocal status
                 status = 1
-                progress.done += 1
-                progress.failed += 1
                 if f.check(PublishReturned, RPCUnroutable):
                     say(
                         "send",
@@ -202,12 +170,12 @@ async def _send(reactor: IReactorTime, options: Options) -> int:
                     )
                 else:
                     say("send", str(f.value))
-                progress.show()
+                meter.advance(failed=True)
 
             return d.addCallbacks(ok, failed)
 
-        await gatherResults([limit.run(one, None) for _ in range(options["count"])])
-        progress.show(final=True)
+        with progress(options["count"], "done" if options["wait"] else "sent") as meter:
+            await gatherResults([limit.run(one, None) for _ in range(options["count"])])
         return status
 
 
