@@ -25,6 +25,7 @@ from txmsg._coerce import (
 from txmsg._options import load_user_object, modules_from_cwd
 from txmsg._reactor import maybe_global_reactor
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
+from txmsg.ops.dashboard.service import check_dashboard_mount, mount_on_health
 from txmsg.ops.options import OpsOptions
 from txmsg.ops.service import worker_health
 from txmsg.redis.url import ENV_VAR as REDIS_ENV_VAR
@@ -76,6 +77,12 @@ class Options(OpsOptions):
             None,
             "When RabbitMQ refuses the login or vhost, keep retrying with backoff "
             "(and report it in /ready) instead of exiting with status 1.",
+        ],
+        [
+            "dashboard",
+            None,
+            "Also serve the web dashboard at /dashboard/ on the --health endpoint "
+            "(loopback only; see twistd txmsg-dashboard for more).",
         ],
     ]
     optParameters = [
@@ -164,6 +171,8 @@ class Options(OpsOptions):
         Validate numbers, load the task module and raw handlers.
         """
         self.post_ops_options()
+        if self["dashboard"]:
+            check_dashboard_mount(self["health"])
         delay, max_delay = self["retry-delay"], self["retry-max-delay"]
         if max_delay < delay:
             raise usage.UsageError(
@@ -239,4 +248,6 @@ def makeService(options: Options, reactor: IReactorTime | None = None) -> Any:
         health = worker_health(worker, options["health"], reactor=reactor)
         health.setName("health")
         health.setServiceParent(worker)
+        if options["dashboard"]:
+            mount_on_health(health, worker)
     return worker

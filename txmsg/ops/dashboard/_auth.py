@@ -133,6 +133,33 @@ class TokenChecker:
         return fail(UnauthorizedLogin("wrong token"))
 
 
+@implementer(ICredentialsChecker)
+class _AnyOf:
+    """
+    Accepts what any of its checkers accepts (a C{Portal} keeps only one
+    checker per credentials interface).
+    """
+
+    credentialInterfaces = (IUsernamePassword,)
+
+    def __init__(self, checkers: list[Any]) -> None:
+        self.checkers = checkers
+
+    async def _check(self, credentials: Any) -> Any:
+        for checker in self.checkers:
+            try:
+                return await checker.requestAvatarId(credentials)
+            except UnauthorizedLogin:
+                continue
+        raise UnauthorizedLogin("no checker accepted")
+
+    def requestAvatarId(self, credentials: Any) -> Deferred[Any]:
+        """
+        The first avatar id a checker grants.
+        """
+        return Deferred.fromCoroutine(self._check(credentials))
+
+
 @implementer(IRealm)
 class _Realm:
     def __init__(self, resource: IResource) -> None:
@@ -152,7 +179,7 @@ def protect(resource: IResource, checkers: list[Any]) -> IResource:
     @param checkers: C{twisted.cred} checkers (L{read_auth_file},
         L{TokenChecker}); any one of them may accept.
     """
-    portal = Portal(_Realm(resource), checkers)
+    portal = Portal(_Realm(resource), [_AnyOf(checkers)])
     return HTTPAuthSessionWrapper(portal, [BasicCredentialFactory(b"txmsg dashboard")])
 
 

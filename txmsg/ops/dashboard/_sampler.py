@@ -88,6 +88,8 @@ class QueueSampler(Service):
         self.error: str | None = None
         self.sampled_at: float | None = None
         self._loop: LoopingCall | None = None
+        for name in self.queues:
+            self.history(name)
         self._busy = False
         self._next: list[Deferred[None]] = []
 

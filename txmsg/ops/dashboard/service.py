@@ -19,13 +19,14 @@ from typing import Any, cast
 from twisted.internet.defer import succeed
 from twisted.internet.interfaces import IAddress, IReactorCore, IReactorTime
 from twisted.logger import Logger
+from twisted.python import usage
 from twisted.web.resource import IResource
 from twisted.web.server import Site
 
 from txmsg._reactor import maybe_global_reactor
 from txmsg.amqp.connection import AMQPConnection
 from txmsg.net.listen import listening_service
-from txmsg.ops.dashboard._auth import protect
+from txmsg.ops.dashboard._auth import is_loopback_endpoint, protect
 from txmsg.ops.dashboard._metrics import QueueCollector, dashboard_registry
 from txmsg.ops.dashboard._resources import DashboardRoot
 from txmsg.ops.dashboard._sampler import QueueSampler
@@ -35,7 +36,7 @@ from txmsg.redis._common import handler_of
 from txmsg.redis.connection import RedisConnection
 from txmsg.worker.roster import list_workers
 
-__all__ = ["DashboardService", "mount_on_health"]
+__all__ = ["DashboardService", "check_dashboard_mount", "mount_on_health"]
 
 
 class DashboardService(OrderedMultiService):
@@ -141,6 +142,22 @@ class DashboardService(OrderedMultiService):
             description=description,
             host=getattr(address, "host", address),
             port=getattr(address, "port", ""),
+        )
+
+
+def check_dashboard_mount(health: str | None) -> None:
+    """
+    Refuse C{--dashboard} without a loopback C{--health} endpoint: the
+    health port has no credentials, and the dashboard can act.
+
+    @raise usage.UsageError: one line saying what to do instead.
+    """
+    if health is None:
+        raise usage.UsageError("--dashboard needs --health ENDPOINT (it is served there)")
+    if not is_loopback_endpoint(health):
+        raise usage.UsageError(
+            "--dashboard needs a loopback --health endpoint (it has no credentials); "
+            "for remote access run twistd txmsg-dashboard with --auth-file"
         )
 
 
