@@ -11,6 +11,7 @@ import base64
 
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
+from twisted.web.static import Data
 from twisted.web.test.requesthelper import DummyRequest
 
 from txmsg.ops.dashboard._auth import (
@@ -74,10 +75,7 @@ class CredentialsTests(SynchronousTestCase):
         with open(path, "w") as f:
             f.write("# operators\nalice:wonderland\n")
         inner = Resource()
-        page = Resource()
-        page.render_GET = lambda request: b"secret page"  # type: ignore[method-assign]
-        page.isLeaf = True
-        inner.putChild(b"page", page)
+        inner.putChild(b"page", Data(b"secret page", "text/plain"))
         self.root = protect(inner, [read_auth_file(path), TokenChecker("t" * 20)])
 
     def get(self, authorization: bytes | None) -> DummyRequest:
@@ -128,7 +126,7 @@ class CSRFTests(SynchronousTestCase):
         req.requestHeaders.setRawHeaders(b"host", [b"dash:8082"])
         for k, v in headers.items():
             req.requestHeaders.setRawHeaders(k, [v])
-        return csrf_problem(req, "tok")
+        return csrf_problem(req, "tok")  # type: ignore[arg-type]
 
     def test_same_origin(self) -> None:
         """

@@ -238,7 +238,7 @@ class ActionTests(Fixture):
         self.assertEqual(self.b.broker.message_count("jobs"), 2)
         self.assertEqual(self.b.broker.message_count("jobs.dead"), 1)
         latest = self.sampler.histories["jobs"].latest
-        self.assertEqual((latest.ready, latest.dead), (2, 1))  # type: ignore[union-attr]
+        self.assertEqual((latest.ready, latest.dead), (2, 1))
 
     def test_requeue_all_json(self) -> None:
         """

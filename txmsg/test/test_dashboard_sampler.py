@@ -109,7 +109,7 @@ class PassiveDeclareTests(SynchronousTestCase):
         self.assertEqual(len(calls), 2)
         calls[1].callback({"q": QueueStats(2, 0)})
         self.successResultOf(second)
-        self.assertEqual(sampler.histories["q"].latest.ready, 2)  # type: ignore[union-attr]
+        self.assertEqual(sampler.histories["q"].latest.ready, 2)
 
     def test_errors_are_reported(self) -> None:
         """

@@ -133,11 +133,12 @@ class MakeServiceTests(SynchronousTestCase):
         service.startService()
         self.addCleanup(service.stopService)
         port, factory, _, interface = reactor.tcpServers[0]
+        site: Any = factory
         self.assertEqual((port, interface), (18082, "0.0.0.0"))
-        self.assertEqual(code(request(factory.resource, b"")), 401)
-        self.assertEqual(code(request(factory.resource, b"api/overview")), 401)
+        self.assertEqual(code(request(site.resource, b"")), 401)
+        self.assertEqual(code(request(site.resource, b"api/overview")), 401)
         auth = b"Basic " + base64.b64encode(b"ops:pw")
-        ok = request(factory.resource, b"api/overview", headers={b"authorization": auth})
+        ok = request(site.resource, b"api/overview", headers={b"authorization": auth})
         self.assertEqual(json.loads(body(ok))["queues"][0]["queue"], "jobs")
 
     def test_loopback_without_credentials(self) -> None:
