@@ -32,6 +32,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("workers", "txmsg.worker.workers_cli", "List the running workers."),
     ("dead-letters", "txmsg.worker.dead_letters_cli", "Inspect, requeue or purge dead letters."),
     ("schedule", "txmsg.schedule.schedule_cli", "List a schedule's entries or fire one now."),
+    ("info", "txmsg.ops.info_cli", "Queues and workers in a table (--interval S refreshes it)."),
 ]
 
 
