@@ -3,9 +3,9 @@ VENV ?= .venv
 PYTHON ?= python3
 export VENV PYTHON
 
-SOURCES := setup.cfg pyproject.toml requirements-dev.txt $(shell find txmsg twisted -name '*.py' 2>/dev/null)
+SOURCES := setup.cfg pyproject.toml requirements-dev.txt $(shell find txmsg twisted -name '*.py' 2>/dev/null) $(wildcard txmsg/ops/dashboard/static/*)
 
-.PHONY: help venv servers demo test unit unit-oldest integration lint typecheck bench clean
+.PHONY: help venv servers browser demo test test-browser screenshots unit unit-oldest integration lint typecheck bench clean
 
 help:
 	@echo "make demo   set everything up and run the demo"
@@ -17,6 +17,8 @@ help:
 	@echo "make lint   ruff check, ruff format --check and mypy (make test runs it too)"
 	@echo "make typecheck   mypy only"
 	@echo "make bench  run the benchmarks"
+	@echo "make test-browser   the dashboard's end-to-end test in chromium only"
+	@echo "make screenshots   refresh docs/img/dashboard-*.png from that test"
 
 $(VENV)/.installed: $(SOURCES)
 	scripts/setup-venv.sh
@@ -27,11 +29,21 @@ venv: $(VENV)/.installed
 servers:
 	scripts/ensure-servers.sh
 
+# Debian's chromium + chromedriver for the dashboard's browser test
+browser:
+	scripts/ensure-browser.sh
+
 demo: venv servers
 	scripts/demo.sh
 
-test: venv servers
+test: venv servers browser
 	scripts/run-tests.sh
+
+test-browser: venv servers browser
+	$(VENV)/bin/python -m twisted.trial tests.test_dashboard_browser
+
+screenshots: venv servers browser
+	TXMSG_SCREENSHOTS=$(CURDIR)/docs/img $(VENV)/bin/python -m twisted.trial tests.test_dashboard_browser
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
@@ -48,7 +60,7 @@ unit-oldest:
 	scripts/setup-oldest-venv.sh
 	.venv-oldest/bin/trial txmsg
 
-integration: venv servers
+integration: venv servers browser
 	$(VENV)/bin/python -m twisted.trial tests
 
 bench: venv servers

@@ -118,6 +118,9 @@ class WheelTests(SynchronousTestCase):
         self.assertIn("txmsg/echo/__init__.py", names)
         self.assertIn("txmsg/echo/_server.py", names)
         self.assertIn("txmsg/py.typed", names)
+        # the dashboard serves its CSS and script from the installed package
+        self.assertIn("txmsg/ops/dashboard/static/dashboard.js", names)
+        self.assertIn("txmsg/ops/dashboard/static/dashboard.css", names)
         for forbidden in ["twisted/__init__.py", "twisted/plugins/__init__.py"]:
             self.assertNotIn(forbidden, names)
         self.assertEqual(

@@ -95,7 +95,7 @@ class PageTests(Fixture):
         self.assertIn('data-refresh="fragments/overview"', html)
         self.assertIn('<a href="queues/jobs">jobs</a>', html)
         self.assertIn('<td class="num ready">1</td>', html)
-        self.assertIn('<td class="num dead">2</td>', html)
+        self.assertIn('<td class="num dead hot">2</td>', html)
         self.assertIn("w&lt;1&gt;", html)
         self.assertNotIn("w<1>", html)
         self.assertIn('<a href="tasks/r1">slow r1</a>', html)

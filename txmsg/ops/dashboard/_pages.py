@@ -119,7 +119,8 @@ def queues_table(queues: list[dict[str, Any]]) -> str:
             '<td class="num ready">{ready}</td><td class="num">{unacked}</td>'
             '<td class="num">{consumers}</td><td class="num">{in_rate}</td>'
             '<td class="num">{out_rate}</td><td class="num">{net}</td>'
-            '<td class="num dead">{dead}</td></tr>'.format(
+            '<td class="num dead{hot}">{dead}</td></tr>'.format(
+                hot=" hot" if q.get("dead") else "",
                 name=escape(name),
                 link=_q(name),
                 missing=' <span class="badge">missing</span>' if missing else "",

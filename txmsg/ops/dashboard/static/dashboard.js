@@ -85,7 +85,9 @@
           var t = el("text", {x: 2, y: y(v) + 4}); t.textContent = (+v.toFixed(1)).toString(); svg.appendChild(t);
         });
         var age = el("text", {x: L, y: H - 4});
-        age.textContent = points.length ? Math.round((t1 - t0) / 60) + " min of history, " + points.length + " samples" : "no samples yet";
+        var span = t1 - t0;
+        age.textContent = !points.length ? "no samples yet" :
+          (span < 120 ? Math.round(span) + " s" : Math.round(span / 60) + " min") + " of history, " + points.length + " samples";
         svg.appendChild(age);
         lines.forEach(function (s, i) {
           var pts = [];
