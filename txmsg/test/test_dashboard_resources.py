@@ -245,7 +245,11 @@ class ActionTests(Fixture):
         A script's POST (token in a header, JSON wanted) gets a JSON answer.
         """
         headers = {**ORIGIN, b"x-csrf-token": b"tok", b"accept": b"application/json"}
-        req = self.post(b"queues/jobs/requeue", {b"all": [b"1"]}, headers=headers)
+        unconfirmed = self.post(b"queues/jobs/requeue", {b"all": [b"1"]}, headers=headers)
+        self.assertEqual(code(unconfirmed), 400)
+        req = self.post(
+            b"queues/jobs/requeue", {b"all": [b"1"], b"confirmed": [b"1"]}, headers=headers
+        )
         self.assertEqual(
             json.loads(body(req)), {"ok": True, "message": "requeued 2 dead letter(s) of jobs"}
         )
@@ -261,7 +265,11 @@ class ActionTests(Fixture):
         self.assertEqual(
             code(self.post(b"queues/jobs/delete", {b"csrf": [b"tok"], b"all": [b"1"]})), 400
         )
-        self.post(b"queues/jobs/purge", {b"all": [b"1"], b"csrf": [b"tok"]})
+        ask = self.post(b"queues/jobs/purge", {b"all": [b"1"], b"csrf": [b"tok"]})
+        self.assertIn("Yes, delete them all", body(ask).decode())
+        self.assertIn('name="confirmed" value="1"', body(ask).decode())
+        self.assertEqual(self.b.broker.message_count("jobs.dead"), 1)
+        self.post(b"queues/jobs/purge", {b"all": [b"1"], b"confirmed": [b"1"], b"csrf": [b"tok"]})
         self.assertEqual(self.b.broker.message_count("jobs.dead"), 0)
 
     def test_gone_dead_letter(self) -> None:
@@ -310,6 +318,8 @@ class ReadOnlyTests(Fixture):
         html = body(self.get(b"queues/jobs")).decode()
         self.assertNotIn('<form class="action"', html)
         self.assertIn("read-only", body(self.get(b"")).decode())
-        req = self.post(b"queues/jobs/purge", {b"all": [b"1"], b"csrf": [b"tok"]})
+        req = self.post(
+            b"queues/jobs/purge", {b"all": [b"1"], b"confirmed": [b"1"], b"csrf": [b"tok"]}
+        )
         self.assertEqual(code(req), 403)
         self.assertEqual(self.b.broker.message_count("jobs.dead"), 2)

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 __all__ = [
+    "confirm_page",
     "dead_letter_page",
     "layout",
     "overview_fragment",
@@ -384,3 +385,21 @@ def task_page(task_id: str, result: dict[str, Any] | None, available: bool) -> s
         for k, v in sorted(result.items())
     )
     return '<table class="fields">{}</table>'.format(rows)
+
+
+def confirm_page(queue: str, action: str, csrf: str) -> str:
+    """
+    The confirmation of a bulk action (shown when the browser runs no
+    script, which asks in a dialog instead).
+    """
+    what = "Requeue" if action == "requeue" else "Delete"
+    return "<p>{} <strong>all</strong> dead letters of <code>{}</code>?</p>{}".format(
+        what,
+        escape(queue),
+        _action(
+            "queues/{}/{}".format(_q(queue), action),
+            "Yes, {} them all".format(what.lower()),
+            csrf,
+            fields={"all": "1", "confirmed": "1"},
+        ),
+    ) + '<p><a href="queues/{}">Cancel</a></p>'.format(_q(queue))

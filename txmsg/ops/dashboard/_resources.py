@@ -393,7 +393,12 @@ class _Action(Resource):
         if self.action == "delete" and everything:
             return self._answer(request, 400, "use purge to delete them all", nxt)
         if self.action == "purge" and not everything:
-            return self._answer(request, 400, "purge needs all=1 (a confirmation)", nxt)
+            return self._answer(request, 400, "purge needs all=1", nxt)
+        if everything and args.get(b"confirmed") != [b"1"]:
+            if (request.getHeader(b"accept") or b"").startswith(b"application/json"):
+                return self._answer(request, 400, "a bulk action needs confirmed=1", nxt)
+            body = _pages.confirm_page(self.name, self.action, self.d.csrf)
+            return self.d.page(request, "Confirm", body)
 
         async def act() -> bytes:
             amqp, name = self.d.amqp, self.name

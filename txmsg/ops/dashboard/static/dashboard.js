@@ -30,8 +30,10 @@
     var question = form.getAttribute("data-confirm");
     if (question && !window.confirm(question)) { return; }
     busy = true;
+    var data = new URLSearchParams(new FormData(form));
+    if (question) { data.set("confirmed", "1"); }
     fetch(form.getAttribute("action"), {
-      method: "POST", credentials: "same-origin", body: new URLSearchParams(new FormData(form)),
+      method: "POST", credentials: "same-origin", body: data,
       headers: {"Accept": "application/json", "X-CSRF-Token": csrf}
     }).then(function (r) { return r.json(); }).then(function (answer) {
       busy = false;
