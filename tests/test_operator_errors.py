@@ -61,8 +61,8 @@ class OperatorErrorTests(SynchronousTestCase):
         usage error (exit 2) naming the option.
         """
         commands = {
-            "--amqp": [["send", "add", "1"], ["dead-letters", "tasks"]],
-            "--redis": [["workers"], ["control", "w1", "ping"]],
+            "--amqp": [["send", "add", "1"], ["dead-letters", "tasks"], ["info"]],
+            "--redis": [["workers"], ["control", "w1", "ping"], ["info"]],
         }
         for option, url, cause in BAD_URLS:
             for sub in commands[option]:

@@ -23,6 +23,7 @@ from twisted.internet.interfaces import (
     IReactorTime,
 )
 from twisted.logger import Logger
+from twisted.web.resource import IResource
 from twisted.web.server import Site
 
 from txmsg._reactor import maybe_global_reactor
@@ -34,11 +35,39 @@ from txmsg.ops.metrics import echo_registry, scheduler_registry, worker_registry
 __all__ = [
     "HealthService",
     "echo_checks",
+    "serve_web",
     "echo_health",
     "scheduler_health",
     "worker_checks",
     "worker_health",
 ]
+
+
+def serve_web(
+    parent: MultiService,
+    reactor: IReactorTime,
+    endpoint: str,
+    resource: IResource,
+    announce: Callable[[IAddress], None],
+) -> Site:
+    """
+    Serve C{resource} on C{endpoint}: a quiet C{Site} (no tracebacks to
+    clients, no access log: one line per probe or page poll would drown the
+    useful ones) and its listener, added to C{parent} as child
+    C{"listener"}.
+
+    @param announce: called with the bound address once it listens.
+    @return: the site.
+    """
+    site = Site(resource)
+    site.noisy = False
+    site.displayTracebacks = False
+    site.log = lambda request: None  # type: ignore[method-assign]
+    # a reactor that listens provides IReactorCore too (see txmsg._reactor)
+    listener = listening_service(cast(IReactorCore, reactor), endpoint, site, announce=announce)
+    listener.setName("listener")
+    listener.setServiceParent(parent)
+    return site
 
 
 class HealthService(MultiService):
@@ -76,21 +105,15 @@ class HealthService(MultiService):
         self.lag.setName("lag")
         self.lag.setServiceParent(self)
         self.registry = registry_factory(self.lag)
-        self.site = Site(HealthRoot(self.lag, checks, self.registry))
-        self.site.noisy = False
-        self.site.displayTracebacks = False
-        # One log line per probe would drown the useful ones.
-        self.site.log = lambda request: None  # type: ignore[method-assign]
         self.address: IAddress | None = None
-        # a reactor that listens provides IReactorCore too (see txmsg._reactor)
-        self.listener = listening_service(
-            cast(IReactorCore, reactor),
+        self.site = serve_web(
+            self,
+            reactor,
             endpoint,
-            self.site,
-            announce=partial(self._listening, endpoint),
+            HealthRoot(self.lag, checks, self.registry),
+            partial(self._listening, endpoint),
         )
-        self.listener.setName("listener")
-        self.listener.setServiceParent(self)
+        self.listener = self.getServiceNamed("listener")
 
     def _listening(self, description: str, address: IAddress) -> None:
         self.address = address

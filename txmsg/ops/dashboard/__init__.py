@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_dashboard_resources,txmsg.test.test_dashboard_service -*-
+# -*- test-case-name: txmsg.test.test_dashboard_resources,txmsg.test.test_tap_dashboard -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 The txmsg web dashboard: queues (depth, consumers, rates, an hour of

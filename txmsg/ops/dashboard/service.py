@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_dashboard_service,txmsg.test.test_tap_dashboard -*-
+# -*- test-case-name: txmsg.test.test_tap_dashboard -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 The dashboard as a service (C{twistd txmsg-dashboard}) and mounted on a
@@ -14,23 +14,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 from twisted.internet.defer import succeed
-from twisted.internet.interfaces import IAddress, IReactorCore, IReactorTime
+from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import IResource
-from twisted.web.server import Site
 
 from txmsg._reactor import maybe_global_reactor
 from txmsg.amqp.connection import AMQPConnection
-from txmsg.net.listen import listening_service
 from txmsg.ops.dashboard._auth import is_loopback_endpoint, protect
 from txmsg.ops.dashboard._metrics import QueueCollector, dashboard_registry
 from txmsg.ops.dashboard._resources import DashboardRoot
 from txmsg.ops.dashboard._sampler import QueueSampler
 from txmsg.ops.dashboard._stats import ManagementStats, PassiveDeclareStats
+from txmsg.ops.service import serve_web
 from txmsg.ordered import OrderedMultiService
 from txmsg.redis._common import handler_of
 from txmsg.redis.connection import RedisConnection
@@ -117,20 +116,10 @@ class DashboardService(OrderedMultiService):
         resource: IResource = self.root
         if checkers:
             resource = protect(self.root, checkers)
-        self.site = Site(resource)
-        self.site.noisy = False
-        self.site.displayTracebacks = False
-        # pages poll every few seconds; actions are logged by the dashboard
-        self.site.log = lambda request: None  # type: ignore[method-assign]
         self.address: IAddress | None = None
-        self.listener = listening_service(
-            cast(IReactorCore, reactor),
-            endpoint,
-            self.site,
-            announce=partial(self._listening, endpoint),
-        )
-        self.listener.setName("listener")
-        self.listener.setServiceParent(self)
+        # pages poll every few seconds; actions are logged by the dashboard
+        self.site = serve_web(self, reactor, endpoint, resource, partial(self._listening, endpoint))
+        self.listener = self.getServiceNamed("listener")
         # The page stops first, then the sampler, then the connections.
         self.uses(self.listener, self.sampler)
         self.uses(self.sampler, *[s for s in (self.amqp, self.redis) if s is not None])
