@@ -22,6 +22,7 @@ from txmsg._coerce import (
     url_from_environment,
 )
 from txmsg._endpoints import loopback_by_default
+from txmsg._options import load_user_object
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
 from txmsg.ops.dashboard._auth import (
     TokenChecker,
@@ -93,6 +94,14 @@ class Options(OpsOptions):
             seconds("history", 1),
         ],
         [
+            "schedule",
+            None,
+            None,
+            "Module (or module:attribute) defining the Schedule that txmsg-scheduler "
+            "runs, for the schedule page.",
+        ],
+        ["schedule-name", None, "default", "The schedule's name (as given to txmsg-scheduler)."],
+        [
             "auth-file",
             None,
             None,
@@ -148,6 +157,10 @@ class Options(OpsOptions):
                     self["management"].split("@")[-1]
                 )
             )
+        if self["schedule"] is not None:
+            from txmsg.schedule.entries import load_schedule
+
+            self["schedule"] = load_user_object(load_schedule, self["schedule"], "--schedule")
         self["checkers"] = self._checkers()
         if not self["checkers"] and not is_loopback_endpoint(listen):
             raise usage.UsageError(
@@ -199,6 +212,8 @@ def makeService(options: Options, reactor: IReactorTime | None = None) -> Any:
         history=options["history"],
         read_only=bool(options["read-only"]),
         checkers=options["checkers"],
+        schedule=options["schedule"],
+        schedule_name=options["schedule-name"],
         reactor=reactor,
     )
     if options["insecure"]:

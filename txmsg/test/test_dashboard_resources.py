@@ -180,7 +180,8 @@ class PageTests(Fixture):
         self.assertIn(b"svg.chart", body(self.get(b"static/dashboard.css")))
         metrics = body(self.get(b"metrics")).decode()
         self.assertIn('txmsg_queue_messages{queue="jobs",state="dead"} 2.0', metrics)
-        self.assertIn("No scheduler is configured", body(self.get(b"schedule")).decode())
+        self.assertIn("No schedule is configured", body(self.get(b"schedule")).decode())
+        self.assertEqual(code(self.get(b"api/schedule")), 404)
 
     def test_mounted_under_a_path(self) -> None:
         """

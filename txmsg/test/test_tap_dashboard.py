@@ -95,6 +95,17 @@ class OptionsTests(SynchronousTestCase):
         ):
             self.assertRaises(UsageError, parse, *args)
 
+    def test_schedule(self) -> None:
+        """
+        C{--schedule} loads the scheduler's module for the schedule page; a
+        bad one is a usage error.
+        """
+        o = parse("--schedule", "txmsg.test._schedule_sample", "--schedule-name", "s1")
+        self.assertEqual(
+            (sorted(e.name for e in o["schedule"]), o["schedule-name"]), (["fast", "nightly"], "s1")
+        )
+        self.assertRaises(UsageError, parse, "--schedule", "txmsg.test.no_such_module")
+
     def test_token_file(self) -> None:
         """
         A token file gives a token checker.

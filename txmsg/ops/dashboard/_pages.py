@@ -22,6 +22,7 @@ __all__ = [
     "dead_letter_page",
     "layout",
     "overview_fragment",
+    "schedule_page",
     "queue_fragment",
     "task_page",
 ]
@@ -403,3 +404,46 @@ def confirm_page(queue: str, action: str, csrf: str) -> str:
             fields={"all": "1", "confirmed": "1"},
         ),
     ) + '<p><a href="queues/{}">Cancel</a></p>'.format(_q(queue))
+
+
+def _stamp(when: Any) -> str:
+    if not isinstance(when, (int, float)):
+        return '<span class="muted">–</span>'
+    return escape(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)))
+
+
+def schedule_page(view: dict[str, Any] | None) -> str:
+    """
+    A schedule's entries with their last and next firings.
+    """
+    if view is None:
+        return (
+            "<p>No schedule is configured: start the dashboard with "
+            "<code>--schedule MODULE</code> (the module given to "
+            "<code>twistd txmsg-scheduler</code>) to see its entries here.</p>"
+        )
+    leader = view.get("leader")
+    head = "<p>Schedule <code>{}</code>; {}.</p>".format(
+        escape(view["name"]),
+        "leader: <code>{}</code>".format(escape(leader))
+        if leader
+        else "no scheduler holds the lease now",
+    )
+    if view.get("error"):
+        head += '<p class="error">{}</p>'.format(escape(view["error"]))
+    rows = "".join(
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+            escape(e["name"]),
+            escape(e["when"] + (" catch-up" if e.get("catch_up") else "")),
+            escape(e["task"]),
+            escape(e.get("queue") or "(default)"),
+            _stamp(e.get("last")),
+            _stamp(e.get("next")),
+        )
+        for e in view["entries"]
+    )
+    return (
+        '{}<table class="schedule"><thead><tr><th>Entry</th><th>When</th><th>Task</th>'
+        "<th>Queue</th><th>Last fired</th><th>Next</th></tr></thead><tbody>{}</tbody>"
+        "</table>".format(head, rows)
+    )

@@ -10,9 +10,9 @@ The dashboard's C{twisted.web} resource tree, L{DashboardRoot}:
     POST /queues/Q/delete          key=KEY...
     POST /queues/Q/purge           all=1
     /tasks/ID, /tasks?id=ID        a task's result (with a results store)
-    /schedule                      scheduled tasks (not available yet)
+    /schedule                      a schedule's entries, last and next firings
     /api/overview, /api/queues/Q, /api/queues/Q/history,
-    /api/queues/Q/dead/KEY, /api/tasks/ID   the same as JSON
+    /api/queues/Q/dead/KEY, /api/tasks/ID, /api/schedule   the same as JSON
     /fragments/overview, /fragments/queues/Q   the live parts, as HTML
     /metrics                       Prometheus: queue depth and consumers
     /static/...                    CSS and script, from the package
@@ -112,7 +112,9 @@ class _Dashboard:
         results: Callable[[str], Any] | None,
         csrf: str,
         dead_letter_limit: int,
+        schedule: Callable[[], Any] | None = None,
     ) -> None:
+        self.schedule = schedule
         self.sampler = sampler
         self.amqp = amqp
         self.read_only = read_only
@@ -170,6 +172,7 @@ class DashboardRoot(Resource):
         registry: Any = None,
         csrf_token: str | None = None,
         dead_letter_limit: int = 50,
+        schedule: Callable[[], Any] | None = None,
     ) -> None:
         """
         @param sampler: the L{QueueSampler} whose figures are shown.
@@ -182,6 +185,9 @@ class DashboardRoot(Resource):
             C{/metrics} (none: no C{/metrics}).
         @param csrf_token: the forms' token (default: a random one).
         @param dead_letter_limit: dead letters listed on a queue page.
+        @param schedule: returns (a Deferred of) the schedule page's data
+            (see L{txmsg.ops.dashboard._schedule.schedule_view}); without
+            it the page says no schedule is configured.
         """
         super().__init__()
         self.dashboard = _Dashboard(
@@ -191,16 +197,18 @@ class DashboardRoot(Resource):
             results,
             csrf_token or new_csrf_token(),
             dead_letter_limit,
+            schedule,
         )
         d = self.dashboard
         self.putChild(b"static", File(STATIC, defaultType="text/plain"))
         self.putChild(b"queues", _Queues(d, "page"))
         self.putChild(b"tasks", _Tasks(d, "page"))
-        self.putChild(b"schedule", _Schedule(d))
+        self.putChild(b"schedule", _Schedule(d, "page"))
         api = Resource()
         api.putChild(b"overview", _Overview(d, "api"))
         api.putChild(b"queues", _Queues(d, "api"))
         api.putChild(b"tasks", _Tasks(d, "api"))
+        api.putChild(b"schedule", _Schedule(d, "api"))
         self.putChild(b"api", api)
         fragments = Resource()
         fragments.putChild(b"overview", _Overview(d, "fragment"))
@@ -471,13 +479,17 @@ class _Task(Resource):
 class _Schedule(Resource):
     isLeaf = True
 
-    def __init__(self, dashboard: _Dashboard) -> None:
+    def __init__(self, dashboard: _Dashboard, mode: str) -> None:
         super().__init__()
-        self.d = dashboard
+        self.d, self.mode = dashboard, mode
 
-    def render_GET(self, request: IRequest) -> bytes:
-        body = (
-            "<p>No scheduler is configured: txmsg has no scheduled tasks yet. "
-            "Delayed retries wait in the <code>QUEUE.retry.*</code> queues.</p>"
-        )
-        return self.d.page(request, "Schedule", body)
+    def render_GET(self, request: IRequest) -> int:
+        async def render() -> bytes:
+            view = None if self.d.schedule is None else await self.d.schedule()
+            if self.mode == "api":
+                if view is None:
+                    return _send_json(request, {"error": "no schedule configured"}, 404)
+                return _send_json(request, view)
+            return self.d.page(request, "Schedule", _pages.schedule_page(view))
+
+        return _later(request, render)

@@ -28,6 +28,7 @@ from txmsg.ops.dashboard._auth import is_loopback_endpoint, protect
 from txmsg.ops.dashboard._metrics import QueueCollector, dashboard_registry
 from txmsg.ops.dashboard._resources import DashboardRoot
 from txmsg.ops.dashboard._sampler import QueueSampler
+from txmsg.ops.dashboard._schedule import schedule_view
 from txmsg.ops.dashboard._stats import ManagementStats, PassiveDeclareStats
 from txmsg.ops.service import serve_web
 from txmsg.ordered import OrderedMultiService
@@ -64,6 +65,8 @@ class DashboardService(OrderedMultiService):
         read_only: bool = False,
         checkers: list[Any] | None = None,
         results: Any = None,
+        schedule: Any = None,
+        schedule_name: str = "default",
         reactor: IReactorTime | None = None,
     ) -> None:
         """
@@ -78,6 +81,9 @@ class DashboardService(OrderedMultiService):
         @param checkers: C{twisted.cred} checkers; when given, every request
             needs HTTP basic credentials.
         @param results: C{results(task_id)} for the task page.
+        @param schedule: the L{txmsg.schedule.Schedule} shown on the
+            schedule page (its last firings need C{redis_url}).
+        @param schedule_name: that schedule's name.
         @param reactor: the reactor.
         """
         super().__init__()
@@ -112,6 +118,9 @@ class DashboardService(OrderedMultiService):
             read_only=read_only,
             results=results,
             registry=dashboard_registry(self.sampler),
+            schedule=None
+            if schedule is None
+            else schedule_view(schedule, self.redis, schedule_name),
         )
         resource: IResource = self.root
         if checkers:
