@@ -7,7 +7,8 @@ on the real RabbitMQ and Redis.
 
 The overview lists the worker and its queue; a poison task shows up in the
 dead letters without a reload; clicking Requeue (and confirming) sends it
-back, and the queue's figures on the page change without a reload.  A
+back, and the queue's figures on the page change without a reload; the task
+page (through the search box) and the schedule page render.  A
 screenshot of each page is saved under the test's temporary directory (and
 copied to C{$TXMSG_SCREENSHOTS} when set, which is how C{docs/img/} is
 refreshed: C{make screenshots}).
@@ -111,6 +112,8 @@ class DashboardBrowserTests(TestCase):
                 self.queue,
                 "--interval",
                 "0.5",
+                "--schedule",
+                "txmsg.test._schedule_sample",
             ],
             ready="txmsg dashboard on",
             env=worker_env(),
@@ -216,4 +219,15 @@ class DashboardBrowserTests(TestCase):
         self.assertEqual(driver.find_elements(By.CSS_SELECTOR, dead_row), [])
         self.assertTrue(driver.execute_script("return window.txmsgNotReloaded === true;"))
         self.screenshot("requeued")
+
+        # The task page, through the header's search box, and the schedule.
+        box = driver.find_element(By.NAME, "id")
+        box.send_keys(task_id + "\n")
+        WebDriverWait(driver, 20).until(EC.title_contains("Task " + task_id))
+        self.assertIn(task_id, driver.find_element(By.TAG_NAME, "main").text)
+        self.screenshot("task")
+        driver.find_element(By.LINK_TEXT, "Schedule").click()
+        WebDriverWait(driver, 20).until(EC.title_contains("Schedule"))
+        self.assertIn("every 1s catch-up", driver.find_element(By.TAG_NAME, "main").text)
+        self.screenshot("schedule")
         self.control("resume")
