@@ -2,7 +2,8 @@
 # Make sure Debian's chromium and chromedriver are installed: the dashboard's
 # end-to-end test (tests/test_dashboard_browser.py) drives them with
 # selenium. Returns at once when both are there; otherwise installs them with
-# apt-get (about two minutes on a fresh machine, apt-get update included).
+# apt-get, without the desktop packages chromium recommends (systemd, printing,
+# samba...), which a headless browser does not need.
 set -euo pipefail
 
 say() { printf '==> %s\n' "$*"; }
@@ -13,5 +14,6 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 say "apt-get install chromium chromium-driver (for the dashboard's browser test)"
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver fonts-liberation >/dev/null
 say "$(/usr/bin/chromium --version 2>/dev/null || echo 'chromium: not runnable')"
