@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorCore, IReactorTime
@@ -184,16 +184,24 @@ async def _loop(
                 return 0
             await deferLater(reactor, interval, lambda: None)
             await sampler.sample_now()
-    live = Live(render(sampler.overview(), time.time()), console=console, auto_refresh=False)
+    live = Live(
+        render(sampler.overview(), time.time()),
+        console=console,
+        auto_refresh=False,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
     live.start(refresh=True)
     # Ctrl-C stops the reactor: give the terminal its cursor back.
-    core: Any = reactor
-    if isinstance(core, IReactorCore) or hasattr(core, "addSystemEventTrigger"):
-        core.addSystemEventTrigger("before", "shutdown", live.stop)
-    while True:
-        await deferLater(reactor, interval, lambda: None)
-        await sampler.sample_now()
-        live.update(render(sampler.overview(), time.time()), refresh=True)
+    if IReactorCore.providedBy(reactor):
+        cast(IReactorCore, reactor).addSystemEventTrigger("before", "shutdown", live.stop)
+    try:
+        while True:
+            await deferLater(reactor, interval, lambda: None)
+            await sampler.sample_now()
+            live.update(render(sampler.overview(), time.time()), refresh=True)
+    finally:
+        live.stop()
 
 
 async def _main(reactor: IReactorTime, options: Options) -> int:
