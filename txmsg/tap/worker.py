@@ -141,6 +141,21 @@ class Options(OpsOptions):
             "not given).",
             choice("queue-type", "classic", "quorum"),
         ],
+        [
+            "results",
+            None,
+            None,
+            "Redis URL where each task's status and result are stored, readable from "
+            "any process (txmsg result ID); also enables revoke. Default: none.",
+            redis_url_option("results"),
+        ],
+        [
+            "results-ttl",
+            None,
+            86400,
+            "Seconds a task's status and result are kept after its last change.",
+            whole_number("results-ttl", 1),
+        ],
     ]
 
     def __init__(self) -> None:
@@ -233,6 +248,8 @@ def makeService(options: Options, reactor: IReactorTime | None = None) -> Any:
         handle_signals=True,
         queue_type=options["queue-type"],
         reactor=reactor,
+        results_url=options["results"],
+        results_ttl=options["results-ttl"],
     )
     amqp = worker.amqp
     amqp.retry_refused_login = bool(options["retry-refused-login"])

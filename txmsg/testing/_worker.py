@@ -16,6 +16,7 @@ from typing import Any, cast
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, Logger, formatEvent
+from twisted.python.failure import Failure
 
 from txmsg.amqp import Queue
 from txmsg.amqp.delay_levels import TICK, decode
@@ -30,6 +31,7 @@ from txmsg.worker.envelope import (
     encode_task,
     new_task_id,
 )
+from txmsg.worker.results import RedisResultStore
 from txmsg.worker.retry import ATTEMPT_HEADER, RetryPolicy, dead_letter_queue_name
 from txmsg.worker.service import (
     ERROR_MESSAGE_HEADER,
@@ -37,6 +39,7 @@ from txmsg.worker.service import (
     REASON_HEADER,
     WorkerService,
 )
+from txmsg.worker.states import TaskState
 from txmsg.worker.tasks import TaskCatalog, load_tasks
 
 __all__ = ["DeadLetterRecord", "TaskOutcome", "WorkerHarness"]
@@ -121,6 +124,7 @@ class WorkerHarness:
         redis: Any = None,
         raw_handlers: dict | None = None,
         start: bool = True,
+        results: Any = None,
     ) -> None:
         """
         @param tasks: a L{TaskCatalog}, a task module, or its dotted name.
@@ -130,6 +134,8 @@ class WorkerHarness:
         @param redis: a (memory) L{txmsg.redis.RedisService} for the control
             channel, or L{None}.
         @param start: start the worker now.
+        @param results: a (memory) L{txmsg.redis.RedisService} to store task
+            states in (L{task_state}, L{revoke}), or L{None}.
         """
         if broker is None:
             if clock is None:
@@ -159,6 +165,7 @@ class WorkerHarness:
             grace=grace,
             retry=retry or RetryPolicy(jitter=0.0),
             redis=redis,
+            results=None if results is None else RedisResultStore(results, clock=self.clock),
         )
         worker_log = Logger(namespace="txmsg.worker", observer=cast(ILogObserver, self.logs.append))
         w = self.worker
@@ -172,7 +179,7 @@ class WorkerHarness:
             w.idempotency,
             w.broker,
             w.grace_period,
-        ]
+        ] + ([w.pipeline.results] if w.pipeline.results is not None else [])
         for part in parts:
             part.log = worker_log
         for spec_name in self.registry.names():
@@ -354,6 +361,31 @@ class WorkerHarness:
                 )
             )
         return out
+
+    def _settled(self, d: Deferred) -> Any:
+        self.advance(0)
+        box: list[Any] = []
+        d.addBoth(box.append)
+        if not box:
+            raise LookupError("the result store did not answer")
+        if isinstance(box[0], Failure):
+            box[0].raiseException()
+        return box[0]
+
+    def task_state(self, task_id: str) -> TaskState | None:
+        """The stored state of C{task_id} (needs C{results=})."""
+        return cast(TaskState | None, self._settled(self._store().status(task_id)))
+
+    def revoke(self, task_id: str) -> None:
+        """Revoke C{task_id} as C{txmsg revoke} does (needs C{results=})."""
+        self._settled(self._store().revoke(task_id))
+        self.advance(0)
+
+    def _store(self) -> RedisResultStore:
+        store = self.worker.results
+        if store is None:
+            raise LookupError("this harness has no result store: pass results=")
+        return store
 
     def log_messages(self) -> list[str]:
         """The captured log events, formatted."""

@@ -64,6 +64,7 @@ from txmsg.worker.envelope import MalformedTask, Task, decode_task
 from txmsg.worker.headers import BadHeaders, read_headers
 from txmsg.worker.idempotency import IdempotencyKeys
 from txmsg.worker.report import DeliveryReport
+from txmsg.worker.result_recorder import ResultRecorder, revoked_decision
 from txmsg.worker.retry import RetryPolicy
 from txmsg.worker.settlement import Settlement
 from txmsg.worker.tasks import _CANCELLED, TaskCatalog, TaskContext, TaskSpec
@@ -134,6 +135,7 @@ class DeliveryPipeline:
         worker_name: str,
         source: str = "amqp",
         jitter: Callable[[], float] = random.random,
+        results: ResultRecorder | None = None,
     ) -> None:
         self.tasks = tasks
         self.events = events
@@ -145,6 +147,8 @@ class DeliveryPipeline:
         self.worker_name = worker_name
         self.source = source
         self.jitter = jitter
+        #: Records task states when the worker has a result store.
+        self.results = results
         self.running: dict[str, TaskContext] = {}
         self.report = DeliveryReport(stats)
         self._task_handlers: dict[str, Any] = {}
@@ -253,6 +257,9 @@ class DeliveryPipeline:
             decision = outcome
         else:
             decision = decide(facts, outcome, policy, self.jitter())
+        if self.results is not None and facts.task_id is not None:
+            name = None if label.startswith("<") else label
+            decision = await self.results.settling(facts, name, outcome, decision)
         settled = await self.settlement.settle(message, facts, decision)
         # Counted once settled (as the consumer acks it): what /metrics shows
         # is already done.
@@ -316,6 +323,8 @@ class DeliveryPipeline:
                 Rejected(BAD_ARGUMENTS, "TypeError", text, "TypeError"),
                 None,
             )
+        if self.results is not None and self.results.revoked(task.id):
+            return facts, task.name, policy, revoked_decision(facts), None
         once = spec.idempotent or headers.once
         if once and not await self.idempotency.claim(task.id):
             return facts, task.name, policy, Duplicate(), None
@@ -352,6 +361,8 @@ class DeliveryPipeline:
         )
         self.running[task.id] = context
         self.stats.started(task)
+        if self.results is not None:
+            self.results.started(context)
         try:
             result = await self.events.dispatch(
                 spec.event_name, context, source=self.source + ":" + message.queue

@@ -41,6 +41,8 @@ from txmsg.worker.headers import *  # noqa: F403
 from txmsg.worker.heartbeat import WorkerTimers
 from txmsg.worker.idempotency import IdempotencyKeys
 from txmsg.worker.pipeline import DeliveryPipeline
+from txmsg.worker.result_recorder import ResultRecorder
+from txmsg.worker.results import DEFAULT_TTL, RedisResultStore
 from txmsg.worker.retry import RetryPolicy
 from txmsg.worker.roster import default_worker_name
 from txmsg.worker.settlement import Settlement
@@ -90,6 +92,9 @@ class WorkerService(MultiService):
         amqp: AMQPConnection | None = None,
         redis: RedisService | None = None,
         threadpool: Any = None,
+        results_url: str | None = None,
+        results_ttl: int = DEFAULT_TTL,
+        results: RedisResultStore | None = None,
     ) -> None:
         """
         @param tasks: the tasks this worker runs.
@@ -118,6 +123,10 @@ class WorkerService(MultiService):
             queues and of the delay levels, e.g. C{"quorum"}.
         @param events: the L{txmsg.events.EventRegistry} (default: a new one).
         @param reactor: the reactor (default: the global one).
+        @param results_url: Redis for task states and results (the same
+            connection as C{redis_url} when equal); or C{results}, an
+            existing L{RedisResultStore}; else no results are stored.
+        @param results_ttl: seconds a task's state is kept (default 24 h).
         """
         super().__init__()
         reactor = maybe_global_reactor(reactor)
@@ -155,6 +164,16 @@ class WorkerService(MultiService):
             if child is not None and child.parent is None:
                 child.setName(child_name)
                 child.setServiceParent(self)
+        if results is None and results_url is not None:
+            results_redis = redis
+            if redis is None or results_url != redis_url:
+                results_redis = RedisService(results_url, reactor=reactor, events=self.events)
+            results = RedisResultStore(results_redis, ttl=results_ttl, clock=reactor)
+        if results is not None and results.redis.parent is None:
+            results.redis.setName("results")
+            results.redis.setServiceParent(self)
+        #: The L{RedisResultStore} task states are recorded in, or L{None}.
+        self.results = results
         self.broker: IWorkerBroker = AMQPWorkerBroker(amqp, self.name)
         self.idempotency = IdempotencyKeys(redis, self.name)
         self.pipeline = DeliveryPipeline(
@@ -167,6 +186,11 @@ class WorkerService(MultiService):
             raw_handlers=self.raw_handlers,
             worker_name=self.name,
             source=self.broker.name,
+            results=None
+            if results is None
+            else ResultRecorder(
+                results, self.name, lambda: self.running_tasks, self.retry.initial_delay
+            ),
         )
         self.control = WorkerControl(self, on_shutdown)
         self.timers = WorkerTimers(
@@ -226,6 +250,8 @@ class WorkerService(MultiService):
         self.threads.start()
         self.pipeline.install(self.threads.run)  # warns about idempotency without Redis
         super().startService()
+        if self.pipeline.results is not None:
+            self.pipeline.results.start()
         for queue in self.queues:
             self._consumers[queue] = self._consume(queue)
         self.state = "running"
@@ -277,6 +303,8 @@ class WorkerService(MultiService):
         consumers, self._consumers = list(self._consumers.values()), {}
         await drain_consumers(consumers, self.log)
         self.grace_period.cancel()
+        if self.pipeline.results is not None:
+            self.pipeline.results.stop()
         self.log.info("Worker {name} drained", name=self.name)
         if self.redis is not None:
             await unregister_logged(self.redis, str(self.name), self.log)
