@@ -33,6 +33,8 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("dead-letters", "txmsg.worker.dead_letters_cli", "Inspect, requeue or purge dead letters."),
     ("schedule", "txmsg.schedule.schedule_cli", "List a schedule's entries or fire one now."),
     ("info", "txmsg.ops.info_cli", "Queues and workers in a table (--interval S refreshes it)."),
+    ("result", "txmsg.worker.result_cli", "Show a task's status and result (or wait for it)."),
+    ("revoke", "txmsg.worker.revoke_cli", "Revoke tasks: queued ones are not run, running ones cancelled."),
 ]
 
 

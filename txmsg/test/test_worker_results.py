@@ -53,6 +53,7 @@ from txmsg.worker.states import (
     check_transition,
     IllegalTransition,
 )
+from txmsg.worker.client import TaskClient
 from txmsg.worker.tasks import TaskCatalog
 
 
@@ -362,3 +363,26 @@ class HarnessResultsTests(SynchronousTestCase):
     def test_terminal_statuses(self) -> None:
         """Every status the worker can end a task in is terminal."""
         self.assertTrue({SUCCEEDED, FAILED, DEAD_LETTERED, REVOKED, EXPIRED} <= TERMINAL)
+
+
+class ClientPendingTests(SynchronousTestCase):
+    """L{TaskClient} with C{results=} records C{pending} before publishing."""
+
+    def test_pending_then_succeeded(self) -> None:
+        """The state reads C{pending} (name, submit time) until a worker runs it."""
+        needs_lua(self)
+        clock = Clock()
+        clock.advance(7)
+        h = WorkerHarness(_catalog([]), clock, results=MemoryRedis(clock).service())
+        self.addCleanup(h.stop)
+        h.worker.pause()
+        client = TaskClient(h.connection, results=h.worker.results)
+        d = client.submit("add", (1, 2), task_id="c1")
+        h.advance(0)
+        self.assertEqual(self.successResultOf(d), "c1")
+        state = h.task_state("c1")
+        assert state is not None
+        self.assertEqual((state.status, state.task, state.created), (PENDING, "add", 7.0))
+        h.worker.resume()
+        h.advance(0)
+        self.assertEqual(h.task_state("c1").result, 3)  # type: ignore[union-attr]

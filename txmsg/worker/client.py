@@ -58,16 +58,25 @@ class TaskClient:
     """
 
     def __init__(
-        self, amqp: AMQPConnection, *, queue: str = "tasks", timeout: float = 30.0
+        self,
+        amqp: AMQPConnection,
+        *,
+        queue: str = "tasks",
+        timeout: float = 30.0,
+        results: Any = None,
     ) -> None:
         """
         @param amqp: the connection.
+        @param results: a L{txmsg.worker.results.RedisResultStore}: each task
+            is recorded as C{pending} (with its name and submit time) before
+            it is published, so that its status reads from the start.
         @param queue: the default work queue.
         @param timeout: the default seconds to wait for a confirm or a result.
         """
         self.amqp = amqp
         self.queue = queue
         self.timeout = timeout
+        self.results = results
         self._rpc: Any = None
         #: The delayed delivery C{countdown} and C{eta} go through (classic
         #: levels; set another for quorum ones).
@@ -119,6 +128,8 @@ class TaskClient:
         body = encode_task(message)
         queue = queue or self.queue
         timeout = self.timeout if timeout is None else timeout
+        if self.results is not None:
+            self.results.submitted(message.id, task)
         if delayed:
             d = self.delays.publish(
                 queue,

@@ -157,8 +157,15 @@ class ResultRecorder:
             self._hooked = True
             pubsub.add_connect_hook(self.load)
         if self._subscription is None:
-            self._subscription = self.store.redis.subscribe(
+            self._subscription = sub = self.store.redis.subscribe(
                 REVOKE_CHANNEL, self._on_revoke, data_only=True
+            )
+            sub.when_active().addCallbacks(
+                lambda _: self.log.info(
+                    "Recording task states; listening for revokes on {channel}",
+                    channel=REVOKE_CHANNEL,
+                ),
+                lambda f: None,  # stopped before Redis answered
             )
         if pubsub.ready:
             self.load()
@@ -263,7 +270,10 @@ class ResultRecorder:
         if status is None or task_id is None:
             return decision
         if status == REVOKED and isinstance(decision, DeadLetter):
-            decision = replace(decision, reason=REVOKE_REASON)
+            # A cancelled run is dead-lettered (and replied to) as revoked.
+            decision = replace(
+                revoked_decision(facts), attempts=decision.attempts, traceback=decision.traceback
+            )
         fields: dict[str, Any] = {"attempts": facts.attempt, "worker": self.worker_name}
         if task_name is not None:
             fields["task"] = task_name
