@@ -24,6 +24,7 @@ from txmsg.redis._common import Script
 from txmsg.schedule import leader as leader_module
 from txmsg.test._optional import skip_unless_importable
 from txmsg.testing import MemoryRedis
+from txmsg.worker import results as rs
 
 # Every script of txmsg's Redis primitives; a new one must get a scenario below.
 SCRIPTS = [
@@ -40,6 +41,8 @@ SCRIPTS = [
     ls.REQUEUE,
     leader_module._ACQUIRE,
     leader_module._COVER,
+    rs.RECORD,
+    rs.REVOKE,
 ]
 
 
@@ -238,6 +241,24 @@ class ScriptParityTests(SynchronousTestCase):
         )
         self.assertEqual(self.covered, {"schedule.acquire", "schedule.cover"})
 
+    def test_result_store(self) -> None:
+        """RECORD (allowed and refused transitions) and REVOKE (with trimming)."""
+        keys = self.k(result="hash", revoked="zset")
+        result, revoked = keys
+        channel = self.ns + "events"
+        self.both(
+            [
+                (rs.RECORD, [result], ["started", "none pending", 60, channel, "attempts", "1"]),
+                (rs.RECORD, [result], ["pending", "none pending", 60, channel, "task", "x"]),
+                (rs.RECORD, [result], ["succeeded", "started", 60, channel, "result", "[5]"]),
+                (rs.RECORD, [result], ["started", "none pending started", 60, channel]),
+                (rs.REVOKE, [revoked], ["a", "100.5", "10"]),
+                (rs.REVOKE, [revoked], ["b", "200", "150"]),
+            ],
+            keys,
+        )
+        self.assertEqual(self.covered, {"results.record", "results.revoke"})
+
     def test_every_script_has_a_scenario(self) -> None:
         """
         The scenarios above cover every L{Script} that txmsg's Redis
@@ -245,7 +266,7 @@ class ScriptParityTests(SynchronousTestCase):
         """
         defined = {
             value.name
-            for module in (lock_module, ds, ls, leader_module)
+            for module in (lock_module, ds, ls, leader_module, rs)
             for value in vars(module).values()
             if isinstance(value, Script)
         }

@@ -26,8 +26,8 @@ from tests._worker_support import (
     wait_until,
     worker_env,
 )
-from txmsg.worker.retry import dead_letter_queue_name
 from txmsg.worker.results import result_key
+from txmsg.worker.retry import dead_letter_queue_name
 
 
 def txmsg(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

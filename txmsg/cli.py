@@ -34,7 +34,11 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("schedule", "txmsg.schedule.schedule_cli", "List a schedule's entries or fire one now."),
     ("info", "txmsg.ops.info_cli", "Queues and workers in a table (--interval S refreshes it)."),
     ("result", "txmsg.worker.result_cli", "Show a task's status and result (or wait for it)."),
-    ("revoke", "txmsg.worker.revoke_cli", "Revoke tasks: queued ones are not run, running ones cancelled."),
+    (
+        "revoke",
+        "txmsg.worker.revoke_cli",
+        "Revoke tasks: queued ones are not run, running ones cancelled.",
+    ),
 ]
 
 

@@ -16,6 +16,7 @@ from zope.interface.verify import verifyObject
 
 from txmsg.test._optional import missing
 from txmsg.testing import MemoryRedis, WorkerHarness
+from txmsg.worker.client import TaskClient
 from txmsg.worker.decisions import (
     Ack,
     Cancelled,
@@ -50,10 +51,9 @@ from txmsg.worker.states import (
     STATUSES,
     SUCCEEDED,
     TERMINAL,
-    check_transition,
     IllegalTransition,
+    check_transition,
 )
-from txmsg.worker.client import TaskClient
 from txmsg.worker.tasks import TaskCatalog
 
 
@@ -70,12 +70,16 @@ class StatusForTests(SynchronousTestCase):
     def test_mapping(self) -> None:
         """Each outcome and decision gives the status the docs name."""
         dead = DeadLetter("failed", "E", "m")
-        cases = [
+        cases: list[tuple[Any, Any, str | None]] = [
             (Succeeded(1), Ack(), SUCCEEDED),
             (Succeeded(1), Reply(b"x"), SUCCEEDED),
             (Failed("E", "m"), Retry(1.0, 1), RETRYING),
             (Failed("E", "m"), dead, FAILED),
-            (Rejected("malformed", "E", "m", "E"), DeadLetter("malformed", "E", "m"), DEAD_LETTERED),
+            (
+                Rejected("malformed", "E", "m", "E"),
+                DeadLetter("malformed", "E", "m"),
+                DEAD_LETTERED,
+            ),
             (Cancelled("stop-job"), DeadLetter("cancelled", "E", "m"), DEAD_LETTERED),
             (Cancelled("revoked"), DeadLetter("cancelled", "E", "m"), REVOKED),
             (DeadLetter("expired", "E", "m"), DeadLetter("expired", "E", "m"), EXPIRED),
@@ -303,7 +307,7 @@ class HarnessResultsTests(SynchronousTestCase):
         self.memory.resume()
         self.h.advance(0)
         self.assertEqual(self.h.broker.unacked_count("tasks"), 0)
-        self.assertEqual(self.h.task_state(task_id).status, SUCCEEDED)  # type: ignore[union-attr]
+        self.assertEqual(self.h.task_state(task_id).status, SUCCEEDED)
 
     def test_result_not_stored_retried(self) -> None:
         """When the result cannot be stored the task is retried, not acked as done."""
@@ -313,7 +317,7 @@ class HarnessResultsTests(SynchronousTestCase):
         [retry] = self.h.retries(task_id)
         self.assertEqual(retry["attempt"], 1)
         self.h.run_until_idle()
-        self.assertEqual(self.h.task_state(task_id).status, SUCCEEDED)  # type: ignore[union-attr]
+        self.assertEqual(self.h.task_state(task_id).status, SUCCEEDED)
 
     def test_revoke_queued(self) -> None:
         """
@@ -322,21 +326,21 @@ class HarnessResultsTests(SynchronousTestCase):
         is made for the check.
         """
         self.h.revoke("queued-1")
-        self.assertIn("queued-1", self.h.worker.pipeline.results.revoked_ids)  # type: ignore[union-attr]
+        self.assertIn("queued-1", self.h.worker.pipeline.results.revoked_ids)
         self.h.submit("add", 1, 2, task_id="queued-1")
         self.assertEqual(self.h.attempts("queued-1"), 0)
         [dead] = self.h.dead_letters()
         self.assertEqual(dead.reason, "revoked")
-        self.assertEqual(self.h.task_state("queued-1").status, REVOKED)  # type: ignore[union-attr]
-        self.assertEqual(self.h.outcome("queued-1").error_type, "TaskRevoked")  # type: ignore[union-attr]
+        self.assertEqual(self.h.task_state("queued-1").status, REVOKED)
+        self.assertEqual(self.h.outcome("queued-1").error_type, "TaskRevoked")
 
     def test_revoke_running(self) -> None:
         """A running task is cancelled by a revoke and recorded as C{revoked}."""
         task_id = self.h.submit("slow")
-        self.assertEqual(self.h.task_state(task_id).status, STARTED)  # type: ignore[union-attr]
+        self.assertEqual(self.h.task_state(task_id).status, STARTED)
         self.h.revoke(task_id)
         self.assertEqual(self.h.worker.running_tasks, {})
-        self.assertEqual(self.h.task_state(task_id).status, REVOKED)  # type: ignore[union-attr]
+        self.assertEqual(self.h.task_state(task_id).status, REVOKED)
         [dead] = self.h.dead_letters()
         self.assertEqual(dead.reason, "revoked")
 
@@ -348,7 +352,7 @@ class HarnessResultsTests(SynchronousTestCase):
         other.revoke("early")
         other._store().redis.stopService()
         self.h = WorkerHarness(_catalog([]), self.clock, results=self.memory.service())
-        self.assertTrue(self.h.worker.pipeline.results.revoked("early"))  # type: ignore[union-attr]
+        self.assertTrue(self.h.worker.pipeline.results.revoked("early"))
 
     def test_revoked_in_store_cancels(self) -> None:
         """
@@ -385,4 +389,4 @@ class ClientPendingTests(SynchronousTestCase):
         self.assertEqual((state.status, state.task, state.created), (PENDING, "add", 7.0))
         h.worker.resume()
         h.advance(0)
-        self.assertEqual(h.task_state("c1").result, 3)  # type: ignore[union-attr]
+        self.assertEqual(h.task_state("c1").result, 3)

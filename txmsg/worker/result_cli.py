@@ -118,8 +118,9 @@ async def _main(reactor: IReactorTime, options: Options) -> int:
             state = await store.status(task_id)
     if state is None:
         raise CommandError(
-            "nothing stored for task {} (unknown, not run with --results, or "
-            "past its TTL)".format(task_id)
+            "nothing stored for task {} (unknown, not run with --results, or past its TTL)".format(
+                task_id
+            )
         )
     print(json.dumps(state.as_dict()) if options["json"] else format_state(state))
     return 0 if state.ok or not state.done else 1

@@ -98,7 +98,9 @@ def revoked_decision(facts: DeliveryFacts) -> DeadLetter:
     caller, if waiting, told C{TaskRevoked}.
     """
     message = "task {} was revoked".format(facts.task_id)
-    reply = encode_error(facts.task_id or "", "TaskRevoked", message) if facts.has_reply_to else None
+    reply = (
+        encode_error(facts.task_id or "", "TaskRevoked", message) if facts.has_reply_to else None
+    )
     return DeadLetter(REVOKE_REASON, "TaskRevoked", message, attempts=facts.attempts, reply=reply)
 
 
@@ -183,9 +185,7 @@ class ResultRecorder:
             self.revoked_ids.update(ids)
 
         def failed(failure: Failure) -> None:
-            self.log.warn(
-                "Could not load the revoked task ids: {error}", error=one_line(failure)
-            )
+            self.log.warn("Could not load the revoked task ids: {error}", error=one_line(failure))
 
         return self.store.revoked().addCallbacks(loaded, failed)
 

@@ -189,7 +189,9 @@ class RedisResultStore:
 
     async def _revoke(self, task_id: str) -> None:
         now = self.now()
-        await REVOKE(self.redis.handler, [REVOKED_KEY], [task_id, repr(now + self.revoke_ttl), repr(now)])
+        await REVOKE(
+            self.redis.handler, [REVOKED_KEY], [task_id, repr(now + self.revoke_ttl), repr(now)]
+        )
         # Only a task that is not running is marked now; a running one is
         # marked by the worker that cancels it.
         await self.record(task_id, REVOKED, may_replace=REVOKE_FROM, finished=now)

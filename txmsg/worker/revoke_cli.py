@@ -42,7 +42,7 @@ class Options(GnuOptions):
         ["timeout", "t", 10.0, "Seconds to wait for Redis.", seconds("timeout", 0, above=True)],
     ]
 
-    def parseArgs(self, *task_ids: str) -> None:  # type: ignore[override]
+    def parseArgs(self, *task_ids: str) -> None:
         """
         The task ids (at least one).
         """

@@ -165,8 +165,9 @@ class WorkerService(MultiService):
                 child.setName(child_name)
                 child.setServiceParent(self)
         if results is None and results_url is not None:
-            results_redis = redis
-            if redis is None or results_url != redis_url:
+            if redis is not None and results_url == redis_url:
+                results_redis = redis
+            else:
                 results_redis = RedisService(results_url, reactor=reactor, events=self.events)
             results = RedisResultStore(results_redis, ttl=results_ttl, clock=reactor)
         if results is not None and results.redis.parent is None:
