@@ -245,6 +245,24 @@ def _count_and_delete(queue, replies):
 
 
 async def main(reactor, args):
+    if not args.results_only:
+        await peer_rows(reactor, args)
+    if not args.no_results:
+        await result_rows(args)
+
+
+async def result_rows(args):
+    """The rows with results stored in Redis (benchmarks/_worker_results.py)."""
+    from twisted.internet.threads import deferToThread
+
+    from benchmarks._worker_results import results_rows
+
+    n = 300 if args.quick else 2000
+    for line in await deferToThread(results_rows, n, args.rounds):
+        print(line)
+
+
+async def peer_rows(reactor, args):
     from txmsg.amqp import AMQPConnection
 
     client = AMQPConnection(URL, reactor=reactor, connection_name="txmsg-bench-worker-client")
@@ -301,6 +319,8 @@ def parse():
         "--blocking-worker", nargs=2, metavar=("QUEUE", "PREFETCH"), help=argparse.SUPPRESS
     )
     ap.add_argument("--confirms", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--no-results", action="store_true", help="skip the result-store rows")
+    ap.add_argument("--results-only", action="store_true", help="only the result-store rows")
     args = ap.parse_args()
     if args.tasks is None:
         args.tasks = 400 if args.quick else 3000

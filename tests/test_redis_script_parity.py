@@ -245,13 +245,13 @@ class ScriptParityTests(SynchronousTestCase):
         """RECORD (allowed and refused transitions) and REVOKE (with trimming)."""
         keys = self.k(result="hash", revoked="zset")
         result, revoked = keys
-        channel = self.ns + "events"
         self.both(
             [
-                (rs.RECORD, [result], ["started", "none pending", 60, channel, "attempts", "1"]),
-                (rs.RECORD, [result], ["pending", "none pending", 60, channel, "task", "x"]),
-                (rs.RECORD, [result], ["succeeded", "started", 60, channel, "result", "[5]"]),
-                (rs.RECORD, [result], ["started", "none pending started", 60, channel]),
+                (rs.RECORD, [result], ["started", "", 60, "attempts", "1"]),
+                (rs.RECORD, [result], ["pending", "", 60, "task", "x"]),
+                (rs.RECORD, [result], ["revoked", "none pending", 60, "task", "y"]),
+                (rs.RECORD, [result], ["succeeded", "started", 60, "result", "[5]"]),
+                (rs.RECORD, [result], ["started", "none pending started", 60]),
                 (rs.REVOKE, [revoked], ["a", "100.5", "10"]),
                 (rs.REVOKE, [revoked], ["b", "200", "150"]),
             ],

@@ -390,3 +390,36 @@ class ClientPendingTests(SynchronousTestCase):
         h.worker.resume()
         h.advance(0)
         self.assertEqual(h.task_state("c1").result, 3)
+
+
+class OneWritePerQuickTaskTests(SynchronousTestCase):
+    """The start of a task settled in the same reactor turn is not written on its own."""
+
+    def setUp(self) -> None:
+        needs_lua(self)
+        self.clock = Clock()
+        self.memory = MemoryRedis(self.clock)
+        self.gate: list[Deferred[Any]] = []
+        self.h = WorkerHarness(_catalog(self.gate), self.clock, results=self.memory.service())
+        self.addCleanup(self.h.stop)
+
+    def statuses(self, task_id: str) -> list[bytes]:
+        channel = events_channel(task_id).encode()
+        return [m for c, m in self.memory.published if c == channel]
+
+    def test_quick_task_one_write(self) -> None:
+        """A quick task publishes one status: its start is written with its end."""
+        task_id = self.h.submit("add", 1, 2)
+        self.assertEqual(self.statuses(task_id), [b"succeeded"])
+        state = self.h.task_state(task_id)
+        assert state is not None
+        self.assertEqual((state.attempts, state.started, state.worker), (1, 0.0, "harness"))
+
+    def test_slow_task_started(self) -> None:
+        """A task still running on the next turn has its start written then."""
+        task_id = self.h.submit("slow")
+        self.h.advance(0)
+        self.assertEqual(self.statuses(task_id), [b"started"])
+        self.gate[0].callback("done")
+        self.h.advance(0)
+        self.assertEqual(self.statuses(task_id), [b"started", b"succeeded"])

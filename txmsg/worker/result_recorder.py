@@ -146,6 +146,10 @@ class ResultRecorder:
         self.revoked_ids: dict[str, float] = {}
         self._subscription: Any = None
         self._hooked = False
+        # Starts not sent yet (task id -> context, time), and the call that
+        # sends them.
+        self._starting: dict[str, tuple[TaskContext, float]] = {}
+        self._flush: Any = None
 
     # -- revoked ids -----------------------------------------------------------
 
@@ -173,7 +177,10 @@ class ResultRecorder:
             self.load()
 
     def stop(self) -> None:
-        """Stop listening to revokes."""
+        """Stop listening to revokes; starts not sent yet are dropped."""
+        if self._flush is not None and self._flush.active():
+            self._flush.cancel()
+        self._flush, self._starting = None, {}
         sub, self._subscription = self._subscription, None
         if sub is not None:
             sub.cancel()
@@ -213,19 +220,37 @@ class ResultRecorder:
 
     def started(self, context: TaskContext) -> None:
         """
-        Record that C{context}'s task started (sent, not awaited).  When the
-        store says the task is already revoked, the run is cancelled.
+        Record that C{context}'s task started: two reactor turns later (the
+        event registry runs the task on the next turn), sent and not
+        awaited.  A task settled before then (a quick one) has its start
+        recorded with its end, in one write.  When the store says the task
+        is already revoked, the run is cancelled.
         """
+        self._starting[context.task.id] = (context, self.store.now())
+        if self._flush is None:
+            self._flush = self.store.clock.callLater(0, self._next_turn)
+
+    def _next_turn(self) -> None:
+        self._flush = self.store.clock.callLater(0, self._send_starts)
+
+    def _send_starts(self) -> None:
+        self._flush = None
+        starting, self._starting = self._starting, {}
+        for context, when in starting.values():
+            self._send_start(context, when)
+
+    def _start_fields(self, context: TaskContext, when: float) -> dict[str, Any]:
+        return {
+            "task": context.task.name,
+            "attempts": context.attempt,
+            "started": when,
+            "worker": self.worker_name,
+        }
+
+    def _send_start(self, context: TaskContext, when: float) -> None:
         task = context.task
         try:
-            d = self.store.record(
-                task.id,
-                STARTED,
-                task=task.name,
-                attempts=context.attempt,
-                started=self.store.now(),
-                worker=self.worker_name,
-            )
+            d = self.store.record(task.id, STARTED, **self._start_fields(context, when))
         except Exception:
             self.log.failure("Recording the start of task {id} failed", id=task.id)
             return
@@ -274,14 +299,22 @@ class ResultRecorder:
             decision = replace(
                 revoked_decision(facts), attempts=decision.attempts, traceback=decision.traceback
             )
-        fields: dict[str, Any] = {"attempts": facts.attempt, "worker": self.worker_name}
-        if task_name is not None:
-            fields["task"] = task_name
+        # Few fields, as each costs encoding on the hot path: a run's start
+        # already recorded its name, attempt and worker.
+        fields: dict[str, Any] = {}
+        start = self._starting.pop(task_id, None)
+        if start is not None:  # settled before its start was sent
+            fields.update(self._start_fields(*start))
+        elif not isinstance(outcome, (Succeeded, Failed, Cancelled)):
+            fields.update(attempts=facts.attempts, worker=self.worker_name)
+            if task_name is not None:
+                fields["task"] = task_name
         if status in TERMINAL:
             fields["finished"] = self.store.now()
         if status == SUCCEEDED:
             fields["result"] = getattr(outcome, "value", None)
-            fields["error_type"] = fields["error_message"] = None
+            if facts.attempt > 1:  # clear the error of an earlier attempt
+                fields["error_type"] = fields["error_message"] = None
         else:
             fields["error_type"], fields["error_message"] = _error_of(outcome, decision)
         try:

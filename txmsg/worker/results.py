@@ -37,6 +37,7 @@ from txmsg.worker.states import (
     PENDING,
     REVOKE_FROM,
     REVOKED,
+    STATUSES,
     TERMINAL,
     TaskState,
     allowed_from,
@@ -73,20 +74,41 @@ def events_channel(task_id: str) -> str:
     return "txmsg:{" + task_id + "}:events"
 
 
-# KEYS: the state hash   ARGV: new status, the statuses it may replace
-# (space-separated, "none" for no state yet), TTL seconds, channel, then
-# field/value pairs.  Returns the status stored afterwards: the new one, or
-# the current one when the transition is refused.
+def _lua_transitions() -> str:
+    """
+    The lifecycle's table (L{txmsg.worker.states.allowed_from}) as a Lua
+    table literal: status -> " from1 from2 ... ".
+    """
+    rows = [
+        "['{}'] = ' {} '".format(status, " ".join(sorted(allowed_from(status))))
+        for status in STATUSES
+    ]
+    return "{" + ", ".join(rows) + "}"
+
+
+# KEYS: the state hash (txmsg:{<id>}:result)   ARGV: new status, the
+# statuses it may replace ("" for the lifecycle's rule, else space-separated,
+# "none" for no state yet), TTL seconds, then field/value pairs.  Publishes
+# the new status on txmsg:{<id>}:events.  Returns the status stored
+# afterwards: the new one, or the current one when the change is refused.
 RECORD = Script(
     "results.record",
     """
 local current = redis.call('hget', KEYS[1], 'status') or 'none'
-if not string.find(' ' .. ARGV[2] .. ' ', ' ' .. current .. ' ', 1, true) then
+local allowed = ARGV[2]
+if allowed == '' then
+  allowed = ("""
+    + _lua_transitions()
+    + """)[ARGV[1]] or ''
+else
+  allowed = ' ' .. allowed .. ' '
+end
+if not string.find(allowed, ' ' .. current .. ' ', 1, true) then
   return current
 end
-redis.call('hset', KEYS[1], 'status', ARGV[1], unpack(ARGV, 5))
+redis.call('hset', KEYS[1], 'status', ARGV[1], unpack(ARGV, 4))
 redis.call('expire', KEYS[1], ARGV[3])
-redis.call('publish', ARGV[4], ARGV[1])
+redis.call('publish', string.sub(KEYS[1], 1, -7) .. 'events', ARGV[1])
 return ARGV[1]
 """,
 )
@@ -174,8 +196,12 @@ class RedisResultStore:
             allowed (e.g. C{"succeeded"}).
         @raise TypeError: at once, when C{result} is not JSON-serializable.
         """
-        replace = allowed_from(status) if may_replace is None else may_replace
-        args = [status, " ".join(sorted(replace)), str(self.ttl), events_channel(task_id)]
+        if may_replace is None:
+            allowed_from(status)  # an unknown status fails here, not in Redis
+            replace = ""
+        else:
+            replace = " ".join(sorted(may_replace))
+        args = [status, replace, str(self.ttl)]
         args += encode_fields(**fields)
         d: Deferred[Any] = RECORD(self.redis.handler, [result_key(task_id)], args)
         return d.addCallback(_text)
