@@ -6,6 +6,7 @@ C{$TXMSG_BENCH_QUEUE}.  Run by C{celery -A benchmarks._celery_results_app
 worker --pool solo}.
 """
 
+import json
 import os
 
 from celery import Celery
@@ -18,6 +19,7 @@ app = Celery("txmsg_bench", broker=AMQP_URL.replace("amqp://", "pyamqp://", 1), 
 app.conf.task_default_queue = QUEUE
 app.conf.broker_connection_retry_on_startup = True
 app.conf.worker_hijack_root_logger = False
+app.conf.update(json.loads(os.environ.get("TXMSG_BENCH_CELERY_CONF") or "{}"))
 
 
 @app.task(name="noop")

@@ -31,7 +31,7 @@ from txmsg.worker.decisions import (
     Succeeded,
 )
 from txmsg.worker.result_recorder import revoked_decision, status_for
-from txmsg.worker.result_store import IResultStore
+from txmsg.worker.result_store import FINAL_STATUSES, IResultStore, ITaskState
 from txmsg.worker.results import (
     REVOKE_CHANNEL,
     REVOKED_KEY,
@@ -52,6 +52,7 @@ from txmsg.worker.states import (
     SUCCEEDED,
     TERMINAL,
     IllegalTransition,
+    TaskState,
     check_transition,
 )
 from txmsg.worker.tasks import TaskCatalog
@@ -120,8 +121,13 @@ class StoreTests(SynchronousTestCase):
         return self.successResultOf(d)
 
     def test_interface(self) -> None:
-        """The store provides L{IResultStore}."""
+        """The store provides L{IResultStore}, its states L{ITaskState}."""
         self.assertTrue(verifyObject(IResultStore, self.store))
+        state = TaskState("t", FAILED, error_type="E", error_message="m")
+        self.assertTrue(verifyObject(ITaskState, state))
+        self.assertEqual(state.error, {"type": "E", "message": "m"})
+        self.assertIsNone(TaskState("t", SUCCEEDED).error)
+        self.assertEqual(FINAL_STATUSES, TERMINAL)
 
     def test_keys(self) -> None:
         """Every key of a task carries its id as the hash tag."""

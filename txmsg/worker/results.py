@@ -27,12 +27,12 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from zope.interface import implementer
+from zope.interface import classImplements, implementer
 
 from txmsg._waiters import Waiters
 from txmsg.redis._common import Script, resolve_reactor
 from txmsg.redis.service import RedisService
-from txmsg.worker.result_store import IResultStore
+from txmsg.worker.result_store import IResultStore, ITaskState
 from txmsg.worker.states import (
     PENDING,
     REVOKE_FROM,
@@ -55,6 +55,9 @@ __all__ = [
     "events_channel",
     "result_key",
 ]
+
+# TaskState (a pure module's value) is what task references read.
+classImplements(TaskState, ITaskState)
 
 #: Seconds a task's state is kept after its last change (24 hours).
 DEFAULT_TTL = 86400

@@ -156,6 +156,15 @@ class TaskState:
         """Whether the task succeeded."""
         return self.status == SUCCEEDED
 
+    @property
+    def error(self) -> dict[str, str | None] | None:
+        """
+        C{{"type": ..., "message": ...}} of the last failure, or L{None}.
+        """
+        if self.error_type is None and self.error_message is None:
+            return None
+        return {"type": self.error_type, "message": self.error_message}
+
     def as_dict(self) -> dict[str, Any]:
         """
         The state as a JSON-ready dict (what C{txmsg result --json} prints).
