@@ -190,6 +190,8 @@ _FIELDS = (
     "parent_id",
     "root_id",
 )
+# One encoder, made once (json.dumps with options builds one per call).
+_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _TEXT = ("task", "error_type", "error_message", "worker", "parent_id", "root_id")
 _TIMES = ("created", "started", "finished")
 
@@ -208,7 +210,7 @@ def encode_fields(**values: Any) -> list[str]:
         if name not in _FIELDS or name in ("id", "status"):
             raise TypeError("no task state field {!r}".format(name))
         if name == "result":
-            text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+            text = _JSON.encode(value)
         elif value is None:
             text = ""
         elif isinstance(value, float):
