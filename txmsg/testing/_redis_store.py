@@ -316,10 +316,6 @@ class FakeRedis:
         s, e = int(start), int(stop)
         return self._listing(items[s : (None if e == -1 else e + 1)], opts)
 
-    def _c_zremrangebyscore(self, key: bytes, lo: bytes, hi: bytes) -> int:
-        gone = [m for m in self._c_zrangebyscore(key, lo, hi)]
-        return self._c_zrem(key, *gone) if gone else 0
-
     def _c_zrangebyscore(self, key: bytes, lo: bytes, hi: bytes, *opts: bytes) -> list[bytes]:
         def within(score: float, bound: bytes, low: bool) -> bool:
             open_ = bound.startswith(b"(")

@@ -67,11 +67,10 @@ class TaskClient:
     ) -> None:
         """
         @param amqp: the connection.
-        @param results: a L{txmsg.worker.results.RedisResultStore}: each task
-            is recorded as C{pending} (with its name and submit time) before
-            it is published, so that its status reads from the start.
         @param queue: the default work queue.
         @param timeout: the default seconds to wait for a confirm or a result.
+        @param results: a L{txmsg.worker.results.RedisResultStore}: each task
+            is recorded there as C{pending} as it is published.
         """
         self.amqp = amqp
         self.queue = queue

@@ -27,11 +27,14 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import classImplements, implementer
 
 from txmsg._waiters import Waiters
 from txmsg.redis._common import Script, resolve_reactor
 from txmsg.redis.service import RedisService
+from txmsg.worker._lifecycle import one_line
 from txmsg.worker.result_store import IResultStore, ITaskState
 from txmsg.worker.states import (
     PENDING,
@@ -152,6 +155,8 @@ class RedisResultStore:
     @ivar revoke_ttl: seconds a revoke is remembered.
     """
 
+    log = Logger(namespace="txmsg.worker.results")
+
     def __init__(
         self,
         redis: RedisService,
@@ -215,6 +220,24 @@ class RedisResultStore:
         publishing it.
         """
         return self.record(task_id, PENDING, task=task, created=self.now(), **fields)
+
+    def submitted(self, task_id: str, task: str) -> None:
+        """
+        Record C{pending} for a task being published, without waiting: the
+        write goes before the publish on this store's connection, so this
+        store reads C{pending} at once; should a worker's write reach Redis
+        first, the lifecycle refuses the late C{pending}.  A failure is
+        logged.
+        """
+
+        def failed(failure: Failure) -> None:
+            self.log.warn(
+                "Could not record task {id} as pending: {error}",
+                id=task_id,
+                error=one_line(failure),
+            )
+
+        self.pending(task_id, task).addErrback(failed)
 
     async def _revoke(self, task_id: str) -> None:
         now = self.now()
