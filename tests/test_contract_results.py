@@ -7,36 +7,17 @@ same suite runs on L{txmsg.testing.MemoryRedis} in C{trial txmsg}
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.trial.unittest import TestCase
 
-from tests._redis_support import SHARED_URL, redis_py
-from txmsg.redis import RedisService
+import tests.test_contract_redis as redis_contract
 from txmsg.test._contract_base import RealRunner
 from txmsg.test._contract_results import ResultStoreContract
 
 
 class RealResultStoreContractTests(RealRunner, ResultStoreContract, TestCase):
-    """L{ResultStoreContract} on Redis."""
+    """L{ResultStoreContract} on Redis (set up as the Redis contract is)."""
 
-    def setUp(self) -> None:
-        RealRunner.setUp(self)
-        self.peer = redis_py()
-        self._prefixes: list[str] = []
-        self.addCleanup(self._delete_keys)
-
-    def _delete_keys(self) -> None:
-        for prefix in self._prefixes:
-            keys = list(self.peer.scan_iter(match=prefix + "*", count=1000))
-            if keys:
-                self.peer.delete(*keys)
-
-    def make_redis(self) -> Any:
-        r = RedisService(SHARED_URL)
-        r.startService()
-        self.on_cleanup(r.stopService)
-        return r
-
-    def forget_prefix(self, prefix: str) -> None:
-        self._prefixes.append(prefix)
+    setUp = redis_contract.RealRedisContractTests.setUp
+    _delete_keys = redis_contract.RealRedisContractTests._delete_keys
+    make_redis = redis_contract.RealRedisContractTests.make_redis
+    forget_prefix = redis_contract.RealRedisContractTests.forget_prefix

@@ -6,14 +6,12 @@ runs against a real Redis in C{tests/test_contract_results.py}.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+import txmsg.test.test_contract_redis as redis_contract
 from txmsg.test._contract_base import MemoryRunner
 from txmsg.test._contract_results import ResultStoreContract
 from txmsg.test._optional import missing
-from txmsg.testing import MemoryRedis
 
 
 class MemoryResultStoreContractTests(MemoryRunner, ResultStoreContract, SynchronousTestCase):
@@ -23,15 +21,8 @@ class MemoryResultStoreContractTests(MemoryRunner, ResultStoreContract, Synchron
         reason = missing("lupa", extra="testing")
         if reason is not None:
             raise SkipTest(reason)
-        MemoryRunner.setUp(self)
+        redis_contract.MemoryRedisContractTests.setUp(self)  # type: ignore[arg-type]
         self.clock.advance(1000)
-        self.memory = MemoryRedis(self.clock)
 
-    def make_redis(self) -> Any:
-        r = self.memory.service()
-        r.startService()
-        self.on_cleanup(r.stopService)
-        return r
-
-    def forget_prefix(self, prefix: str) -> None:
-        pass
+    make_redis = redis_contract.MemoryRedisContractTests.make_redis
+    forget_prefix = redis_contract.MemoryRedisContractTests.forget_prefix
