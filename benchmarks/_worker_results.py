@@ -221,8 +221,29 @@ def _consumers(queue):
         connection.close()
 
 
+def _tree_cpu(pid):
+    """CPU seconds (user + system) of process C{pid} and its descendants."""
+    total, todo = 0.0, [pid]
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        p = todo.pop()
+        try:
+            with open("/proc/{}/stat".format(p)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for tid in os.listdir("/proc/{}/task".format(p)):
+                with open("/proc/{}/task/{}/children".format(p, tid)) as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def one_run(kind, n):
-    """Queue C{n} tasks, run C{kind}'s worker over them: tasks/s."""
+    """
+    Queue C{n} tasks, run C{kind}'s worker over them: (tasks/s, tasks per
+    CPU second of the worker's processes).
+    """
     queue = "txmsg-bench-results-" + uuid.uuid4().hex[:10]
     keys = kind.fill(queue, n)
     log = tempfile.NamedTemporaryFile(prefix="txmsg-bench-results-", suffix=".log", delete=False)
@@ -244,6 +265,7 @@ def one_run(kind, n):
                 raise SystemExit("{} worker failed:\n{}".format(kind.name, _read(log.name)))
             time.sleep(0.005)
         start = time.perf_counter()
+        cpu = _tree_cpu(process.pid)
         tail = keys[n // 10 :]
         # Watch the last task's result only (a light poll), then check all.
         while kind.keys_done(tail[-1:]) == 0 or kind.keys_done(tail) < len(tail):
@@ -254,6 +276,7 @@ def one_run(kind, n):
                 )
             time.sleep(0.005)
         elapsed = time.perf_counter() - start
+        cpu = _tree_cpu(process.pid) - cpu
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -268,7 +291,8 @@ def one_run(kind, n):
         for key in keys:
             pipe.delete(key)
         pipe.execute()
-    return (len(keys) - n // 10 - 1) / elapsed
+    done = len(keys) - n // 10 - 1
+    return done / elapsed, done / max(cpu, 1e-3)
 
 
 def _read(path):
@@ -287,22 +311,27 @@ def results_rows(tasks, rounds):
     present = [k for k in kinds if k.available()]
     absent = [k.name for k in kinds if not k.available()]
     rates = {k.name: [] for k in present}
+    per_cpu = {k.name: [] for k in present}
     for i in range(rounds):
         for kind in present:
             sys.stderr.write(
                 "results round {}/{}: {} ({} tasks)... ".format(i + 1, rounds, kind.name, tasks)
             )
             # Celery's solo pool is slow here: fewer tasks keep the run short.
-            rate = one_run(kind, min(tasks, 300) if kind.name == "Celery" else tasks)
-            sys.stderr.write("{:.0f} tasks/s\n".format(rate))
+            rate, efficiency = one_run(kind, min(tasks, 300) if kind.name == "Celery" else tasks)
+            sys.stderr.write("{:.0f} tasks/s, {:.0f} per CPU s\n".format(rate, efficiency))
             rates[kind.name].append(rate)
+            per_cpu[kind.name].append(efficiency)
     medians = {name: statistics.median(v) for name, v in rates.items()}
-    tx = medians["txmsg"]
+    cpu_medians = {name: statistics.median(v) for name, v in per_cpu.items()}
+    tx, tx_cpu = medians["txmsg"], cpu_medians["txmsg"]
     lines = [
         "",
         "Results stored in Redis: no-op tasks, one worker process each, {} tasks x {} "
         "rounds (median tasks/s)".format(tasks, rounds),
-        "{:<34} {:>9} {:>9}".format("worker", "tasks/s", "txmsg/x"),
+        "{:<34} {:>9} {:>9} {:>11} {:>9}".format(
+            "worker", "tasks/s", "txmsg/x", "tasks/CPU s", "txmsg/x"
+        ),
     ]
     label = {
         "txmsg": "txmsg --results (prefetch 100)",
@@ -311,7 +340,16 @@ def results_rows(tasks, rounds):
         "Dramatiq": "Dramatiq 1 proc + Results (Redis)",
     }
     for name, value in medians.items():
-        lines.append("{:<34} {:>9.0f} {:>9.2f}".format(label[name], value, tx / value))
+        c = cpu_medians[name]
+        lines.append(
+            "{:<34} {:>9.0f} {:>9.2f} {:>11.0f} {:>9.2f}".format(
+                label[name], value, tx / value, c, tx_cpu / c
+            )
+        )
+    lines.append(
+        "(tasks/CPU s: tasks per second of CPU used by the worker's processes, "
+        "the figure the machine's load disturbs least)"
+    )
     if absent:
         lines.append(
             "({} not installed: pip install -r requirements-bench.txt)".format(", ".join(absent))
