@@ -11,9 +11,11 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from txmsg.tap.worker import Options, makeService
 from txmsg.test._optional import missing
 from txmsg.testing import MemoryRedis, WorkerHarness
 from txmsg.worker.client import TaskClient
@@ -40,6 +42,7 @@ from txmsg.worker.results import (
     events_channel,
     result_key,
 )
+from txmsg.worker.service import WorkerService
 from txmsg.worker.states import (
     DEAD_LETTERED,
     EXPIRED,
@@ -429,3 +432,40 @@ class OneWritePerQuickTaskTests(SynchronousTestCase):
         self.gate[0].callback("done")
         self.h.advance(0)
         self.assertEqual(self.statuses(task_id), [b"started", b"succeeded"])
+
+
+class WiringTests(SynchronousTestCase):
+    """C{--results} on C{twistd txmsg-worker} and L{WorkerService}."""
+
+    def test_options_and_service(self) -> None:
+        """
+        C{--results URL --results-ttl S} give the worker a store with that
+        TTL on its own Redis service (child C{results}); a bad URL or TTL is
+        a usage error; without the option there is no store.
+        """
+
+        def parse(*args: str) -> Options:
+            options = Options()
+            options.parseOptions(["--tasks", "txmsg.test._worker_tasks_sample", *args])
+            return options
+
+        worker = makeService(
+            parse("--results", "redis://127.0.0.1:6399/2", "--results-ttl", "60"),
+            reactor=Clock(),
+        )
+        assert worker.results is not None
+        self.assertEqual(worker.results.ttl, 60)
+        self.assertIs(worker.getServiceNamed("results"), worker.results.redis)
+        self.assertIsNotNone(worker.pipeline.results)
+        self.assertIsNone(makeService(parse(), reactor=Clock()).results)
+        self.assertRaises(UsageError, parse, "--results", "http://x")
+        self.assertRaises(UsageError, parse, "--results-ttl", "0")
+
+    def test_same_redis_shared(self) -> None:
+        """With C{--results} equal to C{--redis}, one Redis service serves both."""
+        url = "redis://127.0.0.1:6399/0"
+        worker = WorkerService(
+            TaskCatalog(), redis_url=url, results_url=url, reactor=Clock(), name="w"
+        )
+        assert worker.results is not None
+        self.assertIs(worker.results.redis, worker.redis)
