@@ -433,6 +433,19 @@ class OneWritePerQuickTaskTests(SynchronousTestCase):
         self.h.advance(0)
         self.assertEqual(self.statuses(task_id), [b"started", b"succeeded"])
 
+    def test_start_not_recorded(self) -> None:
+        """A start that cannot be written is counted; the task runs on and its end is stored."""
+        self.memory.fail_commands(ConnectionError("gone"))
+        task_id = self.h.submit("slow")
+        self.h.advance(0)
+        self.memory.fail_commands(None)
+        results = self.h.worker.pipeline.results
+        assert results is not None
+        self.assertEqual(results.start_failures, 1)
+        self.gate[0].callback("done")
+        self.h.advance(0)
+        self.assertEqual(self.h.task_state(task_id).result, "done")
+
 
 class WiringTests(SynchronousTestCase):
     """C{--results} on C{twistd txmsg-worker} and L{WorkerService}."""

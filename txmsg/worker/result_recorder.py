@@ -28,6 +28,7 @@ from typing import Any
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg._lograte import should_log
 from txmsg.worker._lifecycle import one_line
 from txmsg.worker.decisions import (
     Ack,
@@ -149,6 +150,8 @@ class ResultRecorder:
         # Starts not sent yet (task id -> context, time), and the call that
         # sends them.
         self._starting: dict[str, tuple[TaskContext, float]] = {}
+        #: Start writes that failed (logged rate-limited).
+        self.start_failures = 0
         self._flush: Any = None
 
     # -- revoked ids -----------------------------------------------------------
@@ -267,11 +270,14 @@ class ResultRecorder:
                 )
 
         def failed(failure: Failure) -> None:
-            self.log.warn(
-                "Could not record the start of task {id}: {error}",
-                id=task.id,
-                error=one_line(failure),
-            )
+            self.start_failures += 1
+            if should_log(self.start_failures):  # a Redis outage: not one line per task
+                self.log.warn(
+                    "Could not record the start of task {id}: {error} ({n} so far)",
+                    id=task.id,
+                    error=one_line(failure),
+                    n=self.start_failures,
+                )
 
         d.addCallbacks(stored, failed)
 
