@@ -325,6 +325,7 @@ class HarnessResultsTests(SynchronousTestCase):
         self.memory.fail_commands(None)
         [retry] = self.h.retries(task_id)
         self.assertEqual(retry["attempt"], 1)
+        self.assertEqual(self.h.worker.pipeline.results.write_failures, 1)
         self.h.run_until_idle()
         self.assertEqual(self.h.task_state(task_id).status, SUCCEEDED)
 

@@ -152,6 +152,8 @@ class ResultRecorder:
         self._starting: dict[str, tuple[TaskContext, float]] = {}
         #: Start writes that failed (logged rate-limited).
         self.start_failures = 0
+        #: Status writes before settling that failed (logged rate-limited).
+        self.write_failures = 0
         self._flush: Any = None
 
     # -- revoked ids -----------------------------------------------------------
@@ -331,18 +333,25 @@ class ResultRecorder:
                 await self.store.record(task_id, status, **fields)
         except Exception:
             error = one_line(Failure())
+            self.write_failures += 1
+            loud = should_log(self.write_failures)  # a Redis outage: not one line per task
             if status != SUCCEEDED or not isinstance(decision, (Ack, Reply)):
+                if loud:
+                    self.log.warn(
+                        "Could not record status {status} of task {id}: {error} ({n} so far)",
+                        status=status,
+                        id=task_id,
+                        error=error,
+                        n=self.write_failures,
+                    )
+                return decision
+            if loud:
                 self.log.warn(
-                    "Could not record status {status} of task {id}: {error}",
-                    status=status,
+                    "Could not store the result of task {id} ({error}); retrying it later "
+                    "({n} so far)",
                     id=task_id,
                     error=error,
+                    n=self.write_failures,
                 )
-                return decision
-            self.log.warn(
-                "Could not store the result of task {id} ({error}); retrying it later",
-                id=task_id,
-                error=error,
-            )
             return Retry(self.retry_delay, facts.attempt, error="result not stored: " + error)
         return decision
