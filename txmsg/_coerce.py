@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from twisted.python import usage
 
-from txmsg.amqp.url import parse_amqp_url
+from txmsg.amqp.hosts import parse_amqp_urls
 from txmsg.redis.url import parse_redis_url
 
 __all__ = [
@@ -109,16 +109,16 @@ def choice(name: str, *choices: str) -> Callable[[str], str]:
 
 def check_amqp_url(url: str, source: str) -> str:
     """
-    Validate an AMQP URL.
+    Validate an AMQP URL, or a comma-separated list of them (a cluster).
 
-    @param url: the URL.
+    @param url: the URL(s).
     @param source: where it came from (C{"--amqp"}, C{"$TXMSG_AMQP_URL"}).
     @return: C{url}, unchanged.
     @raise ValueError: one line naming the source and the expected form;
         the password never appears in it.
     """
     try:
-        parse_amqp_url(url)
+        parse_amqp_urls(url)
     except ValueError as e:
         raise ValueError("{}: {}; expected {}".format(source, e, AMQP_URL_FORM)) from None
     return url
