@@ -60,10 +60,10 @@ from txmsg.amqp._setup_failure import (
     describe_setup_failure,
 )
 from txmsg.amqp.consumer import Consumer
+from txmsg.amqp.hosts import HostList, parse_amqp_urls
 from txmsg.amqp.publisher import Publisher
 from txmsg.amqp.reply import ReplySender
 from txmsg.amqp.topology import Declaration, Topology
-from txmsg.amqp.hosts import HostList, parse_amqp_urls
 from txmsg.amqp.url import AMQPAddress
 from txmsg.events import IEventSink
 

@@ -137,8 +137,8 @@ class Options(OpsOptions):
             None,
             None,
             "Declare new work and dead-letter queues and the delay levels of this type: "
-            "quorum (replicated across a cluster) or classic (the broker's default when "
-            "not given).",
+            "quorum (replicated across a cluster, at-least-once dead-lettering, a "
+            "broker-side delivery limit) or classic (the broker's default when not given).",
             choice("queue-type", "classic", "quorum"),
         ],
     ]

@@ -66,9 +66,7 @@ class FailoverEndpointTests(SynchronousTestCase):
         self.log: list = []
 
     def endpoint(self, results: dict) -> _FailoverEndpoint:
-        return _FailoverEndpoint(
-            self.hosts, lambda a: _Endpoint(self.log, a.host, results[a.host])
-        )
+        return _FailoverEndpoint(self.hosts, lambda a: _Endpoint(self.log, a.host, results[a.host]))
 
     def test_current_first(self) -> None:
         """A reachable current node is the only one tried."""
@@ -101,7 +99,7 @@ class FailoverEndpointTests(SynchronousTestCase):
 
     def test_shuffle(self) -> None:
         """C{shuffle=True} applies the shuffling function once."""
-        hosts = HostList(parse_amqp_urls(f"{A},{B}"), shuffle=True, rng=lambda l: l.reverse())
+        hosts = HostList(parse_amqp_urls(f"{A},{B}"), shuffle=True, rng=lambda xs: xs.reverse())
         self.assertEqual([a.host for a in hosts.addresses], ["n2", "n1"])
 
     def test_single_host_plain_endpoint(self) -> None:
