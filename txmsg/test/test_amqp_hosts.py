@@ -5,12 +5,14 @@ Tests for L{txmsg.amqp.hosts}: URL lists and the fail-over endpoint.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from txmsg.amqp.connection import AMQPConnection
 from txmsg.amqp.hosts import HostList, _FailoverEndpoint, parse_amqp_urls, split_amqp_urls
@@ -49,6 +51,7 @@ class SplitTests(SynchronousTestCase):
         self.assertRaises(ValueError, HostList, [])
 
 
+@implementer(IStreamClientEndpoint)
 class _Endpoint:
     def __init__(self, log: list, name: str, result: Any) -> None:
         self.log, self.name, self.result = log, name, result
@@ -66,12 +69,14 @@ class FailoverEndpointTests(SynchronousTestCase):
         self.log: list = []
 
     def endpoint(self, results: dict) -> _FailoverEndpoint:
-        return _FailoverEndpoint(self.hosts, lambda a: _Endpoint(self.log, a.host, results[a.host]))
+        return _FailoverEndpoint(
+            self.hosts, lambda a: cast(Any, _Endpoint(self.log, a.host, results[a.host]))
+        )
 
     def test_current_first(self) -> None:
         """A reachable current node is the only one tried."""
         ep = self.endpoint({"n1": lambda: succeed("p1")})
-        self.assertEqual(self.successResultOf(ep.connect(None)), "p1")
+        self.assertEqual(self.successResultOf(ep.connect(cast(Any, None))), "p1")
         self.assertEqual((self.log, self.hosts.current.host), (["n1"], "n1"))
 
     def test_next_on_refusal(self) -> None:
@@ -79,20 +84,20 @@ class FailoverEndpointTests(SynchronousTestCase):
         ep = self.endpoint(
             {"n1": lambda: fail(ConnectionRefusedError()), "n2": lambda: succeed("p2")}
         )
-        self.assertEqual(self.successResultOf(ep.connect(None)), "p2")
+        self.assertEqual(self.successResultOf(ep.connect(cast(Any, None))), "p2")
         self.assertEqual((self.log, self.hosts.current.host), (["n1", "n2"], "n2"))
 
     def test_all_refuse(self) -> None:
         """Each node is tried once per connect; then the last error."""
         refuse = lambda: fail(ConnectionRefusedError())  # noqa: E731
         ep = self.endpoint({"n1": refuse, "n2": refuse, "n3": refuse})
-        self.failureResultOf(ep.connect(None), ConnectionRefusedError)
+        self.failureResultOf(ep.connect(cast(Any, None)), ConnectionRefusedError)
         self.assertEqual(self.log, ["n1", "n2", "n3"])
 
     def test_cancel_stops_trying(self) -> None:
         """Cancelling the connect cancels the pending attempt and tries no other."""
         ep = self.endpoint({"n1": lambda: Deferred()})
-        d = ep.connect(None)
+        d = ep.connect(cast(Any, None))
         d.cancel()
         self.failureResultOf(d, CancelledError)
         self.assertEqual(self.log, ["n1"])
