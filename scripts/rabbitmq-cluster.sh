@@ -14,7 +14,9 @@
 # touched.  Node names are txmsgc<N>-<token>@localhost; the AMQP and
 # distribution ports are free loopback ports picked at start.  `up` writes
 # DIR/env (shell syntax) with TXMSG_AMQP_URL holding the three URLs, and
-# NODE<N>, AMQP_PORT<N>; source it to use the cluster.
+# NODE<N>, AMQP_PORT<N>; source it to use the cluster.  The nodes re-send an
+# unconfirmed at-least-once dead letter after $TXMSG_DLX_CONFIRM_TIMEOUT_MS
+# (default 10000; RabbitMQ's own default is 180000).
 set -euo pipefail
 
 CMD=${1:-}
@@ -51,6 +53,7 @@ node_env() { # N: export the RABBITMQ_* variables of node N
     export RABBITMQ_PID_FILE="$d/pid"
     export RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins"
     export RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf"
+    export RABBITMQ_ADVANCED_CONFIG_FILE="$d/advanced.config"
 }
 
 ctl() { # N args...: rabbitmqctl against node N
@@ -112,6 +115,10 @@ up)
             "$n" "$n" "$token" "$n" "$port" "$n" "$dist" >>"$DIR/env"
         echo "[]." >"$DIR/node$n/enabled_plugins"
         printf 'listeners.tcp.1 = 127.0.0.1:%s\nloopback_users = none\n' "$port" >"$DIR/node$n/rabbitmq.conf"
+        # A quorum queue's at-least-once dead-lettering re-sends a message
+        # whose confirm got lost (its target's leader node went down) after
+        # this timeout; the default is 180 s (see docs/scaling.md).
+        echo "[{rabbit, [{dead_letter_worker_publisher_confirm_timeout, ${TXMSG_DLX_CONFIRM_TIMEOUT_MS:-10000}}]}]." >"$DIR/node$n/advanced.config"
         urls="${urls:+$urls,}amqp://guest:guest@127.0.0.1:$port/%2F"
     done
     printf 'TXMSG_AMQP_URL=%s\nexport TXMSG_AMQP_URL\n' "'$urls'" >>"$DIR/env"

@@ -41,9 +41,15 @@ __all__ = [
 T = TypeVar("T")
 
 #: What to write instead of a bad AMQP URL.
-AMQP_URL_FORM = "amqp://USER:PASSWORD@HOST:5672/VHOST (or amqps:// for TLS)"
+AMQP_URL_FORM = (
+    "amqp://USER:PASSWORD@HOST:5672/VHOST (or amqps:// for TLS; "
+    "several comma-separated for a cluster)"
+)
 #: What to write instead of a bad Redis URL.
-REDIS_URL_FORM = "redis://[:PASSWORD@]HOST:6379/DB, rediss://... or unix:///PATH"
+REDIS_URL_FORM = (
+    "redis://[:PASSWORD@]HOST:6379/DB, rediss://..., unix:///PATH "
+    "or redis+sentinel://HOST1:26379,HOST2:26379/MASTER/DB"
+)
 
 
 def _documented(function: Callable[[str], T], doc: str) -> Callable[[str], T]:

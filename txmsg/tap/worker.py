@@ -87,7 +87,14 @@ class Options(OpsOptions):
     ]
     optParameters = [
         ["tasks", "t", None, "Module (or module:attribute) defining a TaskCatalog."],
-        ["amqp", None, None, "RabbitMQ URL (default: $TXMSG_AMQP_URL).", amqp_url_option()],
+        [
+            "amqp",
+            None,
+            None,
+            "RabbitMQ URL, or several comma-separated (the nodes of a cluster) "
+            "(default: $TXMSG_AMQP_URL).",
+            amqp_url_option(),
+        ],
         [
             "redis",
             None,
