@@ -5,8 +5,9 @@ Several brokers for one connection: the nodes of a RabbitMQ cluster.
 
 C{parse_amqp_urls("amqp://u:p@node1:5672/%2F,amqp://u:p@node2:5672/%2F")}
 reads a list of AMQP URLs separated by commas, semicolons or spaces (a
-separator counts only right before C{amqp://} / C{amqps://}, so pika's
-C{ssl_options={...}} query values keep their commas).
+separator counts only right before a scheme such as C{amqp://}, so pika's
+C{ssl_options={...}} query values keep their commas, and a stray
+C{http://...} is named as a bad URL rather than read as part of a vhost).
 
 L{HostList} keeps the list and which node is in use; its L{endpoint} is one
 Twisted client endpoint that, on each C{connect}, tries the current node
@@ -37,7 +38,7 @@ from txmsg.amqp.url import AMQPAddress, amqp_url, parse_amqp_url
 
 __all__ = ["HostList", "parse_amqp_urls", "split_amqp_urls"]
 
-_SEPARATOR = re.compile(r"[\s,;]+(?=amqps?://)", re.IGNORECASE)
+_SEPARATOR = re.compile(r"[\s,;]+(?=[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
 
 
 def split_amqp_urls(text: str) -> list[str]:

@@ -14,6 +14,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from txmsg._coerce import check_amqp_url
 from txmsg.amqp.connection import AMQPConnection
 from txmsg.amqp.hosts import HostList, _FailoverEndpoint, parse_amqp_urls, split_amqp_urls
 
@@ -129,3 +130,18 @@ class ConnectionHostsTests(SynchronousTestCase):
         conn = AMQPConnection(f"{A},{B}", reactor=reactor)
         conn.startService()
         self.assertEqual(reactor.tcpClients[0][1], 5672)
+
+
+class OptionTests(SynchronousTestCase):
+    """C{--amqp} accepts a list."""
+
+    def test_list_accepted(self) -> None:
+        """A list of valid URLs passes the option check unchanged."""
+        self.assertEqual(check_amqp_url(f"{A},{B}", "--amqp"), f"{A},{B}")
+
+    def test_bad_member_one_line(self) -> None:
+        """One bad URL in the list: one line naming the option, no password."""
+        e = self.assertRaises(ValueError, check_amqp_url, f"{A},http://x", "--amqp")
+        self.assertIn("--amqp", str(e))
+        self.assertNotIn("secret", str(e))
+        self.assertNotIn("\n", str(e))
