@@ -23,53 +23,31 @@ import argparse
 import os
 import statistics
 import sys
-import time
 import uuid
 
 import pika
 from twisted.internet import defer, task
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]
 
-from txmsg.amqp import AMQPConnection  # noqa: E402
+import amqp as amqp_bench  # noqa: E402  (benchmarks/amqp.py: txmsg's publish and consume runs)
+
 from txmsg.amqp.queue_types import work_queue_arguments  # noqa: E402
-from txmsg.amqp.topology import Queue  # noqa: E402
 
-URL = os.environ.get("TXMSG_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-BODY = b"x" * 256
+URL = amqp_bench.URL
 TYPES = ("classic", "quorum")
 
 
 async def one_round(reactor, kind, n):
     queue = f"txmsg-bench-{kind}-{uuid.uuid4().hex[:8]}"
-    conn = AMQPConnection(URL, reactor=reactor, connection_name="txmsg-bench-qtypes")
-    conn.startService()
+    c = pika.BlockingConnection(pika.URLParameters(URL))
+    args = work_queue_arguments(kind, queue + ".dead")
+    c.channel().queue_declare(queue, durable=True, arguments=args)
     try:
-        await conn.when_ready(10)
-        args = work_queue_arguments(kind, queue + ".dead")
-        await conn.declare(Queue(queue, durable=True, arguments=args))
-        pub = conn.publisher()
-        start = time.perf_counter()
-        await defer.gatherResults([pub.publish("", queue, BODY) for _ in range(n)])
-        publish_rate = n / (time.perf_counter() - start)
-
-        done = defer.Deferred()
-        count = [0]
-
-        def handler(delivery):
-            count[0] += 1
-            if count[0] == n:
-                done.callback(time.perf_counter())
-
-        consumer = conn.consume(queue, handler, prefetch=100)
-        await consumer.when_consuming()
-        start = time.perf_counter()
-        consume_rate = n / (await done - start)
-        await consumer.stop()
+        publish_rate = await amqp_bench.txmsg_publish(reactor, queue, n)
+        consume_rate = await amqp_bench.txmsg_consume(reactor, queue, n, 100)
     finally:
-        await conn.stopService()
-        c = pika.BlockingConnection(pika.URLParameters(URL))
         c.channel().queue_delete(queue)
         c.close()
     return publish_rate, consume_rate

@@ -5,6 +5,7 @@
 #   scripts/rabbitmq-cluster.sh up [DIR]      start 3 nodes, join them, wait until healthy
 #   scripts/rabbitmq-cluster.sh down [DIR]    stop every node and remove DIR
 #   scripts/rabbitmq-cluster.sh stop-node N [DIR] / start-node N [DIR]   (N = 1, 2, 3)
+#   scripts/rabbitmq-cluster.sh kill-node N [DIR]   SIGKILL node N (a crash; start-node N brings it back)
 #   scripts/rabbitmq-cluster.sh status [DIR]
 #
 # DIR defaults to $TXMSG_RABBITMQ_CLUSTER_DIR, else .cluster/rabbitmq in the
@@ -23,7 +24,7 @@ CMD=${1:-}
 shift || true
 NODE_ARG=
 case "$CMD" in
-stop-node | start-node)
+stop-node | start-node | kill-node)
     NODE_ARG=${1:?node number 1, 2 or 3}
     shift
     ;;
@@ -150,12 +151,16 @@ down)
     rm -rf "$DIR"
     say "Cluster stopped and $DIR removed"
     ;;
-stop-node | start-node)
+stop-node | start-node | kill-node)
     [ -f "$DIR/env" ] || die "no cluster in $DIR"
     # shellcheck disable=SC1091
     . "$DIR/env"
     case "$NODE_ARG" in 1 | 2 | 3) ;; *) die "node number must be 1, 2 or 3" ;; esac
-    if [ "$CMD" = stop-node ]; then
+    if [ "$CMD" = kill-node ]; then
+        kill -9 "$(cat "$DIR/node$NODE_ARG/pid")"
+        rm -f "$DIR/node$NODE_ARG/pid"
+        say "Killed node $NODE_ARG"
+    elif [ "$CMD" = stop-node ]; then
         stop_node "$NODE_ARG"
         say "Stopped node $NODE_ARG"
     else
@@ -170,7 +175,7 @@ status)
     ctl 1 cluster_status
     ;;
 *)
-    echo "usage: $0 up|down|status [DIR] | stop-node|start-node N [DIR]" >&2
+    echo "usage: $0 up|down|status [DIR] | stop-node|start-node|kill-node N [DIR]" >&2
     exit 2
     ;;
 esac

@@ -8,10 +8,6 @@ C{redis+sentinel://} URL.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 import uuid
 from typing import Any
@@ -19,43 +15,21 @@ from typing import Any
 from twisted.internet import reactor, task
 from twisted.trial.unittest import TestCase
 
+from tests._local_cluster import LocalCluster
 from tests._redis_support import wait_for
 from txmsg.redis.list_queue import ReliableQueue
 from txmsg.redis.service import RedisService
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "scripts", "redis-sentinel.sh")
 
-
-class SentinelSet:
-    """The script's set-up in a temporary directory."""
+class SentinelSet(LocalCluster):
+    """scripts/redis-sentinel.sh's master, replica and Sentinels."""
 
     def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="txmsg-sentinel-")
-        self.env: dict[str, str] = {}
-
-    def run(self, *args: str) -> str:
-        r = subprocess.run([SCRIPT, *args, self.dir], capture_output=True, text=True, timeout=120)
-        if r.returncode != 0:
-            raise AssertionError(f"redis-sentinel.sh {args} failed: {r.stdout}{r.stderr}")
-        return r.stdout
-
-    def up(self) -> None:
-        self.run("up")
-        with open(os.path.join(self.dir, "env")) as f:
-            for line in f:
-                key, eq, value = line.strip().partition("=")
-                if eq:
-                    self.env[key] = value.strip("'")
-
-    def down(self) -> None:
-        try:
-            self.run("down")
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__("redis-sentinel.sh")
 
     @property
     def url(self) -> str:
+        """The C{redis+sentinel://} URL."""
         return self.env["TXMSG_REDIS_URL"]
 
 

@@ -8,46 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "scripts", "rabbitmq-cluster.sh")
+from tests._local_cluster import LocalCluster
+
 CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 
 
-class RabbitCluster:
+class RabbitCluster(LocalCluster):
     """Three nodes on loopback in a temporary directory."""
 
     def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="txmsg-rmq-cluster-")
-        self.env: dict[str, str] = {}
-
-    def run(self, *args: str, timeout: float = 300) -> str:
-        """Run the script with C{args} and this cluster's directory."""
-        r = subprocess.run(
-            [SCRIPT, *args, self.dir], capture_output=True, text=True, timeout=timeout
-        )
-        if r.returncode != 0:
-            raise AssertionError(f"rabbitmq-cluster.sh {args} failed: {r.stdout}{r.stderr}")
-        return r.stdout
-
-    def up(self) -> None:
-        """Start the cluster and read its env file."""
-        self.run("up")
-        with open(os.path.join(self.dir, "env")) as f:
-            for line in f:
-                key, eq, value = line.strip().partition("=")
-                if eq:
-                    self.env[key] = value.strip("'")
-
-    def down(self) -> None:
-        """Stop every node and remove the directory."""
-        try:
-            self.run("down")
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__("rabbitmq-cluster.sh")
 
     def url(self, n: int) -> str:
         """The AMQP URL of node C{n} (1, 2 or 3)."""

@@ -234,21 +234,32 @@ def parse_redis_url(
         raise InvalidRedisURL(f"Redis URL has no host: {redact_url(url)}")
     db_text = parts.path.lstrip("/") or query.get("db", "0")
     db = _int(db_text, "db", url)
-    unreadable = unreadable_tls_file({k: query.get(k) for k in ("ca_certs", "certfile", "keyfile")})
+    return _tcp_url(url, scheme, query, db, username, password, host=host, port=port or 6379)
+
+
+def _tcp_url(
+    url: str,
+    scheme: str,
+    query: dict[str, str],
+    db: int,
+    username: str | None,
+    password: str | None,
+    **where: Any,
+) -> RedisURL:
+    """A TCP L{RedisURL} (direct or Sentinel), its TLS files checked."""
+    files: dict[str, Any] = {k: query.get(k) for k in ("ca_certs", "certfile", "keyfile")}
+    unreadable = unreadable_tls_file(files)
     if unreadable:
         raise InvalidRedisURL(f"{unreadable} of Redis URL {redact_url(url)}")
     return RedisURL(
         scheme,
-        host,
-        port if port is not None else 6379,
-        None,
-        db,
-        username,
-        password,
-        query.get("ca_certs"),
-        url,
-        query.get("certfile"),
-        query.get("keyfile"),
+        path=None,
+        db=db,
+        username=username,
+        password=password,
+        url=url,
+        **files,
+        **where,
     )
 
 
@@ -288,23 +299,17 @@ def _parse_sentinel_url(
             f"Sentinel URL needs the master's name (.../mymaster/0): {redact_url(url)}"
         )
     db = _int(db_text.strip("/") or query.get("db", "0"), "db", url)
-    unreadable = unreadable_tls_file({k: query.get(k) for k in ("ca_certs", "certfile", "keyfile")})
-    if unreadable:
-        raise InvalidRedisURL(f"{unreadable} of Redis URL {redact_url(url)}")
-    return RedisURL(
+    return _tcp_url(
+        url,
         scheme,
-        None,
-        None,
-        None,
+        query,
         db,
         username,
         password,
-        query.get("ca_certs"),
-        url,
-        query.get("certfile"),
-        query.get("keyfile"),
-        sentinels,
-        service,
-        query.get("sentinel_username"),
-        query.get("sentinel_password"),
+        host=None,
+        port=None,
+        sentinels=sentinels,
+        service=service,
+        sentinel_username=query.get("sentinel_username"),
+        sentinel_password=query.get("sentinel_password"),
     )
