@@ -14,6 +14,9 @@
 # picked at start; the default Redis on 6379 is never touched.  The master's
 # name is "txmsg"; failure detection is fast (down-after 1 s).  `up` writes
 # DIR/env with TXMSG_REDIS_URL=redis+sentinel://127.0.0.1:S1,.../txmsg/0.
+# With $TXMSG_REDIS_PASSWORD the master and replica require it (and the
+# Sentinels use it); with $TXMSG_SENTINEL_PASSWORD the Sentinels require
+# theirs; both then appear in the URL of DIR/env (a private directory).
 set -euo pipefail
 
 CMD=${1:-}
@@ -36,17 +39,23 @@ die() {
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-wait_ping() { # PORT
+rcli() { # PORT ARGS...: redis-cli against a Redis server
+    REDISCLI_AUTH=${PASSWORD:-} "$CLI" --no-auth-warning -p "$@"
+}
+scli() { # PORT ARGS...: redis-cli against a Sentinel
+    REDISCLI_AUTH=${SENTINEL_PASSWORD:-} "$CLI" --no-auth-warning -p "$@"
+}
+wait_ping() { # PORT CLIENT
     local i
     for ((i = 0; i < 100; i++)); do
-        [ "$("$CLI" -p "$1" ping 2>/dev/null)" = PONG ] && return 0
+        [ "$("$2" "$1" ping 2>/dev/null)" = PONG ] && return 0
         sleep 0.1
     done
     die "nothing answers on 127.0.0.1:$1; see $DIR/$1.log"
 }
 start_redis() { # PORT
     "$SERVER" "$DIR/$1.conf"
-    wait_ping "$1"
+    wait_ping "$1" rcli
 }
 stop_port() { # PORT
     local pid
@@ -56,7 +65,7 @@ stop_port() { # PORT
     rm -f "$DIR/$1.pid"
 }
 master() {
-    "$CLI" -p "$SENTINEL1" sentinel get-master-addr-by-name "$NAME" | tr '\n' ' '
+    scli "$SENTINEL1" sentinel get-master-addr-by-name "$NAME" | tr '\n' ' '
 }
 
 case "$CMD" in
@@ -81,6 +90,13 @@ appendfsync everysec
 CONF
     done
     echo "replicaof 127.0.0.1 $MASTER" >>"$DIR/$REPLICA.conf"
+    PASSWORD=${TXMSG_REDIS_PASSWORD:-}
+    SENTINEL_PASSWORD=${TXMSG_SENTINEL_PASSWORD:-}
+    if [ -n "$PASSWORD" ]; then
+        for p in "$MASTER" "$REPLICA"; do
+            printf 'requirepass "%s"\nmasterauth "%s"\n' "$PASSWORD" "$PASSWORD" >>"$DIR/$p.conf"
+        done
+    fi
     for p in "$S1" "$S2" "$S3"; do
         cat >"$DIR/$p.conf" <<CONF
 bind 127.0.0.1
@@ -94,12 +110,16 @@ sentinel down-after-milliseconds $NAME 1000
 sentinel failover-timeout $NAME 5000
 sentinel parallel-syncs $NAME 1
 CONF
+        [ -z "$PASSWORD" ] || echo "sentinel auth-pass $NAME \"$PASSWORD\"" >>"$DIR/$p.conf"
+        [ -z "$SENTINEL_PASSWORD" ] || echo "requirepass \"$SENTINEL_PASSWORD\"" >>"$DIR/$p.conf"
     done
     {
         printf 'MASTER_PORT=%s\nREPLICA_PORT=%s\n' "$MASTER" "$REPLICA"
         printf 'SENTINEL1=%s\nSENTINEL2=%s\nSENTINEL3=%s\n' "$S1" "$S2" "$S3"
-        printf "TXMSG_REDIS_URL='redis+sentinel://127.0.0.1:%s,127.0.0.1:%s,127.0.0.1:%s/%s/0'\n" \
-            "$S1" "$S2" "$S3" "$NAME"
+        printf "PASSWORD='%s'\nSENTINEL_PASSWORD='%s'\n" "$PASSWORD" "$SENTINEL_PASSWORD"
+        printf "TXMSG_REDIS_URL='redis+sentinel://%s127.0.0.1:%s,127.0.0.1:%s,127.0.0.1:%s/%s/0%s'\n" \
+            "${PASSWORD:+:$PASSWORD@}" "$S1" "$S2" "$S3" "$NAME" \
+            "${SENTINEL_PASSWORD:+?sentinel_password=$SENTINEL_PASSWORD}"
         printf 'export TXMSG_REDIS_URL\n'
     } >"$DIR/env"
     trap 'echo "redis-sentinel: start failed, stopping" >&2; for f in "$DIR"/*.pid; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done' ERR
@@ -107,14 +127,14 @@ CONF
     start_redis "$REPLICA"
     for p in "$S1" "$S2" "$S3"; do
         "$SERVER" "$DIR/$p.conf" --sentinel
-        wait_ping "$p"
+        wait_ping "$p" scli
     done
     # healthy: the replica is in sync and every Sentinel sees the other two
     for ((i = 0; i < 300; i++)); do
         ok=1
-        "$CLI" -p "$REPLICA" info replication | grep -q 'master_link_status:up' || ok=
+        rcli "$REPLICA" info replication | grep -q 'master_link_status:up' || ok=
         for p in "$S1" "$S2" "$S3"; do
-            n=$("$CLI" -p "$p" sentinel master "$NAME" | awk 'prev == "num-other-sentinels" {print; exit} {prev = $0}')
+            n=$(scli "$p" sentinel master "$NAME" | awk 'prev == "num-other-sentinels" {print; exit} {prev = $0}')
             [ "$n" = 2 ] || ok=
         done
         [ -n "$ok" ] && break

@@ -8,6 +8,7 @@ C{redis+sentinel://} URL.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from typing import Any
@@ -24,8 +25,22 @@ from txmsg.redis.service import RedisService
 class SentinelSet(LocalCluster):
     """scripts/redis-sentinel.sh's master, replica and Sentinels."""
 
-    def __init__(self) -> None:
+    def __init__(self, **passwords: str) -> None:
         super().__init__("redis-sentinel.sh")
+        self.passwords = passwords
+
+    def run(self, *args: str, timeout: float = 300) -> str:
+        """The script, with the passwords in its environment."""
+        saved = {k: os.environ.get(k) for k in self.passwords}
+        os.environ.update(self.passwords)
+        try:
+            return super().run(*args, timeout=timeout)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     @property
     def url(self) -> str:
@@ -39,9 +54,15 @@ class SentinelFailoverTests(TestCase):
     timeout = 120
 
     def setUp(self) -> None:
-        self.sentinel = SentinelSet()
+        # the password variant: the master and replica require one, the
+        # Sentinels their own (both in the URL)
+        self.sentinel = SentinelSet(
+            TXMSG_REDIS_PASSWORD="m-" + uuid.uuid4().hex[:8],
+            TXMSG_SENTINEL_PASSWORD="s-" + uuid.uuid4().hex[:8],
+        )
         self.addCleanup(self.sentinel.down)
         self.sentinel.up()
+        self.assertIn("sentinel_password=", self.sentinel.url)
 
     async def test_pubsub_and_queue_across_failover(self) -> None:
         """
@@ -101,3 +122,23 @@ class SentinelFailoverTests(TestCase):
             f"after {failover:.1f} s; {len(items)} queued items handled, "
             f"{duplicates} duplicate(s)"
         )
+
+
+class SentinelPlainTests(TestCase):
+    """Without passwords."""
+
+    timeout = 120
+
+    async def test_plain_url(self) -> None:
+        """A Sentinel URL without passwords finds the master."""
+        sentinel = SentinelSet()
+        self.addCleanup(sentinel.down)
+        sentinel.up()
+        svc = RedisService(sentinel.url)
+        svc.startService()
+        self.addCleanup(svc.stopService)
+        await svc.when_connected(10)
+        key = "txmsg-test-" + uuid.uuid4().hex[:8]
+        await svc.handler.set(key, "v", expire=30)
+        self.assertEqual(await svc.handler.get(key), "v")
+        self.assertEqual(svc.connection.url.sentinels[0][1], int(sentinel.env["SENTINEL1"]))

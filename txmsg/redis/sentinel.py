@@ -49,8 +49,6 @@ from txmsg.redis._resp import Incomplete, ReplyError, RESPError, encode_command,
 
 __all__ = ["SentinelEndpoint", "SentinelMasterNotFound"]
 
-_log = Logger()
-
 
 class SentinelMasterNotFound(ConnectError):
     """
@@ -111,6 +109,8 @@ class SentinelEndpoint:
         L{None}.
     """
 
+    log = Logger()
+
     def __init__(
         self,
         reactor: Any,
@@ -152,6 +152,7 @@ class SentinelEndpoint:
         self._sentinel_auth = _auth(sentinel_username, sentinel_password)
         self._tls = (tls, ca_certs, certfile, keyfile)
         self._timeout = timeout
+        self._last_failure: str | None = None
 
     def _endpoint(self, host: str, port: int) -> IStreamClientEndpoint:
         tls, ca_certs, certfile, keyfile = self._tls
@@ -221,9 +222,18 @@ class SentinelEndpoint:
         return Deferred.fromCoroutine(self._connect(protocolFactory))
 
     async def _connect(self, protocolFactory: IProtocolFactory) -> Any:
-        master = await self.locate()
+        try:
+            master = await self.locate()
+        except SentinelMasterNotFound as e:
+            # retried with backoff by the caller: say why once, and again
+            # only when the reason changes
+            if str(e) != self._last_failure:
+                self._last_failure = str(e)
+                self.log.warn("Redis Sentinel: {reason}", reason=str(e))
+            raise
+        self._last_failure = None
         if master != self.master:
-            _log.info(
+            self.log.info(
                 "Redis Sentinel: master {service!r} is at {host}:{port}",
                 service=self.service,
                 host=master[0],

@@ -5,12 +5,13 @@ Tests for L{txmsg.redis.sentinel}, L{txmsg.redis._resp} and Sentinel URLs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import ILogObserver, Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.redis._resp import (
@@ -223,3 +224,29 @@ class SentinelEndpointTests(SynchronousTestCase):
         ep.reactor.advance(1.0)
         ep.reactor.advance(1.0)
         self.failureResultOf(d, SentinelMasterNotFound)
+
+
+class SentinelLogTests(SynchronousTestCase):
+    """Why the master cannot be found is logged once per reason."""
+
+    def test_reason_logged_once(self) -> None:
+        """Two failures for the same reason: one warning; a success resets it."""
+        nil = _Server({b"get-master": b"*-1\r\n"})
+        ep = _Endpoint({("s1", 1): nil, ("s2", 2): nil})
+        events: list[dict] = []
+        ep.log = Logger(observer=cast(ILogObserver, events.append))
+        factory = Factory.forProtocol(Protocol)
+        self.failureResultOf(ep.connect(factory), SentinelMasterNotFound)
+        self.failureResultOf(ep.connect(factory), SentinelMasterNotFound)
+        warnings = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("does not know master", warnings[0]["reason"])
+        ep.servers = {
+            ("s1", 1): _Server({b"get-master": ADDRESS}),
+            ("m", 6390): _Server({b"ROLE": MASTER_ROLE}),
+        }
+        self.successResultOf(ep.connect(factory))
+        ep.servers = {("s1", 1): nil, ("s2", 2): nil}
+        self.failureResultOf(ep.connect(factory), SentinelMasterNotFound)
+        warnings = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual(len(warnings), 2)

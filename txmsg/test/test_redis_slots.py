@@ -11,8 +11,10 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.redis.delay_queue import DelayQueue
+from txmsg.redis.limits import RateLimit, parse_rate
 from txmsg.redis.list_queue import ReliableQueue
 from txmsg.redis.slots import crc16, hash_tag, key_slot, same_slot, tagged_prefix
+from txmsg.schedule.leader import schedule_keys
 from txmsg.test import test_redis_delay_queue, test_redis_list_queue
 from txmsg.test._optional import fuzz
 
@@ -67,6 +69,11 @@ class SlotTests(SynchronousTestCase):
         r = ReliableQueue(None, name, namespace=namespace, reactor=object())  # type: ignore[arg-type]
         keys = [r.key, r.dead_key, r.consumers_key, r.processing_key("c"), r.heartbeat_key("c")]
         self.assertTrue(same_slot(keys))
+
+    def test_other_scripts_tagged(self) -> None:
+        """The rate limit's and the scheduler lease's scripts keep one slot too."""
+        self.assertTrue(same_slot(RateLimit(None, "send", parse_rate("10/s")).keys))
+        self.assertTrue(same_slot(schedule_keys("nightly")))
 
     def test_rq_key_kept(self) -> None:
         """Without a namespace a list queue's key is the name itself (RQ's keys)."""
