@@ -124,12 +124,18 @@ class ConnectionHostsTests(SynchronousTestCase):
         conn._protocol_failed(object(), ConnectionRefusedError())
         self.assertEqual(conn.address.host, "n2")
 
-    def test_connects_to_first(self) -> None:
-        """startService connects to the first node's address."""
+    def test_connects_through_the_host_list(self) -> None:
+        """startService connects through the host list's endpoint, first node current."""
         reactor = MemoryReactorClock()
         conn = AMQPConnection(f"{A},{B}", reactor=reactor)
+        log: list = []
+        endpoint = _FailoverEndpoint(
+            conn.hosts, lambda a: cast(Any, _Endpoint(log, a.host, Deferred()))
+        )
+        conn.hosts.endpoint = lambda *args: endpoint  # type: ignore[method-assign]
         conn.startService()
-        self.assertEqual(reactor.tcpClients[0][1], 5672)
+        self.addCleanup(conn.stopService)
+        self.assertEqual(log, ["n1"])
 
 
 class OptionTests(SynchronousTestCase):
