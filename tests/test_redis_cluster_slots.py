@@ -13,7 +13,7 @@ import string
 
 from twisted.trial.unittest import TestCase
 
-from tests._redis_support import RedisServer
+from tests._redis_support import RedisServer, free_port
 from txmsg.redis.delay_queue import DelayQueue
 from txmsg.redis.list_queue import ReliableQueue
 from txmsg.redis.slots import key_slot
@@ -28,6 +28,9 @@ class ClusterKeySlotTests(TestCase):
             "yes",
             "--cluster-config-file",
             "nodes-{}.conf".format(os.getpid()),
+            # the bus port defaults to port + 10000, past 65535 for a high free port
+            "--cluster-port",
+            str(free_port()),
         )
         self.server.start()
         self.addCleanup(self.server.stop)
