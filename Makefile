@@ -5,7 +5,7 @@ export VENV PYTHON
 
 SOURCES := setup.cfg pyproject.toml requirements-dev.txt $(shell find txmsg twisted -name '*.py' 2>/dev/null) $(wildcard txmsg/ops/dashboard/static/*)
 
-.PHONY: help venv servers browser demo test test-browser screenshots unit unit-oldest integration lint typecheck bench clean
+.PHONY: help venv servers browser demo test test-browser screenshots unit unit-oldest integration lint typecheck bench clean test-cluster
 
 help:
 	@echo "make demo   set everything up and run the demo"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench  run the benchmarks"
 	@echo "make test-browser   the dashboard's end-to-end test in chromium only"
 	@echo "make screenshots   refresh docs/img/dashboard-*.png from that test"
+	@echo "make test-cluster   the RabbitMQ cluster failover proof (private 3-node cluster, ~4 min; docs/scaling.md)"
 
 $(VENV)/.installed: $(SOURCES)
 	scripts/setup-venv.sh
@@ -62,6 +63,11 @@ unit-oldest:
 
 integration: venv servers browser
 	$(VENV)/bin/python -m twisted.trial tests
+
+# Not part of `make test`: starts a private 3-node RabbitMQ cluster
+# (scripts/rabbitmq-cluster.sh) and stops nodes under load; see docs/scaling.md.
+test-cluster: venv servers
+	$(VENV)/bin/python -m twisted.trial --temp-directory=_trial_temp_cluster tests_cluster
 
 bench: venv servers
 	$(VENV)/bin/python -m pip install --quiet -r requirements-bench.txt

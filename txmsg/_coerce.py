@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from twisted.python import usage
 
-from txmsg.amqp.url import parse_amqp_url
+from txmsg.amqp.hosts import parse_amqp_urls
 from txmsg.redis.url import parse_redis_url
 
 __all__ = [
@@ -41,9 +41,15 @@ __all__ = [
 T = TypeVar("T")
 
 #: What to write instead of a bad AMQP URL.
-AMQP_URL_FORM = "amqp://USER:PASSWORD@HOST:5672/VHOST (or amqps:// for TLS)"
+AMQP_URL_FORM = (
+    "amqp://USER:PASSWORD@HOST:5672/VHOST (or amqps:// for TLS; "
+    "several comma-separated for a cluster)"
+)
 #: What to write instead of a bad Redis URL.
-REDIS_URL_FORM = "redis://[:PASSWORD@]HOST:6379/DB, rediss://... or unix:///PATH"
+REDIS_URL_FORM = (
+    "redis://[:PASSWORD@]HOST:6379/DB, rediss://..., unix:///PATH "
+    "or redis+sentinel://HOST1:26379,HOST2:26379/MASTER/DB"
+)
 
 
 def _documented(function: Callable[[str], T], doc: str) -> Callable[[str], T]:
@@ -109,16 +115,16 @@ def choice(name: str, *choices: str) -> Callable[[str], str]:
 
 def check_amqp_url(url: str, source: str) -> str:
     """
-    Validate an AMQP URL.
+    Validate an AMQP URL, or a comma-separated list of them (a cluster).
 
-    @param url: the URL.
+    @param url: the URL(s).
     @param source: where it came from (C{"--amqp"}, C{"$TXMSG_AMQP_URL"}).
     @return: C{url}, unchanged.
     @raise ValueError: one line naming the source and the expected form;
         the password never appears in it.
     """
     try:
-        parse_amqp_url(url)
+        parse_amqp_urls(url)
     except ValueError as e:
         raise ValueError("{}: {}; expected {}".format(source, e, AMQP_URL_FORM)) from None
     return url

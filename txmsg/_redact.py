@@ -36,10 +36,10 @@ def redact_url(url: str) -> str:
 
 
 # A private key's passphrase in pika's ssl_options ({'password': '...'}) or a
-# password=... query argument.
+# password=... (or sentinel_password=...) query argument.
 _QUERY_SECRETS = (
     (re.compile(r"""(['"]password['"]\s*:\s*)(['"])(?:(?!\2).)*\2""", re.I), r"\1'***'"),
-    (re.compile(r"(^|&)(password=)[^&]*", re.I), r"\1\2***"),
+    (re.compile(r"(^|&)(\w*password=)[^&]*", re.I), r"\1\2***"),
 )
 
 

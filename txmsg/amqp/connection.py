@@ -44,6 +44,7 @@ from twisted.python.failure import Failure
 from txmsg._reactor import maybe_global_reactor
 from txmsg._sink import send_event
 from txmsg._waiters import Waiters
+from txmsg.amqp._participants import stop_participant
 from txmsg.amqp._protocol import (
     _Factory,
     describe_reason,
@@ -59,10 +60,11 @@ from txmsg.amqp._setup_failure import (
     describe_setup_failure,
 )
 from txmsg.amqp.consumer import Consumer
+from txmsg.amqp.hosts import HostList, parse_amqp_urls
 from txmsg.amqp.publisher import Publisher
 from txmsg.amqp.reply import ReplySender
 from txmsg.amqp.topology import Declaration, Topology
-from txmsg.amqp.url import AMQPAddress, parse_amqp_url
+from txmsg.amqp.url import AMQPAddress
 from txmsg.events import IEventSink
 
 __all__ = [
@@ -107,10 +109,14 @@ class AMQPConnection(Service):
         tls_creator: IOpenSSLClientConnectionCreator | None = None,
         close_timeout: float = 10.0,
         retry_refused_login: bool = False,
+        shuffle_hosts: bool = False,
     ) -> None:
         """
         @param url: C{amqp://user:password@host:port/vhost} or C{amqps://...};
             default C{$TXMSG_AMQP_URL}, else C{amqp://guest:guest@127.0.0.1:5672/%2F}.
+            Several URLs (the nodes of a cluster), separated by commas, make
+            the connection move to the next node when one is lost or
+            refuses (see L{txmsg.amqp.hosts}).
         @param reactor: the reactor (default: the global one, resolved late).
         @param events: the event sink for C{amqp.*} events, or L{None}.
         @param connection_name: the client-provided connection name (shown
@@ -129,9 +135,12 @@ class AMQPConnection(Service):
             (with backoff) instead of failing it at once and, for a refused
             login, giving up; either way the reason is logged once and kept
             in L{setup_failure}.
+        @param shuffle_hosts: with several URLs, try them in a random order
+            rather than the order given.
         """
         self._reactor = reactor = maybe_global_reactor(reactor)
-        self.address: AMQPAddress = parse_amqp_url(url)
+        #: the brokers (several for a cluster) and the one in use
+        self.hosts = HostList(parse_amqp_urls(url), shuffle=shuffle_hosts)
         self.events = events
         self.connection_name = connection_name
         self.topology = topology if topology is not None else Topology()
@@ -157,6 +166,11 @@ class AMQPConnection(Service):
         self._replies: ReplySender | None = None
 
     # -- state --------------------------------------------------------------
+
+    @property
+    def address(self) -> AMQPAddress:
+        """The address of the broker in use (or tried next)."""
+        return self.hosts.current
 
     @property
     def reactor(self) -> Any:
@@ -297,11 +311,14 @@ class AMQPConnection(Service):
         self._stopping = False
         endpoint = self._endpoint
         if endpoint is None:
-            endpoint = self.address.endpoint(
+            endpoint = self.hosts.endpoint(
                 cast(IReactorTCP, self._reactor), self._tls_creator
             )  # a reactor that connects provides IReactorTCP too (see txmsg._reactor)
         policy = self._retry_policy or backoffPolicy(initialDelay=0.5, maxDelay=10.0)
-        self.log.info("Connecting to AMQP broker {url}", url=self.address.redacted)
+        self.log.info(
+            "Connecting to AMQP broker {url}",
+            url=", ".join(a.redacted for a in self.hosts.addresses),
+        )
         self._client_service = ClientService(
             endpoint,
             _Factory(self),
@@ -328,7 +345,7 @@ class AMQPConnection(Service):
 
     async def _stop(self) -> None:
         for p in sorted(self._participants, key=lambda p: getattr(p, "stop_order", 0)):
-            await self._stop_participant(p)
+            await stop_participant(p, self._reactor, self._close_timeout, self.log)
         conn = self._connection
         if conn is not None and conn.is_open:
             d = self._lost_waiters.wait(self._close_timeout)
@@ -343,31 +360,6 @@ class AMQPConnection(Service):
                 pass
         if self._client_service is not None:
             await maybeDeferred(self._client_service.stopService)
-
-    async def _stop_participant(self, participant: Any) -> None:
-        """
-        Stop one participant, waiting at most its C{grace} seconds (plus
-        the close timeout) when it has one: a handler that never finishes
-        must not keep the service from stopping.
-        """
-        grace = getattr(participant, "grace", None)
-        d = maybeDeferred(participant.stop)
-        timer = None
-        if grace is not None:
-            timer = self._reactor.callLater(grace + self._close_timeout, d.cancel)
-        try:
-            await d
-        except CancelledError:
-            self.log.warn(
-                "{participant!r} did not stop within {grace}s; stopping without it",
-                participant=participant,
-                grace=grace,
-            )
-        except Exception:
-            self.log.failure("Stopping {participant!r} failed", participant=participant)
-        finally:
-            if timer is not None and timer.active():
-                timer.cancel()
 
     # -- protocol callbacks (ReasonPreservingConnection or test fakes) ------
 
@@ -400,11 +392,15 @@ class AMQPConnection(Service):
         once (again only when it changes) and reported on the next turn.
         """
         self._setup_failures += 1
-        failure = describe_setup_failure(error, self.address)
+        address = self.address
+        failure = describe_setup_failure(error, address)
+        # A node that accepts TCP but fails the AMQP set-up may be booting
+        # or shutting down: the next attempt starts with the next node.
+        self.hosts.advance()
         if failure is None or self._stopping:
             self.log.info(
                 "AMQP connection set-up at {url} failed: {reason_type}: {reason}",
-                url=self.address.redacted,
+                url=address.redacted,
                 **describe_reason(error),
             )
             return

@@ -4,7 +4,8 @@
 The delay queue's Lua scripts: every state change of an item is one of these,
 so it is atomic across processes.
 
-Keys of a queue with prefix P::
+Keys of a queue with prefix P (C{<namespace>:{<name>}}: the braces are a
+Redis Cluster hash tag, so every key below shares one slot)::
 
     P:due         zset  id -> due time (unix seconds)
     P:processing  zset  id -> lease deadline (claimed, not yet acked)

@@ -21,7 +21,7 @@ from txmsg._waiters import InFlight
 from txmsg.events import IEventSink
 from txmsg.redis import _list_scripts as scripts
 from txmsg.redis._common import call, handler_of, sleep
-from txmsg.redis.connection import RedisConnection
+from txmsg.redis.connection import RedisCommandTimeout, RedisConnection
 from txmsg.redis.service import RedisService
 
 if TYPE_CHECKING:  # a type only: list_queue.py imports this module
@@ -333,7 +333,16 @@ class ListConsumer(Service):
         def finished(result: Any) -> None:
             self._in_flight.leave()
             self._wake_room()
-            if isinstance(result, Failure):
+            if isinstance(result, Failure) and result.check(RedisCommandTimeout):
+                # Redis went away (a restart, a Sentinel failover): the item
+                # stays in our processing list and is recovered later.
+                self.log.warn(
+                    "Bookkeeping of an item of {key} failed ({error}); it stays in the "
+                    "processing list and is recovered (it may run twice)",
+                    key=self.queue.key,
+                    error=result.getErrorMessage(),
+                )
+            elif isinstance(result, Failure):
                 self.log.failure("Bookkeeping of a list item failed", result)
 
         d.addBoth(finished)

@@ -3,13 +3,14 @@
 """
 The reliable list queue's Lua scripts.
 
-Keys of a queue with key Q::
+Keys of a queue with key Q and tag T (C{queue:{name}} both, or Q = the
+name and T = C{{name}} without a namespace; one Redis Cluster slot)::
 
     Q                      list: producers LPUSH, consumers take from the right
-    Q:processing:<id>      list: items consumer <id> is working on
-    Q:consumer:<id>        string with a TTL: consumer <id>'s heartbeat
-    Q:consumers            set of consumer ids that may have a processing list
-    Q:dead                 list: payloads whose handler failed (on_failure="dead")
+    T:processing:<id>      list: items consumer <id> is working on
+    T:consumer:<id>        string with a TTL: consumer <id>'s heartbeat
+    T:consumers            set of consumer ids that may have a processing list
+    T:dead                 list: payloads whose handler failed (on_failure="dead")
 """
 
 from __future__ import annotations

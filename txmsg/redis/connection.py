@@ -112,7 +112,7 @@ class RedisConnection(Service):
 
         url = self.url
         factory = CommandFactory(
-            f"{url.host or url.path}:{url.port or 0}",
+            f"{url.host or url.path or url.service}:{url.port or 0}",
             url.db,
             self.poolsize,
             True,

@@ -49,7 +49,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
 from txmsg.redis import _delay_scripts as scripts
-from txmsg.redis._common import as_bytes, handler_of, join_key, resolve_reactor
+from txmsg.redis._common import as_bytes, handler_of, resolve_reactor
+from txmsg.redis.slots import tagged_prefix
 from txmsg.serializers import Serializer, get_serializer
 
 __all__ = ["Claim", "DelayedItem", "DelayQueue", "DelayPoller"]
@@ -96,7 +97,8 @@ class DelayQueue:
     """
     The queue: scheduling, and the atomic operations pollers use.
 
-    @ivar prefix: C{"<namespace>:<name>"}, the prefix of every key.
+    @ivar prefix: C{"<namespace>:{<name>}"}, the prefix of every key (the
+        braces are a Redis Cluster hash tag: all keys share one slot).
     @ivar dead_key: the dead-letter list.
     """
 
@@ -119,7 +121,8 @@ class DelayQueue:
         """
         self._redis = redis
         self.name = name
-        self.prefix = join_key(namespace, name)
+        # one hash tag per queue: every script's keys share a Redis Cluster slot
+        self.prefix = tagged_prefix(namespace, name)
         self.due_key = self.prefix + ":due"
         self.processing_key = self.prefix + ":processing"
         self.items_key = self.prefix + ":items"
@@ -258,7 +261,8 @@ class DelayQueue:
         """
         Atomically move up to C{limit} due payloads to the Redis list
         C{list_key} (e.g. a L{ReliableQueue}'s C{key}); fires with C{(moved,
-        next due time or None)}.
+        next due time or None)}.  On Redis Cluster C{list_key} must share
+        this queue's hash tag: a L{ReliableQueue} of the same name does.
         """
         d = scripts.MOVE(
             self._handler,

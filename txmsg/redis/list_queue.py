@@ -46,7 +46,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
 from txmsg.redis import _list_scripts as scripts
-from txmsg.redis._common import handler_of, join_key, resolve_reactor
+from txmsg.redis._common import handler_of, resolve_reactor
+from txmsg.redis.slots import tagged_prefix
 from txmsg.serializers import Serializer, get_serializer
 
 __all__ = ["ListConsumer", "ReliableQueue"]
@@ -56,8 +57,10 @@ class ReliableQueue:
     """
     A named list queue: producers push, L{ListConsumer}s consume.
 
-    @ivar key: the list's key (C{"<namespace>:<name>"}).
-    @ivar dead_key: where failed items go (C{key + ":dead"}).
+    @ivar key: the list's key: C{"<namespace>:{<name>}"} (the braces are a
+        Redis Cluster hash tag), or the name itself without a namespace.
+    @ivar tag: the prefix of the queue's other keys, with the same hash tag.
+    @ivar dead_key: where failed items go (C{tag + ":dead"}).
     """
 
     def __init__(
@@ -81,9 +84,14 @@ class ReliableQueue:
         """
         self._redis = redis
         self.name = name
-        self.key = join_key(namespace, name)
-        self.dead_key = self.key + ":dead"
-        self.consumers_key = self.key + ":consumers"
+        # One Redis Cluster hash tag per queue, so that every script's keys
+        # (and BLMOVE's two) share a slot.  Without a namespace the key is
+        # the name itself (RQ's "rq:queue:<name>"); the other keys then use
+        # it whole as their tag, which hashes to the same slot.
+        self.key = tagged_prefix(namespace, name) if namespace else name
+        self.tag = self.key if namespace else tagged_prefix("", name)
+        self.dead_key = self.tag + ":dead"
+        self.consumers_key = self.tag + ":consumers"
         self.serializer = get_serializer(serializer)
         self.reactor = resolve_reactor(reactor, redis)
 
@@ -98,13 +106,13 @@ class ReliableQueue:
         """
         The processing list of consumer C{consumer_id}.
         """
-        return f"{self.key}:processing:{consumer_id}"
+        return f"{self.tag}:processing:{consumer_id}"
 
     def heartbeat_key(self, consumer_id: str) -> str:
         """
         The heartbeat key of consumer C{consumer_id}.
         """
-        return f"{self.key}:consumer:{consumer_id}"
+        return f"{self.tag}:consumer:{consumer_id}"
 
     def push(self, *payloads: Any) -> Deferred[int]:
         """

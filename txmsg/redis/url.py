@@ -9,6 +9,13 @@ Accepted forms::
     rediss://[[user]:password@]host[:port][/db][?ca_certs=/path/ca.pem]   (TLS)
         [&certfile=/path/client.pem[&keyfile=/path/client.key]]  (client certificate)
     unix:///path/to/redis.sock[?db=N]              (also: redis+unix://, unix:/path)
+    redis+sentinel://[[user]:password@]host1[:port1],host2[:port2],.../master-name[/db]
+        [?sentinel_password=...&sentinel_username=...]  (Sentinel; port 26379 by default)
+    rediss+sentinel://...[?ca_certs=...&certfile=...&keyfile=...]  (TLS to Sentinels and master)
+
+With Sentinel the user name and password are the master's; the Sentinels'
+own (if they have C{requirepass}) go in C{sentinel_password} /
+C{sentinel_username}.  See L{txmsg.redis.sentinel}.
 
 When no URL is given, C{TXMSG_REDIS_URL} from the environment is used, else
 C{redis://127.0.0.1:6379/0}.  Passwords are never part of C{str()} or C{repr()}
@@ -30,6 +37,7 @@ from txmsg._reactor import maybe_global_reactor
 from txmsg._redact import redact_url
 from txmsg._tls import client_tls_options, unreadable_tls_file
 from txmsg.net.transport import client_reactor
+from txmsg.redis.sentinel import SentinelEndpoint
 
 __all__ = [
     "DEFAULT_REDIS_URL",
@@ -71,6 +79,10 @@ class RedisURL:
         its key unless C{keyfile} is given), for servers started with
         C{--tls-auth-clients yes}.
     @ivar keyfile: for C{rediss}, the client certificate's private key.
+    @ivar sentinels: for C{redis+sentinel}, C{(host, port)} of each Sentinel.
+    @ivar service: for C{redis+sentinel}, the master's name.
+    @ivar sentinel_username: the Sentinels' ACL user, or C{None}.
+    @ivar sentinel_password: the Sentinels' password, or C{None}.
     """
 
     scheme: str
@@ -84,13 +96,25 @@ class RedisURL:
     url: str = field(default="", repr=False)
     certfile: str | None = None
     keyfile: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str | None = None
+    sentinel_username: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
 
     @property
     def tls(self) -> bool:
         """
         Whether the connection uses TLS.
         """
-        return self.scheme == "rediss"
+        return self.scheme in ("rediss", "rediss+sentinel")
+
+    @property
+    def sentinel(self) -> bool:
+        """
+        Whether the master is found through Sentinel (C{sentinels},
+        C{service}).
+        """
+        return bool(self.sentinels)
 
     def redacted(self) -> str:
         """
@@ -125,6 +149,21 @@ class RedisURL:
         reactor = maybe_global_reactor(reactor)
 
         timeout = 30 if connect_timeout is None else connect_timeout
+        if self.sentinels:
+            return SentinelEndpoint(
+                reactor,
+                self.sentinels,
+                self.service or "",
+                username=self.username,
+                password=self.password,
+                sentinel_username=self.sentinel_username,
+                sentinel_password=self.sentinel_password,
+                tls=self.tls,
+                ca_certs=self.ca_certs,
+                certfile=self.certfile,
+                keyfile=self.keyfile,
+                timeout=timeout,
+            )
         if self.scheme == "unix":
             assert self.path is not None
             return endpoints.UNIXClientEndpoint(reactor, self.path, timeout=timeout)
@@ -168,11 +207,13 @@ def parse_redis_url(
         url = env.get(ENV_VAR) or DEFAULT_REDIS_URL
     try:
         parts = urlsplit(url)
-        port = parts.port
+        scheme = parts.scheme.lower()
+        port = None if scheme.endswith("+sentinel") else parts.port
     except ValueError as e:
         raise InvalidRedisURL(f"cannot parse Redis URL {redact_url(url)}: {e}") from None
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    scheme = parts.scheme.lower()
+    if scheme in ("redis+sentinel", "rediss+sentinel"):
+        return _parse_sentinel_url(url, scheme, parts.netloc, parts.path, query)
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
 
@@ -185,27 +226,90 @@ def parse_redis_url(
     if scheme not in ("redis", "rediss"):
         raise InvalidRedisURL(
             f"unsupported Redis URL scheme {parts.scheme!r} in {redact_url(url)} "
-            "(use redis://, rediss:// "
-            "or unix://)"
+            "(use redis://, rediss://, "
+            "redis+sentinel:// or unix://)"
         )
     host = parts.hostname
     if not host:
         raise InvalidRedisURL(f"Redis URL has no host: {redact_url(url)}")
     db_text = parts.path.lstrip("/") or query.get("db", "0")
     db = _int(db_text, "db", url)
-    unreadable = unreadable_tls_file({k: query.get(k) for k in ("ca_certs", "certfile", "keyfile")})
+    return _tcp_url(url, scheme, query, db, username, password, host=host, port=port or 6379)
+
+
+def _tcp_url(
+    url: str,
+    scheme: str,
+    query: dict[str, str],
+    db: int,
+    username: str | None,
+    password: str | None,
+    **where: Any,
+) -> RedisURL:
+    """A TCP L{RedisURL} (direct or Sentinel), its TLS files checked."""
+    files: dict[str, Any] = {k: query.get(k) for k in ("ca_certs", "certfile", "keyfile")}
+    unreadable = unreadable_tls_file(files)
     if unreadable:
         raise InvalidRedisURL(f"{unreadable} of Redis URL {redact_url(url)}")
     return RedisURL(
         scheme,
-        host,
-        port if port is not None else 6379,
-        None,
+        path=None,
+        db=db,
+        username=username,
+        password=password,
+        url=url,
+        **files,
+        **where,
+    )
+
+
+def _host_port(text: str, url: str) -> tuple[str, int]:
+    """C{host}, C{host:port}, C{[v6]} or C{[v6]:port} (port 26379 by default)."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+        if rest and not rest.startswith(":"):
+            raise InvalidRedisURL(f"bad Sentinel address {text!r} in {redact_url(url)}")
+    else:
+        host, _, port_text = text.partition(":")
+    if not host:
+        raise InvalidRedisURL(f"empty Sentinel host in Redis URL {redact_url(url)}")
+    port = _int(port_text, "port", url) if port_text else 26379
+    if not 0 < port < 65536:
+        raise InvalidRedisURL(f"port {port} out of range in Redis URL {redact_url(url)}")
+    return host, port
+
+
+def _parse_sentinel_url(
+    url: str, scheme: str, netloc: str, path: str, query: dict[str, str]
+) -> RedisURL:
+    userinfo, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    sentinels = tuple(_host_port(h.strip(), url) for h in hosts.split(",") if h.strip())
+    if not sentinels:
+        raise InvalidRedisURL(f"Sentinel URL names no Sentinel: {redact_url(url)}")
+    service, _, db_text = path.lstrip("/").partition("/")
+    service = unquote(service)
+    if not service:
+        raise InvalidRedisURL(
+            f"Sentinel URL needs the master's name (.../mymaster/0): {redact_url(url)}"
+        )
+    db = _int(db_text.strip("/") or query.get("db", "0"), "db", url)
+    return _tcp_url(
+        url,
+        scheme,
+        query,
         db,
         username,
         password,
-        query.get("ca_certs"),
-        url,
-        query.get("certfile"),
-        query.get("keyfile"),
+        host=None,
+        port=None,
+        sentinels=sentinels,
+        service=service,
+        sentinel_username=query.get("sentinel_username"),
+        sentinel_password=query.get("sentinel_password"),
     )

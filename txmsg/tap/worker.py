@@ -87,7 +87,14 @@ class Options(OpsOptions):
     ]
     optParameters = [
         ["tasks", "t", None, "Module (or module:attribute) defining a TaskCatalog."],
-        ["amqp", None, None, "RabbitMQ URL (default: $TXMSG_AMQP_URL).", amqp_url_option()],
+        [
+            "amqp",
+            None,
+            None,
+            "RabbitMQ URL, or several comma-separated (the nodes of a cluster) "
+            "(default: $TXMSG_AMQP_URL).",
+            amqp_url_option(),
+        ],
         [
             "redis",
             None,
@@ -137,8 +144,8 @@ class Options(OpsOptions):
             None,
             None,
             "Declare new work and dead-letter queues and the delay levels of this type: "
-            "quorum (replicated across a cluster) or classic (the broker's default when "
-            "not given).",
+            "quorum (replicated across a cluster, at-least-once dead-lettering, a "
+            "broker-side delivery limit) or classic (the broker's default when not given).",
             choice("queue-type", "classic", "quorum"),
         ],
         [

@@ -80,11 +80,11 @@ class DelayQueueTests(SynchronousTestCase):
         and the JSON payload in the C{items} hash.
         """
         item_id = self.successResultOf(self.queue.schedule({"a": 1}, delay=5))
-        due = self.redis.raw("delay:jobs:due")
+        due = self.redis.raw("delay:{jobs}:due")
         self.assertEqual(due, {item_id.encode(): 1005.0})
-        self.assertEqual(self.redis.raw("delay:jobs:items")[item_id.encode()], b'{"a":1}')
+        self.assertEqual(self.redis.raw("delay:{jobs}:items")[item_id.encode()], b'{"a":1}')
         self.successResultOf(self.queue.schedule("x", at=2000, id="fixed"))
-        self.assertEqual(self.redis.raw("delay:jobs:due")[b"fixed"], 2000.0)
+        self.assertEqual(self.redis.raw("delay:{jobs}:due")[b"fixed"], 2000.0)
         self.assertRaises(TypeError, self.queue.schedule, 1, at=1, delay=1)
 
     def test_sleeps_until_next_due_time(self) -> None:
@@ -130,11 +130,11 @@ class DelayQueueTests(SynchronousTestCase):
         """
         ps = FakePubSub()
         p = self.poller(pubsub=ps)
-        self.assertEqual(list(ps.subs), ["delay:jobs:wake"])
-        ps.subs["delay:jobs:wake"](Msg("1003.5"))
+        self.assertEqual(list(ps.subs), ["delay:{jobs}:wake"])
+        ps.subs["delay:{jobs}:wake"](Msg("1003.5"))
         self.assertEqual([c.getTime() for c in self.clock.getDelayedCalls()], [1003.5])
         self.successResultOf(p.stopService())
-        self.assertEqual(ps.cancelled, ["delay:jobs:wake"])
+        self.assertEqual(ps.cancelled, ["delay:{jobs}:wake"])
 
     def test_schedule_publishes_when_earliest(self) -> None:
         """
@@ -146,7 +146,7 @@ class DelayQueueTests(SynchronousTestCase):
         self.successResultOf(self.queue.schedule("c", delay=5))
         self.assertEqual(
             self.redis.published,
-            [(b"delay:jobs:wake", b"1010.0"), (b"delay:jobs:wake", b"1005.0")],
+            [(b"delay:{jobs}:wake", b"1010.0"), (b"delay:{jobs}:wake", b"1005.0")],
         )
 
     def test_each_item_claimed_once(self) -> None:
@@ -187,7 +187,7 @@ class DelayQueueTests(SynchronousTestCase):
         self.clock.pump([1.0] * 5)
         self.assertEqual(times, [1000.0, 1001.0, 1003.0])
         self.assertEqual((p.failed, p.dead, p.handled), (3, 1, 0))
-        [raw] = self.redis.raw("delay:jobs:dead")
+        [raw] = self.redis.raw("delay:{jobs}:dead")
         envelope = json.loads(raw)
         self.assertEqual(envelope["attempts"], 3)
         self.assertEqual(envelope["payload"], '{"k":1}')
@@ -237,7 +237,7 @@ class DelayQueueTests(SynchronousTestCase):
         p = self.poller(max_attempts=2)
         self.assertEqual(self.got, [])
         self.assertEqual(p.dead, 1)
-        self.assertEqual(len(self.redis.raw("delay:jobs:dead")), 1)
+        self.assertEqual(len(self.redis.raw("delay:{jobs}:dead")), 1)
 
     def test_undecodable_payload_dead(self) -> None:
         """
@@ -245,9 +245,9 @@ class DelayQueueTests(SynchronousTestCase):
         (base64 in the envelope when it is not text).
         """
         self.successResultOf(self.queue.schedule("x", id="bad"))
-        self.redis.data[b"delay:jobs:items"][b"bad"] = b"\xff\x00"
+        self.redis.data[b"delay:{jobs}:items"][b"bad"] = b"\xff\x00"
         self.poller()
-        envelope = json.loads(self.redis.raw("delay:jobs:dead")[0])
+        envelope = json.loads(self.redis.raw("delay:{jobs}:dead")[0])
         self.assertEqual(envelope["payload_encoding"], "base64")
         self.assertIn("undecodable", envelope["error"])
 
@@ -292,7 +292,7 @@ class DelayQueueTests(SynchronousTestCase):
         p.startService()
         self.pollers.append(p)
         self.clock.advance(2)
-        self.assertEqual(self.redis.raw("queue:work"), [b'"b"', b'"a"'])
+        self.assertEqual(self.redis.raw("queue:{work}"), [b'"b"', b'"a"'])
         self.assertEqual(p.moved, 2)
 
     def test_stop_waits_for_handlers(self) -> None:

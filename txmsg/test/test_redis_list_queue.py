@@ -88,7 +88,7 @@ class ReliableQueueTests(SynchronousTestCase):
         self.assertEqual([a[0] for a in self.blocking.calls], ["BLMOVE"])
         self.assertEqual(
             self.blocking.calls[0],
-            ("BLMOVE", "queue:work", c.processing_key, "RIGHT", "LEFT", "2.0"),
+            ("BLMOVE", "queue:{work}", c.processing_key, "RIGHT", "LEFT", "2.0"),
         )
         self.clock.advance(2.0)  # server-side timeout: pop again
         self.assertEqual(len(self.blocking.calls), 2)
@@ -109,7 +109,7 @@ class ReliableQueueTests(SynchronousTestCase):
         self.successResultOf(self.queue.push("job"))
         c = self.consume(lambda p: pending)
         self.assertEqual(self.redis.raw(c.processing_key), [b'"job"'])
-        self.assertIsNone(self.redis.raw("queue:work"))
+        self.assertIsNone(self.redis.raw("queue:{work}"))
         pending.callback(None)
         self.assertIsNone(self.redis.raw(c.processing_key))
         self.assertEqual(c.handled, 1)
@@ -122,7 +122,7 @@ class ReliableQueueTests(SynchronousTestCase):
         self.successResultOf(self.queue.push("bad"))
         c = self.consume(lambda p: 1 / 0, mode="burst")
         self.successResultOf(c.done)
-        self.assertEqual(self.redis.raw("queue:work:dead"), [b'"bad"'])
+        self.assertEqual(self.redis.raw("queue:{work}:dead"), [b'"bad"'])
         self.assertEqual(c.failed, 1)
         self.flushLoggedErrors(ZeroDivisionError)
 
@@ -151,11 +151,11 @@ class ReliableQueueTests(SynchronousTestCase):
         An item the serializer cannot decode is dead-lettered, not handed to
         the callback.
         """
-        self.redis.execute_command("LPUSH", "queue:work", b"\xff")
+        self.redis.execute_command("LPUSH", "queue:{work}", b"\xff")
         got: list[Any] = []
         self.successResultOf(self.consume(got.append, mode="burst").done)
         self.assertEqual(got, [])
-        self.assertEqual(self.redis.raw("queue:work:dead"), [b"\xff"])
+        self.assertEqual(self.redis.raw("queue:{work}:dead"), [b"\xff"])
 
     @skip_unless_importable("lupa", extra="testing")
     def test_heartbeat(self) -> None:
@@ -164,7 +164,7 @@ class ReliableQueueTests(SynchronousTestCase):
         ttl/3 seconds.
         """
         c = self.consume(lambda p: None, heartbeat_ttl=3.0, block_timeout=10)
-        self.assertEqual(self.redis.raw("queue:work:consumers"), {c.consumer_id.encode()})
+        self.assertEqual(self.redis.raw("queue:{work}:consumers"), {c.consumer_id.encode()})
         for _ in range(5):
             self.clock.advance(1.0)
             self.assertIsNotNone(self.redis.raw(c.heartbeat_key))
@@ -178,15 +178,15 @@ class ReliableQueueTests(SynchronousTestCase):
         consumer's is left alone.
         """
         r = self.redis
-        r.execute_command("SADD", "queue:work:consumers", "dead", "alive")
-        r.execute_command("LPUSH", "queue:work:processing:dead", '"d1"', '"d2"')
-        r.execute_command("LPUSH", "queue:work:processing:alive", '"a1"')
-        r.execute_command("SET", "queue:work:consumer:alive", "1", "PX", 60000)
+        r.execute_command("SADD", "queue:{work}:consumers", "dead", "alive")
+        r.execute_command("LPUSH", "queue:{work}:processing:dead", '"d1"', '"d2"')
+        r.execute_command("LPUSH", "queue:{work}:processing:alive", '"a1"')
+        r.execute_command("SET", "queue:{work}:consumer:alive", "1", "PX", 60000)
         got: list[Any] = []
         self.successResultOf(self.consume(got.append, mode="burst").done)
         self.assertEqual(got, ["d1", "d2"])
-        self.assertEqual(r.raw("queue:work:processing:alive"), [b'"a1"'])
-        self.assertEqual(r.raw("queue:work:consumers"), {b"alive"})
+        self.assertEqual(r.raw("queue:{work}:processing:alive"), [b'"a1"'])
+        self.assertEqual(r.raw("queue:{work}:consumers"), {b"alive"})
 
     @skip_unless_importable("lupa", extra="testing")
     def test_periodic_sweep(self) -> None:
@@ -197,9 +197,9 @@ class ReliableQueueTests(SynchronousTestCase):
         got: list[Any] = []
         self.consume(got.append, heartbeat_ttl=3.0, block_timeout=100)
         r = self.redis
-        r.execute_command("SADD", "queue:work:consumers", "other")
-        r.execute_command("SET", "queue:work:consumer:other", "1", "PX", 1000)
-        r.execute_command("LPUSH", "queue:work:processing:other", '"orphan"')
+        r.execute_command("SADD", "queue:{work}:consumers", "other")
+        r.execute_command("SET", "queue:{work}:consumer:other", "1", "PX", 1000)
+        r.execute_command("LPUSH", "queue:{work}:processing:other", '"orphan"')
         self.clock.pump([1.0, 1.0, 1.0])
         self.assertEqual(got, ["orphan"])
 
@@ -218,9 +218,9 @@ class ReliableQueueTests(SynchronousTestCase):
         self.assertNoResult(d)
         pending.callback(None)
         self.successResultOf(d)
-        self.assertEqual(self.redis.raw("queue:work"), [b'"stranded"'])
+        self.assertEqual(self.redis.raw("queue:{work}"), [b'"stranded"'])
         self.assertIsNone(self.redis.raw(c.heartbeat_key))
-        self.assertIsNone(self.redis.raw("queue:work:consumers"))
+        self.assertIsNone(self.redis.raw("queue:{work}:consumers"))
 
     @skip_unless_importable("lupa", extra="testing")
     def test_concurrency(self) -> None:
@@ -258,7 +258,9 @@ class ReliableQueueTests(SynchronousTestCase):
                 if args[0] == "BLMOVE":
                     err = next(errors, None)
                     if err is not None:
-                        self.redis.execute_command("LMOVE", "queue:work", args[2], "RIGHT", "LEFT")
+                        self.redis.execute_command(
+                            "LMOVE", "queue:{work}", args[2], "RIGHT", "LEFT"
+                        )
                         return fail(err)
                 return super().execute_command(*args)
 

@@ -129,11 +129,16 @@ class WorkerServiceTests(SynchronousTestCase):
     def test_quorum_queues(self) -> None:
         """
         With C{queue_type="quorum"} the work and dead-letter queues are
-        declared as quorum queues, and so are the delay levels (their own
-        set, dead-lettering at-least-once).
+        declared as quorum queues (the work queue dead-letters at-least-once
+        and caps deliveries), and so are the delay levels (their own set,
+        dead-lettering at-least-once).
         """
         self.start(queue_type="quorum")
-        self.assertEqual(self.broker.queue("work").arguments, {"x-queue-type": "quorum"})
+        work = self.broker.queue("work").arguments
+        self.assertEqual(work["x-queue-type"], "quorum")
+        self.assertEqual(work["x-dead-letter-routing-key"], "work.dead")
+        self.assertEqual(work["x-dead-letter-strategy"], "at-least-once")
+        self.assertIn("x-delivery-limit", work)
         self.assertEqual(self.broker.queue("work.dead").arguments, {"x-queue-type": "quorum"})
         self.assertEqual(
             self.broker.queue("txmsg.delay.quorum.00").arguments,

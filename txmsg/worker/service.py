@@ -120,7 +120,8 @@ class WorkerService(MultiService):
         @param handle_signals: when stopping, a second SIGTERM/SIGINT ends
             the grace period (for C{twistd}).
         @param queue_type: C{x-queue-type} of the work and dead-letter
-            queues and of the delay levels, e.g. C{"quorum"}.
+            queues and of the delay levels, e.g. C{"quorum"} (see
+            L{txmsg.amqp.queue_types}).
         @param events: the L{txmsg.events.EventRegistry} (default: a new one).
         @param reactor: the reactor (default: the global one).
         @param results_url: Redis for task states and results (the same

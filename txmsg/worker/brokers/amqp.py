@@ -33,9 +33,9 @@ from txmsg.amqp import (
     Outcome,
     Queue,
     make_properties,
-    queue_arguments,
 )
 from txmsg.amqp.delayed import DelayedDelivery
+from txmsg.amqp.queue_types import dead_letter_arguments, work_queue_arguments
 from txmsg.worker.brokers.interfaces import IncomingMessage, IWorkerBroker
 from txmsg.worker.decisions import Ack, DeadLetter, Decision, Delay, Reply, Requeue, Retry
 from txmsg.worker.envelope import CONTENT_TYPE
@@ -108,12 +108,14 @@ class AMQPWorkerBroker:
         """
         Declare C{queue} (durable), its dead-letter queue, the delay levels
         (of C{queue_type}) and C{queue}'s binding to them.  C{retry_delays}
-        is not needed any more: any delay shares the same levels.
+        is not needed any more: any delay shares the same levels.  Quorum
+        work queues dead-letter at-least-once and cap deliveries broker-side
+        (see L{txmsg.amqp.queue_types}).
         """
-        kind = queue_arguments(queue_type=queue_type) if queue_type else {}
+        dead = dead_letter_queue_name(queue)
         self.amqp.declare(
-            Queue(queue, durable=True, arguments=dict(kind)),
-            Queue(dead_letter_queue_name(queue), durable=True, arguments=dict(kind)),
+            Queue(queue, durable=True, arguments=work_queue_arguments(queue_type, dead)),
+            Queue(dead, durable=True, arguments=dead_letter_arguments(queue_type)),
         )
         if not self._delays_typed:
             self._delays_typed = True
