@@ -1,14 +1,22 @@
 # -*- test-case-name: txmsg.test.test_worker_envelope -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-The task wire format, version 1 (see docs/design.md and docs/worker.md).
+The task wire format (the whole of it: C{docs/wire.md}).
 
 A task is an AMQP message with C{content_type=application/json} and
-C{delivery_mode=2} whose body is::
+C{delivery_mode=2} whose body is, in version 1::
 
     {"task": "name", "args": [...], "kwargs": {...}, "id": "..."}
 
-(C{id} is also the message's C{message_id}).  A result, when the message has
+(C{id} is also the message's C{message_id}).  Version 2 adds C{"v": 2} and
+the optional fields C{eta}, C{expires} (Unix times, seconds), C{parent_id}
+and C{root_id}; a body without C{"v"} (or with C{"v": 1}) is version 1.  A
+field the version does not define makes the body malformed, so a worker
+never misreads a newer message: a version-1 worker dead-letters a version-2
+body as C{malformed} ("unknown field(s): v, ..."), and this one dead-letters
+a version above L{VERSION} as C{unsupported-version}
+(L{UnsupportedVersion}).  L{encode_task} writes version 1 whenever the task
+uses no version-2 field, so new clients keep working with old workers.  A result, when the message has
 C{reply_to}, goes there with the same C{correlation_id}::
 
     {"id": "...", "status": "ok", "result": ...}
@@ -29,9 +37,11 @@ from typing import Any
 
 __all__ = [
     "CONTENT_TYPE",
+    "VERSION",
     "MalformedTask",
     "Task",
     "TaskResult",
+    "UnsupportedVersion",
     "decode_result",
     "decode_task",
     "encode_error",
@@ -41,7 +51,13 @@ __all__ = [
 ]
 
 CONTENT_TYPE = "application/json"
-_ALLOWED_KEYS = frozenset({"task", "args", "kwargs", "id"})
+
+#: The newest body version this module reads and writes.
+VERSION = 2
+_V1_KEYS = frozenset({"task", "args", "kwargs", "id"})
+_V2_KEYS = _V1_KEYS | {"v", "eta", "expires", "parent_id", "root_id"}
+#: Times beyond this (the year 2286) are not times a client wrote.
+_MAX_TIME = 1e10
 
 #: The deepest nesting of arrays and objects a task body may have.  Python's
 #: JSON parser recurses once per level and would raise C{RecursionError}
@@ -71,8 +87,21 @@ def _nesting_depth(body: bytes) -> int:
 
 class MalformedTask(ValueError):
     """
-    A message is not a valid v1 task; the message says why.
+    A message is not a valid task; the message says why, C{reason} is the
+    dead-letter reason.
     """
+
+    reason = "malformed"
+
+
+class UnsupportedVersion(MalformedTask):
+    """
+    The body is of a version this worker does not know (newer than
+    L{VERSION}): it is dead-lettered as C{unsupported-version}, never
+    misread.
+    """
+
+    reason = "unsupported-version"
 
 
 def new_task_id() -> str:
@@ -91,12 +120,28 @@ class Task:
     @ivar args: positional arguments.
     @ivar kwargs: keyword arguments.
     @ivar id: the task id (unique per submission, kept across retries).
+    @ivar eta: run no earlier than this Unix time (v2), or L{None}.
+    @ivar expires: do not run after this Unix time (v2), or L{None}.
+    @ivar parent_id: the id of the task that sent this one (v2), or L{None}.
+    @ivar root_id: the id of the first task of its workflow (v2), or L{None}.
     """
 
     name: str
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=new_task_id)
+    eta: float | None = None
+    expires: float | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+
+    @property
+    def version(self) -> int:
+        """
+        The body version this task needs: 1 unless it uses a v2 field.
+        """
+        extra = (self.eta, self.expires, self.parent_id, self.root_id)
+        return 1 if all(value is None for value in extra) else 2
 
 
 @dataclass(frozen=True)
@@ -120,11 +165,23 @@ class TaskResult:
 
 def encode_task(task: Task) -> bytes:
     """
-    Serialize C{task} as a v1 body.
+    Serialize C{task}: a v1 body, or v2 when it uses a v2 field.
 
     @raise TypeError: when an argument is not JSON-serializable.
+    @raise ValueError: when a time is not a finite number.
     """
-    body = {"task": task.name, "args": list(task.args), "kwargs": dict(task.kwargs), "id": task.id}
+    body: dict[str, Any] = {
+        "task": task.name,
+        "args": list(task.args),
+        "kwargs": dict(task.kwargs),
+        "id": task.id,
+    }
+    if task.version > 1:
+        body["v"] = 2
+        for key in ("eta", "expires", "parent_id", "root_id"):
+            value = getattr(task, key)
+            if value is not None:
+                body[key] = value
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
@@ -132,14 +189,15 @@ def decode_task(
     body: bytes, content_type: str | None = None, message_id: str | None = None
 ) -> Task:
     """
-    Parse and validate a v1 task body.
+    Parse and validate a task body (v1 or v2).
 
     @param body: the message body.
     @param content_type: the message's content type, if it has one; it must
         be C{application/json} (parameters such as C{charset=utf-8} allowed).
     @param message_id: the message's C{message_id}, used as the id when the
         body names none.
-    @raise MalformedTask: with the reason, when the body is not a valid task.
+    @raise MalformedTask: with the reason, when the body is not a valid task
+        (L{UnsupportedVersion} for a newer version).
     """
     if content_type is not None and content_type.split(";")[0].strip().lower() != CONTENT_TYPE:
         raise MalformedTask("content type {!r} is not {}".format(content_type, CONTENT_TYPE))
@@ -153,7 +211,16 @@ def decode_task(
         raise MalformedTask("body is not valid JSON: {}".format(e)) from None
     if not isinstance(data, dict):
         raise MalformedTask("body is a JSON {}, not an object".format(type(data).__name__))
-    unknown = set(data) - _ALLOWED_KEYS
+    version = data.get("v", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise MalformedTask("'v' must be a positive integer")
+    if version > VERSION:
+        raise UnsupportedVersion(
+            "body version {} is newer than this worker's ({}): upgrade the worker".format(
+                version, VERSION
+            )
+        )
+    unknown = set(data) - {"v"} - (_V1_KEYS if version == 1 else _V2_KEYS)
     if unknown:
         raise MalformedTask("unknown field(s): {}".format(", ".join(sorted(unknown))))
     name = data.get("task")
@@ -170,7 +237,34 @@ def decode_task(
         task_id = new_task_id()
     if not isinstance(task_id, str) or not task_id:
         raise MalformedTask("'id' must be a non-empty string")
-    return Task(name=name, args=tuple(args), kwargs=kwargs, id=task_id)
+    return Task(
+        name=name,
+        args=tuple(args),
+        kwargs=kwargs,
+        id=task_id,
+        eta=_time(data, "eta"),
+        expires=_time(data, "expires"),
+        parent_id=_id(data, "parent_id"),
+        root_id=_id(data, "root_id"),
+    )
+
+
+def _time(data: Mapping[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MalformedTask("{!r} must be a Unix time in seconds (a number)".format(key))
+    if not 0 <= value <= _MAX_TIME:  # NaN fails too
+        raise MalformedTask("{!r} is not a Unix time: {!r}".format(key, value))
+    return float(value)
+
+
+def _id(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise MalformedTask("{!r} must be a non-empty string".format(key))
+    return value
 
 
 def encode_result(task_id: str, result: Any) -> bytes:

@@ -37,7 +37,6 @@ from txmsg.worker.brokers.interfaces import IncomingMessage
 from txmsg.worker.decisions import (
     BAD_ARGUMENTS,
     BAD_HEADERS,
-    MALFORMED,
     Ack,
     Broken,
     Cancelled,
@@ -292,7 +291,8 @@ class DeliveryPipeline:
         try:
             task = decode_task(message.body, message.content_type, message.message_id)
         except MalformedTask as e:
-            rejected = Rejected(MALFORMED, "MalformedTask", str(e), "MalformedTask")
+            kind = type(e).__name__
+            rejected = Rejected(e.reason, kind, str(e), kind)
             return facts, MALFORMED_TASK, self.retry, rejected, None
         facts = replace(facts, task_id=task.id)
         try:
