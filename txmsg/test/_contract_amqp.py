@@ -380,7 +380,7 @@ class WorkerContract(ContractCase):
         def add(x: int, y: int) -> int:
             return x + y
 
-        @tasks.task
+        @tasks.task(retry_for=(ValueError,))
         def boom(*, context: Any) -> None:
             runs.append((context.attempt, context.headers.get("x-txmsg-attempts")))
             raise ValueError("always fails")

@@ -251,7 +251,7 @@ class WorkerCollectorTests(SynchronousTestCase):
         self.amqp.setServiceParent(MultiService())
         tasks = TaskCatalog()
         tasks.add(lambda x, y: x + y, name="add")
-        tasks.add(self.boom, name="boom")
+        tasks.add(self.boom, name="boom", retry_for=(Exception,))
         self.worker = WorkerService(
             tasks,
             queues=["work"],

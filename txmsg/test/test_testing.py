@@ -198,7 +198,7 @@ class WorkerHarnessTests(SynchronousTestCase):
         def fail() -> None:
             raise KeyError("missing")
 
-        self.tasks.add(fail, name="fail", max_retries=1)
+        self.tasks.add(fail, name="fail", max_retries=1, retry_for=(KeyError,))
         self.h = WorkerHarness(self.tasks, retry=RetryPolicy(initial_delay=5, jitter=0))
 
     def tearDown(self) -> None:

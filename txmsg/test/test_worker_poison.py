@@ -45,7 +45,7 @@ class PoisonTests(SynchronousTestCase):
             self.hanging.append(d)
             return d
 
-        tasks.add(fail, name="fail")
+        tasks.add(fail, name="fail", retry_for=(Exception,))
         tasks.add(hang, name="hang")
         self.h = WorkerHarness(tasks, retry=RetryPolicy(max_retries=2, initial_delay=1, jitter=0))
         self.broker = self.h.broker

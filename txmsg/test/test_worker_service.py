@@ -54,7 +54,7 @@ class WorkerServiceTests(SynchronousTestCase):
         self.seen = 0
         self.tasks.add(lambda x, y: x + y, name="add")
         self.tasks.add(self.slow, name="slow")
-        self.tasks.add(self.boom, name="boom")
+        self.tasks.add(self.boom, name="boom", retry_for=(Exception,))
         self.tasks.add(lambda: "from a thread", name="threaded", blocking=True)
         self.tasks.add(lambda: Deferred(), name="hangs", timeout=5)
 
@@ -483,7 +483,7 @@ class WorkerServiceTests(SynchronousTestCase):
 
         runs: list[int] = []
         self.tasks.add(lambda n: runs.append(n), name="once", idempotent=True)
-        self.tasks.add(self.boom, name="once_fails", idempotent=True)
+        self.tasks.add(self.boom, name="once_fails", idempotent=True, retry_for=(Exception,))
         redis = FakeRedis()
         self.start(redis=redis)
         body = encode_task(Task("once", (1,), {}, "same-id"))

@@ -1,90 +1,235 @@
 # -*- test-case-name: txmsg.test.test_worker_cli,txmsg.test.test_testing -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Submitting tasks from code.
+Submitting tasks from code: L{TaskClient}.
 
-    client = TaskClient(amqp)                    # an AMQPConnection
-    task_id = await client.submit("add", (2, 3))                 # fire and forget
-    result = await client.submit("add", (2, 3), wait=True)       # 5, or TaskFailed
-    task_id = await client.submit("add", (2, 3), countdown=90)   # runs in 90 s
-    task_id = await client.submit("add", (2, 3), eta=time.time() + 3600)
+    client = TaskClient(amqp)                    # on an AMQPConnection you run
+    client = await TaskClient.connect()          # a script: its own connection
+    client.setServiceParent(application)         # or a service child of an app
 
-Without C{wait}, C{submit} fires with the task id once the broker confirmed
-the (persistent) message.  With C{wait}, it sends the task with a C{reply_to}
-and fires with the task's result, or fails with L{TaskFailed} (the task
-raised, was dead-lettered or was unknown) or L{txmsg.amqp.RPCTimeout}.
+    ref = await client.send("add", (2, 3), countdown=10, priority=5)  # TaskRef
+    result = await client.call("add", (2, 3), timeout=30)             # 5, or TaskFailed
+    task_id = await client.submit("add", (2, 3))                      # the v1 API
+    task_id = await client.submit("add", (2, 3), countdown=90)        # runs in 90 s
+    tasks.bind(client); await add.send(2, 3)                          # typed handles
+
+Sending fires once the broker confirmed the (persistent) message.  C{call}
+(or C{submit(..., wait=True)}) sends the task with a C{reply_to} and fires
+with the task's result, or fails with L{TaskFailed} (the task raised, was
+dead-lettered or was unknown) or L{txmsg.amqp.RPCTimeout}.
 
 C{countdown} (seconds) or C{eta} (a UNIX time) makes the task wait in the
 broker first (L{txmsg.amqp.delayed}, through the client's C{delays}: classic
 delay levels unless you set another L{DelayedDelivery}); it is delivered no
-earlier than that and within about a second after.
+earlier than that and within about a second after.  With C{send}, the ETA
+also travels in the task (envelope v2), so a worker never runs it early.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 
 from txmsg.amqp.connection import AMQPConnection
 from txmsg.amqp.delayed import DelayedDelivery
 from txmsg.amqp.rpc import RPCClient
 from txmsg.worker.envelope import CONTENT_TYPE, Task, decode_result, encode_task, new_task_id
+from txmsg.worker.handles import TaskFailed, TaskRef
+from txmsg.worker.signature import resolve_times
 
 __all__ = ["TaskClient", "TaskFailed"]
 
 
-class TaskFailed(Exception):
+def _priority(priority: int | None) -> dict[str, Any]:
+    if priority is None:
+        return {}
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 255:
+        raise ValueError("priority must be an integer from 0 to 255, not {!r}".format(priority))
+    return {"priority": priority}
+
+
+class TaskClient(MultiService):
     """
-    A task's reply said it failed.
+    Submit tasks over an L{txmsg.amqp.AMQPConnection}.
 
-    @ivar task_id: the task id.
-    @ivar error_type: the exception type name (e.g. C{"ZeroDivisionError"},
-        C{"UnknownTask"}, C{"TaskTimeout"}).
-    @ivar message: the exception message.
-    """
-
-    def __init__(self, task_id: str, error_type: str, message: str) -> None:
-        super().__init__("task {} failed: {}: {}".format(task_id, error_type, message))
-        self.task_id = task_id
-        self.error_type = error_type
-        self.message = message
-
-
-class TaskClient:
-    """
-    Submit v1 tasks over an L{txmsg.amqp.AMQPConnection}.
+    An C{IService}: when it made its own connection (no C{amqp} given), that
+    connection is its child, started and stopped with it.
     """
 
     def __init__(
         self,
-        amqp: AMQPConnection,
+        amqp: AMQPConnection | None = None,
         *,
         queue: str = "tasks",
         timeout: float = 30.0,
+        url: str | None = None,
         results: Any = None,
+        reactor: Any = None,
     ) -> None:
         """
-        @param amqp: the connection.
+        @param amqp: the connection; L{None}: a new one to C{url} (default
+            C{$TXMSG_AMQP_URL}), owned by this client.
         @param queue: the default work queue.
         @param timeout: the default seconds to wait for a confirm or a result.
-        @param results: a L{txmsg.worker.results.RedisResultStore}: each task
-            is recorded there as C{pending} as it is published.
+        @param results: a results store (L{txmsg.worker.results.RedisResultStore},
+            an L{txmsg.worker.result_store.IResultStore}): each task is
+            recorded there as C{pending} as it is published, and the
+            L{TaskRef}s this client returns read it; L{None}: they cannot
+            report a status.
+        @param reactor: the clock C{countdown} and C{expires} count from
+            (default: the connection's reactor).
         """
+        super().__init__()
+        if amqp is None:
+            amqp = AMQPConnection(url, reactor=reactor, connection_name="txmsg-client")
+            amqp.setName("amqp")
+            amqp.setServiceParent(self)
         self.amqp = amqp
         self.queue = queue
         self.timeout = timeout
         self.results = results
+        self.clock = reactor if reactor is not None else amqp.reactor
         self._rpc: Any = None
         #: The delayed delivery C{countdown} and C{eta} go through (classic
         #: levels; set another for quorum ones).
         self.delays = DelayedDelivery(amqp)
 
+    @classmethod
+    async def connect(
+        cls, url: str | None = None, *, timeout: float = 30.0, **kwargs: Any
+    ) -> TaskClient:
+        """
+        A started client with its own connection, once the broker is
+        connected: C{client = await TaskClient.connect()}; stop it with
+        C{await client.stopService()}.
+
+        @param kwargs: as for L{TaskClient}.
+        """
+        client = cls(url=url, timeout=timeout, **kwargs)
+        client.startService()
+        try:
+            await client.amqp.when_ready(timeout)
+        except BaseException:
+            await client.stopService()
+            raise
+        return client
+
     def _rpc_client(self) -> Any:
         if self._rpc is None:
             self._rpc = RPCClient(self.amqp, timeout=self.timeout)
         return self._rpc
+
+    def send(
+        self,
+        task: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: Any = None,
+        expires: Any = None,
+        priority: int | None = None,
+        task_id: str | None = None,
+        queue: str | None = None,
+        parent_id: str | None = None,
+        root_id: str | None = None,
+    ) -> Deferred[TaskRef[Any]]:
+        """
+        Send one task by name.
+
+        @param countdown: run it no earlier than this many seconds from now.
+        @param eta: run it no earlier than this Unix time or aware datetime.
+        @param expires: do not run it after this many seconds from now (or
+            this aware datetime): it is dead-lettered as C{expired}.
+        @param priority: 0 to 255, for a queue the worker declared with
+            C{--max-priority}; higher runs first.
+        @return: a Deferred firing with a L{TaskRef} once confirmed.
+        @raise TypeError: at once, when an argument is not JSON-serializable.
+        @raise ValueError: at once, for contradictory or invalid options.
+        """
+        message = self._task(task, args, kwargs, task_id, countdown, eta, expires)
+        message = replace(message, parent_id=parent_id, root_id=root_id)
+        body = encode_task(message)
+        self._submitted(message)
+        fields = dict(content_type=CONTENT_TYPE, message_id=message.id, **_priority(priority))
+        if message.eta is not None and message.eta > self.clock.seconds():
+            wait = message.eta - self.clock.seconds()
+            d = self.delays.publish(queue or self.queue, body, wait, timeout=self.timeout, **fields)
+        else:
+            d = self.amqp.publish("", queue or self.queue, body, timeout=self.timeout, **fields)
+        return d.addCallback(lambda _: TaskRef(message.id, task, self.results))
+
+    def call(
+        self,
+        task: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        expires: Any = None,
+        priority: int | None = None,
+        task_id: str | None = None,
+        queue: str | None = None,
+    ) -> Deferred[Any]:
+        """
+        Run one task and wait for its result (RPC over direct reply-to).
+
+        @param timeout: seconds (default: the client's).
+        @return: a Deferred firing with the result, or failing with
+            L{TaskFailed} or L{txmsg.amqp.RPCTimeout}.
+        """
+        message = self._task(task, args, kwargs, task_id, None, None, expires)
+        self._submitted(message)
+        return self._call(message, queue, timeout, priority)
+
+    def _submitted(self, message: Task) -> None:
+        if self.results is not None:
+            self.results.submitted(message.id, message.name)
+
+    def _task(
+        self,
+        task: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any] | None,
+        task_id: str | None,
+        countdown: Any,
+        eta: Any,
+        expires: Any,
+    ) -> Task:
+        when, deadline = resolve_times(self.clock.seconds(), countdown, eta, expires)
+        return Task(task, tuple(args), dict(kwargs or {}), task_id or new_task_id(), when, deadline)
+
+    def _call(
+        self,
+        message: Task,
+        queue: str | None,
+        timeout: float | None,
+        priority: int | None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> Deferred[Any]:
+        def replied(reply: bytes) -> Any:
+            result = decode_result(reply)
+            if not result.ok:
+                raise TaskFailed(
+                    message.id, result.error_type or "Error", result.error_message or ""
+                )
+            return result.result
+
+        d = self._rpc_client().call(
+            queue or self.queue,
+            encode_task(message),
+            self.timeout if timeout is None else timeout,
+            content_type=CONTENT_TYPE,
+            message_id=message.id,
+            delivery_mode=2,
+            headers=dict(headers) if headers else None,
+            **_priority(priority),
+        )
+        return d.addCallback(replied)
 
     def submit(
         self,
@@ -101,7 +246,7 @@ class TaskClient:
         eta: float | None = None,
     ) -> Deferred[Any]:
         """
-        Send one task.
+        Send one task (the original API; see L{send} and L{call}).
 
         @param task: the task name.
         @param args: positional arguments (JSON-serializable).
@@ -124,50 +269,28 @@ class TaskClient:
         if delayed and (wait or (countdown is not None and eta is not None)):
             raise ValueError("countdown and eta exclude each other and wait=True")
         message = Task(task, tuple(args), dict(kwargs or {}), task_id or new_task_id())
-        body = encode_task(message)
-        queue = queue or self.queue
-        timeout = self.timeout if timeout is None else timeout
-        if self.results is not None:
-            self.results.submitted(message.id, task)
+        self._submitted(message)
+        if wait:
+            return self._call(message, queue, timeout, None, headers)
         if delayed:
             d = self.delays.publish(
-                queue,
-                body,
+                queue or self.queue,
+                encode_task(message),
                 countdown or 0.0,
                 eta=eta,
                 content_type=CONTENT_TYPE,
                 message_id=message.id,
                 headers=dict(headers) if headers else None,
-                timeout=timeout,
+                timeout=self.timeout if timeout is None else timeout,
             )
             return d.addCallback(lambda _: message.id)
-        if not wait:
-            d = self.amqp.publish(
-                "",
-                queue,
-                body,
-                content_type=CONTENT_TYPE,
-                message_id=message.id,
-                headers=dict(headers) if headers else None,
-                timeout=timeout,
-            )
-            return d.addCallback(lambda _: message.id)
-
-        def replied(reply: bytes) -> Any:
-            result = decode_result(reply)
-            if not result.ok:
-                raise TaskFailed(
-                    message.id, result.error_type or "Error", result.error_message or ""
-                )
-            return result.result
-
-        d = self._rpc_client().call(
-            queue,
-            body,
-            timeout,
+        d = self.amqp.publish(
+            "",
+            queue or self.queue,
+            encode_task(message),
             content_type=CONTENT_TYPE,
             message_id=message.id,
-            delivery_mode=2,
             headers=dict(headers) if headers else None,
+            timeout=self.timeout if timeout is None else timeout,
         )
-        return d.addCallback(replied)
+        return d.addCallback(lambda _: message.id)

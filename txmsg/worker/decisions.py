@@ -119,12 +119,18 @@ class Succeeded:
 
 @dataclass(frozen=True)
 class Failed:
-    """The task raised (or ran over its time limit)."""
+    """
+    The task raised (or ran over its time limit).  C{retry}: whether its
+    rules retry this error (L{txmsg.worker.retry_rules}); C{delay}: the
+    wait it asked for (C{raise Retry(delay=...)}), else its backoff step.
+    """
 
     error_type: str
     message: str
     traceback: str = ""
     timed_out: bool = False
+    retry: bool = True
+    delay: float | None = None
 
 
 @dataclass(frozen=True)
@@ -380,8 +386,16 @@ def _failed(facts: DeliveryFacts, outcome: Failed, policy: RetryPolicy, jitter: 
     error = (
         "timed out" if outcome.timed_out else "{}: {}".format(outcome.error_type, outcome.message)
     )
-    if policy.should_retry(facts.attempt):
-        return _retry(facts, policy, jitter, error)
+    if outcome.retry and policy.should_retry(facts.attempt):
+        retry = _retry(facts, policy, jitter, error)
+        if outcome.delay is None:
+            return retry
+        # The shortest delay queue at least as long as the wait asked for,
+        # with the message's own expiration cut to that wait.
+        steps = policy.steps() or [policy.step_delay(1)]
+        step = min((s for s in steps if s >= outcome.delay), default=steps[-1])
+        wait_ms = max(1, int(round(min(outcome.delay, step) * 1000)))
+        return Retry(step, retry.attempts, wait_ms, error=error)
     reply_type = "TaskTimeout" if outcome.timed_out else outcome.error_type
     return DeadLetter(
         "failed",

@@ -65,6 +65,7 @@ from txmsg.worker.idempotency import IdempotencyKeys
 from txmsg.worker.report import DeliveryReport
 from txmsg.worker.result_recorder import ResultRecorder, revoked_decision
 from txmsg.worker.retry import RetryPolicy
+from txmsg.worker.retry_rules import Retry as RetryTask
 from txmsg.worker.settlement import Settlement
 from txmsg.worker.tasks import _CANCELLED, TaskCatalog, TaskContext, TaskSpec
 
@@ -153,14 +154,17 @@ class DeliveryPipeline:
         self._task_handlers: dict[str, Any] = {}
         self._raw_adapters: dict[str, Any] = {}
 
-    def policy(self, max_retries: int | None) -> RetryPolicy:
+    def policy(self, max_retries: int | None, spec: TaskSpec | None = None) -> RetryPolicy:
         """
         The retry policy of a task with this C{max_retries} (L{None}: the
-        worker's).
+        worker's) and C{spec}'s backoff, if it has one.
         """
-        if max_retries is None or max_retries == self.retry.max_retries:
+        retries = self.retry.max_retries if max_retries is None else max_retries
+        if spec is not None and spec.backoff is not None:
+            return spec.backoff.policy(retries)
+        if retries == self.retry.max_retries:
             return self.retry
-        return replace(self.retry, max_retries=max_retries)
+        return replace(self.retry, max_retries=retries)
 
     def retry_delays(self) -> list[float]:
         """
@@ -170,8 +174,9 @@ class DeliveryPipeline:
         delays = set(self.retry.steps()) | {self.retry.step_delay(1)}
         for name in self.tasks.names():
             spec = self.tasks.get(name)
-            if spec is not None and spec.max_retries is not None:
-                delays.update(self.policy(spec.max_retries).steps())
+            if spec is not None and (spec.max_retries is not None or spec.backoff is not None):
+                policy = self.policy(spec.max_retries, spec)
+                delays.update(policy.steps() or [policy.step_delay(1)])
         return sorted(delays)
 
     # -- installing ------------------------------------------------------------
@@ -312,7 +317,7 @@ class DeliveryPipeline:
             text = "no task named {!r} on worker {}".format(task.name, self.worker_name)
             rejected = Rejected(UNKNOWN_TASK_REASON, "LookupError", text, "UnknownTask")
             return facts, UNKNOWN_TASK, self.retry, rejected, None
-        policy = self.policy(spec.max_retries)
+        policy = self.policy(spec.max_retries, spec)
         bad_arguments = spec.check_arguments(task.args, task.kwargs)
         if bad_arguments is not None:
             text = "bad arguments for task {!r}: {}".format(task.name, bad_arguments)
@@ -392,6 +397,8 @@ class DeliveryPipeline:
                 failure.getErrorMessage(),
                 traceback_summary(failure),
                 timed_out=timed_out,
+                retry=timed_out or spec.rules.retries(failure.value or Exception()),
+                delay=getattr(failure.value, "delay", None) if failure.check(RetryTask) else None,
             ),
             failure,
         )

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, overload
 
 from twisted.internet.defer import (
     CancelledError,
@@ -47,6 +47,8 @@ from twisted.python.failure import Failure
 from txmsg._loading import load_named
 from txmsg.events import EventRegistry
 from txmsg.worker.envelope import Task
+from txmsg.worker.handles import Declare, TaskHandle
+from txmsg.worker.retry_rules import Backoff, RetryRules
 
 __all__ = [
     "TASK_EVENT_PREFIX",
@@ -64,6 +66,9 @@ TASK_EVENT_PREFIX = "task."
 #: command or end of the shutdown grace period): not a handler failure, so the
 #: event registry does not log it as one.
 _CANCELLED = object()
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,9 @@ class TaskSpec:
         argument (the running L{TaskContext}).
     @ivar idempotent: run at most once per task id, even when the message is
         delivered twice (needs the worker's Redis: a C{SET NX} key per id).
+    @ivar rules: which exceptions are retried (L{RetryRules}).
+    @ivar backoff: the waits between retries (L{Backoff}); L{None}: the
+        worker's C{--retry-delay}/C{--retry-max-delay}.
     """
 
     name: str
@@ -92,6 +100,8 @@ class TaskSpec:
     max_retries: int | None = None
     wants_context: bool = False
     idempotent: bool = False
+    rules: RetryRules = RetryRules()
+    backoff: Backoff | None = None
 
     @property
     def event_name(self) -> str:
@@ -248,6 +258,44 @@ class TaskCatalog:
 
     def __init__(self) -> None:
         self._specs: dict[str, TaskSpec] = {}
+        #: The client the handles of this catalog send with (L{bind}).
+        self.client: Any = None
+
+    def bind(self, client: Any) -> Any:
+        """
+        Make C{client} (a L{txmsg.worker.client.TaskClient}) the one this
+        catalog's handles send with; L{None} unbinds.
+
+        @return: C{client}.
+        """
+        self.client = client
+        return client
+
+    @overload
+    def task(
+        self, function: Callable[P, Coroutine[Any, Any, T]]
+    ) -> TaskHandle[P, Coroutine[Any, Any, T], T]: ...
+
+    @overload
+    def task(self, function: Callable[P, Deferred[T]]) -> TaskHandle[P, Deferred[T], T]: ...
+
+    @overload
+    def task(self, function: Callable[P, T]) -> TaskHandle[P, T, T]: ...
+
+    @overload
+    def task(
+        self,
+        function: None = None,
+        *,
+        name: str | None = None,
+        blocking: bool = False,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        idempotent: bool = False,
+        retry_for: tuple[type[BaseException], ...] | None = None,
+        dont_retry_for: tuple[type[BaseException], ...] | None = None,
+        backoff: Backoff | None = None,
+    ) -> Declare: ...
 
     def task(
         self,
@@ -258,6 +306,9 @@ class TaskCatalog:
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotent: bool = False,
+        retry_for: tuple[type[BaseException], ...] | None = None,
+        dont_retry_for: tuple[type[BaseException], ...] | None = None,
+        backoff: Backoff | None = None,
     ) -> Any:
         """
         Declare a task; usable as C{@tasks.task} or C{@tasks.task(...)}.
@@ -267,21 +318,28 @@ class TaskCatalog:
         @param timeout: cancel it after this many seconds.
         @param max_retries: retries after failure (default: the worker's).
         @param idempotent: run at most once per task id (needs Redis).
-        @return: the function, unchanged.
+        @param retry_for: retry only these exceptions (see L{RetryRules}).
+        @param dont_retry_for: never retry these exceptions.
+        @param backoff: the waits between retries (L{Backoff}).
+        @return: a L{TaskHandle}: callable as the function, and with
+            C{send}, C{call} and C{s}.
         @raise TypeError: if C{function} is not callable.
         @raise ValueError: if the name is taken or the limits are invalid.
         """
 
-        def declare(f: Callable[..., Any]) -> Callable[..., Any]:
-            self.add(
+        def declare(f: Callable[..., Any]) -> Any:
+            spec = self.add(
                 f,
                 name=name,
                 blocking=blocking,
                 timeout=timeout,
                 max_retries=max_retries,
                 idempotent=idempotent,
+                retry_for=retry_for,
+                dont_retry_for=dont_retry_for,
+                backoff=backoff,
             )
-            return f
+            return TaskHandle(f, spec, self)
 
         if function is not None:
             return declare(function)
@@ -296,6 +354,9 @@ class TaskCatalog:
         timeout: float | None = None,
         max_retries: int | None = None,
         idempotent: bool = False,
+        retry_for: tuple[type[BaseException], ...] | None = None,
+        dont_retry_for: tuple[type[BaseException], ...] | None = None,
+        backoff: Backoff | None = None,
     ) -> TaskSpec:
         """
         Declare C{function} as a task (see L{task}).
@@ -313,6 +374,9 @@ class TaskCatalog:
             raise ValueError("timeout must be positive")
         if max_retries is not None and max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+        if backoff is not None:
+            backoff.policy(max_retries or 0)  # validates the numbers
+        rules = RetryRules(retry_for, dont_retry_for)
         if blocking and inspect.iscoroutinefunction(function):
             raise ValueError("a coroutine function cannot be a blocking task")
         try:
@@ -320,7 +384,15 @@ class TaskCatalog:
         except (TypeError, ValueError):
             wants_context = False
         spec = TaskSpec(
-            task_name, function, blocking, timeout, max_retries, wants_context, idempotent
+            task_name,
+            function,
+            blocking,
+            timeout,
+            max_retries,
+            wants_context,
+            idempotent,
+            rules,
+            backoff,
         )
         self._specs[task_name] = spec
         return spec
