@@ -163,6 +163,14 @@ class Options(OpsOptions):
             "Seconds a task's status and result are kept after its last change.",
             whole_number("results-ttl", 1),
         ],
+        [
+            "max-priority",
+            None,
+            None,
+            "Declare new work queues with x-max-priority N (1-255; 10 is plenty): tasks sent "
+            "with a higher priority run first. Classic queues only.",
+            whole_number("max-priority", 1),
+        ],
     ]
 
     def __init__(self) -> None:
@@ -202,6 +210,11 @@ class Options(OpsOptions):
                     max_delay, delay
                 )
             )
+        priority = self["max-priority"]
+        if priority is not None and priority > 255:
+            raise usage.UsageError("--max-priority must be from 1 to 255, not {}".format(priority))
+        if priority is not None and self["queue-type"] == "quorum":
+            raise usage.UsageError("--max-priority needs classic queues, not --queue-type quorum")
         self["retry"] = RetryPolicy(
             max_retries=self["max-retries"], initial_delay=delay, max_delay=max_delay
         )
@@ -254,6 +267,7 @@ def makeService(options: Options, reactor: IReactorTime | None = None) -> Any:
         on_shutdown=shutdown,
         handle_signals=True,
         queue_type=options["queue-type"],
+        max_priority=options["max-priority"],
         reactor=reactor,
         results_url=options["results"],
         results_ttl=options["results-ttl"],

@@ -5,8 +5,8 @@ The in-memory AMQP broker behind L{txmsg.testing.MemoryBroker}: exchanges
 (direct, fanout, topic, headers and the default exchange), queues (durable,
 exclusive, auto-delete, server-named), bindings, message TTL and per-message
 expiration (expired at the head of the queue, as RabbitMQ does), dead-letter
-exchanges with C{x-death} headers, and direct reply-to (routing, and
-declares of its names).  Time is a
+exchanges with C{x-death} headers, priority queues (C{x-max-priority}), and
+direct reply-to (routing, and declares of its names).  Time is a
 L{twisted.internet.task.Clock} (or any C{IReactorTime}).
 
 The client side (channels, consumers, acks, confirms) lives in
@@ -306,7 +306,7 @@ class BrokerState:
                 continue
             msg = _copy(message)
             msg.expires_at = self._expiry(q, msg, at)
-            q.ready.append(msg)
+            _insert(q, msg)
             self.kick(q.name)
 
     def _expiry(self, q: _Queue, msg: BrokerMessage, at: float | None) -> float | None:
@@ -371,7 +371,7 @@ class BrokerState:
             return
         for msg in reversed(messages):
             msg.redelivered = True
-            q.ready.appendleft(msg)
+            _insert(q, msg, front=True)
         self.kick(queue)
 
     def dead_letter(self, q: _Queue, msg: BrokerMessage, reason: str) -> None:
@@ -479,6 +479,28 @@ class BrokerState:
         """The type of exchange C{name}, or L{None}."""
         ex = self._exchanges.get(name)
         return ex.type if ex is not None else None
+
+
+def _insert(q: _Queue, msg: BrokerMessage, front: bool = False) -> None:
+    """
+    Queue C{msg}: at the back (C{front}: the head) of its priority on a
+    queue with C{x-max-priority} (a higher priority first, capped at the
+    maximum, as RabbitMQ does), else of the whole queue.
+    """
+    top = q.arguments.get("x-max-priority")
+    if not top:
+        q.ready.appendleft(msg) if front else q.ready.append(msg)
+        return
+
+    def level(m: BrokerMessage) -> int:
+        return min(m.properties.priority or 0, int(top))
+
+    mine = level(msg)
+    for i, other in enumerate(q.ready):
+        if level(other) < mine or (front and level(other) == mine):
+            q.ready.insert(i, msg)
+            return
+    q.ready.append(msg)
 
 
 def _copy(msg: BrokerMessage) -> BrokerMessage:

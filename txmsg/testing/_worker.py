@@ -125,6 +125,7 @@ class WorkerHarness:
         raw_handlers: dict | None = None,
         start: bool = True,
         results: Any = None,
+        max_priority: int | None = None,
     ) -> None:
         """
         @param tasks: a L{TaskCatalog}, a task module, or its dotted name.
@@ -136,6 +137,11 @@ class WorkerHarness:
         @param start: start the worker now.
         @param results: a (memory) L{txmsg.redis.RedisService} to store task
             states in (L{task_state}, L{revoke}), or L{None}.
+        @param max_priority: the worker's C{--max-priority}.
+
+        C{h.client} is a L{txmsg.worker.client.TaskClient} on the same
+        broker and clock: C{tasks.bind(h.client)} makes task handles send
+        through it (C{add.send(2, 3)}, C{add.s(2, 3).send(countdown=5)}).
         """
         if broker is None:
             if clock is None:
@@ -166,6 +172,7 @@ class WorkerHarness:
             retry=retry or RetryPolicy(jitter=0.0),
             redis=redis,
             results=None if results is None else RedisResultStore(results, clock=self.clock),
+            max_priority=max_priority,
         )
         worker_log = Logger(namespace="txmsg.worker", observer=cast(ILogObserver, self.logs.append))
         w = self.worker

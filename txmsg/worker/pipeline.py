@@ -66,6 +66,7 @@ from txmsg.worker.report import DeliveryReport
 from txmsg.worker.result_recorder import ResultRecorder, revoked_decision
 from txmsg.worker.retry import RetryPolicy
 from txmsg.worker.retry_rules import Retry as RetryTask
+from txmsg.worker.schedule import check_times
 from txmsg.worker.settlement import Settlement
 from txmsg.worker.tasks import _CANCELLED, TaskCatalog, TaskContext, TaskSpec
 
@@ -312,6 +313,11 @@ class DeliveryPipeline:
             redelivered=message.redelivered,
             counted=counted,
         )
+        if task.version > 1:  # eta, expires: checked before anything else
+            now = self.settlement.clock.seconds()
+            timing = check_times(task, now, facts, self.retry_delays())
+            if timing is not None:
+                return facts, task.name, self.retry, timing, None
         spec = self.tasks.get(task.name)
         if spec is None:
             text = "no task named {!r} on worker {}".format(task.name, self.worker_name)

@@ -87,6 +87,7 @@ class WorkerService(MultiService):
         on_shutdown: Callable[[], Any] | None = None,
         handle_signals: bool = False,
         queue_type: str | None = None,
+        max_priority: int | None = None,
         events: EventRegistry | None = None,
         reactor: IReactorTime | None = None,
         amqp: AMQPConnection | None = None,
@@ -122,6 +123,9 @@ class WorkerService(MultiService):
         @param queue_type: C{x-queue-type} of the work and dead-letter
             queues and of the delay levels, e.g. C{"quorum"} (see
             L{txmsg.amqp.queue_types}).
+        @param max_priority: declare the work queues with this
+            C{x-max-priority} (1 to 255): tasks sent with a higher
+            C{priority} run first.
         @param events: the L{txmsg.events.EventRegistry} (default: a new one).
         @param reactor: the reactor (default: the global one).
         @param results_url: Redis for task states and results (the same
@@ -176,7 +180,7 @@ class WorkerService(MultiService):
             results.redis.setServiceParent(self)
         #: The L{RedisResultStore} task states are recorded in, or L{None}.
         self.results = results
-        self.broker: IWorkerBroker = AMQPWorkerBroker(amqp, self.name)
+        self.broker: IWorkerBroker = AMQPWorkerBroker(amqp, self.name, max_priority)
         self.idempotency = IdempotencyKeys(redis, self.name)
         self.pipeline = DeliveryPipeline(
             tasks=tasks,

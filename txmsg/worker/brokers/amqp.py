@@ -53,7 +53,22 @@ from txmsg.worker.headers import (
 )
 from txmsg.worker.retry import dead_letter_queue_name
 
-__all__ = ["AMQPWorkerBroker"]
+__all__ = ["AMQPWorkerBroker", "work_queue"]
+
+
+def work_queue(queue: str, queue_type: str | None = None, max_priority: int | None = None) -> Queue:
+    """
+    The declaration of work queue C{queue}: durable, of C{queue_type}, with
+    C{x-max-priority} when C{max_priority} is given.  A client that declares
+    the queue must use the same, or the broker refuses the declaration
+    (406 PRECONDITION_FAILED).
+    """
+    arguments = work_queue_arguments(queue_type, dead_letter_queue_name(queue))
+    if max_priority is not None:
+        if not 1 <= max_priority <= 255:
+            raise ValueError("max_priority must be from 1 to 255")
+        arguments["x-max-priority"] = max_priority
+    return Queue(queue, durable=True, arguments=arguments)
 
 
 def incoming(queue: str, delivery: Delivery) -> IncomingMessage:
@@ -96,9 +111,15 @@ class AMQPWorkerBroker:
     log = Logger(namespace="txmsg.worker.service")
     name = "amqp"
 
-    def __init__(self, amqp: AMQPConnection, worker_name: str) -> None:
+    def __init__(
+        self, amqp: AMQPConnection, worker_name: str, max_priority: int | None = None
+    ) -> None:
+        """
+        @param max_priority: declare work queues with this C{x-max-priority}.
+        """
         self.amqp = amqp
         self.worker_name = worker_name
+        self.max_priority = max_priority
         #: The delayed delivery retries and delays go through (its queue
         #: type is set by the first L{declare}).
         self.delays = DelayedDelivery(amqp)
@@ -114,7 +135,7 @@ class AMQPWorkerBroker:
         """
         dead = dead_letter_queue_name(queue)
         self.amqp.declare(
-            Queue(queue, durable=True, arguments=work_queue_arguments(queue_type, dead)),
+            work_queue(queue, queue_type, self.max_priority),
             Queue(dead, durable=True, arguments=dead_letter_arguments(queue_type)),
         )
         if not self._delays_typed:
