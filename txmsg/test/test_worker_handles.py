@@ -12,12 +12,15 @@ from datetime import datetime, timezone
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from txmsg.tap import worker as worker_tap
 from txmsg.testing import WorkerHarness
 from txmsg.worker import TaskCatalog
+from txmsg.worker.brokers.amqp import work_queue
 from txmsg.worker.client import TaskClient, TaskFailed
 from txmsg.worker.handles import TaskHandle, TaskRef
 from txmsg.worker.result_store import IResultStore, NoResultStore
@@ -53,7 +56,7 @@ class HandleTests(SynchronousTestCase):
         handle = _handle(tasks, "add")
         self.assertEqual(handle(2, 3), 5)
         self.assertEqual((handle.__name__, handle.__doc__), ("add", "Add two numbers."))
-        self.assertIs(handle.__wrapped__, add)  # type: ignore[attr-defined]
+        self.assertIs(handle.__wrapped__, add)
         self.assertEqual(handle.name, "add")
 
     def test_signature_value(self) -> None:
@@ -239,7 +242,9 @@ class TaskRefTests(SynchronousTestCase):
         """
         store = FakeStore({"a": State("succeeded", 5), "b": State("started")})
         self.assertEqual(self.successResultOf(TaskRef("a", "add", store).result(3)), 5)
-        self.assertEqual(self.successResultOf(TaskRef("b", "add", store).status()).status, "started")
+        self.assertEqual(
+            self.successResultOf(TaskRef("b", "add", store).status()).status, "started"
+        )
         self.assertIsNone(self.successResultOf(TaskRef("c", "add", store).status()))
         self.successResultOf(TaskRef("b", "add", store).revoke())
         self.assertEqual(store.revoked, ["b"])
@@ -255,7 +260,11 @@ class TaskRefTests(SynchronousTestCase):
                 "x": State("expired"),
             }
         )
-        for task_id, error_type in (("f", "ValueError"), ("r", "TaskRevoked"), ("x", "TaskExpired")):
+        for task_id, error_type in (
+            ("f", "ValueError"),
+            ("r", "TaskRevoked"),
+            ("x", "TaskExpired"),
+        ):
             f = self.failureResultOf(TaskRef(task_id, "t", store).result(), TaskFailed)
             self.assertEqual(f.value.error_type, error_type)
 
@@ -296,3 +305,39 @@ class ResolveTimesTests(SynchronousTestCase):
         self.assertRaises(ValueError, resolve_times, 0.0, countdown=-1)
         self.assertRaises(ValueError, resolve_times, 0.0, eta=10, expires=5)
         self.assertRaises(TypeError, resolve_times, 0.0, eta=float("inf"))
+
+
+class PriorityOptionTests(SynchronousTestCase):
+    """
+    C{--max-priority} on the worker, and the queue it declares.
+    """
+
+    def parse(self, *args: str) -> Any:
+        options = worker_tap.Options()
+        options.parseOptions(["--tasks", "txmsg.test._worker_tasks_sample", *args])
+        return options
+
+    def test_option(self) -> None:
+        """
+        The option is a whole number from 1 to 255, for classic queues.
+        """
+        self.assertEqual(self.parse("--max-priority", "10")["max-priority"], 10)
+        self.assertIsNone(self.parse()["max-priority"])
+        for bad in (["--max-priority", "0"], ["--max-priority", "256"]):
+            self.assertRaises(UsageError, self.parse, *bad)
+        e = self.assertRaises(
+            UsageError, self.parse, "--max-priority", "5", "--queue-type", "quorum"
+        )
+        self.assertIn("classic", str(e))
+
+    def test_declared(self) -> None:
+        """
+        The work queue (only) is declared with C{x-max-priority}, and
+        L{work_queue} gives a client the same declaration.
+        """
+        h = WorkerHarness(_catalog(), max_priority=10)
+        self.addCleanup(lambda: self.successResultOf(h.stop()))
+        declared = h.broker.queue("tasks").arguments
+        self.assertEqual(declared, work_queue("tasks", max_priority=10).arguments)
+        self.assertEqual(declared, {"x-max-priority": 10})
+        self.assertEqual(h.broker.queue("tasks.dead").arguments, {})

@@ -152,6 +152,10 @@ class TaskHandle(Generic[P, C, R]):
     @ivar catalog: the L{txmsg.worker.TaskCatalog} it was declared on.
     """
 
+    __name__: str
+    __qualname__: str
+    __wrapped__: Callable[..., Any]
+
     def __init__(self, function: Callable[P, C], spec: Any, catalog: Any) -> None:
         self._function = function
         self.spec = spec
