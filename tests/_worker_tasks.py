@@ -10,7 +10,7 @@ import time
 
 from twisted.internet.task import deferLater
 
-from txmsg.worker import TaskCatalog
+from txmsg.worker import Retry, TaskCatalog
 
 tasks = TaskCatalog()
 
@@ -58,19 +58,19 @@ async def record(path, item, delay=0.0):
     return item
 
 
-@tasks.task
+@tasks.task(retry_for=(Exception,))
 def fail(message="always fails"):
     """
-    Always raise ValueError.
+    Always raise ValueError (retried all the same).
     """
     raise ValueError(message)
 
 
-@tasks.task
+@tasks.task(retry_for=(Exception,))
 def record_and_fail(path, item):
     """
     Append C{item} as a line to the file C{path} (a side effect one can
-    count), then raise ValueError.
+    count), then raise ValueError (retried all the same).
     """
     with open(path, "a") as f:
         f.write("{}\n".format(item))
@@ -109,3 +109,23 @@ def arrived(path, item):
     with open(path, "a") as f:
         f.write("{} {:.6f}\n".format(item, time.time()))
     return item
+
+
+@tasks.task(max_retries=2)
+def raise_error(kind, *, context):
+    """
+    Raise C{ValueError} (not retried by default) or C{ConnectionError}
+    (retried); report the attempt in the message.
+    """
+    error = ValueError if kind == "value" else ConnectionError
+    raise error("attempt {}".format(context.attempt))
+
+
+@tasks.task(max_retries=1)
+def retry_once(delay, *, context):
+    """
+    C{raise Retry(delay)} on the first run; then return the attempt.
+    """
+    if context.attempt == 1:
+        raise Retry(delay=delay)
+    return {"value": context.attempt, "pid": os.getpid(), "redelivered": context.redelivered}
