@@ -22,8 +22,8 @@ from txmsg.testing import WorkerHarness
 from txmsg.worker import TaskCatalog
 from txmsg.worker.brokers.amqp import work_queue
 from txmsg.worker.client import TaskClient, TaskFailed
-from txmsg.worker.handles import TaskHandle, TaskRef
-from txmsg.worker.result_store import IResultStore, NoResultStore
+from txmsg.worker.handles import NoResultStore, TaskHandle, TaskRef
+from txmsg.worker.result_store import IResultStore
 from txmsg.worker.signature import NoClient, Signature, resolve_times
 
 

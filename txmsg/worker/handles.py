@@ -33,10 +33,9 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from twisted.internet.defer import Deferred
 
-from txmsg.worker.result_store import NoResultStore
 from txmsg.worker.signature import Signature, find_client
 
-__all__ = ["Declare", "TaskFailed", "TaskHandle", "TaskRef", "task_failed"]
+__all__ = ["Declare", "NoResultStore", "TaskFailed", "TaskHandle", "TaskRef", "task_failed"]
 
 P = ParamSpec("P")
 C = TypeVar("C")
@@ -45,6 +44,20 @@ T = TypeVar("T")
 
 #: Statuses that end a task without a result, and the error type reported.
 _UNSUCCESSFUL = {"revoked": "TaskRevoked", "expired": "TaskExpired"}
+
+
+class NoResultStore(RuntimeError):
+    """
+    A task's status or result was asked for, but the client has no results
+    store: the message names the option that configures one.
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            "{} needs a results store: create the client with "
+            "results='redis://...' (txmsg send/result: --results URL; the worker: "
+            "--results URL too, so that it records the statuses)".format(what)
+        )
 
 
 class TaskFailed(Exception):
