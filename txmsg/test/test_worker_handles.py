@@ -258,8 +258,12 @@ class TaskRefTests(SynchronousTestCase):
                 "f": State("failed", error={"type": "ValueError", "message": "bad"}),
                 "r": State("revoked"),
                 "x": State("expired"),
+                "d": State("dead-lettered"),
             }
         )
+        store.states["d"].error_type, store.states["d"].error_message = "KeyError", "k"
+        f = self.failureResultOf(TaskRef("d", "t", store).result(), TaskFailed)
+        self.assertEqual((f.value.error_type, f.value.message), ("KeyError", "k"))
         for task_id, error_type in (
             ("f", "ValueError"),
             ("r", "TaskRevoked"),

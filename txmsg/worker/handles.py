@@ -92,8 +92,12 @@ def task_failed(task_id: str, state: Any) -> Exception:
     """
     status = getattr(state, "status", "failed")
     error = getattr(state, "error", None)
-    error_type = _error_field(error, "type", _UNSUCCESSFUL.get(status, "Error"))
-    message = _error_field(error, "message", "task {}".format(status))
+    error_type = getattr(state, "error_type", None) or _error_field(
+        error, "type", _UNSUCCESSFUL.get(status, "Error")
+    )
+    message = getattr(state, "error_message", None) or _error_field(
+        error, "message", "task {}".format(status)
+    )
     return TaskFailed(task_id, error_type, message)
 
 
