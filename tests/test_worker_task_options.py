@@ -9,6 +9,7 @@ C{raise Retry}, expiry and ETA in the v2 envelope.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pika
 from twisted.trial.unittest import TestCase
 
+from tests._process import script
 from tests._worker_support import (
     Client,
     WorkerProcess,
@@ -167,3 +169,21 @@ class RetryRuleTests(TestCase):
         self.assertEqual(body["error"]["type"], "UnsupportedVersion")
         [(properties, _)] = self.client.get_all(self.queue + ".dead")
         self.assertEqual(properties.headers["x-txmsg-reason"], "unsupported-version")
+
+    def test_send_command(self) -> None:
+        """
+        C{txmsg send} with C{--priority} and C{--expires} sends a v2 task the
+        worker runs (and waits for its result with C{--wait}).
+        """
+        argv = [script("txmsg"), "send", "square", "7", "--queue", self.queue]
+        argv += [
+            "--priority",
+            "3",
+            "--expires",
+            "60",
+            "--amqp",
+            "amqp://guest:guest@127.0.0.1:5672/%2F",
+        ]
+        done = subprocess.run(argv + ["--wait"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(json.loads(done.stdout)["value"], 49)

@@ -19,7 +19,7 @@ from zope.interface.verify import verifyObject
 
 from txmsg.tap import worker as worker_tap
 from txmsg.testing import WorkerHarness
-from txmsg.worker import TaskCatalog
+from txmsg.worker import TaskCatalog, send_cli
 from txmsg.worker.brokers.amqp import work_queue
 from txmsg.worker.client import TaskClient, TaskFailed
 from txmsg.worker.handles import NoResultStore, TaskHandle, TaskRef
@@ -139,7 +139,8 @@ class SendTests(SynchronousTestCase):
         d = self.add.s(2, 3).send(countdown=5, expires=60, priority=7, task_id="t1")
         self.h.advance(0)
         self.assertEqual(self.successResultOf(d).id, "t1")
-        [message] = self.sent()
+        [message] = [m for m in self.h.broker.published if m.properties.message_id == "t1"]
+        self.assertNotEqual(message.exchange, "")  # waits in the broker's delay levels
         body = json.loads(message.body)
         self.assertEqual((body["v"], body["eta"], body["expires"]), (2, 1005.0, 1060.0))
         self.assertEqual(message.properties.priority, 7)
@@ -345,3 +346,24 @@ class PriorityOptionTests(SynchronousTestCase):
         self.assertEqual(declared, work_queue("tasks", max_priority=10).arguments)
         self.assertEqual(declared, {"x-max-priority": 10})
         self.assertEqual(h.broker.queue("tasks.dead").arguments, {})
+
+
+class SendCommandTests(SynchronousTestCase):
+    """
+    C{txmsg send --priority/--expires}.
+    """
+
+    def parse(self, *args: str) -> Any:
+        options = send_cli.Options()
+        options.parseOptions(["add", "1", *args])
+        return options
+
+    def test_options(self) -> None:
+        """
+        Both are optional; the priority is 0 to 255, the expiry positive.
+        """
+        options = self.parse("--priority", "9", "--expires", "60")
+        self.assertEqual((options["priority"], options["expires"]), (9, 60.0))
+        self.assertEqual((self.parse()["priority"], self.parse()["expires"]), (None, None))
+        for bad in (["--priority", "256"], ["--priority", "-1"], ["--expires", "0"]):
+            self.assertRaises(UsageError, self.parse, *bad)

@@ -100,18 +100,12 @@ class DecisionTests(SynchronousTestCase):
 
     def test_requested_delay(self) -> None:
         """
-        C{Retry(delay=3)} waits in the shortest delay queue that is long
-        enough (4 s), with its own expiration cut to 3 s, counted.
+        C{Retry(delay=3)} waits exactly 3 s (no jitter), counted as a run.
         """
         decision = decide(DeliveryFacts("q", "t"), Failed("Retry", "", delay=3), self.policy)
-        self.assertEqual(decision, Retry(4.0, 1, 3000, error="Retry: "))
-
-    def test_requested_delay_longer_than_any_queue(self) -> None:
-        """
-        A longer wait than the longest queue waits as long as that queue.
-        """
-        decision = decide(DeliveryFacts("q", "t"), Failed("Retry", "", delay=99), self.policy)
-        self.assertEqual((decision.delay, decision.expiration_ms), (4.0, 4000))
+        self.assertEqual(decision, Retry(3, 1, error="Retry: "))
+        decision = decide(DeliveryFacts("q", "t"), Failed("Retry", "", delay=9999), self.policy)
+        self.assertEqual((decision.delay, decision.expiration_ms), (9999, None))
 
     def test_max_retries_still_bounds(self) -> None:
         """

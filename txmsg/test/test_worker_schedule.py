@@ -9,9 +9,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.testing import WorkerHarness
 from txmsg.worker import TaskCatalog
-from txmsg.worker.decisions import DeadLetter, DeliveryFacts, Retry
+from txmsg.worker.decisions import DeadLetter, Delay, DeliveryFacts
 from txmsg.worker.envelope import Task, decode_result
-from txmsg.worker.schedule import EXPIRED, NOT_DUE, check_times
+from txmsg.worker.schedule import EXPIRED, check_times
 
 
 class CheckTimesTests(SynchronousTestCase):
@@ -26,37 +26,39 @@ class CheckTimesTests(SynchronousTestCase):
         A task without times, due, or not yet expired runs.
         """
         for task in (Task("a"), Task("a", eta=100), Task("a", eta=100.005), Task("a", expires=100)):
-            self.assertIsNone(check_times(task, 100.0, self.facts, [1, 2]))
+            self.assertIsNone(check_times(task, 100.0, self.facts))
 
     def test_expired(self) -> None:
         """
         A task delivered after its expiry is dead-lettered as C{expired},
         with an error reply for a caller that waits.
         """
-        decision = check_times(Task("a", expires=99.5), 100.0, self.facts, [1])
+        decision = check_times(Task("a", expires=99.5), 100.0, self.facts)
         self.assertIsInstance(decision, DeadLetter)
         self.assertEqual((decision.reason, decision.error_type), (EXPIRED, "TaskExpired"))
         self.assertIsNone(decision.reply)
         facts = DeliveryFacts("q", "t", has_reply_to=True)
-        decision = check_times(Task("a", id="t", expires=99.5), 100.0, facts, [1])
+        decision = check_times(Task("a", id="t", expires=99.5), 100.0, facts)
         assert isinstance(decision, DeadLetter) and decision.reply is not None
         self.assertEqual(decode_result(decision.reply).error_type, "TaskExpired")
 
     def test_early(self) -> None:
         """
         A task delivered before its ETA goes back to the broker for the
-        rest of the wait, its attempt count unchanged.
+        rest of the wait, its attempt count unchanged (an uncounted
+        L{Delay}).
         """
-        decision = check_times(Task("a", eta=101.5), 100.0, self.facts, [1, 2, 4])
-        self.assertEqual(decision, Retry(2, 2, 1500, error=NOT_DUE))
-        decision = check_times(Task("a", eta=200), 100.0, self.facts, [1, 2, 4])
-        self.assertEqual(decision, Retry(4, 2, 4000, error=NOT_DUE))
+        decision = check_times(Task("a", eta=101.5), 100.0, self.facts)
+        self.assertEqual(decision, Delay(1.5, 2))
+        redelivered = DeliveryFacts("q", "t", attempts=2, redelivered=True)
+        decision = check_times(Task("a", eta=200), 100.0, redelivered)
+        self.assertEqual(decision, Delay(100.0, 3, redelivered=True))
 
     def test_expiry_first(self) -> None:
         """
         An expired task is not delayed.
         """
-        decision = check_times(Task("a", eta=200, expires=50), 100.0, self.facts, [1])
+        decision = check_times(Task("a", eta=200, expires=50), 100.0, self.facts)
         self.assertIsInstance(decision, DeadLetter)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from pika.spec import BasicProperties
 from twisted.internet.task import Clock
 
+from txmsg.testing._amqp_priority import insert
 from txmsg.testing._amqp_routing import Exchange as _Exchange
 from txmsg.testing._amqp_routing import is_cycle, route_from, route_topic
 
@@ -482,25 +483,7 @@ class BrokerState:
 
 
 def _insert(q: _Queue, msg: BrokerMessage, front: bool = False) -> None:
-    """
-    Queue C{msg}: at the back (C{front}: the head) of its priority on a
-    queue with C{x-max-priority} (a higher priority first, capped at the
-    maximum, as RabbitMQ does), else of the whole queue.
-    """
-    top = q.arguments.get("x-max-priority")
-    if not top:
-        q.ready.appendleft(msg) if front else q.ready.append(msg)
-        return
-
-    def level(m: BrokerMessage) -> int:
-        return min(m.properties.priority or 0, int(top))
-
-    mine = level(msg)
-    for i, other in enumerate(q.ready):
-        if level(other) < mine or (front and level(other) == mine):
-            q.ready.insert(i, msg)
-            return
-    q.ready.append(msg)
+    insert(q.ready, msg, q.arguments.get("x-max-priority"), front)
 
 
 def _copy(msg: BrokerMessage) -> BrokerMessage:

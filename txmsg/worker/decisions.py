@@ -387,15 +387,9 @@ def _failed(facts: DeliveryFacts, outcome: Failed, policy: RetryPolicy, jitter: 
         "timed out" if outcome.timed_out else "{}: {}".format(outcome.error_type, outcome.message)
     )
     if outcome.retry and policy.should_retry(facts.attempt):
-        retry = _retry(facts, policy, jitter, error)
         if outcome.delay is None:
-            return retry
-        # The shortest delay queue at least as long as the wait asked for,
-        # with the message's own expiration cut to that wait.
-        steps = policy.steps() or [policy.step_delay(1)]
-        step = min((s for s in steps if s >= outcome.delay), default=steps[-1])
-        wait_ms = max(1, int(round(min(outcome.delay, step) * 1000)))
-        return Retry(step, retry.attempts, wait_ms, error=error)
+            return _retry(facts, policy, jitter, error)
+        return Retry(outcome.delay, facts.attempt, error=error)  # the wait it asked for
     reply_type = "TaskTimeout" if outcome.timed_out else outcome.error_type
     return DeadLetter(
         "failed",

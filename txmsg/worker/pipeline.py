@@ -315,7 +315,7 @@ class DeliveryPipeline:
         )
         if task.version > 1:  # eta, expires: checked before anything else
             now = self.settlement.clock.seconds()
-            timing = check_times(task, now, facts, self.retry_delays())
+            timing = check_times(task, now, facts)
             if timing is not None:
                 return facts, task.name, self.retry, timing, None
         spec = self.tasks.get(task.name)

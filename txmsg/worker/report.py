@@ -26,7 +26,6 @@ from txmsg.worker.decisions import (
     Retry,
     Succeeded,
 )
-from txmsg.worker.schedule import NOT_DUE
 
 __all__ = ["DeliveryReport"]
 
@@ -90,13 +89,6 @@ class DeliveryReport:
     def _report_retry(
         self, facts: DeliveryFacts, label: str, retry: Retry, outcome: Outcome | Decision
     ) -> None:
-        if retry.error == NOT_DUE:
-            self.log.debug(
-                "Task {id} ({name}) is not due yet: back to the broker",
-                id=facts.task_id,
-                name=label,
-            )
-            return
         if retry.redelivered:
             self.log.info(
                 "Task {id} ({name}) was redelivered: counting it as run {n} and queueing it again",

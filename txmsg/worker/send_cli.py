@@ -46,7 +46,7 @@ class Options(GnuOptions):
 
     synopsis = (
         "TASK [ARG...] [--kwargs JSON] [--queue Q] [--wait [--timeout S]] [--count N] "
-        "[--countdown S | --eta TIME]"
+        "[--countdown S | --eta TIME] [--expires S] [--priority N]"
     )
     optParameters = [
         ["kwargs", "k", None, "Keyword arguments as a JSON object."],
@@ -81,6 +81,21 @@ class Options(GnuOptions):
             seconds("countdown", 0),
         ],
         ["eta", None, None, "Deliver the task no earlier than this time (UNIX or ISO 8601)."],
+        [
+            "expires",
+            None,
+            None,
+            "Do not run the task after this many seconds from now (it is dead-lettered "
+            "as expired).",
+            seconds("expires", 0, above=True),
+        ],
+        [
+            "priority",
+            None,
+            None,
+            "Message priority 0-255 (for a worker with --max-priority).",
+            whole_number("priority", 0),
+        ],
     ]
     optFlags = [["wait", "w", "Wait for the results and print them."]]
 
@@ -110,6 +125,8 @@ class Options(GnuOptions):
             self["wait"] or (self["eta"] is not None and self["countdown"] is not None)
         ):
             raise usage.UsageError("--countdown and --eta exclude each other and --wait")
+        if self["priority"] is not None and self["priority"] > 255:
+            raise usage.UsageError("--priority must be from 0 to 255")
         try:
             json.dumps(self["args"])
         except (TypeError, ValueError) as e:  # pragma: no cover - parsed from JSON
@@ -141,14 +158,23 @@ async def _send(reactor: IReactorTime, options: Options) -> int:
         status = 0
 
         def one(_: Any) -> Deferred[Any]:
-            d = client.submit(
-                options["task"],
-                options["args"],
-                options["kwargs"],
-                wait=options["wait"],
-                countdown=options["countdown"],
-                eta=options["eta"],
-            )
+            task, args, kwargs = options["task"], options["args"], options["kwargs"]
+            extra = {"expires": options["expires"], "priority": options["priority"]}
+            if extra == {"expires": None, "priority": None}:
+                d = client.submit(
+                    task,
+                    args,
+                    kwargs,
+                    wait=options["wait"],
+                    countdown=options["countdown"],
+                    eta=options["eta"],
+                )
+            elif options["wait"]:  # with a v2 field: the handles' client API
+                d = client.call(task, args, kwargs, **extra)
+            else:
+                times = {"countdown": options["countdown"], "eta": options["eta"]}
+                d = client.send(task, args, kwargs, **times, **extra)
+                d.addCallback(lambda ref: ref.id)
 
             def ok(value: Any) -> None:
                 if options["wait"]:
