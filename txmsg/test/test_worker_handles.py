@@ -12,13 +12,15 @@ from datetime import datetime, timezone
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from txmsg.tap import worker as worker_tap
-from txmsg.testing import WorkerHarness
+from txmsg.test._optional import missing
+from txmsg.testing import MemoryRedis, WorkerHarness
 from txmsg.worker import TaskCatalog, send_cli
 from txmsg.worker.brokers.amqp import work_queue
 from txmsg.worker.client import TaskClient, TaskFailed
@@ -367,3 +369,57 @@ class SendCommandTests(SynchronousTestCase):
         self.assertEqual((self.parse()["priority"], self.parse()["expires"]), (None, None))
         for bad in (["--priority", "256"], ["--priority", "-1"], ["--expires", "0"]):
             self.assertRaises(UsageError, self.parse, *bad)
+
+
+class TaskRefStoreTests(SynchronousTestCase):
+    """
+    L{TaskRef} on the real results store, through the worker that records
+    the states (in-memory Redis and broker).
+    """
+
+    def setUp(self) -> None:
+        reason = missing("lupa", extra="testing")
+        if reason is not None:
+            raise SkipTest(reason)
+        self.clock = Clock()
+        self.tasks = _catalog()
+        self.h = WorkerHarness(self.tasks, self.clock, results=MemoryRedis(self.clock).service())
+        self.client = TaskClient(self.h.connection, results=self.h.worker.results)
+        self.tasks.bind(self.client)
+
+    def tearDown(self) -> None:
+        self.tasks.bind(None)
+        self.successResultOf(self.h.stop())
+
+    def settle(self, d: Deferred[Any]) -> Any:
+        self.h.advance(0)
+        return self.successResultOf(d)
+
+    def test_result_and_status(self) -> None:
+        """
+        A sent task's result and status read through its reference.
+        """
+        add = _handle(self.tasks, "add")
+        d = add.send(2, 3)
+        self.h.advance(0)
+        ref = self.successResultOf(d)
+        self.assertEqual(self.settle(ref.result(timeout=5)), 5)
+        self.assertEqual(self.settle(ref.status()).status, "succeeded")
+
+    def test_revoke_queued(self) -> None:
+        """
+        A task revoked while it waits for its countdown is not run; its
+        result is a L{TaskFailed} C{TaskRevoked}.
+        """
+        d = _handle(self.tasks, "add").s(1, 1).send(countdown=10)
+        self.h.advance(0)
+        ref = self.successResultOf(d)
+        self.settle(ref.revoke())
+        self.h.advance(10)
+        self.h.run_until_idle()
+        self.assertEqual(self.h.attempts(ref.id), 0)
+        self.assertEqual(self.settle(ref.status()).status, "revoked")
+        result = ref.result(timeout=1)
+        self.h.advance(0)
+        f = self.failureResultOf(result, TaskFailed)
+        self.assertIn("Revoked", f.value.error_type)

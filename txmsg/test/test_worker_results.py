@@ -255,7 +255,7 @@ def _catalog(gate: list[Deferred[Any]]) -> TaskCatalog:
     def add(x: int, y: int) -> int:
         return x + y
 
-    @tasks.task
+    @tasks.task(retry_for=(Exception,))
     def boom() -> None:
         raise ZeroDivisionError("no")
 

@@ -37,8 +37,10 @@ from twisted.internet.defer import Deferred
 from txmsg.amqp.connection import AMQPConnection
 from txmsg.amqp.delayed import DelayedDelivery
 from txmsg.amqp.rpc import RPCClient
+from txmsg.redis import RedisService
 from txmsg.worker.envelope import CONTENT_TYPE, Task, decode_result, encode_task, new_task_id
 from txmsg.worker.handles import TaskFailed, TaskRef
+from txmsg.worker.results import RedisResultStore
 from txmsg.worker.signature import resolve_times
 
 __all__ = ["TaskClient", "TaskFailed"]
@@ -76,10 +78,11 @@ class TaskClient(MultiService):
         @param queue: the default work queue.
         @param timeout: the default seconds to wait for a confirm or a result.
         @param results: a results store (L{txmsg.worker.results.RedisResultStore},
-            an L{txmsg.worker.result_store.IResultStore}): each task is
-            recorded there as C{pending} as it is published, and the
-            L{TaskRef}s this client returns read it; L{None}: they cannot
-            report a status.
+            an L{txmsg.worker.result_store.IResultStore}), or the Redis URL of
+            one (as the worker's C{--results}; its connection is then a child
+            of this client): each task is recorded there as C{pending} as it
+            is published, and the L{TaskRef}s this client returns read it;
+            L{None}: they cannot report a status.
         @param reactor: the clock C{countdown} and C{expires} count from
             (default: the connection's reactor).
         """
@@ -88,6 +91,11 @@ class TaskClient(MultiService):
             amqp = AMQPConnection(url, reactor=reactor, connection_name="txmsg-client")
             amqp.setName("amqp")
             amqp.setServiceParent(self)
+        if isinstance(results, str):
+            redis = RedisService(results, reactor=reactor)
+            redis.setName("results")
+            redis.setServiceParent(self)
+            results = RedisResultStore(redis, clock=reactor)
         self.amqp = amqp
         self.queue = queue
         self.timeout = timeout

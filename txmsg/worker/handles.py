@@ -55,8 +55,8 @@ class NoResultStore(RuntimeError):
     def __init__(self, what: str) -> None:
         super().__init__(
             "{} needs a results store: create the client with "
-            "results='redis://...' (txmsg send/result: --results URL; the worker: "
-            "--results URL too, so that it records the statuses)".format(what)
+            "TaskClient(..., results='redis://...'), the Redis URL the workers "
+            "were started with as --results URL (they record the statuses)".format(what)
         )
 
 
