@@ -9,7 +9,9 @@ C{raise Retry}, expiry and ETA in the v2 envelope.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import time
 import uuid
 from typing import Any
@@ -17,13 +19,16 @@ from typing import Any
 import pika
 from twisted.trial.unittest import TestCase
 
+from tests._amqp_support import ROOT
 from tests._process import script
 from tests._worker_support import (
+    REDIS_URL,
     Client,
     WorkerProcess,
     delete_worker_queues,
     require_broker,
     unique,
+    worker_env,
 )
 from txmsg.worker.retry import RetryPolicy
 
@@ -187,3 +192,46 @@ class RetryRuleTests(TestCase):
         done = subprocess.run(argv + ["--wait"], capture_output=True, text=True, timeout=60)
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(json.loads(done.stdout)["value"], 49)
+
+
+class HandlesExampleTests(TestCase):
+    """
+    C{examples/task_handles.py} against a worker that records results.
+    """
+
+    timeout = 120
+
+    def test_example(self) -> None:
+        """
+        The result read through the task reference, the worker that ran it,
+        an RPC call and a revoke, from another process.
+        """
+        require_broker()
+        queue = unique("txmsg-handles")
+        self.addCleanup(delete_worker_queues, [queue])
+        worker = WorkerProcess(
+            [queue],
+            "--results",
+            REDIS_URL,
+            "--name",
+            unique("txmsg-handles-worker"),
+            tasks="examples.worker_tasks",
+            ready="Consuming {} (".format(queue),
+        )
+        self.addCleanup(worker.cleanup)
+        worker.start()
+        done = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "examples", "task_handles.py"), queue, REDIS_URL],
+            cwd=ROOT,
+            env=worker_env(),
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        lines = [json.loads(line) for line in done.stdout.splitlines()]
+        self.assertEqual(lines[0]["result"], 5)
+        self.assertEqual(lines[1]["status"], "succeeded")
+        self.assertTrue(lines[1]["worker"].startswith("txmsg-handles-worker"))
+        self.assertEqual(lines[2], {"called": 42})
+        self.assertEqual(lines[3]["status"], "revoked")
