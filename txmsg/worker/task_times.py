@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_worker_schedule -*-
+# -*- test-case-name: txmsg.test.test_worker_task_times -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 The worker's checks of a task's times (envelope v2), before it runs:

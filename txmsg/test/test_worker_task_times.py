@@ -1,8 +1,8 @@
-# -*- test-case-name: txmsg.test.test_worker_schedule -*-
+# -*- test-case-name: txmsg.test.test_worker_task_times -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 Tests for the worker's checks of a task's ETA and expiry
-(L{txmsg.worker.schedule}), pure and on the in-memory broker.
+(L{txmsg.worker.task_times}), pure and on the in-memory broker.
 """
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -11,7 +11,7 @@ from txmsg.testing import WorkerHarness
 from txmsg.worker import TaskCatalog
 from txmsg.worker.decisions import DeadLetter, Delay, DeliveryFacts
 from txmsg.worker.envelope import Task, decode_result
-from txmsg.worker.schedule import EXPIRED, check_times
+from txmsg.worker.task_times import EXPIRED, check_times
 
 
 class CheckTimesTests(SynchronousTestCase):
