@@ -30,6 +30,11 @@ from txmsg.worker.client import TaskClient
 
 #: Seconds a task may arrive after it is due.
 LATE = 1.0
+#: Tasks that fell due while the broker was down arrive together when the
+#: workers are back: they are run at the workers' speed (hundreds at once
+#: on a loaded 2-core machine), so their bound counts from the outage's end
+#: and allows for that backlog.
+LATE_AFTER_OUTAGE = 5.0
 
 
 def lateness_report(lateness: list[float]) -> str:
@@ -100,7 +105,8 @@ class DelayedTasksTests(TestCase):
     def check(self, etas: dict[int, float], outages: list[tuple[float, float]], label: str) -> None:
         """
         Every task in C{etas} arrived, none before its ETA, each within
-        L{LATE} of being due (its ETA, or the end of an outage it fell in).
+        L{LATE} of its ETA, or, when it fell due during an outage, within
+        L{LATE_AFTER_OUTAGE} of the outage's end.
         """
         wait_until(lambda: set(etas) <= set(self.arrivals()), 60, "every task to arrive")
         arrived = self.arrivals()
@@ -113,7 +119,8 @@ class DelayedTasksTests(TestCase):
                     due = max(eta, end)
             if at < eta:
                 early.append((i, eta - at))
-            if at > due + LATE:
+            bound = LATE if due == eta else LATE_AFTER_OUTAGE
+            if at > due + bound:
                 late.append((i, at - due))
             (lateness if due == eta else after_outage).append(max(0.0, at - due))
         sys.stderr.write(
@@ -127,7 +134,7 @@ class DelayedTasksTests(TestCase):
             )
         )
         self.assertEqual(early, [], "tasks ran before their ETA (seconds early)")
-        self.assertEqual(late, [], "tasks ran over a second after they were due")
+        self.assertEqual(late, [], "tasks ran late (seconds after they were due)")
 
     async def test_countdowns_across_restarts(self) -> None:
         """
