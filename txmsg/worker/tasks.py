@@ -29,6 +29,7 @@ event, so other handlers may observe C{task.*} too.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 from collections.abc import Callable, Coroutine
@@ -117,9 +118,8 @@ class TaskSpec:
 
         @return: L{None} when they fit, else the reason.
         """
-        try:
-            signature = inspect.signature(self.function)
-        except (TypeError, ValueError):
+        signature = _signature(self.function)
+        if signature is None:
             return None
         extra = {"context": None} if self.wants_context else {}
         try:
@@ -127,6 +127,24 @@ class TaskSpec:
         except TypeError as e:
             return str(e)
         return None
+
+
+def _signature(function: Callable[..., Any]) -> inspect.Signature | None:
+    # inspect.signature costs more than a no-op task: once per function.
+    try:
+        return _cached_signature(function)
+    except TypeError:  # an unhashable callable
+        return _signature_of(function)
+
+
+def _signature_of(function: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+
+
+_cached_signature = functools.lru_cache(maxsize=1024)(_signature_of)
 
 
 @dataclass
