@@ -118,33 +118,31 @@ class TaskSpec:
 
         @return: L{None} when they fit, else the reason.
         """
-        signature = _signature(self.function)
-        if signature is None:
-            return None
-        extra = {"context": None} if self.wants_context else {}
         try:
-            signature.bind(*args, **dict(kwargs), **extra)
-        except TypeError as e:
-            return str(e)
-        return None
+            return _cached_bind_problem(self.function, len(args), tuple(kwargs), self.wants_context)
+        except TypeError:  # an unhashable callable
+            return _bind_problem(self.function, len(args), tuple(kwargs), self.wants_context)
 
 
-def _signature(function: Callable[..., Any]) -> inspect.Signature | None:
-    # inspect.signature costs more than a no-op task: once per function.
+def _bind_problem(
+    function: Callable[..., Any], nargs: int, names: tuple[str, ...], wants_context: bool
+) -> str | None:
+    # Whether a call binds depends only on how many positional arguments and
+    # which keyword names it has, so the answer is cached per shape:
+    # inspect.signature() and bind() cost more than a no-op task.
     try:
-        return _cached_signature(function)
-    except TypeError:  # an unhashable callable
-        return _signature_of(function)
-
-
-def _signature_of(function: Callable[..., Any]) -> inspect.Signature | None:
-    try:
-        return inspect.signature(function)
+        signature = inspect.signature(function)
     except (TypeError, ValueError):
         return None
+    extra = {"context": None} if wants_context else {}
+    try:
+        signature.bind(*range(nargs), **dict.fromkeys(names), **extra)
+    except TypeError as e:
+        return str(e)
+    return None
 
 
-_cached_signature = functools.lru_cache(maxsize=1024)(_signature_of)
+_cached_bind_problem = functools.lru_cache(maxsize=4096)(_bind_problem)
 
 
 @dataclass
