@@ -7,6 +7,7 @@ transport as one write, in order.
 """
 
 import os
+from typing import Any
 
 import pika
 from pika import spec
@@ -166,6 +167,8 @@ class EndpointTests(SynchronousTestCase):
         reactor = PosixReactorBase.__new__(EPollReactor)
         self.patch(os, "environ", {})
         address = parse_amqp_url("amqp://guest:guest@127.0.0.1:5672/%2F")
-        self.assertIsInstance(address.endpoint(reactor)._reactor, WriteThroughReactor)
+        endpoint: Any = address.endpoint(reactor)
+        self.assertIsInstance(endpoint._reactor, WriteThroughReactor)
         self.patch(os, "environ", {"TXMSG_WRITE_THROUGH": "0"})
-        self.assertIs(address.endpoint(reactor)._reactor, reactor)
+        endpoint = address.endpoint(reactor)
+        self.assertIs(endpoint._reactor, reactor)
