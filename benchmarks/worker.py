@@ -271,6 +271,10 @@ async def one_run(reactor, client, kind, prefetch, with_replies, n, profile=None
                     stdout=subprocess.DEVNULL,
                 )
             if count >= n:
+                if not replies:
+                    # The queue is empty but up to a prefetch window may still be
+                    # unacked: give the worker time to finish it before stopping.
+                    await sleep(reactor, 1.0)
                 break
             if count == 0 and time.monotonic() > deadline:
                 raise SystemExit("{} worker did not start:\n{}".format(kind, worker.log()))
