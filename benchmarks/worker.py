@@ -1,33 +1,43 @@
 #!/usr/bin/env python
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
-Task worker throughput: C{twistd -n txmsg-worker} vs a minimal pika
-C{BlockingConnection} worker, in the same run, against the RabbitMQ at
-C{$TXMSG_AMQP_URL} (default: local guest).
+Task worker throughput and CPU: C{twistd -n txmsg-worker} against its peers
+and against the broker's own ceilings, in the same run, against the RabbitMQ
+at C{$TXMSG_AMQP_URL} (default: local guest).
 
-Each run, for one worker kind and one prefetch:
+Workloads (persistent no-op v1 tasks, C{{"task": "noop", ...}}):
 
-  1. submit N no-op v1 tasks (C{{"task": "noop", ...}}, persistent, with
-     C{reply_to}/C{correlation_id}) to a fresh durable queue with publisher
-     confirms (txmsg's publisher, 200 unconfirmed at most);
-  2. start the worker process; it consumes, runs each task, publishes the
-     v1 reply to C{reply_to}, then acks;
-  3. the rate is (N - 1) / (time of the last reply - time of the first
-     reply) as observed by the submitting process, so worker start-up does
-     not count; afterwards the worker is stopped and the queue must be empty
-     (everything acked).
+  - C{reply pf 1} / C{2} / C{100}: each task has C{reply_to}; the worker
+    runs it, publishes the reply, acks.  Progress = replies received by this
+    process.
+  - C{no reply pf 100}: no C{reply_to}; the queue is pre-filled and drained.
+    Progress = tasks gone from the queue (a passive declare every 10 ms).
 
-The blocking worker does what txmsg's worker does per task (parse the JSON
-envelope, look the task up, call it, encode and publish the reply, ack), but
-publishes its replies without confirms (the seeds' style), while txmsg's
-worker waits for the reply's confirm before acking (at-least-once for the
-reply too); "Blk+conf" is the blocking worker with confirms on its replies,
-the same guarantee as txmsg's.
+Workers (each its own process; C{benchmarks/_worker_peers.py}):
 
-Rounds are interleaved (txmsg, blocking, txmsg, ...) and the median is
-reported, with the ratio txmsg / blocking.
+  - C{txmsg}: C{twistd -n txmsg-worker --tasks examples.worker_tasks}, which
+    waits for each reply's publisher confirm before its ack;
+  - C{blocking}: pika C{BlockingConnection}, replies unconfirmed;
+  - C{blk+conf}: the same with confirmed replies (txmsg's guarantee);
+  - C{ceiling}: pika's Twisted adapter with no worker logic: consume + ack,
+    or (with replies) consume + confirmed publish + ack after the confirm;
+  - C{celery}, C{dramatiq}: optional (C{requirements-bench.txt}), no-reply
+    only, skipped with a message when not installed; settings printed.
+
+Each run: fill a fresh queue (untimed), start the worker, sample (time,
+tasks done, CPU ticks of the worker's process tree from C{/proc/PID/stat})
+every 10-20 ms; the rate and the CPU per task are measured between 10% and
+90% of the tasks, so start-up and the tail do not count.  The queue must be
+empty afterwards (everything acked).  Rounds interleave the workers; medians
+of the rounds are printed with same-run ratios.
+
+The result-store rows (C{benchmarks/_worker_results.py}: results in Redis,
+txmsg against Celery and Dramatiq with their Redis result backends) follow
+unless C{--no-results}; C{--results-only} runs only them.
 
 Usage: python benchmarks/worker.py [--quick] [--tasks N] [--rounds R]
+           [--only txmsg,ceiling,...] [--workloads "reply pf 1,..."]
+           [--profile flame.svg]
 """
 
 import argparse
@@ -41,100 +51,101 @@ import tempfile
 import time
 import uuid
 
-import pika
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Not this directory: benchmarks/amqp.py would shadow the amqp package Celery uses.
+sys.path[:] = [ROOT] + [
+    p for p in sys.path[1:] if os.path.abspath(p or ".") != os.path.join(ROOT, "benchmarks")
+]
+
 URL = os.environ.get("TXMSG_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 PYTHON = sys.executable
-#: txmsg's worker; the blocking worker; the blocking worker confirming its replies.
-KINDS = ("txmsg", "blocking", "blocking+confirms")
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+BIN = os.path.dirname(sys.executable)
+TWISTD = os.path.join(BIN, "twistd")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+#: (label, prefetch, with replies, workers)
+WORKLOADS = (
+    ("reply pf 1", 1, True, ("txmsg", "blocking", "blk+conf")),
+    ("reply pf 2", 2, True, ("txmsg", "blk+conf")),
+    ("reply pf 100", 100, True, ("txmsg", "blocking", "blk+conf", "ceiling")),
+    ("no reply pf 100", 100, False, ("txmsg", "blocking", "ceiling", "celery", "dramatiq")),
+)
+PEERS = ("celery", "dramatiq")
 
 
-# -- the minimal blocking worker (run as a subprocess) --------------------------
+# -- CPU of a process tree ---------------------------------------------------------
 
 
-def blocking_worker(queue, prefetch, confirms=False):
+def tree_cpu_ticks(pid):
     """
-    Consume v1 tasks from C{queue} with pika's BlockingConnection: run, reply,
-    ack.  Stops on SIGTERM.  With C{confirms}, each reply waits for its
-    publisher confirm before the ack (txmsg's worker's guarantee).
+    utime + stime (clock ticks) of C{pid} and its live descendants, from
+    C{/proc/*/stat} (Dramatiq runs its workers in child processes).
     """
-    tasks = {"noop": lambda: None}
-    connection = pika.BlockingConnection(pika.URLParameters(URL))
-    channel = connection.channel()
-    if confirms:
-        channel.confirm_delivery()
-    channel.queue_declare(queue, durable=True)
-    channel.basic_qos(prefetch_count=prefetch)
-
-    def on_message(ch, method, props, body):
-        task = json.loads(body)
-        result = tasks[task["task"]](*task.get("args", []), **task.get("kwargs", {}))
-        if props.reply_to:
-            reply = json.dumps({"id": task["id"], "status": "ok", "result": result})
-            ch.basic_publish(
-                "",
-                props.reply_to,
-                reply,
-                pika.BasicProperties(
-                    correlation_id=props.correlation_id, content_type="application/json"
-                ),
-            )
-        ch.basic_ack(method.delivery_tag)
-
-    def stop(signum, frame):
-        channel.stop_consuming()
-
-    signal.signal(signal.SIGTERM, stop)
-    channel.basic_consume(queue, on_message)
-    print("blocking worker consuming", flush=True)
-    channel.start_consuming()
-    connection.close()
+    parents, ticks = {}, {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/{}/stat".format(name)) as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        parents[int(name)] = int(fields[1])
+        ticks[int(name)] = int(fields[11]) + int(fields[12])
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += ticks.get(p, 0)
+        todo.extend(c for c, parent in parents.items() if parent == p)
+    return total
 
 
-# -- the benchmark driver --------------------------------------------------------
+# -- worker processes --------------------------------------------------------------
 
 
 class WorkerProcess:
     """
-    One worker subprocess (txmsg or blocking), its output in a file.
+    One worker subprocess, its output in a file.
     """
 
     def __init__(self, kind, queue, prefetch):
+        from benchmarks._worker_peers import PEER_SETTINGS  # noqa: F401 (import check)
+
         self.kind = kind
         self.out = tempfile.NamedTemporaryFile(
             prefix="txmsg-bench-worker-", suffix=".log", delete=False
         )
-        env = dict(os.environ, PYTHONPATH=ROOT, TXMSG_AMQP_URL=URL)
+        env = dict(
+            os.environ,
+            PYTHONPATH=ROOT,
+            TXMSG_AMQP_URL=URL,
+            TXMSG_BENCH_QUEUE=queue,
+            TXMSG_BENCH_PREFETCH=str(prefetch),
+            dramatiq_queue_prefetch=str(prefetch),
+        )
+        me = [PYTHON, "-u", os.path.abspath(__file__)]  # runs a peer (see __main__)
         if kind == "txmsg":
+            argv = [TWISTD, "-n", "--pidfile=", "txmsg-worker", "--tasks", "examples.worker_tasks"]
+            argv += ["--queue", queue, "--prefetch", str(prefetch), "--amqp", URL]
+        elif kind in ("blocking", "blk+conf"):
+            argv = me + ["--blocking-worker", queue, str(prefetch)]
+            argv += ["--confirms"] if kind == "blk+conf" else []
+        elif kind == "ceiling":
+            argv = me + ["--raw-worker", queue, str(prefetch)]
+        elif kind == "celery":
             argv = [
-                TWISTD,
-                "-n",
-                "--pidfile=",
-                "txmsg-worker",
-                "--tasks",
-                "examples.worker_tasks",
-                "--queue",
-                queue,
-                "--prefetch",
-                str(prefetch),
-                "--amqp",
-                URL,
+                os.path.join(BIN, "celery"),
+                "-A",
+                "benchmarks._worker_peers:celery_app",
+                "worker",
             ]
-            self.ready = "Consuming {} (".format(queue)
+            argv += ["-P", "solo", "-c", "1", "-Q", queue, "--prefetch-multiplier", str(prefetch)]
+            argv += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"]
+        elif kind == "dramatiq":
+            argv = [os.path.join(BIN, "dramatiq"), "benchmarks._worker_peers", "-p", "1", "-t", "4"]
+            argv += ["-Q", queue]
         else:
-            argv = [
-                PYTHON,
-                "-u",
-                os.path.abspath(__file__),
-                "--blocking-worker",
-                queue,
-                str(prefetch),
-            ]
-            if kind == "blocking+confirms":
-                argv.append("--confirms")
-            self.ready = "blocking worker consuming"
+            raise ValueError(kind)
         self.process = subprocess.Popen(
             argv,
             cwd=ROOT,
@@ -148,10 +159,12 @@ class WorkerProcess:
         with open(self.out.name, errors="replace") as f:
             return f.read()
 
-    def is_ready(self):
+    def check(self):
         if self.process.poll() is not None:
             raise SystemExit("{} worker exited:\n{}".format(self.kind, self.log()))
-        return self.ready in self.log()
+
+    def cpu(self):
+        return tree_cpu_ticks(self.process.pid)
 
     def stop(self):
         if self.process.poll() is None:
@@ -170,84 +183,153 @@ async def sleep(reactor, seconds):
     await deferLater(reactor, seconds)
 
 
-async def one_run(reactor, client, kind, prefetch, n):
+async def fill(client, kind, queue, replies, n):
     """
-    Submit n tasks, run one worker over them: (tasks/s, submit rate).
+    Put n tasks on queue (with reply_to replies, when given), confirmed.
     """
     from twisted.internet.defer import DeferredSemaphore, gatherResults
+    from twisted.internet.threads import deferToThread
+
+    if kind in PEERS:
+        argv = [PYTHON, os.path.abspath(__file__), "--fill-peer", kind, str(n)]
+        env = dict(os.environ, TXMSG_BENCH_QUEUE=queue, TXMSG_AMQP_URL=URL)
+        await deferToThread(subprocess.run, argv, env=env, cwd=ROOT, check=True)
+        return
+    window = DeferredSemaphore(200)
+
+    def submit(i):
+        task_id = "{}-{}".format(queue, i)
+        body = json.dumps({"task": "noop", "args": [], "kwargs": {}, "id": task_id})
+        extra = {"reply_to": replies, "correlation_id": task_id} if replies else {}
+        return client.publish(
+            "", queue, body, content_type="application/json", message_id=task_id, **extra
+        )
+
+    await gatherResults([window.run(submit, i) for i in range(n)])
+
+
+def window(samples, n):
+    """
+    (tasks/s, CPU ms per task) from about 10% to 90% of n tasks done, from
+    (time, done, cpu ticks) samples.
+    """
+    # The last sample at or below 10% and the first at or above 90%: a slow
+    # poll (a busy machine) widens the window instead of emptying it.
+    low = [s for s in samples if s[1] <= n * 0.1][-1]
+    high = next(s for s in samples if s[1] >= n * 0.9)
+    if high[1] <= low[1] or high[0] <= low[0]:
+        raise SystemExit("too few samples between 10% and 90%: use more --tasks")
+    tasks = high[1] - low[1]
+    return tasks / (high[0] - low[0]), (high[2] - low[2]) * 1000.0 / TICKS / tasks
+
+
+async def one_run(reactor, client, kind, prefetch, with_replies, n, profile=None):
+    """
+    Fill a queue with n tasks, run one worker over it: (tasks/s, CPU ms/task).
+    """
     from twisted.internet.threads import deferToThread
 
     from txmsg.amqp import Queue
 
     queue = "txmsg-bench-worker-" + uuid.uuid4().hex[:10]
-    replies = "txmsg-bench-replies-" + uuid.uuid4().hex[:10]
-    await client.declare(Queue(queue, durable=True), Queue(replies, durable=False))
-    window = DeferredSemaphore(200)
-    started = time.perf_counter()
-
-    def submit(i):
-        task_id = "{}-{}".format(queue, i)
-        body = json.dumps({"task": "noop", "args": [], "kwargs": {}, "id": task_id})
-        return client.publish(
-            "",
-            queue,
-            body,
-            content_type="application/json",
-            message_id=task_id,
-            correlation_id=task_id,
-            reply_to=replies,
-        )
-
-    await gatherResults([window.run(submit, i) for i in range(n)])
-    submit_rate = n / (time.perf_counter() - started)
-
+    replies = "txmsg-bench-replies-" + uuid.uuid4().hex[:10] if with_replies else None
+    if kind == "dramatiq":  # it declares its queues itself (dead letters, delays)
+        queue = queue.replace("-", "_")
+    else:
+        await client.declare(Queue(queue, durable=True))
+    if replies:
+        await client.declare(Queue(replies, durable=False))
+    await fill(client, kind, queue, replies, n)
+    channel = await client.open_channel()
     arrivals = []
-    consumer = client.consume(
-        replies, lambda d: arrivals.append(time.perf_counter()), prefetch=1000
-    )
-    await consumer.when_consuming()
+    consumer = None
+    if replies:
+        consumer = client.consume(replies, lambda d: arrivals.append(None), prefetch=1000)
+        await consumer.when_consuming()
+
+        async def done():
+            return len(arrivals)
+
+    else:
+
+        async def done():
+            frame = await channel.queue_declare(queue, passive=True)
+            return n - frame.method.message_count
+
     worker = WorkerProcess(kind, queue, prefetch)
+    spy = None
+    samples = []
     try:
-        deadline = time.monotonic() + 30
-        while not worker.is_ready():
-            if time.monotonic() > deadline:
-                raise SystemExit("{} worker not ready:\n{}".format(kind, worker.log()))
-            await sleep(reactor, 0.05)
-        deadline = time.monotonic() + 300
-        while len(arrivals) < n:
-            if time.monotonic() > deadline:
-                raise SystemExit(
-                    "only {} of {} replies:\n{}".format(len(arrivals), n, worker.log())
+        deadline = time.monotonic() + 60
+        while True:
+            count = await done()
+            samples.append((time.perf_counter(), count, worker.cpu()))
+            if profile and spy is None and count:  # start-up excluded
+                spy = subprocess.Popen(
+                    [os.path.join(BIN, "py-spy"), "record", "--rate", "500", "--nonblocking"]
+                    + ["--pid", str(worker.process.pid), "-o", profile],
+                    stdout=subprocess.DEVNULL,
                 )
-            worker.is_ready()
-            await sleep(reactor, 0.02)
+            if count >= n:
+                if not replies:
+                    # The queue is empty but up to a prefetch window may still be
+                    # unacked: give the worker time to finish it before stopping.
+                    await sleep(reactor, 1.0)
+                break
+            if count == 0 and time.monotonic() > deadline:
+                raise SystemExit("{} worker did not start:\n{}".format(kind, worker.log()))
+            if time.monotonic() > deadline + 300:
+                raise SystemExit("only {} of {} done:\n{}".format(count, n, worker.log()))
+            worker.check()
+            await sleep(reactor, 0.02 if replies else 0.01)
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            await deferToThread(spy.wait)
         await deferToThread(worker.stop)
-        await consumer.stop()
-    rate = (n - 1) / (arrivals[-1] - arrivals[0])
+        if consumer is not None:
+            await consumer.stop()
+        channel.close()
+    rate, cpu = window(samples, n)
     left = await deferToThread(_count_and_delete, queue, replies)
     if left:
         raise SystemExit("{} worker left {} task(s) in the queue".format(kind, left))
-    return rate, submit_rate
+    return rate, cpu
 
 
 def _count_and_delete(queue, replies):
+    import pika
+
     from txmsg.worker.retry import dead_letter_queue_name
 
     connection = pika.BlockingConnection(pika.URLParameters(URL))
     channel = connection.channel()
     left = channel.queue_declare(queue, passive=True).method.message_count
-    names = [queue, dead_letter_queue_name(queue), replies]
+    names = [queue, dead_letter_queue_name(queue), queue + ".DQ", queue + ".XQ"]
+    names += [replies] if replies else []
     for name in names:
         channel.queue_delete(name)
     connection.close()
     return left
 
 
+def available(kinds):
+    from benchmarks._worker_peers import peer_version
+
+    missing = [k for k in kinds if k in PEERS and peer_version(k) is None]
+    for kind in missing:
+        sys.stderr.write(
+            "{} is not installed: not measured (pip install -r requirements-bench.txt)\n".format(
+                kind
+            )
+        )
+    return [k for k in kinds if k not in missing]
+
+
 async def main(reactor, args):
     if not args.results_only:
         await peer_rows(reactor, args)
-    if not args.no_results:
+    if not args.no_results and not args.profile:
         await result_rows(args)
 
 
@@ -263,77 +345,119 @@ async def result_rows(args):
 
 
 async def peer_rows(reactor, args):
+    from benchmarks._worker_peers import PEER_SETTINGS, peer_version
     from txmsg.amqp import AMQPConnection
 
     client = AMQPConnection(URL, reactor=reactor, connection_name="txmsg-bench-worker-client")
     client.startService()
-    results = {p: {k: [] for k in KINDS} for p in (1, 100)}
-    submits = []
+    workloads = [
+        (label, pf, replies, available([k for k in kinds if not args.only or k in args.only]))
+        for label, pf, replies, kinds in WORKLOADS
+        if not args.workloads or label in args.workloads
+    ]
+    results = {(label, k): [] for label, _, _, kinds in workloads for k in kinds}
     try:
+        if args.profile:
+            sys.stderr.write("profiling txmsg, no reply pf 100, {} tasks...\n".format(args.tasks))
+            await one_run(reactor, client, "txmsg", 100, False, args.tasks, args.profile)
+            sys.stderr.write("flame graph written to {}\n".format(args.profile))
+            return
         for r in range(args.rounds):
-            for prefetch in (1, 100):
-                n = args.tasks if prefetch > 1 else max(200, args.tasks // 4)
-                for kind in KINDS:
+            for label, prefetch, replies, kinds in workloads:
+                n = args.tasks if prefetch > 2 else max(200, args.tasks // 5)
+                for kind in kinds:
                     sys.stderr.write(
-                        "round {}/{}: {} prefetch {} ({} tasks)... ".format(
-                            r + 1, args.rounds, kind, prefetch, n
+                        "round {}/{}: {} {} ({} tasks)... ".format(
+                            r + 1, args.rounds, kind, label, n
                         )
                     )
-                    rate, submit_rate = await one_run(reactor, client, kind, prefetch, n)
-                    sys.stderr.write("{:.0f} tasks/s\n".format(rate))
-                    results[prefetch][kind].append(rate)
-                    submits.append(submit_rate)
+                    rate, cpu = await one_run(reactor, client, kind, prefetch, replies, n)
+                    sys.stderr.write("{:.0f} tasks/s, {:.3f} ms CPU/task\n".format(rate, cpu))
+                    results[label, kind].append((rate, cpu))
     finally:
         await client.stopService()
+    report(args, workloads, results, PEER_SETTINGS, peer_version)
+
+
+def report(args, workloads, results, settings, peer_version):
+    def med(label, kind, i):
+        runs = results.get((label, kind))
+        return statistics.median(r[i] for r in runs) if runs else None
+
     print()
     print(
-        "Worker benchmark: no-op v1 tasks with replies, {} tasks x {} rounds (median tasks/s), {}".format(
-            args.tasks, args.rounds, "quick" if args.quick else "full"
+        "Worker benchmark: no-op tasks, {} tasks at prefetch 100 ({} at prefetch 1-2) x {} "
+        "rounds, medians; {} CPUs, load average {:.1f} at the end".format(
+            args.tasks,
+            max(200, args.tasks // 5),
+            args.rounds,
+            os.cpu_count(),
+            os.getloadavg()[0],
         )
     )
     print(
-        "{:<30} {:>8} {:>9} {:>10} {:>7} {:>8}".format(
-            "workload", "txmsg", "Blocking", "Blk+conf", "tx/blk", "tx/b+c"
+        "{:<17} {:<9} {:>9} {:>12} {:>10}".format(
+            "workload", "worker", "tasks/s", "CPU ms/task", "txmsg is"
         )
     )
-    for prefetch in (1, 100):
-        t, b, c = (statistics.median(results[prefetch][k]) for k in KINDS)
-        print(
-            "{:<30} {:>8.0f} {:>9.0f} {:>10.0f} {:>7.2f} {:>8.2f}".format(
-                "submit->run->reply->ack pf {}".format(prefetch), t, b, c, t / b, t / c
-            )
-        )
-    print("(tx/blk: vs the blocking worker without reply confirms; tx/b+c: with them)")
-    print(
-        "(submitting with confirms ran at a median {:.0f} tasks/s, untimed; Celery/Dramatiq: "
-        "not installed, not measured)".format(statistics.median(submits))
-    )
+    for label, _, _, kinds in workloads:
+        tx = med(label, "txmsg", 0)
+        for kind in kinds:
+            rate, cpu = med(label, kind, 0), med(label, kind, 1)
+            ratio = "" if kind == "txmsg" or tx is None else "{:.2f}x".format(tx / rate)
+            print("{:<17} {:<9} {:>9.0f} {:>12.3f} {:>10}".format(label, kind, rate, cpu, ratio))
+    print("(txmsg is: txmsg's tasks/s / this worker's, same run)")
+    for kind in PEERS:
+        version = peer_version(kind)
+        if version is not None:
+            print("{}: {}".format(kind, settings[kind].format(version=version, prefetch=100)))
 
 
 def parse():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="a few-second smoke run")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 1 round, few tasks")
     ap.add_argument("--tasks", type=int, default=None, help="tasks per run at prefetch 100")
     ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--only", type=lambda s: s.split(","), default=None, help="workers to run")
     ap.add_argument(
-        "--blocking-worker", nargs=2, metavar=("QUEUE", "PREFETCH"), help=argparse.SUPPRESS
+        "--workloads",
+        type=lambda s: s.split(","),
+        default=None,
+        help='workloads to run, e.g. "no reply pf 100,reply pf 1"',
     )
+    ap.add_argument(
+        "--profile",
+        metavar="SVG",
+        help="only record a py-spy flame graph of txmsg's worker (no reply, prefetch 100)",
+    )
+    ap.add_argument("--blocking-worker", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--raw-worker", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--fill-peer", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--confirms", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--no-results", action="store_true", help="skip the result-store rows")
     ap.add_argument("--results-only", action="store_true", help="only the result-store rows")
     args = ap.parse_args()
     if args.tasks is None:
-        args.tasks = 400 if args.quick else 3000
+        args.tasks = 1000 if args.quick else 10000
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     return args
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, ROOT)
     ARGS = parse()
     if ARGS.blocking_worker:
+        from benchmarks._worker_peers import blocking_worker
+
         blocking_worker(ARGS.blocking_worker[0], int(ARGS.blocking_worker[1]), ARGS.confirms)
+    elif ARGS.raw_worker:
+        from benchmarks._worker_peers import raw_worker
+
+        raw_worker(ARGS.raw_worker[0], int(ARGS.raw_worker[1]), publish=True)
+    elif ARGS.fill_peer:
+        from benchmarks._worker_peers import fill_peer
+
+        fill_peer(ARGS.fill_peer[0], int(ARGS.fill_peer[1]))
     else:
         from twisted.internet import defer, task
 

@@ -2,8 +2,9 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 The pika protocol used by L{txmsg.amqp.connection.AMQPConnection}: a
-C{TwistedProtocolConnection} that keeps the real close reason, built lazily
-because importing pika's Twisted adapter installs the global reactor.
+C{TwistedProtocolConnection} that keeps the real close reason and coalesces
+its writes (L{CoalescingWriter}), built lazily because importing pika's
+Twisted adapter installs the global reactor.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, cast
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IAddress, IProtocolFactory
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -38,6 +40,72 @@ def describe_reason(reason: Any) -> dict:
     }
 
 
+class CoalescingWriter:
+    """
+    The transport pika's connection writes to: what pika writes while the
+    writer is held reaches the real transport as one C{write} when the
+    outermost hold is released.
+
+    pika writes every frame separately (a publish is three: method, header,
+    body; an ack is one).  On Twisted's standard transport they are
+    coalesced, but only one reactor iteration later, after two
+    C{epoll_ctl} calls; on txmsg's write-through transport the first frame
+    would be a C{send()} of its own and the rest of the message would wait
+    for the next iteration.  The protocol holds the writer while it handles
+    a read (the acks and replies that the deliveries and confirms in it
+    cause go out together at its end) and while pika outputs one message's
+    frames (a publish from a timer or a task's callback is one write, at
+    once).  Order is kept: everything goes through one list.
+    """
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self._held = 0
+        self._pending: list[bytes] = []
+
+    def hold(self) -> None:
+        """
+        Queue writes until the matching L{release}.
+        """
+        self._held += 1
+
+    def release(self) -> None:
+        """
+        End one L{hold}; the outermost one hands what is queued over.
+        """
+        self._held -= 1
+        if not self._held:
+            self.flush()
+
+    def write(self, data: bytes) -> None:
+        """
+        Write C{data}, or queue it while held.
+        """
+        self._pending.append(data)
+        if not self._held:
+            self.flush()
+
+    def flush(self) -> None:
+        """
+        Hand what is queued to the transport, as one write.
+        """
+        pending = self._pending
+        if pending:
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+            pending.clear()
+            self.transport.write(data)
+
+    def loseConnection(self) -> None:
+        """
+        Flush, then close the transport.
+        """
+        self.flush()
+        self.transport.loseConnection()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
 _protocol_class: Any = None
 
 
@@ -60,6 +128,34 @@ def reason_preserving_protocol() -> type:
 
         class ReasonPreservingConnection(TwistedProtocolConnection):
             owner: Any = None
+            writer: CoalescingWriter | None = None
+
+            def makeConnection(self, transport: Any) -> None:
+                writer = self.writer = CoalescingWriter(transport)
+                impl = self._impl
+                output = impl._output_marshaled_frames  # one message's frames
+
+                def output_held(frames: Any) -> None:
+                    writer.hold()
+                    try:
+                        output(frames)
+                    finally:
+                        writer.release()
+
+                impl._output_marshaled_frames = output_held
+                impl.connection_made(writer)
+                Protocol.makeConnection(self, transport)
+
+            def dataReceived(self, data: bytes) -> None:
+                writer = self.writer
+                if writer is None:
+                    self._impl.data_received(data)
+                    return
+                writer.hold()
+                try:
+                    self._impl.data_received(data)
+                finally:
+                    writer.release()
 
             def connectionReady(self) -> Any:
                 if self.owner is not None:

@@ -26,6 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txmsg._waiters import InFlight, Waiters
+from txmsg.amqp._acks import AckBatch
 from txmsg.amqp._protocol import describe_reason
 from txmsg.amqp.delivery import (
     DeadLetter,
@@ -64,10 +65,11 @@ class ConsumerStopped(Exception):
 class _Session:
     """One channel with one consumer on it."""
 
-    __slots__ = ("channel", "queue", "tag", "name", "waiting", "dead")
+    __slots__ = ("channel", "queue", "tag", "name", "waiting", "dead", "acks")
 
-    def __init__(self, channel: Any, queue: Any, tag: str, name: str) -> None:
+    def __init__(self, channel: Any, queue: Any, tag: str, name: str, clock: Any) -> None:
         self.channel = channel
+        self.acks = AckBatch(channel, clock)
         self.queue = queue
         self.tag = tag
         self.name = name
@@ -226,7 +228,7 @@ class Consumer:
         if self._stopped or conn is not self._conn.connection:
             channel.close()
             return
-        session = _Session(channel, queue, tag, name)
+        session = _Session(channel, queue, tag, name, self._conn.reactor)
         self._session = session
         channel.on_closed.addCallback(self._channel_closed, session, conn)
         self.log.info(
@@ -297,6 +299,7 @@ class Consumer:
             return
         if session is not self._session:
             return  # left unacked: its channel is gone
+        session.acks.delivered(result.method.delivery_tag)
         if self._stopped:
             if self._give_back is not None:
                 self._handle(session, result, self._give_back)
@@ -367,9 +370,11 @@ class Consumer:
                     outcome=outcome.value,
                 )
             elif outcome in (Disposition.ACK, Disposition.DROP):
-                channel.basic_ack(delivery.delivery_tag)
+                # With others in flight, acked with them at the end of the turn.
+                session.acks.ack(delivery.delivery_tag, now=self._inflight.count <= 1)
                 self.acked += 1
             else:
+                session.acks.nacked(delivery.delivery_tag)
                 channel.basic_nack(delivery.delivery_tag, requeue=outcome is Disposition.RETRY)
                 self.nacked += 1
         except Exception:
@@ -458,6 +463,7 @@ class Consumer:
         session, self._session = self._session, None
         if session is None:
             return
+        session.acks.flush()
         channel = session.channel
         if channel.is_open:
             closed = channel.on_closed

@@ -30,6 +30,7 @@ from twisted.internet.interfaces import (
 
 from txmsg._redact import redact_url
 from txmsg._tls import client_tls_options, unreadable_tls_file
+from txmsg.net.transport import client_reactor
 
 __all__ = [
     "DEFAULT_AMQP_URL",
@@ -114,7 +115,9 @@ class AMQPAddress:
             L{optionsForClientTLS} from the host name (or C{server_hostname})
             and C{ca_certs}/C{certfile}/C{keyfile} of C{ssl_options}.
         """
-        tcp = HostnameEndpoint(reactor, self.host, self.port)
+        # Write-through: the frames of one read go out in one send(), at once
+        # (see txmsg.amqp._protocol.CoalescingWriter).
+        tcp = HostnameEndpoint(client_reactor(reactor), self.host, self.port)
         if not self.tls:
             return tcp
         if tls_creator is None:

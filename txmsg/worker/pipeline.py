@@ -66,8 +66,8 @@ from txmsg.worker.report import DeliveryReport
 from txmsg.worker.result_recorder import ResultRecorder, revoked_decision
 from txmsg.worker.retry import RetryPolicy
 from txmsg.worker.retry_rules import Retry as RetryTask
-from txmsg.worker.task_times import check_times
 from txmsg.worker.settlement import Settlement
+from txmsg.worker.task_times import check_times
 from txmsg.worker.tasks import _CANCELLED, TaskCatalog, TaskContext, TaskSpec
 
 __all__ = ["TRANSIENT_ERRORS", "DeliveryPipeline"]
@@ -300,18 +300,17 @@ class DeliveryPipeline:
             kind = type(e).__name__
             rejected = Rejected(e.reason, kind, str(e), kind)
             return facts, MALFORMED_TASK, self.retry, rejected, None
-        facts = replace(facts, task_id=task.id)
         try:
             headers = read_headers(message.headers)
         except BadHeaders as e:
             rejected = Rejected(BAD_HEADERS, "BadHeaders", str(e), "BadHeaders")
-            return facts, MALFORMED_TASK, self.retry, rejected, None
-        counted = headers.delivery_count is not None
+            return replace(facts, task_id=task.id), MALFORMED_TASK, self.retry, rejected, None
         facts = replace(
             facts,
+            task_id=task.id,
             attempts=headers.attempts + (headers.delivery_count or 0),
             redelivered=message.redelivered,
-            counted=counted,
+            counted=headers.delivery_count is not None,
         )
         if task.version > 1:  # eta, expires: checked before anything else
             now = self.settlement.clock.seconds()

@@ -29,6 +29,7 @@ event, so other handlers may observe C{task.*} too.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 from collections.abc import Callable, Coroutine
@@ -118,15 +119,30 @@ class TaskSpec:
         @return: L{None} when they fit, else the reason.
         """
         try:
-            signature = inspect.signature(self.function)
-        except (TypeError, ValueError):
-            return None
-        extra = {"context": None} if self.wants_context else {}
-        try:
-            signature.bind(*args, **dict(kwargs), **extra)
-        except TypeError as e:
-            return str(e)
+            return _cached_bind_problem(self.function, len(args), tuple(kwargs), self.wants_context)
+        except TypeError:  # an unhashable callable
+            return _bind_problem(self.function, len(args), tuple(kwargs), self.wants_context)
+
+
+def _bind_problem(
+    function: Callable[..., Any], nargs: int, names: tuple[str, ...], wants_context: bool
+) -> str | None:
+    # Whether a call binds depends only on how many positional arguments and
+    # which keyword names it has, so the answer is cached per shape:
+    # inspect.signature() and bind() cost more than a no-op task.
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
         return None
+    extra = {"context": None} if wants_context else {}
+    try:
+        signature.bind(*range(nargs), **dict.fromkeys(names), **extra)
+    except TypeError as e:
+        return str(e)
+    return None
+
+
+_cached_bind_problem = functools.lru_cache(maxsize=4096)(_bind_problem)
 
 
 @dataclass

@@ -1,0 +1,90 @@
+# -*- test-case-name: txmsg.test.test_amqp_acks,txmsg.test.test_amqp_consumer -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+The acks of one consumer channel, sent together (L{AckBatch}).
+
+When several deliveries are in flight, the acks of those that settle in one
+reactor turn go out at the end of it: one C{basic_ack(tag, multiple=True)}
+for the longest run of settled tags below every unsettled one, single acks
+for the rest.  C{multiple=True} acks every unacked delivery up to C{tag} on
+the channel, so it is only ever sent when no delivery at or below C{tag} is
+still unsettled (running, or left for the broker to requeue).  An ack is
+never sent earlier than one by one would be: batching only delays it to the
+end of the turn, and not at all when nothing else is in flight.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+__all__ = ["AckBatch"]
+
+
+class AckBatch:
+    """
+    Unsettled and to-be-acked delivery tags of one channel.
+
+    @ivar unsettled: tags delivered and neither acked nor nacked yet.
+    """
+
+    log = Logger(namespace="txmsg.amqp.consumer.Consumer")
+
+    __slots__ = ("channel", "clock", "unsettled", "_pending", "_call")
+
+    def __init__(self, channel: Any, clock: IReactorTime) -> None:
+        self.channel = channel
+        self.clock = clock
+        self.unsettled: set[int] = set()
+        self._pending: list[int] = []
+        self._call: IDelayedCall | None = None
+
+    def delivered(self, tag: int) -> None:
+        """
+        Delivery C{tag} arrived: no C{multiple} ack may cover it until it is
+        settled.
+        """
+        self.unsettled.add(tag)
+
+    def nacked(self, tag: int) -> None:
+        """
+        Delivery C{tag} was nacked (by the caller, at once).
+        """
+        self.unsettled.discard(tag)
+
+    def ack(self, tag: int, now: bool) -> None:
+        """
+        Ack delivery C{tag}: at once with C{now} (nothing else in flight),
+        else at the end of this reactor turn with the others.
+        """
+        self.unsettled.discard(tag)
+        self._pending.append(tag)
+        if now:
+            self.flush()
+        elif self._call is None:
+            self._call = self.clock.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        """
+        Send the pending acks (dropped if the channel is gone: the broker
+        redelivers those messages).
+        """
+        call, self._call = self._call, None
+        if call is not None and call.active():
+            call.cancel()
+        tags, self._pending = self._pending, []
+        if not tags or not self.channel.is_open:
+            return
+        tags.sort()
+        floor = min(self.unsettled, default=None)
+        covered = len(tags) if floor is None else bisect_left(tags, floor)
+        try:
+            if covered:
+                self.channel.basic_ack(tags[covered - 1], multiple=covered > 1)
+            for tag in tags[covered:]:
+                self.channel.basic_ack(tag)
+        except Exception:
+            self.log.failure("Acking deliveries {tags} failed", tags=tags)

@@ -1,0 +1,122 @@
+# -*- test-case-name: txmsg.test.test_amqp_acks -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Tests for L{txmsg.amqp._acks.AckBatch}: acks that settle in one reactor turn
+go out together, and a C{multiple} ack never covers an unsettled delivery.
+"""
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from txmsg.amqp._acks import AckBatch
+
+
+class FakeChannel:
+    is_open = True
+
+    def __init__(self) -> None:
+        self.acks: list[tuple[int, bool]] = []
+
+    def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        self.acks.append((delivery_tag, multiple))
+
+
+class AckBatchTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.channel = FakeChannel()
+        self.batch = AckBatch(self.channel, self.clock)
+
+    def deliver(self, *tags: int) -> None:
+        for tag in tags:
+            self.batch.delivered(tag)
+
+    def test_now_acks_at_once(self) -> None:
+        """
+        With nothing else in flight an ack goes out at once, alone.
+        """
+        self.deliver(1)
+        self.batch.ack(1, now=True)
+        self.assertEqual(self.channel.acks, [(1, False)])
+
+    def test_turn_acks_combined(self) -> None:
+        """
+        Acks of one turn go out at its end, as one multiple ack when nothing
+        below them is unsettled.
+        """
+        self.deliver(1, 2, 3)
+        self.batch.ack(2, now=False)
+        self.batch.ack(1, now=False)
+        self.batch.ack(3, now=False)
+        self.assertEqual(self.channel.acks, [])
+        self.clock.advance(0)
+        self.assertEqual(self.channel.acks, [(3, True)])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_never_covers_unsettled(self) -> None:
+        """
+        A delivery still running (or left unacked) below an acked one is not
+        covered: the acks above it go out one by one.
+        """
+        self.deliver(1, 2, 3, 4, 5)
+        for tag in (1, 2, 4, 5):
+            self.batch.ack(tag, now=False)
+        self.clock.advance(0)
+        self.assertEqual(self.channel.acks, [(2, True), (4, False), (5, False)])
+        self.assertEqual(self.batch.unsettled, {3})
+
+    def test_single_pending_not_multiple(self) -> None:
+        """
+        One pending ack is a plain ack.
+        """
+        self.deliver(1, 2)
+        self.batch.ack(1, now=False)
+        self.clock.advance(0)
+        self.assertEqual(self.channel.acks, [(1, False)])
+
+    def test_nacked_not_unsettled(self) -> None:
+        """
+        A nacked delivery does not hold back a multiple ack above it (the
+        broker no longer counts it as unacked).
+        """
+        self.deliver(1, 2, 3)
+        self.batch.nacked(2)
+        self.batch.ack(1, now=False)
+        self.batch.ack(3, now=False)
+        self.clock.advance(0)
+        self.assertEqual(self.channel.acks, [(3, True)])
+
+    def test_now_flushes_pending(self) -> None:
+        """
+        An ack sent at once takes the pending ones with it and the turn's
+        call is cancelled.
+        """
+        self.deliver(1, 2)
+        self.batch.ack(1, now=False)
+        self.batch.ack(2, now=True)
+        self.assertEqual(self.channel.acks, [(2, True)])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_closed_channel_drops(self) -> None:
+        """
+        Acks pending when the channel closed are dropped: the broker
+        redelivers those messages (at-least-once).
+        """
+        self.deliver(1)
+        self.batch.ack(1, now=False)
+        self.channel.is_open = False
+        self.clock.advance(0)
+        self.assertEqual(self.channel.acks, [])
+
+    def test_ack_failure_logged(self) -> None:
+        """
+        An ack that raises is logged, not raised into the reactor.
+        """
+
+        def broken(delivery_tag: int, multiple: bool = False) -> None:
+            raise RuntimeError("channel gone")
+
+        self.channel.basic_ack = broken  # type: ignore[method-assign]
+        self.deliver(1)
+        self.batch.ack(1, now=True)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
