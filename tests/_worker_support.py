@@ -25,6 +25,7 @@ from tests._process import TwistdProcess, script, wait_for
 from txmsg.worker.retry import RetryPolicy, dead_letter_queue_name
 
 __all__ = [
+    "AMQPBroker",
     "Client",
     "OneQueueMixin",
     "WorkerProcess",
@@ -62,8 +63,9 @@ class WorkerProcess(TwistdProcess):
         tasks: str | None = "tests._worker_tasks",
         url: str = SHARED_URL,
         ready: str | None = None,
+        broker_args: Sequence[str] | None = None,
     ) -> None:
-        argv = ["--amqp", url]
+        argv = ["--amqp", url] if broker_args is None else list(broker_args)
         if tasks:
             argv += ["--tasks", tasks]
         for queue in queues:
@@ -194,6 +196,7 @@ class Client:
         message_id: str | None = None,
         correlation_id: str | None = None,
         reply: bool = False,
+        headers: dict[str, Any] | None = None,
     ) -> None:
         """
         Publish any body (persistent, confirmed, mandatory).
@@ -208,6 +211,7 @@ class Client:
                 message_id=message_id,
                 correlation_id=correlation_id,
                 reply_to=self.reply_queue if reply else None,
+                headers=headers,
             ),
             mandatory=True,
         )
@@ -274,7 +278,32 @@ class Client:
             self.connection.close()
 
 
-class OneQueueMixin:
+class AMQPBroker:
+    """
+    What a worker test case runs against: RabbitMQ (this class) or Redis
+    Streams (C{tests._streams_support.RedisBroker}, mixed in first).
+    """
+
+    broker = "amqp"
+
+    def make_client(self) -> Any:
+        """The test's peer."""
+        return Client()
+
+    def broker_args(self) -> list[str] | None:
+        """The worker's broker options (L{None}: C{--amqp} as given)."""
+        return None
+
+    def delete_queues(self, queues: Iterable[str], retry: RetryPolicy | None = None) -> None:
+        """Delete work queues with their companions."""
+        delete_worker_queues(queues, retry)
+
+    def require(self) -> None:
+        """Fail clearly when the broker is not there."""
+        require_broker()
+
+
+class OneQueueMixin(AMQPBroker):
     """
     For C{TestCase}s: a unique, cleaned-up work queue C{self.queue} (declared
     by C{self.client}) and C{self.worker(*args)} to start workers on it.
@@ -283,10 +312,10 @@ class OneQueueMixin:
     queue_prefix = "txmsg-worker-test"
 
     def setUp(self) -> None:
-        require_broker()
+        self.require()
         self.queue = unique(self.queue_prefix)
-        self.addCleanup(delete_worker_queues, [self.queue])  # type: ignore[attr-defined]
-        self.client = Client()
+        self.addCleanup(self.delete_queues, [self.queue])  # type: ignore[attr-defined]
+        self.client = self.make_client()
         self.addCleanup(self.client.close)  # type: ignore[attr-defined]
         self.client.declare(self.queue)
 
@@ -294,7 +323,7 @@ class OneQueueMixin:
         """
         A worker on C{self.queue} (killed in cleanup), started unless told.
         """
-        w = WorkerProcess([self.queue], *args)
+        w = WorkerProcess([self.queue], *args, broker_args=self.broker_args())
         self.addCleanup(w.cleanup)  # type: ignore[attr-defined]
         return w.start() if start else w
 
