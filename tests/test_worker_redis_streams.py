@@ -1,0 +1,157 @@
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+Integration tests of the worker on Redis Streams that have no RabbitMQ
+counterpart: a consumer killed with pending entries (claimed by another
+within the visibility timeout), and Redis itself restarted mid-run, with
+and without an append-only file (private C{redis-server}s: the shared one
+is never touched).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import time
+
+from twisted.trial.unittest import TestCase
+
+from tests._redis_support import RedisServer, redis_py
+from tests._streams_support import RedisBroker, RedisClient, stream_key
+from tests._worker_support import OneQueueMixin, WorkerProcess, unique, wait_until
+
+
+class ClaimTests(RedisBroker, OneQueueMixin, TestCase):
+    """
+    Pending entries of a dead consumer.
+    """
+
+    timeout = 60
+    queue_prefix = "txmsg-streams-claim"
+
+    def test_killed_consumer_entries_claimed_within_visibility_timeout(self) -> None:
+        """
+        A worker holding 5 entries is SIGKILLed; a worker started after it
+        (visibility timeout 3 s) claims all 5 once they were idle 3 s and
+        completes them, as redeliveries, within a few seconds; nothing is
+        left pending.
+        """
+        a = self.worker("--prefetch", "5")
+        ids = {self.client.submit(self.queue, "wait", 30.0) for _ in range(5)}
+        wait_until(lambda: self.client.count(self.queue) == 0, 10, "the worker to take 5")
+        a.kill()
+        killed = time.monotonic()
+        name = unique("txmsg-streams-b")
+        b = self.worker("--prefetch", "5", "--grace", "1", "--name", name)
+        wait_until(
+            lambda: "Claimed 5 entr" in b.log(), 10, "the other worker to claim the entries"
+        )
+        took = time.monotonic() - killed
+        self.assertGreaterEqual(took, 2.5)
+        self.assertLess(took, 8, b.log())
+        pending = self.client.redis.xpending(stream_key(self.queue), "txmsg")
+        self.assertEqual(pending["pending"], 5)
+        self.assertEqual([c["name"].decode() for c in pending["consumers"]], [name])
+        status = b.terminate(timeout=20)
+        b.assert_clean_stop(status)
+        # Cancelled at the grace period's end: handed back, counted.
+        self.assertEqual(self.client.count(self.queue), 5)
+        self.assertEqual(self.client.replies, [])
+        self.assertEqual(len(ids), 5)
+
+
+class RedisRestartTests(TestCase):
+    """
+    Redis restarted under a running worker (a private server).
+    """
+
+    timeout = 120
+
+    def setUp(self) -> None:
+        self.queue = unique("txmsg-streams-restart")
+        fd, self.record = tempfile.mkstemp(prefix="txmsg-streams-restart-")
+        os.close(fd)
+        self.addCleanup(os.unlink, self.record)
+
+    def recorded(self) -> list[int]:
+        with open(self.record) as f:
+            return [int(line) for line in f if line.strip()]
+
+    def server(self, *extra: str) -> RedisServer:
+        server = RedisServer(*extra)
+        self.addCleanup(server.cleanup)
+        return server.start()
+
+    def worker(self, server: RedisServer) -> WorkerProcess:
+        w = WorkerProcess(
+            [self.queue],
+            "--prefetch",
+            "4",
+            broker_args=["--broker", server.url, "--visibility-timeout", "3"],
+        )
+        self.addCleanup(w.cleanup)
+        return w.start()
+
+    def submit(self, server: RedisServer, items: range) -> None:
+        client = RedisClient(server.url)
+        try:
+            for i in items:
+                client.submit(self.queue, "record", self.record, i, 0.02, reply=False)
+        finally:
+            client.redis.close()
+
+    def crash(self, server: RedisServer) -> None:
+        """SIGKILL the server (no chance to save), then start it again."""
+        assert server.process is not None
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(10)
+        server.process = None
+        server.start()
+
+    def test_aof_always_nothing_acked_is_lost(self) -> None:
+        """
+        With C{appendonly yes} and C{appendfsync always}, Redis killed with
+        SIGKILL while 300 tasks flow loses nothing: the worker reconnects,
+        and every task whose XADD was answered runs at least once (those
+        running at the crash may run twice).
+        """
+        server = self.server("--appendonly", "yes", "--appendfsync", "always")
+        worker = self.worker(server)
+        self.submit(server, range(300))
+        wait_until(lambda: len(self.recorded()) >= 20, 20, "tasks to flow")
+        self.crash(server)
+        done_before = len(set(self.recorded()))
+        self.submit(server, range(300, 400))
+        wait_until(
+            lambda: set(range(400)) <= set(self.recorded()), 60, "every task to run"
+        )
+        self.assertLess(done_before, 300, "the crash came after the work was done")
+        worker.assert_running()
+        r = redis_py(server.url)
+        self.addCleanup(r.close)
+        wait_until(lambda: r.xlen(stream_key(self.queue)) == 0, 10, "the stream to empty")
+        worker.assert_clean_stop(worker.terminate())
+
+    def test_no_persistence_loses_the_queue(self) -> None:
+        """
+        Without persistence (no AOF, no snapshots), the same crash loses
+        every entry not yet settled: the honest cost of running Redis
+        without persistence.  The worker still resumes (it recreates the
+        consumer group) and runs tasks submitted afterwards.
+        """
+        server = self.server()
+        worker = self.worker(server)
+        self.submit(server, range(300))
+        wait_until(lambda: len(self.recorded()) >= 20, 20, "tasks to flow")
+        self.crash(server)
+        time.sleep(0.5)
+        done_before = set(self.recorded())
+        self.submit(server, range(300, 350))
+        wait_until(lambda: set(range(300, 350)) <= set(self.recorded()), 30, "new tasks to run")
+        time.sleep(1.0)
+        lost = set(range(300)) - set(self.recorded())
+        self.assertLess(len(done_before), 300)
+        # What was queued at the crash is gone for good.
+        self.assertGreater(len(lost), 0, worker.log())
+        worker.assert_running()
+        worker.assert_clean_stop(worker.terminate())
