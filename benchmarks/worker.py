@@ -27,7 +27,10 @@ the same guarantee as txmsg's.
 Rounds are interleaved (txmsg, blocking, txmsg, ...) and the median is
 reported, with the ratio txmsg / blocking.
 
-Usage: python benchmarks/worker.py [--quick] [--tasks N] [--rounds R]
+Usage: python benchmarks/worker.py [--quick] [--tasks N] [--rounds R] [--broker redis]
+
+With C{--broker redis}: the worker on Redis Streams against RQ, arq and
+Celery instead (C{benchmarks/_worker_redis.py}).
 """
 
 import argparse
@@ -321,6 +324,9 @@ def parse():
     ap.add_argument("--confirms", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--no-results", action="store_true", help="skip the result-store rows")
     ap.add_argument("--results-only", action="store_true", help="only the result-store rows")
+    ap.add_argument(
+        "--broker", choices=("amqp", "redis"), default="amqp", help="amqp (default) or redis"
+    )
     args = ap.parse_args()
     if args.tasks is None:
         args.tasks = 400 if args.quick else 3000
@@ -332,7 +338,14 @@ def parse():
 if __name__ == "__main__":
     sys.path.insert(0, ROOT)
     ARGS = parse()
-    if ARGS.blocking_worker:
+    if ARGS.broker == "redis":
+        import _worker_redis
+
+        # benchmarks/amqp.py would shadow the amqp package Celery imports.
+        here = os.path.dirname(os.path.abspath(__file__))
+        sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+        _worker_redis.main(ARGS)
+    elif ARGS.blocking_worker:
         blocking_worker(ARGS.blocking_worker[0], int(ARGS.blocking_worker[1]), ARGS.confirms)
     else:
         from twisted.internet import defer, task
