@@ -114,8 +114,8 @@ return 0
 
 # KEYS: due, items, attempts, list or stream   ARGV: now, limit[, 'stream']
 # Moves due payloads to a list queue (LPUSH: the list queue's tail), or with
-# 'stream' to a stream (XADD of the msgpack'd field/value array the payload
-# holds).  Returns {moved, next due or ''}.
+# 'stream' to a stream (XADD of the fields and values the payload holds,
+# each as <length>:<bytes>).  Returns {moved, next due or ''}.
 MOVE = Script(
     "delay.move",
     """
@@ -126,7 +126,14 @@ for _, id in ipairs(ids) do
   local payload = redis.call('hget', KEYS[2], id)
   if payload then
     if ARGV[3] == 'stream' then
-      redis.call('xadd', KEYS[4], '*', unpack(cmsgpack.unpack(payload)))
+      local fields, pos = {}, 1
+      while pos <= #payload do
+        local colon = string.find(payload, ':', pos, true)
+        local n = tonumber(string.sub(payload, pos, colon - 1))
+        fields[#fields + 1] = string.sub(payload, colon + 1, colon + n)
+        pos = colon + n + 1
+      end
+      redis.call('xadd', KEYS[4], '*', unpack(fields))
     else
       redis.call('lpush', KEYS[4], payload)
     end

@@ -11,7 +11,8 @@ C{{Q}}, so a queue lives in one Redis Cluster slot)::
     txmsg:{Q}:stream          stream: the work queue (consumer group "txmsg")
     txmsg:{Q}:dead            stream: dead letters (the queue's Q.dead)
     txmsg:{Q}:delay:due       zset:   scheduled entry id -> due time (unix s)
-    txmsg:{Q}:delay:items     hash:   scheduled entry id -> msgpack'd fields
+    txmsg:{Q}:delay:items     hash:   scheduled entry id -> its fields and values,
+                                      each as <length>:<bytes>, concatenated
     txmsg:{Q}:delay:attempts  hash:   (unused by the worker; the delay queue's)
 
 An entry's fields are the AMQP message's properties (see L{encode_entry}):
@@ -164,16 +165,18 @@ def parse_entries(reply: Any) -> list[StreamEntry]:
     return out
 
 
-async def ensure_group(handler: Any, stream: str) -> None:
+def ensure_group(handler: Any, stream: str) -> Deferred[None]:
     """
     C{XGROUP CREATE stream txmsg 0 MKSTREAM}: the group reads what the
     stream already holds; an existing group is fine.
     """
-    try:
-        await handler.execute_command("XGROUP", "CREATE", stream, GROUP, "0", "MKSTREAM")
-    except Exception as e:
-        if "BUSYGROUP" not in str(e):
-            raise
+    d = handler.execute_command("XGROUP", "CREATE", stream, GROUP, "0", "MKSTREAM")
+
+    def exists(failure: Any) -> None:
+        if "BUSYGROUP" not in str(failure.value):
+            failure.raiseException()
+
+    return d.addCallbacks(lambda _: None, exists)
 
 
 # KEYS: stream, dead, delay due, delay items
@@ -195,7 +198,9 @@ if mode ~= 'ack' then
   elseif mode == 'dead' then
     redis.call('xadd', KEYS[2], '*', unpack(fields))
   else
-    redis.call('hset', KEYS[4], ARGV[4], cmsgpack.pack(fields))
+    local packed = {}
+    for _, v in ipairs(fields) do packed[#packed + 1] = #v .. ':' .. v end
+    redis.call('hset', KEYS[4], ARGV[4], table.concat(packed))
     redis.call('zadd', KEYS[3], ARGV[3], ARGV[4])
   end
 end

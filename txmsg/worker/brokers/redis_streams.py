@@ -102,7 +102,20 @@ class RedisStreamsBroker(MultiService):
         reply_ttl: float = 3600.0,
         reactor: IReactorTime,
         events: IEventSink | None = None,
+        connect: Callable[..., Any] | None = None,
     ) -> None:
+        """
+        @param url: the Redis URL.
+        @param worker_name: this worker's consumer name, also put in the
+            headers of dead letters.
+        @param visibility_timeout: see the class docs.
+        @param block: seconds each blocking read waits at most (a stop
+            waits for it).
+        @param reply_ttl: seconds a reply stream is kept after its last reply.
+        @param connect: makes a (not started) connection service, called
+            with C{command_timeout=} (default: a L{RedisConnection} on
+            C{url}); L{txmsg.testing.MemoryRedis.connection} in tests.
+        """
         super().__init__()
         if visibility_timeout <= 0 or block <= 0:
             raise ValueError("need visibility_timeout > 0 and block > 0")
@@ -112,7 +125,19 @@ class RedisStreamsBroker(MultiService):
         self.block = block
         self.reply_ttl = reply_ttl
         self.clock = reactor
-        self.commands = RedisConnection(url, decode_responses=False, reactor=reactor, events=events)
+        if connect is None:
+
+            def connect(command_timeout: float = 5.0) -> Any:
+                return RedisConnection(
+                    url,
+                    decode_responses=False,
+                    command_timeout=command_timeout,
+                    reactor=reactor,
+                    events=events,
+                )
+
+        self.connect = connect
+        self.commands = connect(command_timeout=5.0)
         self.commands.setName("commands")
         self.commands.setServiceParent(self)
         self.keys: dict[str, StreamKeys] = {}
@@ -310,12 +335,7 @@ class StreamConsumer:
         self._room: Deferred[None] | None = None
         self._consuming_waiters: Waiters[None] = Waiters(self._clock)
         self._failures = 0
-        self._blocking = RedisConnection(
-            broker.url,
-            decode_responses=False,
-            command_timeout=broker.block + 10.0,
-            reactor=self._clock,
-        )
+        self._blocking = broker.connect(command_timeout=broker.block + 10.0)
         self._touch = LoopingCall(self._refresh)
         self._touch.clock = self._clock
         self._loop = Deferred.fromCoroutine(self._run())
