@@ -189,7 +189,7 @@ class WorkerService(MultiService):
         if redis is None and redis_url is not None:
             redis = RedisService(redis_url, reactor=reactor, events=self.events)
         self.redis = redis
-        for child, child_name in ((amqp, "amqp"), (streams, "streams"), (redis, "redis")):
+        for child, child_name in ((amqp, "amqp"), (streams, "redis-streams"), (redis, "redis")):
             if child is not None and child.parent is None:
                 child.setName(child_name)
                 child.setServiceParent(self)

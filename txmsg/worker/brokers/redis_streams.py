@@ -90,7 +90,8 @@ class RedisStreamsBroker(MultiService):
     """
 
     log = Logger(namespace="txmsg.worker.service")
-    name = "redis"
+    #: also its service name in the worker's tree
+    name = "redis-streams"
 
     def __init__(
         self,
