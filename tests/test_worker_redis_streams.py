@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 
 from twisted.trial.unittest import TestCase
 
+from tests._amqp_support import ROOT
 from tests._redis_support import RedisServer, redis_py
-from tests._streams_support import RedisBroker, RedisClient, stream_key
-from tests._worker_support import OneQueueMixin, WorkerProcess, unique, wait_until
+from tests._streams_support import REDIS_URL, RedisBroker, RedisClient, stream_key
+from tests._worker_support import OneQueueMixin, WorkerProcess, unique, wait_until, worker_env
 
 
 class ClaimTests(RedisBroker, OneQueueMixin, TestCase):
@@ -58,6 +61,39 @@ class ClaimTests(RedisBroker, OneQueueMixin, TestCase):
         self.assertEqual(self.client.count(self.queue), 5)
         self.assertEqual(self.client.replies, [])
         self.assertEqual(len(ids), 5)
+
+
+class ProducerExampleTests(RedisBroker, OneQueueMixin, TestCase):
+    """
+    examples/redis_streams_producer.py: a redis-py producer.
+    """
+
+    timeout = 60
+    queue_prefix = "txmsg-streams-example"
+
+    def test_redis_py_producer(self) -> None:
+        """
+        The example submits three C{add} tasks with plain XADDs and prints
+        the results the worker added to its reply stream.
+        """
+        w = WorkerProcess(
+            [self.queue], tasks="examples.worker_tasks", broker_args=self.broker_args()
+        )
+        self.addCleanup(w.cleanup)
+        w.start()
+        done = subprocess.run(
+            [sys.executable, "examples/redis_streams_producer.py", "--queue", self.queue],
+            cwd=ROOT,
+            env=worker_env(TXMSG_REDIS_URL=REDIS_URL),
+            capture_output=True,
+            text=True,
+            timeout=45,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr + w.log())
+        self.assertEqual(
+            sorted(done.stdout.splitlines()), ["add(0, 0) = 0", "add(1, 1) = 2", "add(2, 2) = 4"]
+        )
+        w.assert_clean_stop(w.terminate())
 
 
 class RedisRestartTests(TestCase):
