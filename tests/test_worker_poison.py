@@ -47,9 +47,7 @@ class PoisonTests(AMQPBroker, TestCase):
 
     def publish(self, body: bytes, headers: dict | None = None) -> None:
         """Publish a task body (confirmed) with C{headers}."""
-        self.client.publish_raw(
-            self.queue, body, content_type="application/json", headers=headers
-        )
+        self.client.publish_raw(self.queue, body, content_type="application/json", headers=headers)
 
     def task(self, name: str, *args: object) -> bytes:
         return json.dumps({"task": name, "args": list(args), "id": uuid.uuid4().hex}).encode()

@@ -46,9 +46,7 @@ class ClaimTests(RedisBroker, OneQueueMixin, TestCase):
         killed = time.monotonic()
         name = unique("txmsg-streams-b")
         b = self.worker("--prefetch", "5", "--grace", "1", "--name", name)
-        wait_until(
-            lambda: "Claimed 5 entr" in b.log(), 10, "the other worker to claim the entries"
-        )
+        wait_until(lambda: "Claimed 5 entr" in b.log(), 10, "the other worker to claim the entries")
         took = time.monotonic() - killed
         self.assertGreaterEqual(took, 2.5)
         self.assertLess(took, 8, b.log())
@@ -158,9 +156,7 @@ class RedisRestartTests(TestCase):
         self.crash(server)
         done_before = len(set(self.recorded()))
         self.submit(server, range(300, 400))
-        wait_until(
-            lambda: set(range(400)) <= set(self.recorded()), 60, "every task to run"
-        )
+        wait_until(lambda: set(range(400)) <= set(self.recorded()), 60, "every task to run")
         self.assertLess(done_before, 300, "the crash came after the work was done")
         worker.assert_running()
         r = redis_py(server.url)

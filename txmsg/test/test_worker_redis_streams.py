@@ -12,6 +12,7 @@ from typing import Any
 
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -108,7 +109,7 @@ class BrokerTests(SynchronousTestCase):
         headers = read_headers(message.headers)
         self.assertEqual(headers.delivery_count, 1)
         facts = DeliveryFacts("q", attempts=headers.delivery_count or 0, counted=True)
-        self.assertEqual(admit(facts, 0).reason, "delivery-limit")  # type: ignore[union-attr]
+        self.assertEqual(admit(facts, 0).reason, "delivery-limit")
 
     def test_counted_requeue_left_pending_when_redis_fails(self) -> None:
         """
@@ -177,4 +178,8 @@ class WiringTests(SynchronousTestCase):
             ["--tasks", "txmsg.test._worker_tasks_sample", "--broker", "amqp://h/"]
         )
         self.assertEqual((options["broker"], options["amqp"]), (None, "amqp://h/"))
-        self.assertRaises(Exception, Options().parseOptions, ["--broker", "redis://h:notaport/0"])
+        e = self.assertRaises(
+            UsageError, Options().parseOptions, ["--broker", "redis://:secret@h:notaport/0"]
+        )
+        self.assertIn("--broker", str(e))
+        self.assertNotIn("secret", str(e))
