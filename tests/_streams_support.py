@@ -19,6 +19,7 @@ from typing import Any
 
 from tests._redis_support import SHARED_URL as REDIS_URL
 from tests._redis_support import redis_py
+from tests._worker_support import Submitter
 
 __all__ = ["REDIS_URL", "RedisBroker", "RedisClient", "delete_stream_queues", "stream_key"]
 
@@ -48,7 +49,7 @@ def delete_stream_queues(queues: Any, url: str = REDIS_URL) -> None:
         r.close()
 
 
-class RedisClient:
+class RedisClient(Submitter):
     """
     A redis-py peer: submits tasks with C{XADD}, reads replies from its own
     reply stream, counts and reads queues.
@@ -71,30 +72,6 @@ class RedisClient:
         except Exception as e:
             if "BUSYGROUP" not in str(e):
                 raise
-
-    def submit(
-        self,
-        queue: str,
-        task: str,
-        *args: Any,
-        task_id: str | None = None,
-        reply: bool = True,
-        **kwargs: Any,
-    ) -> str:
-        """
-        Add a v1 task; return its id.
-        """
-        task_id = task_id or uuid.uuid4().hex
-        body = json.dumps({"task": task, "args": list(args), "kwargs": kwargs, "id": task_id})
-        self.publish_raw(
-            queue,
-            body.encode("utf-8"),
-            content_type="application/json",
-            message_id=task_id,
-            correlation_id=task_id if reply else None,
-            reply=reply,
-        )
-        return task_id
 
     def publish_raw(
         self,

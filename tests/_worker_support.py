@@ -27,6 +27,7 @@ from txmsg.worker.retry import RetryPolicy, dead_letter_queue_name
 __all__ = [
     "AMQPBroker",
     "Client",
+    "Submitter",
     "OneQueueMixin",
     "WorkerProcess",
     "delete_worker_queues",
@@ -142,7 +143,40 @@ def delete_worker_queues(
         connection.close()
 
 
-class Client:
+class Submitter:
+    """
+    Submitting v1 tasks through C{publish_raw} (each peer has its own).
+    """
+
+    def publish_raw(self, queue: str, body: bytes, **properties: Any) -> None:
+        raise NotImplementedError
+
+    def submit(
+        self,
+        queue: str,
+        task: str,
+        *args: Any,
+        task_id: str | None = None,
+        reply: bool = True,
+        **kwargs: Any,
+    ) -> str:
+        """
+        Submit a v1 task; return its id.
+        """
+        task_id = task_id or uuid.uuid4().hex
+        body = json.dumps({"task": task, "args": list(args), "kwargs": kwargs, "id": task_id})
+        self.publish_raw(
+            queue,
+            body.encode("utf-8"),
+            content_type="application/json",
+            message_id=task_id,
+            correlation_id=task_id if reply else None,
+            reply=reply,
+        )
+        return task_id
+
+
+class Client(Submitter):
     """
     A blocking pika peer: submits tasks with confirms, collects replies on a
     private reply queue, reads queues.
@@ -162,30 +196,6 @@ class Client:
         Declare a work queue as the worker does (durable).
         """
         self.channel.queue_declare(queue, durable=True)
-
-    def submit(
-        self,
-        queue: str,
-        task: str,
-        *args: Any,
-        task_id: str | None = None,
-        reply: bool = True,
-        **kwargs: Any,
-    ) -> str:
-        """
-        Publish a v1 task (persistent, confirmed); return its id.
-        """
-        task_id = task_id or uuid.uuid4().hex
-        body = json.dumps({"task": task, "args": list(args), "kwargs": kwargs, "id": task_id})
-        self.publish_raw(
-            queue,
-            body.encode("utf-8"),
-            content_type="application/json",
-            message_id=task_id,
-            correlation_id=task_id if reply else None,
-            reply=reply,
-        )
-        return task_id
 
     def publish_raw(
         self,

@@ -42,14 +42,8 @@ from txmsg.worker.envelope import CONTENT_TYPE
 from txmsg.worker.headers import (
     ATTEMPT_HEADER,
     DELIVERY_COUNT_HEADER,
-    ERROR_MESSAGE_HEADER,
-    ERROR_TYPE_HEADER,
-    FAILED_AT_HEADER,
-    QUEUE_HEADER,
-    REASON_HEADER,
     REDELIVERED_HEADER,
-    TRACEBACK_HEADER,
-    WORKER_HEADER,
+    dead_letter_headers,
 )
 from txmsg.worker.retry import dead_letter_queue_name
 
@@ -224,17 +218,7 @@ class AMQPWorkerBroker:
         )
 
     def _dead_letter(self, message: IncomingMessage, dead: DeadLetter) -> Deferred[None]:
-        headers: dict[str, Any] = {
-            REASON_HEADER: dead.reason,
-            ERROR_TYPE_HEADER: dead.error_type,
-            ERROR_MESSAGE_HEADER: dead.error_message[:1000],
-            TRACEBACK_HEADER: dead.traceback,
-            QUEUE_HEADER: message.queue,
-            WORKER_HEADER: self.worker_name,
-            FAILED_AT_HEADER: int(time.time()),
-        }
-        if dead.attempts is not None:
-            headers[ATTEMPT_HEADER] = dead.attempts
+        headers = dead_letter_headers(dead, message.queue, self.worker_name, int(time.time()))
         d = self.amqp.publish(
             "",
             dead_letter_queue_name(message.queue),

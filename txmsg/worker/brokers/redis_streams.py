@@ -51,15 +51,9 @@ from txmsg.worker.envelope import CONTENT_TYPE
 from txmsg.worker.headers import (
     ATTEMPT_HEADER,
     DELIVERY_COUNT_HEADER,
-    ERROR_MESSAGE_HEADER,
-    ERROR_TYPE_HEADER,
-    FAILED_AT_HEADER,
-    QUEUE_HEADER,
-    REASON_HEADER,
     REDELIVERED_HEADER,
-    TRACEBACK_HEADER,
-    WORKER_HEADER,
     BadHeaders,
+    dead_letter_headers,
     read_headers,
 )
 
@@ -265,17 +259,7 @@ class RedisStreamsBroker(MultiService):
         return d
 
     def _dead_letter(self, message: IncomingMessage, dead: DeadLetter) -> Deferred[Any]:
-        headers: dict[str, Any] = {
-            REASON_HEADER: dead.reason,
-            ERROR_TYPE_HEADER: dead.error_type,
-            ERROR_MESSAGE_HEADER: dead.error_message[:1000],
-            TRACEBACK_HEADER: dead.traceback,
-            QUEUE_HEADER: message.queue,
-            WORKER_HEADER: self.worker_name,
-            FAILED_AT_HEADER: int(time.time()),
-        }
-        if dead.attempts is not None:
-            headers[ATTEMPT_HEADER] = dead.attempts
+        headers = dead_letter_headers(dead, message.queue, self.worker_name, int(time.time()))
         fields = self._fields(message, headers)
         error = "{}: {}".format(dead.error_type, dead.error_message[:1000])
         fields += [b"reason", dead.reason.encode("utf-8"), b"error", error.encode("utf-8")]
