@@ -91,7 +91,39 @@ class ProducerExampleTests(RedisBroker, OneQueueMixin, TestCase):
         self.assertEqual(
             sorted(done.stdout.splitlines()), ["add(0, 0) = 0", "add(1, 1) = 2", "add(2, 2) = 4"]
         )
+        # txmsg send on Redis: results with --wait, ids without.
+        sent = self.txmsg_send("add", "2", "3", "--wait", "--count", "3")
+        self.assertEqual(sent.returncode, 0, sent.stderr + w.log())
+        self.assertEqual(sent.stdout.splitlines(), ["5", "5", "5"])
+        sent = self.txmsg_send("add", "1", "1")
+        self.assertEqual((sent.returncode, len(sent.stdout.strip())), (0, 32), sent.stderr)
+        failed = self.txmsg_send("no_such_task", "--wait")
+        self.assertEqual(failed.returncode, 1)
+        self.assertIn("UnknownTask", failed.stderr)
         w.assert_clean_stop(w.terminate())
+
+    def txmsg_send(
+        self, *args: str, url: str = REDIS_URL, timeout: str = "10"
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [os.path.join(os.path.dirname(sys.executable), "txmsg"), "send", *args,
+             "--queue", self.queue, "--broker", url, "--timeout", timeout],
+            cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=45,
+        )  # fmt: skip
+
+    def test_send_unreachable_redis_one_line(self) -> None:
+        """
+        C{txmsg send --broker} to a Redis nobody listens on: status 1, one
+        line naming the cause, the password redacted.
+        """
+        port = RedisServer().port  # a free port, nothing started on it
+        sent = self.txmsg_send(
+            "add", "1", "2", url="redis://:s3cret@127.0.0.1:{}/0".format(port), timeout="2"
+        )
+        self.assertEqual(sent.returncode, 1)
+        self.assertEqual(len(sent.stderr.strip().splitlines()), 1, sent.stderr)
+        self.assertIn("cannot reach Redis", sent.stderr)
+        self.assertNotIn("s3cret", sent.stderr)
 
 
 class RedisRestartTests(TestCase):
