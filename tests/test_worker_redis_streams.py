@@ -100,7 +100,26 @@ class ProducerExampleTests(RedisBroker, OneQueueMixin, TestCase):
         failed = self.txmsg_send("no_such_task", "--wait")
         self.assertEqual(failed.returncode, 1)
         self.assertIn("UnknownTask", failed.stderr)
+        # txmsg dead-letters on Redis: list, requeue (it dies again), purge.
+        listed = self.txmsg("dead-letters", self.queue)
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertIn("1 dead letter(s)", listed.stdout)
+        self.assertIn("no_such_task", listed.stdout)
+        self.assertIn("unknown-task", listed.stdout)
+        again = self.txmsg("dead-letters", self.queue, "--requeue")
+        self.assertIn("requeued 1 dead letter(s)", again.stdout, again.stderr)
+        wait_until(lambda: self.client.count(self.queue + ".dead") == 1, 10, "it to die again")
+        purged = self.txmsg("dead-letters", self.queue, "--purge")
+        self.assertIn("purged 1 dead letter(s)", purged.stdout, purged.stderr)
+        self.assertEqual(self.client.count(self.queue + ".dead"), 0)
         w.assert_clean_stop(w.terminate())
+
+    def txmsg(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [os.path.join(os.path.dirname(sys.executable), "txmsg"), *args,
+             "--broker", REDIS_URL],
+            cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=45,
+        )  # fmt: skip
 
     def txmsg_send(
         self, *args: str, url: str = REDIS_URL, timeout: str = "10"
