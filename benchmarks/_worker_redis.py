@@ -197,6 +197,12 @@ class Peer:
                 raise SystemExit("{} worker did not start:\n{}".format(self.kind, self.log()))
             time.sleep(0.02)
 
+    def cpu(self):
+        """CPU seconds of the worker and its reaped children (Linux)."""
+        with open("/proc/{}/stat".format(self.process.pid)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
     def log(self):
         with open(self.out.name, errors="replace") as f:
             return f.read()
@@ -246,21 +252,28 @@ class Peer:
 
 
 def one_run(server, kind, n, mode):
-    """One worker over n tasks: (tasks/s, Redis commands per task, evalsha per task)."""
+    """
+    One worker over n tasks: (tasks/s, Redis commands per task, evalsha per
+    task, tasks per CPU second of the worker).
+    """
     peer = Peer(kind, server, n)
     try:
         if mode == "drain":
             peer.enqueue()
             before = server.commandstats()
             peer.start()
+            cpu = peer.cpu()
             first, last = peer.wait_done()
+            cpu = peer.cpu() - cpu
             rate = (n - 1) / (last - first)
         else:
             peer.start()
             before = server.commandstats()
+            cpu = peer.cpu()
             started = time.perf_counter()
             peer.enqueue()
             _, last = peer.wait_done(first_at=started)
+            cpu = peer.cpu() - cpu
             rate = n / (last - started)
         after = server.commandstats()
     finally:
@@ -274,7 +287,7 @@ def one_run(server, kind, n, mode):
     per_task = None if delta is None else sum(v for v in delta.values() if v > 0) / n
     scripts = None if delta is None else (delta.get("evalsha", 0) + delta.get("eval", 0)) / n
     server.redis.flushdb()
-    return rate, per_task, scripts
+    return rate, per_task, scripts, n / max(cpu, 1e-3)
 
 
 def main(args):
@@ -284,6 +297,7 @@ def main(args):
     server = Server()
     results = {(m, k): [] for m in ("drain", "e2e") for k in kinds}
     commands = {k: [] for k in kinds}
+    per_cpu = {(m, k): [] for m in ("drain", "e2e") for k in kinds}
     scripts = {k: [] for k in kinds}
     n = args.tasks
     try:
@@ -293,7 +307,8 @@ def main(args):
                     count = n if kind not in ("rq-fork",) else max(100, n // 10)
                     sys.stderr.write("round {}/{}: {} {} ({} tasks)... ".format(
                         r + 1, args.rounds, kind, mode, count))  # fmt: skip
-                    rate, per_task, evalsha = one_run(server, kind, count, mode)
+                    rate, per_task, evalsha, tasks_per_cpu = one_run(server, kind, count, mode)
+                    per_cpu[(mode, kind)].append(tasks_per_cpu)
                     sys.stderr.write("{:.0f} tasks/s\n".format(rate))
                     results[(mode, kind)].append(rate)
                     if per_task is not None:
@@ -302,16 +317,28 @@ def main(args):
     finally:
         server.stop()
     med = {key: statistics.median(v) for key, v in results.items()}
+
+    def ratio(mode, kind):
+        # the median of same-round ratios (the rounds interleave the workers)
+        return statistics.median(
+            t / p for t, p in zip(results[(mode, "txmsg")], results[(mode, kind)], strict=True)
+        )
+
     print()
     print("Worker on Redis: no-op tasks, one process each, {} tasks x {} rounds "
           "(median tasks/s; rq-fork runs {} tasks)".format(n, args.rounds, max(100, n // 10)))  # fmt: skip
-    print("{:<12} {:>10} {:>10} {:>11} {:>11} {:>13}".format(
-        "worker", "drain", "end2end", "txmsg/x dr", "txmsg/x e2e", "cmds/task dr"))  # fmt: skip
+    print("{:<12} {:>8} {:>8} {:>10} {:>11} {:>12} {:>11}".format(
+        "worker", "drain", "end2end", "tx/x drain", "tx/x e2e", "tasks/cpu-s", "cmds/task"))  # fmt: skip
     for kind in kinds:
-        d, e = med[("drain", kind)], med[("e2e", kind)]
-        print("{:<12} {:>10.0f} {:>10.0f} {:>11.2f} {:>11.2f} {:>13.2f}".format(
-            kind, d, e, med[("drain", "txmsg")] / d, med[("e2e", "txmsg")] / e,
+        print("{:<12} {:>8.0f} {:>8.0f} {:>10.2f} {:>11.2f} {:>12.0f} {:>11.2f}".format(
+            kind, med[("drain", kind)], med[("e2e", kind)], ratio("drain", kind),
+            ratio("e2e", kind), statistics.median(per_cpu[("drain", kind)]),
             statistics.median(commands[kind])))  # fmt: skip
+    print(
+        "(tasks/cpu-s: tasks per CPU second of the worker process and its children, "
+        "drain; cmds/task: Redis commands per task, drain)"
+    )
+    print("(ratios: the median of the rounds' own ratios)")
     print("(txmsg: {:.2f} Lua script calls per task; commands count those run inside "
           "scripts; Celery has no result backend here)".format(statistics.median(scripts["txmsg"])))  # fmt: skip
     if missing:

@@ -362,7 +362,10 @@ class StreamConsumer:
         try:
             while self._running:
                 room = self.prefetch - len(self._in_flight)
-                if room <= 0:
+                # Read in batches: wait for half the window to be free
+                # (or all of it), not for one slot, so that a read brings
+                # many entries, not one per settled task.
+                if room <= 0 or (self._in_flight and room < (self.prefetch + 1) // 2):
                     self._room = Deferred()
                     await self._room
                     continue
