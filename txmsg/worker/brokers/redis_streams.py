@@ -357,15 +357,16 @@ class StreamConsumer:
         commands = self.broker.commands
         self._blocking.startService()
         self._touch.start(self.broker.visibility_timeout / 3.0, now=False)
-        ready = False
+        ready = backlog = False
         next_claim = 0.0
         try:
             while self._running:
                 room = self.prefetch - len(self._in_flight)
-                # Read in batches: wait for half the window to be free
-                # (or all of it), not for one slot, so that a read brings
-                # many entries, not one per settled task.
-                if room <= 0 or (self._in_flight and room < (self.prefetch + 1) // 2):
+                # With a backlog (the last read was full), read in batches:
+                # wait for half the window, not one slot, so that a read
+                # brings many entries instead of one per settled task.
+                batch = backlog and self._in_flight and room < (self.prefetch + 1) // 2
+                if room <= 0 or batch:
                     self._room = Deferred()
                     await self._room
                     continue
@@ -419,7 +420,9 @@ class StreamConsumer:
                     await sleep(self._clock, 1.0)
                     continue
                 self._failures = 0
-                for entry in streams.parse_entries(reply):
+                entries = streams.parse_entries(reply)
+                backlog = len(entries) >= room
+                for entry in entries:
                     self._start(entry)
             await self._in_flight.drain()
         finally:
