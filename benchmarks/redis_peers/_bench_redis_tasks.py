@@ -17,12 +17,15 @@ async def arq_noop(ctx):
 class ArqSettings:
     """arq's worker settings: the private server and queue of the run."""
 
-    from arq.connections import RedisSettings
-
     functions = [arq_noop]
-    redis_settings = RedisSettings(port=int(os.environ.get("BENCH_ARQ_PORT", "6379")))
     queue_name = os.environ.get("BENCH_ARQ_QUEUE", "arq:queue")
     handle_signals = True
+
+
+if "BENCH_ARQ_PORT" in os.environ:  # in arq's worker process only
+    from arq.connections import RedisSettings
+
+    ArqSettings.redis_settings = RedisSettings(port=int(os.environ["BENCH_ARQ_PORT"]))
 
 
 arq_noop.__qualname__ = arq_noop.__name__ = "noop"
