@@ -16,7 +16,7 @@ from txmsg.redis.streams import GROUP, StreamKeys
 from txmsg.test._contract_base import ContractCase, contract
 from txmsg.worker.brokers.interfaces import IncomingMessage
 from txmsg.worker.brokers.redis_streams import ACKED, RedisStreamsBroker
-from txmsg.worker.decisions import Ack, DeadLetter, Retry
+from txmsg.worker.decisions import Ack, DeadLetter, Delay, Retry
 
 
 class StreamsContract(ContractCase):
@@ -113,8 +113,9 @@ class StreamsContract(ContractCase):
     async def test_broker_settles(self) -> None:
         """
         The broker acks and deletes a done entry, dead-letters with the
-        reason, retries at once, and retries later through the delay set
-        (moved back by the poller); nothing is left in the stream.
+        reason, retries at once, and retries (or delays, uncounted) later
+        through the delay set (moved back by the poller); nothing is left in
+        the stream.
         """
         keys = self.queue()
         broker = RedisStreamsBroker(
@@ -138,16 +139,18 @@ class StreamsContract(ContractCase):
                 decision = DeadLetter("failed", "ValueError", "no")
             elif message.body in (b"later", b"again") and attempts == 0:
                 decision = Retry(0.3 if message.body == b"later" else 0.0, 1)
+            elif message.body == b"delay" and seen.count((b"delay", 0)) == 1:
+                decision = Delay(0.3)  # not a run: the attempts stay 0
             return broker.settle(message, decision)
 
         consumer = broker.consume(keys.queue, handle, 10)
         self.on_cleanup(consumer.stop)
         await self.wait(consumer.when_consuming())
         h = broker.commands.handler
-        for body in (b"ok", b"dead", b"later", b"again"):
+        for body in (b"ok", b"dead", b"later", b"again", b"delay"):
             fields = streams.encode_entry(body, {"k": "v"}, content_type="text/plain")
             await self.wait(h.execute_command("XADD", keys.stream, "*", *fields))
-        await self.eventually(lambda: len(seen) == 6, timeout=10)
+        await self.eventually(lambda: len(seen) == 8, timeout=10)
         self.assertEqual(
             sorted(seen),
             sorted(
@@ -158,6 +161,8 @@ class StreamsContract(ContractCase):
                     (b"again", 0),
                     (b"again", 1),
                     (b"later", 1),
+                    (b"delay", 0),
+                    (b"delay", 0),
                 ]
             ),
         )
@@ -165,6 +170,6 @@ class StreamsContract(ContractCase):
         [letter] = [streams.decode_entry(i, f) for i, f in dead]
         self.assertEqual((letter.body, letter.headers["x-txmsg-reason"]), (b"dead", "failed"))
         self.assertEqual(letter.headers["k"], "v")
-        await self.eventually(lambda: consumer.acked == 6)
+        await self.eventually(lambda: consumer.acked == 8)
         self.assertEqual(await self.wait(h.execute_command("XLEN", keys.stream)), 0)
         self.assertEqual(ACKED, "acked")

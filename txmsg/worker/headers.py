@@ -35,6 +35,7 @@ __all__ = [
     "BadHeaders",
     "DeliveryHeaders",
     "dead_letter_headers",
+    "uncounted_headers",
     "read_headers",
 ]
 
@@ -149,4 +150,17 @@ def dead_letter_headers(
     }
     if dead.attempts is not None:
         headers[ATTEMPT_HEADER] = dead.attempts
+    return headers
+
+
+def uncounted_headers(attempts: int, redelivered: bool) -> dict[str, Any]:
+    """
+    The headers of a copy republished without counting a run (a hand-back,
+    a C{Delay}): the attempts so far and the redelivered mark, when set.
+    """
+    headers: dict[str, Any] = {}
+    if attempts:
+        headers[ATTEMPT_HEADER] = attempts
+    if redelivered:
+        headers[REDELIVERED_HEADER] = 1
     return headers

@@ -34,7 +34,7 @@ from txmsg._progress import progress
 from txmsg.amqp.publisher import PublishReturned
 from txmsg.amqp.rpc import RPCUnroutable
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
-from txmsg.worker._cli_common import amqp_connection, json_or_text, run_command, say
+from txmsg.worker._cli_common import CommandError, amqp_connection, json_or_text, run_command, say
 from txmsg.worker._send_redis import submit_all
 from txmsg.worker.client import TaskClient
 from txmsg.worker.envelope import Task
@@ -162,33 +162,31 @@ def _eta(text: str) -> float:
 
 
 async def _send_to_redis(reactor: IReactorTime, options: Options) -> int:
-    progress = _Progress(options["count"], options["wait"], reactor)
+    if options["eta"] is not None or options["countdown"] is not None:
+        raise CommandError("--countdown and --eta need RabbitMQ so far (not --broker redis://)")
     status = 0
+    with progress(options["count"], "done" if options["wait"] else "sent") as meter:
 
-    def done(value: Any, error: str | None) -> None:
-        nonlocal status
-        progress.sent += 1
-        progress.done += 1
-        if error is not None:
-            status = 1
-            progress.failed += 1
-            say("send", error)
-        else:
-            print(json.dumps(value) if options["wait"] else value)
-        progress.show()
+        def done(value: Any, error: str | None) -> None:
+            nonlocal status
+            if error is not None:
+                status = 1
+                say("send", error)
+            else:
+                print(json.dumps(value) if options["wait"] else value)
+            meter.advance(failed=error is not None)
 
-    task = Task(options["task"], tuple(options["args"]), options["kwargs"] or {})
-    await submit_all(
-        reactor,
-        options["broker"],
-        options["queue"],
-        task,
-        options["count"],
-        options["wait"],
-        options["timeout"],
-        done,
-    )
-    progress.show(final=True)
+        task = Task(options["task"], tuple(options["args"]), options["kwargs"] or {})
+        await submit_all(
+            reactor,
+            options["broker"],
+            options["queue"],
+            task,
+            options["count"],
+            options["wait"],
+            options["timeout"],
+            done,
+        )
     return status
 
 

@@ -44,6 +44,7 @@ from txmsg.worker.headers import (
     DELIVERY_COUNT_HEADER,
     REDELIVERED_HEADER,
     dead_letter_headers,
+    uncounted_headers,
 )
 from txmsg.worker.retry import dead_letter_queue_name
 
@@ -81,16 +82,6 @@ def incoming(queue: str, delivery: Delivery) -> IncomingMessage:
         redelivered=bool(delivery.redelivered),
         handle=delivery,
     )
-
-
-def _uncounted(attempts: int, redelivered: bool) -> dict[str, Any]:
-    # The headers of a copy republished without counting a run.
-    headers: dict[str, Any] = {}
-    if attempts:
-        headers[ATTEMPT_HEADER] = attempts
-    if redelivered:
-        headers[REDELIVERED_HEADER] = 1
-    return headers
 
 
 @implementer(IWorkerBroker)
@@ -202,7 +193,7 @@ class AMQPWorkerBroker:
         return self.delays.publish(message.queue, message.body, wait, properties=props)
 
     def _delay(self, message: IncomingMessage, delay: Delay) -> Deferred[None]:
-        props = self._properties(message, _uncounted(delay.attempts, delay.redelivered))
+        props = self._properties(message, uncounted_headers(delay.attempts, delay.redelivered))
         return self.delays.publish(message.queue, message.body, delay.seconds, properties=props)
 
     def _hand_back(self, message: IncomingMessage, requeue: Requeue) -> Deferred[None]:
@@ -213,7 +204,9 @@ class AMQPWorkerBroker:
             "",
             message.queue,
             message.body,
-            properties=self._properties(message, _uncounted(requeue.attempts, requeue.redelivered)),
+            properties=self._properties(
+                message, uncounted_headers(requeue.attempts, requeue.redelivered)
+            ),
             expiration=None,
         )
 

@@ -32,21 +32,16 @@ from typing import Any
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from txmsg._lograte import should_log
-from txmsg._waiters import InFlight, Waiters
 from txmsg.events import IEventSink
 from txmsg.redis import streams
-from txmsg.redis._common import sleep
 from txmsg.redis.connection import RedisConnection
 from txmsg.redis.delay_queue import DelayPoller, DelayQueue
-from txmsg.redis.streams import GROUP, StreamEntry, StreamKeys
-from txmsg.worker._lifecycle import one_line
+from txmsg.redis.streams import StreamKeys
 from txmsg.worker.brokers.interfaces import IncomingMessage, IWorkerBroker
-from txmsg.worker.decisions import Ack, DeadLetter, Decision, Reply, Requeue, Retry
+from txmsg.worker.decisions import Ack, DeadLetter, Decision, Delay, Reply, Requeue, Retry
 from txmsg.worker.envelope import CONTENT_TYPE
 from txmsg.worker.headers import (
     ATTEMPT_HEADER,
@@ -55,13 +50,12 @@ from txmsg.worker.headers import (
     BadHeaders,
     dead_letter_headers,
     read_headers,
+    uncounted_headers,
 )
 
 __all__ = ["ACKED", "LEFT", "RedisStreamsBroker", "StreamConsumer"]
 
-#: What L{RedisStreamsBroker.settle} fires with: the entry was acked, or
-#: left pending (another worker claims it after the visibility timeout).
-ACKED, LEFT = "acked", "left"
+from txmsg.worker.brokers._stream_consumer import ACKED, LEFT, StreamConsumer
 
 
 class _StreamTarget:
@@ -200,6 +194,9 @@ class RedisStreamsBroker(MultiService):
             d = self._retry(message, decision)
         elif isinstance(decision, Requeue):
             return self._requeue(message, decision)
+        elif isinstance(decision, Delay):
+            headers = uncounted_headers(decision.attempts, decision.redelivered)
+            d = self._later(message, headers, decision.seconds)
         else:
             if decision.reply is not None:
                 replying = self.reply(message, decision.reply, CONTENT_TYPE)
@@ -212,13 +209,19 @@ class RedisStreamsBroker(MultiService):
         headers: dict[str, Any] = {ATTEMPT_HEADER: retry.attempts}
         if retry.redelivered:
             headers[REDELIVERED_HEADER] = 1
+        wait = retry.expiration_ms / 1000.0 if retry.expiration_ms else retry.delay
+        return self._later(message, headers, wait if retry.delay > 0 else 0.0)
+
+    def _later(
+        self, message: IncomingMessage, headers: dict[str, Any], wait: float
+    ) -> Deferred[Any]:
+        # A copy back in the stream now, or in the delay set until it is due.
         fields = self._fields(message, headers)
         keys = self.keys[message.queue]
         h = self.commands.handler
         entry_id = message.handle.entry_id
-        if retry.delay <= 0:
+        if wait <= 0:
             return streams.settle(h, keys, entry_id, "add", fields)
-        wait = (retry.expiration_ms or retry.delay * 1000) / 1000.0
         due = self.clock.seconds() + wait
         d = streams.settle(h, keys, entry_id, "later", fields, due, uuid.uuid4().hex)
         delays = self.delays[message.queue]
@@ -242,10 +245,7 @@ class RedisStreamsBroker(MultiService):
             headers[ATTEMPT_HEADER] = facts.attempts + (facts.delivery_count or 0) + 1
             headers[REDELIVERED_HEADER] = 1
         else:
-            if requeue.attempts:
-                headers[ATTEMPT_HEADER] = requeue.attempts
-            if requeue.redelivered:
-                headers[REDELIVERED_HEADER] = 1
+            headers = uncounted_headers(requeue.attempts, requeue.redelivered)
         d = streams.settle(
             self.commands.handler,
             self.keys[message.queue],
@@ -284,212 +284,3 @@ class RedisStreamsBroker(MultiService):
         )
         d = streams.reply(self.commands.handler, message.reply_to, fields, self.reply_ttl)
         return d.addCallback(lambda _: None)
-
-
-class StreamConsumer:
-    """
-    One worker's consumer of one work stream (see the module docs).
-
-    @ivar consuming: the consumer group exists and this consumer reads it.
-    @ivar acked: entries settled and acked; C{left}: left pending.
-    """
-
-    log = Logger(namespace="txmsg.worker.service")
-
-    def __init__(
-        self,
-        broker: RedisStreamsBroker,
-        queue: str,
-        handler: Callable[[IncomingMessage], Awaitable[Any]],
-        prefetch: int,
-        give_back: Callable[[IncomingMessage], Awaitable[Any]] | None,
-    ) -> None:
-        self.broker = broker
-        self.queue = queue
-        self.keys = broker.keys[queue]
-        self.handler = handler
-        self.give_back = give_back
-        self.prefetch = prefetch
-        self.consumer = broker.worker_name
-        self.consuming = False
-        self.acked = self.left = 0
-        self._clock = broker.clock
-        self._running = True
-        self._held: set[str] = set()
-        self._in_flight = InFlight(self._clock)
-        self._room: Deferred[None] | None = None
-        self._consuming_waiters: Waiters[None] = Waiters(self._clock)
-        self._failures = 0
-        self._blocking = broker.connect(command_timeout=broker.block + 10.0)
-        self._touch = LoopingCall(self._refresh)
-        self._touch.clock = self._clock
-        self._loop = Deferred.fromCoroutine(self._run())
-        self._loop.addErrback(lambda f: self.log.failure("Stream consumer loop failed", f))
-
-    def __repr__(self) -> str:
-        return "<StreamConsumer {} of {}>".format(self.consumer, self.keys.stream)
-
-    def when_consuming(self) -> Deferred[None]:
-        """
-        Fire once the consumer reads its stream.
-        """
-        if self.consuming:
-            return succeed(None)
-        return self._consuming_waiters.wait()
-
-    def stop(self) -> Deferred[None]:
-        """
-        Stop reading; fire when every entry read was settled (what a last
-        read brings after the stop is handed back uncounted).
-        """
-        self._running = False
-        self._wake()
-        out: Deferred[None] = Deferred()
-        self._loop.addBoth(lambda r: out.callback(None) if not out.called else None)
-        return out
-
-    def _wake(self) -> None:
-        room, self._room = self._room, None
-        if room is not None and not room.called:
-            room.callback(None)
-
-    async def _run(self) -> None:
-        commands = self.broker.commands
-        self._blocking.startService()
-        self._touch.start(self.broker.visibility_timeout / 3.0, now=False)
-        ready = backlog = False
-        next_claim = 0.0
-        try:
-            while self._running:
-                room = self.prefetch - len(self._in_flight)
-                # With a backlog (the last read was full), read in batches:
-                # wait for half the window, not one slot, so that a read
-                # brings many entries instead of one per settled task.
-                batch = backlog and self._in_flight and room < (self.prefetch + 1) // 2
-                if room <= 0 or batch:
-                    self._room = Deferred()
-                    await self._room
-                    continue
-                try:
-                    if not ready:
-                        await streams.ensure_group(commands.handler, self.keys.stream)
-                        ready = self.consuming = True
-                        self.log.info(
-                            "Consuming {queue} (stream {stream}, group {group}, prefetch {n})",
-                            queue=self.queue,
-                            stream=self.keys.stream,
-                            group=GROUP,
-                            n=self.prefetch,
-                        )
-                        self._consuming_waiters.fire(None)
-                    if self._clock.seconds() >= next_claim:
-                        next_claim = self._clock.seconds() + self.broker.visibility_timeout / 3.0
-                        claimed = await streams.claim(
-                            commands.handler,
-                            self.keys,
-                            self.consumer,
-                            self.broker.visibility_timeout,
-                            room,
-                        )
-                        if claimed:
-                            self.log.warn(
-                                "Claimed {n} entr(ies) of {queue} from dead consumers",
-                                n=len(claimed),
-                                queue=self.queue,
-                            )
-                            for entry in claimed:
-                                self._start(entry)
-                            continue
-                    reply = await self._blocking.raw_handler.execute_command(
-                        "XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", room,
-                        "BLOCK", max(1, int(self.broker.block * 1000)),
-                        "STREAMS", self.keys.stream, ">",
-                    )  # fmt: skip
-                except Exception as e:
-                    if not self._running:
-                        break
-                    if "NOGROUP" in str(e):
-                        ready = self.consuming = False
-                    self._failures += 1
-                    if should_log(self._failures):
-                        self.log.warn(
-                            "Reading {queue} from Redis failed ({error}); retrying",
-                            queue=self.queue,
-                            error=str(e) or type(e).__name__,
-                        )
-                    await sleep(self._clock, 1.0)
-                    continue
-                self._failures = 0
-                entries = streams.parse_entries(reply)
-                backlog = len(entries) >= room
-                for entry in entries:
-                    self._start(entry)
-            await self._in_flight.drain()
-        finally:
-            self.consuming = False
-            if self._touch.running:
-                self._touch.stop()
-            await self._blocking.stopService()
-
-    def _incoming(self, entry: StreamEntry) -> IncomingMessage:
-        headers: Any = entry.headers
-        if isinstance(headers, dict):
-            headers = dict(headers)
-            headers[DELIVERY_COUNT_HEADER] = entry.deliveries - 1
-        return IncomingMessage(
-            body=entry.body,
-            queue=self.queue,
-            headers=headers,
-            content_type=entry.content_type,
-            message_id=entry.message_id,
-            reply_to=entry.reply_to,
-            correlation_id=entry.correlation_id,
-            redelivered=entry.deliveries > 1,
-            handle=entry,
-        )
-
-    def _start(self, entry: StreamEntry) -> None:
-        message = self._incoming(entry)
-        if self._running:
-            d = Deferred.fromCoroutine(_awaited(self.handler(message)))
-        elif self.give_back is not None:
-            d = Deferred.fromCoroutine(_awaited(self.give_back(message)))
-        else:  # left pending: claimed by others after the visibility timeout
-            return
-        self._held.add(entry.entry_id)
-        self._in_flight.enter()
-
-        def done(result: Any) -> None:
-            self._held.discard(entry.entry_id)
-            self._in_flight.leave()
-            if result == ACKED:
-                self.acked += 1
-            else:
-                self.left += 1
-                if not isinstance(result, str):
-                    self.log.warn(
-                        "Settling an entry of {queue} failed ({error}); it stays pending",
-                        queue=self.queue,
-                        error=one_line(result) if hasattr(result, "check") else result,
-                    )
-            self._wake()
-
-        d.addBoth(done)
-
-    def _refresh(self) -> Deferred[Any] | None:
-        # Reset the idle time of what we hold, without counting a delivery.
-        if not self._held:
-            return None
-        try:
-            h = self.broker.commands.handler
-        except Exception:
-            return None
-        d: Deferred[Any] = h.execute_command(
-            "XCLAIM", self.keys.stream, GROUP, self.consumer, 0, *sorted(self._held), "JUSTID"
-        )
-        d.addErrback(lambda f: None)
-        return d
-
-
-async def _awaited(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
