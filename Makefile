@@ -72,6 +72,7 @@ test-cluster: venv servers
 bench: venv servers
 	$(VENV)/bin/python -m pip install --quiet -r requirements-bench.txt
 	@for b in benchmarks/[!_]*.py; do echo "==> $$b"; $(VENV)/bin/python $$b || exit 1; done
+	$(VENV)/bin/python -m pip install --quiet --no-deps "arq >= 0.26"
 	$(VENV)/bin/python benchmarks/worker.py --broker redis
 
 clean:

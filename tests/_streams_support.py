@@ -42,9 +42,10 @@ def delete_stream_queues(queues: Any, url: str = REDIS_URL) -> None:
     r = redis_py(url)
     try:
         for queue in queues:
-            prefix = "txmsg:{" + queue + "}:"
-            names = ["stream", "dead", "delay:due", "delay:items", "delay:attempts"]
-            r.delete(*[prefix + n for n in names])
+            tag = "{" + queue + "}:"
+            names = ["txmsg:" + tag + n for n in ("stream", "dead")]
+            names += ["txmsg:delay:" + tag + n for n in ("due", "items", "attempts")]
+            r.delete(*names)
     finally:
         r.close()
 

@@ -10,10 +10,10 @@ C{{Q}}, so a queue lives in one Redis Cluster slot)::
 
     txmsg:{Q}:stream          stream: the work queue (consumer group "txmsg")
     txmsg:{Q}:dead            stream: dead letters (the queue's Q.dead)
-    txmsg:{Q}:delay:due       zset:   scheduled entry id -> due time (unix s)
-    txmsg:{Q}:delay:items     hash:   scheduled entry id -> its fields and values,
+    txmsg:delay:{Q}:due       zset:   scheduled entry id -> due time (unix s)
+    txmsg:delay:{Q}:items     hash:   scheduled entry id -> its fields and values,
                                       each as <length>:<bytes>, concatenated
-    txmsg:{Q}:delay:attempts  hash:   (unused by the worker; the delay queue's)
+    txmsg:delay:{Q}:attempts  hash:   (unused by the worker; the delay queue's)
 
 An entry's fields are the AMQP message's properties (see L{encode_entry}):
 C{body}, C{content_type}, C{message_id}, C{correlation_id}, C{reply_to},
@@ -38,6 +38,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from txmsg.redis._common import Script, as_bytes
+from txmsg.redis.slots import tagged_prefix
 
 __all__ = [
     "GROUP",
@@ -65,8 +66,8 @@ class StreamKeys:
 
     @property
     def prefix(self) -> str:
-        """C{txmsg:{Q}}: the hash-tagged prefix of every key."""
-        return "txmsg:{" + self.queue + "}"
+        """C{txmsg:{Q}}: the hash-tagged prefix of the streams."""
+        return tagged_prefix("txmsg", self.queue)
 
     @property
     def stream(self) -> str:
@@ -78,10 +79,19 @@ class StreamKeys:
         """The dead-letter stream."""
         return self.prefix + ":dead"
 
+    #: The namespace of the retry L{txmsg.redis.DelayQueue}, named C{Q}:
+    #: its keys are C{txmsg:delay:{Q}:due} etc., in the queue's slot.
+    delay_namespace = "txmsg:delay"
+
     @property
-    def delay_namespace(self) -> str:
-        """The namespace of the retry L{txmsg.redis.DelayQueue} (name C{delay})."""
-        return self.prefix
+    def delay_due(self) -> str:
+        """The retry delay queue's sorted set."""
+        return tagged_prefix(self.delay_namespace, self.queue) + ":due"
+
+    @property
+    def delay_items(self) -> str:
+        """The retry delay queue's hash of entries."""
+        return tagged_prefix(self.delay_namespace, self.queue) + ":items"
 
 
 @dataclass(frozen=True)
@@ -259,7 +269,7 @@ def settle(
     tail = [entry_id, mode, repr(float(due)), new_id, len(fields) // 2, *fields]
     return SETTLE(
         handler,
-        [keys.stream, keys.dead, keys.prefix + ":delay:due", keys.prefix + ":delay:items"],
+        [keys.stream, keys.dead, keys.delay_due, keys.delay_items],
         tail,
     )
 

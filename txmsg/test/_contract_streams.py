@@ -30,6 +30,7 @@ class StreamsContract(ContractCase):
     def queue(self) -> StreamKeys:
         name = self.unique("txmsg-contract-streams")
         self.forget_prefix("txmsg:{" + name + "}")
+        self.forget_prefix("txmsg:delay:{" + name + "}")
         return StreamKeys(name)
 
     @contract

@@ -63,7 +63,7 @@ class EntryTests(SynchronousTestCase):
         Every key of a queue carries the hash tag C{{queue}}.
         """
         keys = StreamKeys("orders")
-        for key in (keys.stream, keys.dead, keys.delay_namespace + ":delay:due"):
+        for key in (keys.stream, keys.dead, keys.delay_due, keys.delay_items):
             self.assertIn("{orders}", key)
 
     @fuzz(lambda st: st.lists(st.binary(max_size=40), max_size=12))

@@ -141,7 +141,7 @@ class RedisStreamsBroker(MultiService):
             return
         keys = self.keys[queue] = StreamKeys(queue)
         delays = DelayQueue(
-            self.commands, "delay", namespace=keys.delay_namespace, reactor=self.clock
+            self.commands, queue, namespace=keys.delay_namespace, reactor=self.clock
         )
         self.delays[queue] = delays
         poller = DelayPoller(delays, target=_StreamTarget(keys.stream), max_sleep=1.0)
