@@ -130,6 +130,42 @@ class ProducerExampleTests(RedisBroker, OneQueueMixin, TestCase):
             cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=45,
         )  # fmt: skip
 
+    def test_results_and_revoke(self) -> None:
+        """
+        With C{--results}, a task run from the stream has its result in the
+        store (C{txmsg result}); a task revoked while queued is not run
+        (dead-lettered as C{revoked}).
+        """
+        w = WorkerProcess(
+            [self.queue],
+            "--results",
+            REDIS_URL,
+            "--concurrency",
+            "1",
+            tasks="examples.worker_tasks",
+            broker_args=self.broker_args(),
+        )
+        self.addCleanup(w.cleanup)
+        w.start()
+        done = self.txmsg_send("add", "20", "22")
+        task_id = done.stdout.strip()
+        result = self.txmsg_cli("result", task_id, "--wait", "--timeout", "10")
+        self.assertEqual(result.stdout.strip(), task_id + " succeeded: 42", result.stderr)
+        self.txmsg_send("sleep", "2")
+        queued = self.txmsg_send("add", "1", "1").stdout.strip()
+        revoked = self.txmsg_cli("revoke", queued)
+        self.assertEqual(revoked.returncode, 0, revoked.stderr)
+        wait_until(lambda: self.client.count(self.queue + ".dead") == 1, 15, "the revoked task")
+        [(props, _)] = self.client.get_all(self.queue + ".dead")
+        self.assertEqual(props.headers["x-txmsg-reason"], "revoked")
+        w.assert_clean_stop(w.terminate())
+
+    def txmsg_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [os.path.join(os.path.dirname(sys.executable), "txmsg"), *args, "--redis", REDIS_URL],
+            cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=45,
+        )  # fmt: skip
+
     def test_send_unreachable_redis_one_line(self) -> None:
         """
         C{txmsg send --broker} to a Redis nobody listens on: status 1, one
