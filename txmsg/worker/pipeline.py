@@ -66,8 +66,8 @@ from txmsg.worker.report import DeliveryReport
 from txmsg.worker.result_recorder import ResultRecorder, revoked_decision
 from txmsg.worker.retry import RetryPolicy
 from txmsg.worker.retry_rules import Retry as RetryTask
-from txmsg.worker.task_times import check_times
 from txmsg.worker.settlement import Settlement
+from txmsg.worker.task_times import check_times
 from txmsg.worker.tasks import _CANCELLED, TaskCatalog, TaskContext, TaskSpec
 
 __all__ = ["TRANSIENT_ERRORS", "DeliveryPipeline"]
