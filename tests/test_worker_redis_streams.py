@@ -9,6 +9,7 @@ is never touched).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -165,6 +166,27 @@ class ProducerExampleTests(RedisBroker, OneQueueMixin, TestCase):
             [os.path.join(os.path.dirname(sys.executable), "txmsg"), *args, "--redis", REDIS_URL],
             cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=45,
         )  # fmt: skip
+
+    def test_eta_waits_in_redis(self) -> None:
+        """
+        A v2 task whose ETA is 2 s away waits in the delay set (the worker
+        sends it back, uncounted) and runs once due, not before.
+        """
+        w = self.worker()
+        started = time.time()
+        body = {"v": 2, "task": "square", "args": [3], "id": "eta-1", "eta": started + 2.0}
+        self.client.publish_raw(
+            self.queue,
+            json.dumps(body).encode(),
+            content_type="application/json",
+            correlation_id="eta-1",
+            reply=True,
+        )
+        [(_, reply, _)] = self.client.collect(1, 15)
+        self.assertGreaterEqual(time.time(), started + 2.0)
+        self.assertEqual(reply["result"]["value"], 9)
+        self.assertFalse(reply["result"]["redelivered"])
+        w.assert_clean_stop(w.terminate())
 
     def test_send_unreachable_redis_one_line(self) -> None:
         """
