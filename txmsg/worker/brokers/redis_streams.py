@@ -29,13 +29,14 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from txmsg.events import IEventSink
+from txmsg.ordered import stop_in_order
 from txmsg.redis import streams
 from txmsg.redis.connection import RedisConnection
 from txmsg.redis.delay_queue import DelayPoller, DelayQueue
@@ -131,6 +132,15 @@ class RedisStreamsBroker(MultiService):
         self.commands.setServiceParent(self)
         self.keys: dict[str, StreamKeys] = {}
         self.delays: dict[str, DelayQueue] = {}
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop the retry movers, then the command connection they use (a
+        move in flight finishes first).
+        """
+        Service.stopService(self)
+        movers = [s for s in self if s is not self.commands]
+        return Deferred.fromCoroutine(stop_in_order(movers + [self.commands], self.log))
 
     def declare(self, queue: str, retry_delays: Sequence[float], queue_type: str | None) -> None:
         """
