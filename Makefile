@@ -72,6 +72,8 @@ test-cluster: venv servers
 bench: venv servers
 	$(VENV)/bin/python -m pip install --quiet -r requirements-bench.txt
 	@for b in benchmarks/[!_]*.py; do echo "==> $$b"; $(VENV)/bin/python $$b || exit 1; done
+	$(VENV)/bin/python -m pip install --quiet --no-deps "arq >= 0.26"
+	$(VENV)/bin/python benchmarks/worker.py --broker redis
 
 clean:
 	rm -rf $(VENV) .venv-oldest build dist *.egg-info _trial_temp twisted/plugins/dropin.cache benchmarks/.build .mypy_cache

@@ -37,7 +37,10 @@ unless C{--no-results}; C{--results-only} runs only them.
 
 Usage: python benchmarks/worker.py [--quick] [--tasks N] [--rounds R]
            [--only txmsg,ceiling,...] [--workloads "reply pf 1,..."]
-           [--profile flame.svg]
+           [--profile flame.svg] [--broker redis]
+
+With C{--broker redis}: the worker on Redis Streams against RQ, arq and
+Celery instead (C{benchmarks/_worker_redis.py}).
 """
 
 import argparse
@@ -436,6 +439,9 @@ def parse():
     ap.add_argument("--confirms", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--no-results", action="store_true", help="skip the result-store rows")
     ap.add_argument("--results-only", action="store_true", help="only the result-store rows")
+    ap.add_argument(
+        "--broker", choices=("amqp", "redis"), default="amqp", help="amqp (default) or redis"
+    )
     args = ap.parse_args()
     if args.tasks is None:
         args.tasks = 1000 if args.quick else 10000
@@ -446,7 +452,11 @@ def parse():
 
 if __name__ == "__main__":
     ARGS = parse()
-    if ARGS.blocking_worker:
+    if ARGS.broker == "redis":
+        from benchmarks import _worker_redis
+
+        _worker_redis.main(ARGS)
+    elif ARGS.blocking_worker:
         from benchmarks._worker_peers import blocking_worker
 
         blocking_worker(ARGS.blocking_worker[0], int(ARGS.blocking_worker[1]), ARGS.confirms)

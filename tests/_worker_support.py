@@ -25,7 +25,9 @@ from tests._process import TwistdProcess, script, wait_for
 from txmsg.worker.retry import RetryPolicy, dead_letter_queue_name
 
 __all__ = [
+    "AMQPBroker",
     "Client",
+    "Submitter",
     "OneQueueMixin",
     "WorkerProcess",
     "delete_worker_queues",
@@ -62,8 +64,9 @@ class WorkerProcess(TwistdProcess):
         tasks: str | None = "tests._worker_tasks",
         url: str = SHARED_URL,
         ready: str | None = None,
+        broker_args: Sequence[str] | None = None,
     ) -> None:
-        argv = ["--amqp", url]
+        argv = ["--amqp", url] if broker_args is None else list(broker_args)
         if tasks:
             argv += ["--tasks", tasks]
         for queue in queues:
@@ -140,7 +143,40 @@ def delete_worker_queues(
         connection.close()
 
 
-class Client:
+class Submitter:
+    """
+    Submitting v1 tasks through C{publish_raw} (each peer has its own).
+    """
+
+    def publish_raw(self, queue: str, body: bytes, **properties: Any) -> None:
+        raise NotImplementedError
+
+    def submit(
+        self,
+        queue: str,
+        task: str,
+        *args: Any,
+        task_id: str | None = None,
+        reply: bool = True,
+        **kwargs: Any,
+    ) -> str:
+        """
+        Submit a v1 task; return its id.
+        """
+        task_id = task_id or uuid.uuid4().hex
+        body = json.dumps({"task": task, "args": list(args), "kwargs": kwargs, "id": task_id})
+        self.publish_raw(
+            queue,
+            body.encode("utf-8"),
+            content_type="application/json",
+            message_id=task_id,
+            correlation_id=task_id if reply else None,
+            reply=reply,
+        )
+        return task_id
+
+
+class Client(Submitter):
     """
     A blocking pika peer: submits tasks with confirms, collects replies on a
     private reply queue, reads queues.
@@ -161,30 +197,6 @@ class Client:
         """
         self.channel.queue_declare(queue, durable=True)
 
-    def submit(
-        self,
-        queue: str,
-        task: str,
-        *args: Any,
-        task_id: str | None = None,
-        reply: bool = True,
-        **kwargs: Any,
-    ) -> str:
-        """
-        Publish a v1 task (persistent, confirmed); return its id.
-        """
-        task_id = task_id or uuid.uuid4().hex
-        body = json.dumps({"task": task, "args": list(args), "kwargs": kwargs, "id": task_id})
-        self.publish_raw(
-            queue,
-            body.encode("utf-8"),
-            content_type="application/json",
-            message_id=task_id,
-            correlation_id=task_id if reply else None,
-            reply=reply,
-        )
-        return task_id
-
     def publish_raw(
         self,
         queue: str,
@@ -194,6 +206,7 @@ class Client:
         message_id: str | None = None,
         correlation_id: str | None = None,
         reply: bool = False,
+        headers: dict[str, Any] | None = None,
     ) -> None:
         """
         Publish any body (persistent, confirmed, mandatory).
@@ -208,6 +221,7 @@ class Client:
                 message_id=message_id,
                 correlation_id=correlation_id,
                 reply_to=self.reply_queue if reply else None,
+                headers=headers,
             ),
             mandatory=True,
         )
@@ -274,7 +288,32 @@ class Client:
             self.connection.close()
 
 
-class OneQueueMixin:
+class AMQPBroker:
+    """
+    What a worker test case runs against: RabbitMQ (this class) or Redis
+    Streams (C{tests._streams_support.RedisBroker}, mixed in first).
+    """
+
+    broker = "amqp"
+
+    def make_client(self) -> Any:
+        """The test's peer."""
+        return Client()
+
+    def broker_args(self) -> list[str] | None:
+        """The worker's broker options (L{None}: C{--amqp} as given)."""
+        return None
+
+    def delete_queues(self, queues: Iterable[str], retry: RetryPolicy | None = None) -> None:
+        """Delete work queues with their companions."""
+        delete_worker_queues(queues, retry)
+
+    def require(self) -> None:
+        """Fail clearly when the broker is not there."""
+        require_broker()
+
+
+class OneQueueMixin(AMQPBroker):
     """
     For C{TestCase}s: a unique, cleaned-up work queue C{self.queue} (declared
     by C{self.client}) and C{self.worker(*args)} to start workers on it.
@@ -283,10 +322,10 @@ class OneQueueMixin:
     queue_prefix = "txmsg-worker-test"
 
     def setUp(self) -> None:
-        require_broker()
+        self.require()
         self.queue = unique(self.queue_prefix)
-        self.addCleanup(delete_worker_queues, [self.queue])  # type: ignore[attr-defined]
-        self.client = Client()
+        self.addCleanup(self.delete_queues, [self.queue])  # type: ignore[attr-defined]
+        self.client = self.make_client()
         self.addCleanup(self.client.close)  # type: ignore[attr-defined]
         self.client.declare(self.queue)
 
@@ -294,7 +333,7 @@ class OneQueueMixin:
         """
         A worker on C{self.queue} (killed in cleanup), started unless told.
         """
-        w = WorkerProcess([self.queue], *args)
+        w = WorkerProcess([self.queue], *args, broker_args=self.broker_args())
         self.addCleanup(w.cleanup)  # type: ignore[attr-defined]
         return w.start() if start else w
 

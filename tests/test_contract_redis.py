@@ -15,9 +15,10 @@ from tests._redis_support import SHARED_URL, redis_py
 from txmsg.redis import RedisConnection, RedisService
 from txmsg.test._contract_base import RealRunner
 from txmsg.test._contract_redis import RedisContract
+from txmsg.test._contract_streams import StreamsContract
 
 
-class RealRedisContractTests(RealRunner, RedisContract, TestCase):
+class RealRedisContractTests(RealRunner, RedisContract, StreamsContract, TestCase):
     """L{RedisContract} on Redis."""
 
     def setUp(self) -> None:
@@ -45,10 +46,11 @@ class RealRedisContractTests(RealRunner, RedisContract, TestCase):
         self.on_cleanup(r.stopService)
         return r
 
-    def make_connection(self) -> Any:
+    def make_connection(self, start: bool = True) -> Any:
         c = RedisConnection(SHARED_URL, poolsize=1)
-        c.startService()
-        self.on_cleanup(c.stopService)
+        if start:
+            c.startService()
+            self.on_cleanup(c.stopService)
         return c
 
     def forget_prefix(self, prefix: str) -> None:

@@ -16,12 +16,11 @@ from twisted.trial.unittest import TestCase
 
 from tests._amqp_support import ROOT
 from tests._redis_support import redis_py
+from tests._streams_support import RedisBroker
 from tests._worker_support import (
     REDIS_URL,
-    Client,
+    AMQPBroker,
     WorkerProcess,
-    delete_worker_queues,
-    require_broker,
     unique,
     wait_until,
     worker_env,
@@ -49,7 +48,7 @@ def control(name: str, command: str, *args: str) -> dict:
     return json.loads(r.stdout)
 
 
-class ControlTests(TestCase):
+class ControlTests(AMQPBroker, TestCase):
     """
     The control channel and the worker roster of a running worker.
     """
@@ -57,11 +56,11 @@ class ControlTests(TestCase):
     timeout = 90
 
     def setUp(self) -> None:
-        require_broker()
+        self.require()
         self.redis = redis_py()
         self.queue = unique("txmsg-worker-control")
         self.name = unique("txmsg-test-worker")
-        self.addCleanup(delete_worker_queues, [self.queue])
+        self.addCleanup(self.delete_queues, [self.queue])
         self.addCleanup(self.redis.srem, WORKERS_KEY, self.name)
         self.addCleanup(self.redis.delete, worker_key(self.name))
         self.worker = WorkerProcess(
@@ -71,6 +70,7 @@ class ControlTests(TestCase):
             "--name",
             self.name,
             ready="Listening for control commands on rq:pubsub:" + self.name,
+            broker_args=self.broker_args(),
         )
         self.addCleanup(self.worker.cleanup)
         self.worker.start()
@@ -82,7 +82,7 @@ class ControlTests(TestCase):
             10,
             "the worker to consume and subscribe",
         )
-        self.client = Client()
+        self.client = self.make_client()
         self.addCleanup(self.client.close)
 
     def test_ping_status_and_rq_shutdown(self) -> None:
@@ -138,3 +138,9 @@ class ControlTests(TestCase):
         self.worker.assert_clean_stop(self.worker.terminate())
         self.assertFalse(self.redis.sismember(WORKERS_KEY, self.name))
         self.assertIsNone(self.redis.get(worker_key(self.name)))
+
+
+class ControlRedisTests(RedisBroker, ControlTests):
+    """
+    The same on Redis Streams (the broker's Redis is the control channel's).
+    """

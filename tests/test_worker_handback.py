@@ -17,6 +17,7 @@ import uuid
 import pika
 from twisted.trial.unittest import TestCase
 
+from tests._streams_support import RedisBroker
 from tests._worker_support import OneQueueMixin, wait_until
 
 SLOW = 2.0
@@ -123,3 +124,9 @@ class ForgedReplyToTests(OneQueueMixin, TestCase):
         self.assertNotIn("INTERNAL_ERROR", log)
         worker.assert_running()
         worker.assert_clean_stop(worker.terminate())
+
+
+class GracefulRestartRedisTests(RedisBroker, GracefulRestartTests):
+    """
+    The same on Redis Streams.
+    """

@@ -11,6 +11,7 @@ import time
 
 from twisted.trial.unittest import TestCase
 
+from tests._streams_support import RedisBroker
 from tests._worker_support import (
     OneQueueMixin,
     wait_until,
@@ -108,3 +109,16 @@ class KilledWorkerTests(OneQueueMixin, TestCase):
         self.assertTrue(all(t > killed_at for _, _, t in replies))
         b.assert_clean_stop(b.terminate())
         self.assertEqual(self.client.count(self.queue), 0)
+
+
+class ManyTasksRedisTests(RedisBroker, ManyTasksTests):
+    """
+    The same on Redis Streams.
+    """
+
+
+class KilledWorkerRedisTests(RedisBroker, KilledWorkerTests):
+    """
+    The same on Redis Streams: the killed worker's pending entries are
+    claimed by the other worker after the visibility timeout.
+    """

@@ -12,14 +12,12 @@ import os
 import tempfile
 import uuid
 
-import pika
 from twisted.trial.unittest import TestCase
 
+from tests._streams_support import RedisBroker
 from tests._worker_support import (
-    Client,
+    AMQPBroker,
     WorkerProcess,
-    delete_worker_queues,
-    require_broker,
     unique,
     wait_until,
 )
@@ -29,7 +27,7 @@ RETRY = RetryPolicy(max_retries=2, initial_delay=0.2)
 NESTED = ('{"task":"add","args":[' + "[" * 1000 + "]" * 1000 + ",1]}").encode()
 
 
-class PoisonTests(TestCase):
+class PoisonTests(AMQPBroker, TestCase):
     """
     The three messages that used to loop forever.
     """
@@ -37,10 +35,10 @@ class PoisonTests(TestCase):
     timeout = 120
 
     def setUp(self) -> None:
-        require_broker()
+        self.require()
         self.queue = unique("txmsg-worker-poison2")
-        self.addCleanup(delete_worker_queues, [self.queue], RETRY)
-        self.client = Client()
+        self.addCleanup(self.delete_queues, [self.queue], RETRY)
+        self.client = self.make_client()
         self.addCleanup(self.client.close)
         self.client.declare(self.queue)
         fd, self.effects = tempfile.mkstemp(prefix="txmsg-poison-")
@@ -49,13 +47,7 @@ class PoisonTests(TestCase):
 
     def publish(self, body: bytes, headers: dict | None = None) -> None:
         """Publish a task body (confirmed) with C{headers}."""
-        self.client.channel.basic_publish(
-            "",
-            self.queue,
-            body,
-            pika.BasicProperties(content_type="application/json", delivery_mode=2, headers=headers),
-            mandatory=True,
-        )
+        self.client.publish_raw(self.queue, body, content_type="application/json", headers=headers)
 
     def task(self, name: str, *args: object) -> bytes:
         return json.dumps({"task": name, "args": list(args), "id": uuid.uuid4().hex}).encode()
@@ -80,6 +72,7 @@ class PoisonTests(TestCase):
             "2",
             "--retry-delay",
             "0.2",
+            broker_args=self.broker_args(),
         )
         self.addCleanup(worker.cleanup)
         worker.start()
@@ -104,3 +97,9 @@ class PoisonTests(TestCase):
         self.assertNotIn("RecursionError", log)
         self.assertEqual(log.count("Dead-lettering"), 3, log)
         worker.assert_clean_stop(worker.terminate())
+
+
+class PoisonRedisTests(RedisBroker, PoisonTests):
+    """
+    The same on Redis Streams.
+    """

@@ -11,6 +11,7 @@ import time
 
 from twisted.trial.unittest import TestCase
 
+from tests._streams_support import RedisBroker
 from tests._worker_support import (
     OneQueueMixin,
     WorkerProcess,
@@ -124,3 +125,9 @@ class SigtermTests(OneQueueMixin, TestCase):
         self.assertLess(took, 4, "stopped after {:.1f}s".format(took))
         self.assertIn("Second signal", w.log())
         self.assertEqual(self.client.count(self.queue), 1)
+
+
+class SigtermRedisTests(RedisBroker, SigtermTests):
+    """
+    The same on Redis Streams.
+    """

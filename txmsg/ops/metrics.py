@@ -259,7 +259,8 @@ def worker_registry(worker: Any, lag: ReactorLagMonitor) -> CollectorRegistry:
     registry = _base_registry(lag)
     registry.register(WorkerCollector(worker))
     registry.register(EventsCollector(worker.events))
-    registry.register(AMQPCollector(worker.amqp))
+    if worker.amqp is not None:  # None on Redis Streams
+        registry.register(AMQPCollector(worker.amqp))
     if worker.redis is not None:
         registry.register(RedisCollector(worker.redis))
     return registry

@@ -158,16 +158,17 @@ def worker_checks(worker: Any) -> Callable[[], list[Check]]:
     def checks() -> list[Check]:
         result = [Check("worker", worker.state == "running", "state: " + worker.state)]
         amqp = worker.amqp
-        up = amqp.connection is not None
-        result.append(
-            Check(
-                "amqp",
-                up,
-                ("connected to " if up else "not connected to ") + amqp.address.redacted
-                if up or getattr(amqp, "setup_failure", None) is None
-                else str(amqp.setup_failure),
+        if amqp is not None:  # None on Redis Streams (the redis checks cover it)
+            up = amqp.connection is not None
+            result.append(
+                Check(
+                    "amqp",
+                    up,
+                    ("connected to " if up else "not connected to ") + amqp.address.redacted
+                    if up or getattr(amqp, "setup_failure", None) is None
+                    else str(amqp.setup_failure),
+                )
             )
-        )
         consumers = worker.consumers
         for queue in worker.queues:
             consumer = consumers.get(queue)

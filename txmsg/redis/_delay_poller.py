@@ -85,7 +85,8 @@ class DelayPoller(Service):
             as C{events.dispatch(event, item, source="redis-delay:<name>")}
             and any failed handler (or none at all) counts as failure.
         @param target: a L{ReliableQueue} (or a list key): due payloads are
-            moved there atomically instead of being handled here.
+            moved there atomically instead of being handled here; a target
+            whose C{kind} is C{"stream"} is a stream (L{txmsg.redis.streams}).
         @param pubsub: a L{PubSub} to hear other processes' wake-ups.
         @param lease: seconds a claimed item stays reserved for its handler.
         @param max_sleep: longest sleep between claims (see above).
@@ -106,6 +107,7 @@ class DelayPoller(Service):
         self.events = events
         self.event = event
         self.target_key = None if target is None else getattr(target, "key", target)
+        self.target_kind = str(getattr(target, "kind", "list"))
         self.pubsub = pubsub
         self.lease = lease
         self.max_sleep = max_sleep
@@ -209,7 +211,7 @@ class DelayPoller(Service):
         self._again = False
         d: Deferred[Any]
         if self.target_key is not None:
-            d = self.queue.move_due(self.target_key, self.batch)
+            d = self.queue.move_due(self.target_key, self.batch, self.target_kind)
             d.addCallback(self._moved)
         else:
             limit = min(self.batch, room)

@@ -112,9 +112,10 @@ return 0
 """,
 )
 
-# KEYS: due, items, attempts, list   ARGV: now, limit
-# Moves due payloads to a list queue (LPUSH: the list queue's tail).
-# Returns {moved, next due or ''}.
+# KEYS: due, items, attempts, list or stream   ARGV: now, limit[, 'stream']
+# Moves due payloads to a list queue (LPUSH: the list queue's tail), or with
+# 'stream' to a stream (XADD of the fields and values the payload holds,
+# each as <length>:<bytes>).  Returns {moved, next due or ''}.
 MOVE = Script(
     "delay.move",
     """
@@ -123,7 +124,20 @@ local ids = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1],
 for _, id in ipairs(ids) do
   redis.call('zrem', KEYS[1], id)
   local payload = redis.call('hget', KEYS[2], id)
-  if payload then redis.call('lpush', KEYS[4], payload) end
+  if payload then
+    if ARGV[3] == 'stream' then
+      local fields, pos = {}, 1
+      while pos <= #payload do
+        local colon = string.find(payload, ':', pos, true)
+        local n = tonumber(string.sub(payload, pos, colon - 1))
+        fields[#fields + 1] = string.sub(payload, colon + 1, colon + n)
+        pos = colon + n + 1
+      end
+      redis.call('xadd', KEYS[4], '*', unpack(fields))
+    else
+      redis.call('lpush', KEYS[4], payload)
+    end
+  end
   redis.call('hdel', KEYS[2], id)
   redis.call('hdel', KEYS[3], id)
 end

@@ -257,17 +257,22 @@ class DelayQueue:
         )
         return d.addCallback(bool)
 
-    def move_due(self, list_key: str, limit: int = 100) -> Deferred[tuple[int, float | None]]:
+    def move_due(
+        self, list_key: str, limit: int = 100, kind: str = "list"
+    ) -> Deferred[tuple[int, float | None]]:
         """
         Atomically move up to C{limit} due payloads to the Redis list
         C{list_key} (e.g. a L{ReliableQueue}'s C{key}); fires with C{(moved,
         next due time or None)}.  On Redis Cluster C{list_key} must share
         this queue's hash tag: a L{ReliableQueue} of the same name does.
+        With C{kind="stream"}, C{list_key} is a stream and each payload its
+        entry's fields and values, each as C{<length>:<bytes>} (what
+        L{txmsg.redis.streams} schedules).
         """
         d = scripts.MOVE(
             self._handler,
             [self.due_key, self.items_key, self.attempts_key, list_key],
-            [repr(self.reactor.seconds()), int(limit)],
+            [repr(self.reactor.seconds()), int(limit), kind],
         )
         return d.addCallback(lambda r: (int(r[0]), _score(r[1])))
 

@@ -58,6 +58,21 @@ def load_function(spec: str) -> Any:
     return function
 
 
+def _is_redis(url: str) -> bool:
+    return url.split(":", 1)[0] in ("redis", "rediss", "unix")
+
+
+def _broker_url(text: str) -> str:
+    """
+    An AMQP or Redis URL (the scheme tells which).
+    """
+    check = check_redis_url if _is_redis(text) else check_amqp_url
+    try:
+        return check(text, "--broker")
+    except ValueError as e:
+        raise usage.UsageError(str(e)) from None
+
+
 class Options(OpsOptions):
     """
     Command-line options of C{twistd txmsg-worker}.
@@ -94,6 +109,23 @@ class Options(OpsOptions):
             "RabbitMQ URL, or several comma-separated (the nodes of a cluster) "
             "(default: $TXMSG_AMQP_URL).",
             amqp_url_option(),
+        ],
+        [
+            "broker",
+            None,
+            None,
+            "The broker: an amqp(s):// URL (as --amqp), or a redis://, rediss:// or "
+            "unix:// URL for Redis Streams (no RabbitMQ; also the control channel "
+            "unless --redis is given). Default: RabbitMQ at --amqp.",
+            _broker_url,
+        ],
+        [
+            "visibility-timeout",
+            None,
+            30.0,
+            "Redis Streams: seconds before other workers claim the tasks of a worker "
+            "that stopped answering.",
+            seconds("visibility-timeout", 0.1),
         ],
         [
             "redis",
@@ -234,6 +266,8 @@ class Options(OpsOptions):
             self["task-registry"] = load_user_object(load_tasks, self["tasks"], "--tasks")
         if not self["queues"]:
             self["queues"] = [] if raw and not self["tasks"] else ["tasks"]
+        if self["broker"] is not None and not _is_redis(self["broker"]):
+            self["amqp"], self["broker"] = self["broker"], None
         self["amqp"] = url_from_environment(self["amqp"], AMQP_ENV_VAR, check_amqp_url)
         self["redis"] = url_from_environment(self["redis"], REDIS_ENV_VAR, check_redis_url)
 
@@ -271,10 +305,13 @@ def makeService(options: Options, reactor: IReactorTime | None = None) -> Any:
         reactor=reactor,
         results_url=options["results"],
         results_ttl=options["results-ttl"],
+        broker_url=options["broker"],
+        visibility_timeout=options["visibility-timeout"],
     )
     amqp = worker.amqp
-    amqp.retry_refused_login = bool(options["retry-refused-login"])
-    if not amqp.retry_refused_login:
+    if amqp is not None:
+        amqp.retry_refused_login = bool(options["retry-refused-login"])
+    if amqp is not None and not amqp.retry_refused_login:
 
         def give_up(refusal: str) -> None:
             # the connection logged the refusal once; stop with status 1

@@ -12,6 +12,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from txmsg.test._contract_base import MemoryRunner
 from txmsg.test._contract_redis import RedisContract
+from txmsg.test._contract_streams import StreamsContract
 from txmsg.test._optional import missing
 from txmsg.testing import MemoryRedis
 
@@ -23,11 +24,13 @@ _SCRIPTED = frozenset(
         "test_list_queue_blocking",
         "test_list_queue_fifo_and_dead_letters",
         "test_lock_exclusive_and_expiring",
+        "test_claim_counts_deliveries",
+        "test_broker_settles",
     }
 )
 
 
-class MemoryRedisContractTests(MemoryRunner, RedisContract, SynchronousTestCase):
+class MemoryRedisContractTests(MemoryRunner, RedisContract, StreamsContract, SynchronousTestCase):
     """L{RedisContract} on the in-memory Redis."""
 
     def setUp(self) -> None:
@@ -43,10 +46,11 @@ class MemoryRedisContractTests(MemoryRunner, RedisContract, SynchronousTestCase)
         self.on_cleanup(r.stopService)
         return r
 
-    def make_connection(self) -> Any:
+    def make_connection(self, start: bool = True) -> Any:
         c = self.memory.connection()
-        c.startService()
-        self.on_cleanup(c.stopService)
+        if start:
+            c.startService()
+            self.on_cleanup(c.stopService)
         return c
 
     def forget_prefix(self, prefix: str) -> None:

@@ -3,7 +3,8 @@
 """
 The in-memory Redis store behind L{txmsg.testing.MemoryRedis} and the
 primitives' unit tests: the commands they send
-through C{execute_command}, key expiry on a L{Clock}, blocking BLMOVE, and
+through C{execute_command}, key expiry on a L{Clock}, blocking BLMOVE,
+streams (L{txmsg.testing._redis_streams}), and
 EVAL/EVALSHA/SCRIPT, which run txmsg's real Lua scripts in an embedded Lua
 (L{txmsg.testing._redis_lua}) whose C{redis.call} runs the commands here.
 """
@@ -18,11 +19,12 @@ from twisted.internet.task import Clock
 
 from txmsg.testing._redis_lua import LuaScripts, LuaUnavailable
 from txmsg.testing._redis_reply import OK, ResponseError, _b, _reply, _score
+from txmsg.testing._redis_streams import StreamCommands
 
 __all__ = ["FakeRedis", "ResponseError"]
 
 
-class FakeRedis:
+class FakeRedis(StreamCommands):
     """
     Single-process Redis stand-in.  Set C{paused = True} to hold every reply
     until L{flush}; set C{error} to fail every command with it.

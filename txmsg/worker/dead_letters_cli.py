@@ -22,6 +22,7 @@ from twisted.python import usage
 from txmsg._coerce import (
     amqp_url_option,
     check_amqp_url,
+    redis_url_option,
     seconds,
     url_from_environment,
     whole_number,
@@ -31,6 +32,7 @@ from txmsg._progress import progress
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
 from txmsg.worker import dead_letters
 from txmsg.worker._cli_common import CommandError, amqp_connection, run_command
+from txmsg.worker._dead_letters_redis import dead_letters as redis_dead_letters
 from txmsg.worker.dead_letters import DeadLetter, describe
 from txmsg.worker.retry import dead_letter_queue_name
 
@@ -46,6 +48,13 @@ class Options(GnuOptions):
     optParameters = [
         ["limit", "l", 100, "Look at (or requeue) at most this many.", whole_number("limit", 1)],
         ["amqp", None, None, "RabbitMQ URL (default: $TXMSG_AMQP_URL).", amqp_url_option()],
+        [
+            "broker",
+            None,
+            None,
+            "A redis:// URL: the dead letters of a worker on Redis Streams.",
+            redis_url_option("broker"),
+        ],
         [
             "timeout",
             "t",
@@ -94,6 +103,20 @@ def _print(index: int, letter: DeadLetter, as_json: bool) -> None:
 
 
 async def _main(reactor: IReactorTime, options: Options) -> int:
+    if options["broker"] is not None:
+        await redis_dead_letters(
+            reactor,
+            options["broker"],
+            options["queue"],
+            limit=options["limit"],
+            requeue=options["requeue"],
+            purge=options["purge"],
+            timeout=options["timeout"],
+            show=lambda i, body, headers: _print(
+                i, DeadLetter("", body, headers, describe(body, headers)), options["json"]
+            ),
+        )
+        return 0
     queue, limit = options["queue"], options["limit"]
     dead = dead_letter_queue_name(queue)
     async with amqp_connection(reactor, options["amqp"], options["timeout"]) as conn:

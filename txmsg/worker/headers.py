@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from txmsg.worker.retry import ATTEMPT_HEADER
+
+if TYPE_CHECKING:  # a type only
+    from txmsg.worker.decisions import DeadLetter
 
 __all__ = [
     "ATTEMPT_HEADER",
@@ -30,6 +34,8 @@ __all__ = [
     "WORKER_HEADER",
     "BadHeaders",
     "DeliveryHeaders",
+    "dead_letter_headers",
+    "uncounted_headers",
     "read_headers",
 ]
 
@@ -124,3 +130,37 @@ def _flag(headers: Mapping[object, object], name: str) -> bool:
     if mark is not None and mark not in (0, 1):  # True == 1, False == 0
         raise BadHeaders("{} must be 0 or 1, not {!r}".format(name, mark)[:200])
     return bool(mark)
+
+
+def dead_letter_headers(
+    dead: DeadLetter, queue: str, worker: str, failed_at: int
+) -> dict[str, Any]:
+    """
+    The headers a dead letter carries (on every broker): the reason, the
+    error, the queue, the worker, when, and the attempts when known.
+    """
+    headers: dict[str, Any] = {
+        REASON_HEADER: dead.reason,
+        ERROR_TYPE_HEADER: dead.error_type,
+        ERROR_MESSAGE_HEADER: dead.error_message[:1000],
+        TRACEBACK_HEADER: dead.traceback,
+        QUEUE_HEADER: queue,
+        WORKER_HEADER: worker,
+        FAILED_AT_HEADER: failed_at,
+    }
+    if dead.attempts is not None:
+        headers[ATTEMPT_HEADER] = dead.attempts
+    return headers
+
+
+def uncounted_headers(attempts: int, redelivered: bool) -> dict[str, Any]:
+    """
+    The headers of a copy republished without counting a run (a hand-back,
+    a C{Delay}): the attempts so far and the redelivered mark, when set.
+    """
+    headers: dict[str, Any] = {}
+    if attempts:
+        headers[ATTEMPT_HEADER] = attempts
+    if redelivered:
+        headers[REDELIVERED_HEADER] = 1
+    return headers

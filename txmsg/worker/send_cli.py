@@ -24,6 +24,7 @@ from twisted.python import usage
 from txmsg._coerce import (
     amqp_url_option,
     check_amqp_url,
+    redis_url_option,
     seconds,
     url_from_environment,
     whole_number,
@@ -33,8 +34,10 @@ from txmsg._progress import progress
 from txmsg.amqp.publisher import PublishReturned
 from txmsg.amqp.rpc import RPCUnroutable
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
-from txmsg.worker._cli_common import amqp_connection, json_or_text, run_command, say
+from txmsg.worker._cli_common import CommandError, amqp_connection, json_or_text, run_command, say
+from txmsg.worker._send_redis import submit_all
 from txmsg.worker.client import TaskClient
+from txmsg.worker.envelope import Task
 
 __all__ = ["Options", "run"]
 
@@ -66,6 +69,13 @@ class Options(GnuOptions):
             whole_number("count", 1),
         ],
         ["amqp", None, None, "RabbitMQ URL (default: $TXMSG_AMQP_URL).", amqp_url_option()],
+        [
+            "broker",
+            None,
+            None,
+            "A redis:// URL: submit to a worker on Redis Streams (else RabbitMQ at --amqp).",
+            redis_url_option("broker"),
+        ],
         [
             "in-flight",
             None,
@@ -151,7 +161,38 @@ def _eta(text: str) -> float:
     return when.timestamp()
 
 
+async def _send_to_redis(reactor: IReactorTime, options: Options) -> int:
+    if options["eta"] is not None or options["countdown"] is not None:
+        raise CommandError("--countdown and --eta need RabbitMQ so far (not --broker redis://)")
+    status = 0
+    with progress(options["count"], "done" if options["wait"] else "sent") as meter:
+
+        def done(value: Any, error: str | None) -> None:
+            nonlocal status
+            if error is not None:
+                status = 1
+                say("send", error)
+            else:
+                print(json.dumps(value) if options["wait"] else value)
+            meter.advance(failed=error is not None)
+
+        task = Task(options["task"], tuple(options["args"]), options["kwargs"] or {})
+        await submit_all(
+            reactor,
+            options["broker"],
+            options["queue"],
+            task,
+            options["count"],
+            options["wait"],
+            options["timeout"],
+            done,
+        )
+    return status
+
+
 async def _send(reactor: IReactorTime, options: Options) -> int:
+    if options["broker"] is not None:
+        return await _send_to_redis(reactor, options)
     async with amqp_connection(reactor, options["amqp"], options["timeout"]) as conn:
         client = TaskClient(conn, queue=options["queue"], timeout=options["timeout"])
         limit = DeferredSemaphore(options["in-flight"])

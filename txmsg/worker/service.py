@@ -18,7 +18,7 @@ L{txmsg.worker.shutdown}.  See C{docs/worker.md}.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
@@ -34,6 +34,7 @@ from txmsg.worker._lifecycle import announce_consuming, drain_consumers, unregis
 from txmsg.worker._stats import WorkerStats
 from txmsg.worker.brokers.amqp import AMQPWorkerBroker
 from txmsg.worker.brokers.interfaces import IWorkerBroker
+from txmsg.worker.brokers.redis_streams import RedisStreamsBroker
 from txmsg.worker.control import WorkerControl
 
 # The dead-letter header names, importable from here as before.
@@ -51,6 +52,8 @@ from txmsg.worker.tasks import TaskCatalog, TaskContext
 from txmsg.worker.threads import TaskThreads
 
 __all__ = ["WorkerService", "default_worker_name"]
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class WorkerService(MultiService):
@@ -96,6 +99,8 @@ class WorkerService(MultiService):
         results_url: str | None = None,
         results_ttl: int = DEFAULT_TTL,
         results: RedisResultStore | None = None,
+        broker_url: str | None = None,
+        visibility_timeout: float = 30.0,
     ) -> None:
         """
         @param tasks: the tasks this worker runs.
@@ -132,6 +137,12 @@ class WorkerService(MultiService):
             connection as C{redis_url} when equal); or C{results}, an
             existing L{RedisResultStore}; else no results are stored.
         @param results_ttl: seconds a task's state is kept (default 24 h).
+        @param broker_url: a C{redis://}, C{rediss://} or C{unix://} URL:
+            the worker's broker is Redis Streams there
+            (L{txmsg.worker.brokers.redis_streams}; no RabbitMQ), which also
+            serves the control channel unless C{redis_url} names another.
+        @param visibility_timeout: Redis Streams only: seconds before other
+            workers claim the entries of a worker that stopped answering.
         """
         super().__init__()
         reactor = maybe_global_reactor(reactor)
@@ -154,18 +165,31 @@ class WorkerService(MultiService):
         self.threads = TaskThreads(reactor, concurrency, threadpool)
         self._listening = False
         self.events = events if events is not None else EventRegistry(reactor=reactor)
-        if amqp is None:
+        streams = None
+        if broker_url is not None and broker_url.split(":", 1)[0] in _REDIS_SCHEMES:
+            streams = RedisStreamsBroker(
+                broker_url,
+                self.name,
+                visibility_timeout=visibility_timeout,
+                reactor=reactor,
+                events=self.events,
+            )
+            if redis is None and redis_url is None:
+                redis_url = broker_url
+        elif broker_url is not None:
+            amqp_url = broker_url
+        if amqp is None and streams is None:
             amqp = AMQPConnection(
                 amqp_url,
                 reactor=reactor,
                 events=self.events,
                 connection_name="txmsg-worker " + self.name,
             )
-        self.amqp = amqp
+        self.amqp: AMQPConnection | None = amqp
         if redis is None and redis_url is not None:
             redis = RedisService(redis_url, reactor=reactor, events=self.events)
         self.redis = redis
-        for child, child_name in ((amqp, "amqp"), (redis, "redis")):
+        for child, child_name in ((amqp, "amqp"), (streams, "redis-streams"), (redis, "redis")):
             if child is not None and child.parent is None:
                 child.setName(child_name)
                 child.setServiceParent(self)
@@ -180,7 +204,11 @@ class WorkerService(MultiService):
             results.redis.setServiceParent(self)
         #: The L{RedisResultStore} task states are recorded in, or L{None}.
         self.results = results
-        self.broker: IWorkerBroker = AMQPWorkerBroker(amqp, self.name, max_priority)
+        self.broker: IWorkerBroker = (
+            streams
+            if streams is not None
+            else AMQPWorkerBroker(cast(AMQPConnection, amqp), self.name, max_priority)
+        )
         self.idempotency = IdempotencyKeys(redis, self.name)
         self.pipeline = DeliveryPipeline(
             tasks=tasks,

@@ -42,14 +42,9 @@ from txmsg.worker.envelope import CONTENT_TYPE
 from txmsg.worker.headers import (
     ATTEMPT_HEADER,
     DELIVERY_COUNT_HEADER,
-    ERROR_MESSAGE_HEADER,
-    ERROR_TYPE_HEADER,
-    FAILED_AT_HEADER,
-    QUEUE_HEADER,
-    REASON_HEADER,
     REDELIVERED_HEADER,
-    TRACEBACK_HEADER,
-    WORKER_HEADER,
+    dead_letter_headers,
+    uncounted_headers,
 )
 from txmsg.worker.retry import dead_letter_queue_name
 
@@ -87,16 +82,6 @@ def incoming(queue: str, delivery: Delivery) -> IncomingMessage:
         redelivered=bool(delivery.redelivered),
         handle=delivery,
     )
-
-
-def _uncounted(attempts: int, redelivered: bool) -> dict[str, Any]:
-    # The headers of a copy republished without counting a run.
-    headers: dict[str, Any] = {}
-    if attempts:
-        headers[ATTEMPT_HEADER] = attempts
-    if redelivered:
-        headers[REDELIVERED_HEADER] = 1
-    return headers
 
 
 @implementer(IWorkerBroker)
@@ -208,7 +193,7 @@ class AMQPWorkerBroker:
         return self.delays.publish(message.queue, message.body, wait, properties=props)
 
     def _delay(self, message: IncomingMessage, delay: Delay) -> Deferred[None]:
-        props = self._properties(message, _uncounted(delay.attempts, delay.redelivered))
+        props = self._properties(message, uncounted_headers(delay.attempts, delay.redelivered))
         return self.delays.publish(message.queue, message.body, delay.seconds, properties=props)
 
     def _hand_back(self, message: IncomingMessage, requeue: Requeue) -> Deferred[None]:
@@ -219,22 +204,14 @@ class AMQPWorkerBroker:
             "",
             message.queue,
             message.body,
-            properties=self._properties(message, _uncounted(requeue.attempts, requeue.redelivered)),
+            properties=self._properties(
+                message, uncounted_headers(requeue.attempts, requeue.redelivered)
+            ),
             expiration=None,
         )
 
     def _dead_letter(self, message: IncomingMessage, dead: DeadLetter) -> Deferred[None]:
-        headers: dict[str, Any] = {
-            REASON_HEADER: dead.reason,
-            ERROR_TYPE_HEADER: dead.error_type,
-            ERROR_MESSAGE_HEADER: dead.error_message[:1000],
-            TRACEBACK_HEADER: dead.traceback,
-            QUEUE_HEADER: message.queue,
-            WORKER_HEADER: self.worker_name,
-            FAILED_AT_HEADER: int(time.time()),
-        }
-        if dead.attempts is not None:
-            headers[ATTEMPT_HEADER] = dead.attempts
+        headers = dead_letter_headers(dead, message.queue, self.worker_name, int(time.time()))
         d = self.amqp.publish(
             "",
             dead_letter_queue_name(message.queue),
