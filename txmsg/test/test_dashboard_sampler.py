@@ -136,12 +136,23 @@ class PassiveDeclareTests(SynchronousTestCase):
 
     def test_work_queues(self) -> None:
         """
-        Dead-letter, retry, reply and server-named queues are not work queues.
+        Dead-letter, retry, delay-level, reply and server-named queues are
+        not work queues.
         """
         self.assertEqual(
             [
                 n
-                for n in ["a", "a.dead", "a.retry.500ms", "amq.gen-x", "", "a.retry", "b.c"]
+                for n in [
+                    "a",
+                    "a.dead",
+                    "a.retry.500ms",
+                    "txmsg.delay.03",
+                    "txmsg.delay.quorum.24",
+                    "amq.gen-x",
+                    "",
+                    "a.retry",
+                    "b.c",
+                ]
                 if is_work_queue(n)
             ],
             ["a", "a.retry", "b.c"],

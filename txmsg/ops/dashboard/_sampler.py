@@ -32,13 +32,13 @@ _RETRY = re.compile(r"\.retry\.\d+ms$")
 
 def is_work_queue(name: str) -> bool:
     """
-    Whether C{name} is a work queue (not a dead-letter, retry, reply or
-    server-named queue).
+    Whether C{name} is a work queue (not a dead-letter, retry, delay-level,
+    reply or server-named queue).
     """
     return not (
         name.endswith(".dead")
         or _RETRY.search(name)
-        or name.startswith(("amq.", "txmsg.reply"))
+        or name.startswith(("amq.", "txmsg.reply", "txmsg.delay."))
         or not name
     )
 
