@@ -337,13 +337,21 @@ async def main(reactor, args):
 
 
 async def result_rows(args):
-    """The rows with results stored in Redis (benchmarks/_worker_results.py)."""
+    """
+    The rows with results stored in Redis (benchmarks/_worker_results.py),
+    then the delayed-task rows (benchmarks/_worker_delayed.py).
+    """
     from twisted.internet.threads import deferToThread
 
     from benchmarks._worker_results import results_rows
 
     n = 300 if args.quick else 2000
     for line in await deferToThread(results_rows, n, args.rounds):
+        print(line)
+    from benchmarks._worker_delayed import delayed_rows
+
+    n = 100 if args.quick else 500
+    for line in await deferToThread(delayed_rows, n, args.rounds):
         print(line)
 
 
