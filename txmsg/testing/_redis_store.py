@@ -263,6 +263,20 @@ class FakeRedis(StreamCommands):
     def _c_hget(self, key: bytes, field: bytes) -> Any:
         return self._get(key, dict).get(field)
 
+    def _c_hsetnx(self, key: bytes, field: bytes, value: bytes) -> int:
+        h = self._get(key, dict)
+        if field in h:
+            return 0
+        h[field] = value
+        self._put(key, h)
+        return 1
+
+    def _c_hexists(self, key: bytes, field: bytes) -> int:
+        return int(field in self._get(key, dict))
+
+    def _c_hlen(self, key: bytes) -> int:
+        return len(self._get(key, dict))
+
     def _c_hgetall(self, key: bytes) -> list[bytes]:
         return [x for kv in sorted(self._get(key, dict).items()) for x in kv]
 

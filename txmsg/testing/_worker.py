@@ -187,6 +187,8 @@ class WorkerHarness:
             w.broker,
             w.grace_period,
         ] + ([w.pipeline.results] if w.pipeline.results is not None else [])
+        if w.pipeline.workflows is not None:
+            parts.append(w.pipeline.workflows)
         for part in parts:
             part.log = worker_log
         for spec_name in self.registry.names():

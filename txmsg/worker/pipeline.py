@@ -137,6 +137,7 @@ class DeliveryPipeline:
         source: str = "amqp",
         jitter: Callable[[], float] = random.random,
         results: ResultRecorder | None = None,
+        workflows: Any = None,
     ) -> None:
         self.tasks = tasks
         self.events = events
@@ -150,6 +151,8 @@ class DeliveryPipeline:
         self.jitter = jitter
         #: Records task states when the worker has a result store.
         self.results = results
+        #: Carries workflows on (L{txmsg.worker.workflow_steps}), or L{None}.
+        self.workflows = workflows
         self.running: dict[str, TaskContext] = {}
         self.report = DeliveryReport(stats)
         self._task_handlers: dict[str, Any] = {}
@@ -265,6 +268,8 @@ class DeliveryPipeline:
         if self.results is not None and facts.task_id is not None:
             name = None if label.startswith("<") else label
             decision = await self.results.settling(facts, name, outcome, decision)
+        if self.workflows is not None and facts.task_id is not None:
+            decision = await self.workflows.settling(message, facts, outcome, decision)
         settled = await self.settlement.settle(message, facts, decision)
         # Counted once settled (as the consumer acks it): what /metrics shows
         # is already done.

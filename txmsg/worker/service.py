@@ -35,6 +35,7 @@ from txmsg.worker._stats import WorkerStats
 from txmsg.worker.brokers.amqp import AMQPWorkerBroker
 from txmsg.worker.brokers.interfaces import IWorkerBroker
 from txmsg.worker.brokers.redis_streams import RedisStreamsBroker
+from txmsg.worker.client import TaskClient
 from txmsg.worker.control import WorkerControl
 
 # The dead-letter header names, importable from here as before.
@@ -50,6 +51,7 @@ from txmsg.worker.settlement import Settlement
 from txmsg.worker.shutdown import GracePeriod
 from txmsg.worker.tasks import TaskCatalog, TaskContext
 from txmsg.worker.threads import TaskThreads
+from txmsg.worker.workflow_steps import WorkflowSteps
 
 __all__ = ["WorkerService", "default_worker_name"]
 
@@ -226,6 +228,10 @@ class WorkerService(MultiService):
                 results, self.name, lambda: self.running_tasks, self.retry.initial_delay
             ),
         )
+        if results is not None and amqp is not None:  # the next stages go out over AMQP
+            self.pipeline.workflows = WorkflowSteps(
+                results, TaskClient(amqp), self.idempotency, self.retry.initial_delay
+            )
         self.control = WorkerControl(self, on_shutdown)
         self.timers = WorkerTimers(
             reactor,
