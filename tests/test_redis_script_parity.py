@@ -25,6 +25,7 @@ from txmsg.schedule import leader as leader_module
 from txmsg.test._optional import skip_unless_importable
 from txmsg.testing import MemoryRedis
 from txmsg.worker import results as rs
+from txmsg.worker import workflow_store as wf
 
 # Every script of txmsg's Redis primitives; a new one must get a scenario below.
 SCRIPTS = [
@@ -43,6 +44,7 @@ SCRIPTS = [
     leader_module._COVER,
     rs.RECORD,
     rs.REVOKE,
+    wf.DONE,
 ]
 
 
@@ -259,6 +261,28 @@ class ScriptParityTests(SynchronousTestCase):
         )
         self.assertEqual(self.covered, {"results.record", "results.revoke"})
 
+    def test_workflow_done(self) -> None:
+        """
+        DONE: waiting, a member counted once, asked without a result,
+        complete (to every later call), and failed.
+        """
+        keys = self.k(state="hash", stage="hash")
+        state, stage = keys
+        self.both(
+            [
+                (wf.DONE, [state, stage], ["1", "3", "10", 60]),
+                (wf.DONE, [state, stage], ["1", "3", "11", 60]),
+                (wf.DONE, [state, stage], ["0", "3", "", 60]),
+                (wf.DONE, [state, stage], ["0", "3", '"a"', 60]),
+                (wf.DONE, [state, stage], ["2", "3", "[1,2]", 60]),
+                (wf.DONE, [state, stage], ["1", "3", "", 60]),
+                ("HSET", state, "failed", "t1"),
+                (wf.DONE, [state, stage], ["2", "3", "5", 60]),
+            ],
+            keys,
+        )
+        self.assertEqual(self.covered, {"workflows.done"})
+
     def test_every_script_has_a_scenario(self) -> None:
         """
         The scenarios above cover every L{Script} that txmsg's Redis
@@ -266,7 +290,7 @@ class ScriptParityTests(SynchronousTestCase):
         """
         defined = {
             value.name
-            for module in (lock_module, ds, ls, leader_module, rs)
+            for module in (lock_module, ds, ls, leader_module, rs, wf)
             for value in vars(module).values()
             if isinstance(value, Script)
         }

@@ -223,7 +223,9 @@ class WorkflowHarnessTests(SynchronousTestCase):
 
     def test_chain_stops_at_failure(self) -> None:
         """A chain's links after a failed one are never sent."""
-        ref = self.send(chain(self.s("boom", 1), self.s("square"), link_error=[self.s("on_error", "c")]))
+        ref = self.send(
+            chain(self.s("boom", 1), self.s("square"), link_error=[self.s("on_error", "c")])
+        )
         self.assertEqual(self.runs("square"), [])
         self.assertEqual(len(self.runs("on_error")), 1)
         self.assertEqual(self.state(ref).status, FAILED)
@@ -283,7 +285,9 @@ class WorkflowHarnessTests(SynchronousTestCase):
         handler = self.store.redis.handler
         self.successResultOf(save_plan(handler, plan, 60))
         self.successResultOf(member_done(handler, "wfx", 0, 0, 2, "0", 60))
-        self.successResultOf(member_done(handler, "wfx", 0, 1, 2, "1", 60))  # result in, no callback
+        self.successResultOf(
+            member_done(handler, "wfx", 0, 1, 2, "1", 60)
+        )  # result in, no callback
         self.successResultOf(handler.set("txmsg:task-ran:wfx:0:1", "dead-worker"))
         self.redeliver("square", (1,), "wfx:0:1", "wfx/0/1")
         self.redeliver("square", (1,), "wfx:0:1", "wfx/0/1")  # twice: still once
@@ -316,3 +320,33 @@ class WorkflowHarnessTests(SynchronousTestCase):
         ref = self.send(chain(self.s("add", 1, 2)))
         text = self.successResultOf(self.store.redis.handler.get("txmsg:{wf:" + ref.id + "}:plan"))
         self.assertEqual(json.loads(text)["id"], ref.id)
+
+    def test_member_lost_with_its_worker(self) -> None:
+        """
+        A member whose worker died while running it (its id claimed, no
+        result): while the claiming worker is alive (in the roster) the
+        redelivery waits; once it is gone, the claim is taken back and the
+        member runs again; the callback runs once.
+        """
+        plan = Plan.of(chord(group(self.s("square", i) for i in range(2)), self.s("total")), "wfk")
+        from txmsg.worker.workflow_store import member_done, save_plan
+
+        handler = self.store.redis.handler
+        self.successResultOf(save_plan(handler, plan, 600))
+        self.successResultOf(member_done(handler, "wfk", 0, 0, 2, "0", 600))
+        self.successResultOf(handler.set("txmsg:task-ran:wfk:0:1", "w-dead"))
+        self.successResultOf(handler.set("txmsg:worker:w-dead", "{}", expire=12))
+        self.h.connection.publish(
+            "",
+            "tasks",
+            encode_task(Task("square", (1,), {}, "wfk:0:1")),
+            content_type=CONTENT_TYPE,
+            message_id="wfk:0:1",
+            headers={ONCE_HEADER: 1, WORKFLOW_HEADER: "wfk/0/1"},
+        )
+        self.clock.advance(0)
+        self.h.advance(10)
+        self.assertEqual(self.runs("square"), [])  # w-dead still in the roster
+        self.h.run_until_idle(limit=60)
+        self.assertEqual(self.runs("square"), [1])
+        self.assertEqual(self.runs("total"), [[0, 1]])

@@ -32,6 +32,7 @@ from typing import Any
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg.redis.lock import RELEASE_IF_HELD
 from txmsg.worker._lifecycle import one_line
 from txmsg.worker.brokers.interfaces import IncomingMessage
 from txmsg.worker.decisions import (
@@ -44,11 +45,15 @@ from txmsg.worker.decisions import (
     Reply,
     Retry,
     Succeeded,
+    delay,
 )
 from txmsg.worker.headers import ONCE_HEADER
+from txmsg.worker.idempotency import idempotency_key
+from txmsg.worker.roster import worker_key
 from txmsg.worker.states import FAILED, STARTED, SUCCEEDED
 from txmsg.worker.workflow_store import (
     COMPLETE,
+    UNKNOWN,
     WAITING,
     load_plan,
     mark_failed,
@@ -67,6 +72,8 @@ __all__ = ["WorkflowSteps"]
 
 #: Plans kept in memory per worker (a plan never changes once stored).
 PLAN_CACHE = 64
+#: Seconds between looks at a member another (live) worker claimed.
+RECHECK = 5.0
 
 
 class WorkflowSteps:
@@ -82,11 +89,15 @@ class WorkflowSteps:
 
     log = Logger(namespace="txmsg.worker.service")
 
-    def __init__(self, results: Any, client: Any, idempotency: Any, retry_delay: float = 1.0) -> None:
+    def __init__(
+        self, results: Any, client: Any, idempotency: Any, retry_delay: float = 1.0
+    ) -> None:
         self.results = results
         self.client = client
         self.idempotency = idempotency
         self.retry_delay = retry_delay
+        #: Seconds before a member another worker claimed is looked at again.
+        self.recheck = RECHECK
         self._plans: OrderedDict[str, Plan] = OrderedDict()
 
     async def _plan(self, workflow_id: str) -> Plan | None:
@@ -118,14 +129,17 @@ class WorkflowSteps:
             return decision
         member = parse_member(raw)
         if member is None:
-            self.log.warn("Ignoring a bad {header} header: {value!r}", header=WORKFLOW_HEADER, value=raw)
+            self.log.warn(
+                "Ignoring a bad {header} header: {value!r}", header=WORKFLOW_HEADER, value=raw
+            )
             return decision
         succeeded = isinstance(outcome, Succeeded) and isinstance(decision, (Ack, Reply))
         try:
             if succeeded:
                 await self._advance(message, member, json.dumps(getattr(outcome, "value", None)))
             elif isinstance(outcome, Duplicate):
-                await self._advance(message, member, "")
+                if await self._advance(message, member, "") == UNKNOWN:
+                    return await self._unfinished(facts)
             elif isinstance(decision, DeadLetter):
                 await self._fail(message, member, facts, decision)
         except Exception:
@@ -143,33 +157,76 @@ class WorkflowSteps:
             return Retry(self.retry_delay, facts.attempt, error="workflow step: " + error)
         return decision
 
-    async def _advance(self, message: IncomingMessage, member: tuple[str, int, int], result: str) -> None:
+    async def _advance(
+        self, message: IncomingMessage, member: tuple[str, int, int], result: str
+    ) -> str | None:
         workflow_id, stage, index = member
         plan = await self._plan(workflow_id)
         if plan is None or stage >= len(plan.stages):
-            self.log.warn("Workflow {id} has no stored plan (expired?); not carried on", id=workflow_id)
-            return
+            self.log.warn(
+                "Workflow {id} has no stored plan (expired?); not carried on", id=workflow_id
+            )
+            return None
         current = plan.stages[stage]
         ttl = self.results.ttl
         reply, payload = await member_done(
-            self.results.redis.handler, workflow_id, stage, index, len(current.signatures), result, ttl
+            self.results.redis.handler,
+            workflow_id,
+            stage,
+            index,
+            len(current.signatures),
+            result,
+            ttl,
         )
         if reply == WAITING:
             if stage == 0 and payload == 1:
                 await self.results.record(workflow_id, STARTED)
-            return
+            return reply
         if reply != COMPLETE:
-            return
+            return reply
         results = json.loads(payload)
         value = results if current.is_group else results[0]
         if stage + 1 == len(plan.stages):
-            await self.results.record(workflow_id, SUCCEEDED, result=value, finished=self.results.now())
-            return
+            await self.results.record(
+                workflow_id, SUCCEEDED, result=value, finished=self.results.now()
+            )
+            return reply
         await publish(self.client, stage_messages(plan, stage + 1, [value]), message.queue)
         await self.results.record(workflow_id, STARTED)
+        return reply
+
+    async def _unfinished(self, facts: DeliveryFacts) -> Decision:
+        """
+        A member whose id is claimed but has no result: its run is either
+        still going on another worker (look again later) or was lost with
+        a worker that died (its name gone from the roster): then the claim
+        is taken back and the member runs again.  Either way the delivery
+        waits in the broker, uncounted.
+        """
+        task_id = facts.task_id or ""
+        handler = self.idempotency.redis.handler
+        key = idempotency_key(task_id)
+        owner = await handler.get(key)
+        if isinstance(owner, bytes):
+            owner = owner.decode("utf-8", "replace")
+        if owner is not None and owner != self.idempotency.owner:
+            if not await handler.exists(worker_key(owner)):
+                await RELEASE_IF_HELD(handler, [key], [owner])
+                self.log.info(
+                    "Workflow task {id} was claimed by worker {owner}, which is gone: "
+                    "running it again",
+                    id=task_id,
+                    owner=owner,
+                )
+                return delay(facts, 0.0)
+        return delay(facts, self.recheck)
 
     async def _fail(
-        self, message: IncomingMessage, member: tuple[str, int, int], facts: DeliveryFacts, dead: DeadLetter
+        self,
+        message: IncomingMessage,
+        member: tuple[str, int, int],
+        facts: DeliveryFacts,
+        dead: DeadLetter,
     ) -> None:
         workflow_id = member[0]
         plan = await self._plan(workflow_id)

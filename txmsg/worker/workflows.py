@@ -33,7 +33,7 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 
@@ -104,7 +104,7 @@ class Chord:
         return send_workflow(self, client, **kw)
 
 
-Workflow = Union[Chain, Group, Chord]
+Workflow = Chain | Group | Chord
 
 
 def _errbacks(link_error: Signature[Any] | Iterable[Signature[Any]] | None) -> tuple[Any, ...]:
@@ -117,9 +117,7 @@ def _errbacks(link_error: Signature[Any] | Iterable[Signature[Any]] | None) -> t
     return items
 
 
-def group(
-    members: Iterable[Signature[Any]], *, link_error: Any = None
-) -> Group:
+def group(members: Iterable[Signature[Any]], *, link_error: Any = None) -> Group:
     """
     A group of signatures (any iterable, e.g. a generator expression).
 
@@ -164,7 +162,9 @@ def chain(*steps: Signature[Any] | Group | Chain | Chord, link_error: Any = None
     return Chain(tuple(flat), tuple(errbacks))
 
 
-def chord(header: Group | Iterable[Signature[Any]], callback: Signature[Any], *, link_error: Any = None) -> Chord:
+def chord(
+    header: Group | Iterable[Signature[Any]], callback: Signature[Any], *, link_error: Any = None
+) -> Chord:
     """
     C{header}'s members at once, then C{callback(results)} exactly once,
     when all have succeeded.
@@ -286,7 +286,9 @@ def stage_messages(
     return out
 
 
-def publish(client: Any, messages: Sequence[Any], default_queue: str | None = None) -> Deferred[Any]:
+def publish(
+    client: Any, messages: Sequence[Any], default_queue: str | None = None
+) -> Deferred[Any]:
     """
     Publish L{stage_messages} (or error callbacks) with C{client}
     (L{txmsg.worker.client.TaskClient}); fires once all are confirmed.
