@@ -21,9 +21,10 @@ from txmsg.worker.envelope import CONTENT_TYPE, Task, encode_task
 from txmsg.worker.handles import NoResultStore
 from txmsg.worker.headers import ONCE_HEADER
 from txmsg.worker.results import RedisResultStore
+from txmsg.worker.signature import Signature
 from txmsg.worker.states import FAILED, SUCCEEDED
 from txmsg.worker.tasks import TaskCatalog
-from txmsg.worker.workflow_store import stage_key
+from txmsg.worker.workflow_store import member_done, save_plan, stage_key
 from txmsg.worker.workflows import (
     WORKFLOW_HEADER,
     Chain,
@@ -69,13 +70,7 @@ def _catalog(log: list[tuple[str, Any]]) -> TaskCatalog:
 class BuildingTests(SynchronousTestCase):
     """Building and planning workflows: pure."""
 
-    def setUp(self) -> None:
-        self.tasks = _catalog([])
-        self.add = self.tasks.handle("add") if hasattr(self.tasks, "handle") else None
-
     def sig(self, name: str, *args: Any) -> Any:
-        from txmsg.worker.signature import Signature
-
         return Signature(name, args)
 
     def test_chain_flattens(self) -> None:
@@ -170,8 +165,6 @@ class WorkflowHarnessTests(SynchronousTestCase):
         return [args for task, args in self.log if task == name]
 
     def s(self, name: str, *args: Any) -> Any:
-        from txmsg.worker.signature import Signature
-
         return Signature(name, args)
 
     def test_chain(self) -> None:
@@ -280,8 +273,6 @@ class WorkflowHarnessTests(SynchronousTestCase):
         complete and publishes the callback, which runs once.
         """
         plan = Plan.of(chord(group(self.s("square", i) for i in range(2)), self.s("total")), "wfx")
-        from txmsg.worker.workflow_store import member_done, save_plan
-
         handler = self.store.redis.handler
         self.successResultOf(save_plan(handler, plan, 60))
         self.successResultOf(member_done(handler, "wfx", 0, 0, 2, "0", 60))
@@ -329,8 +320,6 @@ class WorkflowHarnessTests(SynchronousTestCase):
         member runs again; the callback runs once.
         """
         plan = Plan.of(chord(group(self.s("square", i) for i in range(2)), self.s("total")), "wfk")
-        from txmsg.worker.workflow_store import member_done, save_plan
-
         handler = self.store.redis.handler
         self.successResultOf(save_plan(handler, plan, 600))
         self.successResultOf(member_done(handler, "wfk", 0, 0, 2, "0", 600))

@@ -37,7 +37,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 
-from txmsg.worker.handles import TaskRef
+from txmsg.worker.handles import NoResultStore, TaskRef
 from txmsg.worker.headers import ONCE_HEADER
 from txmsg.worker.signature import Signature, find_client
 
@@ -332,13 +332,12 @@ def send_workflow(
     sender = find_client(client, first.catalog, first.task)
     store = getattr(sender, "results", None)
     if store is None or not hasattr(store, "redis"):
-        from txmsg.worker.handles import NoResultStore
-
         raise NoResultStore("sending a workflow")
     return ensureDeferred(_send(plan, sender, store, queue))
 
 
 async def _send(plan: Plan, client: Any, store: Any, queue: str | None) -> TaskRef[Any]:
+    # Imported here: workflow_store reads this module's Plan.
     from txmsg.worker.workflow_store import save_plan
 
     await save_plan(store.redis.handler, plan, store.ttl)
