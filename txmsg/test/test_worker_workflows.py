@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from twisted.internet.defer import fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from txmsg.test._optional import fuzz
 from txmsg.test.test_worker_results import needs_lua
 from txmsg.testing import MemoryRedis, WorkerHarness
 from txmsg.worker.client import TaskClient
@@ -24,6 +26,7 @@ from txmsg.worker.results import RedisResultStore
 from txmsg.worker.signature import Signature
 from txmsg.worker.states import FAILED, SUCCEEDED
 from txmsg.worker.tasks import TaskCatalog
+from txmsg.worker import workflow_steps
 from txmsg.worker.workflow_store import member_done, save_plan, stage_key
 from txmsg.worker.workflows import (
     WORKFLOW_HEADER,
@@ -119,6 +122,28 @@ class BuildingTests(SynchronousTestCase):
         self.assertEqual(parse_member(b"wf-1/2/30"), ("wf-1", 2, 30))
         for bad in (None, 3, "wf", "wf/x/1", "w f/1/1", "wf/1/1/1", "/1/1"):
             self.assertIsNone(parse_member(bad), bad)
+
+
+class ParseMemberFuzzTests(SynchronousTestCase):
+    """The workflow header is wire input: anything parses or is refused."""
+
+    @fuzz(
+        lambda st: st.one_of(
+            st.text(max_size=60),
+            st.binary(max_size=60),
+            st.integers(),
+            st.none(),
+            st.builds("{}/{}/{}".format, st.text(max_size=10), st.integers(), st.integers()),
+        )
+    )
+    def test_fuzz(self, value: Any) -> None:
+        """A member, with the parts a client writes, or L{None}."""
+        member = parse_member(value)
+        if member is not None:
+            workflow_id, stage, index = member
+            self.assertGreaterEqual(min(stage, index), 0)
+            self.assertEqual(parse_member("{}/{}/{}".format(*member)), member)
+            self.assertTrue(workflow_id)
 
 
 class WorkflowHarnessTests(SynchronousTestCase):
@@ -339,3 +364,33 @@ class WorkflowHarnessTests(SynchronousTestCase):
         self.h.run_until_idle(limit=60)
         self.assertEqual(self.runs("square"), [1])
         self.assertEqual(self.runs("total"), [[0, 1]])
+
+    def test_chain_through_a_group(self) -> None:
+        """A group inside a chain: each member gets the previous result; the next link the list."""
+        ref = self.send(
+            chain(self.s("add", 1, 2), group([self.s("add", 1), self.s("add", 2)]), self.s("total"))
+        )
+        self.assertEqual(self.runs("add"), [(1, 2), (3, 1), (3, 2)])
+        self.assertEqual(self.state(ref).result, 9)
+
+    def test_redis_fails_during_step(self) -> None:
+        """
+        When the member's result cannot be counted, the member is retried
+        (its once claim given back), not acked without its follow-up; the
+        callback still runs once.
+        """
+        real = workflow_steps.member_done
+        failures = [1]
+
+        def flaky(*args: Any) -> Any:
+            if failures:
+                failures.pop()
+                return fail(ConnectionError("Redis went away"))
+            return real(*args)
+
+        self.patch(workflow_steps, "member_done", flaky)
+        ref = self.send(chord(group(self.s("square", i) for i in range(3)), self.s("total")))
+        self.assertEqual(len(self.h.retries()), 1)
+        self.assertEqual(sorted(self.runs("square")), [0, 0, 1, 2])
+        self.assertEqual(self.runs("total"), [[0, 1, 4]])
+        self.assertEqual(self.state(ref).result, 5)
