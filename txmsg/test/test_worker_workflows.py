@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from txmsg.test._optional import fuzz
 from txmsg.test.test_worker_results import needs_lua
 from txmsg.testing import MemoryRedis, WorkerHarness
+from txmsg.worker import workflow_steps
 from txmsg.worker.client import TaskClient
 from txmsg.worker.envelope import CONTENT_TYPE, Task, encode_task
 from txmsg.worker.handles import NoResultStore
@@ -26,7 +27,6 @@ from txmsg.worker.results import RedisResultStore
 from txmsg.worker.signature import Signature
 from txmsg.worker.states import FAILED, SUCCEEDED
 from txmsg.worker.tasks import TaskCatalog
-from txmsg.worker import workflow_steps
 from txmsg.worker.workflow_store import member_done, save_plan, stage_key
 from txmsg.worker.workflows import (
     WORKFLOW_HEADER,
