@@ -64,6 +64,10 @@ def _catalog(log: list[tuple[str, Any]]) -> TaskCatalog:
         raise ZeroDivisionError("boom {}".format(x))
 
     @tasks.task
+    def opaque(x: int) -> object:
+        return object()
+
+    @tasks.task
     def on_error(error: dict[str, Any], tag: str) -> None:
         log.append(("on_error", (error["task_id"], error["error_type"], tag)))
 
@@ -394,3 +398,11 @@ class WorkflowHarnessTests(SynchronousTestCase):
         self.assertEqual(sorted(self.runs("square")), [0, 0, 1, 2])
         self.assertEqual(self.runs("total"), [[0, 1, 4]])
         self.assertEqual(self.state(ref).result, 5)
+
+    def test_unserializable_result_fails_the_workflow(self) -> None:
+        """A member whose result JSON cannot carry fails the workflow (no retry loop)."""
+        ref = self.send(chord(group([self.s("square", 1), self.s("opaque", 2)]), self.s("total")))
+        state = self.state(ref)
+        self.assertEqual((state.status, state.error_type), (FAILED, "UnserializableResult"))
+        self.assertEqual(self.runs("total"), [])
+        self.assertEqual(self.h.retries(), [])

@@ -136,7 +136,13 @@ class WorkflowSteps:
         succeeded = isinstance(outcome, Succeeded) and isinstance(decision, (Ack, Reply))
         try:
             if succeeded:
-                await self._advance(message, member, json.dumps(getattr(outcome, "value", None)))
+                try:
+                    result = json.dumps(getattr(outcome, "value", None))
+                except (TypeError, ValueError) as e:  # a result JSON cannot carry
+                    dead = DeadLetter("failed", "UnserializableResult", str(e))
+                    await self._fail(message, member, facts, dead)
+                    return decision
+                await self._advance(message, member, result)
             elif isinstance(outcome, Duplicate):
                 if await self._advance(message, member, "") == UNKNOWN:
                     return await self._unfinished(facts)
