@@ -30,9 +30,9 @@ from txmsg.ops.options import OpsOptions
 from txmsg.ops.service import worker_health
 from txmsg.redis.url import ENV_VAR as REDIS_ENV_VAR
 from txmsg.tap._listen_failure import exit_status_at_end
+from txmsg.worker.limits import check_limits_redis
 from txmsg.worker.retry import RetryPolicy
 from txmsg.worker.service import WorkerService
-from txmsg.worker.limits import check_limits_redis
 from txmsg.worker.tasks import TaskCatalog, load_tasks
 
 __all__ = ["Options", "makeService"]

@@ -230,7 +230,7 @@ class ConcurrencyTests(_Base):
         self.assertEqual(self.holders("c"), 2)
         done = 0
         for _ in range(200):
-            for n, gate in list(self.gates.items()):
+            for gate in list(self.gates.values()):
                 if not gate.called and self.clock.seconds() > 0:
                     gate.callback(None)
                     done += 1
