@@ -170,7 +170,7 @@ class RateTests(_Base):
         h.run_until_idle()
         self.assertEqual(self.starts, [(0.0, 0), (0.1, 1), (0.2, 2), (0.3, 3), (0.4, 4)])
         self.assertEqual([h.attempts(i) for i in ids], [1] * 5)
-        self.assertTrue(all(h.outcome(i).ok for i in ids))  # type: ignore[union-attr]
+        self.assertTrue(all(h.outcome(i).ok for i in ids))
 
     def test_two_workers_share_the_rate(self) -> None:
         """Workers on the same Redis share one limit; order is kept."""
@@ -214,7 +214,7 @@ class RateTests(_Base):
         self.memory.fail_commands(None)
         h.run_until_idle()
         self.assertEqual([n for _, n in self.starts], [1])
-        self.assertTrue(h.outcome(task_id).ok)  # type: ignore[union-attr]
+        self.assertTrue(h.outcome(task_id).ok)
 
 
 class ConcurrencyTests(_Base):
@@ -250,7 +250,7 @@ class ConcurrencyTests(_Base):
         self.tasks.task(name="c", max_concurrency=1, max_retries=0)(boom)
         h = self.harness()
         task_id = h.submit("c")
-        self.assertFalse(h.outcome(task_id).ok)  # type: ignore[union-attr]
+        self.assertFalse(h.outcome(task_id).ok)
         self.assertEqual(self.holders("c"), 0)
 
     def test_dead_holder_returns_after_lease(self) -> None:
