@@ -153,11 +153,12 @@ class LimitsTests(OneQueueMixin, TestCase):
         once, including when a worker holding a slot is SIGKILLed.  The
         killed run counts as running until its slot can first come back:
         the kill plus two thirds of the lease (it was renewed at most a
-        third of the lease before).  Its task is redelivered and runs again.
+        third of the lease before).  Its task is redelivered and runs again,
+        and after that point two tasks run at once again: the slot came back.
         """
         lease = 2.0
         workers = self.workers(3, "--prefetch", "3")
-        count, seconds = 16, 0.4
+        count, seconds = 20, 0.4
         for n in range(count):
             self.client.submit(self.queue, "slot", self.notes, n, seconds, reply=False)
 
@@ -209,3 +210,9 @@ class LimitsTests(OneQueueMixin, TestCase):
         )
         self.assertEqual(most, 2)
         self.assertGreater(len(intervals), count)  # the victim ran again
+        # The killed worker's slot came back: two at once again after it.
+        back = killed_at + lease * 2 / 3
+        after = sorted((s, e) for s, e in intervals if s >= back)
+        again = [b[0] - killed_at for a, b in zip(after, after[1:]) if b[0] < a[1]]
+        print("both slots in use again {:.2f} s after the kill".format(again[0] if again else -1))
+        self.assertTrue(again, "the killed worker's slot never came back")
