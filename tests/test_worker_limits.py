@@ -10,6 +10,7 @@ C{TXMSG_LIMITS_TASKS} sets how many tasks the rate test sends (default
 from __future__ import annotations
 
 import bisect
+import itertools
 import os
 import tempfile
 import time
@@ -213,6 +214,6 @@ class LimitsTests(OneQueueMixin, TestCase):
         # The killed worker's slot came back: two at once again after it.
         back = killed_at + lease * 2 / 3
         after = sorted((s, e) for s, e in intervals if s >= back)
-        again = [b[0] - killed_at for a, b in zip(after, after[1:]) if b[0] < a[1]]
+        again = [b[0] - killed_at for a, b in itertools.pairwise(after) if b[0] < a[1]]
         print("both slots in use again {:.2f} s after the kill".format(again[0] if again else -1))
         self.assertTrue(again, "the killed worker's slot never came back")

@@ -296,3 +296,19 @@ class ConcurrencyTests(_Base):
         h.run_until_idle()
         self.assertEqual([n for _, n in self.starts], [0, 1, 2])
         self.assertEqual(self.holders("c"), 0)
+
+    def test_lost_lease_not_renewed(self) -> None:
+        """A slot lost meanwhile is not renewed again (one warning)."""
+        self.tasks.task(name="c", max_concurrency=1, concurrency_lease=3)(self.gated)
+        h = self.harness()
+        h.submit("c", 1)
+        self.successResultOf(
+            self.redis.handler.execute_command("DEL", "txmsg:{concurrency:c}:holders")
+        )
+        for _ in range(10):
+            h.advance(1)
+        lost = [m for m in h.log_messages() if "ran out before it was renewed" in m]
+        self.assertEqual(len(lost), 1)
+        self.gates[1].callback(None)
+        h.advance(0)
+        self.assertEqual(self.holders("c"), 0)

@@ -103,7 +103,11 @@ class Lease:
 
     log = Logger(namespace="txmsg.worker.service")
 
-    def __init__(self, limit: ConcurrencyLimit, holder: str, clock: IReactorTime) -> None:
+    def __init__(
+        self, limit: ConcurrencyLimit, holder: str, clock: IReactorTime, log: Logger | None = None
+    ) -> None:
+        if log is not None:
+            self.log = log
         self.limit = limit
         self.holder = holder
         self.clock = clock
@@ -119,13 +123,18 @@ class Lease:
         d.addCallbacks(self._renewed, self._renew_failed)
 
     def _renewed(self, held: bool) -> None:
-        if self._call is None and self.holder:
-            if not held:
-                self.log.warn(
-                    "The concurrency slot of {holder} ran out before it was renewed",
-                    holder=self.holder,
-                )
+        if self._call is not None or not self.holder:
+            return  # released meanwhile
+        if held:
             self._schedule()
+            return
+        # Lost (the lease ran out: the reactor was blocked longer than it,
+        # or Redis lost its data); another task may have the slot now.
+        self.log.warn(
+            "The concurrency slot of {holder} ran out before it was renewed; "
+            "the task runs on without it",
+            holder=self.holder,
+        )
 
     def _renew_failed(self, failure: Any) -> None:
         self.log.warn(
@@ -160,6 +169,8 @@ class TaskLimits:
     The limits of a worker's tasks: one L{RateLimit} and one
     L{ConcurrencyLimit} per limited task, made when first needed.
     """
+
+    log = Logger(namespace="txmsg.worker.service")
 
     def __init__(
         self,
@@ -212,4 +223,4 @@ class TaskLimits:
         holder = "{}:{}".format(self.worker_name, task_id)
         if not await slots.acquire(holder):
             return delay(facts, self.backoff())
-        return Lease(slots, holder, self.clock)
+        return Lease(slots, holder, self.clock, self.log)
