@@ -5,7 +5,7 @@ export VENV PYTHON
 
 SOURCES := setup.cfg pyproject.toml requirements-dev.txt $(shell find txmsg twisted -name '*.py' 2>/dev/null) $(wildcard txmsg/ops/dashboard/static/*)
 
-.PHONY: help venv servers browser demo test test-browser screenshots unit unit-oldest integration lint typecheck bench clean test-cluster
+.PHONY: help venv servers browser demo test test-browser screenshots unit unit-oldest integration lint typecheck bench clean test-cluster test-limits
 
 help:
 	@echo "make demo   set everything up and run the demo"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench  run the benchmarks"
 	@echo "make test-browser   the dashboard's end-to-end test in chromium only"
 	@echo "make screenshots   refresh docs/img/dashboard-*.png from that test"
+	@echo "make test-limits   the limits proof with 1,000 tasks at 50/s on three workers (~40 s; docs/limits.md)"
 	@echo "make test-cluster   the RabbitMQ cluster failover proof (private 3-node cluster, ~4 min; docs/scaling.md)"
 
 $(VENV)/.installed: $(SOURCES)
@@ -68,6 +69,10 @@ integration: venv servers browser
 # (scripts/rabbitmq-cluster.sh) and stops nodes under load; see docs/scaling.md.
 test-cluster: venv servers
 	$(VENV)/bin/python -m twisted.trial --temp-directory=_trial_temp_cluster tests_cluster
+
+# `make test` runs the same test with 300 tasks; see docs/limits.md.
+test-limits: venv servers
+	TXMSG_LIMITS_TASKS=1000 $(VENV)/bin/python -m twisted.trial --temp-directory=_trial_temp_limits tests.test_worker_limits
 
 bench: venv servers
 	$(VENV)/bin/python -m pip install --quiet -r requirements-bench.txt

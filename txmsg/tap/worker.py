@@ -30,6 +30,7 @@ from txmsg.ops.options import OpsOptions
 from txmsg.ops.service import worker_health
 from txmsg.redis.url import ENV_VAR as REDIS_ENV_VAR
 from txmsg.tap._listen_failure import exit_status_at_end
+from txmsg.worker.limits import check_limits_redis
 from txmsg.worker.retry import RetryPolicy
 from txmsg.worker.service import WorkerService
 from txmsg.worker.tasks import TaskCatalog, load_tasks
@@ -270,6 +271,10 @@ class Options(OpsOptions):
             self["amqp"], self["broker"] = self["broker"], None
         self["amqp"] = url_from_environment(self["amqp"], AMQP_ENV_VAR, check_amqp_url)
         self["redis"] = url_from_environment(self["redis"], REDIS_ENV_VAR, check_redis_url)
+        try:
+            check_limits_redis(self["task-registry"], self["redis"])
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
 
 
 def makeService(options: Options, reactor: IReactorTime | None = None) -> Any:

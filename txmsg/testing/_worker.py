@@ -179,6 +179,7 @@ class WorkerHarness:
         parts: list[Any] = [
             w,
             w.pipeline,
+            w.pipeline.limits,
             w.pipeline.report,
             w.pipeline.settlement,
             w.control,

@@ -62,6 +62,7 @@ from txmsg.worker.decisions import (
 from txmsg.worker.envelope import MalformedTask, Task, decode_task
 from txmsg.worker.headers import BadHeaders, read_headers
 from txmsg.worker.idempotency import IdempotencyKeys
+from txmsg.worker.limits import Lease, TaskLimits, check_limits_redis
 from txmsg.worker.report import DeliveryReport
 from txmsg.worker.result_recorder import ResultRecorder, revoked_decision
 from txmsg.worker.retry import RetryPolicy
@@ -153,6 +154,9 @@ class DeliveryPipeline:
         self.results = results
         #: Carries workflows on (L{txmsg.worker.workflow_steps}), or L{None}.
         self.workflows = workflows
+        check_limits_redis(tasks, idempotency.redis)
+        #: Rate and concurrency limits (kept in the same Redis).
+        self.limits = TaskLimits(idempotency.redis, worker_name, settlement.clock, jitter)
         self.running: dict[str, TaskContext] = {}
         self.report = DeliveryReport(stats)
         self._task_handlers: dict[str, Any] = {}
@@ -349,12 +353,22 @@ class DeliveryPipeline:
                 await self.idempotency.release(task.id)
             return facts, task.name, policy, admitted, None
         redelivered = message.redelivered or headers.redelivered
+        lease: Delay | Lease | None = None
         try:
+            if spec.limited:
+                lease = await self.limits.take(spec, task.id, facts)
+                if isinstance(lease, Delay):
+                    if once:
+                        await self.idempotency.release(task.id)
+                    return facts, task.name, policy, lease, None
             outcome, failure = await self._run(message, facts, spec, task, redelivered)
         except BaseException:
             if once:
                 await self.idempotency.release(task.id)
             raise
+        finally:
+            if isinstance(lease, Lease):
+                await lease.release()
         if once and not isinstance(outcome, Succeeded):
             await self.idempotency.release(task.id)
         return facts, task.name, policy, outcome, failure

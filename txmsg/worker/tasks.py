@@ -47,8 +47,10 @@ from twisted.python.failure import Failure
 
 from txmsg._loading import load_named
 from txmsg.events import EventRegistry
+from txmsg.redis.limits import Rate
 from txmsg.worker.envelope import Task
 from txmsg.worker.handles import Declare, TaskHandle
+from txmsg.worker.limits import limit_options
 from txmsg.worker.retry_rules import Backoff, RetryRules
 
 __all__ = [
@@ -92,6 +94,9 @@ class TaskSpec:
     @ivar rules: which exceptions are retried (L{RetryRules}).
     @ivar backoff: the waits between retries (L{Backoff}); L{None}: the
         worker's C{--retry-delay}/C{--retry-max-delay}.
+    @ivar rate_limit: starts per period across all workers, or L{None}.
+    @ivar max_concurrency: runs at once across all workers, or L{None}.
+    @ivar concurrency_lease: seconds a dead worker's slot stays taken.
     """
 
     name: str
@@ -103,6 +108,16 @@ class TaskSpec:
     idempotent: bool = False
     rules: RetryRules = RetryRules()
     backoff: Backoff | None = None
+    rate_limit: Rate | None = None
+    max_concurrency: int | None = None
+    concurrency_lease: float = 30.0
+
+    @property
+    def limited(self) -> bool:
+        """
+        Whether the task has a rate or concurrency limit (L{txmsg.worker.limits}).
+        """
+        return self.rate_limit is not None or self.max_concurrency is not None
 
     @property
     def event_name(self) -> str:
@@ -311,6 +326,9 @@ class TaskCatalog:
         retry_for: tuple[type[BaseException], ...] | None = None,
         dont_retry_for: tuple[type[BaseException], ...] | None = None,
         backoff: Backoff | None = None,
+        rate_limit: str | None = None,
+        max_concurrency: int | None = None,
+        concurrency_lease: float = 30.0,
     ) -> Declare: ...
 
     def task(
@@ -325,6 +343,9 @@ class TaskCatalog:
         retry_for: tuple[type[BaseException], ...] | None = None,
         dont_retry_for: tuple[type[BaseException], ...] | None = None,
         backoff: Backoff | None = None,
+        rate_limit: str | None = None,
+        max_concurrency: int | None = None,
+        concurrency_lease: float = 30.0,
     ) -> Any:
         """
         Declare a task; usable as C{@tasks.task} or C{@tasks.task(...)}.
@@ -337,6 +358,13 @@ class TaskCatalog:
         @param retry_for: retry only these exceptions (see L{RetryRules}).
         @param dont_retry_for: never retry these exceptions.
         @param backoff: the waits between retries (L{Backoff}).
+        @param rate_limit: at most this many starts across all workers,
+            C{"100/s"}, C{"30/m"} or C{"1000/h"} (needs Redis; see
+            L{txmsg.worker.limits}).
+        @param max_concurrency: at most this many runs at once across all
+            workers (needs Redis).
+        @param concurrency_lease: seconds a slot stays taken when its worker
+            dies without giving it back (renewed while the task runs).
         @return: a L{TaskHandle}: callable as the function, and with
             C{send}, C{call} and C{s}.
         @raise TypeError: if C{function} is not callable.
@@ -354,6 +382,9 @@ class TaskCatalog:
                 retry_for=retry_for,
                 dont_retry_for=dont_retry_for,
                 backoff=backoff,
+                rate_limit=rate_limit,
+                max_concurrency=max_concurrency,
+                concurrency_lease=concurrency_lease,
             )
             return TaskHandle(f, spec, self)
 
@@ -373,6 +404,9 @@ class TaskCatalog:
         retry_for: tuple[type[BaseException], ...] | None = None,
         dont_retry_for: tuple[type[BaseException], ...] | None = None,
         backoff: Backoff | None = None,
+        rate_limit: str | None = None,
+        max_concurrency: int | None = None,
+        concurrency_lease: float = 30.0,
     ) -> TaskSpec:
         """
         Declare C{function} as a task (see L{task}).
@@ -393,6 +427,7 @@ class TaskCatalog:
         if backoff is not None:
             backoff.policy(max_retries or 0)  # validates the numbers
         rules = RetryRules(retry_for, dont_retry_for)
+        rate = limit_options(rate_limit, max_concurrency, concurrency_lease)
         if blocking and inspect.iscoroutinefunction(function):
             raise ValueError("a coroutine function cannot be a blocking task")
         try:
@@ -409,6 +444,9 @@ class TaskCatalog:
             idempotent,
             rules,
             backoff,
+            rate,
+            max_concurrency,
+            float(concurrency_lease),
         )
         self._specs[task_name] = spec
         return spec
@@ -455,9 +493,8 @@ TaskRegistry = TaskCatalog
 
 def load_tasks(spec: str) -> TaskCatalog:
     """
-    Load the L{TaskCatalog} named by C{spec}: C{"package.module"} (its only
-    TaskCatalog, or the one called C{tasks}) or C{"package.module:attribute"}.
-
-    @raise ValueError: with a one-line reason when it cannot be loaded.
+    The L{TaskCatalog} named by C{spec}: C{"package.module"} (its C{tasks},
+    or its only catalog) or C{"package.module:attribute"}; L{ValueError}
+    with a one-line reason when it cannot be loaded.
     """
     return load_named(spec, TaskCatalog, "tasks", "task module")
