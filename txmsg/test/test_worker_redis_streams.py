@@ -19,6 +19,7 @@ from zope.interface.verify import verifyObject
 from txmsg.redis import streams
 from txmsg.redis.streams import GROUP, StreamKeys
 from txmsg.tap.worker import Options
+from txmsg.test._optional import missing
 from txmsg.testing import MemoryRedis
 from txmsg.worker.brokers.interfaces import IncomingMessage, IWorkerBroker
 from txmsg.worker.brokers.redis_streams import ACKED, LEFT, RedisStreamsBroker
@@ -30,8 +31,11 @@ from txmsg.worker.tasks import TaskCatalog
 
 class BrokerTests(SynchronousTestCase):
     """
-    The broker and its consumer on the in-memory Redis.
+    The broker and its consumer on the in-memory Redis (whose scripts need
+    the testing extra's Lua).
     """
+
+    skip = missing("lupa", extra="testing")
 
     def setUp(self) -> None:
         self.clock = Clock()
