@@ -23,7 +23,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
@@ -32,13 +31,13 @@ import pika
 from benchmarks._worker_results import (
     AMQP_URL,
     REDIS_URL,
-    ROOT,
     _Celery,
     _consumers,
     _Dramatiq,
     _read,
     _tree_cpu,
     _Txmsg,
+    start_worker,
 )
 
 COUNTDOWN = 1.0
@@ -109,17 +108,7 @@ KINDS = [(_Txmsg, _txmsg_send), (_Celery, _celery_send), (_Dramatiq, _dramatiq_s
 def one_run(kind, send, n):
     """Start C{kind}'s worker, send C{n} delayed tasks: (lateness list, CPU per task)."""
     queue = "txmsg-bench-delayed-" + uuid.uuid4().hex[:10]
-    log = tempfile.NamedTemporaryFile(prefix="txmsg-bench-delayed-", suffix=".log", delete=False)
-    env = dict(
-        os.environ,
-        PYTHONPATH=ROOT,
-        TXMSG_AMQP_URL=AMQP_URL,
-        TXMSG_REDIS_URL=REDIS_URL,
-        TXMSG_BENCH_QUEUE=queue,
-    )
-    process = subprocess.Popen(
-        kind.argv(queue), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    process, log = start_worker(kind, queue)
     keys = {}
     try:
         deadline = time.monotonic() + 120

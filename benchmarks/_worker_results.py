@@ -239,14 +239,9 @@ def _tree_cpu(pid):
     return total
 
 
-def one_run(kind, n):
-    """
-    Queue C{n} tasks, run C{kind}'s worker over them: (tasks/s, tasks per
-    CPU second of the worker's processes).
-    """
-    queue = "txmsg-bench-results-" + uuid.uuid4().hex[:10]
-    keys = kind.fill(queue, n)
-    log = tempfile.NamedTemporaryFile(prefix="txmsg-bench-results-", suffix=".log", delete=False)
+def start_worker(kind, queue):
+    """Start C{kind}'s worker on C{queue}: (the process, its log file)."""
+    log = tempfile.NamedTemporaryFile(prefix="txmsg-bench-worker-", suffix=".log", delete=False)
     env = dict(
         os.environ,
         PYTHONPATH=ROOT,
@@ -257,6 +252,17 @@ def one_run(kind, n):
     process = subprocess.Popen(
         kind.argv(queue), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
+    return process, log
+
+
+def one_run(kind, n):
+    """
+    Queue C{n} tasks, run C{kind}'s worker over them: (tasks/s, tasks per
+    CPU second of the worker's processes).
+    """
+    queue = "txmsg-bench-results-" + uuid.uuid4().hex[:10]
+    keys = kind.fill(queue, n)
+    process, log = start_worker(kind, queue)
     mark = keys[n // 10]
     try:
         deadline = time.monotonic() + 300
