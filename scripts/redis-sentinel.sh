@@ -164,6 +164,8 @@ kill-master)
     echo "$port"
     ;;
 start)
+    # shellcheck disable=SC1091
+    . "$DIR/env" # the password, for the ping
     start_redis "$ARG"
     say "Started 127.0.0.1:$ARG"
     ;;

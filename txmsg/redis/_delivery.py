@@ -145,6 +145,7 @@ class Subscription:
         self._in_flight = 0
         self._draining = False
         self._waiters: Waiters[Subscription] = Waiters()
+        self._resubscribed: Waiters[Subscription] = Waiters()
 
     def __repr__(self) -> str:
         return "<Subscription {} {!r} active={}>".format(
@@ -167,12 +168,27 @@ class Subscription:
             return fail(SubscriptionCancelled(f"{self!r} was cancelled"))
         return self._waiters.wait(timeout)
 
+    def when_resubscribed(self) -> Deferred[Subscription]:
+        """
+        Fire with this subscription the next time Redis confirms it: after
+        the subscriber connection was lost and made again (a restart, a
+        Sentinel failover), when messages published in between were not
+        delivered; a waiter that must not miss a change reads the state
+        again then.  Errbacks like L{when_active}; cancel it when no longer
+        needed.
+        """
+        if self.cancelled:
+            return fail(SubscriptionCancelled(f"{self!r} was cancelled"))
+        return self._resubscribed.wait()
+
     def _confirmed(self) -> None:
         self.active = True
         self._waiters.fire(self)
+        self._resubscribed.fire(self)
 
     def _fail_waiters(self, reason: Exception) -> None:
         self._waiters.fail(reason)
+        self._resubscribed.fail(reason)
 
     def cancel(self) -> None:
         """

@@ -43,9 +43,25 @@ __all__ = [
     "DEFAULT_REDIS_URL",
     "ENV_VAR",
     "InvalidRedisURL",
+    "REDIS_SCHEMES",
     "RedisURL",
+    "is_redis_url",
     "parse_redis_url",
 ]
+
+#: Every scheme L{parse_redis_url} accepts.
+REDIS_SCHEMES = frozenset(
+    {"redis", "rediss", "unix", "redis+unix", "redis+sentinel", "rediss+sentinel"}
+)
+
+
+def is_redis_url(url: str) -> bool:
+    """
+    Whether C{url}'s scheme is a Redis one (L{REDIS_SCHEMES}), e.g. to tell
+    a Redis broker URL from an AMQP one; the URL is not checked further.
+    """
+    return url.split(":", 1)[0].lower() in REDIS_SCHEMES
+
 
 #: The URL used when neither an argument nor C{TXMSG_REDIS_URL} names one.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"

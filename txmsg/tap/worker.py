@@ -29,6 +29,7 @@ from txmsg.ops.dashboard.service import check_dashboard_mount, mount_on_health
 from txmsg.ops.options import OpsOptions
 from txmsg.ops.service import worker_health
 from txmsg.redis.url import ENV_VAR as REDIS_ENV_VAR
+from txmsg.redis.url import is_redis_url
 from txmsg.tap._listen_failure import exit_status_at_end
 from txmsg.worker.limits import check_limits_redis
 from txmsg.worker.retry import RetryPolicy
@@ -59,15 +60,11 @@ def load_function(spec: str) -> Any:
     return function
 
 
-def _is_redis(url: str) -> bool:
-    return url.split(":", 1)[0] in ("redis", "rediss", "unix")
-
-
 def _broker_url(text: str) -> str:
     """
     An AMQP or Redis URL (the scheme tells which).
     """
-    check = check_redis_url if _is_redis(text) else check_amqp_url
+    check = check_redis_url if is_redis_url(text) else check_amqp_url
     try:
         return check(text, "--broker")
     except ValueError as e:
@@ -267,7 +264,7 @@ class Options(OpsOptions):
             self["task-registry"] = load_user_object(load_tasks, self["tasks"], "--tasks")
         if not self["queues"]:
             self["queues"] = [] if raw and not self["tasks"] else ["tasks"]
-        if self["broker"] is not None and not _is_redis(self["broker"]):
+        if self["broker"] is not None and not is_redis_url(self["broker"]):
             self["amqp"], self["broker"] = self["broker"], None
         self["amqp"] = url_from_environment(self["amqp"], AMQP_ENV_VAR, check_amqp_url)
         self["redis"] = url_from_environment(self["redis"], REDIS_ENV_VAR, check_redis_url)

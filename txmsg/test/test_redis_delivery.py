@@ -169,6 +169,23 @@ class SubscriptionTests(SynchronousTestCase):
         self.failureResultOf(sub.when_active(), SubscriptionCancelled)
         self.assertEqual((sub.queued, hooks), (0, [sub]))
 
+    def test_when_resubscribed(self) -> None:
+        """
+        C{when_resubscribed} fires on the next confirmation only (the one
+        after a reconnect), and fails when the subscription is cancelled.
+        """
+        sub = Subscription("c", print)
+        sub._confirmed()
+        again = sub.when_resubscribed()
+        self.assertNoResult(again)
+        sub.active = False  # the connection was lost
+        sub._confirmed()
+        self.assertIs(self.successResultOf(again), sub)
+        pending = sub.when_resubscribed()
+        sub.cancel()
+        self.failureResultOf(pending, SubscriptionCancelled)
+        self.failureResultOf(sub.when_resubscribed(), SubscriptionCancelled)
+
     def test_rejects_bad_arguments(self) -> None:
         """
         A non-callable callback, a concurrency below 1 and an unknown decoder

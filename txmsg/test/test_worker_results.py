@@ -214,6 +214,24 @@ class StoreTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(self.successResultOf(d).status, SUCCEEDED)
 
+    def test_wait_across_reconnect(self) -> None:
+        """
+        A result published while the subscriber is reconnecting (a restart,
+        a Sentinel failover: the publish is not replayed) is read once the
+        subscription is back.
+        """
+        d = self.store.wait("t", None)
+        self.clock.advance(0)
+        self.settle(self.store.record("t", STARTED))
+        self.memory.drop_connections()
+        self.memory.execute_command("HSET", result_key("t"), "status", SUCCEEDED)
+        self.memory.execute_command("PUBLISH", events_channel("t"), SUCCEEDED)
+        self.assertNoResult(d)
+        self.clock.advance(self.memory.reconnect_delay)
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(d).status, SUCCEEDED)
+        self.assertEqual(self.redis.pubsub.subscriptions(), [])
+
     def test_wait_timeout(self) -> None:
         """Past its timeout a wait fails with L{ResultTimeout} naming the last status."""
         self.settle(self.store.record("t", STARTED))

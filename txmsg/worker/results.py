@@ -18,7 +18,9 @@ is never overwritten.  Values are JSON or plain text, never pickle.
 
 Waiting (L{RedisResultStore.wait}) subscribes to the task's channel first
 and reads the state second, so a result written between the two is not
-missed; it never polls.
+missed, and reads it again each time the subscription is re-established
+(after a reconnect or a Sentinel failover, publishes are not replayed); it
+never polls.
 """
 
 from __future__ import annotations
@@ -305,9 +307,17 @@ class RedisResultStore:
                 seen[0] += 1
                 signal.fire(None)
 
+        def resubscribed(_: Any) -> None:
+            # A status published while the subscriber reconnected (a
+            # restart, a Sentinel failover) was not delivered: read again.
+            seen[0] += 1
+            signal.fire(None)
+            sub.when_resubscribed().addCallbacks(resubscribed, lambda _: None)
+
         sub = self.redis.subscribe(events_channel(task_id), published, data_only=True)
         try:
             await sub.when_active()
+            sub.when_resubscribed().addCallbacks(resubscribed, lambda _: None)
             while True:
                 count = seen[0]
                 state = last[0] = await self.status(task_id)

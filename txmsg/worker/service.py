@@ -30,6 +30,7 @@ from txmsg.amqp import AMQPConnection
 from txmsg.events import EventRegistry
 from txmsg.ordered import stop_in_order
 from txmsg.redis import RedisService
+from txmsg.redis.url import is_redis_url
 from txmsg.worker._lifecycle import announce_consuming, drain_consumers, unregister_logged
 from txmsg.worker._stats import WorkerStats
 from txmsg.worker.brokers.amqp import AMQPWorkerBroker
@@ -54,8 +55,6 @@ from txmsg.worker.threads import TaskThreads
 from txmsg.worker.workflow_steps import WorkflowSteps
 
 __all__ = ["WorkerService", "default_worker_name"]
-
-_REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class WorkerService(MultiService):
@@ -168,7 +167,7 @@ class WorkerService(MultiService):
         self._listening = False
         self.events = events if events is not None else EventRegistry(reactor=reactor)
         streams = None
-        if broker_url is not None and broker_url.split(":", 1)[0] in _REDIS_SCHEMES:
+        if broker_url is not None and is_redis_url(broker_url):
             streams = RedisStreamsBroker(
                 broker_url,
                 self.name,

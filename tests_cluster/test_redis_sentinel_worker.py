@@ -1,0 +1,174 @@
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+The worker on Redis with Sentinel, for real: C{twistd -n txmsg-worker} with
+C{--broker}, C{--results} and C{--redis} all on one C{redis+sentinel://} URL
+(scripts/redis-sentinel.sh's private master, replica and three Sentinels)
+while the master is SIGKILLed mid-run.  Part of C{make test-cluster}.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+import uuid
+from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests._streams_support import RedisClient, stream_key
+from tests._worker_support import WorkerProcess, unique, wait_until
+from tests.test_redis_sentinel import SentinelSet
+
+
+def sentinel_master(sentinel: SentinelSet) -> Any:
+    """A redis-py client that finds the master through the Sentinels."""
+    from redis.sentinel import Sentinel
+
+    env = sentinel.env
+    hosts = [("127.0.0.1", int(env[f"SENTINEL{n}"])) for n in (1, 2, 3)]
+    finder = Sentinel(
+        hosts,
+        socket_timeout=2,
+        sentinel_kwargs={"password": env["SENTINEL_PASSWORD"] or None, "socket_timeout": 2},
+    )
+    return finder.master_for("txmsg", password=env["PASSWORD"] or None, socket_timeout=2)
+
+
+class SentinelClient(RedisClient):
+    """The redis-py peer of the stream tests, on the Sentinels' master."""
+
+    def __init__(self, sentinel: SentinelSet) -> None:
+        self.redis = sentinel_master(sentinel)
+        self.reply_queue = "txmsg:{replies-" + uuid.uuid4().hex + "}"
+        self.replies = []
+        self._last = "0-0"
+
+
+class SentinelWorkerFailoverTests(SynchronousTestCase):
+    """A Redis Streams worker follows a failover."""
+
+    def setUp(self) -> None:
+        self.sentinel = SentinelSet(
+            TXMSG_REDIS_PASSWORD="m-" + uuid.uuid4().hex[:8],
+            TXMSG_SENTINEL_PASSWORD="s-" + uuid.uuid4().hex[:8],
+        )
+        self.addCleanup(self.sentinel.down)
+        self.sentinel.up()
+        self.queue = unique("txmsg-sentinel-worker")
+        fd, self.record = tempfile.mkstemp(prefix="txmsg-sentinel-worker-")
+        os.close(fd)
+        self.addCleanup(os.unlink, self.record)
+        self.client = SentinelClient(self.sentinel)
+        self.addCleanup(self.client.redis.close)
+
+    def recorded(self) -> list[str]:
+        with open(self.record) as f:
+            return [line.strip() for line in f if line.strip()]
+
+    def submit(self, ids: list[str], delay: float = 0.02) -> None:
+        for task_id in ids:
+            self.client.submit(self.queue, "record", self.record, task_id, delay,
+                               task_id=task_id, reply=False)  # fmt: skip
+
+    def test_worker_across_failover(self) -> None:
+        """
+        Tasks submitted and replicated (C{WAIT 1}) before the master is
+        killed all run, at least once, and their results are readable
+        afterwards; the worker carries on with tasks submitted after the
+        failover; tasks whose C{XADD} the old master answered without a
+        replica confirming it are counted (and may be lost).
+        """
+        url = self.sentinel.url
+        worker = WorkerProcess(
+            [self.queue],
+            "--prefetch", "10",
+            "--results", url,
+            "--redis", url,
+            broker_args=["--broker", url, "--visibility-timeout", "3"],
+        )  # fmt: skip
+        self.addCleanup(worker.cleanup)
+        worker.start(timeout=60)
+        self.client.declare(self.queue)
+
+        replicated = [f"r-{i}" for i in range(400)]
+        self.submit(replicated)
+        self.assertEqual(int(self.client.redis.execute_command("WAIT", 1, 5000)), 1)
+        wait_until(lambda: len(self.recorded()) >= 50, 30, "tasks to flow")
+
+        # Submissions racing the kill: each XADD answered by the old master,
+        # with no WAIT: "acknowledged, maybe not replicated".
+        racing: list[str] = []
+        stop = threading.Event()
+
+        def race() -> None:
+            i = 0
+            while not stop.is_set():
+                task_id = f"x-{i}"
+                try:
+                    self.submit([task_id])
+                except Exception:
+                    return
+                racing.append(task_id)
+                i += 1
+
+        racer = threading.Thread(target=race)
+        racer.start()
+        time.sleep(0.3)
+        killed = self.sentinel.run("kill-master").strip().splitlines()[-1]
+        started = time.monotonic()
+        done_at_kill = len(set(self.recorded()))
+        stop.set()
+        racer.join(10)
+
+        # After the failover: the client finds the new master, more tasks.
+        after = [f"a-{i}" for i in range(100)]
+        while True:
+            try:
+                self.client.redis.ping()
+                break
+            except Exception:
+                self.assertLess(time.monotonic() - started, 60, "no failover within 60 s")
+                time.sleep(0.2)
+        failover = time.monotonic() - started
+        self.sentinel.run("start", killed)  # the old master rejoins as a replica
+        self.submit(after)
+
+        wait_until(
+            lambda: set(replicated + after) <= set(self.recorded()), 90, "every task to run"
+        )
+        worker.assert_running()
+        runs = self.recorded()
+        lost_racing = sorted(set(racing) - set(runs), key=lambda t: int(t[2:]))
+        expected = replicated + after + [t for t in racing if t not in lost_racing]
+        duplicates = len(runs) - len(set(runs))
+        self.assertEqual(set(runs), set(expected))
+
+        # Every result is readable from the store (on the new master).
+        def statuses() -> dict[str, int]:
+            pipe = self.client.redis.pipeline(transaction=False)
+            for task_id in expected:
+                pipe.hget("txmsg:{" + task_id + "}:result", "status")
+            counts: dict[str, int] = {}
+            for status in pipe.execute():
+                key = status.decode() if status else "missing"
+                counts[key] = counts.get(key, 0) + 1
+            return counts
+
+        wait_until(lambda: statuses() == {"succeeded": len(expected)}, 20, "every result")
+        wait_until(
+            lambda: self.client.redis.xlen(stream_key(self.queue)) == 0, 20, "the stream to empty"
+        )
+        self.assertLess(done_at_kill, len(replicated), "the kill came after the work was done")
+        print(
+            f"\nSentinel failover under a worker (master :{killed} killed): "
+            f"{done_at_kill}/{len(replicated)} replicated tasks done at the kill; "
+            f"redis-py back after {failover:.1f} s; {len(racing)} racing submissions "
+            f"answered by the old master, {len(lost_racing)} lost {lost_racing[:5]}; "
+            f"{len(expected)} tasks completed, {duplicates} duplicate run(s); "
+            f"all results 'succeeded'"
+        )
+        if os.environ.get("TXMSG_SHOW_WORKER_LOG"):
+            print(worker.log())
+        worker.assert_clean_stop(worker.terminate())
