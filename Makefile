@@ -20,7 +20,7 @@ help:
 	@echo "make test-browser   the dashboard's end-to-end test in chromium only"
 	@echo "make screenshots   refresh docs/img/dashboard-*.png from that test"
 	@echo "make test-limits   the limits proof with 1,000 tasks at 50/s on three workers (~40 s; docs/limits.md)"
-	@echo "make test-cluster   the RabbitMQ cluster failover proof (private 3-node cluster, ~4 min; docs/scaling.md)"
+	@echo "make test-cluster   the failover proofs: RabbitMQ cluster, worker on Redis Sentinel (~5 min; docs/scaling.md)"
 
 $(VENV)/.installed: $(SOURCES)
 	scripts/setup-venv.sh
@@ -66,7 +66,8 @@ integration: venv servers browser
 	$(VENV)/bin/python -m twisted.trial tests
 
 # Not part of `make test`: starts a private 3-node RabbitMQ cluster
-# (scripts/rabbitmq-cluster.sh) and stops nodes under load; see docs/scaling.md.
+# (scripts/rabbitmq-cluster.sh) and stops nodes under load, and a worker on
+# Redis with Sentinel (scripts/redis-sentinel.sh) across a killed master; see docs/scaling.md.
 test-cluster: venv servers
 	$(VENV)/bin/python -m twisted.trial --temp-directory=_trial_temp_cluster tests_cluster
 
