@@ -158,9 +158,7 @@ class SentinelWorkerFailoverTests(SynchronousTestCase):
         self.sentinel.run("start", killed)  # the old master rejoins as a replica
         self.submit(after)
 
-        wait_until(
-            lambda: set(replicated + after) <= set(self.recorded()), 90, "every task to run"
-        )
+        wait_until(lambda: set(replicated + after) <= set(self.recorded()), 90, "every task to run")
         worker.assert_running()
         out, err = waiting.communicate(timeout=30)
         self.assertEqual(out.strip(), f'{slow} succeeded: "{slow}"', err)
@@ -201,8 +199,6 @@ class SentinelWorkerFailoverTests(SynchronousTestCase):
             f"{len(set(in_doubt) & set(runs))}/{len(in_doubt)} submission(s) in doubt ran; "
             f"all results 'succeeded'"
         )
-        if os.environ.get("TXMSG_SHOW_WORKER_LOG"):
-            print(worker.log())
         worker.assert_clean_stop(worker.terminate())
 
     def test_unreplicated_submissions_lost(self) -> None:
