@@ -87,6 +87,19 @@ class SentinelWorkerFailoverTests(SynchronousTestCase):
 
     def test_worker_across_failover(self) -> None:
         """
+        The master SIGKILLed mid-run: see L{check_worker_across_failover}.
+        """
+        self.check_worker_across_failover(kill=True)
+
+    def test_worker_across_manual_failover(self) -> None:
+        """
+        C{SENTINEL FAILOVER} mid-run (maintenance: the old master stays up
+        and is demoted to a replica, its clients disconnected): the same.
+        """
+        self.check_worker_across_failover(kill=False)
+
+    def check_worker_across_failover(self, kill: bool) -> None:
+        """
         Tasks submitted and replicated (C{WAIT 1}) before the master is
         killed all run, at least once, and their results are readable
         afterwards; the worker carries on with tasks submitted after the
@@ -139,11 +152,26 @@ class SentinelWorkerFailoverTests(SynchronousTestCase):
         racer = threading.Thread(target=race)
         racer.start()
         time.sleep(0.3)
-        killed = self.sentinel.run("kill-master").strip().splitlines()[-1]
+        if kill:
+            killed = self.sentinel.run("kill-master").strip().splitlines()[-1]
+        else:
+            killed = self.sentinel.run("master").split()[-1]
+            finder = self.client.redis.connection_pool.sentinel_manager.sentinels[0]
+            self.assertTrue(finder.execute_command("SENTINEL FAILOVER", "txmsg"))
         started = time.monotonic()
         done_at_kill = len(set(self.recorded()))
         stop.set()
         racer.join(10)
+        demoted = 0.0
+        if not kill:
+            # The old master stays a master, its clients connected, until
+            # the Sentinels convert it to a replica (REPLICAOF + CLIENT KILL).
+            import redis
+
+            old = redis.Redis(port=int(killed), password=self.sentinel.env["PASSWORD"] or None)
+            self.addCleanup(old.close)
+            wait_until(lambda: old.role()[0] == b"slave", 60, "the old master to be demoted")
+            demoted = time.monotonic() - started
 
         # After the failover: the client finds the new master, more tasks.
         after = [f"a-{i}" for i in range(100)]
@@ -155,7 +183,8 @@ class SentinelWorkerFailoverTests(SynchronousTestCase):
                 self.assertLess(time.monotonic() - started, 60, "no failover within 60 s")
                 time.sleep(0.2)
         failover = time.monotonic() - started
-        self.sentinel.run("start", killed)  # the old master rejoins as a replica
+        if kill:
+            self.sentinel.run("start", killed)  # the old master rejoins as a replica
         self.submit(after)
 
         wait_until(lambda: set(replicated + after) <= set(self.recorded()), 90, "every task to run")
@@ -167,7 +196,7 @@ class SentinelWorkerFailoverTests(SynchronousTestCase):
         assert name is not None
         ping = self.txmsg("control", name.group(1), "ping", "--timeout", "10")
         out, err = ping.communicate(timeout=30)
-        self.assertEqual(ping.returncode, 0, out + err)
+        self.assertEqual(ping.returncode, 0, out + err + worker.log()[-6000:])
         runs = self.recorded()
         lost_racing = sorted(set(racing) - set(runs), key=lambda t: int(t[2:]))
         expected = replicated + after + [t for t in racing if t not in lost_racing]
@@ -191,9 +220,11 @@ class SentinelWorkerFailoverTests(SynchronousTestCase):
         )
         self.assertLess(done_at_kill, len(replicated), "the kill came after the work was done")
         print(
-            f"\nSentinel failover under a worker (master :{killed} killed): "
+            f"\nSentinel failover under a worker (master :{killed} "
+            f"{'killed' if kill else 'demoted by SENTINEL FAILOVER'}): "
             f"{done_at_kill}/{len(replicated)} replicated tasks done at the kill; "
-            f"redis-py back after {failover:.1f} s; {len(racing)} racing submissions "
+            f"redis-py back after {failover:.1f} s; "
+            f"old master demoted after {demoted:.1f} s; {len(racing)} racing submissions "
             f"answered by the old master, {len(lost_racing)} lost {lost_racing[:5]}; "
             f"{len(expected)} tasks completed, {duplicates} duplicate run(s); "
             f"{len(set(in_doubt) & set(runs))}/{len(in_doubt)} submission(s) in doubt ran; "

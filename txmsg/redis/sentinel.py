@@ -18,7 +18,9 @@ and whatever is built on them), so each (re)connection:
 A failover reaches the clients as a lost connection: the old master is
 gone, or, when it is still alive, Sentinel demotes it with C{REPLICAOF}
 and C{CLIENT KILL TYPE normal/pubsub}, which closes every client
-connection.  txredisapi's own reconnection then comes back through this
+connection (only when it next reconfigures it, about 10 s after the
+switch: until then the connections stay on the old master; see
+docs/scaling.md).  txredisapi's own reconnection then comes back through this
 endpoint and finds the new master.  When no Sentinel knows a master (or
 the one named is not a master yet) the attempt fails like a refused
 connection, and txredisapi retries with its backoff.
