@@ -48,20 +48,28 @@ class SentinelSet(LocalCluster):
         return self.env["TXMSG_REDIS_URL"]
 
 
+def sentinel_with_passwords(case: Any) -> SentinelSet:
+    """
+    A started set whose master and replica require one password and whose
+    Sentinels require their own (both in the URL); stopped in C{case}'s
+    cleanup.
+    """
+    sentinel = SentinelSet(
+        TXMSG_REDIS_PASSWORD="m-" + uuid.uuid4().hex[:8],
+        TXMSG_SENTINEL_PASSWORD="s-" + uuid.uuid4().hex[:8],
+    )
+    case.addCleanup(sentinel.down)
+    sentinel.up()
+    return sentinel
+
+
 class SentinelFailoverTests(TestCase):
     """Every Redis use through one Sentinel URL survives a killed master."""
 
     timeout = 120
 
     def setUp(self) -> None:
-        # the password variant: the master and replica require one, the
-        # Sentinels their own (both in the URL)
-        self.sentinel = SentinelSet(
-            TXMSG_REDIS_PASSWORD="m-" + uuid.uuid4().hex[:8],
-            TXMSG_SENTINEL_PASSWORD="s-" + uuid.uuid4().hex[:8],
-        )
-        self.addCleanup(self.sentinel.down)
-        self.sentinel.up()
+        self.sentinel = sentinel_with_passwords(self)
         self.assertIn("sentinel_password=", self.sentinel.url)
 
     async def test_pubsub_and_queue_across_failover(self) -> None:

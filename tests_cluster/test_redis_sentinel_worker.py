@@ -23,7 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests._streams_support import RedisClient, stream_key
 from tests._worker_support import ROOT, WorkerProcess, unique, wait_until, worker_env
-from tests.test_redis_sentinel import SentinelSet
+from tests.test_redis_sentinel import SentinelSet, sentinel_with_passwords
 
 
 def sentinel_master(sentinel: SentinelSet) -> Any:
@@ -54,12 +54,7 @@ class SentinelWorkerFailoverTests(SynchronousTestCase):
     """A Redis Streams worker follows a failover."""
 
     def setUp(self) -> None:
-        self.sentinel = SentinelSet(
-            TXMSG_REDIS_PASSWORD="m-" + uuid.uuid4().hex[:8],
-            TXMSG_SENTINEL_PASSWORD="s-" + uuid.uuid4().hex[:8],
-        )
-        self.addCleanup(self.sentinel.down)
-        self.sentinel.up()
+        self.sentinel = sentinel_with_passwords(self)
         self.queue = unique("txmsg-sentinel-worker")
         fd, self.record = tempfile.mkstemp(prefix="txmsg-sentinel-worker-")
         os.close(fd)
