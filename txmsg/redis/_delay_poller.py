@@ -86,7 +86,8 @@ class DelayPoller(Service):
             and any failed handler (or none at all) counts as failure.
         @param target: a L{ReliableQueue} (or a list key): due payloads are
             moved there atomically instead of being handled here; a target
-            whose C{kind} is C{"stream"} is a stream (L{txmsg.redis.streams}).
+            whose C{kind} is C{"stream"} is a stream (L{txmsg.redis.streams};
+            with a C{levels} key, moved into its priority level streams).
         @param pubsub: a L{PubSub} to hear other processes' wake-ups.
         @param lease: seconds a claimed item stays reserved for its handler.
         @param max_sleep: longest sleep between claims (see above).
@@ -108,6 +109,7 @@ class DelayPoller(Service):
         self.event = event
         self.target_key = None if target is None else getattr(target, "key", target)
         self.target_kind = str(getattr(target, "kind", "list"))
+        self.target_levels: str | None = getattr(target, "levels", None)
         self.pubsub = pubsub
         self.lease = lease
         self.max_sleep = max_sleep
@@ -211,7 +213,9 @@ class DelayPoller(Service):
         self._again = False
         d: Deferred[Any]
         if self.target_key is not None:
-            d = self.queue.move_due(self.target_key, self.batch, self.target_kind)
+            d = self.queue.move_due(
+                self.target_key, self.batch, self.target_kind, self.target_levels
+            )
             d.addCallback(self._moved)
         else:
             limit = min(self.batch, room)

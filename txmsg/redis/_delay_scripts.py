@@ -112,13 +112,35 @@ return 0
 """,
 )
 
-# KEYS: due, items, attempts, list or stream   ARGV: now, limit[, 'stream']
+#: Lua: the stream of an entry's priority level.  C{stream_level(base,
+#: max_key, fields)}: C{base} (level 0) unless the fields carry a
+#: C{priority} and C{max_key} holds the highest level, then
+#: C{base:p<min(priority, highest)>} (same hash tag, so the same slot).
+STREAM_LEVEL_LUA = """
+local function stream_level(base, max_key, fields)
+  local p
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'priority' then p = tonumber(fields[i + 1]) end
+  end
+  if not p or p < 1 or not max_key then return base end
+  local top = tonumber(redis.call('get', max_key) or 0) or 0
+  if top < 1 then return base end
+  p = math.floor(p)
+  if p > top then p = top end
+  return base .. ':p' .. p
+end
+"""
+
+# KEYS: due, items, attempts, list or stream[, max-priority]
+# ARGV: now, limit[, 'stream']
 # Moves due payloads to a list queue (LPUSH: the list queue's tail), or with
 # 'stream' to a stream (XADD of the fields and values the payload holds,
-# each as <length>:<bytes>).  Returns {moved, next due or ''}.
+# each as <length>:<bytes>), into the level stream of its priority when a
+# max-priority key is given.  Returns {moved, next due or ''}.
 MOVE = Script(
     "delay.move",
-    """
+    STREAM_LEVEL_LUA
+    + """
 local ids = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1],
   'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
@@ -133,7 +155,7 @@ for _, id in ipairs(ids) do
         fields[#fields + 1] = string.sub(payload, colon + 1, colon + n)
         pos = colon + n + 1
       end
-      redis.call('xadd', KEYS[4], '*', unpack(fields))
+      redis.call('xadd', stream_level(KEYS[4], KEYS[5], fields), '*', unpack(fields))
     else
       redis.call('lpush', KEYS[4], payload)
     end

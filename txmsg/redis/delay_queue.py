@@ -258,7 +258,7 @@ class DelayQueue:
         return d.addCallback(bool)
 
     def move_due(
-        self, list_key: str, limit: int = 100, kind: str = "list"
+        self, list_key: str, limit: int = 100, kind: str = "list", levels: str | None = None
     ) -> Deferred[tuple[int, float | None]]:
         """
         Atomically move up to C{limit} due payloads to the Redis list
@@ -267,11 +267,12 @@ class DelayQueue:
         this queue's hash tag: a L{ReliableQueue} of the same name does.
         With C{kind="stream"}, C{list_key} is a stream and each payload its
         entry's fields and values, each as C{<length>:<bytes>} (what
-        L{txmsg.redis.streams} schedules).
+        L{txmsg.redis.streams} schedules); C{levels}, its queue's
+        max-priority key, sends each to the stream of its priority level.
         """
         d = scripts.MOVE(
             self._handler,
-            [self.due_key, self.items_key, self.attempts_key, list_key],
+            [self.due_key, self.items_key, self.attempts_key, list_key, *([levels] if levels else [])],
             [repr(self.reactor.seconds()), int(limit), kind],
         )
         return d.addCallback(lambda r: (int(r[0]), _score(r[1])))

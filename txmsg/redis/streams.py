@@ -8,7 +8,11 @@ Lua scripts the Redis Streams worker broker
 Keys of work queue C{Q} (every key one script touches shares the hash tag
 C{{Q}}, so a queue lives in one Redis Cluster slot)::
 
-    txmsg:{Q}:stream          stream: the work queue (consumer group "txmsg")
+    txmsg:{Q}:stream          stream: the work queue (consumer group "txmsg");
+                              with priorities its level 0
+    txmsg:{Q}:stream:p<k>     stream: priority level k (1 to the maximum)
+    txmsg:{Q}:max-priority    string: the highest level, set by the workers
+                              started with --max-priority (absent: none)
     txmsg:{Q}:dead            stream: dead letters (the queue's Q.dead)
     txmsg:delay:{Q}:due       zset:   scheduled entry id -> due time (unix s)
     txmsg:delay:{Q}:items     hash:   scheduled entry id -> its fields and values,
@@ -17,7 +21,8 @@ C{{Q}}, so a queue lives in one Redis Cluster slot)::
 
 An entry's fields are the AMQP message's properties (see L{encode_entry}):
 C{body}, C{content_type}, C{message_id}, C{correlation_id}, C{reply_to},
-C{headers} (a JSON object), each present only when set; dead letters add
+C{priority}, C{headers} (a JSON object), each present only when set; dead
+letters add
 C{reason}, C{error} and C{attempts}.
 
 Settling an entry (ack, retry now, retry later, dead-letter) is one Lua
@@ -38,6 +43,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from txmsg.redis._common import Script, as_bytes
+from txmsg.redis._delay_scripts import STREAM_LEVEL_LUA
 from txmsg.redis.slots import tagged_prefix
 
 __all__ = [
@@ -46,14 +52,16 @@ __all__ = [
     "StreamKeys",
     "decode_entry",
     "encode_entry",
+    "add",
     "ensure_group",
     "parse_entries",
+    "read_levels",
 ]
 
 #: The consumer group every worker of a queue belongs to.
 GROUP = "txmsg"
 
-_FIELDS = ("content_type", "message_id", "correlation_id", "reply_to")
+_FIELDS = ("content_type", "message_id", "correlation_id", "reply_to", "priority")
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,19 @@ class StreamKeys:
     def stream(self) -> str:
         """The work stream."""
         return self.prefix + ":stream"
+
+    def level(self, priority: int) -> str:
+        """The stream of priority level C{priority} (0: L{stream})."""
+        return self.stream if priority <= 0 else "{}:p{}".format(self.stream, priority)
+
+    def levels(self, max_priority: int | None) -> list[str]:
+        """The level streams, highest first (just L{stream} without priorities)."""
+        return [self.level(k) for k in range(max_priority or 0, -1, -1)]
+
+    @property
+    def max_priority(self) -> str:
+        """The key holding the highest priority level the workers read."""
+        return self.prefix + ":max-priority"
 
     @property
     def dead(self) -> str:
@@ -110,7 +131,9 @@ class StreamEntry:
     message_id: str | None = None
     correlation_id: str | None = None
     reply_to: str | None = None
+    priority: str | None = None
     deliveries: int = 1
+    stream: str | None = None
 
 
 def encode_entry(
@@ -137,7 +160,9 @@ def _text(value: Any) -> str | None:
     return None if value is None else as_bytes(value).decode("utf-8", "replace")
 
 
-def decode_entry(entry_id: Any, fields: Sequence[Any], deliveries: int = 1) -> StreamEntry:
+def decode_entry(
+    entry_id: Any, fields: Sequence[Any], deliveries: int = 1, stream: str | None = None
+) -> StreamEntry:
     """
     An entry from its id and its flat field/value list.  A C{headers} field
     that is not a JSON object is passed on as it is (the worker's header
@@ -158,20 +183,23 @@ def decode_entry(entry_id: Any, fields: Sequence[Any], deliveries: int = 1) -> S
         body=as_bytes(values.get("body", b"")),
         headers=headers,
         deliveries=deliveries,
+        stream=stream,
         **{name: _text(values.get(name)) for name in _FIELDS},
     )
 
 
 def parse_entries(reply: Any) -> list[StreamEntry]:
     """
-    The entries of an C{XREADGROUP} reply for one stream (L{None}: none).
+    The entries of an C{XREADGROUP} reply (L{None}: none), each with the
+    stream it came from.
     """
     out: list[StreamEntry] = []
-    for _stream, entries in reply or ():
+    for stream, entries in reply or ():
+        key = _text(stream)
         for entry_id, fields in entries or ():
             if fields is None:  # deleted while pending
                 continue
-            out.append(decode_entry(entry_id, fields))
+            out.append(decode_entry(entry_id, fields, stream=key))
     return out
 
 
@@ -262,29 +290,40 @@ def settle(
     fields: Sequence[bytes] = (),
     due: float = 0.0,
     new_id: str = "",
+    stream: str | None = None,
 ) -> Deferred[Any]:
     """
-    Run the settle script (see its comment) for C{entry_id}.
+    Run the settle script (see its comment) for C{entry_id} of C{stream}
+    (default: the queue's; a level stream with priorities).
     """
     tail = [entry_id, mode, repr(float(due)), new_id, len(fields) // 2, *fields]
     return SETTLE(
         handler,
-        [keys.stream, keys.dead, keys.delay_due, keys.delay_items],
+        [stream or keys.stream, keys.dead, keys.delay_due, keys.delay_items],
         tail,
     )
 
 
-def claim(handler: Any, keys: StreamKeys, consumer: str, idle: float, count: int) -> Deferred[Any]:
+def claim(
+    handler: Any,
+    keys: StreamKeys,
+    consumer: str,
+    idle: float,
+    count: int,
+    stream: str | None = None,
+) -> Deferred[Any]:
     """
-    Claim up to C{count} entries idle for C{idle} seconds; fires with
-    L{StreamEntry} values carrying their delivery counts.
+    Claim up to C{count} entries of C{stream} (default: the queue's) idle
+    for C{idle} seconds; fires with L{StreamEntry} values carrying their
+    delivery counts.
     """
-    d = CLAIM(handler, [keys.stream], [consumer, max(1, int(idle * 1000)), int(count)])
+    key = stream or keys.stream
+    d = CLAIM(handler, [key], [consumer, max(1, int(idle * 1000)), int(count)])
 
     def parse(reply: Any) -> list[StreamEntry]:
         reply = reply or []
         return [
-            decode_entry(reply[i], reply[i + 2], int(reply[i + 1]))
+            decode_entry(reply[i], reply[i + 2], int(reply[i + 1]), key)
             for i in range(0, len(reply) - 2, 3)
         ]
 
@@ -296,3 +335,83 @@ def reply(handler: Any, key: str, fields: Sequence[bytes], ttl: float = 3600.0) 
     Add a reply entry to stream C{key} (kept C{ttl} seconds).
     """
     return REPLY(handler, [key], [max(1, int(ttl * 1000)), *fields])
+
+
+# KEYS: the level streams, highest first   ARGV: consumer, count
+# Strict priority: XREADGROUP (not blocking) each level in turn until
+# COUNT entries are read; an XREADGROUP-shaped reply.
+READ = Script(
+    "streams.read",
+    """
+local left = tonumber(ARGV[2])
+local out = {}
+for _, key in ipairs(KEYS) do
+  if left <= 0 then break end
+  local got = redis.call('xreadgroup', 'GROUP', 'txmsg', ARGV[1], 'COUNT', left,
+    'STREAMS', key, '>')
+  if got then
+    for _, s in ipairs(got) do
+      out[#out + 1] = s
+      left = left - #s[2]
+    end
+  end
+end
+return out
+""",
+)
+
+
+def read_levels(
+    handler: Any, streams: Sequence[str], consumer: str, count: int
+) -> Deferred[list[StreamEntry]]:
+    """
+    Read up to C{count} new entries, from the first of C{streams} (the
+    level streams, highest first) that has some, then the next: fires
+    with them, in that order.
+    """
+    d = READ(handler, list(streams), [consumer, int(count)])
+    return d.addCallback(parse_entries)
+
+
+# KEYS: stream, max-priority, delay due, delay items
+# ARGV: due time ('': now), new id, f1, v1, ...
+# A client's send: XADD the fields to the stream of their priority level,
+# or schedule them in the delay queue (as the settle script's 'later').
+ADD = Script(
+    "streams.add",
+    STREAM_LEVEL_LUA
+    + """
+local fields = {}
+for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
+if ARGV[1] ~= '' then
+  local packed = {}
+  for _, v in ipairs(fields) do packed[#packed + 1] = #v .. ':' .. v end
+  redis.call('hset', KEYS[4], ARGV[2], table.concat(packed))
+  redis.call('zadd', KEYS[3], ARGV[1], ARGV[2])
+  return ARGV[2]
+end
+return redis.call('xadd', stream_level(KEYS[1], KEYS[2], fields), '*', unpack(fields))
+""",
+)
+
+
+def add(
+    handler: Any,
+    keys: StreamKeys,
+    fields: Sequence[bytes],
+    due: float | None = None,
+    new_id: str = "",
+) -> Deferred[Any]:
+    """
+    Add an entry (the fields of L{encode_entry}) to queue C{keys}: to the
+    stream of its C{priority}'s level (capped at the queue's
+    C{max-priority}; level 0 when it has none), or with C{due} (a Unix
+    time) to the retry delay queue, moved into the stream when due by
+    the workers' poller under C{new_id}.
+    """
+    when = "" if due is None else repr(float(due))
+    return ADD(
+        handler,
+        [keys.stream, keys.max_priority, keys.delay_due, keys.delay_items],
+        [when, new_id, *fields],
+    )

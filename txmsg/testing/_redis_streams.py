@@ -5,8 +5,8 @@ Redis Streams in the in-memory Redis (L{txmsg.testing.MemoryRedis}): the
 commands the Redis Streams worker broker sends (C{XADD}, C{XLEN},
 C{XRANGE}, C{XDEL}, C{XGROUP CREATE|DESTROY|DELCONSUMER}, C{XREADGROUP}
 with C{BLOCK} on the clock, C{XACK}, C{XPENDING}, C{XCLAIM},
-C{XAUTOCLAIM}), with Redis 7.0's replies and errors.  One stream per
-C{XREADGROUP}; no C{NOACK}, no C{XINFO}.
+C{XAUTOCLAIM}), with Redis 7.0's replies and errors.  C{XREADGROUP} of
+several streams only with C{>} (new entries); no C{NOACK}, no C{XINFO}.
 """
 
 from __future__ import annotations
@@ -182,7 +182,13 @@ class StreamCommands:
         count = int(args[opts.index(b"COUNT") + 1]) if b"COUNT" in opts else None
         block = int(args[opts.index(b"BLOCK") + 1]) if b"BLOCK" in opts else None
         at = opts.index(b"STREAMS")
-        key, wanted = args[at + 1], args[at + 2]
+        names = args[at + 1 :]
+        keys = list(names[: len(names) // 2])
+        if len(keys) > 1:
+            for key in keys:
+                self._group(key, group, "XREADGROUP")[1].consumers.add(consumer)
+            return self._read_new(keys, group, consumer, count, block)
+        key, wanted = keys[0], names[1]
         stream, g = self._group(key, group, "XREADGROUP")
         g.consumers.add(consumer)
         if wanted != b">":
@@ -190,11 +196,32 @@ class StreamCommands:
             mine = sorted(i for i, p in g.pel.items() if p[0] == consumer and i > start)
             entries = [[_id(i), stream.entries.get(i)] for i in mine[:count]]
             return [[key, entries]]
-        got = self._deliver(key, stream, g, consumer, count)
+        return self._read_new(keys, group, consumer, count, block)
+
+    def _deliver_all(
+        self, keys: list[bytes], group: bytes, consumer: bytes, count: int | None
+    ) -> Any:
+        out: list[Any] = []
+        for key in keys:
+            stream = self._stream(key)
+            g = stream.groups.get(group) if stream is not None else None
+            if stream is not None and g is not None:
+                out += self._deliver(key, stream, g, consumer, count) or []
+        return out or None
+
+    def _read_new(
+        self,
+        keys: list[bytes],
+        group: bytes,
+        consumer: bytes,
+        count: int | None,
+        block: int | None,
+    ) -> Any:
+        got = self._deliver_all(keys, group, consumer, count)
         if got is not None or block is None:
             return got
         d: Deferred[Any] = Deferred(lambda d: self._stream_waiters.remove(waiter))
-        waiter = [d, key, group, consumer, count, None]
+        waiter = [d, keys, group, consumer, count, None]
         if block > 0:
 
             def expire() -> None:
@@ -226,12 +253,8 @@ class StreamCommands:
 
     def _serve_streams(self) -> None:
         for waiter in list(self._stream_waiters):
-            d, key, group, consumer, count, timer = waiter
-            stream = self._stream(key)
-            g = stream.groups.get(group) if stream is not None else None
-            if stream is None or g is None:
-                continue
-            got = self._deliver(key, stream, g, consumer, count)
+            d, keys, group, consumer, count, timer = waiter
+            got = self._deliver_all(keys, group, consumer, count)
             if got is not None:
                 self._stream_waiters.remove(waiter)
                 if timer is not None and timer.active():

@@ -23,6 +23,13 @@ broker first (L{txmsg.amqp.delayed}, through the client's C{delays}: classic
 delay levels unless you set another L{DelayedDelivery}); it is delivered no
 earlier than that and within about a second after.  With C{send}, the ETA
 also travels in the task (envelope v2), so a worker never runs it early.
+
+With a C{redis://} (C{rediss://}, C{unix://}) C{url}, the client sends to
+workers on Redis Streams (C{--broker redis://...}) instead: each task is
+added to its queue's stream, its priority level's stream, or (with a
+countdown or ETA) the queue's delay set, which the workers move into the
+stream when due.  C{call} and C{submit(..., wait=True)} then need a
+C{results} store: they send the task and wait for its result there.
 """
 
 from __future__ import annotations
@@ -37,9 +44,11 @@ from twisted.internet.defer import Deferred
 from txmsg.amqp.connection import AMQPConnection
 from txmsg.amqp.delayed import DelayedDelivery
 from txmsg.amqp.rpc import RPCClient
+from txmsg._reactor import maybe_global_reactor
 from txmsg.redis import RedisService
+from txmsg.worker._client_redis import RedisTaskSender, add_task, is_redis_url
 from txmsg.worker.envelope import CONTENT_TYPE, Task, decode_result, encode_task, new_task_id
-from txmsg.worker.handles import TaskFailed, TaskRef
+from txmsg.worker.handles import NoResultStore, TaskFailed, TaskRef
 from txmsg.worker.results import RedisResultStore
 from txmsg.worker.signature import resolve_times
 
@@ -56,10 +65,14 @@ def _priority(priority: int | None) -> dict[str, Any]:
 
 class TaskClient(MultiService):
     """
-    Submit tasks over an L{txmsg.amqp.AMQPConnection}.
+    Submit tasks over an L{txmsg.amqp.AMQPConnection}, or to workers on
+    Redis Streams when C{url} is a Redis URL.
 
     An C{IService}: when it made its own connection (no C{amqp} given), that
     connection is its child, started and stopped with it.
+
+    @ivar redis: with a Redis C{url}, the connection tasks go through (and
+        C{amqp} is L{None}).
     """
 
     def __init__(
@@ -75,6 +88,8 @@ class TaskClient(MultiService):
         """
         @param amqp: the connection; L{None}: a new one to C{url} (default
             C{$TXMSG_AMQP_URL}), owned by this client.
+        @param url: an C{amqp(s)://} URL, or a C{redis://} one: send to
+            workers started with C{--broker} that URL.
         @param queue: the default work queue.
         @param timeout: the default seconds to wait for a confirm or a result.
         @param results: a results store (L{txmsg.worker.results.RedisResultStore},
@@ -87,7 +102,12 @@ class TaskClient(MultiService):
             (default: the connection's reactor).
         """
         super().__init__()
-        if amqp is None:
+        self.redis: RedisTaskSender | None = None
+        if amqp is None and is_redis_url(url):
+            self.redis = RedisTaskSender(str(url), reactor=reactor)
+            self.redis.setName("redis")
+            self.redis.setServiceParent(self)
+        elif amqp is None:
             amqp = AMQPConnection(url, reactor=reactor, connection_name="txmsg-client")
             amqp.setName("amqp")
             amqp.setServiceParent(self)
@@ -100,11 +120,20 @@ class TaskClient(MultiService):
         self.queue = queue
         self.timeout = timeout
         self.results = results
-        self.clock = reactor if reactor is not None else amqp.reactor
+        self._reactor = reactor
         self._rpc: Any = None
         #: The delayed delivery C{countdown} and C{eta} go through (classic
-        #: levels; set another for quorum ones).
-        self.delays = DelayedDelivery(amqp)
+        #: levels; set another for quorum ones); L{None} on Redis.
+        self.delays = DelayedDelivery(amqp) if amqp is not None else None
+
+    @property
+    def clock(self) -> Any:
+        """The clock C{countdown} and C{expires} count from."""
+        if self._reactor is not None:
+            return self._reactor
+        if self.amqp is not None:
+            return self.amqp.reactor
+        return maybe_global_reactor(None)
 
     @classmethod
     async def connect(
@@ -120,15 +149,23 @@ class TaskClient(MultiService):
         client = cls(url=url, timeout=timeout, **kwargs)
         client.startService()
         try:
-            await client.amqp.when_ready(timeout)
+            await (client.redis or client._amqp()).when_ready(timeout)
         except BaseException:
             await client.stopService()
             raise
         return client
 
+    def _amqp(self) -> AMQPConnection:
+        assert self.amqp is not None  # without one, self.redis sends
+        return self.amqp
+
+    def _delays(self) -> DelayedDelivery:
+        assert self.delays is not None
+        return self.delays
+
     def _rpc_client(self) -> Any:
         if self._rpc is None:
-            self._rpc = RPCClient(self.amqp, timeout=self.timeout)
+            self._rpc = RPCClient(self._amqp(), timeout=self.timeout)
         return self._rpc
 
     def send(
@@ -164,11 +201,15 @@ class TaskClient(MultiService):
         body = encode_task(message)
         self._submitted(message)
         fields = dict(content_type=CONTENT_TYPE, message_id=message.id, **_priority(priority))
-        if message.eta is not None and message.eta > self.clock.seconds():
+        if self.redis is not None:
+            d = self._add(message, queue, priority)
+        elif message.eta is not None and message.eta > self.clock.seconds():
             wait = message.eta - self.clock.seconds()
-            d = self.delays.publish(queue or self.queue, body, wait, timeout=self.timeout, **fields)
+            d = self._delays().publish(
+                queue or self.queue, body, wait, timeout=self.timeout, **fields
+            )
         else:
-            d = self.amqp.publish("", queue or self.queue, body, timeout=self.timeout, **fields)
+            d = self._amqp().publish("", queue or self.queue, body, timeout=self.timeout, **fields)
         return d.addCallback(lambda _: TaskRef(message.id, task, self.results))
 
     def call(
@@ -191,8 +232,37 @@ class TaskClient(MultiService):
             L{TaskFailed} or L{txmsg.amqp.RPCTimeout}.
         """
         message = self._task(task, args, kwargs, task_id, None, None, expires)
+        _priority(priority)
         self._submitted(message)
         return self._call(message, queue, timeout, priority)
+
+    def _add(
+        self,
+        message: Task,
+        queue: str | None,
+        priority: int | None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> Deferred[Any]:
+        assert self.redis is not None
+        now = self.clock.seconds()
+        h = self.redis.handler
+        return add_task(h, queue or self.queue, message, now, priority, headers)
+
+    def _call_redis(
+        self,
+        message: Task,
+        queue: str | None,
+        timeout: float | None,
+        priority: int | None,
+        headers: Mapping[str, Any] | None,
+    ) -> Deferred[Any]:
+        # On Redis the result comes through the results store.
+        if self.results is None:
+            raise NoResultStore("TaskClient.call() on a Redis broker")
+        seconds = self.timeout if timeout is None else timeout
+        d = self._add(message, queue, priority, headers)
+        ref: TaskRef[Any] = TaskRef(message.id, message.name, self.results)
+        return d.addCallback(lambda _: ref.result(seconds))
 
     def _submitted(self, message: Task) -> None:
         if self.results is not None:
@@ -219,6 +289,9 @@ class TaskClient(MultiService):
         priority: int | None,
         headers: Mapping[str, Any] | None = None,
     ) -> Deferred[Any]:
+        if self.redis is not None:
+            return self._call_redis(message, queue, timeout, priority, headers)
+
         def replied(reply: bytes) -> Any:
             result = decode_result(reply)
             if not result.ok:
@@ -280,8 +353,12 @@ class TaskClient(MultiService):
         self._submitted(message)
         if wait:
             return self._call(message, queue, timeout, None, headers)
+        if self.redis is not None:
+            when, _ = resolve_times(self.clock.seconds(), countdown, eta)
+            d = self._add(replace(message, eta=when), queue, None, headers)
+            return d.addCallback(lambda _: message.id)
         if delayed:
-            d = self.delays.publish(
+            d = self._delays().publish(
                 queue or self.queue,
                 encode_task(message),
                 countdown or 0.0,
@@ -292,7 +369,7 @@ class TaskClient(MultiService):
                 timeout=self.timeout if timeout is None else timeout,
             )
             return d.addCallback(lambda _: message.id)
-        d = self.amqp.publish(
+        d = self._amqp().publish(
             "",
             queue or self.queue,
             encode_task(message),

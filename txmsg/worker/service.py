@@ -172,6 +172,7 @@ class WorkerService(MultiService):
                 broker_url,
                 self.name,
                 visibility_timeout=visibility_timeout,
+                max_priority=max_priority,
                 reactor=reactor,
                 events=self.events,
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -54,6 +54,8 @@ class StreamConsumer:
         self.broker = broker
         self.queue = queue
         self.keys = broker.keys[queue]
+        #: the streams read, highest priority level first
+        self.streams = self.keys.levels(broker.max_priority)
         self.handler = handler
         self.give_back = give_back
         self.prefetch = prefetch
@@ -62,7 +64,7 @@ class StreamConsumer:
         self.acked = self.left = 0
         self._clock = broker.clock
         self._running = True
-        self._held: set[str] = set()
+        self._held: dict[str, str | None] = {}
         self._in_flight = InFlight(self._clock)
         self._room: Deferred[None] | None = None
         self._consuming_waiters: Waiters[None] = Waiters(self._clock)
@@ -101,7 +103,6 @@ class StreamConsumer:
             room.callback(None)
 
     async def _run(self) -> None:
-        commands = self.broker.commands
         self._blocking.startService()
         self._touch.start(self.broker.visibility_timeout / 3.0, now=False)
         ready = backlog = False
@@ -119,7 +120,7 @@ class StreamConsumer:
                     continue
                 try:
                     if not ready:
-                        await streams.ensure_group(commands.handler, self.keys.stream)
+                        await self._ensure_groups()
                         ready = self.consuming = True
                         self.log.info(
                             "Consuming {queue} (stream {stream}, group {group}, prefetch {n})",
@@ -131,13 +132,7 @@ class StreamConsumer:
                         self._consuming_waiters.fire(None)
                     if self._clock.seconds() >= next_claim:
                         next_claim = self._clock.seconds() + self.broker.visibility_timeout / 3.0
-                        claimed = await streams.claim(
-                            commands.handler,
-                            self.keys,
-                            self.consumer,
-                            self.broker.visibility_timeout,
-                            room,
-                        )
+                        claimed = await self._claim(room)
                         if claimed:
                             self.log.warn(
                                 "Claimed {n} entr(ies) of {queue} from dead consumers",
@@ -147,11 +142,7 @@ class StreamConsumer:
                             for entry in claimed:
                                 self._start(entry)
                             continue
-                    reply = await self._blocking.raw_handler.execute_command(
-                        "XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", room,
-                        "BLOCK", max(1, int(self.broker.block * 1000)),
-                        "STREAMS", self.keys.stream, ">",
-                    )  # fmt: skip
+                    entries = await self._read(room)
                 except Exception as e:
                     if not self._running:
                         break
@@ -167,7 +158,6 @@ class StreamConsumer:
                     await sleep(self._clock, 1.0)
                     continue
                 self._failures = 0
-                entries = streams.parse_entries(reply)
                 backlog = len(entries) >= room
                 for entry in entries:
                     self._start(entry)
@@ -177,6 +167,48 @@ class StreamConsumer:
             if self._touch.running:
                 self._touch.stop()
             await self._blocking.stopService()
+
+    async def _ensure_groups(self) -> None:
+        h = self.broker.commands.handler
+        for stream in self.streams:
+            await streams.ensure_group(h, stream)
+        if self.broker.max_priority:
+            await h.execute_command("SET", self.keys.max_priority, self.broker.max_priority)
+        else:
+            await h.execute_command("DEL", self.keys.max_priority)
+
+    async def _claim(self, room: int) -> list[StreamEntry]:
+        claimed: list[StreamEntry] = []
+        for stream in self.streams:
+            if len(claimed) >= room:
+                break
+            claimed += await streams.claim(
+                self.broker.commands.handler,
+                self.keys,
+                self.consumer,
+                self.broker.visibility_timeout,
+                room - len(claimed),
+                stream,
+            )
+        return claimed
+
+    async def _read(self, room: int) -> list[StreamEntry]:
+        # One stream: a blocking read.  Levels: what the highest non-empty
+        # levels hold (one script), else a blocking read of one entry from
+        # any level (a few more than the window when several arrive at once).
+        block = ["BLOCK", max(1, int(self.broker.block * 1000))]
+        if len(self.streams) > 1:
+            entries = await streams.read_levels(
+                self.broker.commands.handler, self.streams, self.consumer, room
+            )
+            if entries:
+                return entries
+            room = 1
+        reply = await self._blocking.raw_handler.execute_command(
+            "XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", room, *block,
+            "STREAMS", *self.streams, *[">"] * len(self.streams),
+        )  # fmt: skip
+        return streams.parse_entries(reply)
 
     def _incoming(self, entry: StreamEntry) -> IncomingMessage:
         headers: Any = entry.headers
@@ -203,11 +235,11 @@ class StreamConsumer:
             d = Deferred.fromCoroutine(_awaited(self.give_back(message)))
         else:  # left pending: claimed by others after the visibility timeout
             return
-        self._held.add(entry.entry_id)
+        self._held[entry.entry_id] = entry.stream
         self._in_flight.enter()
 
         def done(result: Any) -> None:
-            self._held.discard(entry.entry_id)
+            self._held.pop(entry.entry_id, None)
             self._in_flight.leave()
             if result == ACKED:
                 self.acked += 1
@@ -231,11 +263,16 @@ class StreamConsumer:
             h = self.broker.commands.handler
         except Exception:
             return None
-        d: Deferred[Any] = h.execute_command(
-            "XCLAIM", self.keys.stream, GROUP, self.consumer, 0, *sorted(self._held), "JUSTID"
-        )
-        d.addErrback(lambda f: None)
-        return d
+        by_stream: dict[str, list[str]] = {}
+        for entry_id, stream in self._held.items():
+            by_stream.setdefault(stream or self.keys.stream, []).append(entry_id)
+        calls = []
+        for stream, ids in sorted(by_stream.items()):
+            d: Deferred[Any] = h.execute_command(
+                "XCLAIM", stream, GROUP, self.consumer, 0, *sorted(ids), "JUSTID"
+            )
+            calls.append(d.addErrback(lambda f: None))
+        return gatherResults(calls)
 
 
 async def _awaited(awaitable: Awaitable[Any]) -> Any:

@@ -20,6 +20,11 @@ C{x-delivery-count}.  A live worker keeps its running entries fresh
 longer than the timeout is not claimed by others.  Retries wait in a
 L{txmsg.redis.DelayQueue} per queue, moved back into the stream by its
 L{txmsg.redis.DelayPoller}.
+
+With C{max_priority} N, the queue has one stream per priority level 0 to N
+(L{StreamKeys.levels}); the consumer reads them in strict priority order
+(a lower level only when every higher one is empty), claims on each, and
+keeps an entry on its level when retrying it.
 """
 
 from __future__ import annotations
@@ -64,8 +69,9 @@ class _StreamTarget:
 
     kind = "stream"
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, levels: str | None = None) -> None:
         self.key = key
+        self.levels = levels
 
 
 @implementer(IWorkerBroker)
@@ -90,6 +96,7 @@ class RedisStreamsBroker(MultiService):
         visibility_timeout: float = 30.0,
         block: float = 1.0,
         reply_ttl: float = 3600.0,
+        max_priority: int | None = None,
         reactor: IReactorTime,
         events: IEventSink | None = None,
         connect: Callable[..., Any] | None = None,
@@ -102,6 +109,8 @@ class RedisStreamsBroker(MultiService):
         @param block: seconds each blocking read waits at most (a stop
             waits for it).
         @param reply_ttl: seconds a reply stream is kept after its last reply.
+        @param max_priority: read one stream per priority level 0 to this
+            (1 to 255), highest first; L{None}: one stream.
         @param connect: makes a (not started) connection service, called
             with C{command_timeout=} (default: a L{RedisConnection} on
             C{url}); L{txmsg.testing.MemoryRedis.connection} in tests.
@@ -109,6 +118,9 @@ class RedisStreamsBroker(MultiService):
         super().__init__()
         if visibility_timeout <= 0 or block <= 0:
             raise ValueError("need visibility_timeout > 0 and block > 0")
+        if max_priority is not None and not 1 <= max_priority <= 255:
+            raise ValueError("max_priority must be from 1 to 255")
+        self.max_priority = max_priority
         self.url = url
         self.worker_name = worker_name
         self.visibility_timeout = visibility_timeout
@@ -154,7 +166,9 @@ class RedisStreamsBroker(MultiService):
             self.commands, queue, namespace=keys.delay_namespace, reactor=self.clock
         )
         self.delays[queue] = delays
-        poller = DelayPoller(delays, target=_StreamTarget(keys.stream), max_sleep=1.0)
+        levels = keys.max_priority if self.max_priority else None
+        target = _StreamTarget(keys.stream, levels)
+        poller = DelayPoller(delays, target=target, max_sleep=1.0)
         poller.setServiceParent(self)
 
     def consume(
@@ -184,6 +198,7 @@ class RedisStreamsBroker(MultiService):
             message_id=message.message_id,
             correlation_id=message.correlation_id,
             reply_to=message.reply_to,
+            priority=getattr(message.handle, "priority", None),
         )
 
     def settle(self, message: IncomingMessage, decision: Decision) -> Deferred[Any]:
@@ -194,12 +209,13 @@ class RedisStreamsBroker(MultiService):
         h = self.commands.handler
         keys = self.keys[message.queue]
         entry_id = message.handle.entry_id
+        stream = message.handle.stream
         replying: Deferred[Any] | None = None
         if isinstance(decision, Ack):
-            d = streams.settle(h, keys, entry_id)
+            d = streams.settle(h, keys, entry_id, stream=stream)
         elif isinstance(decision, Reply):
             replying = self.reply(message, decision.body, decision.content_type)
-            d = streams.settle(h, keys, entry_id)
+            d = streams.settle(h, keys, entry_id, stream=stream)
         elif isinstance(decision, Retry):
             d = self._retry(message, decision)
         elif isinstance(decision, Requeue):
@@ -230,10 +246,13 @@ class RedisStreamsBroker(MultiService):
         keys = self.keys[message.queue]
         h = self.commands.handler
         entry_id = message.handle.entry_id
+        stream = message.handle.stream
         if wait <= 0:
-            return streams.settle(h, keys, entry_id, "add", fields)
+            return streams.settle(h, keys, entry_id, "add", fields, stream=stream)
         due = self.clock.seconds() + wait
-        d = streams.settle(h, keys, entry_id, "later", fields, due, uuid.uuid4().hex)
+        d = streams.settle(
+            h, keys, entry_id, "later", fields, due, uuid.uuid4().hex, stream=stream
+        )
         delays = self.delays[message.queue]
 
         def scheduled(result: Any) -> Any:
@@ -262,6 +281,7 @@ class RedisStreamsBroker(MultiService):
             message.handle.entry_id,
             "add",
             self._fields(message, headers),
+            stream=message.handle.stream,
         )
         d.addCallback(lambda _: ACKED)
         if requeue.counted:
@@ -280,6 +300,7 @@ class RedisStreamsBroker(MultiService):
             message.handle.entry_id,
             "dead",
             fields,
+            stream=message.handle.stream,
         )
 
     def reply(self, message: IncomingMessage, body: bytes, content_type: str) -> Deferred[None]:
