@@ -272,7 +272,13 @@ class DelayQueue:
         """
         d = scripts.MOVE(
             self._handler,
-            [self.due_key, self.items_key, self.attempts_key, list_key, *([levels] if levels else [])],
+            [
+                self.due_key,
+                self.items_key,
+                self.attempts_key,
+                list_key,
+                *([levels] if levels else []),
+            ],
             [repr(self.reactor.seconds()), int(limit), kind],
         )
         return d.addCallback(lambda r: (int(r[0]), _score(r[1])))

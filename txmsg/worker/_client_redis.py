@@ -1,4 +1,4 @@
-# -*- test-case-name: txmsg.test.test_worker_client_redis -*-
+# -*- test-case-name: txmsg.test.test_worker_redis_priority -*-
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 What a L{txmsg.worker.TaskClient} made with a C{redis://} URL sends with:

@@ -2,7 +2,8 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 C{txmsg send --broker redis://...}: tasks submitted to a worker on Redis
-Streams (one C{XADD} each, see C{docs/redis_worker.md}); with C{--wait}
+Streams (one C{XADD} each, or an entry of the delay set with C{--countdown}
+or C{--eta}; see C{docs/redis_worker.md}); with C{--wait}
 the results are read from a reply stream of this command's own.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -19,9 +21,9 @@ from twisted.internet.interfaces import IReactorTime
 from txmsg.redis import streams
 from txmsg.redis._common import as_bytes
 from txmsg.redis.connection import RedisConnection
-from txmsg.redis.streams import StreamKeys
 from txmsg.worker._cli_common import CommandError
-from txmsg.worker.envelope import CONTENT_TYPE, Task, encode_task
+from txmsg.worker._client_redis import add_task
+from txmsg.worker.envelope import Task
 
 __all__ = ["submit_all"]
 
@@ -35,11 +37,12 @@ async def submit_all(
     wait: bool,
     timeout: float,
     done: Callable[[Any, str | None], None],
+    priority: int | None = None,
 ) -> None:
     """
-    Submit C{count} copies of C{task} (fresh ids); call C{done(value,
-    error)} for each: the id once added, or with C{wait} its result (or
-    the error text).
+    Submit C{count} copies of C{task} (fresh ids; its C{eta} and
+    C{expires} kept); call C{done(value, error)} for each: the id once
+    added, or with C{wait} its result (or the error text).
     """
     commands = RedisConnection(url, decode_responses=False, reactor=reactor)
     reader = RedisConnection(url, decode_responses=False, reactor=reactor)
@@ -51,18 +54,17 @@ async def submit_all(
             await commands.when_connected(timeout)
         except Exception as e:  # RedisCommandTimeout naming the cause, or a refusal
             raise CommandError("cannot reach Redis: {}".format(e)) from None
-        stream = StreamKeys(queue).stream
         ids = set()
         for _ in range(count):
-            one = Task(task.name, task.args, task.kwargs, uuid.uuid4().hex)
-            fields = streams.encode_entry(
-                encode_task(one),
-                content_type=CONTENT_TYPE,
-                message_id=one.id,
-                correlation_id=one.id if wait else None,
+            one = replace(task, id=uuid.uuid4().hex)
+            await add_task(
+                commands.handler,
+                queue,
+                one,
+                reactor.seconds(),
+                priority,
                 reply_to=replies if wait else None,
             )
-            await commands.handler.execute_command("XADD", stream, "*", *fields)
             if wait:
                 ids.add(one.id)
             else:

@@ -41,10 +41,10 @@ from typing import Any
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 
+from txmsg._reactor import maybe_global_reactor
 from txmsg.amqp.connection import AMQPConnection
 from txmsg.amqp.delayed import DelayedDelivery
 from txmsg.amqp.rpc import RPCClient
-from txmsg._reactor import maybe_global_reactor
 from txmsg.redis import RedisService
 from txmsg.worker._client_redis import RedisTaskSender, add_task, is_redis_url
 from txmsg.worker.envelope import CONTENT_TYPE, Task, decode_result, encode_task, new_task_id

@@ -34,10 +34,11 @@ from txmsg._progress import progress
 from txmsg.amqp.publisher import PublishReturned
 from txmsg.amqp.rpc import RPCUnroutable
 from txmsg.amqp.url import ENV_VAR as AMQP_ENV_VAR
-from txmsg.worker._cli_common import CommandError, amqp_connection, json_or_text, run_command, say
+from txmsg.worker._cli_common import amqp_connection, json_or_text, run_command, say
 from txmsg.worker._send_redis import submit_all
 from txmsg.worker.client import TaskClient
 from txmsg.worker.envelope import Task
+from txmsg.worker.signature import resolve_times
 
 __all__ = ["Options", "run"]
 
@@ -162,8 +163,9 @@ def _eta(text: str) -> float:
 
 
 async def _send_to_redis(reactor: IReactorTime, options: Options) -> int:
-    if options["eta"] is not None or options["countdown"] is not None:
-        raise CommandError("--countdown and --eta need RabbitMQ so far (not --broker redis://)")
+    when, deadline = resolve_times(
+        reactor.seconds(), options["countdown"], options["eta"], options["expires"]
+    )
     status = 0
     with progress(options["count"], "done" if options["wait"] else "sent") as meter:
 
@@ -176,7 +178,9 @@ async def _send_to_redis(reactor: IReactorTime, options: Options) -> int:
                 print(json.dumps(value) if options["wait"] else value)
             meter.advance(failed=error is not None)
 
-        task = Task(options["task"], tuple(options["args"]), options["kwargs"] or {})
+        task = Task(
+            options["task"], tuple(options["args"]), options["kwargs"] or {}, "", when, deadline
+        )
         await submit_all(
             reactor,
             options["broker"],
@@ -186,6 +190,7 @@ async def _send_to_redis(reactor: IReactorTime, options: Options) -> int:
             options["wait"],
             options["timeout"],
             done,
+            options["priority"],
         )
     return status
 

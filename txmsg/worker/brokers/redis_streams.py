@@ -250,9 +250,7 @@ class RedisStreamsBroker(MultiService):
         if wait <= 0:
             return streams.settle(h, keys, entry_id, "add", fields, stream=stream)
         due = self.clock.seconds() + wait
-        d = streams.settle(
-            h, keys, entry_id, "later", fields, due, uuid.uuid4().hex, stream=stream
-        )
+        d = streams.settle(h, keys, entry_id, "later", fields, due, uuid.uuid4().hex, stream=stream)
         delays = self.delays[message.queue]
 
         def scheduled(result: Any) -> Any:
