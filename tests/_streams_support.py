@@ -43,7 +43,8 @@ def delete_stream_queues(queues: Any, url: str = REDIS_URL) -> None:
     try:
         for queue in queues:
             tag = "{" + queue + "}:"
-            names = ["txmsg:" + tag + n for n in ("stream", "dead")]
+            names = ["txmsg:" + tag + n for n in ("stream", "dead", "max-priority")]
+            names += ["txmsg:" + tag + "stream:p{}".format(k) for k in range(1, 11)]
             names += ["txmsg:delay:" + tag + n for n in ("due", "items", "attempts")]
             r.delete(*names)
     finally:
