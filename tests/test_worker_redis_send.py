@@ -54,9 +54,7 @@ class RedisSendTests(RedisBroker, OneQueueMixin, TestCase):
         client = await TaskClient.connect(REDIS_URL, queue=self.queue, results=REDIS_URL)
         self.addCleanup(client.stopService)
         busy = await client.send("sleep", (2,))
-        low = await gatherResults(
-            [client.send("square", (i,), priority=0) for i in range(200)]
-        )
+        low = await gatherResults([client.send("square", (i,), priority=0) for i in range(200)])
         high = await client.send("square", (-1,), priority=9)
         await gatherResults([ref.result(timeout=60) for ref in [busy, high, *low]])
         started = {ref.id: (await ref.status()).started for ref in [busy, high, *low]}

@@ -174,3 +174,44 @@ class StreamsContract(ContractCase):
         await self.eventually(lambda: consumer.acked == 8)
         self.assertEqual(await self.wait(h.execute_command("XLEN", keys.stream)), 0)
         self.assertEqual(ACKED, "acked")
+
+    @contract
+    async def test_priority_levels(self) -> None:
+        """
+        The add script picks the level stream from the max-priority key
+        (capped; level 0 without the key or a priority) or schedules in the
+        delay set; the read script reads the levels highest first up to its
+        count; a blocked read of several streams wakes on any of them.
+        """
+        c = self.make_connection()
+        await self.wait(c.when_connected(10))
+        h, keys = c.handler, self.queue()
+        levels = keys.levels(2)
+        for stream in levels:
+            await self.wait(streams.ensure_group(h, stream))
+        await self.wait(streams.add(h, keys, streams.encode_entry(b"early", priority="2")))
+        self.assertEqual(await self.wait(h.execute_command("XLEN", keys.stream)), 1)
+        await self.wait(h.execute_command("SET", keys.max_priority, 2))
+        for body, priority in [(b"low", None), (b"top", "7"), (b"mid", "1"), (b"top2", "2")]:
+            fields = streams.encode_entry(body, priority=priority)
+            await self.wait(streams.add(h, keys, fields))
+        later = streams.encode_entry(b"later", priority="1")
+        await self.wait(streams.add(h, keys, later, 2e9, "job-1"))
+        due = await self.wait(h.execute_command("ZSCORE", keys.delay_due, "job-1"))
+        self.assertEqual(float(due), 2e9)
+        got = await self.wait(streams.read_levels(h, levels, "a", 3))
+        self.assertEqual([e.body for e in got], [b"top", b"top2", b"mid"])
+        self.assertEqual([e.stream for e in got], [levels[0], levels[0], levels[1]])
+        got = await self.wait(streams.read_levels(h, levels, "a", 5))
+        self.assertEqual([e.body for e in got], [b"early", b"low"])
+        self.assertEqual(await self.wait(streams.read_levels(h, levels, "a", 5)), [])
+        blocking = self.make_connection()
+        await self.wait(blocking.when_connected(10))
+        waiting = blocking.handler.execute_command(
+            "XREADGROUP", "GROUP", GROUP, "b", "COUNT", 1, "BLOCK", 5000,
+            "STREAMS", *levels, *[">"] * len(levels),
+        )  # fmt: skip
+        await self.sleep(0.1)
+        await self.wait(streams.add(h, keys, streams.encode_entry(b"wake", priority="1")))
+        [entry] = streams.parse_entries(await self.wait(waiting))
+        self.assertEqual((entry.body, entry.stream), (b"wake", levels[1]))
