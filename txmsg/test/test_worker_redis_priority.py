@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.redis import streams
 from txmsg.redis.streams import GROUP, StreamKeys
+from txmsg.test.test_worker_redis_streams import BrokerTests
 from txmsg.testing import MemoryRedis
 from txmsg.worker._client_redis import add_task, is_redis_url
 from txmsg.worker.brokers.interfaces import IncomingMessage
@@ -34,36 +35,17 @@ class _Sender:
         self.handler = handler
 
 
-class PriorityTests(SynchronousTestCase):
+class PriorityTests(BrokerTests):
     """
-    A broker with C{max_priority=3}: streams per level, read highest first.
+    A broker with C{max_priority=3}: streams per level, read highest first
+    (and every single-stream test of L{BrokerTests} passes with levels).
     """
+
+    max_priority = 3
 
     def setUp(self) -> None:
-        self.clock = Clock()
-        self.clock.advance(1_000_000)
-        self.memory = MemoryRedis(self.clock)
-        self.broker = RedisStreamsBroker(
-            "redis://unused",
-            "me",
-            reactor=self.clock,
-            visibility_timeout=3.0,
-            block=0.5,
-            max_priority=3,
-            connect=lambda command_timeout=5.0: self.memory.connection(),
-        )
-        self.keys = StreamKeys("q")
-        self.broker.declare("q", [1.0], None)
-        self.broker.startService()
-        self.addCleanup(self.stop)
-        self.h = self.memory.handler()
-        self.seen: list[IncomingMessage] = []
+        super().setUp()
         self.decide: Any = Ack()
-
-    def stop(self) -> None:
-        d = self.broker.stopService()
-        self.clock.advance(1)
-        self.successResultOf(d)
 
     def handle(self, message: IncomingMessage) -> Any:
         self.seen.append(message)
@@ -143,17 +125,7 @@ class PriorityTests(SynchronousTestCase):
             self.successResultOf(streams.ensure_group(self.h, stream))
         self.successResultOf(self.h.set(self.keys.max_priority, 3))
         self.send("poison", 2)
-        self.successResultOf(
-            self.h.execute_command(
-                "XREADGROUP", "GROUP", GROUP, "dead", "STREAMS", self.keys.level(2), ">"
-            )
-        )
-        self.broker.consume("q", self.handle, 5)
-        self.clock.advance(0)
-        self.assertEqual(self.seen, [])
-        for _ in range(8):
-            self.clock.advance(0.5)
-        [message] = self.seen
+        message = self.claimed_from_dead_consumer(self.keys.level(2))
         self.assertEqual(read_headers(message.headers).delivery_count, 1)
         self.assertEqual(message.handle.stream, self.keys.level(2))
         pending = self.successResultOf(

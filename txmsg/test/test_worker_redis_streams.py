@@ -36,6 +36,8 @@ class BrokerTests(SynchronousTestCase):
     """
 
     skip = missing("lupa", extra="testing")
+    #: the broker's max_priority (a subclass runs these tests with levels)
+    max_priority: int | None = None
 
     def setUp(self) -> None:
         self.clock = Clock()
@@ -46,6 +48,7 @@ class BrokerTests(SynchronousTestCase):
             reactor=self.clock,
             visibility_timeout=3.0,
             block=0.5,
+            max_priority=self.max_priority,
             connect=lambda command_timeout=5.0: self.memory.connection(),
         )
         self.keys = StreamKeys("q")
@@ -98,10 +101,20 @@ class BrokerTests(SynchronousTestCase):
         """
         self.successResultOf(streams.ensure_group(self.h, self.keys.stream))
         self.add(b"poison")
+        message = self.claimed_from_dead_consumer(self.keys.stream)
+        self.assertTrue(message.redelivered)
+        headers = read_headers(message.headers)
+        self.assertEqual(headers.delivery_count, 1)
+        facts = DeliveryFacts("q", attempts=headers.delivery_count or 0, counted=True)
+        self.assertEqual(admit(facts, 0).reason, "delivery-limit")
+
+    def claimed_from_dead_consumer(self, stream: str) -> IncomingMessage:
+        """
+        Have consumer C{dead} read the one entry of C{stream}, then start a
+        consumer: the entry it gets after the visibility timeout.
+        """
         self.successResultOf(
-            self.h.execute_command(
-                "XREADGROUP", "GROUP", GROUP, "dead", "STREAMS", self.keys.stream, ">"
-            )
+            self.h.execute_command("XREADGROUP", "GROUP", GROUP, "dead", "STREAMS", stream, ">")
         )
         self.broker.consume("q", self.handle, 5)
         self.clock.advance(0)
@@ -109,11 +122,7 @@ class BrokerTests(SynchronousTestCase):
         for _ in range(8):
             self.clock.advance(0.5)
         [message] = self.seen
-        self.assertTrue(message.redelivered)
-        headers = read_headers(message.headers)
-        self.assertEqual(headers.delivery_count, 1)
-        facts = DeliveryFacts("q", attempts=headers.delivery_count or 0, counted=True)
-        self.assertEqual(admit(facts, 0).reason, "delivery-limit")
+        return message
 
     def test_counted_requeue_left_pending_when_redis_fails(self) -> None:
         """
