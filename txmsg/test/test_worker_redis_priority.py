@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.redis import streams
 from txmsg.redis.streams import GROUP, StreamKeys
-from txmsg.test.test_worker_redis_streams import BrokerTests
+from txmsg.test import test_worker_redis_streams as single
 from txmsg.testing import MemoryRedis
 from txmsg.worker._client_redis import add_task, is_redis_url
 from txmsg.worker.brokers.interfaces import IncomingMessage
@@ -26,6 +26,7 @@ from txmsg.worker.decisions import Ack, Delay
 from txmsg.worker.envelope import Task, decode_task
 from txmsg.worker.handles import NoResultStore
 from txmsg.worker.headers import read_headers
+from txmsg.worker.tasks import TaskCatalog
 
 
 class _Sender:
@@ -35,10 +36,10 @@ class _Sender:
         self.handler = handler
 
 
-class PriorityTests(BrokerTests):
+class PriorityTests(single.BrokerTests):
     """
     A broker with C{max_priority=3}: streams per level, read highest first
-    (and every single-stream test of L{BrokerTests} passes with levels).
+    (and every single-stream test of L{single.BrokerTests} passes with levels).
     """
 
     max_priority = 3
@@ -231,6 +232,26 @@ class ClientTests(SynchronousTestCase):
         values = " ".join(str(v) for v in items)
         self.assertIn(ref.id, values)
         self.assertIn(task_id, values)
+
+    def test_handles(self) -> None:
+        """
+        Task handles bound to a Redis client send with their options:
+        C{add.s(...).send(priority=)} to the stream, C{countdown=} to the
+        delay set.
+        """
+        tasks = TaskCatalog()
+
+        @tasks.task
+        def add(a: int, b: int) -> int:
+            return a + b
+
+        tasks.bind(self.client)
+        self.addCleanup(tasks.bind, None)
+        ref = self.successResultOf(add.s(2, 3).send(priority=2))
+        self.successResultOf(add.s(1, 1).send(countdown=5))
+        [entry] = self.entries()
+        self.assertEqual((entry.message_id, entry.priority), (ref.id, "2"))
+        self.assertEqual(self.successResultOf(self.h.zcard(self.keys.delay_due)), 1)
 
     def test_call_needs_results(self) -> None:
         """
