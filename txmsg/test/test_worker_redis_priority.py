@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from txmsg.redis import streams
 from txmsg.redis.streams import GROUP, StreamKeys
 from txmsg.test import test_worker_redis_streams as single
+from txmsg.test._optional import missing
 from txmsg.testing import MemoryRedis
 from txmsg.worker._client_redis import add_task, is_redis_url
 from txmsg.worker.brokers.interfaces import IncomingMessage
@@ -180,6 +181,8 @@ class ClientTests(SynchronousTestCase):
     """
     L{TaskClient} with a Redis URL.
     """
+
+    skip = missing("lupa", extra="testing")
 
     def setUp(self) -> None:
         self.clock = Clock()
