@@ -198,7 +198,8 @@ class Options(OpsOptions):
             None,
             None,
             "Declare new work queues with x-max-priority N (1-255; 10 is plenty): tasks sent "
-            "with a higher priority run first. Classic queues only.",
+            "with a higher priority run first. Classic queues only; on Redis, one stream "
+            "per level.",
             whole_number("max-priority", 1),
         ],
     ]
