@@ -68,11 +68,18 @@ def _instant(zone: ZoneInfo, wall: datetime) -> float:
     return wall.replace(tzinfo=zone, fold=0).timestamp()
 
 
+#: How far before C{after} the wall-clock search starts: a time skipped by a
+#: clock change fires at an instant up to the size of the jump after its
+#: wall time, so a search that started at C{after}'s own wall time would miss
+#: it when C{after} falls between the jump and that instant.
+_LOOKBACK = 3 * 3600.0
+
+
 def _cron_ticks(expression: str, zone: ZoneInfo, after: float) -> Iterator[float]:
     """Cron ticks strictly after C{after}, increasing, forever."""
     from croniter import croniter
 
-    walls = croniter(expression, _wall_clock(zone, after), ret_type=datetime)
+    walls = croniter(expression, _wall_clock(zone, after - _LOOKBACK), ret_type=datetime)
     previous = after
     while True:
         when = _instant(zone, walls.get_next(datetime))

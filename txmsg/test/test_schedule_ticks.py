@@ -122,6 +122,21 @@ class CronTests(SynchronousTestCase):
         )
         self.assertEqual(ticks[0], utc(2026, 10, 25, 0, 30))
 
+    def test_next_tick_inside_the_jump(self) -> None:
+        """
+        Asked between the jump and the instant a skipped time fires at, the
+        next tick is still that day's: Lord Howe Island moves its clock from
+        02:00 to 02:30, so 02:01 fires at 02:31 summer time; at 02:30:59 the
+        next tick is 30 seconds away, not a day.
+        """
+        zone = ZoneInfo("Australia/Lord_Howe")
+        entry = Entry("e", "t", cron="1 2 * * *", timezone="Australia/Lord_Howe")
+        fires = utc(2028, 9, 30, 15, 31)
+        self.assertEqual(datetime.fromtimestamp(fires, zone).strftime("%H:%M"), "02:31")
+        self.assertEqual(next_tick(entry, fires - 1), fires)
+        berlin = Entry("e", "t", cron="30 2 * * *", timezone="Europe/Berlin")
+        self.assertEqual(next_tick(berlin, utc(2026, 3, 29, 1, 10)), utc(2026, 3, 29, 1, 30))
+
     def test_new_york_fall_back(self) -> None:
         """In New York the repeated hour is 01:00-02:00: 01:30 fires once."""
         entry = Entry("e", "t", cron="30 1 * * *", timezone="America/New_York")
