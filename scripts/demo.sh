@@ -63,13 +63,13 @@ grep -E "Worker demo-worker consuming|Consuming $Q" "$WLOG" | sed 's/^/   /'
 say "A task and its result"
 run "$VENV/bin/txmsg" send add 2 3 --queue "$Q" --wait
 
-say "A flaky task: fails once, waits 1 s in a RabbitMQ delay queue, succeeds"
+say "A flaky task: fails once (ConnectionError), waits 1 s in the broker's delay levels, succeeds"
 run "$VENV/bin/txmsg" send charge order-1 30 --queue "$Q" --wait
 
 say "200 tasks at once (results to /dev/null, progress on stderr)"
 run "$VENV/bin/txmsg" send add 1 1 --queue "$Q" --count 200 --wait >/dev/null
 
-say "A task that always fails: retried twice, then dead-lettered (a few seconds)"
+say "A task that fails with ValueError (bad input: not retried by default) goes to the dead letters at once"
 if run "$VENV/bin/txmsg" send charge order-2 --queue "$Q" --wait -- -1; then exit 1; fi
 
 say "The worker roster and the control channel (Redis)"
