@@ -21,7 +21,6 @@ tasks completed before their ETA (must be 0), and the worker's CPU per task.
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -38,6 +37,7 @@ from benchmarks._worker_results import (
     _tree_cpu,
     _Txmsg,
     start_worker,
+    stop_worker,
 )
 
 COUNTDOWN = 1.0
@@ -147,16 +147,7 @@ def one_run(kind, send, n):
             time.sleep(0.01)
         cpu = _tree_cpu(process.pid) - cpu
     finally:
-        process.terminate()
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        os.unlink(log.name)
-        kind.cleanup(queue)
-        if keys:
-            kind.redis.delete(*keys)
+        stop_worker(kind, queue, process, log, list(keys))
     return [done[k] - eta for k, eta in keys.items()], cpu / n
 
 

@@ -255,6 +255,23 @@ def start_worker(kind, queue):
     return process, log
 
 
+def stop_worker(kind, queue, process, log, keys):
+    """Stop a worker from L{start_worker}; delete its log, queues and result keys."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    os.unlink(log.name)
+    kind.cleanup(queue)
+    pipe = kind.redis.pipeline(transaction=False)
+    for key in keys:
+        pipe.delete(key)
+    pipe.execute()
+
+
 def one_run(kind, n):
     """
     Queue C{n} tasks, run C{kind}'s worker over them: (tasks/s, tasks per
@@ -284,19 +301,7 @@ def one_run(kind, n):
         elapsed = time.perf_counter() - start
         cpu = _tree_cpu(process.pid) - cpu
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        os.unlink(log.name)
-        kind.cleanup(queue)
-        pipe = kind.redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.delete(key)
-        pipe.execute()
+        stop_worker(kind, queue, process, log, keys)
     done = len(keys) - n // 10 - 1
     return done / elapsed, done / max(cpu, 1e-3)
 
