@@ -33,7 +33,8 @@ LATE = 1.0
 #: Tasks that fell due while the broker was down arrive together when the
 #: workers are back: they are run at the workers' speed (hundreds at once
 #: on a loaded 2-core machine), so their bound counts from the outage's end
-#: and allows for that backlog.
+#: and allows for that backlog. A task that falls due while the backlog
+#: runs waits behind it: it is due when the backlog has run.
 LATE_AFTER_OUTAGE = 5.0
 
 
@@ -105,27 +106,40 @@ class DelayedTasksTests(TestCase):
     def check(self, etas: dict[int, float], outages: list[tuple[float, float]], label: str) -> None:
         """
         Every task in C{etas} arrived, none before its ETA, each within
-        L{LATE} of its ETA, or, when it fell due during an outage, within
-        L{LATE_AFTER_OUTAGE} of the outage's end.
+        L{LATE} of its ETA; when it fell due during an outage, within
+        L{LATE_AFTER_OUTAGE} of the outage's end; when it fell due while the
+        tasks due during the outage were running, within L{LATE} of the last
+        of them.
         """
         wait_until(lambda: set(etas) <= set(self.arrivals()), 60, "every task to arrive")
         arrived = self.arrivals()
         early, late, lateness, after_outage = [], [], [], []
+        # When each outage's backlog (the tasks that fell due during it) had
+        # run: a task due after the outage but before then waited behind it.
+        drained = [
+            max([end] + [arrived[i] for i, eta in etas.items() if start - LATE < eta <= end])
+            for start, end in outages
+        ]
         for i, eta in etas.items():
             at = arrived[i]
-            due = eta
-            for start, end in outages:
+            deadline = eta + LATE
+            resumed = None
+            for (start, end), backlog_done in zip(outages, drained, strict=True):
                 if start - LATE < eta <= end:
-                    due = max(eta, end)
+                    resumed, deadline = end, max(deadline, end + LATE_AFTER_OUTAGE)
+                elif end < eta <= backlog_done:
+                    resumed, deadline = end, max(deadline, backlog_done + LATE)
             if at < eta:
                 early.append((i, eta - at))
-            bound = LATE if due == eta else LATE_AFTER_OUTAGE
-            if at > due + bound:
-                late.append((i, at - due))
-            (lateness if due == eta else after_outage).append(max(0.0, at - due))
+            if at > deadline:
+                late.append((i, at - eta))
+            if resumed is not None:
+                after_outage.append(max(0.0, at - max(eta, resumed)))
+            else:
+                lateness.append(max(0.0, at - eta))
         sys.stderr.write(
             "\n  [delays: {}] {} tasks; outages {}; lateness after the ETA: {}; "
-            "due during an outage, after it ended: {}\n".format(
+            "due during an outage or its backlog, after it ended: {}\n".format(
                 label,
                 len(etas),
                 ", ".join("{:.1f}s".format(e - s) for s, e in outages) or "none",
