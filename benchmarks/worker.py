@@ -270,7 +270,9 @@ async def one_run(reactor, client, kind, prefetch, with_replies, n, profile=None
             if profile and spy is None and count:  # start-up excluded
                 spy = subprocess.Popen(
                     [os.path.join(BIN, "py-spy"), "record", "--rate", "500", "--nonblocking"]
-                    + ["--pid", str(worker.process.pid), "-o", profile],
+                    + ["--pid", str(worker.process.pid), "-o", profile]
+                    # collapsed stacks (one line per stack) for a .txt file
+                    + (["--format", "raw"] if profile.endswith(".txt") else []),
                     stdout=subprocess.DEVNULL,
                 )
             if count >= n:

@@ -3,14 +3,18 @@
 """
 The acks of one consumer channel, sent together (L{AckBatch}).
 
-When several deliveries are in flight, the acks of those that settle in one
-reactor turn go out at the end of it: one C{basic_ack(tag, multiple=True)}
-for the longest run of settled tags below every unsettled one, single acks
-for the rest.  C{multiple=True} acks every unacked delivery up to C{tag} on
-the channel, so it is only ever sent when no delivery at or below C{tag} is
-still unsettled (running, or left for the broker to requeue).  An ack is
-never sent earlier than one by one would be: batching only delays it to the
-end of the turn, and not at all when nothing else is in flight.
+The acks of the deliveries that settle in one reactor turn go out at the end
+of it: one C{basic_ack(tag, multiple=True)} for the longest run of settled
+tags below every unsettled one, single acks for the rest.  C{multiple=True}
+acks every unacked delivery up to C{tag} on the channel, so it is only ever
+sent when no delivery at or below C{tag} is still unsettled (running, or
+left for the broker to requeue).
+
+"The end of the turn" is a C{callLater(0)}: it runs as soon as the reactor
+has finished handling what it read, before it waits for the network again,
+so an ack is never later on the wire than one sent at once would be (at
+prefetch 1 it leaves in the same write as before), while the deliveries of
+one read, run there and then, are acked with one frame.
 """
 
 from __future__ import annotations
@@ -55,16 +59,14 @@ class AckBatch:
         """
         self.unsettled.discard(tag)
 
-    def ack(self, tag: int, now: bool) -> None:
+    def ack(self, tag: int) -> None:
         """
-        Ack delivery C{tag}: at once with C{now} (nothing else in flight),
-        else at the end of this reactor turn with the others.
+        Ack delivery C{tag} at the end of this reactor turn, with the others
+        settled in it.
         """
         self.unsettled.discard(tag)
         self._pending.append(tag)
-        if now:
-            self.flush()
-        elif self._call is None:
+        if self._call is None:
             self._call = self.clock.callLater(0, self.flush)
 
     def flush(self) -> None:

@@ -329,6 +329,7 @@ class Consumer:
             # it; _channel_closed schedules the re-creation.
             self.log.warn("Consumer on {queue} was cancelled by the broker", queue=session.name)
             if session.channel.is_open:
+                session.acks.flush()  # what has run is acked, not redelivered
                 session.channel.close()
 
     def _handle(self, session: _Session, msg: Any, handler: Any = None) -> None:
@@ -370,8 +371,8 @@ class Consumer:
                     outcome=outcome.value,
                 )
             elif outcome in (Disposition.ACK, Disposition.DROP):
-                # With others in flight, acked with them at the end of the turn.
-                session.acks.ack(delivery.delivery_tag, now=self._inflight.count <= 1)
+                # Acked at the end of the turn, with the others settled in it.
+                session.acks.ack(delivery.delivery_tag)
                 self.acked += 1
             else:
                 session.acks.nacked(delivery.delivery_tag)

@@ -36,7 +36,11 @@ Rules (also in C{docs/events.md}):
     queued before it started, in order.  Events dispatched by handlers during
     a drain wait for the next drain (next reactor turn), so a handler that
     re-dispatches cannot starve the reactor.  No delayed call remains once
-    the queue is empty.
+    the queue is empty.  C{dispatch_now()} is the one exception, for code
+    the reactor called for the event itself (the worker, for a message that
+    just arrived): it delivers in the caller's stack, but only when nothing
+    is queued and no handler is running; otherwise it queues like
+    C{dispatch()}, so handlers never run inside handlers.
   - B{Return values.} A handler may return a plain value, a Deferred or a
     coroutine (an C{async def} handler), which is wrapped with
     C{Deferred.fromCoroutine}.  Handlers of one event are started one after

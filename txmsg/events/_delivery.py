@@ -54,6 +54,7 @@ class _Delivery:
     _cache: dict[str, tuple[Registration, ...]]
     _queue: list[tuple[Event, tuple[Registration, ...], Any]]
     _drain_call: Any
+    _delivering: bool
     dispatch_counts: dict[str, int]
     failure_counts: dict[str, int]
 
@@ -102,6 +103,51 @@ class _Delivery:
         )
         if self._drain_call is None:
             self._drain_call = reactor.callLater(0, self._drain)
+        return d
+
+    def dispatch_now(
+        self,
+        name: str,
+        payload: Any = None,
+        *,
+        source: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Deferred[DispatchResult]:
+        """
+        Like L{dispatch}, but deliver in the caller's stack when nothing is
+        queued ahead of this event and no handler is running: for a caller
+        that the reactor itself called for this event (a message that just
+        arrived), so that its handlers run without waiting a reactor turn.
+
+        The ordering and isolation rules are L{dispatch}'s: when events are
+        queued, or when a handler calls this, the event is queued like any
+        other (so handlers never run inside handlers).
+
+        @return: a Deferred firing with the L{DispatchResult}; it has
+            already fired when every handler finished synchronously.
+        """
+        if self._queue or self._delivering:
+            return self.dispatch(name, payload, source=source, metadata=metadata)
+        regs = self._cache.get(name)
+        if regs is None:
+            regs = self._resolve(name)
+        reactor = self._reactor or self._get_reactor()
+        event = _make_event(
+            name,
+            payload,
+            source,
+            reactor.seconds(),
+            _frozen_metadata(metadata) if metadata else _EMPTY,
+        )
+        counts = self.dispatch_counts
+        counts[name] = counts.get(name, 0) + 1
+        d: Deferred[DispatchResult] = Deferred()
+        self._delivering = True
+        try:
+            # Fires d before it has callbacks: the caller's run after this.
+            self._deliver(event, regs, d)
+        finally:
+            self._delivering = False
         return d
 
     def dispatch_event(self, event: Event) -> Deferred[DispatchResult]:
@@ -171,6 +217,13 @@ class _Delivery:
         self._drain_call = None
         batch = self._queue
         self._queue = []
+        self._delivering = True
+        try:
+            self._deliver_batch(batch)
+        finally:
+            self._delivering = False
+
+    def _deliver_batch(self, batch: list[tuple[Event, tuple[Registration, ...], Any]]) -> None:
         counts = self.dispatch_counts
         for event, regs, gather in batch:
             counts[event.name] = counts.get(event.name, 0) + 1

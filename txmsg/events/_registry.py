@@ -54,6 +54,8 @@ class EventRegistry(_Delivery):
         self._cache: dict[str, tuple[Registration, ...]] = {}
         self._queue: list[tuple[Event, tuple[Registration, ...], Any]] = []
         self._drain_call: Any = None
+        #: True while handlers are being called (a drain or L{dispatch_now}).
+        self._delivering = False
         self._seq = 0
         self._objects: dict[int, tuple[object, list[Registration]]] = {}
         #: Event name -> events delivered (an C{emit()} that matched no

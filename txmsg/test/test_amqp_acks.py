@@ -31,13 +31,17 @@ class AckBatchTests(SynchronousTestCase):
         for tag in tags:
             self.batch.delivered(tag)
 
-    def test_now_acks_at_once(self) -> None:
+    def test_lone_ack_at_end_of_turn(self) -> None:
         """
-        With nothing else in flight an ack goes out at once, alone.
+        A lone ack goes out alone at the end of the turn, and no delayed
+        call is left.
         """
         self.deliver(1)
-        self.batch.ack(1, now=True)
+        self.batch.ack(1)
+        self.assertEqual(self.channel.acks, [])
+        self.clock.advance(0)
         self.assertEqual(self.channel.acks, [(1, False)])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_turn_acks_combined(self) -> None:
         """
@@ -45,9 +49,9 @@ class AckBatchTests(SynchronousTestCase):
         below them is unsettled.
         """
         self.deliver(1, 2, 3)
-        self.batch.ack(2, now=False)
-        self.batch.ack(1, now=False)
-        self.batch.ack(3, now=False)
+        self.batch.ack(2)
+        self.batch.ack(1)
+        self.batch.ack(3)
         self.assertEqual(self.channel.acks, [])
         self.clock.advance(0)
         self.assertEqual(self.channel.acks, [(3, True)])
@@ -60,7 +64,7 @@ class AckBatchTests(SynchronousTestCase):
         """
         self.deliver(1, 2, 3, 4, 5)
         for tag in (1, 2, 4, 5):
-            self.batch.ack(tag, now=False)
+            self.batch.ack(tag)
         self.clock.advance(0)
         self.assertEqual(self.channel.acks, [(2, True), (4, False), (5, False)])
         self.assertEqual(self.batch.unsettled, {3})
@@ -70,7 +74,7 @@ class AckBatchTests(SynchronousTestCase):
         One pending ack is a plain ack.
         """
         self.deliver(1, 2)
-        self.batch.ack(1, now=False)
+        self.batch.ack(1)
         self.clock.advance(0)
         self.assertEqual(self.channel.acks, [(1, False)])
 
@@ -81,19 +85,20 @@ class AckBatchTests(SynchronousTestCase):
         """
         self.deliver(1, 2, 3)
         self.batch.nacked(2)
-        self.batch.ack(1, now=False)
-        self.batch.ack(3, now=False)
+        self.batch.ack(1)
+        self.batch.ack(3)
         self.clock.advance(0)
         self.assertEqual(self.channel.acks, [(3, True)])
 
-    def test_now_flushes_pending(self) -> None:
+    def test_flush_sends_pending(self) -> None:
         """
-        An ack sent at once takes the pending ones with it and the turn's
-        call is cancelled.
+        An explicit flush (the consumer's, before it closes the channel)
+        sends the pending acks at once and cancels the turn's call.
         """
         self.deliver(1, 2)
-        self.batch.ack(1, now=False)
-        self.batch.ack(2, now=True)
+        self.batch.ack(1)
+        self.batch.ack(2)
+        self.batch.flush()
         self.assertEqual(self.channel.acks, [(2, True)])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -103,7 +108,7 @@ class AckBatchTests(SynchronousTestCase):
         redelivers those messages (at-least-once).
         """
         self.deliver(1)
-        self.batch.ack(1, now=False)
+        self.batch.ack(1)
         self.channel.is_open = False
         self.clock.advance(0)
         self.assertEqual(self.channel.acks, [])
@@ -118,5 +123,6 @@ class AckBatchTests(SynchronousTestCase):
 
         self.channel.basic_ack = broken  # type: ignore[method-assign]
         self.deliver(1)
-        self.batch.ack(1, now=True)
+        self.batch.ack(1)
+        self.clock.advance(0)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

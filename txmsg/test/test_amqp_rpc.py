@@ -164,6 +164,7 @@ class RPCServerTests(SynchronousTestCase):
         self.assertEqual((answer.body, answer.properties.correlation_id), (b"42", "c-1"))
         self.assertEqual(self.consumer_ch.acks, [])
         broker.release_confirm()
+        broker.flush()  # acks leave at the end of the turn
         self.assertEqual(self.consumer_ch.acks, [request.method.delivery_tag])
 
     def test_client_gone_drops_request(self):
@@ -175,6 +176,7 @@ class RPCServerTests(SynchronousTestCase):
         [request] = self.consumer_ch.deliveries
         result.callback(b"r")  # the reply to "gone" is unroutable: returned
         broker.release_confirm()
+        broker.flush()
         self.assertEqual(self.consumer_ch.acks, [request.method.delivery_tag])
         self.assertEqual(broker.message_count("rpc_queue"), 0)
 

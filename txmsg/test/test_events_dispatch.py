@@ -12,7 +12,7 @@ from typing import Any
 from twisted.internet.defer import CancelledError, TimeoutError
 from twisted.trial.unittest import SynchronousTestCase
 
-from txmsg.events import Event, EventRegistry, Registration, handles
+from txmsg.events import HANDLER_FAILED, Event, EventRegistry, Registration, handles
 from txmsg.test._events_fakes import Recorder, make_registry
 
 
@@ -230,6 +230,99 @@ class SchedulingTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(self.seen, [("kept", "a")])
         self.assertEqual(len(self.successResultOf(d).outcomes), 1)
+
+
+class DispatchNowTests(SynchronousTestCase):
+    """
+    L{EventRegistry.dispatch_now} delivers in the caller's stack when the
+    registry is idle, and queues like C{dispatch} otherwise.
+    """
+
+    def setUp(self) -> None:
+        self.registry, self.clock, self.logged = make_registry()
+        self.seen: list[Any] = []
+        self.addCleanup(lambda: self.assertEqual(self.clock.getDelayedCalls(), []))
+
+    def test_idle_delivers_at_once(self) -> None:
+        """
+        With nothing queued, the handlers run before C{dispatch_now}
+        returns, its Deferred has fired, no drain is scheduled, and the
+        event is counted.
+        """
+        self.registry.add("a", Recorder(self.seen, "h", "value"))
+        d = self.registry.dispatch_now("a", 1, source="amqp:q")
+        self.assertEqual(self.seen, [("h", "a")])
+        result = self.successResultOf(d)
+        self.assertEqual(result.values, ["value"])
+        self.assertEqual((result.event.payload, result.event.source), (1, "amqp:q"))
+        self.assertEqual(self.registry.dispatch_counts, {"a": 1})
+
+    def test_behind_queued_events(self) -> None:
+        """
+        Events queued before it are not overtaken: it waits for the drain
+        and is delivered after them.
+        """
+        self.registry.add("*", Recorder(self.seen, "h"))
+        self.registry.dispatch("first")
+        d = self.registry.dispatch_now("second")
+        self.assertEqual(self.seen, [])
+        self.assertNoResult(d)
+        self.clock.advance(0)
+        self.assertEqual([name for _, name in self.seen], ["first", "second"])
+        self.successResultOf(d)
+
+    def test_from_handler_queues(self) -> None:
+        """
+        Called by a handler (of a drain or of another C{dispatch_now}), it
+        queues: handlers never run inside handlers.
+        """
+        inner: list[Any] = []
+
+        def outer(event: Event) -> None:
+            inner.append(self.registry.dispatch_now("inner"))
+            inner.append(list(self.seen))
+
+        self.registry.add("outer", outer)
+        self.registry.add("inner", Recorder(self.seen, "inner"))
+        self.successResultOf(self.registry.dispatch_now("outer"))
+        d, seen_inside = inner
+        self.assertEqual(seen_inside, [])
+        self.assertNoResult(d)
+        self.clock.advance(0)
+        self.assertEqual(self.seen, [("inner", "inner")])
+        self.successResultOf(d)
+
+    def test_callbacks_run_after_delivery(self) -> None:
+        """
+        The returned Deferred's callbacks run after the delivery is over,
+        so a caller that dispatches again from them is delivered at once
+        too (the worker's next message).
+        """
+        self.registry.add("*", Recorder(self.seen, "h"))
+        d = self.registry.dispatch_now("a")
+        d.addCallback(lambda _: self.registry.dispatch_now("b"))
+        self.assertEqual([name for _, name in self.seen], ["a", "b"])
+        self.assertEqual(self.successResultOf(d).event.name, "b")
+
+    def test_failure_isolated(self) -> None:
+        """
+        A handler that raises is recorded in the result, as with
+        C{dispatch}; the Deferred does not errback.
+        """
+
+        def broken(event: Event) -> None:
+            raise ValueError("no")
+
+        failed: list[Any] = []
+        self.registry.add("a", broken)
+        self.registry.add(HANDLER_FAILED, failed.append)
+        result = self.successResultOf(self.registry.dispatch_now("a"))
+        (outcome,) = result.failures
+        self.assertTrue(outcome.failure.check(ValueError))
+        self.assertEqual(len(self.logged), 1)
+        self.assertEqual(failed, [])  # emitted, for the next turn
+        self.clock.advance(0)
+        self.assertEqual([e.payload.event.name for e in failed], ["a"])
 
 
 class UnregisterDuringDispatchTests(SynchronousTestCase):

@@ -56,6 +56,8 @@ CONTENT_TYPE = "application/json"
 VERSION = 2
 _V1_KEYS = frozenset({"task", "args", "kwargs", "id"})
 _V2_KEYS = _V1_KEYS | {"v", "eta", "expires", "parent_id", "root_id"}
+#: A v1 body may say C{"v": 1}.
+_V1_ALLOWED = _V1_KEYS | {"v"}
 #: Times beyond this (the year 2286) are not times a client wrote.
 _MAX_TIME = 1e10
 
@@ -140,8 +142,9 @@ class Task:
         """
         The body version this task needs: 1 unless it uses a v2 field.
         """
-        extra = (self.eta, self.expires, self.parent_id, self.root_id)
-        return 1 if all(value is None for value in extra) else 2
+        if self.eta is None and self.expires is None:
+            return 1 if self.parent_id is None and self.root_id is None else 2
+        return 2
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,11 @@ def decode_task(
     @raise MalformedTask: with the reason, when the body is not a valid task
         (L{UnsupportedVersion} for a newer version).
     """
-    if content_type is not None and content_type.split(";")[0].strip().lower() != CONTENT_TYPE:
+    if (
+        content_type is not None
+        and content_type != CONTENT_TYPE
+        and content_type.split(";")[0].strip().lower() != CONTENT_TYPE
+    ):
         raise MalformedTask("content type {!r} is not {}".format(content_type, CONTENT_TYPE))
     if not isinstance(body, bytes):
         raise MalformedTask("body must be bytes, not {}".format(type(body).__name__))
@@ -220,9 +227,10 @@ def decode_task(
                 version, VERSION
             )
         )
-    unknown = set(data) - {"v"} - (_V1_KEYS if version == 1 else _V2_KEYS)
-    if unknown:
-        raise MalformedTask("unknown field(s): {}".format(", ".join(sorted(unknown))))
+    allowed = _V1_ALLOWED if version == 1 else _V2_KEYS
+    if not data.keys() <= allowed:
+        unknown = sorted(set(data) - allowed)
+        raise MalformedTask("unknown field(s): {}".format(", ".join(unknown)))
     name = data.get("task")
     if not isinstance(name, str) or not name:
         raise MalformedTask("'task' must be a non-empty string")
@@ -237,6 +245,8 @@ def decode_task(
         task_id = new_task_id()
     if not isinstance(task_id, str) or not task_id:
         raise MalformedTask("'id' must be a non-empty string")
+    if version == 1:  # none of the v2 fields
+        return Task(name, tuple(args), kwargs, task_id)
     return Task(
         name=name,
         args=tuple(args),

@@ -92,6 +92,10 @@ class DeliveryHeaders:
     once: bool = False
 
 
+#: The headers of a delivery that has none.
+_NO_HEADERS = DeliveryHeaders()
+
+
 def _count(headers: Mapping[object, object], name: str) -> int | None:
     value = headers.get(name)
     if value is None:
@@ -111,8 +115,8 @@ def read_headers(headers: object) -> DeliveryHeaders:
     @raise BadHeaders: with the reason, when a header the worker reads has a
         value no txmsg component writes.
     """
-    if headers is None:
-        return DeliveryHeaders()
+    if headers is None or headers == {}:  # most deliveries
+        return _NO_HEADERS
     if not isinstance(headers, Mapping):
         raise BadHeaders("headers must be a table, not {}".format(type(headers).__name__))
     attempts = _count(headers, ATTEMPT_HEADER)

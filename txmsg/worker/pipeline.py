@@ -314,12 +314,13 @@ class DeliveryPipeline:
         except BadHeaders as e:
             rejected = Rejected(BAD_HEADERS, "BadHeaders", str(e), "BadHeaders")
             return replace(facts, task_id=task.id), MALFORMED_TASK, self.retry, rejected, None
-        facts = replace(
-            facts,
+        facts = DeliveryFacts(
+            queue=facts.queue,
             task_id=task.id,
             attempts=headers.attempts + (headers.delivery_count or 0),
             redelivered=message.redelivered,
             counted=headers.delivery_count is not None,
+            has_reply_to=facts.has_reply_to,
         )
         if task.version > 1:  # eta, expires: checked before anything else
             now = self.settlement.clock.seconds()
@@ -393,7 +394,9 @@ class DeliveryPipeline:
         if self.results is not None:
             self.results.started(context)
         try:
-            result = await self.events.dispatch(
+            # In this stack when the registry is idle: a task on the reactor
+            # runs as its message arrives, not a reactor turn later.
+            result = await self.events.dispatch_now(
                 spec.event_name, context, source=self.source + ":" + message.queue
             )
         finally:

@@ -40,7 +40,7 @@ from twisted.internet.defer import (
     CancelledError,
     Deferred,
     ensureDeferred,
-    maybeDeferred,
+    fail,
     succeed,
 )
 from twisted.python.failure import Failure
@@ -235,7 +235,12 @@ class _TaskHandler:
         self.spec = spec
         self._run_in_thread = run_in_thread
 
-    def __call__(self, event: Any) -> Deferred[Any]:
+    def __call__(self, event: Any) -> Any:
+        """
+        Run the task: its plain return value when its function returned
+        one on the reactor (nothing is left to wait for or cancel), else a
+        Deferred of it.
+        """
         context: TaskContext = event.payload
         spec = self.spec
         task = context.task
@@ -248,7 +253,14 @@ class _TaskHandler:
             d = self._run_in_thread(_call_started, context, spec.function, task.args, kwargs)
         else:
             context.begin()  # on the reactor, as cancel() is: cannot lose
-            d = maybeDeferred(_call_async, spec.function, task.args, kwargs)
+            try:
+                result = spec.function(*task.args, **kwargs)
+            except BaseException:  # as maybeDeferred: SystemExit is the task's failure
+                d = fail()
+            else:
+                if result is None or not inspect.isawaitable(result):
+                    return result
+                d = result if isinstance(result, Deferred) else ensureDeferred(result)  # type: ignore[arg-type]
         context._running = d
         return d.addErrback(_cancelled_on_purpose, context)
 
@@ -273,13 +285,6 @@ def _call_started(
     if not context.begin():
         raise CancelledError("cancelled before it started")
     return function(*args, **kwargs)
-
-
-def _call_async(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    result = function(*args, **kwargs)
-    if inspect.isawaitable(result) and not isinstance(result, Deferred):
-        return ensureDeferred(result)  # type: ignore[arg-type]
-    return result
 
 
 class TaskCatalog:
