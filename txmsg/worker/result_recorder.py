@@ -225,11 +225,11 @@ class ResultRecorder:
 
     def started(self, context: TaskContext) -> None:
         """
-        Record that C{context}'s task started: two reactor turns later (the
-        event registry runs the task on the next turn), sent and not
-        awaited.  A task settled before then (a quick one) has its start
-        recorded with its end, in one write.  When the store says the task
-        is already revoked, the run is cancelled.
+        Record that C{context}'s task started: two reactor turns later,
+        sent and not awaited.  A task settled before then (a quick one: a
+        task on the reactor usually settles in the turn its message
+        arrived) has its start recorded with its end, in one write.  When
+        the store says the task is already revoked, the run is cancelled.
         """
         self._starting[context.task.id] = (context, self.store.now())
         if self._flush is None:
