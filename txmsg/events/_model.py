@@ -207,6 +207,17 @@ class DispatchResult:
     def __repr__(self) -> str:
         return f"DispatchResult(event={self.event!r}, outcomes={self.outcomes!r})"
 
+    def outcome_of(self, handler: Any) -> HandlerOutcome | None:
+        """
+        The outcome of C{handler} (as it was registered), or L{None} when it
+        did not run for this event.
+        """
+        items = self._outcomes if self._outcomes is not None else self._raw or ()
+        for item in items:
+            if item[0] is handler:
+                return _tuple_new(HandlerOutcome, item)
+        return None
+
     def raise_first_failure(self) -> None:
         """
         Raise the exception of the first failed handler, if any: handy

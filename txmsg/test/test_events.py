@@ -26,6 +26,7 @@ from txmsg.events import (
     Registration,
     handles,
 )
+from txmsg.events._model import _make_result
 from txmsg.test._events_fakes import Recorder, make_registry
 
 
@@ -141,6 +142,20 @@ class EventTests(SynchronousTestCase):
         self.assertIn("outcomes=", repr(result))
         self.assertRaises(ValueError, result.raise_first_failure)
         DispatchResult(event, [HandlerOutcome("h", 1)]).raise_first_failure()
+
+    def test_outcome_of(self) -> None:
+        """
+        L{DispatchResult.outcome_of} finds a handler's outcome by identity,
+        in a result built by the registry (raw tuples) or by hand.
+        """
+        first, second = object(), object()
+        made = _make_result(Event("a"), [(first, 1, None, False), (second, 2, None, False)])
+        self.assertEqual(made.outcome_of(second), HandlerOutcome(second, 2))
+        self.assertIsInstance(made.outcome_of(first), HandlerOutcome)
+        self.assertIsNone(made.outcome_of(object()))
+        by_hand = DispatchResult(Event("a"), [HandlerOutcome(first, 1)])
+        self.assertEqual(by_hand.outcome_of(first), HandlerOutcome(first, 1))
+        self.assertIsNone(DispatchResult(Event("a")).outcome_of(first))
 
 
 class RegistrationTests(SynchronousTestCase):

@@ -402,11 +402,10 @@ class DeliveryPipeline:
         finally:
             del self.running[task.id]
             self.stats.finished(task, message.queue)
-        handler = self._task_handlers.get(task.name)
-        found = [o for o in result.outcomes if o.handler is handler]
-        if not found:  # unregistered while it was queued: a failure of the task
+        found = result.outcome_of(self._task_handlers.get(task.name))
+        if found is None:  # unregistered while it was queued: a failure of the task
             return Failed("LookupError", "task handler gone"), None
-        failure, timed_out, value = found[0].failure, found[0].timed_out, found[0].value
+        failure, timed_out, value = found.failure, found.timed_out, found.value
         if value is _CANCELLED or (failure is not None and context.cancelled_because):
             because = context.cancelled_because or "shutdown"
             error_type = "CancelledError" if failure is None else _type_name(failure)

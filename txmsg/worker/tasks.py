@@ -244,9 +244,8 @@ class _TaskHandler:
         context: TaskContext = event.payload
         spec = self.spec
         task = context.task
-        kwargs = dict(task.kwargs)
-        if spec.wants_context:
-            kwargs["context"] = context
+        # Unpacked into the call, so the function gets its own dict anyway.
+        kwargs = {**task.kwargs, "context": context} if spec.wants_context else task.kwargs
         if context.cancelled_because is not None:
             return succeed(_CANCELLED)  # cancelled before it was dispatched
         if spec.blocking:
