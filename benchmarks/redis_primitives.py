@@ -18,7 +18,9 @@ Redis primitives: txmsg vs redis-py peers, in one run.
       seed (redis-py, blocking): ZRANGEBYSCORE num=1 + ZREM per item (two
       round trips per item): for reference only;
       txmsg DelayPoller: Lua claims of up to 100 items into a processing set
-      with a lease, one Lua ack per item, no-op handler.
+      with a lease, no-op handler; the acks of the items handled in one
+      reactor turn go in one Lua call (one Lua ack per item before
+      2026-12-07).
 
 Rounds are interleaved (every peer once per round, in the same process: the
 blocking peers run in a thread while the reactor idles) and the median of

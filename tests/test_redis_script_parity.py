@@ -33,8 +33,7 @@ SCRIPTS = [
     lock_module._EXTEND,
     ds.SCHEDULE,
     ds.CLAIM,
-    ds.ACK,
-    ds.RETRY,
+    ds.SETTLE,
     ds.DEAD,
     ds.MOVE,
     ls.RECOVER,
@@ -163,7 +162,7 @@ class ScriptParityTests(SynchronousTestCase):
         self.assertEqual(self.covered, {"lock.release", "lock.extend"})
 
     def test_delay_queue(self) -> None:
-        """SCHEDULE, CLAIM, ACK, RETRY, DEAD and MOVE on one queue's keys."""
+        """SCHEDULE, CLAIM, SETTLE (acks and retries), DEAD and MOVE on one queue's keys."""
         keys = self.k(
             due="zset", processing="zset", items="hash", attempts="hash", dead="list", list="list"
         )
@@ -177,12 +176,12 @@ class ScriptParityTests(SynchronousTestCase):
                 ("HDEL", items, "d"),
                 (ds.CLAIM, [due, processing, items, attempts], [110, 0, 400]),
                 (ds.CLAIM, [due, processing, items, attempts], [130, 10, 400]),
-                (ds.ACK, [processing, due, items, attempts], ["a"]),
-                (ds.RETRY, [processing, due], ["b", 200]),
+                (ds.SETTLE, [processing, due, items, attempts], ["a", "", "b", 200]),
+                (ds.SETTLE, [processing, due, items, attempts], ["a", "", "b", 210, "x", 1]),
                 (ds.CLAIM, [due, processing, items, attempts], [250, 10, 500]),
                 (ds.DEAD, [processing, items, attempts, dead], ["b", '{"id": "b"}']),
                 (ds.CLAIM, [due, processing, items, attempts], [600, 1, 700]),
-                (ds.RETRY, [processing, due], ["c", 800]),
+                (ds.SETTLE, [processing, due, items, attempts], ["c", 800]),
                 (ds.SCHEDULE, [due, items], ["e", 900, "pe", ""]),
                 (ds.MOVE, [due, items, attempts, target], [850, 10]),
                 (ds.MOVE, [due, items, attempts, target], [1000, 10]),
@@ -194,8 +193,7 @@ class ScriptParityTests(SynchronousTestCase):
             {
                 "delay.schedule",
                 "delay.claim",
-                "delay.ack",
-                "delay.retry",
+                "delay.settle",
                 "delay.dead",
                 "delay.move",
             },

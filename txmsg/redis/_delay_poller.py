@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -53,6 +54,17 @@ class DelayPoller(Service):
     C{pubsub=} (a L{PubSub}) the poller also hears C{P:wake}, published by
     the schedule script whenever an item becomes the earliest.  It claims
     again at once after a full batch, and when a handler slot frees up.
+
+    B{Acks.}  The outcomes of the items whose handlers finish in one reactor
+    turn (acks, and retries after a failure) go to Redis together at the end
+    of that turn (a C{callLater(0)}), in one Lua call
+    (L{DelayQueue.settle}): a batch claimed and handled in one turn costs two
+    round trips, one claim and one settle, not one per item.  An item is
+    only ever acked after its handler finished; until its settle call
+    returns it counts against C{concurrency}, and C{stopService} sends what
+    is pending at once and waits for it.  A poller that dies before the end
+    of the turn leaves those items to lease expiry (redelivered, as for a
+    crash during the handler).  Dead-lettering stays one call per item.
 
     @ivar handled: items acked so far; C{failed}: handler failures;
         C{dead}: items dead-lettered; C{moved}: items moved to C{target}.
@@ -129,6 +141,10 @@ class DelayPoller(Service):
         self._again = False
         self._in_flight: set[Deferred[None]] = set()
         self._subscription: Any = None
+        # outcomes settled in this reactor turn, and who waits for each
+        self._outcomes: list[tuple[str, float | None]] = []
+        self._waiting: list[Deferred[bool | None]] = []
+        self._flush_call: IDelayedCall | None = None
 
     def startService(self) -> None:
         """
@@ -146,9 +162,11 @@ class DelayPoller(Service):
         """
         Stop claiming; fires when the running claim and every handler in
         flight have finished (their items are acked, retried or left to
-        lease expiry).
+        lease expiry).  Outcomes waiting for the end of the turn are sent
+        at once.
         """
         super().stopService()
+        self._flush()
         self.queue._unlisten(self.notify)
         if self._subscription is not None:
             self._subscription.cancel()
@@ -299,7 +317,7 @@ class DelayPoller(Service):
 
         def ok(_: Any) -> Any:
             self.handled += 1
-            return self.queue.ack(item_id).addCallback(self._acked, item_id)
+            return self._settle(item_id, None).addCallback(self._acked, item_id)
 
         def failed(f: Failure) -> Any:
             self.failed += 1
@@ -319,14 +337,57 @@ class DelayPoller(Service):
                 delay=delay,
                 error=_describe(f),
             )
-            return self.queue.retry(item_id, delay).addCallback(lambda _: None)
+            return self._settle(item_id, delay).addCallback(lambda _: None)
 
         d.addCallbacks(ok, failed)
         d.addErrback(self._bookkeeping_failed, item_id)
         return d
 
-    def _acked(self, present: bool, item_id: str) -> None:
-        if not present:
+    # the outcomes of one reactor turn, in one call
+
+    def _settle(self, item_id: str, delay: float | None) -> Deferred[bool | None]:
+        """
+        Ack (C{delay} C{None}) or retry C{item_id} with the other outcomes of
+        this reactor turn; fires with its flag from L{DelayQueue.settle}, or
+        C{None} when the call failed (logged once for the batch).
+        """
+        d: Deferred[bool | None] = Deferred()
+        self._outcomes.append((item_id, delay))
+        self._waiting.append(d)
+        if self._flush_call is None:
+            self._flush_call = self._clock.callLater(0, self._flush)
+        return d
+
+    def _flush(self) -> None:
+        call, self._flush_call = self._flush_call, None
+        if call is not None and call.active():
+            call.cancel()
+        outcomes, self._outcomes = self._outcomes, []
+        waiting, self._waiting = self._waiting, []
+        if not outcomes:
+            return
+
+        def sent(flags: list[bool]) -> None:
+            for d, flag in zip(waiting, flags, strict=True):
+                d.callback(flag)
+
+        def failed(failure: Failure) -> None:
+            # Redis unreachable: the leases expire and the items are claimed
+            # again; nothing is lost.
+            self.log.failure(
+                "Could not record the outcome of {n} delay item(s) (first ids: "
+                "{ids}); they will be redelivered after their lease",
+                failure,
+                n=len(outcomes),
+                ids=[item_id for item_id, _ in outcomes[:10]],
+            )
+            for d in waiting:
+                d.callback(None)
+
+        self.queue.settle(outcomes).addCallbacks(sent, failed)
+
+    def _acked(self, present: bool | None, item_id: str) -> None:
+        if present is False:
             self.log.warn(
                 "Delay item {id} was acked after its lease expired (it may "
                 "have been delivered twice)",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from txmsg.redis._common import Script
 
-__all__ = ["ACK", "CLAIM", "DEAD", "MOVE", "RETRY", "SCHEDULE"]
+__all__ = ["CLAIM", "DEAD", "MOVE", "SCHEDULE", "SETTLE"]
 
 # KEYS: due, items   ARGV: id, due, payload, wake channel ('' = none)
 SCHEDULE = Script(
@@ -75,26 +75,30 @@ return out
 """,
 )
 
-# KEYS: processing, due, items, attempts   ARGV: id
-ACK = Script(
-    "delay.ack",
+# KEYS: processing, due, items, attempts
+# ARGV: id, due, id, due, ... (the outcomes of claimed items, in the order
+# they settled): due '' acks the item (deletes it, wherever it is); a due
+# time retries it (back to due at that time, if it is still in processing).
+# Returns one number per id: acks, how many sets held it (0: its lease had
+# expired and it was back in due, or gone); retries, 1 if moved, else 0.
+SETTLE = Script(
+    "delay.settle",
     """
-local n = redis.call('zrem', KEYS[1], ARGV[1]) + redis.call('zrem', KEYS[2], ARGV[1])
-redis.call('hdel', KEYS[3], ARGV[1])
-redis.call('hdel', KEYS[4], ARGV[1])
-return n
-""",
-)
-
-# KEYS: processing, due   ARGV: id, new due time
-RETRY = Script(
-    "delay.retry",
-    """
-if redis.call('zrem', KEYS[1], ARGV[1]) == 1 then
-  redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
-  return 1
+local out = {}
+for i = 1, #ARGV, 2 do
+  local id, due = ARGV[i], ARGV[i + 1]
+  if due == '' then
+    out[#out + 1] = redis.call('zrem', KEYS[1], id) + redis.call('zrem', KEYS[2], id)
+    redis.call('hdel', KEYS[3], id)
+    redis.call('hdel', KEYS[4], id)
+  elseif redis.call('zrem', KEYS[1], id) == 1 then
+    redis.call('zadd', KEYS[2], due, id)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
 end
-return 0
+return out
 """,
 )
 

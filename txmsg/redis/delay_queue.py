@@ -41,11 +41,11 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 
 from txmsg.redis import _delay_scripts as scripts
@@ -208,30 +208,52 @@ class DelayQueue:
         """
         return DelayedItem(item_id, self.serializer.loads(raw), attempts, due, raw)
 
+    def settle(self, outcomes: Sequence[tuple[str, float | None]]) -> Deferred[list[bool]]:
+        """
+        Record the outcomes of claimed items in one Lua call (one round
+        trip), in order: C{(id, None)} acks (deletes) a handled item;
+        C{(id, delay)} puts it back, due in C{delay} seconds.  Fires with one
+        flag per outcome: for an ack, whether the item was still there; for
+        a retry, whether it was still claimed (C{False}: its lease had
+        already expired, so it is back in the queue anyway).  Low level:
+        L{DelayPoller} sends what settles in one reactor turn with one call.
+        """
+        if not outcomes:
+            return succeed([])
+        now = self.reactor.seconds()
+        args: list[str] = []
+        retried: list[float] = []
+        for item_id, delay in outcomes:
+            if delay is None:
+                args += [item_id, ""]
+            else:
+                retried.append(now + delay)
+                args += [item_id, repr(now + delay)]
+        d = scripts.SETTLE(
+            self._handler,
+            [self.processing_key, self.due_key, self.items_key, self.attempts_key],
+            args,
+        )
+
+        def done(reply: list[Any]) -> list[bool]:
+            if retried:
+                self._notify(min(retried))
+            return [bool(int(n)) for n in reply]
+
+        return d.addCallback(done)
+
     def ack(self, item_id: str) -> Deferred[bool]:
         """
         Delete a handled item; fires C{True} if it was still there.
         """
-        d = scripts.ACK(
-            self._handler,
-            [self.processing_key, self.due_key, self.items_key, self.attempts_key],
-            [item_id],
-        )
-        return d.addCallback(bool)
+        return self.settle([(item_id, None)]).addCallback(lambda flags: flags[0])
 
     def retry(self, item_id: str, delay: float) -> Deferred[bool]:
         """
         Put a claimed item back, due in C{delay} seconds; C{False} if its
         lease had already expired (it is back in the queue anyway).
         """
-        due = self.reactor.seconds() + delay
-        d = scripts.RETRY(self._handler, [self.processing_key, self.due_key], [item_id, repr(due)])
-
-        def done(moved: Any) -> bool:
-            self._notify(due)
-            return bool(moved)
-
-        return d.addCallback(done)
+        return self.settle([(item_id, delay)]).addCallback(lambda flags: flags[0])
 
     def dead_letter(self, item_id: str, raw: bytes, attempts: int, error: str) -> Deferred[bool]:
         """

@@ -179,6 +179,26 @@ class RedisContract(ContractCase):
         self.assertEqual(counts, {"due": 0, "processing": 0, "dead": 0})
 
     @contract
+    async def test_delay_queue_settle(self) -> None:
+        """
+        One settle call acks and retries several claimed items, and says
+        which were still there.
+        """
+        r = await self.redis()
+        q = DelayQueue(r, "jobs", namespace=self.ns(), reactor=self.clock)
+        for name in ("a", "b", "c"):
+            await self.wait(q.schedule(name, id=name))
+        claim = await self.wait(q.claim(10, lease=30))
+        self.assertEqual(sorted(item[0] for item in claim.items), ["a", "b", "c"])
+        flags = await self.wait(q.settle([("a", None), ("b", 60.0), ("gone", None)]))
+        self.assertEqual(flags, [True, True, False])
+        counts = await self.wait(q.counts())
+        self.assertEqual(counts, {"due": 1, "processing": 1, "dead": 0})
+        self.assertEqual(await self.wait(q.settle([("c", None), ("a", 1.0)])), [True, False])
+        counts = await self.wait(q.counts())
+        self.assertEqual(counts, {"due": 1, "processing": 0, "dead": 0})
+
+    @contract
     async def test_list_queue_fifo_and_dead_letters(self) -> None:
         """
         A list queue is consumed first in, first out; an item whose callback

@@ -23,6 +23,7 @@ _SCRIPTED = frozenset(
     {
         "test_cache_get_or_compute",
         "test_delay_queue",
+        "test_delay_queue_settle",
         "test_list_queue_blocking",
         "test_list_queue_fifo_and_dead_letters",
         "test_lock_exclusive_and_expiring",

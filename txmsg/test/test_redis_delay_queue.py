@@ -14,6 +14,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.events import EventRegistry
+from txmsg.redis._delay_scripts import SETTLE
 from txmsg.redis.delay_queue import DelayedItem, DelayQueue
 from txmsg.redis.list_queue import ReliableQueue
 from txmsg.test._optional import skip_unless_importable
@@ -207,6 +208,7 @@ class DelayQueueTests(SynchronousTestCase):
         p = self.poller(lambda item: pending)
         self.assertEqual(self.successResultOf(self.queue.counts())["processing"], 1)
         pending.callback(None)
+        self.clock.advance(0)  # the ack leaves at the end of the turn
         self.assertEqual(self.successResultOf(self.queue.counts())["processing"], 0)
         self.assertEqual(p.handled, 1)
 
@@ -306,6 +308,8 @@ class DelayQueueTests(SynchronousTestCase):
         d = p.stopService()
         self.assertNoResult(d)
         pending.callback(None)
+        self.assertNoResult(d)  # its ack leaves at the end of the turn
+        self.clock.advance(0)
         self.successResultOf(d)
         self.assertEqual(self.successResultOf(self.queue.counts())["processing"], 0)
 
@@ -352,3 +356,162 @@ class DelayQueueTests(SynchronousTestCase):
 
     async def _noop(self) -> None:
         return None
+
+    # the outcomes of one reactor turn go in one settle call
+
+    def settles(self) -> list[list[tuple[str, str]]]:
+        """
+        The outcomes sent by each settle call so far: C{(id, due)} pairs,
+        due C{""} for an ack.
+        """
+        out = []
+        for c in self.redis.calls:
+            if c[0] == "EVALSHA" and c[1] == SETTLE.sha:
+                argv = [str(a) for a in c[3 + int(c[2]) :]]
+                out.append(list(zip(argv[::2], argv[1::2], strict=True)))
+        return out
+
+    def held_claim(self, callback: Any = None, **kw: Any) -> Any:
+        """
+        A started poller whose first claim is sent and its reply held: the
+        test delivers it with C{self.redis.flush()}, in a turn of its own
+        (C{Clock.advance(0)} would also run the end-of-turn call).
+        """
+        self.redis.paused = True
+        return self.poller(callback, **kw)
+
+    def test_one_settle_call_per_turn(self) -> None:
+        """
+        N items handled in one reactor turn are acked by one Lua call at
+        the end of the turn, not one call each; until then they stay
+        claimed.
+        """
+        ids = [self.successResultOf(self.queue.schedule(i, id=f"i{i}")) for i in range(5)]
+        p = self.held_claim()
+        self.redis.flush()
+        self.assertEqual(len(self.got), 5)
+        self.assertEqual(p.handled, 5)
+        self.assertEqual(self.settles(), [])
+        self.assertEqual(self.successResultOf(self.queue.counts())["processing"], 5)
+        self.clock.advance(0)
+        self.assertEqual(self.settles(), [[(i, "") for i in ids]])
+        self.assertEqual(p.handled, 5)
+        self.assertEqual(
+            self.successResultOf(self.queue.counts()),
+            {"due": 0, "processing": 0, "dead": 0},
+        )
+        self.assertIsNone(self.redis.raw("delay:{jobs}:items"))  # emptied, so deleted
+        self.assertIsNone(self.redis.raw("delay:{jobs}:attempts"))
+
+    def test_running_handler_not_acked(self) -> None:
+        """
+        An item whose handler is still running is left out of the turn's
+        settle call; it is acked (in a call of its own turn) once it
+        finishes.
+        """
+        slow: Deferred[None] = Deferred()
+        for i in range(3):
+            self.successResultOf(self.queue.schedule(i, id=f"i{i}"))
+
+        def handler(item: DelayedItem) -> Any:
+            return slow if item.payload == 1 else None
+
+        self.poller(handler)
+        self.assertEqual(self.settles(), [[("i0", ""), ("i2", "")]])
+        self.assertEqual(self.redis.raw("delay:{jobs}:processing"), {b"i1": 1030.0})
+        self.assertIn(b"i1", self.redis.raw("delay:{jobs}:items"))
+        slow.callback(None)
+        self.assertEqual(len(self.settles()), 1)  # not before the end of the turn
+        self.clock.advance(0)
+        self.assertEqual(self.settles()[1:], [[("i1", "")]])
+        self.assertEqual(self.successResultOf(self.queue.counts())["processing"], 0)
+
+    def test_acks_and_retries_settle_together(self) -> None:
+        """
+        Failures in the same turn as successes are retried (with their
+        backoff) in the same settle call, in the order they settled; the
+        poller wakes for the retry as before.
+        """
+        for i in range(3):
+            self.successResultOf(self.queue.schedule(i, id=f"i{i}"))
+        times: list[tuple[int, float]] = []
+
+        def handler(item: DelayedItem) -> None:
+            times.append((item.payload, self.clock.seconds()))
+            if item.payload == 1:
+                raise ValueError("boom")
+
+        p = self.poller(handler)
+        self.assertEqual(self.settles(), [[("i0", ""), ("i1", "1001.0"), ("i2", "")]])
+        self.assertEqual((p.handled, p.failed), (2, 1))
+        self.assertEqual(self.redis.raw("delay:{jobs}:due"), {b"i1": 1001.0})
+        self.assertEqual(self.successResultOf(self.queue.counts())["processing"], 0)
+        self.assertEqual([c.getTime() for c in self.clock.getDelayedCalls()], [1001.0])
+        self.clock.advance(1)
+        self.assertEqual(times[3:], [(1, 1001.0)])
+        self.assertEqual(self.got, [])
+
+    def test_stop_sends_pending_outcomes(self) -> None:
+        """
+        Stopping before the end of the turn sends the pending outcomes at
+        once: the stop fires once they are recorded, no timer is left.
+        """
+        for i in range(3):
+            self.successResultOf(self.queue.schedule(i))
+        p = self.held_claim()
+        self.redis.flush()
+        self.assertEqual(len(self.got), 3)
+        self.assertEqual(self.settles(), [])
+        self.redis.paused = True
+        d = p.stopService()
+        self.assertEqual(len(self.settles()), 1)
+        self.assertNoResult(d)  # the settle reply is not in yet
+        self.redis.flush()
+        self.successResultOf(d)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(
+            self.successResultOf(self.queue.counts()),
+            {"due": 0, "processing": 0, "dead": 0},
+        )
+
+    def test_settle_failure_left_to_lease(self) -> None:
+        """
+        When the settle call fails (Redis down), that is logged once for the
+        batch and the items stay claimed: their lease brings them back.
+        """
+        for i in range(3):
+            self.successResultOf(self.queue.schedule(i))
+        p = self.held_claim(error_delay=60.0)
+        self.redis.flush()
+        self.redis.error = ConnectionError("down")
+        self.clock.advance(0)
+        self.assertEqual(p.handled, 3)
+        self.assertEqual(len(self.flushLoggedErrors(ConnectionError)), 1)  # once for 3
+        self.redis.error = None
+        self.assertEqual(self.successResultOf(self.queue.counts())["processing"], 3)
+        self.clock.advance(30)  # the poller wakes when the leases expire: claimed again
+        self.assertEqual([i.attempts for i in self.got[3:]], [2, 2, 2])
+        self.clock.advance(0)
+        self.assertEqual(
+            self.successResultOf(self.queue.counts()),
+            {"due": 0, "processing": 0, "dead": 0},
+        )
+
+    def test_settle_flags(self) -> None:
+        """
+        C{settle} acks and retries in one call and says, for each, whether
+        the item was still there / still claimed; C{ack} and C{retry} are
+        settles of one outcome.
+        """
+        for name in ("a", "b", "c"):
+            self.successResultOf(self.queue.schedule(name, id=name))
+        self.successResultOf(self.queue.claim(2, lease=30))
+        flags = self.successResultOf(
+            self.queue.settle([("a", None), ("b", 5.0), ("c", 5.0), ("gone", None)])
+        )
+        self.assertEqual(flags, [True, True, False, False])
+        self.assertEqual(self.redis.raw("delay:{jobs}:due"), {b"b": 1005.0, b"c": 1000.0})
+        self.assertEqual(self.successResultOf(self.queue.settle([])), [])
+        self.assertFalse(self.successResultOf(self.queue.retry("a", 1.0)))
+        self.assertTrue(self.successResultOf(self.queue.ack("c")))
+        self.assertEqual(self.redis.raw("delay:{jobs}:items"), {b"b": b'"b"'})
