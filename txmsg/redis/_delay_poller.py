@@ -382,9 +382,12 @@ class DelayPoller(Service):
                 ids=[item_id for item_id, _ in outcomes[:10]],
             )
             for d in waiting:
-                d.callback(None)
+                if not d.called:
+                    d.callback(None)
 
-        self.queue.settle(outcomes).addCallbacks(sent, failed)
+        # An error in sent() (a reply of the wrong length) also ends in
+        # failed(), so no waiter is left hanging.
+        self.queue.settle(outcomes).addCallback(sent).addErrback(failed)
 
     def _acked(self, present: bool | None, item_id: str) -> None:
         if present is False:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -496,6 +496,23 @@ class DelayQueueTests(SynchronousTestCase):
             self.successResultOf(self.queue.counts()),
             {"due": 0, "processing": 0, "dead": 0},
         )
+
+    def test_short_settle_reply_releases_every_item(self) -> None:
+        """
+        A settle reply that does not match the batch (never sent by the
+        script, but a broken server could) is logged as a failure and every
+        item's wait ends: the poller does not hang on them, and their
+        leases bring them back.
+        """
+        for i in range(3):
+            self.successResultOf(self.queue.schedule(i))
+        p = self.held_claim(error_delay=60.0)
+        self.redis.flush()
+        self.patch(self.queue, "settle", lambda outcomes: succeed([True]))
+        self.clock.advance(0)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertEqual(p.handled, 3)
+        self.assertEqual(p._in_flight, set())
 
     def test_settle_flags(self) -> None:
         """
