@@ -86,24 +86,24 @@ class _Delivery:
         regs = self._cache.get(name)
         if regs is None:
             regs = self._resolve(name)
-        reactor = self._reactor or self._get_reactor()
         d: Deferred[DispatchResult] = Deferred()
-        self._queue.append(
-            (
-                _make_event(
-                    name,
-                    payload,
-                    source,
-                    reactor.seconds(),
-                    _frozen_metadata(metadata) if metadata else _EMPTY,
-                ),
-                regs,
-                d,
-            )
-        )
+        self._queue.append((self._event(name, payload, source, metadata), regs, d))
         if self._drain_call is None:
-            self._drain_call = reactor.callLater(0, self._drain)
+            self._schedule()
         return d
+
+    def _event(
+        self, name: str, payload: Any, source: str | None, metadata: Mapping[str, Any] | None
+    ) -> Event:
+        """An L{Event} stamped with the reactor's time (the dispatch path)."""
+        reactor = self._reactor or self._get_reactor()
+        return _make_event(
+            name,
+            payload,
+            source,
+            reactor.seconds(),
+            _frozen_metadata(metadata) if metadata else _EMPTY,
+        )
 
     def dispatch_now(
         self,
@@ -131,14 +131,7 @@ class _Delivery:
         regs = self._cache.get(name)
         if regs is None:
             regs = self._resolve(name)
-        reactor = self._reactor or self._get_reactor()
-        event = _make_event(
-            name,
-            payload,
-            source,
-            reactor.seconds(),
-            _frozen_metadata(metadata) if metadata else _EMPTY,
-        )
+        event = self._event(name, payload, source, metadata)
         counts = self.dispatch_counts
         counts[name] = counts.get(name, 0) + 1
         d: Deferred[DispatchResult] = Deferred()
