@@ -6,6 +6,7 @@ C{twistd txmsg-worker}: Options and makeService.
 
 from __future__ import annotations
 
+import gc
 import importlib
 from typing import Any, cast
 
@@ -275,6 +276,22 @@ class Options(OpsOptions):
             raise usage.UsageError(str(e)) from None
 
 
+def freeze_startup_objects() -> None:
+    """
+    Move every object alive once the worker has started (modules, classes,
+    functions, the services: tens of thousands) out of the garbage
+    collector's sight (C{gc.freeze}).
+
+    Tasks in flight, each waiting for its reply's confirm, live long enough
+    to reach the oldest generation, so a full collection comes every few
+    thousand tasks; without the freeze each of those goes through all the
+    start-up objects again (some 20 ms, a few per cent of the worker's CPU).
+    What is frozen is never collected: a start-up object that later becomes
+    part of a garbage cycle stays in memory (only start-up objects, once).
+    """
+    gc.freeze()
+
+
 def makeService(options: Options, reactor: IReactorTime | None = None) -> Any:
     """
     Build the worker.
@@ -322,6 +339,8 @@ def makeService(options: Options, reactor: IReactorTime | None = None) -> Any:
             shutdown()
 
         amqp.add_refusal_observer(give_up)
+    if IReactorCore.providedBy(reactor):
+        core.callWhenRunning(freeze_startup_objects)
     if options["health"] is not None:
         health = worker_health(worker, options["health"], reactor=reactor)
         health.setName("health")

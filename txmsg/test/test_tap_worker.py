@@ -6,10 +6,12 @@ Tests for L{txmsg.tap.worker}.
 
 from __future__ import annotations
 
+import gc
 import os
 
 from twisted.application.service import IServiceMaker
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
@@ -136,6 +138,23 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertTrue(worker._handle_signals)
         self.assertIsNone(worker.redis)
         self.assertIsNotNone(worker.getServiceNamed("amqp"))
+
+    def test_freezes_startup_objects(self) -> None:
+        """
+        Once the reactor runs, the objects alive then are frozen out of the
+        garbage collector's sight; a clock that is no reactor gets nothing
+        to run.
+        """
+        frozen: list[bool] = []
+        self.patch(gc, "freeze", lambda: frozen.append(True))
+        options = parse("--tasks", SAMPLE, "-q", "jobs")
+        reactor = MemoryReactorClock()
+        makeService(options, reactor=reactor)
+        self.assertEqual(frozen, [])
+        reactor.run()
+        self.assertEqual(frozen, [True])
+        makeService(options, reactor=Clock())
+        self.assertEqual(frozen, [True])
 
     def test_plugin_declared(self) -> None:
         """
