@@ -177,8 +177,21 @@ class ListConsumer(Service):
                     continue
                 if self._stranded:
                     await self._drain()
+                    try:
+                        await self._sweep(own=True)
+                    except Exception as e:
+                        # Redis still away (a failover): stay stranded and
+                        # try again, as after a failed pop.
+                        if not self.running:
+                            break
+                        self.log.warn(
+                            "Taking back items of {key} failed ({error}); retrying",
+                            key=self.queue.key,
+                            error=e,
+                        )
+                        await sleep(self._clock, self.error_delay)
+                        continue
                     self._stranded = False
-                    await self._sweep(own=True)
                     continue
                 try:
                     raw = await self._fetch()

@@ -13,6 +13,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.events import EventRegistry
+from txmsg.redis import RedisCommandTimeout
 from txmsg.redis.list_queue import ReliableQueue
 from txmsg.test._optional import skip_unless_importable
 from txmsg.testing._redis_store import FakeRedis
@@ -275,6 +276,46 @@ class ReliableQueueTests(SynchronousTestCase):
         self.clock.advance(1.0)
         self.assertEqual(got, ["lost-reply"])
         self.assertIsNone(self.redis.raw(c2.processing_key))
+
+    @skip_unless_importable("lupa", extra="testing")
+    def test_failed_recovery_after_pop_error_retried(self) -> None:
+        """
+        When taking the processing list back after a failed pop fails too
+        (Redis still failing over), the consumer logs it, waits and tries
+        again: its loop does not end.
+        """
+        got: list[Any] = []
+        pops = iter([ConnectionError("lost")])
+        real = self.queue.recover_consumer
+        recoveries: list[bool] = []
+
+        def flaky_recovery(consumer_id: str, force: bool = False) -> Deferred[int]:
+            recoveries.append(force)
+            if len(recoveries) == 2:  # the first after the failed pop
+                return fail(RedisCommandTimeout("no reply within 2 s"))
+            return real(consumer_id, force=force)
+
+        class Flaky(SplitRedis):
+            def execute_command(self, *args: Any) -> Deferred[Any]:
+                if args[0] == "BLMOVE":
+                    err = next(pops, None)
+                    if err is not None:
+                        return fail(err)
+                return super().execute_command(*args)
+
+        self.patch(self.queue, "recover_consumer", flaky_recovery)
+        c = self.consume(
+            got.append, blocking_redis=Flaky(self.redis), block_timeout=5, error_delay=1.0
+        )
+        self.clock.advance(1.0)  # the pop's error delay: the recovery fails
+        self.assertEqual(recoveries, [True, True])
+        self.assertTrue(c.running)
+        self.clock.advance(1.0)  # tried again, and it pops
+        self.assertEqual(recoveries, [True, True, True])
+        self.successResultOf(self.queue.push("after"))
+        self.clock.advance(0)
+        self.assertEqual(got, ["after"])
+        self.assertTrue(c.running)
 
     @skip_unless_importable("lupa", extra="testing")
     def test_events_route(self) -> None:
