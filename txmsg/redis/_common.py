@@ -13,11 +13,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.error import ConnectionClosed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
 
 from txmsg._reactor import maybe_global_reactor
-from txmsg.redis.connection import RedisConnection
+from txmsg.redis._deadline import RedisCommandTimeout
+from txmsg.redis.connection import RedisConnection, RedisNotRunning
 from txmsg.redis.service import RedisService
 
 __all__ = [
@@ -25,10 +28,27 @@ __all__ = [
     "as_bytes",
     "call",
     "handler_of",
+    "is_redis_unavailable",
     "join_key",
     "resolve_reactor",
     "sleep",
 ]
+
+
+def is_redis_unavailable(failure: Failure) -> bool:
+    """
+    Whether C{failure} says Redis was out of reach (a restart, a Sentinel
+    failover): a command with no reply in time, no connection, or a
+    connection lost with the command in flight.  txredisapi's
+    C{ConnectionError} is matched by name: importing txredisapi here would
+    install the global reactor.
+    """
+    if failure.check(RedisCommandTimeout, RedisNotRunning, ConnectionClosed) is not None:
+        return True
+    return any(
+        c.__module__ == "txredisapi" and c.__name__ == "ConnectionError"
+        for c in getattr(failure.type, "__mro__", ())
+    )
 
 
 def handler_of(redis: Any) -> Any:

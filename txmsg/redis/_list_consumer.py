@@ -20,8 +20,8 @@ from twisted.python.failure import Failure
 from txmsg._waiters import InFlight
 from txmsg.events import IEventSink
 from txmsg.redis import _list_scripts as scripts
-from txmsg.redis._common import call, handler_of, sleep
-from txmsg.redis.connection import RedisCommandTimeout, RedisConnection
+from txmsg.redis._common import call, handler_of, is_redis_unavailable, sleep
+from txmsg.redis.connection import RedisConnection
 from txmsg.redis.service import RedisService
 
 if TYPE_CHECKING:  # a type only: list_queue.py imports this module
@@ -346,7 +346,7 @@ class ListConsumer(Service):
         def finished(result: Any) -> None:
             self._in_flight.leave()
             self._wake_room()
-            if isinstance(result, Failure) and result.check(RedisCommandTimeout):
+            if isinstance(result, Failure) and is_redis_unavailable(result):
                 # Redis went away (a restart, a Sentinel failover): the item
                 # stays in our processing list and is recovered later.
                 self.log.warn(

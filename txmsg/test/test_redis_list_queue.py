@@ -6,14 +6,17 @@ Tests for L{txmsg.redis.list_queue}.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase
+from txredisapi import ConnectionError as RedisConnectionError
 
 from txmsg.events import EventRegistry
 from txmsg.redis import RedisCommandTimeout
+from txmsg.redis._list_consumer import ListConsumer
 from txmsg.redis.list_queue import ReliableQueue
 from txmsg.test._optional import skip_unless_importable
 from txmsg.testing._redis_store import FakeRedis
@@ -316,6 +319,34 @@ class ReliableQueueTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(got, ["after"])
         self.assertTrue(c.running)
+
+    @skip_unless_importable("lupa", extra="testing")
+    def test_lost_connection_in_bookkeeping_is_a_warning(self) -> None:
+        """
+        A connection lost while the consumer removes a handled item from its
+        processing list (a Sentinel failover) is a warning, not an error:
+        the item stays there and is recovered later (it may run twice).
+        """
+        logged: list[dict[str, Any]] = []
+        real = self.redis.execute_command
+        lost = iter([RedisConnectionError("Lost connection")])
+
+        def flaky(*args: Any) -> Deferred[Any]:
+            if args[0] == "LREM":
+                err = next(lost, None)
+                if err is not None:
+                    return fail(err)
+            return real(*args)
+
+        self.patch(self.redis, "execute_command", flaky)
+        self.patch(ListConsumer, "log", Logger(observer=cast(ILogObserver, logged.append)))
+        self.successResultOf(self.queue.push("x"))
+        c = self.consume(lambda payload: None)
+        self.clock.advance(0)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        [warning] = [e for e in logged if "Bookkeeping" in e["log_format"]]
+        self.assertEqual(warning["log_level"], LogLevel.warn)
+        self.assertEqual(self.redis.raw(c.processing_key), [b'"x"'])
 
     @skip_unless_importable("lupa", extra="testing")
     def test_events_route(self) -> None:

@@ -32,6 +32,7 @@ from txmsg.amqp import NotConnectedError, PublishError
 from txmsg.amqp.reply_to import reply_to_problem
 from txmsg.events import EventRegistry
 from txmsg.redis import RedisCommandTimeout, RedisNotRunning
+from txmsg.redis._common import is_redis_unavailable
 from txmsg.worker._stats import MALFORMED_TASK, RAW_TASK, UNKNOWN_TASK, WorkerStats
 from txmsg.worker.brokers.interfaces import IncomingMessage
 from txmsg.worker.decisions import (
@@ -89,16 +90,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 def is_transient(failure: Failure) -> bool:
     """
-    Whether an error outside a task may go away on a later try.  txredisapi's
-    C{ConnectionError} is matched by name: importing txredisapi here would
-    install the global reactor.
+    Whether an error outside a task may go away on a later try: a server
+    went away (Redis: L{is_redis_unavailable}).
     """
-    if failure.check(*TRANSIENT_ERRORS) is not None:
-        return True
-    return any(
-        c.__module__ == "txredisapi" and c.__name__ == "ConnectionError"
-        for c in getattr(failure.type, "__mro__", ())
-    )
+    return failure.check(*TRANSIENT_ERRORS) is not None or is_redis_unavailable(failure)
 
 
 def traceback_summary(failure: Failure, limit: int = 2000) -> str:
