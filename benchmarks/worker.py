@@ -371,8 +371,9 @@ async def peer_rows(reactor, args):
     results = {(label, k): [] for label, _, _, kinds in workloads for k in kinds}
     try:
         if args.profile:
-            sys.stderr.write("profiling txmsg, no reply pf 100, {} tasks...\n".format(args.tasks))
-            await one_run(reactor, client, "txmsg", 100, False, args.tasks, args.profile)
+            label, prefetch, replies, _ = workloads[-1] if args.workloads else WORKLOADS[-1]
+            sys.stderr.write("profiling txmsg, {}, {} tasks...\n".format(label, args.tasks))
+            await one_run(reactor, client, "txmsg", prefetch, replies, args.tasks, args.profile)
             sys.stderr.write("flame graph written to {}\n".format(args.profile))
             return
         for r in range(args.rounds):
@@ -441,7 +442,8 @@ def parse():
     ap.add_argument(
         "--profile",
         metavar="SVG",
-        help="only record a py-spy flame graph of txmsg's worker (no reply, prefetch 100)",
+        help="only record a py-spy flame graph of txmsg's worker (no reply, prefetch 100, "
+        "or the last workload --workloads names)",
     )
     ap.add_argument("--blocking-worker", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--raw-worker", nargs=2, help=argparse.SUPPRESS)

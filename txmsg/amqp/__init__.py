@@ -17,6 +17,7 @@ from txmsg.amqp.connection import (
     ServiceStopped,
 )
 from txmsg.amqp.consumer import (
+    AckWith,
     Consumer,
     ConsumerStopped,
     DeadLetter,
@@ -25,6 +26,7 @@ from txmsg.amqp.consumer import (
     DropMessage,
     ErrorPolicy,
     Outcome,
+    Publish,
     RetryLater,
 )
 from txmsg.amqp.delay_levels import LEVELS, MAX_DELAY, TICK, DelayTooLong
@@ -55,6 +57,7 @@ __all__ = [
     "DEFAULT_AMQP_URL",
     "DIRECT_REPLY_TO",
     "AMQPConnection",
+    "AckWith",
     "AMQPConnectionFailed",
     "Binding",
     "Consumer",
@@ -73,6 +76,7 @@ __all__ = [
     "MAX_DELAY",
     "NotConnectedError",
     "Outcome",
+    "Publish",
     "PublishError",
     "PublishLost",
     "PublishNacked",

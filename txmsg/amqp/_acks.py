@@ -22,6 +22,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Any
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
@@ -53,11 +54,12 @@ class AckBatch:
         """
         self.unsettled.add(tag)
 
-    def nacked(self, tag: int) -> None:
+    def nack(self, tag: int, requeue: bool) -> None:
         """
-        Delivery C{tag} was nacked (by the caller, at once).
+        Nack delivery C{tag} (requeued or not) now.
         """
         self.unsettled.discard(tag)
+        self.channel.basic_nack(tag, requeue=requeue)
 
     def ack(self, tag: int) -> None:
         """
@@ -67,13 +69,20 @@ class AckBatch:
         self.unsettled.discard(tag)
         self._pending.append(tag)
         if self._call is None:
-            self._call = self.clock.callLater(0, self.flush)
+            self._call = self.clock.callLater(0, self._flush)
 
-    def flush(self) -> None:
+    def flush(self) -> Deferred[None]:
         """
         Send the pending acks (dropped if the channel is gone: the broker
         redelivers those messages).
+
+        @return: a Deferred that has fired (the interface of
+            L{txmsg.amqp._transaction.TransactionBatch.flush}).
         """
+        self._flush()
+        return succeed(None)
+
+    def _flush(self) -> None:
         call, self._call = self._call, None
         if call is not None and call.active():
             call.cancel()

@@ -14,6 +14,12 @@ After a reconnect or a channel error the consumer is recreated; a handler
 that finishes after its channel died is I{not} acked on the new channel (its
 delivery tag means nothing there) and the broker redelivers the message.
 Delivery is therefore at-least-once: handlers should be idempotent.
+
+A I{transactional} consumer (C{transactional=True}) puts its channel in AMQP
+transaction mode and commits what settles in each reactor turn
+(L{txmsg.amqp._transaction}); its handlers can return L{AckWith} to publish
+messages in the same transaction as their ack: one round trip to the broker
+for a reply and the ack of its request.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from twisted.python.failure import Failure
 from txmsg._waiters import InFlight, Waiters
 from txmsg.amqp._acks import AckBatch
 from txmsg.amqp._protocol import describe_reason
+from txmsg.amqp._transaction import TransactionBatch
 from txmsg.amqp.delivery import (
+    AckWith,
     DeadLetter,
     Delivery,
     Disposition,
@@ -36,6 +44,7 @@ from txmsg.amqp.delivery import (
     ErrorPolicy,
     HandlerDecision,
     Outcome,
+    Publish,
     RetryLater,
 )
 from txmsg.amqp.topology import Queue
@@ -45,6 +54,7 @@ if TYPE_CHECKING:  # a type only: connection.py imports this module
     from txmsg.amqp.connection import AMQPConnection
 
 __all__ = [
+    "AckWith",
     "Consumer",
     "ConsumerStopped",
     "DeadLetter",
@@ -54,6 +64,7 @@ __all__ = [
     "ErrorPolicy",
     "HandlerDecision",
     "Outcome",
+    "Publish",
     "RetryLater",
 ]
 
@@ -67,9 +78,10 @@ class _Session:
 
     __slots__ = ("channel", "queue", "tag", "name", "waiting", "dead", "acks")
 
-    def __init__(self, channel: Any, queue: Any, tag: str, name: str, clock: Any) -> None:
+    def __init__(self, channel: Any, queue: Any, tag: str, name: str, acks: Any) -> None:
         self.channel = channel
-        self.acks = AckBatch(channel, clock)
+        #: An AckBatch, or a TransactionBatch on a transactional channel.
+        self.acks = acks
         self.queue = queue
         self.tag = tag
         self.name = name
@@ -102,6 +114,8 @@ class Consumer:
         retry_delay: float = 1.0,
         grace: float | None = 30.0,
         give_back: Any = None,
+        transactional: bool = False,
+        on_return: Any = None,
     ) -> None:
         """
         @param connection: the L{txmsg.amqp.connection.AMQPConnection}.
@@ -125,6 +139,12 @@ class Consumer:
             (whose result settles it, as a handler's does) instead of being
             left for the broker to requeue when the channel closes, which
             would mark it redelivered.  L{None}: left to the broker.
+        @param transactional: put the channel in AMQP transaction mode:
+            what settles in a reactor turn is committed together, and a
+            handler may return L{AckWith} (see the module docstring).
+        @param on_return: on a transactional consumer, called with each
+            message published with an ack that the broker returned (pika's
+            C{ReceivedMessage}); by default such a message is logged.
         """
         if prefetch < 1:
             raise ValueError("prefetch must be >= 1 (manual acks need a bound)")
@@ -148,6 +168,8 @@ class Consumer:
         self._exclusive = exclusive
         self._arguments = arguments
         self._retry_delay = retry_delay
+        self._transactional = transactional
+        self._on_return = on_return or self._returned
         self._session: _Session | None = None
         self._starting = False
         self._retry_call: Any = None
@@ -215,6 +237,8 @@ class Consumer:
         channel = await self._conn.open_channel()
         try:
             await channel.basic_qos(prefetch_count=self._prefetch)
+            if self._transactional:
+                await channel.tx_select()
             queue, tag = await channel.basic_consume(
                 name,
                 auto_ack=False,
@@ -228,7 +252,13 @@ class Consumer:
         if self._stopped or conn is not self._conn.connection:
             channel.close()
             return
-        session = _Session(channel, queue, tag, name, self._conn.reactor)
+        clock = self._conn.reactor
+        acks: AckBatch | TransactionBatch = (
+            TransactionBatch(channel, clock, self._on_return)
+            if self._transactional
+            else AckBatch(channel, clock)
+        )
+        session = _Session(channel, queue, tag, name, acks)
         self._session = session
         channel.on_closed.addCallback(self._channel_closed, session, conn)
         self.log.info(
@@ -329,8 +359,22 @@ class Consumer:
             # it; _channel_closed schedules the re-creation.
             self.log.warn("Consumer on {queue} was cancelled by the broker", queue=session.name)
             if session.channel.is_open:
-                session.acks.flush()  # what has run is acked, not redelivered
-                session.channel.close()
+                # What has run is acked (committed), not redelivered.
+                session.acks.flush().addBoth(self._close_channel, session.channel)
+
+    @staticmethod
+    def _close_channel(_: Any, channel: Any) -> None:
+        if channel.is_open:
+            channel.close()
+
+    def _returned(self, message: Any) -> None:
+        method = message.method
+        self.log.warn(
+            "A message published with an ack to {routing_key!r} was returned: {code} {text}",
+            routing_key=method.routing_key,
+            code=method.reply_code,
+            text=method.reply_text,
+        )
 
     def _handle(self, session: _Session, msg: Any, handler: Any = None) -> None:
         method = msg.method
@@ -368,15 +412,17 @@ class Consumer:
                     "is gone; the broker will redeliver it",
                     tag=delivery.delivery_tag,
                     queue=delivery.queue,
-                    outcome=outcome.value,
+                    outcome="ack" if isinstance(outcome, AckWith) else outcome.value,
                 )
-            elif outcome in (Disposition.ACK, Disposition.DROP):
+            elif outcome is Disposition.ACK or outcome is Disposition.DROP:
                 # Acked at the end of the turn, with the others settled in it.
                 session.acks.ack(delivery.delivery_tag)
                 self.acked += 1
+            elif isinstance(outcome, AckWith):
+                session.acks.ack(delivery.delivery_tag, outcome.publishes)
+                self.acked += 1
             else:
-                session.acks.nacked(delivery.delivery_tag)
-                channel.basic_nack(delivery.delivery_tag, requeue=outcome is Disposition.RETRY)
+                session.acks.nack(delivery.delivery_tag, outcome is Disposition.RETRY)
                 self.nacked += 1
         except Exception:
             self.log.failure("Settling delivery {tag} failed", tag=delivery.delivery_tag)
@@ -384,9 +430,15 @@ class Consumer:
             self._inflight.leave()
             self._pump()
 
-    def _outcome(self, result: Any, delivery: Delivery) -> Disposition:
+    def _outcome(self, result: Any, delivery: Delivery) -> Disposition | AckWith:
         if isinstance(result, Disposition):
             outcome = result
+        elif isinstance(result, AckWith):
+            if self._transactional:
+                return result
+            return self._outcome(
+                Failure(TypeError("AckWith needs a transactional consumer")), delivery
+            )
         elif not isinstance(result, Failure):
             return Disposition.ACK
         elif isinstance(result.value, HandlerDecision):
@@ -464,7 +516,7 @@ class Consumer:
         session, self._session = self._session, None
         if session is None:
             return
-        session.acks.flush()
+        await session.acks.flush()  # committed, on a transactional channel
         channel = session.channel
         if channel.is_open:
             closed = channel.on_closed

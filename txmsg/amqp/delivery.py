@@ -3,7 +3,9 @@
 """
 What a consumer's handler receives (L{Delivery}) and how it decides what
 happens to it (return an L{Disposition}, or raise L{RetryLater}, L{DeadLetter}
-or L{DropMessage}); L{ErrorPolicy} covers every other exception.
+or L{DropMessage}); L{ErrorPolicy} covers every other exception.  A handler
+of a transactional consumer can also return L{AckWith}: messages published
+in the same transaction as the ack.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import enum
 from typing import Any, NamedTuple
 
 __all__ = [
+    "AckWith",
     "DeadLetter",
     "Delivery",
     "DropMessage",
@@ -19,6 +22,7 @@ __all__ = [
     "Disposition",
     "HandlerDecision",
     "Outcome",
+    "Publish",
     "RetryLater",
 ]
 
@@ -39,6 +43,30 @@ class Disposition(enum.Enum):
 #: The old name of L{Disposition}, kept for one release (it was confusable
 #: with L{txmsg.events.HandlerOutcome}, then also called C{Outcome}).
 Outcome = Disposition
+
+
+class Publish(NamedTuple):
+    """
+    A message to publish (mandatory) on a consumer's channel, with an ack.
+    """
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    #: C{pika.BasicProperties}.
+    properties: Any
+
+
+class AckWith(NamedTuple):
+    """
+    What a handler of a transactional consumer (C{Consumer(...,
+    transactional=True)}) returns to ack its delivery and publish
+    C{publishes} in one AMQP transaction: one round trip to the broker for
+    both, and neither happens unless the commit does.  Returned to a
+    consumer that is not transactional, it is a handler failure.
+    """
+
+    publishes: tuple[Publish, ...]
 
 
 class ErrorPolicy(enum.Enum):

@@ -63,6 +63,12 @@ class IChannel(Interface):
     def confirm_delivery():  # type: ignore[no-untyped-def]
         """Turn publisher confirms on; returns a Deferred."""
 
+    def tx_select():  # type: ignore[no-untyped-def]
+        """Put the channel in transaction mode; a Deferred fires on C{Tx.SelectOk}."""
+
+    def tx_commit():  # type: ignore[no-untyped-def]
+        """Commit what was sent since the last commit; fires on C{Tx.CommitOk}."""
+
     def basic_consume(  # type: ignore[no-untyped-def]
         queue, auto_ack=False, exclusive=False, consumer_tag=None, arguments=None
     ):

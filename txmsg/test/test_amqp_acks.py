@@ -16,9 +16,13 @@ class FakeChannel:
 
     def __init__(self) -> None:
         self.acks: list[tuple[int, bool]] = []
+        self.nacks: list[tuple[int, bool]] = []
 
     def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
         self.acks.append((delivery_tag, multiple))
+
+    def basic_nack(self, delivery_tag: int, requeue: bool = True) -> None:
+        self.nacks.append((delivery_tag, requeue))
 
 
 class AckBatchTests(SynchronousTestCase):
@@ -80,11 +84,12 @@ class AckBatchTests(SynchronousTestCase):
 
     def test_nacked_not_unsettled(self) -> None:
         """
-        A nacked delivery does not hold back a multiple ack above it (the
-        broker no longer counts it as unacked).
+        A nack goes out at once, and the nacked delivery does not hold back
+        a multiple ack above it (the broker no longer counts it as unacked).
         """
         self.deliver(1, 2, 3)
-        self.batch.nacked(2)
+        self.batch.nack(2, requeue=False)
+        self.assertEqual(self.channel.nacks, [(2, False)])
         self.batch.ack(1)
         self.batch.ack(3)
         self.clock.advance(0)
@@ -98,7 +103,7 @@ class AckBatchTests(SynchronousTestCase):
         self.deliver(1, 2)
         self.batch.ack(1)
         self.batch.ack(2)
-        self.batch.flush()
+        self.assertIsNone(self.successResultOf(self.batch.flush()))
         self.assertEqual(self.channel.acks, [(2, True)])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 

@@ -6,6 +6,7 @@ Tests for L{txmsg.amqp.consumer}, on L{txmsg.testing.MemoryBroker}.
 
 from typing import Any
 
+from pika import BasicProperties
 from pika.exceptions import ConnectionClosedByBroker
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
 from twisted.internet.error import ConnectionLost
@@ -13,12 +14,15 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.amqp.consumer import (
+    AckWith,
     Consumer,
     ConsumerStopped,
     DeadLetter,
+    Delivery,
     Disposition,
     DropMessage,
     ErrorPolicy,
+    Publish,
     RetryLater,
 )
 from txmsg.amqp.topology import Queue
@@ -353,3 +357,125 @@ class ConsumerTests(SynchronousTestCase):
     def test_prefetch_must_be_positive(self):
         """prefetch 0 (unbounded) is refused."""
         self.assertRaises(ValueError, Consumer, self.svc, "q", self.handler, prefetch=0)
+
+
+class TransactionalConsumerTests(SynchronousTestCase):
+    """
+    Tests for L{Consumer} with C{transactional=True}: the channel is in
+    transaction mode, and a handler's L{AckWith} messages are published in
+    the transaction of its ack.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.broker = MemoryBroker(self.clock)
+        self.broker.declare_queue("work")
+        self.broker.declare_queue("replies")
+        self.svc = self.broker.connection()
+        self.returned: list[Any] = []
+
+    def start(self, handler: Any, **kw: Any) -> tuple[Consumer, Any]:
+        consumer = Consumer(self.svc, "work", handler, transactional=True, **kw)
+        conn = self.broker.connect(self.svc)
+        return consumer, conn.channels[-1]
+
+    def reply_handler(self, key: str) -> Any:
+        def handler(delivery: Delivery) -> AckWith:
+            return AckWith((Publish("", key, b"re:" + delivery.body, BasicProperties()),))
+
+        return handler
+
+    def test_tx_select_before_consume(self) -> None:
+        """The channel is put in transaction mode before the consumer starts."""
+        _, ch = self.start(lambda d: None)
+        self.assertEqual([n for n, _ in ch.calls], ["basic_qos", "tx_select", "basic_consume"])
+
+    def test_reply_and_ack_in_one_commit(self) -> None:
+        """
+        The reply is published, and the delivery acked, by one commit at
+        the end of the turn: neither before it.
+        """
+        _, ch = self.start(self.reply_handler("replies"))
+        self.broker.publish("", "work", b"q")
+        self.broker.hold_replies("Tx.Commit")
+        self.clock.advance(0)
+        self.assertEqual([n for n, _ in ch.calls][-3:], ["basic_publish", "basic_ack", "tx_commit"])
+        self.assertEqual([m.body for m in self.broker.messages("replies")], [b"re:q"])
+        self.assertEqual(self.broker.unacked_count("work"), 0)
+
+    def test_nothing_without_the_commit(self) -> None:
+        """
+        A connection lost before the commit applies neither: no reply, and
+        the delivery goes back to the queue.
+        """
+        pending: list[Deferred[Any]] = []
+
+        def handler(delivery: Delivery) -> Deferred[Any]:
+            pending.append(Deferred())
+            return pending[-1]
+
+        _, ch = self.start(handler)
+        self.broker.publish("", "work", b"q")
+        self.clock.advance(0)
+        pending[0].callback(AckWith((Publish("", "replies", b"r", BasicProperties()),)))
+        ch._conn.lose(ConnectionLost())
+        self.clock.advance(0)
+        self.assertEqual(self.broker.messages("replies"), [])
+        self.assertEqual(self.broker.message_count("work"), 1)
+
+    def test_stop_waits_for_the_commit(self) -> None:
+        """
+        C{stop} closes the channel only once the last commit was answered,
+        so what ran is not redelivered.
+        """
+        consumer, ch = self.start(self.reply_handler("replies"))
+        self.broker.hold_replies("Tx.Commit")
+        self.broker.publish("", "work", b"q")
+        self.clock.advance(0)
+        stopped = consumer.stop()
+        self.clock.advance(0)
+        self.assertNoResult(stopped)
+        self.assertTrue(ch.is_open)
+        self.broker.release_replies("Tx.Commit")
+        self.clock.advance(0)
+        self.successResultOf(stopped)
+        self.assertFalse(ch.is_open)
+        self.assertEqual(self.broker.message_count("work"), 0)
+
+    def test_returned_reply_reported(self) -> None:
+        """A reply to a queue that does not exist is returned to C{on_return}."""
+        self.start(self.reply_handler("nowhere"), on_return=self.returned.append)
+        self.broker.publish("", "work", b"q")
+        self.clock.advance(0)
+        [message] = self.returned
+        self.assertEqual(message.method.routing_key, "nowhere")
+        self.assertEqual(self.broker.unacked_count("work"), 0)
+
+    def test_nacks_committed(self) -> None:
+        """A failure's nack goes through the transaction too."""
+        self.start(lambda d: 1 / 0, on_error=ErrorPolicy.DEAD_LETTER)
+        self.broker.publish("", "work", b"q")
+        self.clock.advance(0)
+        self.flushLoggedErrors(ZeroDivisionError)
+        self.assertEqual(self.broker.message_count("work"), 0)
+        self.assertEqual(self.broker.unacked_count("work"), 0)
+
+    def test_ack_with_needs_a_transaction(self) -> None:
+        """
+        L{AckWith} returned to a consumer that is not transactional is a
+        handler failure (here dead-lettered): nothing is published or acked.
+        """
+        consumer = Consumer(
+            self.svc, "work", self.reply_handler("replies"), on_error=ErrorPolicy.DEAD_LETTER
+        )
+        conn = self.broker.connect(self.svc)
+        ch = conn.channels[-1]
+        self.broker.publish("", "work", b"q")
+        self.clock.advance(0)
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
+        self.assertEqual(self.broker.messages("replies"), [])
+        self.assertEqual(ch.acks, [])
+        self.assertEqual(len(ch.nacks), 1)
+        stopped = consumer.stop()
+        self.clock.advance(0)
+        self.successResultOf(stopped)

@@ -18,6 +18,7 @@ from txmsg.amqp.delay_levels import decode
 from txmsg.events import EventRegistry
 from txmsg.redis.control import ControlCommand
 from txmsg.test._events_fakes import FakeThreadPool, ThreadingClock
+from txmsg.test._logs import captured_global_logs
 from txmsg.testing import BrokerMessage, MemoryBroker
 from txmsg.worker.envelope import Task, encode_task
 from txmsg.worker.headers import ONCE_HEADER
@@ -153,8 +154,10 @@ class WorkerServiceTests(SynchronousTestCase):
 
     def test_success_replies_then_acks(self) -> None:
         """
-        A task's result goes to C{reply_to} with the same correlation id; the
-        delivery is acked only once that reply is confirmed.
+        A task's result goes to C{reply_to} with the same correlation id, in
+        one transaction with the ack of its delivery, on the consumer's
+        channel: the reply is published, and the delivery acked, when that
+        commit is (no publisher confirm to wait for first).
         """
         self.start()
         self.broker.hold_confirms()
@@ -165,12 +168,54 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertEqual(reply.routing_key, "replies")
         self.assertEqual(json.loads(reply.body), {"id": "t1", "status": "ok", "result": 5})
         self.assertEqual(reply.properties.correlation_id, "c1")
+        self.assertEqual(reply.properties.content_type, "application/json")
+        self.assertTrue(self.settled())
+        self.assertEqual(self.broker.unconfirmed(), [])
+        [channel] = [
+            ch for conn in self.broker.connections for ch in conn.channels if ch.consumer_tags
+        ]
+        self.assertEqual(
+            [name for name, _ in channel.calls][-3:], ["basic_publish", "basic_ack", "tx_commit"]
+        )
+        self.assertEqual(self.broker.acked, 1)
+        self.assertEqual(self.worker.stats.succeeded, 1)
+
+    def test_direct_reply_to_confirmed_then_acked(self) -> None:
+        """
+        A reply to RabbitMQ's direct reply-to takes the confirmed path: the
+        delivery is acked only once the reply is confirmed.
+        """
+        self.start()
+        self.broker.hold_confirms()
+        self.deliver(
+            encode_task(Task("add", (2, 3), {}, "t1")),
+            reply_to="amq.rabbitmq.reply-to.g1h2AA==.abc",
+            correlation_id="c1",
+        )
+        self.clock.advance(0)
         self.assertFalse(self.settled())
         self.broker.release_confirms()
         self.clock.advance(0)
         self.assertTrue(self.settled())
-        self.assertEqual(self.broker.acked, 1)
-        self.assertEqual(self.worker.stats.succeeded, 1)
+        [channel] = [
+            ch for conn in self.broker.connections for ch in conn.channels if ch.consumer_tags
+        ]
+        self.assertNotIn("basic_publish", [name for name, _ in channel.calls])
+
+    def test_lost_reply_logged(self) -> None:
+        """
+        A reply to a queue that does not exist comes back from the broker:
+        one warning names it; the delivery is acked all the same.
+        """
+        logged = captured_global_logs(self)
+        self.start()
+        self.deliver(
+            encode_task(Task("add", (2, 3), {}, "t1")), reply_to="gone", correlation_id="c"
+        )
+        self.clock.advance(0)
+        self.assertTrue(self.settled())
+        lost = [e for e in logged if "was lost" in e.get("log_format", "")]
+        self.assertEqual([e["reply_to"] for e in lost], ["gone"])
 
     def test_failure_goes_to_retry_queue(self) -> None:
         """

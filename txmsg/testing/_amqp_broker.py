@@ -438,3 +438,5 @@ class MemoryBroker(BrokerControls):
             outcome = channel._returned(msg) if (mandatory and self.returned(names)) else "ack"
         if seq:
             self._send_confirm(channel, seq, outcome, self.confirm_delay)
+        elif outcome not in ("ack", "nack"):
+            channel._return_unconfirmed(msg)

@@ -12,6 +12,7 @@ closing the channel with C{ChannelClosedByBroker}.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pika import spec
@@ -54,6 +55,9 @@ class MemoryChannel(ExchangeBindings, ChannelRecord):
         self._closing = False
         self._prefetch = 0
         self._confirming = False
+        #: In transaction mode: what waits for the commit, in order.
+        self._tx: list[Callable[[], object]] | None = None
+        self._return_callbacks: list[Callable[[Any], object]] = []
         self._seq = 0
         self._tag = 0
         self._unconfirmed: dict[int, Deferred] = {}
@@ -224,6 +228,42 @@ class MemoryChannel(ExchangeBindings, ChannelRecord):
 
         return self._run(on)
 
+    @recorded
+    def tx_select(self) -> Deferred:
+        """
+        Turn transaction mode on: publishes, acks and nacks then take
+        effect at L{tx_commit}.
+        """
+
+        def on() -> Any:
+            if self._confirming:
+                raise BrokerError(
+                    406, "PRECONDITION_FAILED - cannot switch from confirm to tx mode"
+                )
+            if self._tx is None:
+                self._tx = []
+            return _Frame(None)
+
+        return self._run(on)
+
+    @recorded
+    def tx_commit(self) -> Deferred:
+        """
+        Apply what was sent since the last commit, in order (returned
+        mandatory publishes go to the return callbacks first, as RabbitMQ
+        sends C{basic.return} before C{tx.commit-ok}).
+        """
+
+        def commit() -> Any:
+            if self._tx is None:
+                raise BrokerError(406, "PRECONDITION_FAILED - channel is not transactional")
+            ops, self._tx = self._tx, []
+            for op in ops:
+                op()
+            return _Frame(None)
+
+        return self._run(commit)
+
     # -- consuming -------------------------------------------------------------
 
     @recorded
@@ -334,6 +374,12 @@ class MemoryChannel(ExchangeBindings, ChannelRecord):
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
         """Ack (raises C{ChannelWrongStateError} on a closed channel, like pika)."""
         self._check_open()
+        if self._tx is not None:
+            self._tx.append(lambda: self._ack(delivery_tag, multiple))
+        else:
+            self._ack(delivery_tag, multiple)
+
+    def _ack(self, delivery_tag: int, multiple: bool) -> None:
         self._conn.broker.acked += len(self._settle(delivery_tag, multiple))
 
     @recorded
@@ -342,6 +388,12 @@ class MemoryChannel(ExchangeBindings, ChannelRecord):
     ) -> None:
         """Nack: requeue (redelivered) or dead-letter."""
         self._check_open()
+        if self._tx is not None:
+            self._tx.append(lambda: self._nack(delivery_tag, multiple, requeue))
+        else:
+            self._nack(delivery_tag, multiple, requeue)
+
+    def _nack(self, delivery_tag: int, multiple: bool, requeue: bool) -> None:
         for _channel, msg, q in self._settle(delivery_tag, multiple):
             if q is None:
                 continue
@@ -419,7 +471,10 @@ class MemoryChannel(ExchangeBindings, ChannelRecord):
             d = Deferred()
             self._unconfirmed[seq] = d
         msg = BrokerMessage(exchange, routing_key, body, props)
-        self._conn.broker._accept(self, seq, msg, mandatory)
+        if self._tx is not None:
+            self._tx.append(lambda: self._conn.broker._accept(self, seq, msg, mandatory))
+        else:
+            self._conn.broker._accept(self, seq, msg, mandatory)
         return d if d is not None else succeed(None)
 
     def _confirm(self, seq: int, outcome: Any, multiple_upto: int | None = None) -> None:
@@ -442,8 +497,19 @@ class MemoryChannel(ExchangeBindings, ChannelRecord):
         method = spec.Basic.Return(312, "NO_ROUTE", msg.exchange, msg.routing_key)
         return ReceivedMessage(self, method, msg.properties, msg.body)
 
+    def _return_unconfirmed(self, msg: BrokerMessage) -> None:
+        """A mandatory publish without a confirm came back: tell the callbacks."""
+        returned = self._returned(msg)
+        for callback in self._return_callbacks:
+            callback(returned)
+
     def add_on_return_callback(self, callback: Any) -> None:
-        """Accepted; returns surface as C{UnroutableError} on the confirm."""
+        """
+        Call C{callback} with each returned publish made without confirms
+        (with confirms, a return surfaces as C{UnroutableError} on the
+        confirm).
+        """
+        self._return_callbacks.append(callback)
 
     # -- closing -----------------------------------------------------------------
 

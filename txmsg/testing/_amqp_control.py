@@ -39,6 +39,8 @@ AMQP_METHODS = {
     "queue_purge": "Queue.Purge",
     "basic_qos": "Basic.Qos",
     "confirm_delivery": "Confirm.Select",
+    "tx_select": "Tx.Select",
+    "tx_commit": "Tx.Commit",
     "basic_consume": "Basic.Consume",
     "basic_cancel": "Basic.Cancel",
     "basic_get": "Basic.Get",

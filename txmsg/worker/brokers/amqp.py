@@ -10,6 +10,14 @@ queue and delay, never in the worker.  Every decision is carried out with
 publisher confirms, and only then is the delivery acked (by the
 L{txmsg.amqp.Consumer}, on the channel it came from).
 
+The consumer's channel is transactional: the acks (and nacks) of one reactor
+turn are committed together, and a reply to an ordinary queue is published
+on that channel in the same transaction as the ack of its request
+(L{txmsg.amqp.AckWith}): one round trip to the broker instead of a
+confirmed publish followed by the ack.  Replies to RabbitMQ's direct
+reply-to, and replies that go with a dead letter, take the confirmed path
+(L{txmsg.amqp.reply}).
+
 Before this, each retry delay had its own queue, C{Q.retry.<ms>ms}.  Such
 queues are no longer declared or published to; messages still waiting in
 them expire back into C{Q} as before (the queue's own dead-letter
@@ -22,20 +30,25 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from pika import BasicProperties
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from txmsg.amqp import (
+    AckWith,
     AMQPConnection,
     Delivery,
     ErrorPolicy,
     Outcome,
+    Publish,
     Queue,
     make_properties,
 )
 from txmsg.amqp.delayed import DelayedDelivery
 from txmsg.amqp.queue_types import dead_letter_arguments, work_queue_arguments
+from txmsg.amqp.reply import is_direct_reply_to
+from txmsg.amqp.reply_to import reply_to_problem
 from txmsg.worker.brokers.interfaces import IncomingMessage, IWorkerBroker
 from txmsg.worker.decisions import Ack, DeadLetter, Decision, Delay, Reply, Requeue, Retry
 from txmsg.worker.envelope import CONTENT_TYPE
@@ -148,6 +161,14 @@ class AMQPWorkerBroker:
             # The worker's own grace period settles every running task (see
             # GracePeriod); the consumer must not close its channel earlier.
             grace=None,
+            transactional=True,
+            on_return=self._reply_returned,
+        )
+
+    def _reply_returned(self, message: Any) -> None:
+        self.log.warn(
+            "Reply to {reply_to} was lost: no such queue (the caller is gone)",
+            reply_to=message.method.routing_key,
         )
 
     def settle(self, message: IncomingMessage, decision: Decision) -> Deferred[Any]:
@@ -162,6 +183,9 @@ class AMQPWorkerBroker:
                 return succeed(Outcome.RETRY)
             d = self._hand_back(message, decision)
         elif isinstance(decision, Reply):
+            with_ack = self._reply_with_ack(message, decision)
+            if with_ack is not None:
+                return succeed(with_ack)
             d = self.reply(message, decision.body, decision.content_type)
         elif isinstance(decision, Retry):
             d = self._republish(message, decision)
@@ -170,6 +194,20 @@ class AMQPWorkerBroker:
         else:
             d = self._dead_letter(message, decision)
         return d.addCallback(lambda _: Outcome.ACK)
+
+    def _reply_with_ack(self, message: IncomingMessage, reply: Reply) -> AckWith | None:
+        """
+        The reply published in the ack's transaction, unless it must take
+        the confirmed path: no C{reply_to} (nothing to publish: a plain
+        ack), direct reply-to, or a name the broker could choke on.
+        """
+        reply_to = message.reply_to
+        if not reply_to or is_direct_reply_to(reply_to) or reply_to_problem(reply_to):
+            return None
+        props = BasicProperties(
+            content_type=reply.content_type, correlation_id=message.correlation_id
+        )
+        return AckWith((Publish("", reply_to, reply.body, props),))
 
     def _properties(self, message: IncomingMessage, headers: dict[str, Any]) -> Any:
         # The broker's own delivery count belongs to the old copy: the new one

@@ -1,0 +1,198 @@
+# -*- test-case-name: txmsg.test.test_amqp_transaction,txmsg.test.test_amqp_consumer -*-
+# Copyright (c) txmsg contributors. See LICENSE for details.
+"""
+The settlements of a transactional consumer channel, committed together
+(L{TransactionBatch}).
+
+On a channel in AMQP transaction mode (C{tx.select}) the broker applies
+publishes, acks and nacks only when the client commits (C{tx.commit}), and
+it answers C{tx.commit-ok} once they are done: the messages published are
+enqueued (written to disk first, for persistent ones) and the acks applied.
+So a reply published with the ack of its request on the consumer's channel
+needs one round trip to the broker, where a confirmed publish on another
+channel followed by the ack needs two: at prefetch 1 that is the whole time
+a task takes.
+
+The rules, which L{TransactionBatch} keeps:
+
+  - What settles in one reactor turn is sent, then committed, at the end of
+    it (C{callLater(0)}): each message published with an ack goes out just
+    before that ack, acks are combined into C{multiple} ones as
+    L{txmsg.amqp._acks.AckBatch} does, nacks keep their place.
+  - One commit at a time: while one is in flight, what settles waits for
+    the next.  (RabbitMQ 3.10 left a commit unanswered when the client sent
+    more publishes on the channel before its C{commit-ok}.)
+  - A commit that fails (the channel or connection went away) applied
+    nothing: the broker redelivers those deliveries, as it does any unacked
+    delivery, and the messages that were to go with them were not sent.
+  - Messages published with an ack are mandatory; one the broker returns
+    (no queue by that name) is passed to C{on_return}.
+
+RabbitMQ's transactions are atomic within one queue only: a reply and the
+ack of its request are committed together, but a broker crash in the middle
+of the commit can apply one and not the other (a non-persistent reply would
+be lost in that crash anyway).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txmsg._waiters import Waiters
+from txmsg.amqp.delivery import Publish
+
+__all__ = ["TransactionBatch"]
+
+
+class TransactionBatch:
+    """
+    Settlements of one transactional channel, committed once per reactor
+    turn, one commit at a time.
+
+    @ivar unsettled: tags delivered and neither acked nor nacked yet.
+    @ivar commits: commits that succeeded.
+    """
+
+    log = Logger(namespace="txmsg.amqp.consumer.Consumer")
+
+    def __init__(
+        self,
+        channel: Any,
+        clock: IReactorTime,
+        on_return: Callable[[Any], None] | None = None,
+    ) -> None:
+        """
+        @param channel: a pika C{TwistedChannel} already in transaction mode.
+        @param on_return: called with each returned message (pika's
+            C{ReceivedMessage}) of those published with an ack.
+        """
+        self.channel = channel
+        self.clock = clock
+        self.unsettled: set[int] = set()
+        self.commits = 0
+        #: (tag, publishes) to ack, in the order they settled.
+        self._acks: list[tuple[int, Sequence[Publish]]] = []
+        #: (tag, requeue) to nack.
+        self._nacks: list[tuple[int, bool]] = []
+        self._call: IDelayedCall | None = None
+        self._committing = False
+        self._idle: Waiters[None] = Waiters(clock)
+        if on_return is not None:
+            channel.add_on_return_callback(on_return)
+
+    def delivered(self, tag: int) -> None:
+        """
+        Delivery C{tag} arrived: no C{multiple} ack may cover it until it is
+        settled.
+        """
+        self.unsettled.add(tag)
+
+    def ack(self, tag: int, publishes: Sequence[Publish] = ()) -> None:
+        """
+        Ack delivery C{tag}, after publishing C{publishes}, in the next
+        commit.
+        """
+        self.unsettled.discard(tag)
+        self._acks.append((tag, publishes))
+        self._schedule()
+
+    def nack(self, tag: int, requeue: bool) -> None:
+        """
+        Nack delivery C{tag} (requeued or not) in the next commit.
+        """
+        self.unsettled.discard(tag)
+        self._nacks.append((tag, requeue))
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._call is None and not self._committing:
+            self._call = self.clock.callLater(0, self.flush)
+
+    @property
+    def pending(self) -> bool:
+        """Whether settlements wait to be sent or a commit is in flight."""
+        return self._committing or bool(self._acks or self._nacks)
+
+    def flush(self) -> Deferred[None]:
+        """
+        Send what has settled and commit it now, unless a commit is in
+        flight (then it goes with the next one, started when that one is
+        answered).
+
+        @return: a Deferred firing once nothing is pending any more
+            (committed, or dropped with a dead channel: the broker
+            redelivers those deliveries).
+        """
+        call, self._call = self._call, None
+        if call is not None and call.active():
+            call.cancel()
+        if not self._committing and (self._acks or self._nacks):
+            self._commit()
+        return succeed(None) if not self.pending else self._idle.wait()
+
+    def _commit(self) -> None:
+        acks, self._acks = self._acks, []
+        nacks, self._nacks = self._nacks, []
+        channel = self.channel
+        if not channel.is_open:
+            self._idle.fire(None)
+            return
+        try:
+            self._send(acks, nacks)
+            d = channel.tx_commit()
+        except Exception:
+            self.log.failure(
+                "Settling {n} deliveries failed; the broker will redeliver them",
+                n=len(acks) + len(nacks),
+            )
+            self._idle.fire(None)
+            return
+        self._committing = True
+        d.addCallbacks(self._committed, self._failed, errbackArgs=(len(acks) + len(nacks),))
+
+    def _send(
+        self, acks: list[tuple[int, Sequence[Publish]]], nacks: list[tuple[int, bool]]
+    ) -> None:
+        channel = self.channel
+        # Nacks first: a multiple ack below would otherwise cover their tags.
+        for tag, requeue in nacks:
+            channel.basic_nack(tag, requeue=requeue)
+        tags = []
+        for tag, publishes in acks:
+            tags.append(tag)
+            for p in publishes:
+                channel.basic_publish(p.exchange, p.routing_key, p.body, p.properties, True)
+        tags.sort()
+        floor = min(self.unsettled, default=None)
+        covered = len(tags) if floor is None else bisect_left(tags, floor)
+        if covered:
+            channel.basic_ack(tags[covered - 1], multiple=covered > 1)
+        for tag in tags[covered:]:
+            channel.basic_ack(tag)
+
+    def _committed(self, _: Any) -> None:
+        self._committing = False
+        self.commits += 1
+        if self._acks or self._nacks:
+            self._commit()
+        else:
+            self._idle.fire(None)
+
+    def _failed(self, failure: Failure, n: int) -> None:
+        self._committing = False
+        self.log.warn(
+            "Committing {n} settlements failed ({error}); the broker will redeliver "
+            "those deliveries",
+            n=n,
+            error=failure.getErrorMessage() or type(failure.value).__name__,
+        )
+        # What settled since goes nowhere either: the channel is gone.
+        self._acks, self._nacks = [], []
+        self._idle.fire(None)
