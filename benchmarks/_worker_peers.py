@@ -6,7 +6,9 @@ The peer workers of C{benchmarks/worker.py}, each run as its own process:
     confirmed) then ack;
   - C{raw_worker}: the broker's ceiling through pika's Twisted adapter:
     consume + ack, or consume + confirmed publish of the body to
-    C{reply_to} + ack after the confirm; no JSON, no task lookup;
+    C{reply_to} + ack after the confirm; no JSON, no task lookup; with
+    C{tx}, the publish and the ack in one AMQP transaction per reactor turn
+    instead (the mechanism txmsg's worker uses);
   - Celery 5 and Dramatiq (optional: C{requirements-bench.txt}): a no-op
     task on the queue named by C{$TXMSG_BENCH_QUEUE}, with C{celery_app} /
     C{dramatiq_noop} defined only when the package imports.
@@ -72,12 +74,14 @@ def blocking_worker(queue, prefetch, confirms=False):
     connection.close()
 
 
-def raw_worker(queue, prefetch, publish=False):
+def raw_worker(queue, prefetch, publish=False, tx=False):
     """
     The ceiling: pika's Twisted adapter consuming C{queue} at C{prefetch};
     each delivery is acked at once or, with C{publish}, after the confirm
-    of its body published to its C{reply_to} (on a second channel, as
-    txmsg's worker does).  Stops on SIGTERM.
+    of its body published to its C{reply_to} (on a second channel).  With
+    C{tx}, the consuming channel is transactional: the replies and acks of
+    one reactor turn are sent and committed together, one commit at a time.
+    Stops on SIGTERM.
     """
     from pika.adapters.twisted_connection import TwistedProtocolConnection
     from twisted.internet import defer, protocol, reactor
@@ -90,16 +94,44 @@ def raw_worker(queue, prefetch, publish=False):
         await connection.ready
         channel = await connection.channel()
         replies = None
-        if publish:
+        if tx:
+            await channel.tx_select()
+        elif publish:
             replies = await connection.channel()
             await replies.confirm_delivery()
         await channel.basic_qos(prefetch_count=prefetch)
         deliveries, _ = await channel.basic_consume(queue, auto_ack=False)
         print("raw worker consuming", flush=True)
 
+        waiting = []  # (props, body, tag) for the next commit
+        committing = []  # the commit in flight, if any
+
+        def commit():
+            if committing or not waiting:
+                return
+            for props, body, tag in waiting:
+                if props.reply_to:
+                    channel.basic_publish(
+                        "",
+                        props.reply_to,
+                        body,
+                        pika.BasicProperties(correlation_id=props.correlation_id),
+                    )
+                channel.basic_ack(tag)
+            del waiting[:]
+            committing.append(channel.tx_commit().addCallback(committed))
+
+        def committed(_):
+            del committing[:]
+            commit()
+
         def handle(item):
             _, method, props, body = item
-            if replies is not None and props.reply_to:
+            if tx:
+                waiting.append((props, body, method.delivery_tag))
+                if len(waiting) == 1 and not committing:
+                    reactor.callLater(0, commit)
+            elif replies is not None and props.reply_to:
                 d = replies.basic_publish(
                     "",
                     props.reply_to,

@@ -16,11 +16,14 @@ Workloads (persistent no-op v1 tasks, C{{"task": "noop", ...}}):
 Workers (each its own process; C{benchmarks/_worker_peers.py}):
 
   - C{txmsg}: C{twistd -n txmsg-worker --tasks examples.worker_tasks}, which
-    waits for each reply's publisher confirm before its ack;
+    publishes each reply in one AMQP transaction with its ack (nothing is
+    acked before the broker has taken the reply);
   - C{blocking}: pika C{BlockingConnection}, replies unconfirmed;
   - C{blk+conf}: the same with confirmed replies (txmsg's guarantee);
   - C{ceiling}: pika's Twisted adapter with no worker logic: consume + ack,
     or (with replies) consume + confirmed publish + ack after the confirm;
+  - C{ceil+tx}: the same loop with replies, the publish and the ack in one
+    transaction per reactor turn (txmsg's mechanism, without the worker);
   - C{celery}, C{dramatiq}: optional (C{requirements-bench.txt}), no-reply
     only, skipped with a message when not installed; settings printed.
 
@@ -70,7 +73,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 WORKLOADS = (
     ("reply pf 1", 1, True, ("txmsg", "blocking", "blk+conf")),
     ("reply pf 2", 2, True, ("txmsg", "blk+conf")),
-    ("reply pf 100", 100, True, ("txmsg", "blocking", "blk+conf", "ceiling")),
+    ("reply pf 100", 100, True, ("txmsg", "blocking", "blk+conf", "ceiling", "ceil+tx")),
     ("no reply pf 100", 100, False, ("txmsg", "blocking", "ceiling", "celery", "dramatiq")),
 )
 PEERS = ("celery", "dramatiq")
@@ -133,8 +136,9 @@ class WorkerProcess:
         elif kind in ("blocking", "blk+conf"):
             argv = me + ["--blocking-worker", queue, str(prefetch)]
             argv += ["--confirms"] if kind == "blk+conf" else []
-        elif kind == "ceiling":
+        elif kind in ("ceiling", "ceil+tx"):
             argv = me + ["--raw-worker", queue, str(prefetch)]
+            argv += ["--tx"] if kind == "ceil+tx" else []
         elif kind == "celery":
             argv = [
                 os.path.join(BIN, "celery"),
@@ -447,6 +451,7 @@ def parse():
     )
     ap.add_argument("--blocking-worker", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--raw-worker", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--tx", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--fill-peer", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--confirms", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--no-results", action="store_true", help="skip the result-store rows")
@@ -475,7 +480,7 @@ if __name__ == "__main__":
     elif ARGS.raw_worker:
         from benchmarks._worker_peers import raw_worker
 
-        raw_worker(ARGS.raw_worker[0], int(ARGS.raw_worker[1]), publish=True)
+        raw_worker(ARGS.raw_worker[0], int(ARGS.raw_worker[1]), publish=True, tx=ARGS.tx)
     elif ARGS.fill_peer:
         from benchmarks._worker_peers import fill_peer
 

@@ -2,8 +2,9 @@
 # Copyright (c) txmsg contributors. See LICENSE for details.
 """
 Tests for L{txmsg.amqp._transaction.TransactionBatch}: what settles in one
-reactor turn is committed together, one commit at a time, nacks before the
-acks that could cover them, and a failed commit drops what it carried.
+reactor turn is committed together, nothing is sent while a commit that
+published is in flight, nacks go before the acks that could cover them, and
+a failed commit drops what it carried.
 """
 
 from __future__ import annotations
@@ -94,24 +95,58 @@ class TransactionBatchTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(self.channel.sent, [("ack", 1, False), ("ack", 3, False), ("commit",)])
 
-    def test_one_commit_at_a_time(self) -> None:
+    def test_publishing_commit_holds_everything(self) -> None:
         """
-        What settles while a commit is in flight is not sent until that
-        commit is answered; then it goes in the next one.
+        While a commit that published is in flight nothing else is sent;
+        what settled meanwhile goes in the next commit, once it is answered.
+        """
+        self.batch.ack(1, (reply("a"),))
+        self.clock.advance(0)
+        self.batch.ack(2)
+        self.batch.nack(3, requeue=True)
+        self.clock.advance(0)
+        self.assertEqual(
+            self.channel.sent, [("publish", "a", b"r", True), ("ack", 1, False), ("commit",)]
+        )
+        self.assertTrue(self.batch.pending)
+        self.channel.commits[0].callback(None)
+        self.assertEqual(self.channel.sent[3:], [("nack", 3, True), ("ack", 2, False), ("commit",)])
+        self.channel.commits[1].callback(None)
+        self.assertFalse(self.batch.pending)
+        self.assertEqual(self.batch.commits, 2)
+
+    def test_publishes_wait_for_every_commit(self) -> None:
+        """
+        A batch that publishes waits until no commit is in flight, even an
+        ack-only one.
         """
         self.batch.ack(1)
         self.clock.advance(0)
         self.batch.ack(2, (reply("b"),))
         self.clock.advance(0)
         self.assertEqual(self.channel.sent, [("ack", 1, False), ("commit",)])
-        self.assertTrue(self.batch.pending)
         self.channel.commits[0].callback(None)
         self.assertEqual(
             self.channel.sent[2:], [("publish", "b", b"r", True), ("ack", 2, False), ("commit",)]
         )
+
+    def test_ack_only_commits_pipelined(self) -> None:
+        """
+        Acks alone do not wait for an ack-only commit in flight: they are
+        sent and committed at the end of their turn.
+        """
+        self.batch.ack(1)
+        self.clock.advance(0)
+        self.batch.ack(2)
+        self.clock.advance(0)
+        self.assertEqual(
+            self.channel.sent, [("ack", 1, False), ("commit",), ("ack", 2, False), ("commit",)]
+        )
+        d = self.batch.flush()
+        self.channel.commits[0].callback(None)
+        self.assertNoResult(d)
         self.channel.commits[1].callback(None)
-        self.assertFalse(self.batch.pending)
-        self.assertEqual(self.batch.commits, 2)
+        self.assertIsNone(self.successResultOf(d))
 
     def test_flush_waits_for_the_commit(self) -> None:
         """
@@ -131,16 +166,18 @@ class TransactionBatchTests(SynchronousTestCase):
         """
         A commit that fails (the channel went away) applied nothing: it is
         logged, what waited behind it is dropped (its channel is gone too)
-        and waiters are released.
+        and waiters are released once no commit is in flight.
         """
-        self.batch.ack(1)
+        self.batch.ack(1, (reply("a"),))
         self.clock.advance(0)
         self.batch.ack(2)
         d = self.batch.flush()
         self.channel.commits[0].errback(RuntimeError("channel closed"))
         self.assertIsNone(self.successResultOf(d))
         self.assertFalse(self.batch.pending)
-        self.assertEqual(self.channel.sent, [("ack", 1, False), ("commit",)])
+        self.assertEqual(
+            self.channel.sent, [("publish", "a", b"r", True), ("ack", 1, False), ("commit",)]
+        )
 
     def test_closed_channel_sends_nothing(self) -> None:
         """
