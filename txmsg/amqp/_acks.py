@@ -38,11 +38,17 @@ class AckBatch:
 
     log = Logger(namespace="txmsg.amqp.consumer.Consumer")
 
-    __slots__ = ("channel", "clock", "unsettled", "_pending", "_call")
+    __slots__ = ("channel", "clock", "writer", "unsettled", "_pending", "_call")
 
-    def __init__(self, channel: Any, clock: IReactorTime) -> None:
+    def __init__(self, channel: Any, clock: IReactorTime, writer: Any = None) -> None:
+        """
+        @param writer: the connection's
+            L{txmsg.amqp._protocol.CoalescingWriter}, held while the acks of
+            a turn are written so that they leave in one write.
+        """
         self.channel = channel
         self.clock = clock
+        self.writer = writer
         self.unsettled: set[int] = set()
         self._pending: list[int] = []
         self._call: IDelayedCall | None = None
@@ -92,6 +98,9 @@ class AckBatch:
         tags.sort()
         floor = min(self.unsettled, default=None)
         covered = len(tags) if floor is None else bisect_left(tags, floor)
+        writer = self.writer
+        if writer is not None:
+            writer.hold()
         try:
             if covered:
                 self.channel.basic_ack(tags[covered - 1], multiple=covered > 1)
@@ -99,3 +108,6 @@ class AckBatch:
                 self.channel.basic_ack(tag)
         except Exception:
             self.log.failure("Acking deliveries {tags} failed", tags=tags)
+        finally:
+            if writer is not None:
+                writer.release()

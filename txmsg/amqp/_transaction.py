@@ -73,14 +73,19 @@ class TransactionBatch:
         channel: Any,
         clock: IReactorTime,
         on_return: Callable[[Any], None] | None = None,
+        writer: Any = None,
     ) -> None:
         """
         @param channel: a pika C{TwistedChannel} already in transaction mode.
         @param on_return: called with each returned message (pika's
             C{ReceivedMessage}) of those published with an ack.
+        @param writer: the connection's
+            L{txmsg.amqp._protocol.CoalescingWriter}, held while a batch and
+            its commit are written so that they leave in one write.
         """
         self.channel = channel
         self.clock = clock
+        self.writer = writer
         self.unsettled: set[int] = set()
         self.commits = 0
         #: (tag, publishes) to ack, in the order they settled.
@@ -163,6 +168,9 @@ class TransactionBatch:
         if not channel.is_open:
             self._settled()
             return
+        writer = self.writer
+        if writer is not None:
+            writer.hold()
         try:
             self._send(acks, nacks)
             d = channel.tx_commit()
@@ -173,6 +181,9 @@ class TransactionBatch:
             )
             self._settled()
             return
+        finally:
+            if writer is not None:
+                writer.release()
         self._in_flight += 1
         self._holding = publishes
         d.addCallbacks(

@@ -253,10 +253,11 @@ class Consumer:
             channel.close()
             return
         clock = self._conn.reactor
+        writer = getattr(conn, "writer", None)  # the protocol's CoalescingWriter
         acks: AckBatch | TransactionBatch = (
-            TransactionBatch(channel, clock, self._on_return)
+            TransactionBatch(channel, clock, self._on_return, writer)
             if self._transactional
-            else AckBatch(channel, clock)
+            else AckBatch(channel, clock, writer)
         )
         session = _Session(channel, queue, tag, name, acks)
         self._session = session

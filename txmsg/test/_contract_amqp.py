@@ -15,13 +15,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pika import BasicProperties
 from twisted.internet.defer import Deferred
 
 from txmsg.amqp import (
+    AckWith,
     Binding,
     DeadLetter,
     ErrorPolicy,
     Exchange,
+    Publish,
     PublishLost,
     PublishReturned,
     Queue,
@@ -355,6 +358,36 @@ class AMQPContract(ContractCase):
         RPCServer(conn, q, lambda d: d.body.upper())
         client = RPCClient(conn, direct_reply_to=False, timeout=10)
         self.assertEqual(await self.wait(client.call(q.name, "abc")), b"ABC")
+
+    @contract
+    async def test_transactional_reply_with_ack(self) -> None:
+        """
+        On a transactional consumer a handler's L{AckWith} message and the
+        ack are committed together: the reply arrives and nothing is left
+        unacked; a reply no queue takes is returned to C{on_return} and the
+        ack stands.
+        """
+        conn = await self.connect()
+        work = await self.declare_queue(conn, self.unique("tx-work"))
+        replies = await self.declare_queue(conn, self.unique("tx-replies"))
+        got: list = []
+        returned: list = []
+
+        def handler(d: Any) -> AckWith:
+            key = replies.name if d.body != b"lost" else self.unique("nowhere")
+            return AckWith((Publish("", key, b"re:" + d.body, BasicProperties()),))
+
+        await self.consume(conn, work, handler, transactional=True, on_return=returned.append)
+        await self.consume(conn, replies, lambda d: got.append(d.body))
+        for body in (b"a", b"b", b"lost"):
+            await self.wait(conn.publish("", work.name, body))
+        await self.eventually(lambda: len(got) == 2 and len(returned) == 1)
+        self.assertEqual(sorted(got), [b"re:a", b"re:b"])
+        self.assertEqual(returned[0].body, b"re:lost")
+        channel = await self.wait(conn.open_channel())
+        frame = await self.wait(channel.queue_declare(work.name, passive=True))
+        self.assertEqual(frame.method.message_count, 0)
+        channel.close()
 
 
 class WorkerContract(ContractCase):

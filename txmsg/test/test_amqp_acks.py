@@ -131,3 +131,36 @@ class AckBatchTests(SynchronousTestCase):
         self.batch.ack(1)
         self.clock.advance(0)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class WriterTests(SynchronousTestCase):
+    def test_acks_of_a_turn_in_one_hold(self) -> None:
+        """
+        The acks of a turn are written while the connection's writer is
+        held (one write), and it is released afterwards.
+        """
+        clock = Clock()
+        channel = FakeChannel()
+        events: list[str] = []
+
+        class Writer:
+            def hold(self) -> None:
+                events.append("hold")
+
+            def release(self) -> None:
+                events.append("release")
+
+        original = channel.basic_ack
+
+        def ack(delivery_tag: int, multiple: bool = False) -> None:
+            events.append("ack")
+            original(delivery_tag, multiple)
+
+        channel.basic_ack = ack  # type: ignore[method-assign]
+        batch = AckBatch(channel, clock, Writer())
+        for tag in (1, 2, 3):
+            batch.delivered(tag)
+        batch.ack(1)
+        batch.ack(3)
+        clock.advance(0)
+        self.assertEqual(events, ["hold", "ack", "ack", "release"])

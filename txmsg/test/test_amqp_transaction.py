@@ -194,3 +194,43 @@ class TransactionBatchTests(SynchronousTestCase):
         The return callback given is registered on the channel.
         """
         self.assertEqual(self.channel.return_callbacks, [self.returned.append])
+
+
+class HeldWriter:
+    """Counts holds; records whether the channel wrote while held."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.holds = 0
+
+    def hold(self) -> None:
+        self.held += 1
+        self.holds += 1
+
+    def release(self) -> None:
+        self.held -= 1
+
+
+class WriterTests(SynchronousTestCase):
+    def test_batch_and_commit_in_one_hold(self) -> None:
+        """
+        A batch and its commit are written while the connection's writer is
+        held, so that they leave in one write.
+        """
+        clock = Clock()
+        writer = HeldWriter()
+        channel = FakeTxChannel()
+        seen: list[int] = []
+        original = channel.tx_commit
+
+        def commit() -> Deferred[None]:
+            seen.append(writer.held)
+            return original()
+
+        channel.tx_commit = commit  # type: ignore[method-assign]
+        batch = TransactionBatch(channel, clock, writer=writer)
+        batch.delivered(1)
+        batch.ack(1, (reply("a"),))
+        clock.advance(0)
+        self.assertEqual(seen, [1])
+        self.assertEqual((writer.held, writer.holds), (0, 1))
