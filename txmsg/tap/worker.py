@@ -87,6 +87,14 @@ class Options(OpsOptions):
     )
     optFlags = [
         [
+            "no-transactions",
+            None,
+            "RabbitMQ: consume on a plain channel, confirm each reply before its ack "
+            "(one more round trip per reply) instead of publishing it in one "
+            "transaction with the ack; about a tenth less CPU per task when tasks "
+            "have no replies.",
+        ],
+        [
             "retry-refused-login",
             None,
             "When RabbitMQ refuses the login or vhost, keep retrying with backoff "
@@ -322,6 +330,7 @@ def makeService(options: Options, reactor: IReactorTime | None = None) -> Any:
         handle_signals=True,
         queue_type=options["queue-type"],
         max_priority=options["max-priority"],
+        transactions=not options["no-transactions"],
         reactor=reactor,
         results_url=options["results"],
         results_ttl=options["results-ttl"],

@@ -180,6 +180,29 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertEqual(self.broker.acked, 1)
         self.assertEqual(self.worker.stats.succeeded, 1)
 
+    def test_without_transactions_reply_confirmed_then_acked(self) -> None:
+        """
+        With C{transactions=False} the consumer's channel is plain: the
+        reply is published with a confirm, and the delivery acked only once
+        that confirm arrived.
+        """
+        self.start(transactions=False)
+        self.broker.hold_confirms()
+        self.deliver(
+            encode_task(Task("add", (2, 3), {}, "t1")), reply_to="replies", correlation_id="c1"
+        )
+        [reply] = self.publishes()
+        self.assertEqual(json.loads(reply.body)["result"], 5)
+        self.assertFalse(self.settled())
+        self.broker.release_confirms()
+        self.clock.advance(0)
+        self.assertTrue(self.settled())
+        self.assertEqual(self.worker.stats.succeeded, 1)
+        [channel] = [
+            ch for conn in self.broker.connections for ch in conn.channels if ch.consumer_tags
+        ]
+        self.assertNotIn("tx_select", [name for name, _ in channel.calls])
+
     def test_direct_reply_to_confirmed_then_acked(self) -> None:
         """
         A reply to RabbitMQ's direct reply-to takes the confirmed path: the

@@ -92,6 +92,7 @@ class WorkerService(MultiService):
         handle_signals: bool = False,
         queue_type: str | None = None,
         max_priority: int | None = None,
+        transactions: bool = True,
         events: EventRegistry | None = None,
         reactor: IReactorTime | None = None,
         amqp: AMQPConnection | None = None,
@@ -132,6 +133,10 @@ class WorkerService(MultiService):
         @param max_priority: declare the work queues with this
             C{x-max-priority} (1 to 255): tasks sent with a higher
             C{priority} run first.
+        @param transactions: on RabbitMQ, publish each reply in one AMQP
+            transaction with its ack (the default; one round trip per
+            reply); L{False}: plain acks, replies confirmed before their
+            ack, about a tenth less CPU per task for tasks without replies.
         @param events: the L{txmsg.events.EventRegistry} (default: a new one).
         @param reactor: the reactor (default: the global one).
         @param results_url: Redis for task states and results (the same
@@ -209,7 +214,7 @@ class WorkerService(MultiService):
         self.broker: IWorkerBroker = (
             streams
             if streams is not None
-            else AMQPWorkerBroker(cast(AMQPConnection, amqp), self.name, max_priority)
+            else AMQPWorkerBroker(cast(AMQPConnection, amqp), self.name, max_priority, transactions)
         )
         self.idempotency = IdempotencyKeys(redis, self.name)
         self.pipeline = DeliveryPipeline(

@@ -10,8 +10,8 @@ queue and delay, never in the worker.  Every decision is carried out with
 publisher confirms, and only then is the delivery acked (by the
 L{txmsg.amqp.Consumer}, on the channel it came from).
 
-The consumer's channel is transactional: the acks (and nacks) of one reactor
-turn are committed together, and a reply to an ordinary queue is published
+The consumer's channel is transactional (unless C{transactions=False}): the
+acks (and nacks) of one reactor turn are committed together, and a reply to an ordinary queue is published
 on that channel in the same transaction as the ack of its request
 (L{txmsg.amqp.AckWith}): one round trip to the broker instead of a
 confirmed publish followed by the ack.  Replies to RabbitMQ's direct
@@ -110,14 +110,23 @@ class AMQPWorkerBroker:
     name = "amqp"
 
     def __init__(
-        self, amqp: AMQPConnection, worker_name: str, max_priority: int | None = None
+        self,
+        amqp: AMQPConnection,
+        worker_name: str,
+        max_priority: int | None = None,
+        transactions: bool = True,
     ) -> None:
         """
         @param max_priority: declare work queues with this C{x-max-priority}.
+        @param transactions: consume on a transactional channel and publish
+            replies in the ack's transaction (one round trip per reply);
+            L{False}: plain acks, every reply confirmed before its ack
+            (about a tenth less CPU per task when tasks have no replies).
         """
         self.amqp = amqp
         self.worker_name = worker_name
         self.max_priority = max_priority
+        self.transactions = transactions
         #: The delayed delivery retries and delays go through (its queue
         #: type is set by the first L{declare}).
         self.delays = DelayedDelivery(amqp)
@@ -161,8 +170,8 @@ class AMQPWorkerBroker:
             # The worker's own grace period settles every running task (see
             # GracePeriod); the consumer must not close its channel earlier.
             grace=None,
-            transactional=True,
-            on_return=self._reply_returned,
+            transactional=self.transactions,
+            on_return=self._reply_returned if self.transactions else None,
         )
 
     def _reply_returned(self, message: Any) -> None:
@@ -202,7 +211,12 @@ class AMQPWorkerBroker:
         ack), direct reply-to, or a name the broker could choke on.
         """
         reply_to = message.reply_to
-        if not reply_to or is_direct_reply_to(reply_to) or reply_to_problem(reply_to):
+        if (
+            not self.transactions
+            or not reply_to
+            or is_direct_reply_to(reply_to)
+            or reply_to_problem(reply_to)
+        ):
             return None
         props = BasicProperties(
             content_type=reply.content_type, correlation_id=message.correlation_id
