@@ -16,8 +16,9 @@ Workloads (persistent no-op v1 tasks, C{{"task": "noop", ...}}):
 Workers (each its own process; C{benchmarks/_worker_peers.py}):
 
   - C{txmsg}: C{twistd -n txmsg-worker --tasks examples.worker_tasks}, which
-    publishes each reply in one AMQP transaction with its ack (nothing is
-    acked before the broker has taken the reply);
+    waits for each reply's publisher confirm before its ack;
+  - C{txmsg-tx}: the same with C{--transactions}: each reply published in
+    one AMQP transaction with its ack (one round trip instead of two);
   - C{blocking}: pika C{BlockingConnection}, replies unconfirmed;
   - C{blk+conf}: the same with confirmed replies (txmsg's guarantee);
   - C{ceiling}: pika's Twisted adapter with no worker logic: consume + ack,
@@ -71,10 +72,20 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 #: (label, prefetch, with replies, workers)
 WORKLOADS = (
-    ("reply pf 1", 1, True, ("txmsg", "blocking", "blk+conf")),
-    ("reply pf 2", 2, True, ("txmsg", "blk+conf")),
-    ("reply pf 100", 100, True, ("txmsg", "blocking", "blk+conf", "ceiling", "ceil+tx")),
-    ("no reply pf 100", 100, False, ("txmsg", "blocking", "ceiling", "celery", "dramatiq")),
+    ("reply pf 1", 1, True, ("txmsg", "txmsg-tx", "blocking", "blk+conf")),
+    ("reply pf 2", 2, True, ("txmsg", "txmsg-tx", "blk+conf")),
+    (
+        "reply pf 100",
+        100,
+        True,
+        ("txmsg", "txmsg-tx", "blocking", "blk+conf", "ceiling", "ceil+tx"),
+    ),
+    (
+        "no reply pf 100",
+        100,
+        False,
+        ("txmsg", "txmsg-tx", "blocking", "ceiling", "celery", "dramatiq"),
+    ),
 )
 PEERS = ("celery", "dramatiq")
 
@@ -130,9 +141,10 @@ class WorkerProcess:
             dramatiq_queue_prefetch=str(prefetch),
         )
         me = [PYTHON, "-u", os.path.abspath(__file__)]  # runs a peer (see __main__)
-        if kind == "txmsg":
+        if kind in ("txmsg", "txmsg-tx"):
             argv = [TWISTD, "-n", "--pidfile=", "txmsg-worker", "--tasks", "examples.worker_tasks"]
             argv += ["--queue", queue, "--prefetch", str(prefetch), "--amqp", URL]
+            argv += ["--transactions"] if kind == "txmsg-tx" else []
         elif kind in ("blocking", "blk+conf"):
             argv = me + ["--blocking-worker", queue, str(prefetch)]
             argv += ["--confirms"] if kind == "blk+conf" else []
@@ -414,17 +426,24 @@ def report(args, workloads, results, settings, peer_version):
         )
     )
     print(
-        "{:<17} {:<9} {:>9} {:>12} {:>10}".format(
-            "workload", "worker", "tasks/s", "CPU ms/task", "txmsg is"
+        "{:<17} {:<9} {:>9} {:>12} {:>10} {:>12}".format(
+            "workload", "worker", "tasks/s", "CPU ms/task", "txmsg is", "txmsg-tx is"
         )
     )
+
+    def ratio(mine, kind, rate):
+        return "" if kind.startswith("txmsg") or mine is None else "{:.2f}x".format(mine / rate)
+
     for label, _, _, kinds in workloads:
-        tx = med(label, "txmsg", 0)
+        plain, tx = med(label, "txmsg", 0), med(label, "txmsg-tx", 0)
         for kind in kinds:
             rate, cpu = med(label, kind, 0), med(label, kind, 1)
-            ratio = "" if kind == "txmsg" or tx is None else "{:.2f}x".format(tx / rate)
-            print("{:<17} {:<9} {:>9.0f} {:>12.3f} {:>10}".format(label, kind, rate, cpu, ratio))
-    print("(txmsg is: txmsg's tasks/s / this worker's, same run)")
+            print(
+                "{:<17} {:<9} {:>9.0f} {:>12.3f} {:>10} {:>12}".format(
+                    label, kind, rate, cpu, ratio(plain, kind, rate), ratio(tx, kind, rate)
+                )
+            )
+    print("(txmsg is: txmsg's tasks/s / this worker's, same run; txmsg-tx: with --transactions)")
     for kind in PEERS:
         version = peer_version(kind)
         if version is not None:

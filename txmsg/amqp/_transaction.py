@@ -16,9 +16,9 @@ a task takes.
 The rules, which L{TransactionBatch} keeps:
 
   - What settles in one reactor turn is sent, then committed, at the end of
-    it (C{callLater(0)}): each message published with an ack goes out just
-    before that ack, acks are combined into C{multiple} ones as
-    L{txmsg.amqp._acks.AckBatch} does, nacks keep their place.
+    it (C{callLater(0)}), in one write: the nacks, then the messages
+    published with acks, then the acks, combined into C{multiple} ones as
+    L{txmsg.amqp._acks.AckBatch} does (never over a nacked tag).
   - Nothing is sent while a commit that published messages is in flight,
     and a batch that publishes waits until no commit is in flight: RabbitMQ
     answers such a commit only once the queues have taken the messages,

@@ -138,16 +138,16 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertTrue(worker._handle_signals)
         self.assertIsNone(worker.redis)
         self.assertIsNotNone(worker.getServiceNamed("amqp"))
-        self.assertTrue(worker.broker.transactions)
-
-    def test_no_transactions(self) -> None:
-        """
-        C{--no-transactions} gives the RabbitMQ broker a plain consumer
-        channel (replies confirmed before their ack).
-        """
-        options = parse("--tasks", SAMPLE, "--no-transactions")
-        worker = makeService(options, reactor=Clock())
         self.assertFalse(worker.broker.transactions)
+
+    def test_transactions(self) -> None:
+        """
+        C{--transactions} gives the RabbitMQ broker a transactional consumer
+        channel (replies in the ack's transaction).
+        """
+        options = parse("--tasks", SAMPLE, "--transactions")
+        worker = makeService(options, reactor=Clock())
+        self.assertTrue(worker.broker.transactions)
 
     def test_freezes_startup_objects(self) -> None:
         """

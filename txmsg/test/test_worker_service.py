@@ -152,14 +152,14 @@ class WorkerServiceTests(SynchronousTestCase):
             },
         )
 
-    def test_success_replies_then_acks(self) -> None:
+    def test_transactions_reply_with_the_ack(self) -> None:
         """
-        A task's result goes to C{reply_to} with the same correlation id, in
-        one transaction with the ack of its delivery, on the consumer's
-        channel: the reply is published, and the delivery acked, when that
-        commit is (no publisher confirm to wait for first).
+        With C{transactions=True} a task's result goes to C{reply_to} with
+        the same correlation id, in one transaction with the ack of its
+        delivery, on the consumer's channel: the reply is published, and the
+        delivery acked, when that commit is (no confirm to wait for first).
         """
-        self.start()
+        self.start(transactions=True)
         self.broker.hold_confirms()
         self.deliver(
             encode_task(Task("add", (2, 3), {}, "t1")), reply_to="replies", correlation_id="c1"
@@ -180,13 +180,13 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertEqual(self.broker.acked, 1)
         self.assertEqual(self.worker.stats.succeeded, 1)
 
-    def test_without_transactions_reply_confirmed_then_acked(self) -> None:
+    def test_success_replies_then_acks(self) -> None:
         """
-        With C{transactions=False} the consumer's channel is plain: the
-        reply is published with a confirm, and the delivery acked only once
-        that confirm arrived.
+        A task's result goes to C{reply_to} with the same correlation id,
+        published with a confirm; the delivery is acked only once that
+        confirm arrived (the consumer's channel is plain by default).
         """
-        self.start(transactions=False)
+        self.start()
         self.broker.hold_confirms()
         self.deliver(
             encode_task(Task("add", (2, 3), {}, "t1")), reply_to="replies", correlation_id="c1"
@@ -205,10 +205,11 @@ class WorkerServiceTests(SynchronousTestCase):
 
     def test_direct_reply_to_confirmed_then_acked(self) -> None:
         """
-        A reply to RabbitMQ's direct reply-to takes the confirmed path: the
-        delivery is acked only once the reply is confirmed.
+        A reply to RabbitMQ's direct reply-to takes the confirmed path even
+        with transactions: the delivery is acked only once the reply is
+        confirmed.
         """
-        self.start()
+        self.start(transactions=True)
         self.broker.hold_confirms()
         self.deliver(
             encode_task(Task("add", (2, 3), {}, "t1")),
@@ -227,11 +228,12 @@ class WorkerServiceTests(SynchronousTestCase):
 
     def test_lost_reply_logged(self) -> None:
         """
-        A reply to a queue that does not exist comes back from the broker:
-        one warning names it; the delivery is acked all the same.
+        With transactions, a reply to a queue that does not exist comes back
+        from the broker: one warning names it; the delivery is acked all the
+        same.
         """
         logged = captured_global_logs(self)
-        self.start()
+        self.start(transactions=True)
         self.deliver(
             encode_task(Task("add", (2, 3), {}, "t1")), reply_to="gone", correlation_id="c"
         )

@@ -92,7 +92,7 @@ class WorkerService(MultiService):
         handle_signals: bool = False,
         queue_type: str | None = None,
         max_priority: int | None = None,
-        transactions: bool = True,
+        transactions: bool = False,
         events: EventRegistry | None = None,
         reactor: IReactorTime | None = None,
         amqp: AMQPConnection | None = None,
@@ -133,10 +133,12 @@ class WorkerService(MultiService):
         @param max_priority: declare the work queues with this
             C{x-max-priority} (1 to 255): tasks sent with a higher
             C{priority} run first.
-        @param transactions: on RabbitMQ, publish each reply in one AMQP
-            transaction with its ack (the default; one round trip per
-            reply); L{False}: plain acks, replies confirmed before their
-            ack, about a tenth less CPU per task for tasks without replies.
+        @param transactions: on RabbitMQ, consume on a transactional
+            channel and publish each reply to an ordinary queue in one AMQP
+            transaction with its ack (one round trip per reply instead of
+            two); the default, L{False}, is cheaper for tasks without
+            replies or with replies to direct reply-to (as
+            L{txmsg.worker.client.TaskClient.call} uses).
         @param events: the L{txmsg.events.EventRegistry} (default: a new one).
         @param reactor: the reactor (default: the global one).
         @param results_url: Redis for task states and results (the same
