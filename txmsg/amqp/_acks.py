@@ -26,7 +26,21 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-__all__ = ["AckBatch"]
+__all__ = ["AckBatch", "send_acks"]
+
+
+def send_acks(channel: Any, tags: list[int], unsettled: set[int]) -> None:
+    """
+    Ack C{tags} on C{channel}: one C{basic_ack(multiple=True)} for those
+    below every tag in C{unsettled}, single acks for the rest.
+    """
+    tags.sort()
+    floor = min(unsettled, default=None)
+    covered = len(tags) if floor is None else bisect_left(tags, floor)
+    if covered:
+        channel.basic_ack(tags[covered - 1], multiple=covered > 1)
+    for tag in tags[covered:]:
+        channel.basic_ack(tag)
 
 
 class AckBatch:
@@ -95,17 +109,11 @@ class AckBatch:
         tags, self._pending = self._pending, []
         if not tags or not self.channel.is_open:
             return
-        tags.sort()
-        floor = min(self.unsettled, default=None)
-        covered = len(tags) if floor is None else bisect_left(tags, floor)
         writer = self.writer
         if writer is not None:
             writer.hold()
         try:
-            if covered:
-                self.channel.basic_ack(tags[covered - 1], multiple=covered > 1)
-            for tag in tags[covered:]:
-                self.channel.basic_ack(tag)
+            send_acks(self.channel, tags, self.unsettled)
         except Exception:
             self.log.failure("Acking deliveries {tags} failed", tags=tags)
         finally:

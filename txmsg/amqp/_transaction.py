@@ -42,7 +42,6 @@ be lost in that crash anyway).
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -52,6 +51,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txmsg._waiters import Waiters
+from txmsg.amqp._acks import send_acks
 from txmsg.amqp.delivery import Publish
 
 __all__ = ["TransactionBatch"]
@@ -205,13 +205,7 @@ class TransactionBatch:
             tags.append(tag)
             for p in publishes:
                 channel.basic_publish(p.exchange, p.routing_key, p.body, p.properties, True)
-        tags.sort()
-        floor = min(self.unsettled, default=None)
-        covered = len(tags) if floor is None else bisect_left(tags, floor)
-        if covered:
-            channel.basic_ack(tags[covered - 1], multiple=covered > 1)
-        for tag in tags[covered:]:
-            channel.basic_ack(tag)
+        send_acks(channel, tags, self.unsettled)
 
     def _committed(self, _: Any, published: bool) -> None:
         self._in_flight -= 1
