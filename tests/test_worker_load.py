@@ -8,6 +8,7 @@ SIGKILL while it holds unacked tasks.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from twisted.trial.unittest import TestCase
 
@@ -121,4 +122,25 @@ class KilledWorkerRedisTests(RedisBroker, KilledWorkerTests):
     """
     The same on Redis Streams: the killed worker's pending entries are
     claimed by the other worker after the visibility timeout.
+    """
+
+
+class Transactions:
+    """Workers started with C{--transactions}: replies in the ack's transaction."""
+
+    def worker(self, *args: str, start: bool = True) -> Any:
+        return super().worker(*args, "--transactions", start=start)  # type: ignore[misc]
+
+
+class ManyTasksTransactionTests(Transactions, ManyTasksTests):
+    """
+    The same with C{--transactions}: the client's replies go to a queue of
+    its own, so each is committed with its task's ack.
+    """
+
+
+class KilledWorkerTransactionTests(Transactions, KilledWorkerTests):
+    """
+    The same with C{--transactions}: a worker killed with uncommitted work
+    loses nothing.
     """
