@@ -8,7 +8,7 @@ The peer workers of C{benchmarks/worker.py}, each run as its own process:
     consume + ack, or consume + confirmed publish of the body to
     C{reply_to} + ack after the confirm; no JSON, no task lookup; with
     C{tx}, the publish and the ack in one AMQP transaction per reactor turn
-    instead (the mechanism txmsg's worker uses);
+    instead (the mechanism of txmsg's worker with --transactions);
   - Celery 5 and Dramatiq (optional: C{requirements-bench.txt}): a no-op
     task on the queue named by C{$TXMSG_BENCH_QUEUE}, with C{celery_app} /
     C{dramatiq_noop} defined only when the package imports.

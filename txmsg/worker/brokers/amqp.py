@@ -11,10 +11,10 @@ publisher confirms, and only then is the delivery acked (by the
 L{txmsg.amqp.Consumer}, on the channel it came from).
 
 With C{transactions=True} the consumer's channel is transactional: the
-acks (and nacks) of one reactor turn are committed together, and a reply to an ordinary queue is published
-on that channel in the same transaction as the ack of its request
-(L{txmsg.amqp.AckWith}): one round trip to the broker instead of a
-confirmed publish followed by the ack.  Replies to RabbitMQ's direct
+acks (and nacks) of one reactor turn are committed together, and a reply
+to an ordinary queue is published on that channel in the same transaction
+as the ack of its request (L{txmsg.amqp.AckWith}): one round trip to the
+broker instead of a confirmed publish followed by the ack.  Replies to RabbitMQ's direct
 reply-to, and replies that go with a dead letter, take the confirmed path
 (L{txmsg.amqp.reply}).
 
