@@ -26,6 +26,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from txmsg.amqp._protocol import one_write
+
 __all__ = ["AckBatch", "send_acks"]
 
 
@@ -109,13 +111,8 @@ class AckBatch:
         tags, self._pending = self._pending, []
         if not tags or not self.channel.is_open:
             return
-        writer = self.writer
-        if writer is not None:
-            writer.hold()
         try:
-            send_acks(self.channel, tags, self.unsettled)
+            with one_write(self.writer):
+                send_acks(self.channel, tags, self.unsettled)
         except Exception:
             self.log.failure("Acking deliveries {tags} failed", tags=tags)
-        finally:
-            if writer is not None:
-                writer.release()

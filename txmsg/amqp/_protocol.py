@@ -9,7 +9,8 @@ Twisted adapter installs the global reactor.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred
@@ -104,6 +105,22 @@ class CoalescingWriter:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.transport, name)
+
+
+@contextmanager
+def one_write(writer: CoalescingWriter | None) -> Iterator[None]:
+    """
+    Hold C{writer} (if any) for the block: what pika writes in it reaches
+    the transport as one write at its end.
+    """
+    if writer is None:
+        yield
+        return
+    writer.hold()
+    try:
+        yield
+    finally:
+        writer.release()
 
 
 _protocol_class: Any = None

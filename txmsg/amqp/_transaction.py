@@ -52,6 +52,7 @@ from twisted.python.failure import Failure
 
 from txmsg._waiters import Waiters
 from txmsg.amqp._acks import send_acks
+from txmsg.amqp._protocol import one_write
 from txmsg.amqp.delivery import Publish
 
 __all__ = ["TransactionBatch"]
@@ -99,6 +100,8 @@ class TransactionBatch:
         self._holding = False
         #: Whether the settlements waiting to be sent publish.
         self._publishing = False
+        #: Commits that failed (only the first is logged).
+        self._failures = 0
         self._idle: Waiters[None] = Waiters(clock)
         if on_return is not None:
             channel.add_on_return_callback(on_return)
@@ -168,12 +171,10 @@ class TransactionBatch:
         if not channel.is_open:
             self._settled()
             return
-        writer = self.writer
-        if writer is not None:
-            writer.hold()
         try:
-            self._send(acks, nacks)
-            d = channel.tx_commit()
+            with one_write(self.writer):
+                self._send(acks, nacks)
+                d = channel.tx_commit()
         except Exception:
             self.log.failure(
                 "Settling {n} deliveries failed; the broker will redeliver them",
@@ -181,9 +182,6 @@ class TransactionBatch:
             )
             self._settled()
             return
-        finally:
-            if writer is not None:
-                writer.release()
         self._in_flight += 1
         self._holding = publishes
         d.addCallbacks(
@@ -221,12 +219,14 @@ class TransactionBatch:
         self._in_flight -= 1
         if published:
             self._holding = False
-        self.log.warn(
-            "Committing {n} settlements failed ({error}); the broker will redeliver "
-            "those deliveries",
-            n=n,
-            error=failure.getErrorMessage() or type(failure.value).__name__,
-        )
+        if not self._failures:  # the others in flight fail for the same reason
+            self.log.warn(
+                "Committing {n} settlements failed ({error}); the broker will redeliver "
+                "those deliveries",
+                n=n,
+                error=failure.getErrorMessage() or type(failure.value).__name__,
+            )
+        self._failures += 1
         # What settled since goes nowhere either: the channel is gone.
         self._acks, self._nacks, self._publishing = [], [], False
         self._settled()

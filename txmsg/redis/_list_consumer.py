@@ -184,12 +184,7 @@ class ListConsumer(Service):
                         # try again, as after a failed pop.
                         if not self.running:
                             break
-                        self.log.warn(
-                            "Taking back items of {key} failed ({error}); retrying",
-                            key=self.queue.key,
-                            error=e,
-                        )
-                        await sleep(self._clock, self.error_delay)
+                        await self._retry_later("Taking back items of", e)
                         continue
                     self._stranded = False
                     continue
@@ -198,13 +193,8 @@ class ListConsumer(Service):
                 except Exception as e:
                     if not self.running:
                         break
-                    self.log.warn(
-                        "Pop from {key} failed ({error}); retrying",
-                        key=self.queue.key,
-                        error=e,
-                    )
                     self._stranded = True
-                    await sleep(self._clock, self.error_delay)
+                    await self._retry_later("Pop from", e)
                     continue
                 if raw is None:
                     if self.mode == "burst":
@@ -213,6 +203,16 @@ class ListConsumer(Service):
                 self._start(raw)
         finally:
             await self._shutdown()
+
+    async def _retry_later(self, what: str, error: Exception) -> None:
+        """
+        Log that C{what} the queue failed with C{error}, and wait
+        C{error_delay} before the loop tries again.
+        """
+        self.log.warn(
+            "{what} {key} failed ({error}); retrying", what=what, key=self.queue.key, error=error
+        )
+        await sleep(self._clock, self.error_delay)
 
     async def _shutdown(self) -> None:
         try:

@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txmsg.amqp import Publish
 from txmsg.amqp._transaction import TransactionBatch
+from txmsg.test._logs import captured_global_logs
 
 
 class FakeTxChannel:
@@ -178,6 +179,22 @@ class TransactionBatchTests(SynchronousTestCase):
         self.assertEqual(
             self.channel.sent, [("publish", "a", b"r", True), ("ack", 1, False), ("commit",)]
         )
+
+    def test_failures_logged_once(self) -> None:
+        """
+        When the channel goes, every commit in flight fails; one warning
+        says so.
+        """
+        logged = captured_global_logs(self)
+        self.batch.ack(1)
+        self.clock.advance(0)
+        self.batch.ack(2)
+        self.clock.advance(0)
+        for d in self.channel.commits:
+            d.errback(RuntimeError("channel closed"))
+        self.assertFalse(self.batch.pending)
+        warnings = [e for e in logged if "Committing" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 1)
 
     def test_closed_channel_sends_nothing(self) -> None:
         """
