@@ -33,6 +33,7 @@ from twisted.python.failure import Failure
 
 from txmsg._waiters import InFlight, Waiters
 from txmsg.amqp._acks import AckBatch
+from txmsg.amqp._cancel import cancel_consumer
 from txmsg.amqp._protocol import describe_reason
 from txmsg.amqp._transaction import TransactionBatch
 from txmsg.amqp.delivery import (
@@ -342,7 +343,8 @@ class Consumer:
 
     def _take_back(self, session: _Session) -> None:
         # Stopped with give_back: take every delivery the broker sent before
-        # it confirmed the cancel (then the queue closes).
+        # it confirmed the cancel (then the queue closes); cancel_consumer
+        # keeps pika from rejecting those.
         if session.dead or session.waiting is not None:
             return
         d = session.queue.get()
@@ -491,11 +493,7 @@ class Consumer:
 
     def _cancel(self, session: _Session) -> Deferred:
         self._take_back(session)
-        try:
-            d = session.channel.basic_cancel(session.tag)
-        except Exception as e:
-            return fail(e)
-        return d if isinstance(d, Deferred) else succeed(d)
+        return cancel_consumer(session.channel, session.tag)
 
     async def _stop(self) -> None:
         cancelled, self._cancelled = self._cancelled, None

@@ -13,6 +13,7 @@ from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from txmsg.amqp._cancel import cancel_consumer
 from txmsg.amqp.consumer import (
     AckWith,
     Consumer,
@@ -479,3 +480,64 @@ class TransactionalConsumerTests(SynchronousTestCase):
         stopped = consumer.stop()
         self.clock.advance(0)
         self.successResultOf(stopped)
+
+
+class _PikaChannel:
+    """pika's channel as far as L{cancel_consumer} sees it."""
+
+    def __init__(self) -> None:
+        self._cancelled: set[str] = set()
+
+
+class _TwistedChannel:
+    """pika's Twisted channel: C{basic_cancel} marks the tag cancelled."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self._channel = _PikaChannel()
+        self.error = error
+        self.cancel_ok: Deferred[Any] = Deferred()
+
+    def basic_cancel(self, tag: str) -> Deferred[Any]:
+        if self.error is not None:
+            raise self.error
+        self._channel._cancelled.add(tag)
+        return self.cancel_ok
+
+
+class CancelConsumerTests(SynchronousTestCase):
+    """
+    L{cancel_consumer} keeps the deliveries that arrive before C{cancel-ok}.
+    """
+
+    def test_tag_not_left_cancelled(self) -> None:
+        """
+        The tag pika marks as cancelled when the cancel is sent is unmarked
+        (so pika does not reject the deliveries still arriving), and the
+        result fires at C{cancel-ok}.
+        """
+        channel = _TwistedChannel()
+        d = cancel_consumer(channel, "ctag-1")
+        self.assertEqual(channel._channel._cancelled, set())
+        self.assertNoResult(d)
+        channel.cancel_ok.callback("cancel-ok")
+        self.assertEqual(self.successResultOf(d), "cancel-ok")
+
+    def test_send_fails(self) -> None:
+        """
+        A channel that cannot send the cancel gives a failed Deferred, not
+        an exception.
+        """
+        channel = _TwistedChannel(error=RuntimeError("channel closed"))
+        self.failureResultOf(cancel_consumer(channel, "ctag-1"), RuntimeError)
+
+    def test_other_channels(self) -> None:
+        """
+        A channel without pika's cancelled set (the memory fake's) is
+        cancelled as it is; a plain result is wrapped in a Deferred.
+        """
+
+        class Plain:
+            def basic_cancel(self, tag: str) -> str:
+                return "ok " + tag
+
+        self.assertEqual(self.successResultOf(cancel_consumer(Plain(), "t")), "ok t")
