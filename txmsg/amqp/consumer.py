@@ -77,17 +77,40 @@ class ConsumerStopped(Exception):
 class _Session:
     """One channel with one consumer on it."""
 
-    __slots__ = ("channel", "queue", "tag", "name", "waiting", "dead", "acks")
+    __slots__ = (
+        "channel",
+        "queue",
+        "tag",
+        "name",
+        "waiting",
+        "dead",
+        "acks",
+        "transactional",
+        "live",
+        "handling",
+        "retiring",
+    )
 
-    def __init__(self, channel: Any, queue: Any, tag: str, name: str, acks: Any) -> None:
+    def __init__(
+        self, channel: Any, queue: Any, tag: str, name: str, acks: Any, transactional: bool
+    ) -> None:
         self.channel = channel
         #: An AckBatch, or a TransactionBatch on a transactional channel.
         self.acks = acks
+        self.transactional = transactional
         self.queue = queue
         self.tag = tag
         self.name = name
         self.waiting: Any = None
         self.dead = False
+        #: Whether what its handlers decide is still settled on it.
+        self.live = True
+        #: Deliveries handed to a handler and not settled yet.
+        self.handling = 0
+        #: Cancelled for a move to a channel of the other mode: every
+        #: delivery the broker sent before its cancel-ok is handled at
+        #: once, and the channel closes once they are settled.
+        self.retiring = False
 
 
 class Consumer:
@@ -179,6 +202,9 @@ class Consumer:
         self._pumping = False
         self._stopped = False
         self._consuming_waiters: Waiters[str] = Waiters(connection.reactor)
+        self._moved_waiters: Waiters[None] = Waiters(connection.reactor)
+        self._moving = False
+        self._retiring: set[_Session] = set()
         self.acked = 0
         self.nacked = 0
         if isinstance(queue, Queue):
@@ -193,8 +219,86 @@ class Consumer:
 
     @property
     def consuming(self) -> bool:
-        """Whether a broker consumer is currently active."""
-        return self._session is not None
+        """Whether a broker consumer is currently active (or being moved)."""
+        return self._session is not None or self._moving
+
+    @property
+    def transactional(self) -> bool:
+        """
+        Whether the consumer's channel is (or, while it is being moved or
+        re-created, will be) in transaction mode.
+        """
+        return self._transactional
+
+    def set_transactional(self, transactional: bool) -> Deferred[None]:
+        """
+        Consume on a channel in transaction mode from now on (or on a plain
+        one).  The current channel's consumer is cancelled at the broker;
+        every delivery it had sent is handled and settled on that channel as
+        usual (none goes back to the queue or is marked redelivered), a new
+        channel in the new mode consumes from the broker's C{cancel-ok} on,
+        and the old channel closes once its deliveries are settled.
+
+        @return: a Deferred firing once the consumer consumes in the new mode
+            (at once if it already does, or if it is not consuming: it will
+            start in that mode).
+        """
+        self._transactional = transactional
+        session = self._session
+        if self._moving:
+            return self._moved_waiters.wait()
+        if self._stopped or session is None or session.transactional == transactional:
+            return succeed(None)
+        self._moving = True
+        waiting = self._moved_waiters.wait()
+        d = Deferred.fromCoroutine(self._move(session))
+        d.addErrback(
+            lambda f: self.log.failure(
+                "Moving the consumer of {queue} failed", f, queue=session.name
+            )
+        )
+        return waiting
+
+    async def _move(self, session: _Session) -> None:
+        try:
+            while True:
+                await self._move_once(session)
+                current = self._session
+                if self._stopped or current is None or current.transactional == self._transactional:
+                    break
+                session = current  # asked to move back meanwhile
+        finally:
+            self._moving = False
+            self._moved_waiters.fire(None)
+
+    async def _move_once(self, old: _Session) -> None:
+        old.retiring = True
+        self._retiring.add(old)
+        self._take_back(old)
+        try:
+            await cancel_consumer(old.channel, old.tag)
+        except Exception as e:
+            # The channel is gone: the usual re-creation takes over, in the
+            # new mode.
+            self.log.debug("Cancelling the consumer to move it failed: {error}", error=e)
+            return
+        if self._session is old:
+            self._session = None
+            conn = self._conn.connection
+            started = None if self._stopped or conn is None else self._attach(conn)
+            if started is not None:
+                await started
+        if old.handling == 0 and old in self._retiring:
+            self._retire(old)
+
+    def _retire(self, session: _Session) -> Deferred[Any]:
+        """
+        A retiring session whose deliveries are all settled: send what is
+        left to send (commit it), then close its channel.
+        """
+        session.live = False
+        self._retiring.discard(session)
+        return session.acks.flush().addBoth(self._close_channel, session.channel)
 
     def when_consuming(self, timeout: float | None = None) -> Deferred[str]:
         """
@@ -260,7 +364,7 @@ class Consumer:
             if self._transactional
             else AckBatch(channel, clock, writer)
         )
-        session = _Session(channel, queue, tag, name, acks)
+        session = _Session(channel, queue, tag, name, acks, self._transactional)
         self._session = session
         channel.on_closed.addCallback(self._channel_closed, session, conn)
         self.log.info(
@@ -289,6 +393,10 @@ class Consumer:
         self._retry_call = self._conn.reactor.callLater(self._retry_delay, retry)
 
     def _channel_closed(self, reason: Any, session: _Session, conn: Any) -> None:
+        session.live = False
+        self._retiring.discard(session)
+        if session.retiring and self._session is not session:
+            return  # replaced already; closed once its deliveries were settled
         if self._session is session:
             self._session = None
         if not self._stopped:
@@ -300,6 +408,8 @@ class Consumer:
             self._retry_later(conn)
 
     def _detach(self, reason: Any) -> None:
+        if self._session is not None:
+            self._session.live = False
         self._session = None
         if self._retry_call is not None and self._retry_call.active():
             self._retry_call.cancel()
@@ -314,7 +424,12 @@ class Consumer:
         try:
             while not self._stopped and self._inflight.count < self._concurrency:
                 session = self._session
-                if session is None or session.dead or session.waiting is not None:
+                if (
+                    session is None
+                    or session.dead
+                    or session.waiting is not None
+                    or session.retiring
+                ):
                     return
                 d = session.queue.get()
                 session.waiting = d
@@ -339,12 +454,15 @@ class Consumer:
             # Else left unacked: closing the channel makes the broker requeue it.
             return
         self._handle(session, result)
-        self._pump()
+        if session.retiring:
+            self._take_back(session)  # sent before the cancel-ok: handled now
+        else:
+            self._pump()
 
     def _take_back(self, session: _Session) -> None:
-        # Stopped with give_back: take every delivery the broker sent before
-        # it confirmed the cancel (then the queue closes); cancel_consumer
-        # keeps pika from rejecting those.
+        # Stopped with give_back, or moving to another channel: take every
+        # delivery the broker sent before it confirmed the cancel (then the
+        # queue closes); cancel_consumer keeps pika from rejecting those.
         if session.dead or session.waiting is not None:
             return
         d = session.queue.get()
@@ -354,7 +472,7 @@ class Consumer:
     def _queue_closed(self, f: Failure, session: _Session) -> None:
         f.trap(Exception)
         session.dead = True
-        if self._session is not session or self._stopped:
+        if self._session is not session or self._stopped or session.retiring:
             return
         if f.check(ConsumerCancelled):
             # The broker cancelled us (queue deleted, failover).  Buffered
@@ -390,8 +508,10 @@ class Consumer:
             method.delivery_tag,
             method.consumer_tag,
             msg.properties,
+            session.transactional,
         )
         self._inflight.enter()
+        session.handling += 1
         try:
             result = (handler or self._handler)(delivery)
         except BaseException:
@@ -407,9 +527,9 @@ class Consumer:
         self._settle(result, session, msg.channel, delivery)
 
     def _settle(self, result: Any, session: _Session, channel: Any, delivery: Delivery) -> None:
-        outcome = self._outcome(result, delivery)
+        outcome = self._outcome(result, delivery, session.transactional)
         try:
-            if session is not self._session or not channel.is_open:
+            if not session.live or not channel.is_open:
                 self.log.warn(
                     "Not settling delivery {tag} of {queue} ({outcome}): its channel "
                     "is gone; the broker will redeliver it",
@@ -430,17 +550,22 @@ class Consumer:
         except Exception:
             self.log.failure("Settling delivery {tag} failed", tag=delivery.delivery_tag)
         finally:
+            session.handling -= 1
+            if session.handling == 0 and session in self._retiring and session.dead:
+                self._retire(session)
             self._inflight.leave()
             self._pump()
 
-    def _outcome(self, result: Any, delivery: Delivery) -> Disposition | AckWith:
+    def _outcome(
+        self, result: Any, delivery: Delivery, transactional: bool
+    ) -> Disposition | AckWith:
         if isinstance(result, Disposition):
             outcome = result
         elif isinstance(result, AckWith):
-            if self._transactional:
+            if transactional:
                 return result
             return self._outcome(
-                Failure(TypeError("AckWith needs a transactional consumer")), delivery
+                Failure(TypeError("AckWith needs a transactional consumer")), delivery, False
             )
         elif not isinstance(result, Failure):
             return Disposition.ACK
@@ -487,7 +612,12 @@ class Consumer:
             self._retry_call.cancel()
         self._retry_call = None
         session = self._session
-        if self._give_back is not None and session is not None and not session.dead:
+        if (
+            self._give_back is not None
+            and session is not None
+            and not session.dead
+            and not session.retiring  # its cancel is on its way
+        ):
             self._cancelled = self._cancel(session)
         return Deferred.fromCoroutine(self._stop())
 
@@ -512,9 +642,12 @@ class Consumer:
                 n=self._inflight.count,
                 grace=self.grace,
             )
+        for retiring in list(self._retiring):
+            await self._retire(retiring)
         session, self._session = self._session, None
         if session is None:
             return
+        session.live = False
         await session.acks.flush()  # committed, on a transactional channel
         channel = session.channel
         if channel.is_open:

@@ -62,8 +62,9 @@ class AckWith(NamedTuple):
     What a handler of a transactional consumer (C{Consumer(...,
     transactional=True)}) returns to ack its delivery and publish
     C{publishes} in one AMQP transaction: one round trip to the broker for
-    both, and neither happens unless the commit does.  Returned to a
-    consumer that is not transactional, it is a handler failure.
+    both, and neither happens unless the commit does.  Returned for a
+    delivery that did not come on a transactional channel
+    (C{delivery.transactional} is false), it is a handler failure.
     """
 
     publishes: tuple[Publish, ...]
@@ -112,6 +113,11 @@ class Delivery(NamedTuple):
     @ivar properties: the C{pika.BasicProperties}.
     @ivar redelivered: whether the broker delivered it before (possibly a
         duplicate: make handlers idempotent).
+    @ivar transactional: whether it came on a channel in transaction mode,
+        where the handler may return L{AckWith} (see
+        L{txmsg.amqp.Consumer.set_transactional}: a consumer moved to or
+        from that mode still settles what came before the move on the old
+        channel).
     """
 
     body: bytes
@@ -122,6 +128,7 @@ class Delivery(NamedTuple):
     delivery_tag: int
     consumer_tag: str
     properties: Any
+    transactional: bool = False
 
     @property
     def headers(self) -> dict:

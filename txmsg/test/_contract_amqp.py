@@ -389,6 +389,52 @@ class AMQPContract(ContractCase):
         self.assertEqual(frame.method.message_count, 0)
         channel.close()
 
+    @contract
+    async def test_move_to_transactions_and_back(self) -> None:
+        """
+        L{Consumer.set_transactional} while deliveries are in flight, there
+        and back: every message is handled exactly once and never marked
+        redelivered, what came on the transactional channel can reply with
+        its ack (L{AckWith}), and nothing is left in the queue, unacked
+        included.
+        """
+        conn = await self.connect()
+        work = await self.declare_queue(conn, self.unique("move-work"))
+        replies = await self.declare_queue(conn, self.unique("move-replies"))
+        handled: list = []
+        got: list = []
+        consumer: Any = None
+
+        def handler(d: Any) -> Any:
+            handled.append((d.body, d.transactional, d.redelivered))
+            if len(handled) == 60:
+                consumer.set_transactional(True)
+            elif len(handled) == 180:
+                consumer.set_transactional(False)
+            if d.transactional:
+                return AckWith((Publish("", replies.name, d.body, BasicProperties()),))
+            return None
+
+        for n in range(240):
+            await self.wait(conn.publish("", work.name, str(n).encode()))
+        consumer = await self.consume(conn, work, handler, prefetch=20)
+        await self.consume(conn, replies, lambda d: got.append(d.body))
+        await self.eventually(lambda: len(handled) >= 240 and not consumer.transactional)
+        await self.wait(consumer.set_transactional(False))
+        await self.eventually(lambda: len(got) == sum(1 for h in handled if h[1]))
+        await self.wait(consumer.stop())
+        bodies = sorted(int(h[0]) for h in handled)
+        self.assertEqual(bodies, list(range(240)))
+        self.assertEqual([h for h in handled if h[2]], [])
+        modes = [h[1] for h in handled]
+        self.assertIn(True, modes[60:200])
+        self.assertFalse(modes[0] or modes[-1])
+        self.assertEqual(sorted(got), sorted(h[0] for h in handled if h[1]))
+        channel = await self.wait(conn.open_channel())
+        frame = await self.wait(channel.queue_declare(work.name, passive=True))
+        self.assertEqual(frame.method.message_count, 0)
+        channel.close()
+
 
 class WorkerContract(ContractCase):
     """

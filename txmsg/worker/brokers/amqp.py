@@ -213,7 +213,7 @@ class AMQPWorkerBroker:
         """
         reply_to = message.reply_to
         if (
-            not self.transactions
+            not message.handle.transactional
             or not reply_to
             or is_direct_reply_to(reply_to)
             or reply_to_problem(reply_to)
