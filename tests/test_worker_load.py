@@ -144,3 +144,56 @@ class KilledWorkerTransactionTests(Transactions, KilledWorkerTests):
     The same with C{--transactions}: a worker killed with uncommitted work
     loses nothing.
     """
+
+
+class Plain:
+    """Workers started with C{--no-transactions}: replies confirmed, then acked."""
+
+    def worker(self, *args: str, start: bool = True) -> Any:
+        return super().worker(*args, "--no-transactions", start=start)  # type: ignore[misc]
+
+
+class ManyTasksPlainTests(Plain, ManyTasksTests):
+    """
+    The same with C{--no-transactions}: each reply confirmed before its ack.
+    """
+
+
+class MovingConsumerTests(OneQueueMixin, TestCase):
+    """
+    The default worker moves its consumer to a transactional channel while
+    most tasks reply to a queue, and back when they stop replying.
+    """
+
+    timeout = 120
+
+    queue_prefix = "txmsg-worker-move"
+
+    def test_moves_under_load_lose_nothing(self) -> None:
+        """
+        One worker at prefetch 20: 600 tasks replying to the client's queue,
+        then 600 without a reply, submitted while it runs.  Both moves are
+        logged; every task with a reply is answered exactly once and none was
+        redelivered (the moves hand nothing back to the broker); the queue
+        and its dead-letter queue end empty.
+        """
+        w = self.worker("--prefetch", "20")
+        ids = {self.client.submit(self.queue, "square", n): n for n in range(600)}
+        self.client.collect(600, 60)
+        wait_until(lambda: "to a transactional channel" in w.log(), 10, "the move")
+        for n in range(600):
+            self.client.submit(self.queue, "square", n, reply=False)
+        wait_until(lambda: "back to a plain channel" in w.log(), 30, "the move back")
+        wait_until(lambda: self.client.count(self.queue) == 0, 30, "the queue to drain")
+        self.client.linger(1.0)
+        by_id: dict[str, Any] = {}
+        for correlation_id, body, _ in self.client.replies:
+            self.assertNotIn(correlation_id, by_id, "duplicate reply for " + correlation_id)
+            by_id[correlation_id] = body
+        self.assertEqual(set(by_id), set(ids))
+        for task_id, n in ids.items():
+            self.assertEqual(by_id[task_id]["result"]["value"], n * n)
+            self.assertFalse(by_id[task_id]["result"]["redelivered"])
+        w.assert_clean_stop(w.terminate())
+        self.assertEqual(self.client.count(self.queue), 0)
+        self.assertEqual(self.client.count(self.queue + ".dead"), 0)

@@ -89,10 +89,17 @@ class Options(OpsOptions):
         [
             "transactions",
             None,
-            "RabbitMQ: consume on a transactional channel and publish each reply to an "
-            "ordinary queue in one transaction with its ack (one round trip instead of "
-            "two: faster when callers reply to queues of their own; slower for tasks "
-            "without replies or replying to direct reply-to).",
+            "RabbitMQ: always consume on a transactional channel and publish each reply "
+            "to an ordinary queue in one transaction with its ack (one round trip instead "
+            "of two). By default the worker does so by itself while at least half of its "
+            "tasks reply to an ordinary queue, and goes back to plain acks when at most "
+            "a tenth do.",
+        ],
+        [
+            "no-transactions",
+            None,
+            "RabbitMQ: never consume on a transactional channel: plain acks, every reply "
+            "confirmed before its ack.",
         ],
         [
             "retry-refused-login",
@@ -255,6 +262,8 @@ class Options(OpsOptions):
             raise usage.UsageError("--max-priority must be from 1 to 255, not {}".format(priority))
         if priority is not None and self["queue-type"] == "quorum":
             raise usage.UsageError("--max-priority needs classic queues, not --queue-type quorum")
+        if self["transactions"] and self["no-transactions"]:
+            raise usage.UsageError("--transactions and --no-transactions contradict each other")
         self["retry"] = RetryPolicy(
             max_retries=self["max-retries"], initial_delay=delay, max_delay=max_delay
         )
@@ -330,7 +339,9 @@ def makeService(options: Options, reactor: IReactorTime | None = None) -> Any:
         handle_signals=True,
         queue_type=options["queue-type"],
         max_priority=options["max-priority"],
-        transactions=options["transactions"],
+        transactions=(
+            True if options["transactions"] else False if options["no-transactions"] else None
+        ),
         reactor=reactor,
         results_url=options["results"],
         results_ttl=options["results-ttl"],

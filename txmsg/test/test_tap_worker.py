@@ -138,7 +138,18 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertTrue(worker._handle_signals)
         self.assertIsNone(worker.redis)
         self.assertIsNotNone(worker.getServiceNamed("amqp"))
-        self.assertFalse(worker.broker.transactions)
+        self.assertIsNone(worker.broker.transactions)  # chosen by the worker
+
+    def test_no_transactions(self) -> None:
+        """
+        C{--no-transactions} keeps the consumer plain; with
+        C{--transactions} too, it is a usage error.
+        """
+        options = parse("--tasks", SAMPLE, "--no-transactions")
+        self.assertIs(makeService(options, reactor=Clock()).broker.transactions, False)
+        self.assertRaises(
+            UsageError, parse, "--tasks", SAMPLE, "--transactions", "--no-transactions"
+        )
 
     def test_transactions(self) -> None:
         """

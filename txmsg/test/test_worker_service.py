@@ -20,6 +20,7 @@ from txmsg.redis.control import ControlCommand
 from txmsg.test._events_fakes import FakeThreadPool, ThreadingClock
 from txmsg.test._logs import captured_global_logs
 from txmsg.testing import BrokerMessage, MemoryBroker
+from txmsg.worker.brokers.amqp import AMQPWorkerBroker
 from txmsg.worker.envelope import Task, encode_task
 from txmsg.worker.headers import ONCE_HEADER
 from txmsg.worker.retry import ATTEMPT_HEADER, RetryPolicy
@@ -179,6 +180,74 @@ class WorkerServiceTests(SynchronousTestCase):
         )
         self.assertEqual(self.broker.acked, 1)
         self.assertEqual(self.worker.stats.succeeded, 1)
+
+    def consumer_channels(self) -> list[Any]:
+        """The open channels that have a consumer on them."""
+        return [
+            ch
+            for conn in self.broker.connections
+            for ch in conn.channels
+            if ch.consumer_tags and ch.is_open
+        ]
+
+    def test_moves_to_transactions_and_back(self) -> None:
+        """
+        By default the consumer starts plain; once 100 tasks in a row reply
+        to an ordinary queue it moves to a transactional channel (replies
+        then committed with their acks), and once 100 have no reply it moves
+        back.  Each move is logged; every task runs once and is settled, and
+        none comes back redelivered.
+        """
+        logged = captured_global_logs(self)
+        self.start()
+        [plain] = self.consumer_channels()
+        self.assertNotIn("tx_select", [name for name, _ in plain.calls])
+        for n in range(100):
+            self.deliver(
+                encode_task(Task("add", (n, 1), {}, "r%d" % n)),
+                reply_to="replies",
+                correlation_id="c%d" % n,
+            )
+        [tx] = self.consumer_channels()
+        self.assertIsNot(tx, plain)
+        self.assertFalse(plain.is_open)
+        self.deliver(
+            encode_task(Task("add", (2, 3), {}, "t1")), reply_to="replies", correlation_id="c1"
+        )
+        self.assertEqual(
+            [name for name, _ in tx.calls][-3:], ["basic_publish", "basic_ack", "tx_commit"]
+        )
+        for n in range(100):
+            self.deliver(encode_task(Task("add", (n, 1), {}, "n%d" % n)))
+        [back] = self.consumer_channels()
+        self.assertNotIn(back, (plain, tx))
+        self.assertNotIn("tx_select", [name for name, _ in back.calls])
+        self.assertTrue(self.settled())
+        self.assertEqual(self.worker.stats.succeeded, 201)
+        self.assertEqual(len(self.broker.messages("replies")), 101)
+        moves = [e["how"] for e in logged if "reply to a queue" in e.get("log_format", "")]
+        self.assertEqual(len(moves), 2)
+        self.assertIn("transactional", moves[0])
+        self.assertIn("plain", moves[1])
+
+    def test_direct_reply_to_stays_plain(self) -> None:
+        """
+        Replies to direct reply-to do not count towards a move (the
+        transaction cannot carry them): the consumer stays plain.
+        """
+        self.start()
+        [plain] = self.consumer_channels()
+        for n in range(150):
+            self.deliver(
+                encode_task(Task("add", (n, 1), {}, "r%d" % n)),
+                reply_to="amq.rabbitmq.reply-to.g1h2AA==.abc",
+                correlation_id="c%d" % n,
+            )
+            self.broker.release_confirms()
+        self.assertEqual(self.consumer_channels(), [plain])
+        broker = self.worker.broker
+        assert isinstance(broker, AMQPWorkerBroker)
+        self.assertEqual(broker.choices["work"].share, 0.0)
 
     def test_success_replies_then_acks(self) -> None:
         """

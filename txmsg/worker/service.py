@@ -92,7 +92,7 @@ class WorkerService(MultiService):
         handle_signals: bool = False,
         queue_type: str | None = None,
         max_priority: int | None = None,
-        transactions: bool = False,
+        transactions: bool | None = None,
         events: EventRegistry | None = None,
         reactor: IReactorTime | None = None,
         amqp: AMQPConnection | None = None,
@@ -133,12 +133,15 @@ class WorkerService(MultiService):
         @param max_priority: declare the work queues with this
             C{x-max-priority} (1 to 255): tasks sent with a higher
             C{priority} run first.
-        @param transactions: on RabbitMQ, consume on a transactional
-            channel and publish each reply to an ordinary queue in one AMQP
-            transaction with its ack (one round trip per reply instead of
-            two); the default, L{False}, is cheaper for tasks without
-            replies or with replies to direct reply-to (as
-            L{txmsg.worker.client.TaskClient.call} uses).
+        @param transactions: on RabbitMQ, L{True}: consume on a
+            transactional channel and publish each reply to an ordinary
+            queue in one AMQP transaction with its ack (one round trip per
+            reply instead of two); L{False}: plain acks and confirmed
+            replies, cheaper for tasks without replies or with replies to
+            direct reply-to (as L{txmsg.worker.client.TaskClient.call}
+            uses); L{None} (the default): each queue's consumer moves
+            between the two as the share of tasks replying to an ordinary
+            queue changes (L{txmsg.worker.brokers.transaction_choice}).
         @param events: the L{txmsg.events.EventRegistry} (default: a new one).
         @param reactor: the reactor (default: the global one).
         @param results_url: Redis for task states and results (the same

@@ -10,13 +10,17 @@ queue and delay, never in the worker.  Every decision is carried out with
 publisher confirms, and only then is the delivery acked (by the
 L{txmsg.amqp.Consumer}, on the channel it came from).
 
-With C{transactions=True} the consumer's channel is transactional: the
-acks (and nacks) of one reactor turn are committed together, and a reply
-to an ordinary queue is published on that channel in the same transaction
-as the ack of its request (L{txmsg.amqp.AckWith}): one round trip to the
-broker instead of a confirmed publish followed by the ack.  Replies to RabbitMQ's direct
+On a transactional consumer channel the acks (and nacks) of one reactor
+turn are committed together, and a reply to an ordinary queue is published
+on that channel in the same transaction as the ack of its request
+(L{txmsg.amqp.AckWith}): one round trip to the broker instead of a
+confirmed publish followed by the ack.  Replies to RabbitMQ's direct
 reply-to, and replies that go with a dead letter, take the confirmed path
-(L{txmsg.amqp.reply}).
+(L{txmsg.amqp.reply}).  By default (C{transactions=None}) each queue's
+consumer starts plain and moves to a transactional channel, and back, as
+the share of its tasks that reply to an ordinary queue changes
+(L{txmsg.worker.brokers.transaction_choice}); C{True} or C{False} fix the
+mode.
 
 Before this, each retry delay had its own queue, C{Q.retry.<ms>ms}.  Such
 queues are no longer declared or published to; messages still waiting in
@@ -50,6 +54,7 @@ from txmsg.amqp.queue_types import dead_letter_arguments, work_queue_arguments
 from txmsg.amqp.reply import is_direct_reply_to
 from txmsg.amqp.reply_to import reply_to_problem
 from txmsg.worker.brokers.interfaces import IncomingMessage, IWorkerBroker
+from txmsg.worker.brokers.transaction_choice import TransactionChoice
 from txmsg.worker.decisions import Ack, DeadLetter, Decision, Delay, Reply, Requeue, Retry
 from txmsg.worker.envelope import CONTENT_TYPE
 from txmsg.worker.headers import (
@@ -97,6 +102,15 @@ def incoming(queue: str, delivery: Delivery) -> IncomingMessage:
     )
 
 
+def wants_queue_reply(message: IncomingMessage) -> bool:
+    """
+    Whether C{message} asks for a reply to an ordinary queue (what a
+    transaction can carry with its ack), not to direct reply-to.
+    """
+    reply_to = message.reply_to
+    return bool(reply_to) and not is_direct_reply_to(reply_to or "")
+
+
 @implementer(IWorkerBroker)
 class AMQPWorkerBroker:
     """
@@ -114,20 +128,25 @@ class AMQPWorkerBroker:
         amqp: AMQPConnection,
         worker_name: str,
         max_priority: int | None = None,
-        transactions: bool = False,
+        transactions: bool | None = None,
     ) -> None:
         """
         @param max_priority: declare work queues with this C{x-max-priority}.
-        @param transactions: consume on a transactional channel and publish
-            replies to ordinary queues in the ack's transaction (one round
-            trip per reply instead of two); L{False} (the default): plain
-            acks, every reply confirmed before its ack, which is cheaper
-            when tasks have no replies or reply to direct reply-to.
+        @param transactions: L{True}: consume on a transactional channel and
+            publish replies to ordinary queues in the ack's transaction (one
+            round trip per reply instead of two); L{False}: plain acks,
+            every reply confirmed before its ack, which is cheaper when
+            tasks have no replies or reply to direct reply-to; L{None} (the
+            default): choose by itself, per queue, from what the tasks need
+            (L{TransactionChoice}), moving the consumer when that changes.
         """
         self.amqp = amqp
         self.worker_name = worker_name
         self.max_priority = max_priority
         self.transactions = transactions
+        #: Per queue, when the mode is chosen by the worker: kept across
+        #: pause and resume, so a new consumer starts in the last mode.
+        self.choices: dict[str, TransactionChoice] = {}
         #: The delayed delivery retries and delays go through (its queue
         #: type is set by the first L{declare}).
         self.delays = DelayedDelivery(amqp)
@@ -162,18 +181,43 @@ class AMQPWorkerBroker:
         A L{txmsg.amqp.Consumer} of C{queue} calling C{handler} (and
         C{give_back} for deliveries that arrive after it was stopped).
         """
-        return self.amqp.consume(
+        choice = None
+        if self.transactions is None:
+            choice = self.choices.setdefault(queue, TransactionChoice())
+
+        def deliver(delivery: Delivery) -> Any:
+            message = incoming(queue, delivery)
+            if choice is not None and choice.observe(wants_queue_reply(message)) is not None:
+                self._move(consumer, queue, choice)
+            return handler(message)
+
+        consumer = self.amqp.consume(
             queue,
-            lambda delivery: handler(incoming(queue, delivery)),
+            deliver,
             prefetch=prefetch,
             give_back=(None if give_back is None else lambda d: give_back(incoming(queue, d))),
             on_error=ErrorPolicy.REQUEUE,
             # The worker's own grace period settles every running task (see
             # GracePeriod); the consumer must not close its channel earlier.
             grace=None,
-            transactional=self.transactions,
-            on_return=self._reply_returned if self.transactions else None,
+            transactional=self.transactions or (choice is not None and choice.transactional),
+            on_return=self._reply_returned,
         )
+        return consumer
+
+    def _move(self, consumer: Any, queue: str, choice: TransactionChoice) -> None:
+        if choice.transactional:
+            how = "moving its consumer to a transactional channel (replies committed with acks)"
+        else:
+            how = "moving its consumer back to a plain channel (replies confirmed, then acked)"
+        self.log.info(
+            "{share:.0%} of the last {window} tasks on {queue} reply to a queue: {how}",
+            share=choice.share,
+            window=choice.window,
+            queue=queue,
+            how=how,
+        )
+        consumer.set_transactional(choice.transactional)
 
     def _reply_returned(self, message: Any) -> None:
         self.log.warn(
