@@ -211,6 +211,7 @@ class WorkerServiceTests(SynchronousTestCase):
         [tx] = self.consumer_channels()
         self.assertIsNot(tx, plain)
         self.assertFalse(plain.is_open)
+        self.assertEqual(self.worker.status()["transactional"], ["work"])
         self.deliver(
             encode_task(Task("add", (2, 3), {}, "t1")), reply_to="replies", correlation_id="c1"
         )
@@ -222,6 +223,7 @@ class WorkerServiceTests(SynchronousTestCase):
         [back] = self.consumer_channels()
         self.assertNotIn(back, (plain, tx))
         self.assertNotIn("tx_select", [name for name, _ in back.calls])
+        self.assertEqual(self.worker.status()["transactional"], [])
         self.assertTrue(self.settled())
         self.assertEqual(self.worker.stats.succeeded, 201)
         self.assertEqual(len(self.broker.messages("replies")), 101)

@@ -59,6 +59,10 @@ class WorkerControl:
             "pid": os.getpid(),
             "state": worker.state,
             "queues": worker.queues,
+            # Queues consumed on a transactional channel (RabbitMQ).
+            "transactional": sorted(
+                q for q, c in worker.consumers.items() if getattr(c, "transactional", False)
+            ),
             "tasks": worker.tasks.names(),
             "running": [
                 {
