@@ -110,8 +110,20 @@ class ClusterFailoverTests(TestCase):
         """
         await self.failover("kill")
 
-    async def failover(self, how: str) -> None:
-        """Run the proof, stopping the leader's node with C{<how>-node}."""
+    async def test_leader_node_killed_transactional_consumer(self) -> None:
+        """
+        The same with the worker's consumer on a transactional channel
+        (C{--transactions}): the commits in flight when the leader's node
+        dies fail, and what they carried comes back; nothing confirmed is
+        lost.
+        """
+        await self.failover("kill", "--transactions")
+
+    async def failover(self, how: str, *worker_args: str) -> None:
+        """
+        Run the proof, stopping the leader's node with C{<how>-node}, the
+        worker started with C{worker_args} besides the usual ones.
+        """
         queue = unique("txmsg-cluster")
         # the worker and the publisher both start on node 1, where the queue
         # gets its leader (declared there)
@@ -133,6 +145,7 @@ class ClusterFailoverTests(TestCase):
                 "4",
                 "--retry-max-delay",
                 "4",
+                *worker_args,
             ],
         )
         self.addCleanup(worker.cleanup)
