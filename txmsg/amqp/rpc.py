@@ -29,7 +29,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txmsg.amqp._protocol import describe_reason
-from txmsg.amqp.consumer import Consumer, Delivery, DropMessage
+from txmsg.amqp.consumer import AckWith, Consumer, Delivery, DropMessage, Publish
 from txmsg.amqp.properties import make_properties
 from txmsg.amqp.publisher import PublishReturned
 from txmsg.amqp.reply import is_direct_reply_to
@@ -321,6 +321,14 @@ class RPCServer:
     C{reply_to} with its C{correlation_id} through the default exchange,
     and the request is acked once the reply is confirmed.  A request whose
     client has gone (reply returned as unroutable) is dropped.
+
+    With C{transactional=True} (passed on to the L{Consumer}) a reply to an
+    ordinary queue is published in one AMQP transaction with the request's
+    ack instead (L{AckWith}): one round trip, not two.  Replies to direct
+    reply-to take the confirmed path either way (the transaction does not
+    carry them), so this pays only when clients reply to queues of their
+    own (C{RPCClient(direct_reply_to=False)}).  A reply whose queue has gone
+    is then logged by the consumer's C{on_return}, and the ack stands.
     """
 
     log = Logger()
@@ -346,14 +354,14 @@ class RPCServer:
         self._publisher = publisher or connection.publisher()
         self.consumer = Consumer(connection, queue, self._answer, prefetch=prefetch, **consumer_kw)
 
-    async def _answer(self, delivery: Delivery) -> None:
+    async def _answer(self, delivery: Delivery) -> AckWith | None:
 
         problem = reply_to_problem(delivery.reply_to) if delivery.reply_to else None
         if problem is not None:
             # Checked before the handler runs and before the broker sees it:
             # a forged direct reply-to name can close the whole connection.
             self.log.warn("Dropping RPC request: {problem}", problem=problem)
-            return
+            return None
         result = self._handler(delivery)
         if hasattr(result, "__await__") and not isinstance(result, Deferred):
             result = ensureDeferred(result)
@@ -362,11 +370,14 @@ class RPCServer:
             reply = str(reply)
         if not delivery.reply_to:
             self.log.warn("RPC request without reply_to; no reply sent")
-            return
+            return None
         props = make_properties(
             persistent=False,
             correlation_id=delivery.correlation_id,
         )
+        if delivery.transactional and not is_direct_reply_to(delivery.reply_to):
+            body = reply.encode("utf-8") if isinstance(reply, str) else reply
+            return AckWith((Publish("", delivery.reply_to, body, props),))
         try:
             # A direct reply-to reply is returned as unroutable by RabbitMQ up
             # to 4.1 even when delivered (see txmsg.amqp.reply): no mandatory.
@@ -384,6 +395,7 @@ class RPCServer:
                 corr=delivery.correlation_id,
             )
             raise DropMessage() from None
+        return None
 
     def stop(self) -> Deferred:
         """Stop consuming (see L{Consumer.stop})."""

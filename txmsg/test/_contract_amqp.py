@@ -360,6 +360,26 @@ class AMQPContract(ContractCase):
         self.assertEqual(await self.wait(client.call(q.name, "abc")), b"ABC")
 
     @contract
+    async def test_rpc_transactional_server(self) -> None:
+        """
+        An RPC server on a transactional consumer answers a client with a
+        reply queue of its own (the reply committed with the ack) and one
+        using direct reply-to (the reply confirmed, then the ack); nothing
+        is left in the request queue.
+        """
+        conn = await self.connect()
+        q = await self.declare_queue(conn, self.unique("rpc-tx"))
+        server = RPCServer(conn, q, lambda d: d.body.upper(), transactional=True)
+        await self.wait(server.consumer.when_consuming())
+        for direct in (False, True):
+            client = RPCClient(conn, direct_reply_to=direct, timeout=10)
+            self.assertEqual(await self.wait(client.call(q.name, "abc")), b"ABC")
+        channel = await self.wait(conn.open_channel())
+        frame = await self.wait(channel.queue_declare(q.name, passive=True))
+        self.assertEqual(frame.method.message_count, 0)
+        channel.close()
+
+    @contract
     async def test_transactional_reply_with_ack(self) -> None:
         """
         On a transactional consumer a handler's L{AckWith} message and the

@@ -136,13 +136,13 @@ class RPCClientTests(SynchronousTestCase):
 class RPCServerTests(SynchronousTestCase):
     """Tests for L{RPCServer}."""
 
-    def start_server(self, handler):
+    def start_server(self, handler, **kw):
         """An L{RPCServer} on C{rpc_queue} of a broker that withholds confirms."""
         broker = MemoryBroker(Clock())
         broker.declare_queue("rpc_queue")
         broker.hold_confirms()
         svc = broker.connection()
-        RPCServer(svc, "rpc_queue", handler)
+        RPCServer(svc, "rpc_queue", handler, **kw)
         conn = broker.connect(svc)
         [self.consumer_ch] = [c for c in conn.channels if c.consumer_tags]
         [self.pub_ch] = [c for c in conn.channels if c is not self.consumer_ch and c.is_open]
@@ -165,6 +165,26 @@ class RPCServerTests(SynchronousTestCase):
         self.assertEqual(self.consumer_ch.acks, [])
         broker.release_confirm()
         broker.flush()  # acks leave at the end of the turn
+        self.assertEqual(self.consumer_ch.acks, [request.method.delivery_tag])
+
+    def test_transactional_reply_with_ack(self):
+        """
+        On a transactional consumer a reply to a queue is published on the
+        consumer's channel and committed with the ack: no confirm to wait
+        for, nothing on the publisher's channel.
+        """
+        broker = self.start_server(lambda d: int(d.body) * 2, transactional=True)
+        broker.declare_queue("replies")
+        broker.publish("", "rpc_queue", b"21", reply_to="replies", correlation_id="c-1")
+        broker.flush()
+        [request] = self.consumer_ch.deliveries
+        self.assertEqual(
+            [name for name, _ in self.consumer_ch.calls][-3:],
+            ["basic_publish", "basic_ack", "tx_commit"],
+        )
+        self.assertEqual(self.pub_ch.published, [])
+        [answer] = broker.messages("replies")
+        self.assertEqual((answer.body, answer.properties.correlation_id), (b"42", "c-1"))
         self.assertEqual(self.consumer_ch.acks, [request.method.delivery_tag])
 
     def test_client_gone_drops_request(self):
