@@ -28,6 +28,7 @@ from twisted.internet.error import ConnectError, ConnectionClosed, ConnectionLos
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg._eager import start_eagerly
 from txmsg.amqp import NotConnectedError, PublishError
 from txmsg.amqp.reply_to import reply_to_problem
 from txmsg.events import EventRegistry
@@ -216,10 +217,17 @@ class DeliveryPipeline:
 
     # -- one delivery ------------------------------------------------------------
 
-    async def handle(self, message: IncomingMessage) -> Any:
+    def handle(self, message: IncomingMessage) -> Deferred[Any]:
         """
         Handle one delivery and settle it; never fails.
+
+        @return: a Deferred of what the broker's consumer applies to the
+            delivery; it has already fired when nothing had to wait (a task
+            on the reactor that returned a value, and its plain ack).
         """
+        return start_eagerly(self._handle(message))
+
+    async def _handle(self, message: IncomingMessage) -> Any:
         facts = DeliveryFacts(message.queue, has_reply_to=bool(message.reply_to))
         label, policy = MALFORMED_TASK, self.retry
         failure: Failure | None = None
