@@ -228,14 +228,14 @@ class DeliveryPipeline:
         return start_eagerly(self._handle(message))
 
     async def _handle(self, message: IncomingMessage) -> Any:
-        facts = DeliveryFacts(message.queue, has_reply_to=bool(message.reply_to))
         label, policy = MALFORMED_TASK, self.retry
         failure: Failure | None = None
         problem = reply_to_problem(message.reply_to) if message.reply_to else None
+        # A bad reply_to is never replied to: the broker could close the connection.
+        has_reply_to = problem is None and bool(message.reply_to)
         try:
             if problem is not None:
-                # Never replied to: the broker could close the connection.
-                facts = replace(facts, has_reply_to=False)
+                facts = DeliveryFacts(message.queue)
                 outcome: Outcome | Decision = Rejected(
                     BAD_HEADERS, "BadHeaders", problem, "BadHeaders"
                 )
@@ -243,11 +243,14 @@ class DeliveryPipeline:
                     label = RAW_TASK
             elif message.queue in self.raw_handlers:
                 label = RAW_TASK
+                facts = DeliveryFacts(message.queue, has_reply_to=has_reply_to)
                 decision = await self._raw(message, facts)
                 return await self.settlement.settle(message, facts, decision)
             else:
-                facts, label, policy, outcome, failure = await self._task(message, facts)
+                facts, label, policy, outcome, failure = await self._task(message, has_reply_to)
         except Exception:
+            # Decided on what the delivery says: no task id, no attempts.
+            facts = DeliveryFacts(message.queue, has_reply_to=has_reply_to)
             failure = Failure()
             transient = is_transient(failure) and label != RAW_TASK
             if transient:
@@ -304,26 +307,28 @@ class DeliveryPipeline:
         return await self.settlement.settle(message, facts, hand_back(facts))
 
     async def _task(
-        self, message: IncomingMessage, facts: DeliveryFacts
+        self, message: IncomingMessage, has_reply_to: bool
     ) -> tuple[DeliveryFacts, str, RetryPolicy, Outcome | Decision, Failure | None]:
         try:
             task = decode_task(message.body, message.content_type, message.message_id)
         except MalformedTask as e:
             kind = type(e).__name__
             rejected = Rejected(e.reason, kind, str(e), kind)
+            facts = DeliveryFacts(message.queue, has_reply_to=has_reply_to)
             return facts, MALFORMED_TASK, self.retry, rejected, None
         try:
             headers = read_headers(message.headers)
         except BadHeaders as e:
             rejected = Rejected(BAD_HEADERS, "BadHeaders", str(e), "BadHeaders")
-            return replace(facts, task_id=task.id), MALFORMED_TASK, self.retry, rejected, None
+            facts = DeliveryFacts(message.queue, task_id=task.id, has_reply_to=has_reply_to)
+            return facts, MALFORMED_TASK, self.retry, rejected, None
         facts = DeliveryFacts(
-            queue=facts.queue,
+            queue=message.queue,
             task_id=task.id,
             attempts=headers.attempts + (headers.delivery_count or 0),
             redelivered=message.redelivered,
             counted=headers.delivery_count is not None,
-            has_reply_to=facts.has_reply_to,
+            has_reply_to=has_reply_to,
         )
         if task.version > 1:  # eta, expires: checked before anything else
             now = self.settlement.clock.seconds()
