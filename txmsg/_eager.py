@@ -20,11 +20,12 @@ _T = TypeVar("_T")
 
 def start_eagerly(coro: Coroutine[Any, Any, _T]) -> Deferred[_T]:
     """
-    Run C{coro} up to its first wait at once, as C{Deferred.fromCoroutine}
-    would, and return a Deferred of its result; a coroutine that finishes
-    without waiting gets an already-fired Deferred without Twisted's
-    coroutine driver (the costly part when nothing waits, as asyncio's
-    eager tasks do).
+    Run C{coro} at once up to its first wait, as C{Deferred.fromCoroutine}
+    would, and return a Deferred of its result.  A coroutine that finishes
+    without waiting gets an already-fired Deferred, without going through
+    Twisted's coroutine driver (a cancellable Deferred, its status and the
+    resumption loop per call: the costly part when nothing waits), as
+    asyncio's eager tasks do.
 
     A coroutine that does wait is handed, suspended, to
     C{Deferred.fromCoroutine}, which resumes it: the L{Deferred} it was
