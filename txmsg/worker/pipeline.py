@@ -28,6 +28,7 @@ from twisted.internet.error import ConnectError, ConnectionClosed, ConnectionLos
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txmsg._eager import start_eagerly
 from txmsg.amqp import NotConnectedError, PublishError
 from txmsg.amqp.reply_to import reply_to_problem
 from txmsg.events import EventRegistry
@@ -216,18 +217,25 @@ class DeliveryPipeline:
 
     # -- one delivery ------------------------------------------------------------
 
-    async def handle(self, message: IncomingMessage) -> Any:
+    def handle(self, message: IncomingMessage) -> Deferred[Any]:
         """
         Handle one delivery and settle it; never fails.
+
+        @return: a Deferred of what the broker's consumer applies to the
+            delivery; it has already fired when nothing had to wait (a task
+            on the reactor that returned a value, and its plain ack).
         """
-        facts = DeliveryFacts(message.queue, has_reply_to=bool(message.reply_to))
+        return start_eagerly(self._handle(message))
+
+    async def _handle(self, message: IncomingMessage) -> Any:
         label, policy = MALFORMED_TASK, self.retry
         failure: Failure | None = None
         problem = reply_to_problem(message.reply_to) if message.reply_to else None
+        # A bad reply_to is never replied to: the broker could close the connection.
+        has_reply_to = problem is None and bool(message.reply_to)
         try:
             if problem is not None:
-                # Never replied to: the broker could close the connection.
-                facts = replace(facts, has_reply_to=False)
+                facts = DeliveryFacts(message.queue)
                 outcome: Outcome | Decision = Rejected(
                     BAD_HEADERS, "BadHeaders", problem, "BadHeaders"
                 )
@@ -235,11 +243,14 @@ class DeliveryPipeline:
                     label = RAW_TASK
             elif message.queue in self.raw_handlers:
                 label = RAW_TASK
+                facts = DeliveryFacts(message.queue, has_reply_to=has_reply_to)
                 decision = await self._raw(message, facts)
                 return await self.settlement.settle(message, facts, decision)
             else:
-                facts, label, policy, outcome, failure = await self._task(message, facts)
+                facts, label, policy, outcome, failure = await self._task(message, has_reply_to)
         except Exception:
+            # Decided on what the delivery says: no task id, no attempts.
+            facts = DeliveryFacts(message.queue, has_reply_to=has_reply_to)
             failure = Failure()
             transient = is_transient(failure) and label != RAW_TASK
             if transient:
@@ -296,26 +307,28 @@ class DeliveryPipeline:
         return await self.settlement.settle(message, facts, hand_back(facts))
 
     async def _task(
-        self, message: IncomingMessage, facts: DeliveryFacts
+        self, message: IncomingMessage, has_reply_to: bool
     ) -> tuple[DeliveryFacts, str, RetryPolicy, Outcome | Decision, Failure | None]:
         try:
             task = decode_task(message.body, message.content_type, message.message_id)
         except MalformedTask as e:
             kind = type(e).__name__
             rejected = Rejected(e.reason, kind, str(e), kind)
+            facts = DeliveryFacts(message.queue, has_reply_to=has_reply_to)
             return facts, MALFORMED_TASK, self.retry, rejected, None
         try:
             headers = read_headers(message.headers)
         except BadHeaders as e:
             rejected = Rejected(BAD_HEADERS, "BadHeaders", str(e), "BadHeaders")
-            return replace(facts, task_id=task.id), MALFORMED_TASK, self.retry, rejected, None
+            facts = DeliveryFacts(message.queue, task_id=task.id, has_reply_to=has_reply_to)
+            return facts, MALFORMED_TASK, self.retry, rejected, None
         facts = DeliveryFacts(
-            queue=facts.queue,
+            queue=message.queue,
             task_id=task.id,
             attempts=headers.attempts + (headers.delivery_count or 0),
             redelivered=message.redelivered,
             counted=headers.delivery_count is not None,
-            has_reply_to=facts.has_reply_to,
+            has_reply_to=has_reply_to,
         )
         if task.version > 1:  # eta, expires: checked before anything else
             now = self.settlement.clock.seconds()
