@@ -252,3 +252,36 @@ class TransientTests(SynchronousTestCase):
         self.assertEqual(runs, [7])
         self.assertEqual(h.dead_letters(), [])
         self.successResultOf(h.stop())
+
+    def test_redis_gone_counts_attempts(self) -> None:
+        """
+        The retry of a transient error outside the task counts on from the
+        delivery's attempts (it does not start again at 1), and past
+        C{max_retries} the delivery is dead-lettered (C{delivery-limit})
+        rather than retried for as long as Redis stays away.
+        """
+        clock = Clock()
+        redis = memory_redis(clock)
+        tasks = TaskCatalog()
+        tasks.add(lambda x: None, name="once", idempotent=True)
+        h = WorkerHarness(
+            tasks, clock, redis=redis, retry=RetryPolicy(initial_delay=1, jitter=0, max_retries=3)
+        )
+        redis.memory.fail_commands(RedisConnectionError("Not connected"))
+        for task_id, attempts in (("second", 1), ("last", 3)):
+            h.connection.publish(
+                "",
+                "tasks",
+                encode_task(Task("once", (7,), {}, task_id)),
+                content_type=CONTENT_TYPE,
+                message_id=task_id,
+                headers={ATTEMPT_HEADER: attempts},
+            )
+            h.advance(0)
+        [retry] = h.retries("second")
+        self.assertEqual(retry["attempt"], 2)
+        self.assertEqual(h.retries("last"), [])
+        [dead] = h.dead_letters()
+        self.assertEqual((dead.id, dead.reason), ("last", "delivery-limit"))
+        redis.memory.fail_commands(None)
+        self.successResultOf(h.stop())

@@ -249,28 +249,11 @@ class DeliveryPipeline:
             else:
                 facts, label, policy, outcome, failure = await self._task(message, has_reply_to)
         except Exception:
-            # Decided on what the delivery says: no task id, no attempts.
+            # Before the task was read: decided on what the delivery says
+            # (no task id, no attempts).
             facts = DeliveryFacts(message.queue, has_reply_to=has_reply_to)
             failure = Failure()
-            transient = is_transient(failure) and label != RAW_TASK
-            if transient:
-                self.log.warn(
-                    "Handling a delivery from {queue} failed ({error}); retrying it later",
-                    queue=message.queue,
-                    error=failure.getErrorMessage() or _type_name(failure),
-                )
-            else:
-                self.log.failure(
-                    "Handling a delivery from {queue} failed outside its task; dead-lettering it",
-                    failure,
-                    queue=message.queue,
-                )
-            outcome = Broken(
-                _type_name(failure),
-                failure.getErrorMessage(),
-                traceback_summary(failure),
-                transient=transient,
-            )
+            outcome = self._broken(message, failure, retry=label != RAW_TASK)
         if isinstance(outcome, (Ack, Reply, Retry, DeadLetter, Requeue, Delay)):
             decision = outcome
         else:
@@ -285,6 +268,32 @@ class DeliveryPipeline:
         # is already done.
         self.report.report(facts, label, outcome, decision, failure)
         return settled
+
+    def _broken(self, message: IncomingMessage, failure: Failure, retry: bool = True) -> Broken:
+        """
+        The outcome of a failure outside the task (logged): retried later
+        when transient (a server went away) and C{retry}, else
+        dead-lettered.
+        """
+        transient = retry and is_transient(failure)
+        if transient:
+            self.log.warn(
+                "Handling a delivery from {queue} failed ({error}); retrying it later",
+                queue=message.queue,
+                error=failure.getErrorMessage() or _type_name(failure),
+            )
+        else:
+            self.log.failure(
+                "Handling a delivery from {queue} failed outside its task; dead-lettering it",
+                failure,
+                queue=message.queue,
+            )
+        return Broken(
+            _type_name(failure),
+            failure.getErrorMessage(),
+            traceback_summary(failure),
+            transient=transient,
+        )
 
     async def give_back(self, message: IncomingMessage) -> Any:
         """
@@ -330,57 +339,68 @@ class DeliveryPipeline:
             counted=headers.delivery_count is not None,
             has_reply_to=has_reply_to,
         )
-        if task.version > 1:  # eta, expires: checked before anything else
-            now = self.settlement.clock.seconds()
-            timing = check_times(task, now, facts)
-            if timing is not None:
-                return facts, task.name, self.retry, timing, None
-        spec = self.tasks.get(task.name)
-        if spec is None:
-            text = "no task named {!r} on worker {}".format(task.name, self.worker_name)
-            rejected = Rejected(UNKNOWN_TASK_REASON, "LookupError", text, "UnknownTask")
-            return facts, UNKNOWN_TASK, self.retry, rejected, None
-        policy = self.policy(spec.max_retries, spec)
-        bad_arguments = spec.check_arguments(task.args, task.kwargs)
-        if bad_arguments is not None:
-            text = "bad arguments for task {!r}: {}".format(task.name, bad_arguments)
-            return (
-                facts,
-                task.name,
-                policy,
-                Rejected(BAD_ARGUMENTS, "TypeError", text, "TypeError"),
-                None,
-            )
-        if self.results is not None and self.results.revoked(task.id):
-            return facts, task.name, policy, revoked_decision(facts), None
-        once = spec.idempotent or headers.once
-        if once and not await self.idempotency.claim(task.id):
-            return facts, task.name, policy, Duplicate(), None
-        admitted = admit(facts, policy.max_retries)
-        if admitted is not None:
-            if once:
-                await self.idempotency.release(task.id)
-            return facts, task.name, policy, admitted, None
-        redelivered = message.redelivered or headers.redelivered
-        lease: Delay | Lease | None = None
         try:
-            if spec.limited:
-                lease = await self.limits.take(spec, task.id, facts)
-                if isinstance(lease, Delay):
-                    if once:
-                        await self.idempotency.release(task.id)
-                    return facts, task.name, policy, lease, None
-            outcome, failure = await self._run(message, facts, spec, task, redelivered)
-        except BaseException:
-            if once:
+            if task.version > 1:  # eta, expires: checked before anything else
+                now = self.settlement.clock.seconds()
+                timing = check_times(task, now, facts)
+                if timing is not None:
+                    return facts, task.name, self.retry, timing, None
+            spec = self.tasks.get(task.name)
+            if spec is None:
+                text = "no task named {!r} on worker {}".format(task.name, self.worker_name)
+                rejected = Rejected(UNKNOWN_TASK_REASON, "LookupError", text, "UnknownTask")
+                return facts, UNKNOWN_TASK, self.retry, rejected, None
+            policy = self.policy(spec.max_retries, spec)
+            bad_arguments = spec.check_arguments(task.args, task.kwargs)
+            if bad_arguments is not None:
+                text = "bad arguments for task {!r}: {}".format(task.name, bad_arguments)
+                return (
+                    facts,
+                    task.name,
+                    policy,
+                    Rejected(BAD_ARGUMENTS, "TypeError", text, "TypeError"),
+                    None,
+                )
+            if self.results is not None and self.results.revoked(task.id):
+                return facts, task.name, policy, revoked_decision(facts), None
+            once = spec.idempotent or headers.once
+            if once and not await self.idempotency.claim(task.id):
+                return facts, task.name, policy, Duplicate(), None
+            admitted = admit(facts, policy.max_retries)
+            if admitted is not None:
+                if once:
+                    await self.idempotency.release(task.id)
+                return facts, task.name, policy, admitted, None
+            redelivered = message.redelivered or headers.redelivered
+            lease: Delay | Lease | None = None
+            try:
+                if spec.limited:
+                    lease = await self.limits.take(spec, task.id, facts)
+                    if isinstance(lease, Delay):
+                        if once:
+                            await self.idempotency.release(task.id)
+                        return facts, task.name, policy, lease, None
+                outcome, failure = await self._run(message, facts, spec, task, redelivered)
+            except BaseException:
+                if once:
+                    await self.idempotency.release(task.id)
+                raise
+            finally:
+                if isinstance(lease, Lease):
+                    await lease.release()
+            if once and not isinstance(outcome, Succeeded):
                 await self.idempotency.release(task.id)
-            raise
-        finally:
-            if isinstance(lease, Lease):
-                await lease.release()
-        if once and not isinstance(outcome, Succeeded):
-            await self.idempotency.release(task.id)
-        return facts, task.name, policy, outcome, failure
+            return facts, task.name, policy, outcome, failure
+        except Exception:
+            # Outside the task, once it was read (Redis gone during an
+            # idempotency claim, say): decided with its id and attempts, so
+            # that a transient error counts as a run and the delivery cap
+            # holds, and the result store hears of it.
+            failure = Failure()
+            spec = self.tasks.get(task.name)
+            label = task.name if spec is not None else UNKNOWN_TASK
+            policy = self.retry if spec is None else self.policy(spec.max_retries, spec)
+            return facts, label, policy, self._broken(message, failure), failure
 
     async def _run(
         self,
