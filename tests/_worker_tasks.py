@@ -89,6 +89,14 @@ def once(path, item, seconds):
     return item
 
 
+@tasks.task(max_retries=0)
+async def record_once(path, item, delay=0.0):
+    """
+    L{record}, never retried: a delivery counted twice is dead-lettered.
+    """
+    return await record(path, item, delay)
+
+
 @tasks.task
 def record_id(path, *, context):
     """

@@ -70,6 +70,52 @@ class GracefulRestartTests(OneQueueMixin, TestCase):
         second.assert_clean_stop(second.terminate(timeout=30))
 
 
+class StopUnderLoadTests(OneQueueMixin, TestCase):
+    """
+    SIGTERM while the broker is still sending tasks.
+    """
+
+    timeout = 120
+    queue_prefix = "txmsg-worker-stopload"
+
+    def test_tasks_on_their_way_not_counted(self) -> None:
+        """
+        2,000 C{max_retries=0} tasks (5 ms each on the reactor) through a
+        worker at prefetch 100, stopped with SIGTERM while it drains them;
+        a second worker runs the rest.  Every task runs exactly once and
+        none is dead-lettered: the deliveries that were on their way when
+        the first worker stopped went back uncounted (pika had rejected
+        them, marking them redelivered, which counted as a run).
+        """
+        fd, path = tempfile.mkstemp(prefix="txmsg-stopload-")
+        os.close(fd)
+        self.addCleanup(os.unlink, path)
+        items = ["t{}".format(n) for n in range(2000)]
+        for item in items:
+            self.client.submit(self.queue, "record_once", path, item, 0.005, reply=False)
+
+        def done() -> int:
+            with open(path) as f:
+                return len(f.read().splitlines())
+
+        first = self.worker("--prefetch", "100")
+        wait_until(lambda: done() >= 300, 30, "the first worker to run 300 tasks")
+        first.assert_clean_stop(first.terminate(timeout=30))
+        self.assertLess(done(), len(items), "the first worker ran everything: nothing to check")
+        second = self.worker("--prefetch", "100")
+        dead = self.queue + ".dead"
+        wait_until(
+            lambda: done() + self.client.count(dead) >= len(items),
+            60,
+            "every task to run or be dead-lettered",
+        )
+        second.assert_clean_stop(second.terminate(timeout=30))
+        self.assertEqual(self.client.count(dead), 0, "tasks dead-lettered without running")
+        with open(path) as f:
+            ran = f.read().splitlines()
+        self.assertEqual(sorted(ran), sorted(items))
+
+
 class ForgedReplyToTests(OneQueueMixin, TestCase):
     """
     A task whose C{reply_to} is a forged direct reply-to name.
