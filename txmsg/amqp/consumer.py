@@ -264,7 +264,12 @@ class Consumer:
             while True:
                 await self._move_once(session)
                 current = self._session
-                if self._stopped or current is None or current.transactional == self._transactional:
+                if (
+                    self._stopped
+                    or current is None
+                    or current is session  # its channel went away: re-created in the new mode
+                    or current.transactional == self._transactional
+                ):
                     break
                 session = current  # asked to move back meanwhile
         finally:

@@ -30,8 +30,8 @@ from txmsg.amqp.topology import Queue
 from txmsg.testing import MemoryBroker, RecordingEvents
 
 
-class ConsumerTests(SynchronousTestCase):
-    """Tests for L{Consumer} on memory broker connections."""
+class ConsumerFixture(SynchronousTestCase):
+    """A L{Consumer} of queue C{work} on a memory broker connection."""
 
     def setUp(self):
         self.clock = Clock()
@@ -67,6 +67,10 @@ class ConsumerTests(SynchronousTestCase):
         if len(ch.deliveries) == seen:
             return None
         return ch.deliveries[-1].method.delivery_tag
+
+
+class ConsumerTests(ConsumerFixture):
+    """Tests for L{Consumer} on memory broker connections."""
 
     def test_qos_before_consume(self):
         """basic_qos(prefetch) is set before basic_consume, with manual acks."""
@@ -480,6 +484,92 @@ class TransactionalConsumerTests(SynchronousTestCase):
         stopped = consumer.stop()
         self.clock.advance(0)
         self.successResultOf(stopped)
+
+
+class MoveTests(ConsumerFixture):
+    """
+    L{Consumer.set_transactional}: moving a running consumer between a plain
+    and a transactional channel.
+    """
+
+    def consumer_channels(self, conn: Any) -> list[Any]:
+        return [c for c in conn.channels if c.consumer_tags and c.is_open]
+
+    def test_move_with_handlers_running(self) -> None:
+        """
+        Handlers still running when the consumer moves settle on the old
+        channel, which closes once they have; the new channel is
+        transactional and its deliveries say so; nothing is redelivered.
+        """
+        consumer, conn, old = self.start(prefetch=5)
+        for body in (b"a", b"b", b"c"):
+            self.deliver(old, body)
+        moved = consumer.set_transactional(True)
+        self.clock.advance(0)
+        self.successResultOf(moved)
+        self.assertTrue(consumer.transactional)
+        self.assertTrue(consumer.consuming)
+        [new] = [c for c in self.consumer_channels(conn) if c is not old]
+        self.assertIn("tx_select", [name for name, _ in new.calls])
+        self.assertTrue(old.is_open)  # three handlers still running on it
+        self.deliver(new, b"d")
+        self.assertEqual(
+            [(d.body, d.transactional) for d in self.seen],
+            [(b"a", False), (b"b", False), (b"c", False), (b"d", True)],
+        )
+        for d in self.pending[:3]:
+            d.callback(None)
+        self.clock.advance(0)
+        self.assertFalse(old.is_open)  # acked, then closed
+        self.assertEqual(self.broker.unacked_count("work"), 1)
+        self.pending[3].callback(None)
+        self.clock.advance(0)
+        self.assertEqual(self.broker.message_count("work"), 0)
+        self.assertEqual(self.broker.unacked_count("work"), 0)
+        self.assertFalse(any(d.redelivered for d in self.seen))
+
+    def test_move_to_same_mode(self) -> None:
+        """
+        Asking for the mode the consumer is in changes nothing.
+        """
+        consumer, conn, ch = self.start()
+        self.successResultOf(consumer.set_transactional(False))
+        self.assertEqual(self.consumer_channels(conn), [ch])
+
+    def test_connection_lost_while_moving(self) -> None:
+        """
+        A connection lost before the broker answered the cancel ends the
+        move; after the reconnect the consumer consumes in the new mode.
+        """
+        consumer, conn, old = self.start(prefetch=5)
+        self.broker.hold_replies("Basic.Cancel")
+        moved = consumer.set_transactional(True)
+        self.clock.advance(0)
+        self.assertNoResult(moved)
+        conn.lose(ConnectionClosedByBroker(320, "CONNECTION_FORCED"))
+        self.successResultOf(moved)
+        self.broker.release_replies()
+        conn2 = self.broker.connect(self.svc)
+        [channel] = self.consumer_channels(conn2)
+        self.assertIn("tx_select", [name for name, _ in channel.calls])
+        self.assertTrue(consumer.transactional)
+
+    def test_stop_while_moving(self) -> None:
+        """
+        Stopping while a move waits for the broker's cancel-ok stops
+        cleanly, and no new channel is opened.
+        """
+        consumer, conn, old = self.start(prefetch=5)
+        self.broker.hold_replies("Basic.Cancel")
+        consumer.set_transactional(True)
+        self.clock.advance(0)
+        channels = len(conn.channels)
+        stopped = consumer.stop()
+        self.broker.release_replies()
+        self.clock.advance(0)
+        self.successResultOf(stopped)
+        self.assertEqual(len(conn.channels), channels)
+        self.assertEqual(self.consumer_channels(conn), [])
 
 
 class _PikaChannel:

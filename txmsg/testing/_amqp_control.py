@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 from pika import frame, spec
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 
 from txmsg.testing._amqp_state import BrokerMessage, BrokerState
 
@@ -311,8 +312,12 @@ class BrokerControls(BrokerState):
         self._held_replies.append(_HeldReply(owner, method, release, fail))
 
     def _reply(self, owner: Any, method: str, result: Deferred) -> Deferred:
-        """C{result}, or a Deferred that waits for it while C{method} is held."""
-        if not self._holds(method):
+        """
+        C{result}, or a Deferred that waits for it while C{method} is held.
+        A call that already failed (its channel or connection is closed:
+        the client fails it without asking the broker) is not held.
+        """
+        if not self._holds(method) or (result.called and isinstance(result.result, Failure)):
             return result
         late: Deferred = Deferred()
 
