@@ -197,3 +197,37 @@ class MovingConsumerTests(OneQueueMixin, TestCase):
         w.assert_clean_stop(w.terminate())
         self.assertEqual(self.client.count(self.queue), 0)
         self.assertEqual(self.client.count(self.queue + ".dead"), 0)
+
+
+class QuorumStaysPlainTests(OneQueueMixin, TestCase):
+    """
+    On a quorum queue the worker does not move its consumer.
+    """
+
+    timeout = 120
+
+    queue_prefix = "txmsg-worker-quorum-plain"
+
+    def make_client(self) -> Any:
+        client = super().make_client()
+        client.declare = lambda queue: None  # the worker declares it, as a quorum queue
+        return client
+
+    def test_no_move_every_task_once(self) -> None:
+        """
+        600 tasks replying to the client's queue through a worker on a
+        quorum queue: no move is logged, every task is answered exactly once
+        and none was redelivered.
+        """
+        w = self.worker("--prefetch", "20", "--queue-type", "quorum")
+        ids = {self.client.submit(self.queue, "square", n): n for n in range(600)}
+        self.client.collect(600, 60)
+        self.client.linger(1.0)
+        by_id: dict[str, Any] = {}
+        for correlation_id, body, _ in self.client.replies:
+            self.assertNotIn(correlation_id, by_id, "duplicate reply for " + correlation_id)
+            by_id[correlation_id] = body
+        self.assertEqual(set(by_id), set(ids))
+        self.assertEqual([n for i, n in ids.items() if by_id[i]["result"]["redelivered"]], [])
+        self.assertNotIn("moving its consumer", w.log())
+        w.assert_clean_stop(w.terminate())

@@ -232,6 +232,24 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertIn("transactional", moves[0])
         self.assertIn("plain", moves[1])
 
+    def test_quorum_queue_stays_plain(self) -> None:
+        """
+        The consumer of a quorum queue does not move (a cancelled quorum
+        consumer's deliveries in flight can come back counted), however
+        many tasks reply to a queue.
+        """
+        self.start(queue_type="quorum")
+        [plain] = self.consumer_channels()
+        for n in range(150):
+            self.deliver(
+                encode_task(Task("add", (n, 1), {}, "r%d" % n)),
+                reply_to="replies",
+                correlation_id="c%d" % n,
+            )
+            self.broker.release_confirms()
+        self.assertEqual(self.consumer_channels(), [plain])
+        self.assertEqual(len(self.broker.messages("replies")), 150)
+
     def test_direct_reply_to_stays_plain(self) -> None:
         """
         Replies to direct reply-to do not count towards a move (the

@@ -20,7 +20,10 @@ reply-to, and replies that go with a dead letter, take the confirmed path
 consumer starts plain and moves to a transactional channel, and back, as
 the share of its tasks that reply to an ordinary queue changes
 (L{txmsg.worker.brokers.transaction_choice}); C{True} or C{False} fix the
-mode.
+mode.  Consumers of quorum queues do not move (they stay plain unless
+C{transactions=True}): moving cancels the consumer, and RabbitMQ 3.10
+returned, counted, messages in flight to a cancelled consumer of a quorum
+queue declared with a delivery limit, as the worker declares them.
 
 Before this, each retry delay had its own queue, C{Q.retry.<ms>ms}.  Such
 queues are no longer declared or published to; messages still waiting in
@@ -147,6 +150,7 @@ class AMQPWorkerBroker:
         #: Per queue, when the mode is chosen by the worker: kept across
         #: pause and resume, so a new consumer starts in the last mode.
         self.choices: dict[str, TransactionChoice] = {}
+        self._quorum: set[str] = set()
         #: The delayed delivery retries and delays go through (its queue
         #: type is set by the first L{declare}).
         self.delays = DelayedDelivery(amqp)
@@ -161,6 +165,8 @@ class AMQPWorkerBroker:
         (see L{txmsg.amqp.queue_types}).
         """
         dead = dead_letter_queue_name(queue)
+        if queue_type == "quorum":
+            self._quorum.add(queue)
         self.amqp.declare(
             work_queue(queue, queue_type, self.max_priority),
             Queue(dead, durable=True, arguments=dead_letter_arguments(queue_type)),
@@ -182,7 +188,7 @@ class AMQPWorkerBroker:
         C{give_back} for deliveries that arrive after it was stopped).
         """
         choice = None
-        if self.transactions is None:
+        if self.transactions is None and queue not in self._quorum:
             choice = self.choices.setdefault(queue, TransactionChoice())
 
         def deliver(delivery: Delivery) -> Any:
