@@ -19,6 +19,19 @@ from tests._worker_support import (
 )
 
 
+def answered_once(test: TestCase, replies: list, ids: Any) -> dict[str, Any]:
+    """
+    The reply bodies by task id, checking that each task in C{ids} was
+    answered exactly once.
+    """
+    by_id: dict[str, Any] = {}
+    for correlation_id, body, _ in replies:
+        test.assertNotIn(correlation_id, by_id, "duplicate reply for {}".format(correlation_id))
+        by_id[correlation_id] = body
+    test.assertEqual(set(by_id), set(ids))
+    return by_id
+
+
 class ManyTasksTests(OneQueueMixin, TestCase):
     """
     Two workers share a queue: every task runs and is acked once.
@@ -46,11 +59,7 @@ class ManyTasksTests(OneQueueMixin, TestCase):
         self.client.linger(1.0)
         replies = self.client.replies
 
-        by_id = {}
-        for correlation_id, body, _ in replies:
-            self.assertNotIn(correlation_id, by_id, "duplicate reply for {}".format(correlation_id))
-            by_id[correlation_id] = body
-        self.assertEqual(len(by_id), 1000)
+        by_id = answered_once(self, replies, [*ids, slow])
         for task_id, n in ids.items():
             self.assertEqual(by_id[task_id]["status"], "ok", by_id[task_id])
             self.assertEqual(by_id[task_id]["result"]["value"], n * n)
@@ -186,11 +195,7 @@ class MovingConsumerTests(OneQueueMixin, TestCase):
         wait_until(lambda: "back to a plain channel" in w.log(), 30, "the move back")
         wait_until(lambda: self.client.count(self.queue) == 0, 30, "the queue to drain")
         self.client.linger(1.0)
-        by_id: dict[str, Any] = {}
-        for correlation_id, body, _ in self.client.replies:
-            self.assertNotIn(correlation_id, by_id, "duplicate reply for " + correlation_id)
-            by_id[correlation_id] = body
-        self.assertEqual(set(by_id), set(ids))
+        by_id = answered_once(self, self.client.replies, ids)
         for task_id, n in ids.items():
             self.assertEqual(by_id[task_id]["result"]["value"], n * n)
             self.assertFalse(by_id[task_id]["result"]["redelivered"])
@@ -223,11 +228,7 @@ class QuorumStaysPlainTests(OneQueueMixin, TestCase):
         ids = {self.client.submit(self.queue, "square", n): n for n in range(600)}
         self.client.collect(600, 60)
         self.client.linger(1.0)
-        by_id: dict[str, Any] = {}
-        for correlation_id, body, _ in self.client.replies:
-            self.assertNotIn(correlation_id, by_id, "duplicate reply for " + correlation_id)
-            by_id[correlation_id] = body
-        self.assertEqual(set(by_id), set(ids))
+        by_id = answered_once(self, self.client.replies, ids)
         self.assertEqual([n for i, n in ids.items() if by_id[i]["result"]["redelivered"]], [])
         self.assertNotIn("moving its consumer", w.log())
         w.assert_clean_stop(w.terminate())

@@ -556,8 +556,10 @@ class Consumer:
             self.log.failure("Settling delivery {tag} failed", tag=delivery.delivery_tag)
         finally:
             session.handling -= 1
-            if session.handling == 0 and session in self._retiring and session.dead:
-                self._retire(session)
+            # A retiring session is done once cancelled (dead) and settled.
+            if session.retiring and not session.handling and session.dead:
+                if session in self._retiring:  # not retired already
+                    self._retire(session)
             self._inflight.leave()
             self._pump()
 

@@ -67,6 +67,13 @@ class AMQPContract(ContractCase):
         await self.wait(c.when_consuming())
         return c
 
+    async def assert_empty(self, conn: Any, name: str) -> None:
+        """Queue C{name} holds no ready message (a passive declare)."""
+        channel = await self.wait(conn.open_channel())
+        frame = await self.wait(channel.queue_declare(name, passive=True))
+        self.assertEqual(frame.method.message_count, 0)
+        channel.close()
+
     async def routed(
         self, exchange_type: str, bindings: dict, keys: list, headers: list | None = None
     ) -> dict:
@@ -374,10 +381,7 @@ class AMQPContract(ContractCase):
         for direct in (False, True):
             client = RPCClient(conn, direct_reply_to=direct, timeout=10)
             self.assertEqual(await self.wait(client.call(q.name, "abc")), b"ABC")
-        channel = await self.wait(conn.open_channel())
-        frame = await self.wait(channel.queue_declare(q.name, passive=True))
-        self.assertEqual(frame.method.message_count, 0)
-        channel.close()
+        await self.assert_empty(conn, q.name)
 
     @contract
     async def test_transactional_reply_with_ack(self) -> None:
@@ -404,10 +408,7 @@ class AMQPContract(ContractCase):
         await self.eventually(lambda: len(got) == 2 and len(returned) == 1)
         self.assertEqual(sorted(got), [b"re:a", b"re:b"])
         self.assertEqual(returned[0].body, b"re:lost")
-        channel = await self.wait(conn.open_channel())
-        frame = await self.wait(channel.queue_declare(work.name, passive=True))
-        self.assertEqual(frame.method.message_count, 0)
-        channel.close()
+        await self.assert_empty(conn, work.name)
 
     @contract
     async def test_move_to_transactions_and_back(self) -> None:
@@ -450,10 +451,7 @@ class AMQPContract(ContractCase):
         self.assertIn(True, modes[60:200])
         self.assertFalse(modes[0] or modes[-1])
         self.assertEqual(sorted(got), sorted(h[0] for h in handled if h[1]))
-        channel = await self.wait(conn.open_channel())
-        frame = await self.wait(channel.queue_declare(work.name, passive=True))
-        self.assertEqual(frame.method.message_count, 0)
-        channel.close()
+        await self.assert_empty(conn, work.name)
 
 
 class WorkerContract(ContractCase):

@@ -190,6 +190,16 @@ class WorkerServiceTests(SynchronousTestCase):
             if ch.consumer_tags and ch.is_open
         ]
 
+    def deliver_replying(self, n: int, reply_to: str) -> None:
+        """Deliver C{n} C{add} tasks replying to C{reply_to}, confirms released."""
+        for i in range(n):
+            self.deliver(
+                encode_task(Task("add", (i, 1), {}, "r%d" % i)),
+                reply_to=reply_to,
+                correlation_id="c%d" % i,
+            )
+            self.broker.release_confirms()
+
     def test_moves_to_transactions_and_back(self) -> None:
         """
         By default the consumer starts plain; once 100 tasks in a row reply
@@ -202,12 +212,7 @@ class WorkerServiceTests(SynchronousTestCase):
         self.start()
         [plain] = self.consumer_channels()
         self.assertNotIn("tx_select", [name for name, _ in plain.calls])
-        for n in range(100):
-            self.deliver(
-                encode_task(Task("add", (n, 1), {}, "r%d" % n)),
-                reply_to="replies",
-                correlation_id="c%d" % n,
-            )
+        self.deliver_replying(100, "replies")
         [tx] = self.consumer_channels()
         self.assertIsNot(tx, plain)
         self.assertFalse(plain.is_open)
@@ -240,13 +245,7 @@ class WorkerServiceTests(SynchronousTestCase):
         """
         self.start(queue_type="quorum")
         [plain] = self.consumer_channels()
-        for n in range(150):
-            self.deliver(
-                encode_task(Task("add", (n, 1), {}, "r%d" % n)),
-                reply_to="replies",
-                correlation_id="c%d" % n,
-            )
-            self.broker.release_confirms()
+        self.deliver_replying(150, "replies")
         self.assertEqual(self.consumer_channels(), [plain])
         self.assertEqual(len(self.broker.messages("replies")), 150)
 
@@ -257,13 +256,7 @@ class WorkerServiceTests(SynchronousTestCase):
         """
         self.start()
         [plain] = self.consumer_channels()
-        for n in range(150):
-            self.deliver(
-                encode_task(Task("add", (n, 1), {}, "r%d" % n)),
-                reply_to="amq.rabbitmq.reply-to.g1h2AA==.abc",
-                correlation_id="c%d" % n,
-            )
-            self.broker.release_confirms()
+        self.deliver_replying(150, "amq.rabbitmq.reply-to.g1h2AA==.abc")
         self.assertEqual(self.consumer_channels(), [plain])
         broker = self.worker.broker
         assert isinstance(broker, AMQPWorkerBroker)
