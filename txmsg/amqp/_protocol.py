@@ -134,6 +134,8 @@ def reason_preserving_protocol() -> type:
       - reports the close reason pika recorded (C{ConnectionClosedByBroker(320,
         ...)}, C{ConnectionClosedByClient(200, ...)}, C{ConnectionBlockedTimeout})
         instead of Twisted's C{ConnectionDone} (docs/design.md, "pika's Twisted adapter");
+      - reads what the broker sends with L{txmsg.amqp._frame_reader.read_frames}
+        once the connection is open (deliveries on a short path);
       - tells its C{owner} (an L{AMQPConnection}) when it is ready, when its
         set-up failed (with pika's reason, e.g. C{ConnectionClosedByBroker(403,
         "ACCESS_REFUSED ...")}) and when it is lost.
@@ -142,6 +144,8 @@ def reason_preserving_protocol() -> type:
     if _protocol_class is None:
         # pika's Twisted adapter installs the global reactor when imported
         from pika.adapters.twisted_connection import TwistedProtocolConnection
+
+        from txmsg.amqp._frame_reader import read_frames
 
         class ReasonPreservingConnection(TwistedProtocolConnection):
             owner: Any = None
@@ -164,15 +168,18 @@ def reason_preserving_protocol() -> type:
                 Protocol.makeConnection(self, transport)
 
             def dataReceived(self, data: bytes) -> None:
+                impl = self._impl
                 writer = self.writer
-                if writer is None:
-                    self._impl.data_received(data)
-                    return
-                writer.hold()
+                if writer is not None:
+                    writer.hold()
                 try:
-                    self._impl.data_received(data)
+                    if impl.is_open:
+                        read_frames(impl, data)  # deliveries on the short path
+                    else:
+                        impl.data_received(data)
                 finally:
-                    writer.release()
+                    if writer is not None:
+                        writer.release()
 
             def connectionReady(self) -> Any:
                 if self.owner is not None:

@@ -144,6 +144,37 @@ class ProtocolWritesTests(SynchronousTestCase):
         proto.dataReceived(b"deliveries")
         self.assertEqual(transport.writes, [b"ack1mhb"])
 
+    def test_open_connection_reads_deliveries(self) -> None:
+        """
+        Once the connection is open, a read goes through the frame reader:
+        deliveries reach their consumer, and the acks they cause go out as
+        one write at the end of the read.
+        """
+        from pika.channel import Channel
+
+        proto, transport = self.connect()
+        impl = proto._impl
+        impl.connection_state = impl.CONNECTION_OPEN
+        channel = Channel(impl, 1, lambda _c: None)
+        channel._set_state(channel.OPEN)
+        impl._channels[1] = channel
+        seen: list[bytes] = []
+
+        def consumer(ch: Any, method: Any, properties: Any, body: bytes) -> None:
+            seen.append(body)
+            ch.basic_ack(method.delivery_tag)
+
+        channel._consumers["tag"] = consumer
+        data = b""
+        for n in (1, 2):
+            data += pika.frame.Method(1, spec.Basic.Deliver("tag", n, False, "", "q")).marshal()
+            data += pika.frame.Header(1, 1, spec.BasicProperties()).marshal()
+            data += pika.frame.Body(1, b"%d" % n).marshal()
+        proto.dataReceived(data)
+        self.assertEqual(seen, [b"1", b"2"])
+        acks = [pika.frame.Method(1, spec.Basic.Ack(n)).marshal() for n in (1, 2)]
+        self.assertEqual(transport.writes, [b"".join(acks)])
+
     def test_real_frames(self) -> None:
         """
         pika's own frame output (a heartbeat) goes through the writer.
