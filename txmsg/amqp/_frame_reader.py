@@ -101,6 +101,16 @@ _PROPERTY_FIELDS = tuple(
 _NO_PROPERTIES: dict[str, Any] = {name: None for name, _flag, _kind in _PROPERTY_FIELDS}
 _UNPACK_FLAGS = Struct(">H").unpack_from
 _UNPACK_TIMESTAMP = Struct(">Q").unpack_from
+#: Per flag word: the fields it announces, in order (messages of one kind
+#: carry the same ones, so this stays small; it is bounded all the same).
+_plans: dict[int, tuple[tuple[str, int], ...]] = {}
+
+
+def _plan(flags: int) -> tuple[tuple[str, int], ...]:
+    plan = tuple((name, kind) for name, flag, kind in _PROPERTY_FIELDS if flags & flag)
+    if len(_plans) < 1024:
+        _plans[flags] = plan
+    return plan
 
 
 def decode_properties(encoded: bytes) -> Any:
@@ -109,29 +119,31 @@ def decode_properties(encoded: bytes) -> Any:
     weight and body size) as pika's C{BasicProperties().decode(encoded)}
     does, into a C{pika.BasicProperties}.
     """
-    flags = 0
-    shift = 0
-    offset = 0
-    while True:  # flag words, each with a continuation bit
-        (word,) = _UNPACK_FLAGS(encoded, offset)
-        offset += 2
-        flags |= word << shift
-        if not word & 1:
-            break
-        shift += 16
+    (flags,) = _UNPACK_FLAGS(encoded, 0)
+    offset = 2
+    if flags & 1:  # more flag words follow (none is defined: skipped, as pika does)
+        shift = 16
+        word = flags
+        while word & 1:
+            (word,) = _UNPACK_FLAGS(encoded, offset)
+            offset += 2
+            flags |= word << shift
+            shift += 16
+    plan = _plans.get(flags)
+    if plan is None:
+        plan = _plan(flags)
     values = _NO_PROPERTIES.copy()
-    for name, flag, kind in _PROPERTY_FIELDS:
-        if flags & flag:
-            if kind == _SHORT:
-                values[name], offset = _short_string(encoded, offset)
-            elif kind == _TABLE:
-                values[name], offset = decode_table(encoded, offset)
-            elif kind == _OCTET:
-                values[name] = encoded[offset]
-                offset += 1
-            else:
-                (values[name],) = _UNPACK_TIMESTAMP(encoded, offset)
-                offset += 8
+    for name, kind in plan:
+        if kind == _SHORT:
+            values[name], offset = _short_string(encoded, offset)
+        elif kind == _TABLE:
+            values[name], offset = decode_table(encoded, offset)
+        elif kind == _OCTET:
+            values[name] = encoded[offset]
+            offset += 1
+        else:
+            (values[name],) = _UNPACK_TIMESTAMP(encoded, offset)
+            offset += 8
     properties = _BasicProperties.__new__(_BasicProperties)
     properties.__dict__ = values
     return properties
