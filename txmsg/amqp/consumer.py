@@ -24,6 +24,7 @@ for a reply and the ack of its request.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from pika.exceptions import ConsumerCancelled
@@ -34,6 +35,7 @@ from twisted.python.failure import Failure
 from txmsg._waiters import InFlight, Waiters
 from txmsg.amqp._acks import AckBatch
 from txmsg.amqp._cancel import cancel_consumer
+from txmsg.amqp._intake import take_deliveries
 from txmsg.amqp._protocol import describe_reason
 from txmsg.amqp._transaction import TransactionBatch
 from txmsg.amqp.delivery import (
@@ -83,6 +85,9 @@ class _Session:
         "tag",
         "name",
         "waiting",
+        "backlog",
+        "taking_back",
+        "close_when_settled",
         "dead",
         "acks",
         "transactional",
@@ -101,7 +106,15 @@ class _Session:
         self.queue = queue
         self.tag = tag
         self.name = name
-        self.waiting: Any = None
+        #: Whether the next delivery is handled as soon as it arrives.
+        self.waiting = False
+        #: Deliveries that arrived while the consumer was busy, in order.
+        self.backlog: deque[Any] = deque()
+        #: In L{Consumer._take_back}'s loop.
+        self.taking_back = False
+        #: Cancelled by the broker: the channel closes once the deliveries
+        #: being handled are settled.
+        self.close_when_settled = False
         self.dead = False
         #: Whether what its handlers decide is still settled on it.
         self.live = True
@@ -371,6 +384,8 @@ class Consumer:
         )
         session = _Session(channel, queue, tag, name, acks, self._transactional)
         self._session = session
+        take_deliveries(queue, lambda message: self._arrived(message, session))
+        queue.get().addBoth(self._closed, session)  # fails when the queue closes
         channel.on_closed.addCallback(self._channel_closed, session, conn)
         self.log.info(
             "Consuming {queue} (prefetch {prefetch})",
@@ -429,36 +444,46 @@ class Consumer:
         try:
             while not self._stopped and self._inflight.count < self._concurrency:
                 session = self._session
-                if (
-                    session is None
-                    or session.dead
-                    or session.waiting is not None
-                    or session.retiring
-                ):
+                if session is None or session.dead or session.waiting or session.retiring:
                     return
-                d = session.queue.get()
-                session.waiting = d
-                # Fires at once when a delivery is buffered: _got then runs
-                # inside this loop (its own _pump() call returns at once).
-                d.addBoth(self._got, session)
+                if not session.backlog:
+                    session.waiting = True  # _arrived hands the next one to _got
+                    return
+                self._got(session.backlog.popleft(), session)
         finally:
             self._pumping = False
 
-    def _got(self, result: Any, session: _Session) -> None:
-        session.waiting = None
-        if isinstance(result, Failure):
-            self._queue_closed(result, session)
+    def _arrived(self, message: Any, session: _Session) -> None:
+        # Each delivery, as pika's channel hands it over (take_deliveries).
+        if session.waiting:
+            session.waiting = False
+            self._got(message, session)
+        else:
+            session.backlog.append(message)
+
+    def _closed(self, result: Any, session: _Session) -> None:
+        # The session's queue closed: its channel closed, or the consumer
+        # was cancelled.  What it had buffered is gone with it (the broker
+        # redelivers it), as in pika's queue.
+        if not isinstance(result, Failure):  # put hands deliveries over instead
+            self._arrived(result, session)
+            session.queue.get().addBoth(self._closed, session)
             return
+        session.waiting = False
+        session.backlog.clear()
+        self._queue_closed(result, session)
+
+    def _got(self, message: Any, session: _Session) -> None:
         if session is not self._session:
             return  # left unacked: its channel is gone
-        session.acks.delivered(result.method.delivery_tag)
+        session.acks.delivered(message.method.delivery_tag)
         if self._stopped:
             if self._give_back is not None:
-                self._handle(session, result, self._give_back)
+                self._handle(session, message, self._give_back)
                 self._take_back(session)
             # Else left unacked: closing the channel makes the broker requeue it.
             return
-        self._handle(session, result)
+        self._handle(session, message)
         if session.retiring:
             self._take_back(session)  # sent before the cancel-ok: handled now
         else:
@@ -467,12 +492,18 @@ class Consumer:
     def _take_back(self, session: _Session) -> None:
         # Stopped with give_back, or moving to another channel: take every
         # delivery the broker sent before it confirmed the cancel (then the
-        # queue closes); cancel_consumer keeps pika from rejecting those.
-        if session.dead or session.waiting is not None:
+        # queue closes), whatever the concurrency; cancel_consumer keeps
+        # pika from rejecting those.
+        if session.dead or session.waiting or session.taking_back:
             return
-        d = session.queue.get()
-        session.waiting = d
-        d.addBoth(self._got, session)
+        session.taking_back = True
+        try:
+            while session.backlog and not session.dead:
+                self._got(session.backlog.popleft(), session)
+        finally:
+            session.taking_back = False
+        if not session.dead:
+            session.waiting = True
 
     def _queue_closed(self, f: Failure, session: _Session) -> None:
         f.trap(Exception)
@@ -483,9 +514,16 @@ class Consumer:
             # The broker cancelled us (queue deleted, failover).  Buffered
             # deliveries are stuck unacked until the channel closes, so close
             # it; _channel_closed schedules the re-creation.
+            # Its running handlers settle first: what has run is acked
+            # (committed), not redelivered.
             self.log.warn("Consumer on {queue} was cancelled by the broker", queue=session.name)
+            session.close_when_settled = True
+            self._close_if_settled(session)
+
+    def _close_if_settled(self, session: _Session) -> None:
+        if session.close_when_settled and not session.handling:
+            session.close_when_settled = False
             if session.channel.is_open:
-                # What has run is acked (committed), not redelivered.
                 session.acks.flush().addBoth(self._close_channel, session.channel)
 
     @staticmethod
@@ -556,10 +594,11 @@ class Consumer:
             self.log.failure("Settling delivery {tag} failed", tag=delivery.delivery_tag)
         finally:
             session.handling -= 1
-            # A retiring session is done once cancelled (dead) and settled.
-            if session.retiring and not session.handling and session.dead:
-                if session in self._retiring:  # not retired already
+            if session.dead and not session.handling:
+                # A retiring session is done once cancelled and settled.
+                if session.retiring and session in self._retiring:  # not retired already
                     self._retire(session)
+                self._close_if_settled(session)
             self._inflight.leave()
             self._pump()
 

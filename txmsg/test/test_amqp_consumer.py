@@ -286,6 +286,60 @@ class ConsumerTests(ConsumerFixture):
         self.assertTrue(consumer.consuming)
         self.assertIsNot(conn.channels[-1], ch)
 
+    def test_broker_cancel_waits_for_running_handlers(self):
+        """
+        After a broker cancel, the channel stays open until every handler
+        that was running has settled: each of them is acked, none is
+        redelivered; what was buffered behind them is not handled.
+        """
+        consumer, conn, ch = self.start(prefetch=3, concurrency=2)
+        tags = [self.deliver(ch, b"%d" % n) for n in range(3)]
+        self.assertEqual([d.body for d in self.seen], [b"0", b"1"])  # b"2" waits
+        self.broker.delete_queue("work")
+        self.assertTrue(ch.is_open)
+        self.pending[1].callback(None)
+        self.clock.advance(0)
+        self.assertEqual((ch.acks, ch.is_open), ([tags[1]], True))
+        self.pending[0].callback(None)
+        self.assertEqual(sorted(ch.acks), sorted(tags[:2]))
+        self.assertFalse(ch.is_open)
+        self.assertEqual([d.body for d in self.seen], [b"0", b"1"])
+
+    def test_buffered_deliveries_in_order(self):
+        """
+        Deliveries that arrive while every handler slot is taken are
+        handled in the order they arrived, one per freed slot.
+        """
+        consumer, conn, ch = self.start(prefetch=10, concurrency=2)
+        for n in range(6):
+            self.deliver(ch, b"%d" % n)
+        self.assertEqual([d.body for d in self.seen], [b"0", b"1"])
+        self.pending[0].callback(None)
+        self.assertEqual([d.body for d in self.seen], [b"0", b"1", b"2"])
+        for n in range(1, 4):
+            self.pending[n].callback(None)
+            self.assertEqual([d.body for d in self.seen], [b"%d" % m for m in range(n + 3)])
+        for d in self.pending[4:]:
+            d.callback(None)
+        self.clock.advance(0)
+        self.assertEqual(consumer.acked, 6)
+
+    def test_deliveries_without_get(self):
+        """
+        Deliveries reach the handler without a C{get()} per delivery on the
+        channel's queue: one C{get()} waits for the queue to close.
+        """
+        self.pending = None
+        consumer, conn, ch = self.start(prefetch=5)
+        queue = consumer._session.queue
+        gets = []
+        get = queue.get
+        queue.get = lambda: gets.append(1) or get()
+        for n in range(4):
+            self.deliver(ch, b"%d" % n)
+        self.assertEqual((len(self.seen), gets), (4, []))
+        self.assertEqual(len(queue.waiting), 1)
+
     def test_server_named_queue_resolved(self):
         """A consumer of a server-named L{Queue} consumes the name the broker gave."""
         q = Queue.server_named()
