@@ -87,7 +87,6 @@ class _Session:
         "waiting",
         "backlog",
         "taking_back",
-        "close_when_settled",
         "dead",
         "acks",
         "transactional",
@@ -112,17 +111,15 @@ class _Session:
         self.backlog: deque[Any] = deque()
         #: In L{Consumer._take_back}'s loop.
         self.taking_back = False
-        #: Cancelled by the broker: the channel closes once the deliveries
-        #: being handled are settled.
-        self.close_when_settled = False
         self.dead = False
         #: Whether what its handlers decide is still settled on it.
         self.live = True
         #: Deliveries handed to a handler and not settled yet.
         self.handling = 0
-        #: Cancelled for a move to a channel of the other mode: every
+        #: Cancelled for a move to a channel of the other mode (every
         #: delivery the broker sent before its cancel-ok is handled at
-        #: once, and the channel closes once they are settled.
+        #: once), or by the broker: the channel closes once what it
+        #: delivered is settled.
         self.retiring = False
 
 
@@ -511,20 +508,18 @@ class Consumer:
         if self._session is not session or self._stopped or session.retiring:
             return
         if f.check(ConsumerCancelled):
-            # The broker cancelled us (queue deleted, failover).  Buffered
-            # deliveries are stuck unacked until the channel closes, so close
-            # it; _channel_closed schedules the re-creation.
-            # Its running handlers settle first: what has run is acked
-            # (committed), not redelivered.
+            # The broker cancelled us (queue deleted, failover).  What it had
+            # sent and we had not started is stuck unacked until the channel
+            # closes.  The channel closes once the running handlers have
+            # settled, so what ran is acked (committed), not redelivered; a
+            # new consumer starts after retry_delay meanwhile.
             self.log.warn("Consumer on {queue} was cancelled by the broker", queue=session.name)
-            session.close_when_settled = True
-            self._close_if_settled(session)
-
-    def _close_if_settled(self, session: _Session) -> None:
-        if session.close_when_settled and not session.handling:
-            session.close_when_settled = False
-            if session.channel.is_open:
-                session.acks.flush().addBoth(self._close_channel, session.channel)
+            session.retiring = True
+            self._retiring.add(session)
+            self._session = None
+            if not session.handling:
+                self._retire(session)
+            self._retry_later(self._conn.connection)
 
     @staticmethod
     def _close_channel(_: Any, channel: Any) -> None:
@@ -594,11 +589,10 @@ class Consumer:
             self.log.failure("Settling delivery {tag} failed", tag=delivery.delivery_tag)
         finally:
             session.handling -= 1
-            if session.dead and not session.handling:
-                # A retiring session is done once cancelled and settled.
-                if session.retiring and session in self._retiring:  # not retired already
+            # A retiring session is done once cancelled (dead) and settled.
+            if session.retiring and not session.handling and session.dead:
+                if session in self._retiring:  # not retired already
                     self._retire(session)
-                self._close_if_settled(session)
             self._inflight.leave()
             self._pump()
 

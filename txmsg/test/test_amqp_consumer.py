@@ -305,6 +305,29 @@ class ConsumerTests(ConsumerFixture):
         self.assertFalse(ch.is_open)
         self.assertEqual([d.body for d in self.seen], [b"0", b"1"])
 
+    def test_broker_cancel_recreates_while_handlers_run(self):
+        """
+        After a broker cancel, a new consumer starts after C{retry_delay}
+        on a new channel even while a handler of the old one still runs;
+        the old channel settles that handler's delivery, then closes.
+        """
+        consumer, conn, ch = self.start(prefetch=2)
+        old = self.deliver(ch, b"old")
+        self.broker.delete_queue("work")
+        self.broker.declare_queue("work")
+        self.clock.advance(1)
+        self.assertTrue(consumer.consuming)
+        ch2 = conn.channels[-1]
+        self.assertIsNot(ch2, ch)
+        self.assertTrue(ch.is_open)
+        new = self.deliver(ch2, b"new")
+        self.pending[1].callback(None)
+        self.pending[0].callback(None)
+        self.clock.advance(0)
+        self.assertEqual((ch.acks, ch2.acks), ([old], [new]))
+        self.assertFalse(ch.is_open)
+        self.assertTrue(ch2.is_open)
+
     def test_buffered_deliveries_in_order(self):
         """
         Deliveries that arrive while every handler slot is taken are
