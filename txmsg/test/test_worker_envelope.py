@@ -8,6 +8,7 @@ import json
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from txmsg.test._optional import fuzz
 from txmsg.worker.envelope import (
     MalformedTask,
     Task,
@@ -16,6 +17,7 @@ from txmsg.worker.envelope import (
     encode_error,
     encode_result,
     encode_task,
+    load_json,
 )
 
 
@@ -127,3 +129,49 @@ class ResultCodecTests(SynchronousTestCase):
         """
         self.assertRaises(ValueError, decode_result, b'{"x": 1}')
         self.assertRaises(ValueError, decode_result, b"nope")
+
+
+def _json_outcome(load, body):
+    try:
+        return ("value", load(body))
+    except Exception as e:
+        return ("error", type(e), str(e))
+
+
+class LoadJSONTests(SynchronousTestCase):
+    """
+    L{load_json} reads any body as C{json.loads} does.
+    """
+
+    def test_encodings(self):
+        """
+        Bodies in UTF-8, with a BOM, in UTF-16 and UTF-32 (which
+        C{json.loads} detects), and ones that are not valid.
+        """
+        text = '{"task": "n\u00e9", "args": [1]}'
+        bodies = [
+            text.encode("utf-8"),
+            text.encode("utf-8-sig"),
+            text.encode("utf-16"),
+            text.encode("utf-16-le"),
+            text.encode("utf-32-be"),
+            b'{"a": "\xff"}',
+            b'{"a": "\xed\xa0\x80"}',  # a lone surrogate, as surrogatepass reads it
+            b"{\x00",
+            b"{",
+            b"",
+            b"[1]",
+        ]
+        for body in bodies:
+            self.assertEqual(_json_outcome(load_json, body), _json_outcome(json.loads, body))
+
+    @fuzz(
+        lambda st: st.one_of(
+            st.binary(max_size=40),
+            st.binary(max_size=40).map(lambda b: b"{" + b),
+            st.text(max_size=20).map(lambda t: ('{"k": %s}' % json.dumps(t)).encode()),
+        )
+    )
+    def test_any_body(self, body):
+        """Any bytes: the same value, or the same error."""
+        self.assertEqual(_json_outcome(load_json, body), _json_outcome(json.loads, body))

@@ -70,6 +70,19 @@ _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
 
 
+def load_json(body: bytes) -> Any:
+    """
+    C{json.loads(body)}, without its encoding detection for a body that
+    opens an object: C{json.loads} reads bytes as UTF-8 unless the first
+    bytes are a byte order mark or hold a NUL (UTF-16 or UTF-32), and a body
+    starting with C{b"{"} followed by anything but a NUL is neither.  The
+    result and the errors are the same.
+    """
+    if body[:1] == b"{" and body[1:2] != b"\x00":
+        return json.loads(body.decode("utf-8", "surrogatepass"))
+    return json.loads(body)
+
+
 def _nesting_depth(body: bytes) -> int:
     """
     How deep arrays and objects nest in C{body} (brackets inside strings do
@@ -213,7 +226,7 @@ def decode_task(
     if _nesting_depth(body) > MAX_DEPTH:
         raise MalformedTask("body nests deeper than {} levels".format(MAX_DEPTH))
     try:
-        data = json.loads(body)
+        data = load_json(body)
     except (UnicodeDecodeError, ValueError) as e:
         raise MalformedTask("body is not valid JSON: {}".format(e)) from None
     if not isinstance(data, dict):
