@@ -13,8 +13,10 @@ a worker's CPU for a no-op task there.
 
 L{read_frames} does the same work with fewer steps: it walks the buffer by
 offset, and when it finds a whole C{basic.deliver} for a consumer that pika
-would call, it decodes the method and the properties with pika's own
-decoders and calls that consumer the way C{Channel._on_deliver} does.
+would call, it decodes the method and the properties into pika's own
+C{Basic.Deliver} and C{BasicProperties} (the same values as pika's decoders
+give: the tests compare them) and calls that consumer the way
+C{Channel._on_deliver} does.
 Everything else (and any delivery it is not sure about) goes through pika's
 C{_process_frame}, one frame at a time, in order.
 """
