@@ -303,8 +303,13 @@ class Consumer:
             started = None if self._stopped or conn is None else self._attach(conn)
             if started is not None:
                 await started
-        if old.handling == 0 and old in self._retiring:
-            self._retire(old)
+        self._retire_when_settled(old)
+
+    def _retire_when_settled(self, session: _Session) -> None:
+        # A retiring session is done once cancelled (dead: nothing more can
+        # arrive on it) and settled; it is retired once.
+        if session.dead and not session.handling and session in self._retiring:
+            self._retire(session)
 
     def _retire(self, session: _Session) -> Deferred[Any]:
         """
@@ -517,8 +522,7 @@ class Consumer:
             session.retiring = True
             self._retiring.add(session)
             self._session = None
-            if not session.handling:
-                self._retire(session)
+            self._retire_when_settled(session)
             self._retry_later(self._conn.connection)
 
     @staticmethod
@@ -589,10 +593,8 @@ class Consumer:
             self.log.failure("Settling delivery {tag} failed", tag=delivery.delivery_tag)
         finally:
             session.handling -= 1
-            # A retiring session is done once cancelled (dead) and settled.
-            if session.retiring and not session.handling and session.dead:
-                if session in self._retiring:  # not retired already
-                    self._retire(session)
+            if session.retiring:
+                self._retire_when_settled(session)
             self._inflight.leave()
             self._pump()
 

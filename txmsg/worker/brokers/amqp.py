@@ -111,7 +111,9 @@ def wants_queue_reply(message: IncomingMessage) -> bool:
     transaction can carry with its ack), not to direct reply-to.
     """
     reply_to = message.reply_to
-    return bool(reply_to) and not is_direct_reply_to(reply_to or "")
+    if not reply_to:
+        return False
+    return not is_direct_reply_to(reply_to)
 
 
 @implementer(IWorkerBroker)
